@@ -1,0 +1,131 @@
+// kite::Engine — the public C++ API of the inference engine (pImpl; no CUDA or internal types).
+//
+//   auto engine = kite::Engine::create({.model = "path/to/model"});
+//   auto stream = (*engine)->add_request({.prompt = std::string("Hello"), .params = {}});
+//   while (auto out = (*stream)->next()) { ... }
+//
+// One engine thread owns all mutable engine state; every method here is thread-safe and
+// returns without waiting for model work.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "kite/request.h"
+#include "kite/sampling_params.h"
+#include "kite/status.h"
+
+namespace kite {
+
+struct EngineConfig {
+  std::string model;      // HF model directory, a .gguf file
+  std::string tokenizer;  // optional: a directory with tokenizer.json (default: the model's)
+  std::string served_model_name;  // default: the model path's last component
+  std::string load_format = "auto";  // auto | safetensors | gguf | dummy (random weights)
+  std::string dtype = "auto";        // auto | float32 | bfloat16 | float16 (weights/compute)
+  std::string device = "auto";       // auto | cpu | cuda
+  int64_t max_model_len = 0;         // 0: the model's max_position_embeddings
+  int max_num_seqs = 256;            // sequences per step
+  int64_t max_num_batched_tokens = 0;  // token budget per step; 0: default (8192, >= max_num_seqs)
+  int block_size = 16;               // tokens per KV block
+  double gpu_memory_utilization = 0.9;
+  int64_t kv_cache_memory_bytes = 0;  // explicit KV budget (CPU default: 1 GiB or less)
+  std::string kv_cache_dtype = "auto";
+  bool enable_prefix_caching = true;
+  bool enable_chunked_prefill = true;
+  std::string scheduling_policy = "fcfs";  // fcfs | priority
+  int max_waiting_requests = 0;       // 0: unbounded; beyond it add_request is kUnavailable
+  bool enforce_eager = false;         // CUDA: no graphs
+  int tensor_parallel_size = 1;
+  int num_threads = 0;                // CPU backend threads (0: all cores)
+  uint64_t seed = 0;                  // seeds requests that set none
+};
+
+// What the engine knows about the loaded model (read-only after create()).
+struct ModelInfo {
+  std::string served_model_name;
+  std::string architecture;  // "LlamaForCausalLM", ...
+  std::string backend;       // "cpu" | "cuda"
+  int64_t max_model_len = 0;
+  int64_t vocab_size = 0;
+  std::vector<int32_t> eos_token_ids;
+  std::optional<int32_t> bos_token_id;
+  bool has_chat_template = false;
+  // generation_config.json defaults (unset fields stay at SamplingParams' defaults).
+  SamplingParams default_sampling;
+  int64_t num_kv_blocks = 0;
+  int block_size = 0;
+};
+
+// A snapshot of engine counters (cheap; for /metrics and progress bars).
+struct EngineStats {
+  int64_t num_running = 0;
+  int64_t num_waiting = 0;
+  double kv_cache_usage = 0.0;  // fraction of KV blocks in use, [0, 1]
+  int64_t num_kv_blocks_used = 0;
+  int64_t prefix_cache_queries = 0;  // prompt tokens looked up
+  int64_t prefix_cache_hits = 0;     // of those, served from cache
+  int64_t num_preemptions = 0;
+  int64_t prompt_tokens_total = 0;
+  int64_t generation_tokens_total = 0;
+  int64_t num_steps = 0;
+  int64_t requests_finished_total = 0;
+  int64_t requests_aborted_total = 0;
+};
+
+struct ChatTemplateOptions {
+  bool add_generation_prompt = true;
+  std::optional<std::string> chat_template;  // overrides the model's template
+  std::string tools_json;                    // JSON array of tool definitions, or ""
+  std::string extra_kwargs_json;             // JSON object of extra template variables, or ""
+};
+
+class Engine {
+ public:
+  // Loads the model and tokenizer, sizes the KV cache and starts the engine thread.
+  static Result<std::unique_ptr<Engine>> create(const EngineConfig& config);
+  // Aborts every live request (each gets a finished output with kAbort) and joins the thread.
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  const ModelInfo& model_info() const;
+
+  // Validates and enqueues a request. Errors (the request is not accepted):
+  //   kInvalidArgument: bad sampling values, empty prompt, token ids out of the vocabulary,
+  //                     duplicate live request_id
+  //   kOutOfRange:      prompt longer than max_model_len
+  //   kUnavailable:     waiting queue full (max_waiting_requests) or shutting down
+  // An accepted request always ends with exactly one finished output.
+  Result<std::shared_ptr<RequestStream>> add_request(GenerateRequest request);
+  // Aborts a live request (no-op if unknown or finished); its KV blocks are freed.
+  void abort(const std::string& request_id);
+
+  // Stops accepting requests; waits up to `timeout_ms` for running ones to finish, then aborts
+  // the rest. Idempotent.
+  void shutdown(int64_t timeout_ms);
+
+  EngineStats stats() const;
+
+  // Tokenizer and chat template of the model.
+  Result<std::vector<int32_t>> tokenize(std::string_view text, bool add_special_tokens) const;
+  Result<std::string> detokenize(const std::vector<int32_t>& ids,
+                                 bool skip_special_tokens) const;
+  // messages_json: a JSON array of {"role", "content", ...} objects (OpenAI chat format).
+  Result<std::string> apply_chat_template(std::string_view messages_json,
+                                          const ChatTemplateOptions& options) const;
+
+ private:
+  struct Impl;
+  explicit Engine(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// "kite 0.1.0 (commit abc123)"
+std::string version_string();
+
+}  // namespace kite

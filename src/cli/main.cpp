@@ -1,0 +1,53 @@
+// kite: the command-line entry point. Subcommands live in cmd_*.cpp (see command.h).
+#include <algorithm>
+#include <cstdio>
+#include <exception>
+
+#include "cli/command.h"
+#include "core/logging.h"
+#include "core/version.h"
+
+namespace kite::cli {
+
+std::vector<Command>& command_registry() {
+  static std::vector<Command> commands;
+  return commands;
+}
+
+}  // namespace kite::cli
+
+int main(int argc, char** argv) {
+  CLI::App app{"kite: LLM inference and serving engine"};
+  app.set_version_flag("--version", std::string("kite ") + KITE_VERSION_STRING + " (" +
+                                        KITE_GIT_COMMIT + ")");
+  std::string log_level;
+  app.add_option("--log-level", log_level, "trace|debug|info|warn|error|off (or KITE_LOG_LEVEL)")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+  app.require_subcommand(1);
+
+  auto& commands = kite::cli::command_registry();
+  std::sort(commands.begin(), commands.end(),
+            [](const auto& a, const auto& b) { return a.name < b.name; });
+  std::vector<std::pair<CLI::App*, std::function<int()>>> runners;
+  for (auto& cmd : commands) {
+    CLI::App* sub = app.add_subcommand(cmd.name, cmd.description);
+    runners.emplace_back(sub, cmd.setup(*sub));
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  kite::init_logging(log_level);
+  for (auto& [sub, run] : runners) {
+    if (sub->parsed()) {
+      try {
+        return run();
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "kite %s: error: %s\n", sub->get_name().c_str(), e.what());
+        return 1;
+      }
+    }
+  }
+  return 2;
+}
