@@ -20,7 +20,7 @@ ctest --preset ci -j "$jobs" || status=1
 
 if [ -f tests/fuzz/CMakeLists.txt ]; then
   echo "=== ctest (fuzz smoke runs) ==="
-  if cmake --preset fuzz >/dev/null && cmake --build --preset fuzz -j "$jobs"; then
+  if cmake --preset fuzz >/dev/null && cmake --build --preset fuzz -j "$jobs" --target kite_fuzzers; then
     ctest --preset fuzz -j "$jobs" || status=1
   else
     status=1
