@@ -1,0 +1,158 @@
+// y = x @ W^T (+ bias) on the CPU: register-blocked micro-kernels over k-chunks.
+//
+// Every output element is the same sum whatever m, the tile shape or the thread count:
+//   y[i, j] = bias[j] + c_0 + c_1 + ...   (left to right)
+// where c_t is the horizontal sum of 8-lane FMA partial sums over k-chunk t (kKc values, the
+// last chunk adding its scalar tail). So a token's logits do not depend on what else is in the
+// batch, and GEMV (decode) and GEMM (prefill) agree bit for bit.
+#include <algorithm>
+
+#include "backend/cpu/ops.h"
+#include "backend/cpu/simd.h"
+#include "core/check.h"
+#include "core/thread_pool.h"
+
+namespace kite::cpu {
+namespace {
+
+constexpr int kMr = 4;           // rows of x per micro-kernel
+constexpr int kNr = 3;           // rows of W per micro-kernel (4 x 3 accumulators + 3 W regs)
+constexpr int64_t kKc = 256;     // k-chunk: a 4 x 256 x tile and 3 x 256 W rows sit in L1
+constexpr int64_t kNbGemm = 48;  // W rows per task in GEMM (multiple of kNr)
+constexpr int64_t kNbGemv = 24;  // W rows per task in GEMV
+constexpr int64_t kGemvMaxM = 4;
+
+// y[r, c] += sum_{kk < kc} x[r, kk] * w[c, kk] for r < MR, c < NR (one k-chunk).
+template <typename T, int MR, int NR>
+void micro_kernel(const float* x, int64_t ldx, const T* w, int64_t ldw, int64_t kc, float* y,
+                  int64_t ldy) {
+  simd::V8 acc[MR][NR];
+  for (int r = 0; r < MR; ++r) {
+    for (int c = 0; c < NR; ++c) acc[r][c] = simd::zero();
+  }
+  int64_t kk = 0;
+  for (; kk + 8 <= kc; kk += 8) {
+    simd::V8 wv[NR];
+    for (int c = 0; c < NR; ++c) wv[c] = simd::load(w + c * ldw + kk);
+    for (int r = 0; r < MR; ++r) {
+      const simd::V8 xv = simd::load(x + r * ldx + kk);
+      for (int c = 0; c < NR; ++c) acc[r][c] = simd::fmadd(xv, wv[c], acc[r][c]);
+    }
+  }
+  for (int r = 0; r < MR; ++r) {
+    for (int c = 0; c < NR; ++c) {
+      float s = simd::hsum(acc[r][c]);
+      for (int64_t k2 = kk; k2 < kc; ++k2) s += x[r * ldx + k2] * simd::to_f32(w[c * ldw + k2]);
+      y[r * ldy + c] += s;
+    }
+  }
+}
+
+template <typename T>
+using KernelFn = void (*)(const float*, int64_t, const T*, int64_t, int64_t, float*, int64_t);
+
+template <typename T, int MR>
+constexpr KernelFn<T> pick_nr(int nr) {
+  switch (nr) {
+    case 1:
+      return &micro_kernel<T, MR, 1>;
+    case 2:
+      return &micro_kernel<T, MR, 2>;
+    default:
+      return &micro_kernel<T, MR, 3>;
+  }
+}
+
+template <typename T>
+KernelFn<T> pick_kernel(int mr, int nr) {
+  switch (mr) {
+    case 1:
+      return pick_nr<T, 1>(nr);
+    case 2:
+      return pick_nr<T, 2>(nr);
+    case 3:
+      return pick_nr<T, 3>(nr);
+    default:
+      return pick_nr<T, 4>(nr);
+  }
+}
+
+// Computes columns [j0, j1) of y for all m rows. Loop order differs between GEMV and GEMM but
+// each y element accumulates its k-chunks in increasing order either way.
+template <typename T>
+void linear_block(const float* x, int64_t m, int64_t ldx, const T* w, int64_t k, const float* bias,
+                  float* y, int64_t ldy, int64_t j0, int64_t j1) {
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t j = j0; j < j1; ++j) y[i * ldy + j] = bias ? bias[j] : 0.0f;
+  }
+  if (m <= kGemvMaxM) {
+    // GEMV: stream each W row tile once, all chunks.
+    const int mr = static_cast<int>(m);
+    for (int64_t j = j0; j < j1; j += kNr) {
+      const int nr = static_cast<int>(std::min<int64_t>(kNr, j1 - j));
+      const KernelFn<T> kernel = pick_kernel<T>(mr, nr);
+      for (int64_t k0 = 0; k0 < k; k0 += kKc) {
+        kernel(x + k0, ldx, w + j * k + k0, k, std::min(kKc, k - k0), y + j, ldy);
+      }
+    }
+    return;
+  }
+  // GEMM: for each k-chunk, every x tile against every W tile of the block.
+  for (int64_t k0 = 0; k0 < k; k0 += kKc) {
+    const int64_t kc = std::min(kKc, k - k0);
+    for (int64_t i = 0; i < m; i += kMr) {
+      const int mr = static_cast<int>(std::min<int64_t>(kMr, m - i));
+      for (int64_t j = j0; j < j1; j += kNr) {
+        const int nr = static_cast<int>(std::min<int64_t>(kNr, j1 - j));
+        pick_kernel<T>(mr, nr)(x + i * ldx + k0, ldx, w + j * k + k0, k, kc, y + i * ldy + j, ldy);
+      }
+    }
+  }
+}
+
+template <typename T>
+void linear_typed(const float* x, int64_t m, int64_t ldx, const T* w, int64_t n, int64_t k,
+                  const float* bias, float* y, int64_t ldy, ThreadPool* pool) {
+  const int64_t nb = m <= kGemvMaxM ? kNbGemv : kNbGemm;
+  const int64_t num_blocks = (n + nb - 1) / nb;
+  auto run = [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      linear_block(x, m, ldx, w, k, bias, y, ldy, b * nb, std::min(n, (b + 1) * nb));
+    }
+  };
+  // Each block is nb * m * k multiply-adds; give a thread at least ~64K of them.
+  const int64_t block_work = nb * m * k;
+  if (pool == nullptr || num_blocks * block_work <= (1 << 16)) {
+    run(0, num_blocks);
+    return;
+  }
+  pool->parallel_for(num_blocks, run, std::max<int64_t>(1, (1 << 16) / block_work));
+}
+
+}  // namespace
+
+void linear(const float* x, int64_t m, int64_t ldx, const TensorView& w, const float* bias,
+            float* y, int64_t ldy, ThreadPool* pool) {
+  KITE_CHECK_EQ(w.ndim, 2);
+  KITE_CHECK(w.is_contiguous()) << w.to_string();
+  const int64_t n = w.dim(0);
+  const int64_t k = w.dim(1);
+  KITE_CHECK_GE(ldx, k);
+  KITE_CHECK_GE(ldy, n);
+  if (m <= 0) return;
+  switch (w.dtype) {
+    case DType::kF32:
+      linear_typed(x, m, ldx, w.as<float>(), n, k, bias, y, ldy, pool);
+      break;
+    case DType::kF16:
+      linear_typed(x, m, ldx, w.as<f16_t>(), n, k, bias, y, ldy, pool);
+      break;
+    case DType::kBF16:
+      linear_typed(x, m, ldx, w.as<bf16_t>(), n, k, bias, y, ldy, pool);
+      break;
+    default:
+      KITE_CHECK(false) << "linear weight dtype " << dtype_name(w.dtype);
+  }
+}
+
+}  // namespace kite::cpu
