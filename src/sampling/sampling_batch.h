@@ -16,10 +16,14 @@
 //   7. top_p (< 1):  keep the smallest prefix of tokens by descending probability whose mass
 //                    is >= top_p (at least one)
 //   8. min_p (> 0):  drop tokens with prob < min_p * max prob
-//   9. sample:       token = argmax_t (log p_t - log E_t), E_t = -log(U_t), with U_t in (0, 1]
+//   9. sample:       token = argmax_t (log p_t - log E_t), E_t = -log(U_t), with U_t in (0, 1)
 //                    from Philox4x32-10 keyed by the row's seed and counter
 //                    (step, t / 4) lane t % 4 — exponential-race (Gumbel) sampling: the same
 //                    random numbers whatever the batch, on CPU and GPU alike.
+// The exact draws (key/counter words, U from the top 23 bits) are in sampling/philox.h, and the
+// float/double precision of every step in sampling/cpu_sampler.h (the reference sampler).
+// all_greedy may be set only when every row is greedy with nothing to process (no bias, bans,
+// penalties) and no logprobs: the sampler may then take a plain argmax.
 #pragma once
 
 #include <cstdint>
