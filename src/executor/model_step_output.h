@@ -1,0 +1,26 @@
+// ModelStepOutput: what one executed step produced, for Scheduler::update.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "kite/request.h"
+
+namespace kite {
+
+struct SequenceStepOutput {
+  int64_t seq_id = 0;
+  // ScheduledSequence::num_samples tokens (choice order for a forking sequence).
+  std::vector<int32_t> token_ids;
+  std::vector<LogprobEntry> logprobs;  // parallel to token_ids when the request asked
+  // Logprobs of prompt tokens prompt_logprobs_start, prompt_logprobs_start + 1, ... (raw
+  // log-softmax of the logits at the previous position; token 0 never has one).
+  int64_t prompt_logprobs_start = 0;
+  std::vector<LogprobEntry> prompt_logprobs;
+};
+
+struct ModelStepOutput {
+  std::vector<SequenceStepOutput> seqs;  // sequences that sampled or have prompt logprobs
+};
+
+}  // namespace kite

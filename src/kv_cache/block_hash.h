@@ -1,0 +1,29 @@
+// Prefix-cache keys of full KV blocks: a 128-bit chained hash (XXH3-128) of the parent block's
+// hash, the block's token ids and extra keys (a per-request cache salt for the first block).
+// Two blocks with equal hashes hold the same tokens after the same prefix.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <span>
+
+namespace kite {
+
+struct BlockHash {
+  uint64_t lo = 0;
+  uint64_t hi = 0;
+  friend bool operator==(const BlockHash& a, const BlockHash& b) {
+    return a.lo == b.lo && a.hi == b.hi;
+  }
+};
+
+struct BlockHashHasher {
+  size_t operator()(const BlockHash& h) const { return static_cast<size_t>(h.lo ^ (h.hi * 31)); }
+};
+
+// hash(parent, tokens, extra): parent is nullptr for the first block of a sequence.
+BlockHash hash_block_tokens(const BlockHash* parent, std::span<const int32_t> tokens,
+                            std::span<const uint64_t> extra_keys);
+
+}  // namespace kite

@@ -1,0 +1,27 @@
+// RequestInfo: what the engine knows about an accepted request that never changes. Shared
+// (read-only) by the scheduler, the executor and the engine's output side.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "kite/sampling_params.h"
+
+namespace kite {
+
+struct RequestInfo {
+  std::string request_id;
+  SamplingParams params;
+  uint64_t seed = 0;  // the request's seed; choice i samples with choice_seed(seed, i)
+  std::vector<int32_t> prompt_token_ids;
+  std::vector<int32_t> eos_token_ids;  // the model's EOS ids (stop unless params.ignore_eos)
+  int64_t max_tokens = 0;   // effective: min(params.max_tokens, max_model_len - prompt length)
+  int priority = 0;         // lower runs first under the priority policy
+  uint64_t cache_salt = 0;  // keys the first prefix-cache block (0: shared cache)
+
+  int64_t num_prompt_tokens() const { return static_cast<int64_t>(prompt_token_ids.size()); }
+  int n() const { return params.n; }
+};
+
+}  // namespace kite
