@@ -1,0 +1,224 @@
+// POST /v1/chat/completions: messages rendered with the chat template, one engine request with n
+// choices, answered whole or streamed as chat.completion.chunk events.
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json.hpp>
+
+#include "server/engine_requests.h"
+#include "server/generation_common.h"
+#include "server/handlers.h"
+#include "server/sse.h"
+
+namespace kite::server {
+
+namespace asio = boost::asio;
+namespace bj = boost::json;
+using asio::awaitable;
+
+namespace {
+
+struct ChatContext {
+  const ChatCompletionRequest& req;
+  const std::string& id;
+  int64_t created;
+  TokenTextCache& token_text;
+};
+
+bj::object chunk_header(const ChatContext& c, const char* object) {
+  bj::object o;
+  o["id"] = c.id;
+  o["object"] = object;
+  o["created"] = c.created;
+  o["model"] = c.req.model;
+  return o;
+}
+
+bj::array ids_json(const std::vector<int32_t>& ids) {
+  bj::array a;
+  a.reserve(ids.size());
+  for (int32_t id : ids) a.emplace_back(id);
+  return a;
+}
+
+std::string whole_response(const ChatContext& c, const PromptState& ps) {
+  TokenText tt = [&c](int32_t id) { return c.token_text(id); };
+  bj::array choices;
+  for (size_t k = 0; k < ps.choices.size(); ++k) {
+    const ChoiceAccum& acc = ps.choices[k];
+    bj::object message;
+    message["role"] = "assistant";
+    message["content"] = acc.text;
+    message["tool_calls"] = bj::array();
+    bj::object choice;
+    choice["index"] = static_cast<int64_t>(k);
+    choice["message"] = std::move(message);
+    if (c.req.logprobs) {
+      bj::array content;
+      append_chat_logprobs(content, acc.logprobs, tt);
+      bj::object lp;
+      lp["content"] = std::move(content);
+      choice["logprobs"] = std::move(lp);
+    } else {
+      choice["logprobs"] = nullptr;
+    }
+    choice["finish_reason"] = finish_reason_json(acc.finish_reason);
+    choice["stop_reason"] = stop_reason_json(acc.stop_reason);
+    if (c.req.return_token_ids) choice["token_ids"] = ids_json(acc.token_ids);
+    choices.emplace_back(std::move(choice));
+  }
+  bj::object body = chunk_header(c, "chat.completion");
+  body["choices"] = std::move(choices);
+  body["usage"] =
+      usage_json({static_cast<int64_t>(ps.prompt_token_ids.size()), ps.completion_tokens()});
+  if (c.req.return_token_ids) body["prompt_token_ids"] = ids_json(ps.prompt_token_ids);
+  body["system_fingerprint"] = nullptr;
+  return bj::serialize(body);
+}
+
+// One chunk with one choice.
+std::string chunk_event(const ChatContext& c, const PromptState& ps, bj::object choice,
+                        bool with_prompt_ids) {
+  bj::object chunk = chunk_header(c, "chat.completion.chunk");
+  bj::array choices;
+  choices.emplace_back(std::move(choice));
+  chunk["choices"] = std::move(choices);
+  if (c.req.stream_options.continuous_usage_stats) {
+    chunk["usage"] =
+        usage_json({static_cast<int64_t>(ps.prompt_token_ids.size()), ps.completion_tokens()});
+  } else if (c.req.stream_options.include_usage) {
+    chunk["usage"] = nullptr;
+  }
+  if (with_prompt_ids) chunk["prompt_token_ids"] = ids_json(ps.prompt_token_ids);
+  return sse_event(bj::serialize(chunk));
+}
+
+void stream_output(const ChatContext& c, PromptState& ps, const RequestOutput& out,
+                   std::string& buf) {
+  TokenText tt = [&c](int32_t id) { return c.token_text(id); };
+  const int n = c.req.params.n;
+  ps.apply(out);
+  for (const ChoiceDelta& d : out.choices) {
+    if (d.index < 0 || d.index >= n) continue;
+    const bool finishing = d.finish_reason != FinishReason::kNone;
+    if (d.text.empty() && d.token_ids.empty() && !finishing) continue;
+    bj::object delta;
+    if (!d.text.empty()) delta["content"] = d.text;
+    bj::object choice;
+    choice["index"] = d.index;
+    choice["delta"] = std::move(delta);
+    if (c.req.logprobs) {
+      bj::array content;
+      append_chat_logprobs(content, d.logprobs, tt);
+      bj::object lp;
+      lp["content"] = std::move(content);
+      choice["logprobs"] = std::move(lp);
+    } else {
+      choice["logprobs"] = nullptr;
+    }
+    choice["finish_reason"] = finish_reason_json(d.finish_reason);
+    choice["stop_reason"] = stop_reason_json(d.stop_reason);
+    bool with_prompt_ids = false;
+    if (c.req.return_token_ids) {
+      choice["token_ids"] = ids_json(d.token_ids);
+      with_prompt_ids = !ps.first_chunk_sent[d.index];
+      ps.first_chunk_sent[d.index] = true;
+    }
+    buf += chunk_event(c, ps, std::move(choice), with_prompt_ids);
+  }
+  if (!out.error.ok()) buf += sse_event(error_body(api_error_from_status(out.error, "")));
+}
+
+}  // namespace
+
+awaitable<void> handle_chat_completions(Exchange& ex) {
+  std::shared_ptr<const LoadedModel> model = co_await require_model(ex);
+  if (!model) co_return;
+  ApiResult<ChatCompletionRequest> parsed =
+      parse_chat_request(ex.request().body(), model->parse_context);
+  if (!parsed.ok()) {
+    co_await ex.send_error(parsed.error());
+    co_return;
+  }
+  const ChatCompletionRequest& req = parsed.value();
+  Engine& engine = *model->engine;
+  ApiResult<std::string> prompt =
+      render_chat(engine, req.messages_json, req.template_options, req.continue_final_message);
+  if (!prompt.ok()) {
+    co_await ex.send_error(prompt.error());
+    co_return;
+  }
+  const std::string id = random_id("chatcmpl-");
+  TokenTextCache token_text(engine);
+  ChatContext ctx{req, id, unix_time_now(), token_text};
+
+  InFlightGuard in_flight(ex.state());
+  EngineRequests requests(engine, co_await asio::this_coro::executor, ex.state().metrics());
+  GenerateRequest g;
+  g.request_id = id;
+  g.prompt = std::move(prompt.value());
+  g.add_special_tokens = req.add_special_tokens;
+  g.params = req.params;
+  g.priority = req.priority;
+  if (Status s = requests.add(std::move(g)); !s.ok()) {
+    co_await ex.send_error(api_error_from_status(s, "messages"));
+    co_return;
+  }
+  PromptState ps(req.params.n);
+  ex.watch_disconnect([&requests] { requests.interrupt(); });
+  WatchGuard watch(ex);
+
+  if (!req.stream) {
+    while (true) {
+      auto batch = co_await requests.next();
+      if (batch.empty()) break;
+      for (auto& [i, out] : batch) ps.apply(out);
+    }
+    if (requests.interrupted()) co_return;
+    if (!ps.error.ok()) {
+      co_await ex.send_error(api_error_from_status(ps.error, ""));
+      co_return;
+    }
+    co_await ex.send_body(200, "application/json", whole_response(ctx, ps));
+    co_return;
+  }
+
+  if (!co_await ex.begin_events()) co_return;
+  // As OpenAI: each choice opens with the assistant role and empty content.
+  std::string buf;
+  for (int k = 0; k < req.params.n; ++k) {
+    bj::object delta;
+    delta["role"] = "assistant";
+    delta["content"] = "";
+    bj::object choice;
+    choice["index"] = k;
+    choice["delta"] = std::move(delta);
+    choice["logprobs"] = nullptr;
+    choice["finish_reason"] = nullptr;
+    buf += chunk_event(ctx, ps, std::move(choice), false);
+  }
+  if (!co_await ex.send_events(buf)) co_return;
+  bool failed = false;
+  while (!failed) {
+    auto batch = co_await requests.next();
+    if (batch.empty()) break;
+    buf.clear();
+    for (auto& [i, out] : batch) {
+      stream_output(ctx, ps, out, buf);
+      if (!out.error.ok()) failed = true;
+    }
+    if (!co_await ex.send_events(buf)) co_return;
+  }
+  if (requests.interrupted()) co_return;
+  buf.clear();
+  if (req.stream_options.include_usage && !failed) {
+    bj::object chunk = chunk_header(ctx, "chat.completion.chunk");
+    chunk["choices"] = bj::array();
+    chunk["usage"] =
+        usage_json({static_cast<int64_t>(ps.prompt_token_ids.size()), ps.completion_tokens()});
+    buf += sse_event(bj::serialize(chunk));
+  }
+  buf += kSseDone;
+  if (co_await ex.send_events(buf)) co_await ex.end_events();
+}
+
+}  // namespace kite::server

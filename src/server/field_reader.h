@@ -1,0 +1,69 @@
+// FieldReader: reads typed fields of one JSON object of a request; the first problem found
+// (wrong type, value out of range, unknown field) is kept as an ApiError naming the field by its
+// full path ("stream_options.include_usage", "messages[2].content").
+//
+//   FieldReader r(obj);
+//   auto t = r.number("temperature", 0.0, kInf);
+//   r.reject_unknown({"temperature", ...});
+//   if (!r.ok()) return r.error();
+#pragma once
+
+#include <boost/json.hpp>
+#include <cstdint>
+#include <initializer_list>
+#include <limits>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "server/api_error.h"
+
+namespace kite::server {
+
+class FieldReader {
+ public:
+  static constexpr double kInf = std::numeric_limits<double>::infinity();
+
+  // `path` prefixes field names in errors ("" for the request body itself).
+  explicit FieldReader(const boost::json::object& obj, std::string path = "")
+      : obj_(obj), path_(std::move(path)) {}
+
+  bool ok() const { return !error_.has_value(); }
+  const ApiError& error() const { return *error_; }
+  // Records an error unless one is already kept (the first problem wins).
+  void fail(ApiError e);
+
+  // The full path of a field of this object ("stream_options.include_usage").
+  std::string path(std::string_view key) const;
+  // The raw value of a field; nullptr when absent or JSON null.
+  const boost::json::value* find(std::string_view key) const;
+  bool has(std::string_view key) const { return find(key) != nullptr; }
+
+  // Typed getters: absent or null -> nullopt; wrong type or out of [lo, hi] -> nullopt and an
+  // error. Integers accept integral floats (4.0); numbers accept integers; NaN/Inf never pass.
+  std::optional<int64_t> integer(std::string_view key, int64_t lo = INT64_MIN,
+                                 int64_t hi = INT64_MAX);
+  std::optional<double> number(std::string_view key, double lo = -kInf, double hi = kInf);
+  std::optional<bool> boolean(std::string_view key);
+  std::optional<std::string> string(std::string_view key);
+  // An object / array field (borrowed from the document).
+  const boost::json::object* object(std::string_view key);
+  const boost::json::array* array(std::string_view key);
+  // A seed: any JSON integer (negative ones are taken modulo 2^64).
+  std::optional<uint64_t> seed(std::string_view key);
+
+  // Fails with unknown_parameter on the first field not in `allowed`.
+  void reject_unknown(std::initializer_list<std::string_view> allowed);
+
+ private:
+  const boost::json::object& obj_;
+  std::string path_;
+  std::optional<ApiError> error_;
+};
+
+// Integer value of a JSON number when it is integral and fits int64.
+std::optional<int64_t> as_integer(const boost::json::value& v);
+// "object", "array", "string", "integer", "number", "boolean", "null".
+std::string_view json_kind_name(const boost::json::value& v);
+
+}  // namespace kite::server

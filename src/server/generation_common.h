@@ -1,0 +1,58 @@
+// What the completions and chat handlers share (internal to src/server/): per-prompt state
+// built from engine outputs, and the RAII pieces that keep every exit path clean.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "kite/request.h"
+#include "server/http_session.h"
+#include "server/openai_response.h"
+
+namespace kite::server {
+
+// One engine request (one prompt) of an HTTP request, as its outputs arrive.
+struct PromptState {
+  std::string text;  // the prompt as text (echo)
+  std::vector<int32_t> prompt_token_ids;
+  std::vector<LogprobEntry> prompt_logprobs;
+  bool started = false;                // the first output (which carries the prompt ids) arrived
+  std::vector<ChoiceAccum> choices;    // [n]
+  std::vector<int64_t> text_offsets;   // [n] completions logprobs: code points so far
+  std::vector<bool> first_chunk_sent;  // [n] streaming
+  Status error;
+
+  explicit PromptState(int n) : choices(n), text_offsets(n, 0), first_chunk_sent(n, false) {}
+
+  // Folds one output in; returns true when it was the request's first.
+  bool apply(const RequestOutput& out);
+  int64_t completion_tokens() const;
+};
+
+Usage total_usage(const std::vector<PromptState>& prompts);
+
+// Counts a generation request in flight (gauge and the drain check) for its lifetime.
+class InFlightGuard {
+ public:
+  explicit InFlightGuard(ServerState& state);
+  ~InFlightGuard();
+  InFlightGuard(const InFlightGuard&) = delete;
+  InFlightGuard& operator=(const InFlightGuard&) = delete;
+
+ private:
+  ServerState& state_;
+};
+
+// Ends the exchange's disconnect watch on scope exit (declare it after what the watch touches).
+class WatchGuard {
+ public:
+  explicit WatchGuard(Exchange& ex) : ex_(ex) {}
+  ~WatchGuard() { ex_.unwatch(); }
+  WatchGuard(const WatchGuard&) = delete;
+  WatchGuard& operator=(const WatchGuard&) = delete;
+
+ private:
+  Exchange& ex_;
+};
+
+}  // namespace kite::server

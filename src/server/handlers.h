@@ -1,0 +1,46 @@
+// Endpoint handlers (internal to src/server/). Each answers one routed request on its
+// Exchange; none blocks its Asio thread on the engine.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+#include "server/http_session.h"
+
+namespace kite::server {
+
+boost::asio::awaitable<void> handle_chat_page(Exchange& ex);
+boost::asio::awaitable<void> handle_health(Exchange& ex);
+boost::asio::awaitable<void> handle_version(Exchange& ex);
+boost::asio::awaitable<void> handle_metrics(Exchange& ex);
+boost::asio::awaitable<void> handle_models(Exchange& ex);
+boost::asio::awaitable<void> handle_tokenize(Exchange& ex);
+boost::asio::awaitable<void> handle_detokenize(Exchange& ex);
+boost::asio::awaitable<void> handle_completions(Exchange& ex);
+boost::asio::awaitable<void> handle_chat_completions(Exchange& ex);
+
+// The loaded model, or nullptr after answering 503 (loading / shutting down).
+boost::asio::awaitable<std::shared_ptr<const LoadedModel>> require_model(Exchange& ex);
+
+// The text a logprobs entry shows for a token (Engine::detokenize of that one token, special
+// tokens kept), cached per request.
+class TokenTextCache {
+ public:
+  explicit TokenTextCache(const Engine& engine) : engine_(engine) {}
+  const std::string& operator()(int32_t id);
+
+ private:
+  const Engine& engine_;
+  std::unordered_map<int32_t, std::string> cache_;
+};
+
+// Renders chat messages with the model's (or the request's) template, handling
+// continue_final_message as transformers does. Errors name `messages`.
+ApiResult<std::string> render_chat(const Engine& engine, const std::string& messages_json,
+                                   const ChatTemplateOptions& options, bool continue_final);
+
+}  // namespace kite::server

@@ -1,0 +1,32 @@
+// Access policy of the HTTP API: API-key authentication and CORS.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace kite::server {
+
+// True when `path` is under /v1 (the OpenAI API), which --api-key protects. /health, /metrics,
+// /version, /tokenize, /detokenize and the chat page stay open (as vLLM).
+bool path_requires_auth(std::string_view path);
+
+// True when the Authorization header carries "Bearer <api_key>" (constant-time comparison of the
+// key; the scheme is case-insensitive).
+bool bearer_matches(std::string_view authorization, std::string_view api_key);
+
+struct CorsPolicy {
+  std::vector<std::string> allowed_origins;  // exact origins, or "*" for any; empty: no CORS
+  bool allow_credentials = false;
+
+  // The Access-Control-Allow-Origin value for a request from `origin`, or "" when that origin
+  // is not allowed (or the request has no Origin header).
+  std::string allow_origin(std::string_view origin) const;
+};
+
+// Methods and headers a preflight may ask for.
+inline constexpr std::string_view kCorsAllowMethods = "GET, POST, OPTIONS";
+inline constexpr std::string_view kCorsAllowHeaders = "Authorization, Content-Type";
+inline constexpr std::string_view kCorsMaxAge = "600";
+
+}  // namespace kite::server

@@ -1,0 +1,285 @@
+#include <fmt/format.h>
+#include <sys/resource.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <condition_variable>
+#include <csignal>
+#include <exception>
+#include <optional>
+#include <thread>
+#include <unordered_set>
+
+#include "core/logging.h"
+#include "server/http_session.h"
+#include "server/openai_response.h"
+#include "server/server.h"
+#include "server/server_state.h"
+
+namespace kite::server {
+
+namespace asio = boost::asio;
+using asio::awaitable;
+using asio::use_awaitable;
+using asio::ip::tcp;
+
+namespace {
+
+// Many concurrent streams need many descriptors: raise the soft limit to the hard one.
+void raise_fd_limit() {
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+    lim.rlim_cur = lim.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &lim);
+  }
+}
+
+}  // namespace
+
+struct HttpServer::Impl {
+  // Declared first so it is destroyed last: pending coroutine frames that the io_context
+  // destroys still reach the state (and the engine it holds).
+  ServerState state;
+  asio::io_context ioc;
+  asio::executor_work_guard<asio::io_context::executor_type> work{ioc.get_executor()};
+  tcp::acceptor acceptor{ioc};
+  std::optional<asio::signal_set> signals;
+  std::vector<std::thread> threads;
+  std::thread shutdown_thread;
+  std::atomic<bool> shutdown_requested{false};
+  bool started = false;
+  bool joined = false;
+  uint16_t port = 0;
+
+  std::mutex conns_mu;
+  std::unordered_set<std::shared_ptr<ConnectionHandle>> conns;
+
+  std::mutex done_mu;
+  std::condition_variable done_cv;
+  bool drained = false;
+
+  explicit Impl(ServerConfig config) : state(std::move(config)) {}
+
+  awaitable<void> accept_loop();
+  void arm_signals();
+  void begin_shutdown();
+  void drain();
+  // Closes connections on their strands: idle ones only, or all.
+  void close_connections(bool idle_only);
+  size_t num_connections() {
+    std::lock_guard<std::mutex> lock(conns_mu);
+    return conns.size();
+  }
+};
+
+awaitable<void> HttpServer::Impl::accept_loop() {
+  asio::steady_timer backoff(ioc);
+  while (acceptor.is_open()) {
+    auto [ec, socket] =
+        co_await acceptor.async_accept(asio::make_strand(ioc), asio::as_tuple(use_awaitable));
+    if (ec) {
+      if (ec == asio::error::operation_aborted || !acceptor.is_open()) break;
+      // Out of descriptors or a transient error: back off briefly instead of spinning.
+      KITE_LOG_WARN("accept failed: {}", ec.message());
+      backoff.expires_after(std::chrono::milliseconds(50));
+      co_await backoff.async_wait(asio::as_tuple(use_awaitable));
+      continue;
+    }
+    boost::system::error_code opt_ec;
+    socket.set_option(tcp::no_delay(true), opt_ec);
+    auto handle = std::make_shared<ConnectionHandle>();
+    handle->executor = socket.get_executor();
+    {
+      std::lock_guard<std::mutex> lock(conns_mu);
+      conns.insert(handle);
+    }
+    asio::co_spawn(handle->executor, run_connection(state, std::move(socket), handle),
+                   [this, handle](std::exception_ptr e) {
+                     if (e) {
+                       try {
+                         std::rethrow_exception(e);
+                       } catch (const std::exception& ex) {
+                         KITE_LOG_ERROR("connection ended by an exception: {}", ex.what());
+                       } catch (...) {
+                         KITE_LOG_ERROR("connection ended by an unknown exception");
+                       }
+                     }
+                     std::lock_guard<std::mutex> lock(conns_mu);
+                     conns.erase(handle);
+                   });
+  }
+}
+
+void HttpServer::Impl::arm_signals() {
+  signals->async_wait([this](const boost::system::error_code& ec, int signo) {
+    if (ec) return;
+    if (!shutdown_requested.load()) {
+      KITE_LOG_INFO("received signal {}: shutting down (running requests get {} ms)", signo,
+                    state.config().shutdown_timeout.count());
+      begin_shutdown();
+    } else {
+      KITE_LOG_INFO("received signal {}: shutdown already in progress", signo);
+    }
+    arm_signals();
+  });
+}
+
+void HttpServer::Impl::begin_shutdown() {
+  if (shutdown_requested.exchange(true)) return;
+  state.set_phase(ServerPhase::kDraining);
+  shutdown_thread = std::thread([this] { drain(); });
+}
+
+void HttpServer::Impl::close_connections(bool idle_only) {
+  std::vector<std::shared_ptr<ConnectionHandle>> snapshot;
+  {
+    std::lock_guard<std::mutex> lock(conns_mu);
+    snapshot.assign(conns.begin(), conns.end());
+  }
+  for (auto& h : snapshot) {
+    asio::post(h->executor, [h, idle_only] {
+      if (h->stream && (h->idle || !idle_only)) {
+        boost::system::error_code ec;
+        h->stream->socket().close(ec);
+      }
+    });
+  }
+}
+
+// Runs on its own thread: Engine::shutdown blocks.
+void HttpServer::Impl::drain() {
+  asio::post(ioc, [this] {
+    boost::system::error_code ec;
+    acceptor.close(ec);
+  });
+  close_connections(/*idle_only=*/true);
+  if (std::shared_ptr<const LoadedModel> model = state.model()) {
+    model->engine->shutdown(state.config().shutdown_timeout.count());
+  }
+  // Every request has ended in the engine; give the handlers a moment to write their last
+  // events, then close whatever is left.
+  auto deadline = std::chrono::steady_clock::now() +
+                  std::min(state.config().write_timeout, std::chrono::milliseconds(5000));
+  while (state.generations_in_flight.load() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  close_connections(/*idle_only=*/false);
+  deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(1000);
+  while (num_connections() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  if (signals) {
+    asio::post(ioc, [this] {
+      boost::system::error_code ec;
+      signals->cancel(ec);
+    });
+  }
+  work.reset();
+  ioc.stop();
+  {
+    std::lock_guard<std::mutex> lock(done_mu);
+    drained = true;
+  }
+  done_cv.notify_all();
+  KITE_LOG_INFO("server stopped");
+}
+
+HttpServer::HttpServer(ServerConfig config) : impl_(std::make_unique<Impl>(std::move(config))) {}
+
+HttpServer::~HttpServer() {
+  if (impl_->started) {
+    request_shutdown();
+    wait();
+  }
+}
+
+Status HttpServer::start() {
+  Impl& s = *impl_;
+  const ServerConfig& cfg = s.state.config();
+  raise_fd_limit();
+  boost::system::error_code ec;
+  tcp::resolver resolver(s.ioc);
+  auto endpoints = resolver.resolve(cfg.host, std::to_string(cfg.port),
+                                    tcp::resolver::passive | tcp::resolver::numeric_service, ec);
+  if (ec || endpoints.empty()) {
+    return invalid_argument(fmt::format("cannot resolve --host {}: {}", cfg.host, ec.message()));
+  }
+  tcp::endpoint endpoint = endpoints.begin()->endpoint();
+  s.acceptor.open(endpoint.protocol(), ec);
+  if (!ec) s.acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) s.acceptor.bind(endpoint, ec);
+  if (!ec) s.acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return unavailable(fmt::format("cannot listen on {}:{}: {}", cfg.host, cfg.port, ec.message()));
+  }
+  s.port = s.acceptor.local_endpoint().port();
+  asio::co_spawn(s.ioc, s.accept_loop(), asio::detached);
+  if (cfg.handle_signals) {
+    s.signals.emplace(s.ioc, SIGINT, SIGTERM);
+    s.arm_signals();
+  }
+  int n = std::max(1, cfg.num_threads);
+  for (int i = 0; i < n; ++i) {
+    s.threads.emplace_back([&s] {
+      while (true) {
+        try {
+          s.ioc.run();
+          break;
+        } catch (const std::exception& e) {
+          KITE_LOG_ERROR("Asio thread: unhandled exception: {}", e.what());
+        }
+      }
+    });
+  }
+  s.started = true;
+  KITE_LOG_INFO("listening on http://{}:{} ({} HTTP threads)", cfg.host, s.port, n);
+  return ok_status();
+}
+
+uint16_t HttpServer::port() const { return impl_->port; }
+
+void HttpServer::set_engine(std::shared_ptr<Engine> engine) {
+  Impl& s = *impl_;
+  if (s.state.draining()) return;  // shutting down already: the caller drops the engine
+  auto model = std::make_shared<LoadedModel>();
+  model->info = engine->model_info();
+  model->engine = std::move(engine);
+  model->served_model_names = s.state.config().served_model_names;
+  if (model->served_model_names.empty()) {
+    model->served_model_names.push_back(model->info.served_model_name);
+  }
+  model->parse_context.served_model_names = model->served_model_names;
+  model->parse_context.vocab_size = model->info.vocab_size;
+  model->parse_context.max_model_len = model->info.max_model_len;
+  model->parse_context.default_sampling = model->info.default_sampling;
+  model->created = unix_time_now();
+  s.state.set_model(std::move(model));
+  s.state.set_phase(ServerPhase::kServing);
+}
+
+void HttpServer::request_shutdown() { impl_->begin_shutdown(); }
+
+bool HttpServer::shutdown_requested() const { return impl_->shutdown_requested.load(); }
+
+void HttpServer::wait() {
+  Impl& s = *impl_;
+  if (!s.started || s.joined) return;
+  {
+    std::unique_lock<std::mutex> lock(s.done_mu);
+    s.done_cv.wait(lock, [&s] { return s.drained; });
+  }
+  if (s.shutdown_thread.joinable()) s.shutdown_thread.join();
+  for (std::thread& t : s.threads) t.join();
+  s.joined = true;
+}
+
+}  // namespace kite::server

@@ -1,0 +1,310 @@
+#include "server/http_session.h"
+
+#include <fmt/format.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/http/chunk_encode.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+#include <exception>
+
+#include "core/logging.h"
+#include "core/version.h"
+
+namespace kite::server {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+using asio::awaitable;
+using asio::use_awaitable;
+using asio::ip::tcp;
+
+Exchange::Exchange(ServerState& state, beast::tcp_stream& stream, HttpRequest& req,
+                   RouteMatch route)
+    : state_(state), stream_(stream), req_(req), route_(std::move(route)) {
+  keep_alive_ = req_.keep_alive() && !state_.draining();
+}
+
+Exchange::~Exchange() { unwatch(); }
+
+void Exchange::add_common_headers(http::fields& h) {
+  h.set(http::field::server, "kite/" KITE_VERSION_STRING);
+  std::string allow = state_.cors().allow_origin(req_[http::field::origin]);
+  if (!allow.empty()) {
+    h.set(http::field::access_control_allow_origin, allow);
+    if (allow != "*") h.set(http::field::vary, "Origin");
+    if (state_.cors().allow_credentials) {
+      h.set(http::field::access_control_allow_credentials, "true");
+    }
+  }
+}
+
+awaitable<bool> Exchange::send(HttpResponse res) {
+  unwatch();
+  if (state_.draining()) keep_alive_ = false;
+  res.version(req_.version());
+  res.keep_alive(keep_alive_);
+  add_common_headers(res.base());
+  res.prepare_payload();
+  status_ = res.result_int();
+  state_.metrics().observe_http(route_.label, status_);
+  beast::error_code ec;
+  stream_.expires_after(state_.config().write_timeout);
+  if (route_.head) {
+    http::response_serializer<http::string_body> sr(res);
+    co_await http::async_write_header(stream_, sr, asio::redirect_error(use_awaitable, ec));
+  } else {
+    co_await http::async_write(stream_, res, asio::redirect_error(use_awaitable, ec));
+  }
+  stream_.expires_never();
+  if (ec) failed_ = true;
+  co_return !ec;
+}
+
+awaitable<bool> Exchange::send_body(int status, std::string content_type, std::string body) {
+  HttpResponse res{static_cast<http::status>(status), req_.version()};
+  res.set(http::field::content_type, content_type);
+  res.body() = std::move(body);
+  co_return co_await send(std::move(res));
+}
+
+awaitable<bool> Exchange::send_error(const ApiError& e) {
+  HttpResponse res{static_cast<http::status>(e.http_status), req_.version()};
+  res.set(http::field::content_type, "application/json");
+  if (e.http_status == 405 && !route_.allow.empty()) res.set(http::field::allow, route_.allow);
+  if (e.http_status == 401) res.set(http::field::www_authenticate, "Bearer");
+  if (e.http_status >= 500 || e.http_status == 413) keep_alive_ = false;
+  res.body() = error_body(e);
+  co_return co_await send(std::move(res));
+}
+
+awaitable<bool> Exchange::begin_events() {
+  if (state_.draining()) keep_alive_ = false;
+  // HTTP/1.0 has no chunked encoding: the stream ends with the connection.
+  if (req_.version() < 11) keep_alive_ = false;
+  http::response<http::empty_body> res{http::status::ok, req_.version()};
+  res.set(http::field::content_type, "text/event-stream; charset=utf-8");
+  res.set(http::field::cache_control, "no-cache");
+  res.set("X-Accel-Buffering", "no");
+  res.keep_alive(keep_alive_);
+  add_common_headers(res.base());
+  if (req_.version() >= 11) res.chunked(true);
+  status_ = 200;
+  streaming_ = true;
+  state_.metrics().observe_http(route_.label, status_);
+  beast::error_code ec;
+  http::response_serializer<http::empty_body> sr(res);
+  stream_.expires_after(state_.config().write_timeout);
+  co_await http::async_write_header(stream_, sr, asio::redirect_error(use_awaitable, ec));
+  stream_.expires_never();
+  if (ec) failed_ = true;
+  co_return !ec;
+}
+
+awaitable<bool> Exchange::send_events(std::string_view framed) {
+  if (failed_) co_return false;
+  if (framed.empty()) co_return true;
+  beast::error_code ec;
+  stream_.expires_after(state_.config().write_timeout);
+  if (req_.version() >= 11) {
+    co_await asio::async_write(stream_, http::make_chunk(asio::buffer(framed)),
+                               asio::redirect_error(use_awaitable, ec));
+  } else {
+    co_await asio::async_write(stream_, asio::buffer(framed),
+                               asio::redirect_error(use_awaitable, ec));
+  }
+  stream_.expires_never();
+  if (ec) failed_ = true;
+  co_return !ec;
+}
+
+awaitable<bool> Exchange::end_events() {
+  unwatch();
+  if (failed_) co_return false;
+  if (req_.version() < 11) co_return true;
+  beast::error_code ec;
+  stream_.expires_after(state_.config().write_timeout);
+  co_await asio::async_write(stream_, http::make_chunk_last(),
+                             asio::redirect_error(use_awaitable, ec));
+  stream_.expires_never();
+  if (ec) failed_ = true;
+  co_return !ec;
+}
+
+void Exchange::watch_disconnect(std::function<void()> on_gone) {
+  if (watching_) return;
+  watching_ = true;
+  alive_ = std::make_shared<bool>(true);
+  tcp::socket& sock = stream_.socket();
+  sock.async_wait(tcp::socket::wait_read, [alive = alive_, gone = gone_, &sock,
+                                           on_gone = std::move(on_gone)](beast::error_code ec) {
+    if (!*alive) return;  // unwatch() ran (and cancelled this wait)
+    if (!ec) {
+      // Readable: either the peer closed (EOF) or it sent more bytes (a pipelined request).
+      char c = 0;
+      beast::error_code peek_ec;
+      size_t n = sock.receive(asio::buffer(&c, 1), tcp::socket::message_peek, peek_ec);
+      if (!peek_ec && n > 0) return;  // still there; stop watching
+    }
+    *gone = true;
+    on_gone();
+  });
+}
+
+void Exchange::unwatch() {
+  *alive_ = false;
+  if (watching_) {
+    watching_ = false;
+    beast::error_code ec;
+    stream_.socket().cancel(ec);
+  }
+}
+
+namespace {
+
+// Reads and drops what the client still sends (up to a bound), so it finishes writing and reads
+// our error response instead of seeing a reset.
+awaitable<void> linger(beast::tcp_stream& stream) {
+  beast::error_code ec;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+  stream.expires_after(std::chrono::seconds(5));
+  std::vector<char> sink(64 * 1024);
+  size_t total = 0;
+  while (total < (size_t{256} << 20)) {
+    auto [rec, n] =
+        co_await stream.async_read_some(asio::buffer(sink), asio::as_tuple(use_awaitable));
+    if (rec) break;
+    total += n;
+  }
+  stream.expires_never();
+}
+
+awaitable<void> handle_request(Exchange& ex) {
+  const RouteMatch& route = ex.route();
+  const HttpRequest& req = ex.request();
+  ServerState& state = ex.state();
+  if (route.route == Route::kPreflight) {
+    HttpResponse res{http::status::no_content, req.version()};
+    res.set(http::field::allow, route.allow);
+    if (!state.cors().allow_origin(req[http::field::origin]).empty()) {
+      res.set(http::field::access_control_allow_methods, kCorsAllowMethods);
+      auto asked = req[http::field::access_control_request_headers];
+      res.set(http::field::access_control_allow_headers,
+              asked.empty() ? std::string(kCorsAllowHeaders) : std::string(asked));
+      res.set(http::field::access_control_max_age, kCorsMaxAge);
+    }
+    co_await ex.send(std::move(res));
+    co_return;
+  }
+  const std::string& key = state.config().api_key;
+  if (!key.empty() && path_requires_auth(route.path) &&
+      !bearer_matches(req[http::field::authorization], key)) {
+    co_await ex.send_error(unauthorized());
+    co_return;
+  }
+  if (route.route == Route::kNone) {
+    if (route.status == 405) {
+      co_await ex.send_error(method_not_allowed(req.method_string(), route.path));
+    } else {
+      co_await ex.send_error(not_found_path(route.path));
+    }
+    co_return;
+  }
+  co_await dispatch(ex);
+}
+
+// A response to a request that could not be read whole (no handler ran).
+awaitable<void> reject_unread(ServerState& state, beast::tcp_stream& stream,
+                              const http::request_parser<http::string_body>& parser,
+                              ApiError error) {
+  HttpRequest req;
+  req.version(11);
+  req.keep_alive(false);
+  RouteMatch route;
+  route.label = "other";
+  if (parser.is_header_done()) {
+    req.base() = parser.get().base();
+    req.keep_alive(false);
+    route.label = match_route(req.method_string(), req.target()).label;
+  }
+  Exchange ex(state, stream, req, route);
+  co_await ex.send_error(error);
+}
+
+}  // namespace
+
+awaitable<void> run_connection(ServerState& state, tcp::socket socket,
+                               std::shared_ptr<ConnectionHandle> handle) {
+  beast::tcp_stream stream(std::move(socket));
+  handle->stream = &stream;
+  state.metrics().add_connections(1);
+  struct Closing {
+    ServerState& state;
+    ConnectionHandle& handle;
+    ~Closing() {
+      handle.stream = nullptr;
+      state.metrics().add_connections(-1);
+    }
+  } closing{state, *handle};
+
+  const ServerConfig& cfg = state.config();
+  beast::flat_buffer buffer;
+  while (!state.draining()) {
+    http::request_parser<http::string_body> parser;
+    parser.body_limit(cfg.max_body_bytes);
+    parser.header_limit(static_cast<uint32_t>(cfg.max_header_bytes));
+    handle->idle = true;
+    stream.expires_after(cfg.read_timeout);
+    auto [ec, n] = co_await http::async_read(stream, buffer, parser, asio::as_tuple(use_awaitable));
+    handle->idle = false;
+    stream.expires_never();
+    if (ec) {
+      if (ec == http::error::body_limit) {
+        co_await reject_unread(state, stream, parser, body_too_large(cfg.max_body_bytes));
+        co_await linger(stream);
+      } else if (ec == http::error::header_limit) {
+        co_await reject_unread(
+            state, stream, parser,
+            ApiError{431, "Request header fields are too large", "invalid_request_error", "",
+                     "request_header_fields_too_large"});
+      } else if (ec != http::error::end_of_stream && ec != asio::error::eof &&
+                 ec != asio::error::operation_aborted && ec != beast::error::timeout &&
+                 ec != asio::error::connection_reset && ec != asio::error::bad_descriptor &&
+                 ec != http::error::partial_message) {
+        co_await reject_unread(
+            state, stream, parser,
+            ApiError{400, fmt::format("Malformed HTTP request: {}", ec.message()),
+                     "invalid_request_error", "", "bad_request"});
+      }
+      break;
+    }
+    HttpRequest req = parser.release();
+    Exchange ex(state, stream, req, match_route(req.method_string(), req.target()));
+    std::string failure;
+    try {
+      co_await handle_request(ex);
+    } catch (const std::exception& e) {
+      failure = e.what();
+    }
+    if (!failure.empty()) {
+      KITE_LOG_ERROR("{} {}: internal error: {}", std::string(req.method_string()),
+                     std::string(req.target()), failure);
+      if (ex.status() == 0) {
+        co_await ex.send_error(internal_error_api(fmt::format("internal error: {}", failure)));
+      }
+      break;
+    }
+    KITE_LOG_DEBUG("{} {} -> {}", std::string(req.method_string()), std::string(req.target()),
+                   ex.status());
+    if (!ex.keep_alive()) break;
+  }
+  beast::error_code ec;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+}
+
+}  // namespace kite::server

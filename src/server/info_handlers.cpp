@@ -1,0 +1,239 @@
+// GET /, /health, /version, /metrics, /v1/models[/{id}]; POST /tokenize, /detokenize; dispatch.
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json.hpp>
+
+#include "core/version.h"
+#include "server/chat_page.h"
+#include "server/handlers.h"
+
+namespace kite::server {
+
+namespace asio = boost::asio;
+namespace bj = boost::json;
+using asio::awaitable;
+
+namespace {
+
+constexpr const char* kJson = "application/json";
+
+awaitable<void> send_json(Exchange& ex, int status, const bj::value& v) {
+  co_await ex.send_body(status, kJson, bj::serialize(v));
+}
+
+bj::object model_card(const LoadedModel& m, const std::string& name, const ServerConfig& cfg) {
+  bj::object card;
+  card["id"] = name;
+  card["object"] = "model";
+  card["created"] = m.created;
+  card["owned_by"] = "kite";
+  card["root"] = cfg.model_path.empty() ? m.served_model_names[0] : cfg.model_path;
+  card["parent"] = nullptr;
+  card["max_model_len"] = m.info.max_model_len;
+  card["permission"] = bj::array();
+  // kite extension: lets the chat page pick chat or plain completion.
+  card["has_chat_template"] = m.info.has_chat_template;
+  return card;
+}
+
+}  // namespace
+
+const std::string& TokenTextCache::operator()(int32_t id) {
+  auto it = cache_.find(id);
+  if (it != cache_.end()) return it->second;
+  Result<std::string> text = engine_.detokenize({id}, /*skip_special_tokens=*/false);
+  return cache_.emplace(id, text.ok() ? std::move(*text) : std::string()).first->second;
+}
+
+ApiResult<std::string> render_chat(const Engine& engine, const std::string& messages_json,
+                                   const ChatTemplateOptions& options, bool continue_final) {
+  std::string messages = messages_json;
+  if (continue_final) {
+    ApiResult<std::string> tagged = tag_final_message(messages_json);
+    if (!tagged.ok()) return tagged.error();
+    messages = std::move(tagged.value());
+  }
+  Result<std::string> rendered = engine.apply_chat_template(messages, options);
+  if (!rendered.ok()) return api_error_from_status(rendered.status(), "messages");
+  if (!continue_final) return std::move(*rendered);
+  return cut_at_continue_tag(*rendered);
+}
+
+awaitable<std::shared_ptr<const LoadedModel>> require_model(Exchange& ex) {
+  ServerState& state = ex.state();
+  if (state.draining()) {
+    co_await ex.send_error(unavailable_error("The server is shutting down"));
+    co_return nullptr;
+  }
+  std::shared_ptr<const LoadedModel> model = state.model();
+  if (!model) {
+    co_await ex.send_error(
+        unavailable_error("The model is still loading; retry when GET /health returns 200"));
+    co_return nullptr;
+  }
+  co_return model;
+}
+
+awaitable<void> handle_chat_page(Exchange& ex) {
+  co_await ex.send_body(200, "text/html; charset=utf-8", std::string(chat_page_html()));
+}
+
+awaitable<void> handle_health(Exchange& ex) {
+  ServerState& state = ex.state();
+  if (state.draining()) {
+    co_await ex.send_error(unavailable_error("The server is shutting down"));
+  } else if (!state.model()) {
+    co_await ex.send_error(unavailable_error("The model is still loading"));
+  } else {
+    co_await ex.send_body(200, kJson, "{}");
+  }
+}
+
+awaitable<void> handle_version(Exchange& ex) {
+  bj::object v;
+  v["version"] = KITE_VERSION_STRING;
+  v["commit"] = KITE_GIT_COMMIT;
+  co_await send_json(ex, 200, v);
+}
+
+awaitable<void> handle_metrics(Exchange& ex) {
+  ServerState& state = ex.state();
+  std::shared_ptr<const LoadedModel> model = state.model();
+  std::string text;
+  if (model) {
+    EngineStats stats = model->engine->stats();
+    text = state.metrics().render(&stats, &model->info);
+  } else {
+    text = state.metrics().render(nullptr, nullptr);
+  }
+  co_await ex.send_body(200, "text/plain; version=0.0.4; charset=utf-8", std::move(text));
+}
+
+awaitable<void> handle_models(Exchange& ex) {
+  std::shared_ptr<const LoadedModel> model = co_await require_model(ex);
+  if (!model) co_return;
+  const ServerConfig& cfg = ex.state().config();
+  if (ex.route().route == Route::kModel) {
+    for (const std::string& name : model->served_model_names) {
+      if (name == ex.route().model_id) {
+        co_await send_json(ex, 200, model_card(*model, name, cfg));
+        co_return;
+      }
+    }
+    co_await ex.send_error(model_not_found(ex.route().model_id));
+    co_return;
+  }
+  bj::array data;
+  for (const std::string& name : model->served_model_names) {
+    data.emplace_back(model_card(*model, name, cfg));
+  }
+  bj::object body;
+  body["object"] = "list";
+  body["data"] = std::move(data);
+  co_await send_json(ex, 200, body);
+}
+
+awaitable<void> handle_tokenize(Exchange& ex) {
+  std::shared_ptr<const LoadedModel> model = co_await require_model(ex);
+  if (!model) co_return;
+  ApiResult<TokenizeRequest> parsed =
+      parse_tokenize_request(ex.request().body(), model->parse_context);
+  if (!parsed.ok()) {
+    co_await ex.send_error(parsed.error());
+    co_return;
+  }
+  const TokenizeRequest& req = parsed.value();
+  const Engine& engine = *model->engine;
+  std::string text;
+  if (req.messages_json) {
+    ApiResult<std::string> rendered =
+        render_chat(engine, *req.messages_json, req.template_options, req.continue_final_message);
+    if (!rendered.ok()) {
+      co_await ex.send_error(rendered.error());
+      co_return;
+    }
+    text = std::move(rendered.value());
+  } else {
+    text = *req.prompt;
+  }
+  Result<std::vector<int32_t>> ids = engine.tokenize(text, req.add_special_tokens);
+  if (!ids.ok()) {
+    co_await ex.send_error(
+        api_error_from_status(ids.status(), req.messages_json ? "messages" : "prompt"));
+    co_return;
+  }
+  bj::object body;
+  body["count"] = ids->size();
+  body["max_model_len"] = model->info.max_model_len;
+  bj::array tokens;
+  tokens.reserve(ids->size());
+  for (int32_t id : *ids) tokens.emplace_back(id);
+  body["tokens"] = std::move(tokens);
+  if (req.return_token_strs) {
+    TokenTextCache token_text(engine);
+    bj::array strs;
+    for (int32_t id : *ids) strs.emplace_back(token_text(id));
+    body["token_strs"] = std::move(strs);
+  } else {
+    body["token_strs"] = nullptr;
+  }
+  co_await send_json(ex, 200, body);
+}
+
+awaitable<void> handle_detokenize(Exchange& ex) {
+  std::shared_ptr<const LoadedModel> model = co_await require_model(ex);
+  if (!model) co_return;
+  ApiResult<DetokenizeRequest> parsed =
+      parse_detokenize_request(ex.request().body(), model->parse_context);
+  if (!parsed.ok()) {
+    co_await ex.send_error(parsed.error());
+    co_return;
+  }
+  Result<std::string> text =
+      model->engine->detokenize(parsed.value().tokens, /*skip_special_tokens=*/false);
+  if (!text.ok()) {
+    co_await ex.send_error(api_error_from_status(text.status(), "tokens"));
+    co_return;
+  }
+  bj::object body;
+  body["prompt"] = *text;
+  co_await send_json(ex, 200, body);
+}
+
+awaitable<void> dispatch(Exchange& ex) {
+  switch (ex.route().route) {
+    case Route::kChatPage:
+      co_await handle_chat_page(ex);
+      break;
+    case Route::kHealth:
+      co_await handle_health(ex);
+      break;
+    case Route::kVersion:
+      co_await handle_version(ex);
+      break;
+    case Route::kMetrics:
+      co_await handle_metrics(ex);
+      break;
+    case Route::kModels:
+    case Route::kModel:
+      co_await handle_models(ex);
+      break;
+    case Route::kCompletions:
+      co_await handle_completions(ex);
+      break;
+    case Route::kChatCompletions:
+      co_await handle_chat_completions(ex);
+      break;
+    case Route::kTokenize:
+      co_await handle_tokenize(ex);
+      break;
+    case Route::kDetokenize:
+      co_await handle_detokenize(ex);
+      break;
+    case Route::kPreflight:
+    case Route::kNone:
+      co_await ex.send_error(not_found_path(ex.route().path));
+      break;
+  }
+}
+
+}  // namespace kite::server

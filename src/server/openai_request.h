@@ -1,0 +1,101 @@
+// OpenAI-compatible request types and their parsers/validators (plus the vLLM extensions users
+// rely on: top_k, min_p, repetition_penalty, min_tokens, stop_token_ids, ignore_eos, ...).
+//
+// Parsing is pure (no engine): a request body and a ParseContext (what the server knows about
+// the model) go in; a typed request whose SamplingParams are ready for the engine, or an
+// OpenAI-style ApiError naming the offending field, comes out. Unknown top-level fields are
+// rejected as OpenAI does; fields OpenAI defines that kite cannot honour are rejected when set to
+// anything but their neutral value.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "kite/engine.h"
+#include "kite/sampling_params.h"
+#include "server/api_error.h"
+
+namespace kite::server {
+
+// What the parsers check requests against.
+struct ParseContext {
+  std::vector<std::string> served_model_names;  // non-empty; [0] is the default
+  int64_t vocab_size = 0;                       // token ids must be < vocab_size (0: unchecked)
+  int64_t max_model_len = 0;        // chat max_tokens default (0: leave the engine's default)
+  SamplingParams default_sampling;  // generation_config.json defaults (ModelInfo)
+};
+
+using Prompt = std::variant<std::string, std::vector<int32_t>>;
+
+struct StreamOptions {
+  bool include_usage = false;           // a final chunk with usage and no choices
+  bool continuous_usage_stats = false;  // usage on every chunk (vLLM extension)
+};
+
+// POST /v1/completions
+struct CompletionRequest {
+  std::string model;            // the served name the client asked for
+  std::vector<Prompt> prompts;  // one engine request each; never empty
+  SamplingParams params;
+  bool stream = false;
+  StreamOptions stream_options;
+  bool echo = false;               // prepend the prompt to the text (and its logprobs)
+  bool add_special_tokens = true;  // text prompts: BOS etc.
+  bool return_token_ids = false;   // vLLM: prompt_token_ids / token_ids in the response
+  int priority = 0;
+};
+
+// POST /v1/chat/completions
+struct ChatCompletionRequest {
+  std::string model;
+  // The messages as a JSON array for Engine::apply_chat_template: content-part arrays are
+  // flattened to one string (text parts joined with "\n").
+  std::string messages_json;
+  ChatTemplateOptions template_options;  // add_generation_prompt, chat_template, tools, kwargs
+  bool continue_final_message = false;   // render the last (assistant) message open-ended
+  SamplingParams params;
+  bool stream = false;
+  StreamOptions stream_options;
+  bool logprobs = false;            // params.logprobs = top_logprobs (0: the chosen token only)
+  bool add_special_tokens = false;  // the template already holds BOS
+  bool return_token_ids = false;
+  int priority = 0;
+};
+
+// POST /tokenize (vLLM): either a text prompt or chat messages.
+struct TokenizeRequest {
+  std::string model;
+  std::optional<std::string> prompt;
+  std::optional<std::string> messages_json;  // as ChatCompletionRequest::messages_json
+  ChatTemplateOptions template_options;
+  bool continue_final_message = false;
+  bool add_special_tokens = true;  // default true for prompt, false for messages
+  bool return_token_strs = false;
+};
+
+// POST /detokenize (vLLM)
+struct DetokenizeRequest {
+  std::string model;
+  std::vector<int32_t> tokens;
+};
+
+ApiResult<CompletionRequest> parse_completion_request(std::string_view body,
+                                                      const ParseContext& ctx);
+ApiResult<ChatCompletionRequest> parse_chat_request(std::string_view body, const ParseContext& ctx);
+ApiResult<TokenizeRequest> parse_tokenize_request(std::string_view body, const ParseContext& ctx);
+ApiResult<DetokenizeRequest> parse_detokenize_request(std::string_view body,
+                                                      const ParseContext& ctx);
+
+// continue_final_message, as transformers does it: the last message's content gets
+// kContinueTag appended before rendering; the rendered text is then cut at the tag.
+inline constexpr std::string_view kContinueTag = "CONTINUE_FINAL_MESSAGE_TAG ";
+// Appends the tag to the last message's content (messages_json as produced by the parsers).
+ApiResult<std::string> tag_final_message(std::string_view messages_json);
+// Cuts `rendered` at the last tag (and the whitespace the template may have trimmed after it).
+ApiResult<std::string> cut_at_continue_tag(std::string_view rendered);
+
+}  // namespace kite::server

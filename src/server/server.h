@@ -1,0 +1,77 @@
+// HttpServer: the OpenAI-compatible HTTP server of `kite serve` (Boost.Beast/Asio, C++20
+// coroutines on a few Asio threads; each connection runs on its own strand).
+//
+//   HttpServer server(config);
+//   KITE_RETURN_IF_ERROR(server.start());      // listening; /health is 503 until set_engine
+//   server.set_engine(std::move(engine));     // from the thread that loaded the model
+//   server.wait();                            // until SIGINT/SIGTERM or request_shutdown()
+//
+// Threads: Asio threads run every connection and never block on the engine (requests go in
+// through Engine::add_request; outputs come back through RequestStream notifiers that post to
+// the connection's strand). Engine::shutdown, which blocks, runs on a dedicated thread.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kite/engine.h"
+#include "kite/status.h"
+
+namespace kite::server {
+
+struct ServerConfig {
+  std::string host = "0.0.0.0";
+  uint16_t port = 8000;  // 0: any free port (see HttpServer::port)
+  int num_threads = 4;   // Asio threads
+  std::string api_key;   // non-empty: /v1/* needs "Authorization: Bearer <api_key>"
+  std::vector<std::string> allowed_origins;  // CORS; "*" for any
+  bool allow_credentials = false;
+  // Names the model answers to (the first is reported); empty: the engine's served name.
+  std::vector<std::string> served_model_names;
+  std::string model_path;  // reported as "root" by /v1/models
+  size_t max_body_bytes = size_t{32} << 20;
+  size_t max_header_bytes = size_t{64} << 10;
+  // Idle keep-alive connections, and reading one request, end after this.
+  std::chrono::milliseconds read_timeout{60'000};
+  // One write to a client that does not read ends the connection after this (and aborts its
+  // request).
+  std::chrono::milliseconds write_timeout{60'000};
+  // SIGTERM/SIGINT: running requests get this long to finish; then they are aborted.
+  std::chrono::milliseconds shutdown_timeout{30'000};
+  bool handle_signals = true;  // install SIGINT/SIGTERM handlers
+};
+
+class HttpServer {
+ public:
+  explicit HttpServer(ServerConfig config);
+  // Shuts down (if not yet) and joins every thread.
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Binds, listens and starts the Asio threads. Errors: bad host, port in use.
+  Status start();
+  // The bound port (after start()).
+  uint16_t port() const;
+
+  // Publishes the loaded engine: /health turns 200 and the API opens. Thread-safe.
+  void set_engine(std::shared_ptr<Engine> engine);
+
+  // Starts a graceful shutdown (as SIGTERM): stop accepting, close idle connections, let
+  // running requests finish within shutdown_timeout, abort the rest. Thread-safe, idempotent.
+  void request_shutdown();
+  bool shutdown_requested() const;
+
+  // Blocks until the shutdown has completed and every thread has been joined.
+  void wait();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace kite::server

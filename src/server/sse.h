@@ -1,0 +1,17 @@
+// Server-sent events framing (https://html.spec.whatwg.org/multipage/server-sent-events.html),
+// as OpenAI streams: one `data: <json>` event per chunk, then `data: [DONE]`.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace kite::server {
+
+// One event carrying `data`; every line of `data` becomes its own `data:` field, so a payload
+// holding a newline cannot end the event early. Ends with the blank line that dispatches it.
+std::string sse_event(std::string_view data);
+
+// The terminator OpenAI clients wait for.
+inline constexpr std::string_view kSseDone = "data: [DONE]\n\n";
+
+}  // namespace kite::server

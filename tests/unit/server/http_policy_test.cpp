@@ -1,0 +1,44 @@
+#include "server/http_policy.h"
+
+#include <gtest/gtest.h>
+
+namespace kite::server {
+namespace {
+
+TEST(AuthTest, PathsUnderV1NeedAuth) {
+  EXPECT_TRUE(path_requires_auth("/v1/completions"));
+  EXPECT_TRUE(path_requires_auth("/v1/models"));
+  EXPECT_TRUE(path_requires_auth("/v1"));
+  EXPECT_FALSE(path_requires_auth("/v10"));
+  EXPECT_FALSE(path_requires_auth("/health"));
+  EXPECT_FALSE(path_requires_auth("/metrics"));
+  EXPECT_FALSE(path_requires_auth("/"));
+}
+
+TEST(AuthTest, Bearer) {
+  EXPECT_TRUE(bearer_matches("Bearer sk-123", "sk-123"));
+  EXPECT_TRUE(bearer_matches("bearer sk-123", "sk-123"));
+  EXPECT_TRUE(bearer_matches("Bearer  sk-123 ", "sk-123"));
+  EXPECT_FALSE(bearer_matches("Bearer sk-12", "sk-123"));
+  EXPECT_FALSE(bearer_matches("Bearer sk-1234", "sk-123"));
+  EXPECT_FALSE(bearer_matches("Basic sk-123", "sk-123"));
+  EXPECT_FALSE(bearer_matches("sk-123", "sk-123"));
+  EXPECT_FALSE(bearer_matches("", "sk-123"));
+  EXPECT_FALSE(bearer_matches("Bearer ", ""));
+}
+
+TEST(CorsTest, Origins) {
+  CorsPolicy none;
+  EXPECT_EQ(none.allow_origin("http://a.example"), "");
+  CorsPolicy any{{"*"}, false};
+  EXPECT_EQ(any.allow_origin("http://a.example"), "*");
+  EXPECT_EQ(any.allow_origin(""), "");
+  CorsPolicy creds{{"*"}, true};
+  EXPECT_EQ(creds.allow_origin("http://a.example"), "http://a.example");
+  CorsPolicy list{{"http://a.example", "http://b.example"}, false};
+  EXPECT_EQ(list.allow_origin("http://b.example"), "http://b.example");
+  EXPECT_EQ(list.allow_origin("http://c.example"), "");
+}
+
+}  // namespace
+}  // namespace kite::server
