@@ -6,11 +6,13 @@
 // last chunk adding its scalar tail). So a token's logits do not depend on what else is in the
 // batch, and GEMV (decode) and GEMM (prefill) agree bit for bit.
 #include <algorithm>
+#include <vector>
 
 #include "backend/cpu/ops.h"
 #include "backend/cpu/simd.h"
 #include "core/check.h"
 #include "core/thread_pool.h"
+#include "model/dequant.h"
 
 namespace kite::cpu {
 namespace {
@@ -121,6 +123,51 @@ void linear_typed(const float* x, int64_t m, int64_t ldx, const T* w, int64_t n,
     }
   };
   // Each block is nb * m * k multiply-adds; give a thread at least ~64K of them.
+  const int64_t block_work = nb * m * k;
+  if (pool == nullptr || num_blocks * block_work <= (1 << 16)) {
+    run(0, num_blocks);
+    return;
+  }
+  pool->parallel_for(num_blocks, run, std::max<int64_t>(1, (1 << 16) / block_work));
+}
+
+// Quantized W (GGUF blocks): each k-chunk of a block's W rows is dequantized into an F32 panel
+// once and fed to the F32 kernels, so the result equals linear() over the dequantized matrix
+// bit for bit, while the weights stay quantized in memory.
+void linear_quantized(const float* x, int64_t m, int64_t ldx, const TensorView& w,
+                      const float* bias, float* y, int64_t ldy, ThreadPool* pool) {
+  const int64_t n = w.dim(0);
+  const int64_t k = w.dim(1);
+  const int64_t row_bytes = w.row_bytes();
+  const auto* wbytes = static_cast<const uint8_t*>(w.data);
+  const int64_t nb = m <= kGemvMaxM ? kNbGemv : kNbGemm;
+  const int64_t num_blocks = (n + nb - 1) / nb;
+  auto run = [&](int64_t b0, int64_t b1) {
+    std::vector<float> panel(static_cast<size_t>(nb * kKc));
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t j0 = b * nb;
+      const int64_t j1 = std::min(n, j0 + nb);
+      for (int64_t i = 0; i < m; ++i) {
+        for (int64_t j = j0; j < j1; ++j) y[i * ldy + j] = bias ? bias[j] : 0.0f;
+      }
+      for (int64_t k0 = 0; k0 < k; k0 += kKc) {
+        const int64_t kc = std::min(kKc, k - k0);
+        const int64_t chunk_offset = dtype_bytes(w.dtype, k0);
+        for (int64_t j = j0; j < j1; ++j) {
+          dequantize_row(w.dtype, wbytes + j * row_bytes + chunk_offset,
+                         panel.data() + (j - j0) * kKc, kc);
+        }
+        for (int64_t i = 0; i < m; i += kMr) {
+          const int mr = static_cast<int>(std::min<int64_t>(kMr, m - i));
+          for (int64_t j = j0; j < j1; j += kNr) {
+            const int nr = static_cast<int>(std::min<int64_t>(kNr, j1 - j));
+            pick_kernel<float>(mr, nr)(x + i * ldx + k0, ldx, panel.data() + (j - j0) * kKc, kKc,
+                                       kc, y + i * ldy + j, ldy);
+          }
+        }
+      }
+    }
+  };
   const int64_t block_work = nb * m * k;
   if (pool == nullptr || num_blocks * block_work <= (1 << 16)) {
     run(0, num_blocks);

@@ -10,6 +10,7 @@
 #include "backend/cpu/simd.h"
 #include "core/check.h"
 #include "core/thread_pool.h"
+#include "model/dequant.h"
 
 namespace kite::cpu {
 namespace {

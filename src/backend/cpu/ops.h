@@ -4,8 +4,10 @@
 // Conventions:
 //   - Activations are F32, row-major; `[n, d]` means n rows of d values. Where an op reads
 //     part of a wider row (q and k inside the fused qkv row) it takes a row stride in elements.
-//   - Weights of linear layers and embeddings are F32, F16 or BF16 (TensorView); norm weights
-//     and biases are F32 (the runner converts those small vectors once at load).
+//   - Weights of linear layers and embeddings are F32, F16, BF16 or a GGUF block quantization
+//     (Q8_0, Q4_0, Q4_1, Q4_K, Q5_K, Q6_K; dequantized on the fly in chunks, bit-identical to
+//     dequantizing first: model/dequant.h); norm weights and biases are F32 (the runner
+//     converts those small vectors once at load).
 //   - `pool` may be nullptr (run on the calling thread). Results do not depend on the number
 //     of threads: every output element is computed by one thread in a fixed order.
 //   - Sizes and indices come from kite itself (the engine validated user input before), so
@@ -27,7 +29,7 @@ namespace kite::cpu {
 // ---- embeddings and norms -----------------------------------------------------------------
 
 // out[t, :] = float(table[token_ids[t], :]).
-//   table: [vocab, hidden] F32/F16/BF16; token_ids: [n], each in [0, vocab); out: [n, hidden].
+//   table: [vocab, hidden] (any weight dtype); token_ids: [n], each in [0, vocab); out: [n, hidden].
 void embedding(const TensorView& table, const int32_t* token_ids, int64_t n, float* out,
                ThreadPool* pool);
 
@@ -73,7 +75,7 @@ void rope_neox(float* x, int64_t n, int64_t row_stride, int64_t num_heads, int64
 // ---- linear layers --------------------------------------------------------------------------
 
 // y = x @ W^T (+ bias):  y[i, j] = sum_k x[i, k] * W[j, k] (+ bias[j]), F32 accumulation.
-//   x: [m, k] F32 with row stride ldx (>= k); w: [n, k] F32/F16/BF16, contiguous;
+//   x: [m, k] F32 with row stride ldx (>= k); w: [n, k] any weight dtype, contiguous;
 //   bias: [n] or nullptr; y: [m, n] with row stride ldy (>= n). y must not alias x.
 // Blocked over k and n (GEMM) for prefill, streaming W once (GEMV) when m is small.
 void linear(const float* x, int64_t m, int64_t ldx, const TensorView& w, const float* bias,
