@@ -9,6 +9,7 @@
 #include "backend/cpu/ops.h"
 #include "core/check.h"
 #include "model/dequant.h"
+#include "sampling/cpu_sampler.h"
 
 namespace kite {
 namespace {
@@ -306,26 +307,7 @@ Status CpuModelRunner::sample(const TensorView& logits, const SamplingBatch& par
     return invalid_argument(fmt::format("sample: {} parameter rows for {} logits rows",
                                         params.num_rows(), rows));
   }
-  for (int64_t r = 0; r < rows; ++r) {
-    const bool greedy_only =
-        params.temperature[r] == 0.0f &&
-        (params.repetition_penalty.empty() || params.repetition_penalty[r] == 1.0f) &&
-        (params.frequency_penalty.empty() || params.frequency_penalty[r] == 0.0f) &&
-        (params.presence_penalty.empty() || params.presence_penalty[r] == 0.0f) &&
-        (params.bias_indptr.empty() || params.bias_indptr[r] == params.bias_indptr[r + 1]) &&
-        (params.banned_indptr.empty() || params.banned_indptr[r] == params.banned_indptr[r + 1]) &&
-        params.max_num_logprobs < 0;
-    if (!greedy_only) {
-      return unimplemented(
-          "the CPU runner's built-in sampler is greedy only (temperature 0, no penalties, "
-          "biases or logprobs); use the sampler in src/sampling for the rest");
-    }
-  }
-  out->token_ids.resize(static_cast<size_t>(rows));
-  for (int64_t r = 0; r < rows; ++r) {
-    out->token_ids[static_cast<size_t>(r)] = cpu::argmax(logits.as<float>() + r * vocab, vocab);
-  }
-  return ok_status();
+  return cpu_sample(logits.as<float>(), vocab, params, out, &pool_);
 }
 
 Status CpuModelRunner::logits_to_host(const TensorView& logits, float* out) {

@@ -45,8 +45,7 @@ class CpuModelRunner final : public ModelRunner {
   // Validates the batch (token ids in the vocabulary, slots and blocks inside the cache,
   // consistent sizes: kInvalidArgument otherwise), then runs the model.
   Status forward(const ForwardBatch& batch, TensorView* logits) override;
-  // Greedy (argmax, lowest id on ties) for every row. kUnimplemented for rows that ask for
-  // sampling, penalties, biases or logprobs: the full sampler lives in src/sampling.
+  // The CPU reference sampler (sampling/cpu_sampler.h) over host logits.
   Status sample(const TensorView& logits, const SamplingBatch& params,
                 SamplerOutput* out) override;
   Status logits_to_host(const TensorView& logits, float* out) override;

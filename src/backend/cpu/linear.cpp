@@ -198,7 +198,8 @@ void linear(const float* x, int64_t m, int64_t ldx, const TensorView& w, const f
       linear_typed(x, m, ldx, w.as<bf16_t>(), n, k, bias, y, ldy, pool);
       break;
     default:
-      KITE_CHECK(false) << "linear weight dtype " << dtype_name(w.dtype);
+      KITE_CHECK(can_dequantize(w.dtype)) << "linear weight dtype " << dtype_name(w.dtype);
+      linear_quantized(x, m, ldx, w, bias, y, ldy, pool);
   }
 }
 

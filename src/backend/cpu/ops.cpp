@@ -81,8 +81,16 @@ void embedding(const TensorView& table, const int32_t* token_ids, int64_t n, flo
       case DType::kBF16:
         embed_rows(table.as<bf16_t>(), hidden, vocab, token_ids, b, e, out);
         break;
-      default:
-        KITE_CHECK(false) << "embedding dtype " << dtype_name(table.dtype);
+      default: {  // GGUF quantized rows
+        KITE_CHECK(can_dequantize(table.dtype)) << "embedding dtype " << dtype_name(table.dtype);
+        const int64_t row_bytes = table.row_bytes();
+        for (int64_t t = b; t < e; ++t) {
+          const int32_t id = token_ids[t];
+          KITE_CHECK(id >= 0 && id < vocab) << "token id " << id << " vocab " << vocab;
+          dequantize_row(table.dtype, static_cast<const uint8_t*>(table.data) + id * row_bytes,
+                         out + t * hidden, hidden);
+        }
+      }
     }
   });
 }

@@ -1,0 +1,187 @@
+"""Float64 numpy reference of the Llama-family decoder (Llama 2/3/3.1, Mistral, Qwen2, Qwen3).
+
+Independent of kite: it reads config.json and the safetensors files itself (single file or
+shards with model.safetensors.index.json; F32/F16/BF16) and recomputes full causal attention
+for every step (no KV cache), following the Hugging Face modeling code:
+  x = embed[tokens]
+  per layer: h = rmsnorm(x) * w1; q,k,v = h W^T (+ b); [Qwen3: per-head rmsnorm of q, k];
+             rope (rotate-half); softmax(q k^T / sqrt(d) + causal mask) v; x += o_proj;
+             h = rmsnorm(x) * w2; x += down(silu(gate(h)) * up(h))
+  logits = rmsnorm(x) * w_final @ lm_head^T
+
+Usage: llama_oracle.py MODEL_DIR OUT.json --prompts 1,2,3 4,5 [--greedy N]
+Writes {"prompts": [{"ids": [...], "logits": [[vocab] per prompt position],
+"greedy": [N ids], "greedy_gaps": [top-1 minus top-2 logit at each greedy step]}]}.
+"""
+
+import argparse
+import json
+import math
+import os
+import struct
+
+import numpy as np
+
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + n])
+    base = 8 + n
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        b, e = info["data_offsets"]
+        raw = data[base + b : base + e]
+        dtype = info["dtype"]
+        if dtype == "F32":
+            arr = np.frombuffer(raw, dtype="<f4").astype(np.float64)
+        elif dtype == "F16":
+            arr = np.frombuffer(raw, dtype="<f2").astype(np.float64)
+        elif dtype == "BF16":
+            u = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16
+            arr = u.view(np.float32).astype(np.float64)
+        else:
+            raise ValueError(f"dtype {dtype}")
+        out[name] = arr.reshape(info["shape"])
+    aliases = header.get("__metadata__", {})
+    for k, v in aliases.items():
+        if k not in out and v in out:
+            out[k] = out[v]
+    return out
+
+
+def load_weights(model_dir):
+    index = os.path.join(model_dir, "model.safetensors.index.json")
+    if os.path.exists(index):
+        with open(index) as f:
+            files = sorted(set(json.load(f)["weight_map"].values()))
+        w = {}
+        for name in files:
+            w.update(read_safetensors(os.path.join(model_dir, name)))
+        return w
+    return read_safetensors(os.path.join(model_dir, "model.safetensors"))
+
+
+def inv_freq(cfg, head_dim):
+    theta = cfg.get("rope_theta")
+    rope = cfg.get("rope_scaling") or cfg.get("rope_parameters") or {}
+    if theta is None:
+        theta = rope.get("rope_theta", 10000.0)
+    inv = 1.0 / (theta ** (np.arange(0, head_dim, 2, dtype=np.float64) / head_dim))
+    kind = rope.get("rope_type", rope.get("type", "default"))
+    if kind == "linear":
+        inv = inv / rope["factor"]
+    elif kind == "llama3":
+        factor = rope["factor"]
+        low, high = rope["low_freq_factor"], rope["high_freq_factor"]
+        old = rope["original_max_position_embeddings"]
+        low_wavelen, high_wavelen = old / low, old / high
+        wavelen = 2 * math.pi / inv
+        scaled = np.where(wavelen > low_wavelen, inv / factor, inv)
+        smooth = (old / wavelen - low) / (high - low)
+        smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+        medium = ~(wavelen < high_wavelen) & ~(wavelen > low_wavelen)
+        inv = np.where(medium, smoothed, scaled)
+    elif kind != "default":
+        raise ValueError(kind)
+    return inv
+
+
+def rmsnorm(x, w, eps):
+    return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * w
+
+
+def rope(x, positions, inv):
+    # x: [T, H, D]; rotate-half.
+    ang = positions[:, None].astype(np.float64) * inv[None, :]  # [T, D/2]
+    cos, sin = np.cos(ang)[:, None, :], np.sin(ang)[:, None, :]
+    half = x.shape[-1] // 2
+    x0, x1 = x[..., :half], x[..., half:]
+    return np.concatenate([x0 * cos - x1 * sin, x1 * cos + x0 * sin], axis=-1)
+
+
+class Model:
+    def __init__(self, model_dir):
+        with open(os.path.join(model_dir, "config.json")) as f:
+            self.cfg = json.load(f)
+        c = self.cfg
+        self.arch = c["architectures"][0]
+        self.w = load_weights(model_dir)
+        self.heads = c["num_attention_heads"]
+        self.kv_heads = c.get("num_key_value_heads") or self.heads
+        self.head_dim = c.get("head_dim") or c["hidden_size"] // self.heads
+        self.eps = c.get("rms_norm_eps", 1e-6)
+        self.layers = c["num_hidden_layers"]
+        self.inv = inv_freq(c, self.head_dim)
+        if "lm_head.weight" not in self.w:
+            self.w["lm_head.weight"] = self.w["model.embed_tokens.weight"]
+        if "model.embed_tokens.weight" not in self.w:
+            self.w["model.embed_tokens.weight"] = self.w["lm_head.weight"]
+
+    def linear(self, x, name):
+        y = x @ self.w[name + ".weight"].T
+        if name + ".bias" in self.w:
+            y = y + self.w[name + ".bias"]
+        return y
+
+    def forward(self, ids):
+        w, T = self.w, len(ids)
+        pos = np.arange(T)
+        x = w["model.embed_tokens.weight"][np.array(ids)]
+        mask = np.triu(np.full((T, T), -np.inf), k=1)
+        group = self.heads // self.kv_heads
+        for l in range(self.layers):
+            p = f"model.layers.{l}."
+            h = rmsnorm(x, w[p + "input_layernorm.weight"], self.eps)
+            q = self.linear(h, p + "self_attn.q_proj").reshape(T, self.heads, self.head_dim)
+            k = self.linear(h, p + "self_attn.k_proj").reshape(T, self.kv_heads, self.head_dim)
+            v = self.linear(h, p + "self_attn.v_proj").reshape(T, self.kv_heads, self.head_dim)
+            if p + "self_attn.q_norm.weight" in w:
+                q = rmsnorm(q, w[p + "self_attn.q_norm.weight"], self.eps)
+                k = rmsnorm(k, w[p + "self_attn.k_norm.weight"], self.eps)
+            q, k = rope(q, pos, self.inv), rope(k, pos, self.inv)
+            k = np.repeat(k, group, axis=1)
+            v = np.repeat(v, group, axis=1)
+            scores = np.einsum("thd,shd->hts", q, k) / math.sqrt(self.head_dim) + mask
+            scores = scores - scores.max(axis=-1, keepdims=True)
+            prob = np.exp(scores)
+            prob /= prob.sum(axis=-1, keepdims=True)
+            attn = np.einsum("hts,shd->thd", prob, v).reshape(T, -1)
+            x = x + self.linear(attn, p + "self_attn.o_proj")
+            h = rmsnorm(x, w[p + "post_attention_layernorm.weight"], self.eps)
+            g = self.linear(h, p + "mlp.gate_proj")
+            u = self.linear(h, p + "mlp.up_proj")
+            x = x + self.linear(g / (1 + np.exp(-g)) * u, p + "mlp.down_proj")
+        x = rmsnorm(x, w["model.norm.weight"], self.eps)
+        return x @ w["lm_head.weight"].T
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("model")
+    ap.add_argument("out")
+    ap.add_argument("--prompts", nargs="+", required=True)
+    ap.add_argument("--greedy", type=int, default=0)
+    a = ap.parse_args()
+    m = Model(a.model)
+    result = {"prompts": []}
+    for text in a.prompts:
+        ids = [int(t) for t in text.split(",")]
+        entry = {"ids": ids, "logits": m.forward(ids).tolist(), "greedy": [], "greedy_gaps": []}
+        seq = list(ids)
+        for _ in range(a.greedy):
+            last = m.forward(seq)[-1]
+            order = np.argsort(-last, kind="stable")
+            entry["greedy"].append(int(order[0]))
+            entry["greedy_gaps"].append(float(last[order[0]] - last[order[1]]))
+            seq.append(int(order[0]))
+        result["prompts"].append(entry)
+    with open(a.out, "w") as f:
+        json.dump(result, f)
+
+
+if __name__ == "__main__":
+    main()

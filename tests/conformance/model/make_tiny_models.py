@@ -1,0 +1,144 @@
+"""Writes small random models of each supported family in Hugging Face layout, to exercise the
+code paths the shipped TinyStories model does not (biases, q/k norm, RoPE scaling, F16/BF16
+weights, sharded checkpoints, MQA, explicit head_dim). Deterministic (fixed seeds).
+
+Usage: make_tiny_models.py OUT_DIR   -> OUT_DIR/<name>/{config.json, *.safetensors}
+"""
+
+import json
+import os
+import sys
+
+import numpy as np
+from safetensors.numpy import save_file
+
+VOCAB = 96
+
+
+def to_bf16_bits(a):
+    # Round to nearest even, as torch does.
+    u = a.astype(np.float32).view(np.uint32).astype(np.uint64)
+    u = (u + 0x7FFF + ((u >> 16) & 1)) >> 16
+    return u.astype(np.uint16)
+
+
+def store(arr, dtype):
+    if dtype == "float32":
+        return arr.astype(np.float32)
+    if dtype == "float16":
+        return arr.astype(np.float16)
+    # safetensors.numpy cannot write bfloat16: written as raw uint16 and patched below.
+    return to_bf16_bits(arr)
+
+
+def make(out, name, cfg, seed, shards=1):
+    rng = np.random.default_rng(seed)
+    c = dict(cfg)
+    c.setdefault("vocab_size", VOCAB)
+    c.setdefault("rms_norm_eps", 1e-5)
+    c.setdefault("max_position_embeddings", 256)
+    c.setdefault("hidden_act", "silu")
+    h, heads = c["hidden_size"], c["num_attention_heads"]
+    kvh = c.get("num_key_value_heads", heads)
+    d = c.get("head_dim", h // heads)
+    inter, dtype = c["intermediate_size"], c["torch_dtype"]
+    arch = c["architectures"][0]
+
+    def mat(rows, cols):
+        return rng.uniform(-1, 1, (rows, cols)) * np.sqrt(3.0 / cols)
+
+    t = {"model.embed_tokens.weight": rng.uniform(-1, 1, (c["vocab_size"], h))}
+    for l in range(c["num_hidden_layers"]):
+        p = f"model.layers.{l}."
+        t[p + "input_layernorm.weight"] = 1 + 0.2 * rng.uniform(-1, 1, h)
+        t[p + "post_attention_layernorm.weight"] = 1 + 0.2 * rng.uniform(-1, 1, h)
+        t[p + "self_attn.q_proj.weight"] = mat(heads * d, h)
+        t[p + "self_attn.k_proj.weight"] = mat(kvh * d, h)
+        t[p + "self_attn.v_proj.weight"] = mat(kvh * d, h)
+        t[p + "self_attn.o_proj.weight"] = mat(h, heads * d)
+        if arch == "Qwen2ForCausalLM":
+            t[p + "self_attn.q_proj.bias"] = 0.3 * rng.uniform(-1, 1, heads * d)
+            t[p + "self_attn.k_proj.bias"] = 0.3 * rng.uniform(-1, 1, kvh * d)
+            t[p + "self_attn.v_proj.bias"] = 0.3 * rng.uniform(-1, 1, kvh * d)
+        if arch == "Qwen3ForCausalLM":
+            t[p + "self_attn.q_norm.weight"] = 1 + 0.3 * rng.uniform(-1, 1, d)
+            t[p + "self_attn.k_norm.weight"] = 1 + 0.3 * rng.uniform(-1, 1, d)
+        t[p + "mlp.gate_proj.weight"] = mat(inter, h)
+        t[p + "mlp.up_proj.weight"] = mat(inter, h)
+        t[p + "mlp.down_proj.weight"] = mat(h, inter)
+    t["model.norm.weight"] = 1 + 0.2 * rng.uniform(-1, 1, h)
+    if not c.get("tie_word_embeddings", False):
+        t["lm_head.weight"] = mat(c["vocab_size"], h) * 4
+
+    path = os.path.join(out, name)
+    os.makedirs(path, exist_ok=True)
+    with open(os.path.join(path, "config.json"), "w") as f:
+        json.dump(c, f, indent=2)
+    names = sorted(t)
+    groups = [names[i::shards] for i in range(shards)]
+    weight_map = {}
+    for i, group in enumerate(groups):
+        fname = "model.safetensors" if shards == 1 else f"model-{i + 1:05d}-of-{shards:05d}.safetensors"
+        fpath = os.path.join(path, fname)
+        save_file({n: store(t[n], dtype) for n in group}, fpath, metadata={"format": "pt"})
+        if dtype == "bfloat16":
+            patch_dtype(fpath, "U16", "BF16")
+        for n in group:
+            weight_map[n] = fname
+    if shards > 1:
+        with open(os.path.join(path, "model.safetensors.index.json"), "w") as f:
+            json.dump({"metadata": {}, "weight_map": weight_map}, f, indent=2)
+
+
+def patch_dtype(path, old, new):
+    # Same-length rename in the JSON header keeps every offset valid ("U16" -> "BF16" is one
+    # byte longer, so the header's trailing padding absorbs it).
+    with open(path, "rb") as f:
+        data = bytearray(f.read())
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + n])
+    for k, v in header.items():
+        if k != "__metadata__" and v["dtype"] == old:
+            v["dtype"] = new
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * ((8 - len(text) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(len(text).to_bytes(8, "little") + text + data[8 + n :])
+
+
+def main():
+    out = sys.argv[1]
+    # Llama 3.1 style: llama3 RoPE scaling (all three frequency bands present at head_dim 32),
+    # BF16 weights, untied, GQA 4/2.
+    make(out, "llama31-bf16", {
+        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 64,
+        "intermediate_size": 96, "num_hidden_layers": 2, "num_attention_heads": 4,
+        "num_key_value_heads": 2, "rope_theta": 10000.0, "torch_dtype": "bfloat16",
+        "tie_word_embeddings": False, "bos_token_id": 1, "eos_token_id": [2, 3],
+        "rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                         "high_freq_factor": 4.0, "original_max_position_embeddings": 64}}, 1)
+    # Qwen2.5 style: q/k/v biases, F16 weights, tied embeddings, two shards with an index.
+    make(out, "qwen2-f16-sharded", {
+        "architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "hidden_size": 48,
+        "intermediate_size": 80, "num_hidden_layers": 2, "num_attention_heads": 6,
+        "num_key_value_heads": 2, "rope_theta": 1000000.0, "torch_dtype": "float16",
+        "tie_word_embeddings": True, "sliding_window": 32768, "use_sliding_window": False}, 2,
+        shards=2)
+    # Qwen3 style: per-head q/k RMSNorm, head_dim (24) != hidden / heads, transformers 5
+    # "rope_parameters" with linear scaling, F32, untied.
+    make(out, "qwen3-f32", {
+        "architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3", "hidden_size": 32,
+        "intermediate_size": 64, "num_hidden_layers": 3, "num_attention_heads": 4,
+        "num_key_value_heads": 2, "head_dim": 24, "torch_dtype": "float32",
+        "tie_word_embeddings": False, "attention_bias": False,
+        "rope_parameters": {"rope_type": "linear", "factor": 2.0, "rope_theta": 5000.0}}, 3)
+    # Mistral style: multi-query attention (1 kv head), head_dim 16, sliding window metadata.
+    make(out, "mistral-mqa", {
+        "architectures": ["MistralForCausalLM"], "model_type": "mistral", "hidden_size": 64,
+        "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+        "num_key_value_heads": 1, "rope_theta": 10000.0, "torch_dtype": "float32",
+        "sliding_window": 4096, "tie_word_embeddings": False}, 4)
+
+
+if __name__ == "__main__":
+    main()
