@@ -96,18 +96,17 @@ Status run(const GenerateArgs& a) {
   }
   for (int32_t id : prompt) {
     if (id >= config.vocab_size) {
-      return invalid_argument(
-          fmt::format("--prompt-ids: token id {} is outside the vocabulary [0, {})", id,
-                      config.vocab_size));
+      return invalid_argument(fmt::format(
+          "--prompt-ids: token id {} is outside the vocabulary [0, {})", id, config.vocab_size));
     }
   }
   const int64_t max_len = config.max_position_embeddings;
   if (static_cast<int64_t>(prompt.size()) >= max_len) {
-    return out_of_range(fmt::format("the prompt has {} tokens; the model's context is {}",
-                                    prompt.size(), max_len));
+    return out_of_range(
+        fmt::format("the prompt has {} tokens; the model's context is {}", prompt.size(), max_len));
   }
-  const int64_t total = std::min<int64_t>(max_len, static_cast<int64_t>(prompt.size()) +
-                                                       a.max_tokens);
+  const int64_t total =
+      std::min<int64_t>(max_len, static_cast<int64_t>(prompt.size()) + a.max_tokens);
 
   CpuRunnerOptions ropts;
   ropts.num_threads = a.threads;

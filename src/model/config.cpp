@@ -59,9 +59,10 @@ Result<std::vector<int32_t>> int_or_list(const bj::object& o, std::string_view k
       return static_cast<int32_t>(v.get_int64());
     }
     if (v.is_uint64() && v.get_uint64() <= INT32_MAX) return static_cast<int32_t>(v.get_uint64());
-    return invalid_argument(fmt::format("field '{}' must be a token id or a list of token ids, "
-                                        "got {}",
-                                        key, json::kind_name(v)));
+    return invalid_argument(
+        fmt::format("field '{}' must be a token id or a list of token ids, "
+                    "got {}",
+                    key, json::kind_name(v)));
   };
   if (it->value().is_array()) {
     for (const bj::value& v : it->value().get_array()) {
@@ -98,8 +99,8 @@ Status parse_rope(const bj::object& o, ModelConfig* c) {
     auto it = o.find(key);
     if (it == o.end() || it->value().is_null()) continue;
     if (!it->value().is_object()) {
-      return invalid_argument(fmt::format("field '{}' must be an object, got {}", key,
-                                          json::kind_name(it->value())));
+      return invalid_argument(
+          fmt::format("field '{}' must be an object, got {}", key, json::kind_name(it->value())));
     }
     rope = &it->value().get_object();
     field = key;
@@ -126,8 +127,8 @@ Status parse_rope(const bj::object& o, ModelConfig* c) {
     return ok_status();
   }
   if (kind != "linear" && kind != "llama3") {
-    return unimplemented(fmt::format(
-        "{} type '{}' is not supported (default, linear and llama3 are)", field, kind));
+    return unimplemented(
+        fmt::format("{} type '{}' is not supported (default, linear and llama3 are)", field, kind));
   }
   auto factor = json::get_double(*rope, "factor");
   if (!factor.ok()) return with_field(factor.status());
@@ -138,8 +139,9 @@ Status parse_rope(const bj::object& o, ModelConfig* c) {
     return ok_status();
   }
   rs.type = RopeScaling::Type::kLlama3;
-  for (auto [key, dst] : {std::pair<std::string_view, double*>{"low_freq_factor", &rs.low_freq_factor},
-                          {"high_freq_factor", &rs.high_freq_factor}}) {
+  for (auto [key, dst] :
+       {std::pair<std::string_view, double*>{"low_freq_factor", &rs.low_freq_factor},
+        {"high_freq_factor", &rs.high_freq_factor}}) {
     auto v = json::get_double(*rope, key);
     if (!v.ok()) return with_field(v.status());
     if (!*v) return with_field(missing(key));
@@ -237,10 +239,14 @@ Result<ModelConfig> parse_config_object(const bj::object& o) {
 
 std::string_view model_family_name(ModelFamily f) {
   switch (f) {
-    case ModelFamily::kLlama: return "llama";
-    case ModelFamily::kMistral: return "mistral";
-    case ModelFamily::kQwen2: return "qwen2";
-    case ModelFamily::kQwen3: return "qwen3";
+    case ModelFamily::kLlama:
+      return "llama";
+    case ModelFamily::kMistral:
+      return "mistral";
+    case ModelFamily::kQwen2:
+      return "qwen2";
+    case ModelFamily::kQwen3:
+      return "qwen3";
   }
   return "unknown";
 }
@@ -249,8 +255,8 @@ Status ModelConfig::validate() const {
   auto positive = [](std::string_view name, int64_t v) -> Status {
     if (v <= 0) return invalid_argument(fmt::format("{} must be positive, got {}", name, v));
     if (v > kMaxDim) {
-      return invalid_argument(fmt::format("{} {} is larger than kite supports ({})", name, v,
-                                          kMaxDim));
+      return invalid_argument(
+          fmt::format("{} {} is larger than kite supports ({})", name, v, kMaxDim));
     }
     return ok_status();
   };
@@ -274,8 +280,8 @@ Status ModelConfig::validate() const {
     return invalid_argument(fmt::format("head_dim {} must be even (RoPE rotates pairs)", head_dim));
   }
   if (q_size() > kMaxDim) {
-    return invalid_argument(fmt::format("num_attention_heads * head_dim = {} is too large",
-                                        q_size()));
+    return invalid_argument(
+        fmt::format("num_attention_heads * head_dim = {} is too large", q_size()));
   }
   if (!(rms_norm_eps > 0) || !std::isfinite(rms_norm_eps)) {
     return invalid_argument(fmt::format("rms_norm_eps must be positive, got {}", rms_norm_eps));
@@ -301,8 +307,8 @@ Status ModelConfig::validate() const {
     }
   }
   if (bos_token_id && (*bos_token_id < 0 || *bos_token_id >= vocab_size)) {
-    return invalid_argument(fmt::format("bos_token_id {} is outside the vocabulary ({})",
-                                        *bos_token_id, vocab_size));
+    return invalid_argument(
+        fmt::format("bos_token_id {} is outside the vocabulary ({})", *bos_token_id, vocab_size));
   }
   return ok_status();
 }

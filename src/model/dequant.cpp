@@ -108,13 +108,20 @@ using BlockFn = void (*)(const uint8_t*, float*);
 
 BlockFn block_fn(DType dtype) {
   switch (dtype) {
-    case DType::kQ8_0: return dequant_q8_0;
-    case DType::kQ4_0: return dequant_q4_0;
-    case DType::kQ4_1: return dequant_q4_1;
-    case DType::kQ4_K: return dequant_q4_k;
-    case DType::kQ5_K: return dequant_q5_k;
-    case DType::kQ6_K: return dequant_q6_k;
-    default: return nullptr;
+    case DType::kQ8_0:
+      return dequant_q8_0;
+    case DType::kQ4_0:
+      return dequant_q4_0;
+    case DType::kQ4_1:
+      return dequant_q4_1;
+    case DType::kQ4_K:
+      return dequant_q4_k;
+    case DType::kQ5_K:
+      return dequant_q5_k;
+    case DType::kQ6_K:
+      return dequant_q6_k;
+    default:
+      return nullptr;
   }
 }
 
@@ -128,7 +135,9 @@ bool can_dequantize(DType dtype) {
 void dequantize_row(DType dtype, const void* src, float* dst, int64_t n) {
   const auto* p = static_cast<const uint8_t*>(src);
   switch (dtype) {
-    case DType::kF32: std::memcpy(dst, p, static_cast<size_t>(n) * 4); return;
+    case DType::kF32:
+      std::memcpy(dst, p, static_cast<size_t>(n) * 4);
+      return;
     case DType::kF16:
       for (int64_t i = 0; i < n; ++i) {
         uint16_t h;
@@ -143,7 +152,8 @@ void dequantize_row(DType dtype, const void* src, float* dst, int64_t n) {
         dst[i] = bf16_to_f32(bf16_t{h});
       }
       return;
-    default: break;
+    default:
+      break;
   }
   const BlockFn fn = block_fn(dtype);
   KITE_CHECK(fn != nullptr) << "cannot dequantize " << dtype_name(dtype);

@@ -28,9 +28,15 @@ uint64_t name_hash(std::string_view s) {
 
 void store_value(DType dtype, void* data, int64_t i, float v) {
   switch (dtype) {
-    case DType::kF32: static_cast<float*>(data)[i] = v; break;
-    case DType::kF16: static_cast<f16_t*>(data)[i] = f32_to_f16(v); break;
-    default: static_cast<bf16_t*>(data)[i] = f32_to_bf16(v); break;
+    case DType::kF32:
+      static_cast<float*>(data)[i] = v;
+      break;
+    case DType::kF16:
+      static_cast<f16_t*>(data)[i] = f32_to_f16(v);
+      break;
+    default:
+      static_cast<bf16_t*>(data)[i] = f32_to_bf16(v);
+      break;
   }
 }
 
@@ -73,8 +79,7 @@ Status make_dummy_weights(const LoadOptions& options, WeightStore* store) {
   const ModelConfig& c = store->config();
   const DType dtype = c.torch_dtype;
   if (dtype != DType::kF32 && dtype != DType::kF16 && dtype != DType::kBF16) {
-    return unimplemented(
-        fmt::format("dummy weights in {} are not supported", dtype_name(dtype)));
+    return unimplemented(fmt::format("dummy weights in {} are not supported", dtype_name(dtype)));
   }
   const std::vector<TensorSpec> specs = expected_tensors(c);
   int64_t total = 0;
@@ -103,8 +108,8 @@ Status make_dummy_weights(const LoadOptions& options, WeightStore* store) {
     try {
       buf = HostBuffer(static_cast<size_t>(bytes));
     } catch (const std::bad_alloc&) {
-      return resource_exhausted(fmt::format("cannot allocate {} bytes for dummy tensor '{}'",
-                                            bytes, spec.name));
+      return resource_exhausted(
+          fmt::format("cannot allocate {} bytes for dummy tensor '{}'", bytes, spec.name));
     }
     // Matrices: uniform with variance 1/in_features, so activations keep their scale through
     // a layer; embeddings uniform(-1, 1); norm weights 1 +- 0.1; biases +- 0.1.
@@ -118,8 +123,8 @@ Status make_dummy_weights(const LoadOptions& options, WeightStore* store) {
     }
     fill(dtype, buf.data(), numel, splitmix64(options.seed) ^ name_hash(spec.name), center, scale,
          &pool);
-    const TensorView view =
-        TensorView::contiguous(nullptr, dtype, spec.shape.data(), static_cast<int>(spec.shape.size()));
+    const TensorView view = TensorView::contiguous(nullptr, dtype, spec.shape.data(),
+                                                   static_cast<int>(spec.shape.size()));
     TensorView t = view;
     t.data = store->own(std::move(buf));
     store->put(spec.name, t);

@@ -63,8 +63,8 @@ Result<GenerationConfig> parse_object(const bj::object& o) {
 Result<GenerationConfig> parse_generation_config(std::string_view json_text) {
   KITE_ASSIGN_OR_RETURN(bj::value v, json::parse(json_text, "generation_config.json"));
   if (!v.is_object()) {
-    return invalid_argument(fmt::format("generation_config.json: must be a JSON object, got {}",
-                                        json::kind_name(v)));
+    return invalid_argument(
+        fmt::format("generation_config.json: must be a JSON object, got {}", json::kind_name(v)));
   }
   auto g = parse_object(v.get_object());
   if (!g.ok()) return g.status().with_context("generation_config.json");

@@ -40,8 +40,8 @@ Result<int64_t> int_or(const GgufFile& f, const std::string& key, int64_t fallba
   if (!f.has(key)) return fallback;
   const GgufValue* v = f.find(key);
   if (v->type == GgufType::kArray) {
-    return unimplemented(fmt::format("GGUF key '{}' varies per layer, which kite does not support",
-                                     key));
+    return unimplemented(
+        fmt::format("GGUF key '{}' varies per layer, which kite does not support", key));
   }
   return f.get_int(key);
 }
@@ -137,18 +137,19 @@ Result<ModelConfig> model_config_from_gguf(const GgufFile& f) {
   if (c.num_attention_heads <= 0) {
     return invalid_argument(fmt::format("GGUF key '{}.attention.head_count' must be positive", a));
   }
-  KITE_ASSIGN_OR_RETURN(c.head_dim, int_or(f, a + ".attention.key_length",
-                                           c.hidden_size / c.num_attention_heads));
+  KITE_ASSIGN_OR_RETURN(
+      c.head_dim, int_or(f, a + ".attention.key_length", c.hidden_size / c.num_attention_heads));
   KITE_ASSIGN_OR_RETURN(int64_t v_len, int_or(f, a + ".attention.value_length", c.head_dim));
   if (v_len != c.head_dim) {
-    return unimplemented(fmt::format("key_length {} != value_length {} is not supported",
-                                     c.head_dim, v_len));
+    return unimplemented(
+        fmt::format("key_length {} != value_length {} is not supported", c.head_dim, v_len));
   }
   KITE_ASSIGN_OR_RETURN(int64_t rope_dim, int_or(f, a + ".rope.dimension_count", c.head_dim));
   if (rope_dim != c.head_dim) {
-    return unimplemented(fmt::format("partial rotary embeddings (rope.dimension_count {} < "
-                                     "head_dim {}) are not supported",
-                                     rope_dim, c.head_dim));
+    return unimplemented(
+        fmt::format("partial rotary embeddings (rope.dimension_count {} < "
+                    "head_dim {}) are not supported",
+                    rope_dim, c.head_dim));
   }
   KITE_ASSIGN_OR_RETURN(c.max_position_embeddings, int_or(f, a + ".context_length", 2048));
   KITE_ASSIGN_OR_RETURN(c.rms_norm_eps, f.get_float(a + ".attention.layer_norm_rms_epsilon"));
@@ -180,16 +181,17 @@ Result<ModelConfig> model_config_from_gguf(const GgufFile& f) {
   const GgufTensorInfo* embd = f.find_tensor("token_embd.weight");
   if (embd == nullptr) return not_found("GGUF file has no tensor 'token_embd.weight'");
   if (embd->n_dims != 2) {
-    return invalid_argument(fmt::format("tensor 'token_embd.weight' has {} dimensions, expected 2",
-                                        embd->n_dims));
+    return invalid_argument(
+        fmt::format("tensor 'token_embd.weight' has {} dimensions, expected 2", embd->n_dims));
   }
   c.vocab_size = embd->ne[1];
   if (f.has(a + ".vocab_size")) {
     KITE_ASSIGN_OR_RETURN(int64_t vocab, f.get_int(a + ".vocab_size"));
     if (vocab != c.vocab_size) {
-      return invalid_argument(fmt::format("{}.vocab_size {} disagrees with token_embd.weight "
-                                          "({} rows)",
-                                          a, vocab, c.vocab_size));
+      return invalid_argument(
+          fmt::format("{}.vocab_size {} disagrees with token_embd.weight "
+                      "({} rows)",
+                      a, vocab, c.vocab_size));
     }
   }
   c.tie_word_embeddings = f.find_tensor("output.weight") == nullptr;
@@ -206,8 +208,8 @@ Result<ModelConfig> model_config_from_gguf(const GgufFile& f) {
   KITE_ASSIGN_OR_RETURN(c.bos_token_id, token_id("tokenizer.ggml.bos_token_id"));
   for (const char* key : {"tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id"}) {
     KITE_ASSIGN_OR_RETURN(std::optional<int32_t> id, token_id(key));
-    if (id && std::find(c.eos_token_ids.begin(), c.eos_token_ids.end(), *id) ==
-                  c.eos_token_ids.end()) {
+    if (id &&
+        std::find(c.eos_token_ids.begin(), c.eos_token_ids.end(), *id) == c.eos_token_ids.end()) {
       c.eos_token_ids.push_back(*id);
     }
   }
@@ -240,8 +242,8 @@ Status load_gguf_file(const std::string& path, WeightStore* store) {
                                             info.name, view->to_string(), heads * c.head_dim));
       }
       HostBuffer buf(static_cast<size_t>(view->nbytes()));
-      unpermute_rows(static_cast<const uint8_t*>(view->data), buf.as<uint8_t>(), heads,
-                     c.head_dim, view->row_bytes());
+      unpermute_rows(static_cast<const uint8_t*>(view->data), buf.as<uint8_t>(), heads, c.head_dim,
+                     view->row_bytes());
       TensorView t = *view;
       t.data = store->own(std::move(buf));
       store->put(*hf, t);

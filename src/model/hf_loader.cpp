@@ -58,7 +58,7 @@ Status add_shard(const SafetensorsFile& shard, WeightStore* store,
 }
 
 struct ShardIndex {
-  std::vector<std::string> shards;                          // distinct file names, in order
+  std::vector<std::string> shards;                           // distinct file names, in order
   std::vector<std::pair<std::string, std::string>> tensors;  // tensor -> file name
 };
 
@@ -79,9 +79,10 @@ Result<ShardIndex> read_index(const std::string& index_path) {
     const std::string file(kv.value().get_string());
     // Shards live next to the index: a path elsewhere is a malformed (or hostile) index.
     if (file.empty() || file.find('/') != std::string::npos || file == "." || file == "..") {
-      return invalid_argument(fmt::format("{}: weight_map entry '{}' names '{}', which is not a "
-                                          "file name in the model directory",
-                                          index_path, std::string_view(kv.key()), file));
+      return invalid_argument(
+          fmt::format("{}: weight_map entry '{}' names '{}', which is not a "
+                      "file name in the model directory",
+                      index_path, std::string_view(kv.key()), file));
     }
     if (seen.insert(file).second) index.shards.push_back(file);
     index.tensors.emplace_back(std::string(kv.key()), file);
@@ -100,8 +101,8 @@ Status check_index(const std::string& index_path, const ShardIndex& index,
                                    index_path, name, file));
     }
     if (it != where.end() && it->second != file) {
-      return data_loss(fmt::format("{}: index lists tensor '{}' in {}, but it is in {}",
-                                   index_path, name, file, it->second));
+      return data_loss(fmt::format("{}: index lists tensor '{}' in {}, but it is in {}", index_path,
+                                   name, file, it->second));
     }
   }
   return ok_status();
@@ -148,9 +149,8 @@ Status load_hf_directory(const std::string& dir, WeightStore* store) {
     for (const std::string& name : index.shards) {
       const std::string shard_path = join(dir, name);
       if (!file_exists(shard_path)) {
-        return not_found(
-            fmt::format("{}: shard {} listed in model.safetensors.index.json is missing", dir,
-                        name));
+        return not_found(fmt::format(
+            "{}: shard {} listed in model.safetensors.index.json is missing", dir, name));
       }
       KITE_ASSIGN_OR_RETURN(SafetensorsFile shard, SafetensorsFile::open(shard_path));
       for (const SafetensorsTensor& t : shard.tensors()) where.emplace(t.name, name);

@@ -55,8 +55,8 @@ const DtypeEntry* find_dtype(std::string_view name) {
 Result<uint64_t> to_u64(const bj::value& v, std::string_view what) {
   if (v.is_uint64()) return v.get_uint64();
   if (v.is_int64() && v.get_int64() >= 0) return static_cast<uint64_t>(v.get_int64());
-  return invalid_argument(fmt::format("{} must be a non-negative integer, got {}", what,
-                                      json::kind_name(v)));
+  return invalid_argument(
+      fmt::format("{} must be a non-negative integer, got {}", what, json::kind_name(v)));
 }
 
 Result<SafetensorsTensor> parse_entry(std::string_view name, const bj::value& v) {
@@ -90,8 +90,7 @@ Result<SafetensorsTensor> parse_entry(std::string_view name, const bj::value& v)
   }
 
   auto off_it = o.find("data_offsets");
-  if (off_it == o.end() || !off_it->value().is_array() ||
-      off_it->value().get_array().size() != 2) {
+  if (off_it == o.end() || !off_it->value().is_array() || off_it->value().get_array().size() != 2) {
     return invalid_argument("field 'data_offsets' must be a list [begin, end]");
   }
   KITE_ASSIGN_OR_RETURN(t.begin, to_u64(off_it->value().get_array()[0], "data_offsets[0]"));
@@ -101,9 +100,9 @@ Result<SafetensorsTensor> parse_entry(std::string_view name, const bj::value& v)
   }
   const uint64_t want = numel * static_cast<uint64_t>(entry->size);
   if (t.end - t.begin != want) {
-    return data_loss(fmt::format("data_offsets [{}, {}] hold {} bytes but {} of shape [{}] needs {}",
-                                 t.begin, t.end, t.end - t.begin, *dtype,
-                                 fmt::join(t.shape, ", "), want));
+    return data_loss(
+        fmt::format("data_offsets [{}, {}] hold {} bytes but {} of shape [{}] needs {}", t.begin,
+                    t.end, t.end - t.begin, *dtype, fmt::join(t.shape, ", "), want));
   }
   return t;
 }
@@ -136,26 +135,27 @@ Result<SafetensorsFile> SafetensorsFile::parse_bytes(const uint8_t* data, size_t
 
 Status SafetensorsFile::parse_header(const uint8_t* data, size_t size) {
   if (size < 8) {
-    return data_loss(fmt::format("truncated: {} bytes, a safetensors file starts with an 8-byte "
-                                 "header length",
-                                 size));
+    return data_loss(
+        fmt::format("truncated: {} bytes, a safetensors file starts with an 8-byte "
+                    "header length",
+                    size));
   }
   uint64_t header_len = 0;
   std::memcpy(&header_len, data, 8);
   if (header_len > size - 8) {
-    return data_loss(fmt::format("header length {} runs past the end of the file ({} bytes)",
-                                 header_len, size));
+    return data_loss(
+        fmt::format("header length {} runs past the end of the file ({} bytes)", header_len, size));
   }
   if (header_len > kMaxHeaderBytes) {
-    return data_loss(fmt::format("header length {} exceeds the {} byte limit", header_len,
-                                 kMaxHeaderBytes));
+    return data_loss(
+        fmt::format("header length {} exceeds the {} byte limit", header_len, kMaxHeaderBytes));
   }
   const std::string_view header(reinterpret_cast<const char*>(data + 8), header_len);
   auto parsed = json::parse(header, "safetensors header");
   if (!parsed.ok()) return parsed.status();
   if (!parsed->is_object()) {
-    return invalid_argument(fmt::format("safetensors header must be a JSON object, got {}",
-                                        json::kind_name(*parsed)));
+    return invalid_argument(
+        fmt::format("safetensors header must be a JSON object, got {}", json::kind_name(*parsed)));
   }
   data_section_ = data + 8 + header_len;
   const uint64_t data_size = size - 8 - header_len;
@@ -179,9 +179,10 @@ Status SafetensorsFile::parse_header(const uint8_t* data, size_t size) {
     auto t = parse_entry(key, kv.value());
     if (!t.ok()) return t.status().with_context(fmt::format("tensor '{}'", key));
     if (t->end > data_size) {
-      return data_loss(fmt::format("tensor '{}' (bytes [{}, {}) of the data section) runs past the "
-                                   "end of the file (data section has {} bytes)",
-                                   key, t->begin, t->end, data_size));
+      return data_loss(
+          fmt::format("tensor '{}' (bytes [{}, {}) of the data section) runs past the "
+                      "end of the file (data section has {} bytes)",
+                      key, t->begin, t->end, data_size));
     }
     if (!index_.emplace(t->name, tensors_.size()).second) {
       return data_loss(fmt::format("duplicate tensor name '{}'", key));
@@ -212,12 +213,12 @@ const SafetensorsTensor* SafetensorsFile::find(std::string_view name) const {
 
 Result<TensorView> SafetensorsFile::view(const SafetensorsTensor& t) const {
   if (!t.dtype) {
-    return unimplemented(fmt::format("tensor '{}' has dtype {}, which kite does not support",
-                                     t.name, t.dtype_name));
+    return unimplemented(
+        fmt::format("tensor '{}' has dtype {}, which kite does not support", t.name, t.dtype_name));
   }
   if (t.shape.size() > static_cast<size_t>(kMaxTensorDims)) {
-    return unimplemented(fmt::format("tensor '{}' has {} dimensions (at most {} supported)",
-                                     t.name, t.shape.size(), kMaxTensorDims));
+    return unimplemented(fmt::format("tensor '{}' has {} dimensions (at most {} supported)", t.name,
+                                     t.shape.size(), kMaxTensorDims));
   }
   return TensorView::contiguous(const_cast<uint8_t*>(data_section_ + t.begin), *t.dtype,
                                 t.shape.data(), static_cast<int>(t.shape.size()));

@@ -38,9 +38,12 @@ std::string shape_str(const TensorView& t) {
 
 std::string_view model_format_name(ModelFormat f) {
   switch (f) {
-    case ModelFormat::kSafetensors: return "safetensors";
-    case ModelFormat::kGguf: return "gguf";
-    case ModelFormat::kDummy: return "dummy";
+    case ModelFormat::kSafetensors:
+      return "safetensors";
+    case ModelFormat::kGguf:
+      return "gguf";
+    case ModelFormat::kDummy:
+      return "dummy";
   }
   return "unknown";
 }
@@ -128,22 +131,20 @@ Status validate_weights(WeightStore* store) {
     const TensorView* t = store->find(spec.name);
     if (t == nullptr) {
       if (spec.name == kLmHead && !c.tie_word_embeddings) {
-        return not_found(
-            "model has no tensor 'lm_head.weight' (and tie_word_embeddings is false)");
+        return not_found("model has no tensor 'lm_head.weight' (and tie_word_embeddings is false)");
       }
       return not_found(fmt::format("model has no tensor '{}'", spec.name));
     }
-    const bool shape_ok =
-        t->ndim == static_cast<int>(spec.shape.size()) &&
-        std::equal(spec.shape.begin(), spec.shape.end(), t->shape.begin());
+    const bool shape_ok = t->ndim == static_cast<int>(spec.shape.size()) &&
+                          std::equal(spec.shape.begin(), spec.shape.end(), t->shape.begin());
     if (!shape_ok) {
       return invalid_argument(fmt::format("tensor '{}' has shape {}, expected [{}] from the config",
                                           spec.name, shape_str(*t), fmt::join(spec.shape, ", ")));
     }
     const bool matrix = spec.shape.size() == 2;
-    const bool dtype_ok = matrix ? can_dequantize(t->dtype)
-                                 : (t->dtype == DType::kF32 || t->dtype == DType::kF16 ||
-                                    t->dtype == DType::kBF16);
+    const bool dtype_ok =
+        matrix ? can_dequantize(t->dtype)
+               : (t->dtype == DType::kF32 || t->dtype == DType::kF16 || t->dtype == DType::kBF16);
     if (!dtype_ok) {
       return invalid_argument(fmt::format(
           "tensor '{}' has dtype {}; {} must be F32, F16 or BF16{}", spec.name,
@@ -184,22 +185,22 @@ Result<std::unique_ptr<WeightStore>> load_model(const std::string& path,
     store->set_format(ModelFormat::kSafetensors);
     KITE_RETURN_IF_ERROR(load_hf_directory(path, store.get()));
   } else {
-    return invalid_argument(fmt::format(
-        "{}: expected {} (load format '{}')", path,
-        fmt_name == "gguf" ? "a .gguf file"
-        : fmt_name == "safetensors"
-            ? "a Hugging Face model directory"
-            : "a Hugging Face model directory or a .gguf file",
-        fmt_name));
+    return invalid_argument(fmt::format("{}: expected {} (load format '{}')", path,
+                                        fmt_name == "gguf" ? "a .gguf file"
+                                        : fmt_name == "safetensors"
+                                            ? "a Hugging Face model directory"
+                                            : "a Hugging Face model directory or a .gguf file",
+                                        fmt_name));
   }
   Status s = validate_weights(store.get());
   if (!s.ok()) return s.with_context(path);
   const ModelConfig& c = store->config();
-  KITE_LOG_INFO("loaded {} ({} {}, {} layers, hidden {}, {} heads / {} kv, vocab {}): {} tensors, "
-                "{:.1f} MiB",
-                path, model_format_name(store->format()), c.architecture, c.num_hidden_layers,
-                c.hidden_size, c.num_attention_heads, c.num_key_value_heads, c.vocab_size,
-                store->size(), static_cast<double>(store->weight_bytes()) / (1 << 20));
+  KITE_LOG_INFO(
+      "loaded {} ({} {}, {} layers, hidden {}, {} heads / {} kv, vocab {}): {} tensors, "
+      "{:.1f} MiB",
+      path, model_format_name(store->format()), c.architecture, c.num_hidden_layers, c.hidden_size,
+      c.num_attention_heads, c.num_key_value_heads, c.vocab_size, store->size(),
+      static_cast<double>(store->weight_bytes()) / (1 << 20));
   return store;
 }
 

@@ -106,12 +106,12 @@ Result<int64_t> CpuModelRunner::determine_num_kv_blocks(const KvCacheConfig& cfg
 
 Status CpuModelRunner::allocate_kv_cache(int64_t num_blocks, const KvCacheConfig& cfg) {
   if (cfg.dtype != DType::kF32) {
-    return unimplemented(fmt::format("the CPU backend keeps its KV cache in F32, not {}",
-                                     dtype_name(cfg.dtype)));
+    return unimplemented(
+        fmt::format("the CPU backend keeps its KV cache in F32, not {}", dtype_name(cfg.dtype)));
   }
   if (num_blocks < 2 || cfg.block_size <= 0) {
-    return invalid_argument(fmt::format("cannot allocate {} KV blocks of {} tokens", num_blocks,
-                                        cfg.block_size));
+    return invalid_argument(
+        fmt::format("cannot allocate {} KV blocks of {} tokens", num_blocks, cfg.block_size));
   }
   const ModelConfig& c = config();
   const size_t bytes = static_cast<size_t>(num_blocks) * static_cast<size_t>(cfg.block_size) *
@@ -129,8 +129,8 @@ Status CpuModelRunner::allocate_kv_cache(int64_t num_blocks, const KvCacheConfig
   } catch (const std::bad_alloc&) {
     k_cache_.clear();
     v_cache_.clear();
-    return resource_exhausted(fmt::format("cannot allocate {} KV blocks ({} bytes per layer)",
-                                          num_blocks, 2 * bytes));
+    return resource_exhausted(
+        fmt::format("cannot allocate {} KV blocks ({} bytes per layer)", num_blocks, 2 * bytes));
   }
   num_blocks_ = num_blocks;
   block_size_ = cfg.block_size;
@@ -157,7 +157,8 @@ Status CpuModelRunner::validate_batch(const ForwardBatch& b) const {
   const int64_t vocab = config().vocab_size;
   for (int32_t t = 0; t < n; ++t) {
     if (b.token_ids[t] < 0 || b.token_ids[t] >= vocab) {
-      return bad(fmt::format("token id {} is outside the vocabulary [0, {})", b.token_ids[t], vocab));
+      return bad(
+          fmt::format("token id {} is outside the vocabulary [0, {})", b.token_ids[t], vocab));
     }
     if (b.positions[t] < 0) return bad(fmt::format("negative position {}", b.positions[t]));
     if (b.slot_mapping[t] < -1 || b.slot_mapping[t] >= num_blocks_ * block_size_) {
@@ -169,8 +170,8 @@ Status CpuModelRunner::validate_batch(const ForwardBatch& b) const {
     const int32_t q_len = b.query_start_loc[i + 1] - b.query_start_loc[i];
     const int32_t seq_len = b.seq_lens[i];
     if (q_len < 0 || seq_len < q_len) {
-      return bad(fmt::format("sequence {}: {} query tokens for a KV length of {}", i, q_len,
-                             seq_len));
+      return bad(
+          fmt::format("sequence {}: {} query tokens for a KV length of {}", i, q_len, seq_len));
     }
     const int32_t blocks = b.block_table_indptr[i + 1] - b.block_table_indptr[i];
     if (blocks < 0 || static_cast<int64_t>(blocks) * block_size_ < seq_len) {
@@ -304,8 +305,8 @@ Status CpuModelRunner::sample(const TensorView& logits, const SamplingBatch& par
   const int64_t rows = logits.dim(0);
   const int64_t vocab = logits.dim(1);
   if (params.num_rows() != rows) {
-    return invalid_argument(fmt::format("sample: {} parameter rows for {} logits rows",
-                                        params.num_rows(), rows));
+    return invalid_argument(
+        fmt::format("sample: {} parameter rows for {} logits rows", params.num_rows(), rows));
   }
   return cpu_sample(logits.as<float>(), vocab, params, out, &pool_);
 }

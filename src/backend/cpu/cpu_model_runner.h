@@ -46,8 +46,7 @@ class CpuModelRunner final : public ModelRunner {
   // consistent sizes: kInvalidArgument otherwise), then runs the model.
   Status forward(const ForwardBatch& batch, TensorView* logits) override;
   // The CPU reference sampler (sampling/cpu_sampler.h) over host logits.
-  Status sample(const TensorView& logits, const SamplingBatch& params,
-                SamplerOutput* out) override;
+  Status sample(const TensorView& logits, const SamplingBatch& params, SamplerOutput* out) override;
   Status logits_to_host(const TensorView& logits, float* out) override;
 
   int num_threads() const { return pool_.num_threads(); }

@@ -29,7 +29,8 @@ namespace kite::cpu {
 // ---- embeddings and norms -----------------------------------------------------------------
 
 // out[t, :] = float(table[token_ids[t], :]).
-//   table: [vocab, hidden] (any weight dtype); token_ids: [n], each in [0, vocab); out: [n, hidden].
+//   table: [vocab, hidden] (any weight dtype); token_ids: [n], each in [0, vocab); out: [n,
+//   hidden].
 void embedding(const TensorView& table, const int32_t* token_ids, int64_t n, float* out,
                ThreadPool* pool);
 

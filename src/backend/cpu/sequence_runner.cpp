@@ -7,8 +7,7 @@ namespace kite {
 SequenceRunner::SequenceRunner(ModelRunner* runner, int block_size, int64_t num_blocks)
     : runner_(runner), block_size_(block_size), num_blocks_(num_blocks) {}
 
-Result<std::vector<float>> SequenceRunner::feed(std::span<const int32_t> tokens,
-                                                bool all_logits) {
+Result<std::vector<float>> SequenceRunner::feed(std::span<const int32_t> tokens, bool all_logits) {
   const int64_t n = static_cast<int64_t>(tokens.size());
   if (n == 0) return invalid_argument("feed: no tokens");
   if (length_ + n > capacity()) {
@@ -21,8 +20,8 @@ Result<std::vector<float>> SequenceRunner::feed(std::span<const int32_t> tokens,
   for (int64_t i = 0; i < n; ++i) {
     const int64_t pos = length_ + i;
     b.positions.push_back(static_cast<int32_t>(pos));
-    b.slot_mapping.push_back(static_cast<int32_t>((1 + pos / block_size_) * block_size_ +
-                                                  pos % block_size_));
+    b.slot_mapping.push_back(
+        static_cast<int32_t>((1 + pos / block_size_) * block_size_ + pos % block_size_));
   }
   b.query_start_loc = {0, static_cast<int32_t>(n)};
   b.seq_lens = {static_cast<int32_t>(new_len)};

@@ -25,10 +25,11 @@ using testing::TempDir;
 
 const std::string kOracle = std::string(KITE_CONFORMANCE_DIR) + "/llama_oracle.py";
 const std::string kMakeTiny = std::string(KITE_CONFORMANCE_DIR) + "/make_tiny_models.py";
-const std::string kTinyStories = std::string(KITE_SOURCE_DIR) + "/tests/data/models/tinystories-656k";
+const std::string kTinyStories =
+    std::string(KITE_SOURCE_DIR) + "/tests/data/models/tinystories-656k";
 
 struct Run {
-  std::vector<int32_t> ids;          // prompt + continuation
+  std::vector<int32_t> ids;  // prompt + continuation
   size_t prompt_len = 0;
   std::vector<std::vector<float>> logits;  // kite's logits at positions [0, ids.size() - 1)
 };
@@ -129,8 +130,8 @@ void check_model(const std::string& model_dir, const std::vector<std::vector<int
 const std::vector<std::vector<int32_t>> kStoryPrompts = {
     {1},
     {1, 80, 147, 201, 282, 57},
-    {1, 80, 875, 303, 1747, 238, 878, 203, 1898, 489, 552, 609, 939,
-     1387, 202, 307, 790, 265, 747, 1516, 666, 215, 253, 131, 77},
+    {1,    80,  875, 303, 1747, 238, 878,  203, 1898, 489, 552, 609, 939,
+     1387, 202, 307, 790, 265,  747, 1516, 666, 215,  253, 131, 77},
     {1, 80, 247, 476},
 };
 
@@ -155,8 +156,8 @@ bool TinyFamilyTest::made_ = false;
 TEST_P(TinyFamilyTest, MatchesOracle) {
   if (!testing::have_python()) GTEST_SKIP() << "no Python oracle at " << KITE_PYTHON_EXECUTABLE;
   ASSERT_TRUE(made_) << "make_tiny_models.py failed";
-  check_model(*dir_ / GetParam(), {{1, 5, 9, 33}, {7}, {3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9, 7, 9, 3, 2, 3, 8}},
-              24);
+  check_model(*dir_ / GetParam(),
+              {{1, 5, 9, 33}, {7}, {3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9, 7, 9, 3, 2, 3, 8}}, 24);
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, TinyFamilyTest,

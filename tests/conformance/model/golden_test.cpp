@@ -40,9 +40,9 @@ TEST(GoldenTest, Stories260KGreedyFromBos) {
   testing::TempDir tmp;
   testing::write_text(tmp / "ids.txt", testing::join_ids(out));
   std::string log;
-  const int rc = testing::run_python(std::string(KITE_CONFORMANCE_DIR) + "/golden_check.py",
-                                     {kDir + "/GOLDEN.md", kDir + "/tok512.model", tmp / "ids.txt"},
-                                     &log);
+  const int rc =
+      testing::run_python(std::string(KITE_CONFORMANCE_DIR) + "/golden_check.py",
+                          {kDir + "/GOLDEN.md", kDir + "/tok512.model", tmp / "ids.txt"}, &log);
   EXPECT_EQ(rc, 0) << log;
   std::printf("[ golden   ] %s", log.c_str());
 }

@@ -151,10 +151,16 @@ void compare_with_reader(const std::string& path) {
     EXPECT_EQ(ref.at("type").as_string(), gguf_type_name(value.type)) << key;
     const auto& v = ref.at("value");
     switch (value.type) {
-      case GgufType::kString: EXPECT_EQ(v.as_string(), value.str) << key; break;
+      case GgufType::kString:
+        EXPECT_EQ(v.as_string(), value.str) << key;
+        break;
       case GgufType::kFloat32:
-      case GgufType::kFloat64: EXPECT_EQ(v.to_number<double>(), value.f64) << key; break;
-      case GgufType::kBool: EXPECT_EQ(v.as_bool(), value.u64 != 0) << key; break;
+      case GgufType::kFloat64:
+        EXPECT_EQ(v.to_number<double>(), value.f64) << key;
+        break;
+      case GgufType::kBool:
+        EXPECT_EQ(v.as_bool(), value.u64 != 0) << key;
+        break;
       case GgufType::kArray: {
         EXPECT_EQ(ref.at("elem").as_string(), gguf_type_name(value.elem_type)) << key;
         EXPECT_EQ(ref.at("count").to_number<uint64_t>(), value.count) << key;
@@ -175,7 +181,8 @@ void compare_with_reader(const std::string& path) {
           auto ints = f->get_array_i64(key);
           ASSERT_TRUE(ints.ok());
           const auto& arr = v.as_array();
-          for (size_t i = 0; i < arr.size(); ++i) EXPECT_EQ(arr[i].to_number<int64_t>(), (*ints)[i]);
+          for (size_t i = 0; i < arr.size(); ++i)
+            EXPECT_EQ(arr[i].to_number<int64_t>(), (*ints)[i]);
         }
         break;
       }
@@ -277,7 +284,9 @@ TEST(Q8AgreementTest, GreedyContinuationStaysClose) {
   auto q8 = make_runner(kData + "/tinystories-656k-q8_0.gguf");
   ASSERT_TRUE(f32 && q8);
   const std::vector<std::vector<int32_t>> prompts = {
-      {1}, {1, 80, 147, 201, 282, 57}, {1, 80, 247, 476},
+      {1},
+      {1, 80, 147, 201, 282, 57},
+      {1, 80, 247, 476},
       {1, 80, 875, 303, 1747, 238, 878, 203, 1898, 489, 552, 609, 939}};
   constexpr int kSteps = 64;
   int same = 0, total = 0, forced_same = 0, forced_total = 0;
@@ -300,8 +309,8 @@ TEST(Q8AgreementTest, GreedyContinuationStaysClose) {
       forced_same += cpu::argmax(all->data() + row * vocab, vocab) == a[i];
       ++forced_total;
     }
-    std::printf("[ q8_0     ] prompt of %zu tokens: common prefix %zu / %d tokens\n",
-                prompt.size(), prefix, kSteps);
+    std::printf("[ q8_0     ] prompt of %zu tokens: common prefix %zu / %d tokens\n", prompt.size(),
+                prefix, kSteps);
   }
   const double free_rate = static_cast<double>(same) / total;
   const double forced_rate = static_cast<double>(forced_same) / forced_total;

@@ -1,0 +1,215 @@
+// CpuModelRunner on the shipped TinyStories model: the logits of a token do not depend on how
+// the sequence was split into steps or what else shares the batch (bit for bit), bad batches
+// are errors, and the KV sizing follows the budget.
+#include "backend/cpu/cpu_model_runner.h"
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <vector>
+
+#include "backend/cpu/ops.h"
+#include "backend/cpu/sequence_runner.h"
+
+namespace kite {
+namespace {
+
+const std::string kTiny = std::string(KITE_SOURCE_DIR) + "/tests/data/models/tinystories-656k";
+const std::vector<int32_t> kPrompt = {1,   80,   875, 303, 1747, 238, 878, 203, 1898,
+                                      489, 552,  609, 939, 1387, 202, 307, 790, 265,
+                                      747, 1516, 666, 215, 253,  131, 77};
+
+std::shared_ptr<const WeightStore> tiny_weights() {
+  static std::shared_ptr<const WeightStore> w = [] {
+    auto m = load_model(kTiny);
+    EXPECT_TRUE(m.ok()) << m.status().to_string();
+    return std::shared_ptr<const WeightStore>(std::move(*m));
+  }();
+  return w;
+}
+
+std::unique_ptr<CpuModelRunner> runner(int64_t blocks = 16, int threads = 2) {
+  auto r = CpuModelRunner::create(tiny_weights(), {.num_threads = threads});
+  EXPECT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_TRUE((*r)->allocate_kv_cache(blocks, KvCacheConfig{}).ok());
+  return std::move(*r);
+}
+
+// Logits of every prompt position, feeding the prompt in chunks of `chunk` tokens.
+std::vector<float> chunked(CpuModelRunner* r, size_t chunk) {
+  SequenceRunner seq(r, 16, r->num_kv_blocks());
+  std::vector<float> all;
+  for (size_t i = 0; i < kPrompt.size(); i += chunk) {
+    const size_t n = std::min(chunk, kPrompt.size() - i);
+    auto l = seq.feed(std::span<const int32_t>(kPrompt.data() + i, n), /*all_logits=*/true);
+    EXPECT_TRUE(l.ok()) << l.status().to_string();
+    all.insert(all.end(), l->begin(), l->end());
+  }
+  return all;
+}
+
+TEST(CpuModelRunnerTest, ChunkingAndThreadsDoNotChangeLogits) {
+  auto r = runner();
+  const std::vector<float> whole = chunked(r.get(), kPrompt.size());
+  ASSERT_EQ(whole.size(), kPrompt.size() * 2048);
+  for (size_t chunk : {1, 3, 16}) {
+    auto r2 = runner();
+    EXPECT_EQ(chunked(r2.get(), chunk), whole) << "chunk " << chunk;
+  }
+  auto single_thread = runner(16, 1);
+  EXPECT_EQ(chunked(single_thread.get(), 7), whole);
+}
+
+// One step holding a decode of sequence A, a prefill chunk of B over its cached prefix, and a
+// fresh prefill of C (blocks interleaved in the cache) gives each the logits it gets alone.
+TEST(CpuModelRunnerTest, MixedBatchEqualsSequencesAlone) {
+  auto alone = runner();
+  const std::vector<float> want = chunked(alone.get(), kPrompt.size());
+  const int64_t vocab = 2048;
+  auto r = runner(32);
+  // Step 1: A's first 10 tokens in blocks {3}, {5}; B's first 5 tokens in block {4}.
+  ForwardBatch s1;
+  auto add_seq = [](ForwardBatch* b, const std::vector<int32_t>& tokens, int start,
+                    const std::vector<int32_t>& blocks) {
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      const int pos = start + static_cast<int>(i);
+      b->token_ids.push_back(tokens[i]);
+      b->positions.push_back(pos);
+      b->slot_mapping.push_back(blocks[pos / 16] * 16 + pos % 16);
+    }
+    if (b->query_start_loc.empty()) b->query_start_loc.push_back(0);
+    b->query_start_loc.push_back(b->query_start_loc.back() + static_cast<int32_t>(tokens.size()));
+    b->seq_lens.push_back(start + static_cast<int32_t>(tokens.size()));
+    if (b->block_table_indptr.empty()) b->block_table_indptr.push_back(0);
+    b->block_table.insert(b->block_table.end(), blocks.begin(), blocks.end());
+    b->block_table_indptr.push_back(static_cast<int32_t>(b->block_table.size()));
+    b->max_query_len = std::max<int32_t>(b->max_query_len, static_cast<int32_t>(tokens.size()));
+  };
+  auto prefix = [](size_t a, size_t b) {
+    return std::vector<int32_t>(kPrompt.begin() + static_cast<int64_t>(a),
+                                kPrompt.begin() + static_cast<int64_t>(b));
+  };
+  add_seq(&s1, prefix(0, 20), 0, {3, 5});
+  add_seq(&s1, prefix(0, 5), 0, {4});
+  TensorView logits;
+  ASSERT_TRUE(r->forward(s1, &logits).ok());
+  EXPECT_EQ(logits.dim(0), 0);
+
+  // Step 2: A decodes token 20, B prefills tokens 5..12, C prefills 0..6 in blocks {7}.
+  ForwardBatch s2;
+  add_seq(&s2, prefix(20, 21), 20, {3, 5});
+  add_seq(&s2, prefix(5, 13), 5, {4});
+  add_seq(&s2, prefix(0, 7), 0, {7});
+  // Logits rows: A's decode (row 0), B's last (row 8), C's every token (rows 9..15).
+  s2.logits_indices = {0, 8, 9, 10, 11, 12, 13, 14, 15};
+  ASSERT_TRUE(r->forward(s2, &logits).ok());
+  ASSERT_EQ(logits.dim(0), 9);
+  auto row = [&](int64_t i) { return logits.as<float>() + i * vocab; };
+  auto want_row = [&](int64_t pos) { return want.data() + pos * vocab; };
+  EXPECT_TRUE(std::equal(row(0), row(0) + vocab, want_row(20))) << "A decode";
+  EXPECT_TRUE(std::equal(row(1), row(1) + vocab, want_row(12))) << "B chunk";
+  for (int64_t p = 0; p < 7; ++p) {
+    EXPECT_TRUE(std::equal(row(2 + p), row(2 + p) + vocab, want_row(p))) << "C position " << p;
+  }
+}
+
+TEST(CpuModelRunnerTest, BadBatchesAreErrors) {
+  auto r = runner(4);
+  auto good = [] {
+    ForwardBatch b;
+    b.token_ids = {1, 80};
+    b.positions = {0, 1};
+    b.slot_mapping = {16, 17};
+    b.query_start_loc = {0, 2};
+    b.seq_lens = {2};
+    b.block_table_indptr = {0, 1};
+    b.block_table = {1};
+    b.logits_indices = {1};
+    b.max_query_len = 2;
+    return b;
+  };
+  TensorView logits;
+  ASSERT_TRUE(r->forward(good(), &logits).ok());
+  auto expect_bad = [&](ForwardBatch b, const std::string& needle) {
+    Status s = r->forward(b, &logits);
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.to_string();
+    EXPECT_NE(s.message().find(needle), std::string::npos) << s.to_string();
+  };
+  ForwardBatch b = good();
+  b.token_ids[1] = 2048;
+  expect_bad(b, "token id 2048 is outside the vocabulary [0, 2048)");
+  b = good();
+  b.slot_mapping[0] = 64;
+  expect_bad(b, "slot 64 is outside the cache (64 slots)");
+  b = good();
+  b.block_table[0] = 4;
+  expect_bad(b, "block id 4 is outside the cache (4 blocks)");
+  b = good();
+  b.seq_lens[0] = 17;
+  expect_bad(b, "sequence 0: 1 blocks cannot hold 17 tokens");
+  b = good();
+  b.seq_lens[0] = 1;
+  expect_bad(b, "sequence 0: 2 query tokens for a KV length of 1");
+  b = good();
+  b.logits_indices = {2};
+  expect_bad(b, "logits index 2 is not a token row");
+  b = good();
+  b.positions.pop_back();
+  expect_bad(b, "positions and slot_mapping must have one entry per token");
+  b = good();
+  b.query_start_loc = {0, 1};
+  expect_bad(b, "query_start_loc must have num_seqs + 1 entries from 0 to num_tokens");
+
+  auto fresh = CpuModelRunner::create(tiny_weights());
+  ASSERT_TRUE(fresh.ok());
+  EXPECT_EQ((*fresh)->forward(good(), &logits).code(), StatusCode::kFailedPrecondition);
+}
+
+TEST(CpuModelRunnerTest, KvCacheSizing) {
+  auto created = CpuModelRunner::create(tiny_weights());
+  ASSERT_TRUE(created.ok());
+  CpuModelRunner& r = **created;
+  // 2 layers x (K + V) x 16 tokens x 4 kv heads x 16 dims x 4 bytes.
+  EXPECT_EQ(r.kv_block_bytes(16), 2 * 2 * 16 * 64 * 4);
+  KvCacheConfig cfg;
+  EXPECT_EQ(r.determine_num_kv_blocks(cfg).status().code(), StatusCode::kInvalidArgument);
+  cfg.memory_budget_bytes = r.kv_block_bytes(16);
+  EXPECT_EQ(r.determine_num_kv_blocks(cfg).status().code(), StatusCode::kResourceExhausted);
+  cfg.memory_budget_bytes = 10 * r.kv_block_bytes(16) + 5;
+  EXPECT_EQ(*r.determine_num_kv_blocks(cfg), 10);
+  cfg.dtype = DType::kBF16;
+  EXPECT_EQ(r.allocate_kv_cache(10, cfg).code(), StatusCode::kUnimplemented);
+}
+
+TEST(CpuModelRunnerTest, SamplesWithTheReferenceSampler) {
+  auto r = runner();
+  SequenceRunner seq(r.get(), 16, r->num_kv_blocks());
+  auto l = seq.feed(kPrompt);
+  ASSERT_TRUE(l.ok());
+  TensorView view(l->data(), DType::kF32, {1, 2048});
+  SamplingBatch greedy;
+  greedy.temperature = {0.0f};
+  greedy.top_k = {0};
+  greedy.top_p = {1.0f};
+  greedy.min_p = {0.0f};
+  greedy.repetition_penalty = {1.0f};
+  greedy.frequency_penalty = {0.0f};
+  greedy.presence_penalty = {0.0f};
+  greedy.seed = {0};
+  greedy.step = {0};
+  greedy.num_logprobs = {-1};
+  greedy.bias_indptr = {0, 0};
+  greedy.banned_indptr = {0, 0};
+  greedy.prompt_tokens_indptr = {0, 0};
+  greedy.output_tokens_indptr = {0, 0};
+  greedy.all_greedy = true;
+  SamplerOutput out;
+  ASSERT_TRUE(r->sample(view, greedy, &out).ok());
+  EXPECT_EQ(out.token_ids[0], cpu::argmax(l->data(), 2048));
+  SamplingBatch bad = greedy;
+  bad.temperature = {0.0f, 0.0f};
+  EXPECT_EQ(r->sample(view, bad, &out).code(), StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace kite
