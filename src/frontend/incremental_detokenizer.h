@@ -1,0 +1,52 @@
+// IncrementalDetokenizer: per-request streaming decode. Ids go in one at a time; text comes out
+// as soon as it is final. It holds back
+//   - incomplete UTF-8 (a byte-level or byte-fallback character split over several tokens), and
+//   - for decoders that rewrite earlier text (WordPiece / CTC cleanup), the last token,
+// and decodes a small window of recent ids so leading spaces and merges come out as in the full
+// decode (the approach of Hugging Face's DecodeStream and vLLM). Concatenating every step() and
+// the final flush() gives decode(all ids) for every corpus string (tested).
+//
+// Not thread-safe; one per request. The Tokenizer must outlive it.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace kite {
+
+class Tokenizer;
+
+class IncrementalDetokenizer {
+ public:
+  // prompt_ids: the request's prompt. Its last few ids seed the window (never emitted) so the
+  // first generated tokens decode with the spacing they have after the prompt. May be empty.
+  IncrementalDetokenizer(const Tokenizer& tokenizer, bool skip_special_tokens,
+                         std::span<const int32_t> prompt_ids = {});
+
+  // Feeds one generated id; returns the newly final text (often empty).
+  std::string step(int32_t id);
+  // Feeds several ids; returns the concatenated final text.
+  std::string step(std::span<const int32_t> ids);
+  // Returns the text still held back (an incomplete character decodes as U+FFFD). Call once after
+  // the last id; later steps start a fresh window.
+  std::string flush();
+
+  // Number of generated ids fed so far.
+  size_t num_ids() const { return num_generated_; }
+
+ private:
+  std::string decode_range(size_t begin, size_t end) const;
+
+  const Tokenizer& tokenizer_;
+  bool skip_special_tokens_;
+  bool lag_one_token_;        // the decoder may rewrite text of earlier tokens
+  std::vector<int32_t> ids_;  // window: context ids from prefix_offset_ on
+  size_t prefix_offset_ = 0;  // start of the decoded window in ids_
+  size_t read_offset_ = 0;    // ids_ before this are emitted (or prompt context)
+  std::string prefix_text_;   // decode(ids_[prefix_offset_, read_offset_))
+  size_t num_generated_ = 0;
+};
+
+}  // namespace kite

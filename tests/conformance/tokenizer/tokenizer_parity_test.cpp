@@ -1,0 +1,233 @@
+// kite's tokenizer against Hugging Face `tokenizers` on the committed corpus
+// (tests/data/tokenizers/corpus.jsonl.gz). The expected values are produced at test time by
+// hf_oracle.py (a CTest fixture running the real library); see docs/tokenizer.md.
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "frontend/incremental_detokenizer.h"
+#include "frontend/tokenizer.h"
+
+namespace kite {
+namespace {
+
+const std::string kOracleDir = KITE_TOKENIZER_ORACLE_DIR;
+
+std::vector<std::string> read_lines(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::vector<std::string> lines;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty()) lines.push_back(line);
+  }
+  return lines;
+}
+
+std::string from_hex(std::string_view hex) {
+  std::string out;
+  for (size_t i = 0; i + 1 < hex.size(); i += 2) {
+    out.push_back(static_cast<char>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16)));
+  }
+  return out;
+}
+
+std::vector<int32_t> ids_of(const boost::json::value& v) {
+  std::vector<int32_t> ids;
+  for (const auto& x : v.as_array()) ids.push_back(static_cast<int32_t>(x.to_number<int64_t>()));
+  return ids;
+}
+
+// Printable form of a string for failure messages.
+std::string escaped(std::string_view s, size_t max_len = 160) {
+  std::string out;
+  for (char c : s.substr(0, max_len)) {
+    auto u = static_cast<unsigned char>(c);
+    if (u == '\n') {
+      out += "\\n";
+    } else if (u == '\r') {
+      out += "\\r";
+    } else if (u == '\t') {
+      out += "\\t";
+    } else if (u < 0x20 || u == 0x7F) {
+      char buf[8];
+      std::snprintf(buf, sizeof(buf), "\\x%02x", u);
+      out += buf;
+    } else {
+      out.push_back(c);
+    }
+  }
+  if (s.size() > max_len) out += "...(" + std::to_string(s.size()) + " bytes)";
+  return out;
+}
+
+std::string ids_str(const std::vector<int32_t>& ids, size_t max_n = 40) {
+  std::ostringstream os;
+  os << "[";
+  for (size_t i = 0; i < ids.size() && i < max_n; ++i) os << (i ? "," : "") << ids[i];
+  if (ids.size() > max_n) os << ",...(" << ids.size() << ")";
+  os << "]";
+  return os.str();
+}
+
+// "[... a,b,c ...]" around the first index where a and b differ.
+std::string diff_str(const std::vector<int32_t>& a, const std::vector<int32_t>& b,
+                     const Tokenizer& tok) {
+  size_t k = 0;
+  while (k < a.size() && k < b.size() && a[k] == b[k]) ++k;
+  std::ostringstream os;
+  os << "first difference at " << k << " (sizes " << a.size() << " vs " << b.size() << ")";
+  auto around = [&](const std::vector<int32_t>& v, const char* who) {
+    os << "\n    " << who << ":";
+    for (size_t i = k >= 3 ? k - 3 : 0; i < v.size() && i < k + 6; ++i) {
+      os << " " << v[i] << "'" << escaped(tok.id_to_token(v[i]), 20) << "'";
+    }
+  };
+  around(a, "kite");
+  around(b, "hf  ");
+  return os.str();
+}
+
+struct OracleRecord {
+  std::vector<int32_t> enc, enc_ns, enc_np, rand;
+  std::string dec, dec_skip;
+  bool is_random = false;
+};
+
+struct ParityData {
+  std::unique_ptr<Tokenizer> tok;
+  std::vector<std::string> corpus;  // raw bytes, possibly invalid UTF-8
+  std::vector<OracleRecord> text_records;
+  std::vector<OracleRecord> random_records;
+};
+
+ParityData load(const std::string& name) {
+  ParityData d;
+  auto tok = Tokenizer::from_pretrained(kOracleDir + "/" + name);
+  EXPECT_TRUE(tok.ok()) << tok.status().to_string();
+  if (!tok.ok()) return d;
+  d.tok = std::move(tok).value();
+  for (const std::string& line : read_lines(kOracleDir + "/corpus.jsonl")) {
+    boost::json::object rec = boost::json::parse(line).as_object();
+    if (auto* t = rec.if_contains("t")) {
+      d.corpus.emplace_back(t->as_string());
+    } else {
+      d.corpus.push_back(from_hex(rec.at("hex").as_string()));
+    }
+  }
+  for (const std::string& line : read_lines(kOracleDir + "/" + name + "/oracle.jsonl")) {
+    boost::json::object rec = boost::json::parse(line).as_object();
+    OracleRecord r;
+    r.dec = std::string(rec.at("dec").as_string());
+    r.dec_skip = std::string(rec.at("dec_skip").as_string());
+    if (auto* rand = rec.if_contains("rand")) {
+      r.is_random = true;
+      r.rand = ids_of(*rand);
+      d.random_records.push_back(std::move(r));
+    } else {
+      r.enc = ids_of(rec.at("enc"));
+      r.enc_ns = ids_of(rec.at("enc_ns"));
+      r.enc_np = ids_of(rec.at("enc_np"));
+      d.text_records.push_back(std::move(r));
+    }
+  }
+  EXPECT_EQ(d.corpus.size(), d.text_records.size()) << "oracle output does not match the corpus";
+  EXPECT_GE(d.corpus.size(), 20000u);
+  return d;
+}
+
+class TokenizerParity : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(TokenizerParity, EncodeMatchesHf) {
+  ParityData d = load(GetParam());
+  ASSERT_TRUE(d.tok);
+  size_t mismatches = 0;
+  for (size_t i = 0; i < d.corpus.size() && i < d.text_records.size(); ++i) {
+    const OracleRecord& r = d.text_records[i];
+    struct Case {
+      const char* what;
+      bool add_special;
+      bool parse_special;
+      const std::vector<int32_t>* want;
+    } cases[] = {{"add_special", true, true, &r.enc},
+                 {"no_special", false, true, &r.enc_ns},
+                 {"no_parse_special", true, false, &r.enc_np}};
+    for (const Case& c : cases) {
+      std::vector<int32_t> got = d.tok->encode(d.corpus[i], c.add_special, c.parse_special);
+      if (got != *c.want) {
+        if (++mismatches <= 10) {
+          ADD_FAILURE() << GetParam() << " string " << i << " (" << c.what << ") '"
+                        << escaped(d.corpus[i]) << "'\n  " << diff_str(got, *c.want, *d.tok);
+        }
+      }
+    }
+  }
+  EXPECT_EQ(mismatches, 0u) << "encode mismatches over " << d.corpus.size() << " strings x 3 modes";
+}
+
+TEST_P(TokenizerParity, DecodeMatchesHf) {
+  ParityData d = load(GetParam());
+  ASSERT_TRUE(d.tok);
+  size_t mismatches = 0;
+  auto check = [&](const std::vector<int32_t>& ids, bool skip, const std::string& want,
+                   const std::string& what) {
+    std::string got = d.tok->decode(ids, skip);
+    if (got != want && ++mismatches <= 10) {
+      ADD_FAILURE() << GetParam() << " " << what << " skip=" << skip << " ids " << ids_str(ids)
+                    << "\n  kite: '" << escaped(got) << "'\n  hf:   '" << escaped(want) << "'";
+    }
+  };
+  for (size_t i = 0; i < d.text_records.size(); ++i) {
+    check(d.text_records[i].enc, false, d.text_records[i].dec, "string " + std::to_string(i));
+    check(d.text_records[i].enc, true, d.text_records[i].dec_skip, "string " + std::to_string(i));
+  }
+  for (size_t i = 0; i < d.random_records.size(); ++i) {
+    check(d.random_records[i].rand, false, d.random_records[i].dec, "random " + std::to_string(i));
+    check(d.random_records[i].rand, true, d.random_records[i].dec_skip,
+          "random " + std::to_string(i));
+  }
+  EXPECT_EQ(mismatches, 0u);
+  EXPECT_GT(d.random_records.size(), 0u);
+}
+
+// Streaming the ids of every corpus string one at a time gives exactly the full decode.
+TEST_P(TokenizerParity, StreamingDecodeConcatenatesToFullDecode) {
+  ParityData d = load(GetParam());
+  ASSERT_TRUE(d.tok);
+  size_t mismatches = 0;
+  for (size_t i = 0; i < d.text_records.size(); ++i) {
+    for (bool skip : {false, true}) {
+      const OracleRecord& r = d.text_records[i];
+      IncrementalDetokenizer detok(*d.tok, skip);
+      std::string streamed;
+      for (int32_t id : r.enc) streamed += detok.step(id);
+      streamed += detok.flush();
+      const std::string& want = skip ? r.dec_skip : r.dec;
+      if (streamed != want && ++mismatches <= 10) {
+        ADD_FAILURE() << GetParam() << " string " << i << " skip=" << skip << " ids "
+                      << ids_str(r.enc) << "\n  streamed: '" << escaped(streamed)
+                      << "'\n  hf:       '" << escaped(want) << "'";
+      }
+    }
+  }
+  EXPECT_EQ(mismatches, 0u);
+}
+
+std::string param_name(const ::testing::TestParamInfo<std::string>& info) {
+  std::string s = info.param;
+  for (char& c : s) {
+    if (c == '.') c = '_';
+  }
+  return s;
+}
+
+INSTANTIATE_TEST_SUITE_P(All, TokenizerParity,
+                         ::testing::Values("llama3.1", "llama2", "gemma3", "qwen3", "qwen2.5",
+                                           "tinystories"),
+                         param_name);
+
+}  // namespace
+}  // namespace kite
