@@ -121,6 +121,7 @@ class Engine {
 
  private:
   struct Impl;
+  friend class EngineFactory;  // internal: builds engines from parts (src/engine/engine_impl.h)
   explicit Engine(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

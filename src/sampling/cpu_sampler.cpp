@@ -198,8 +198,39 @@ int32_t sample_row(const float* x, int64_t vocab, const SamplingBatch& b, int32_
   return token >= 0 ? token : argmax_lowest(x, vocab);
 }
 
-void fill_logprobs(const float* x, int64_t vocab, int32_t token, int32_t num_top, int32_t max_top,
-                   float* chosen_lp, int32_t* rank, int32_t* top_ids, float* top_lps) {
+void sample_one_row(const float* logits, int64_t vocab, const SamplingBatch& b, int32_t r,
+                    SamplerOutput* out) {
+  RowScratch& s = t_scratch;
+  const float* in = logits + static_cast<int64_t>(r) * vocab;
+  const float* x = in;
+  if (needs_processing(b, r)) {
+    s.x.assign(in, in + vocab);
+    apply_logits_processing(s.x.data(), vocab, b, r);
+    x = s.x.data();
+  }
+  const int32_t token = is_greedy(b, r) ? argmax_lowest(x, vocab) : sample_row(x, vocab, b, r, s);
+  out->token_ids[static_cast<size_t>(r)] = token;
+  if (b.max_num_logprobs < 0) return;
+  const size_t max_top = static_cast<size_t>(b.max_num_logprobs);
+  float* top_lps = out->top_logprobs.data() + static_cast<size_t>(r) * max_top;
+  int32_t* top_ids = out->top_token_ids.data() + static_cast<size_t>(r) * max_top;
+  if (b.num_logprobs[r] < 0) {
+    out->logprobs[static_cast<size_t>(r)] = 0.0f;
+    out->ranks[static_cast<size_t>(r)] = 0;
+    std::fill(top_ids, top_ids + max_top, -1);
+    std::fill(top_lps, top_lps + max_top, kNegInf);
+    return;
+  }
+  compute_logprobs(x, vocab, token, b.num_logprobs[r], b.max_num_logprobs,
+                   &out->logprobs[static_cast<size_t>(r)], &out->ranks[static_cast<size_t>(r)],
+                   top_ids, top_lps);
+}
+
+}  // namespace
+
+void compute_logprobs(const float* x, int64_t vocab, int32_t token, int32_t num_top,
+                      int32_t max_top, float* chosen_lp, int32_t* rank, int32_t* top_ids,
+                      float* top_lps) {
   float max_v = kNegInf;
   for (int64_t t = 0; t < vocab; ++t) max_v = std::max(max_v, x[t]);
   double lse = -std::numeric_limits<double>::infinity();
@@ -233,36 +264,6 @@ void fill_logprobs(const float* x, int64_t vocab, int32_t token, int32_t num_top
     }
   }
 }
-
-void sample_one_row(const float* logits, int64_t vocab, const SamplingBatch& b, int32_t r,
-                    SamplerOutput* out) {
-  RowScratch& s = t_scratch;
-  const float* in = logits + static_cast<int64_t>(r) * vocab;
-  const float* x = in;
-  if (needs_processing(b, r)) {
-    s.x.assign(in, in + vocab);
-    apply_logits_processing(s.x.data(), vocab, b, r);
-    x = s.x.data();
-  }
-  const int32_t token = is_greedy(b, r) ? argmax_lowest(x, vocab) : sample_row(x, vocab, b, r, s);
-  out->token_ids[static_cast<size_t>(r)] = token;
-  if (b.max_num_logprobs < 0) return;
-  const size_t max_top = static_cast<size_t>(b.max_num_logprobs);
-  float* top_lps = out->top_logprobs.data() + static_cast<size_t>(r) * max_top;
-  int32_t* top_ids = out->top_token_ids.data() + static_cast<size_t>(r) * max_top;
-  if (b.num_logprobs[r] < 0) {
-    out->logprobs[static_cast<size_t>(r)] = 0.0f;
-    out->ranks[static_cast<size_t>(r)] = 0;
-    std::fill(top_ids, top_ids + max_top, -1);
-    std::fill(top_lps, top_lps + max_top, kNegInf);
-    return;
-  }
-  fill_logprobs(x, vocab, token, b.num_logprobs[r], b.max_num_logprobs,
-                &out->logprobs[static_cast<size_t>(r)], &out->ranks[static_cast<size_t>(r)],
-                top_ids, top_lps);
-}
-
-}  // namespace
 
 Status check_sampling_batch(const SamplingBatch& b, int64_t vocab) {
   if (vocab <= 0) return invalid_argument("sampling: vocab must be positive");

@@ -38,6 +38,13 @@ Status cpu_sample(const float* logits, int64_t vocab, const SamplingBatch& batch
 // penalties and temperature. REQUIRES: check_sampling_batch(batch, vocab) is OK.
 void apply_logits_processing(float* row, int64_t vocab, const SamplingBatch& batch, int32_t r);
 
+// Logprob of `token` under log_softmax(x) (double log-sum-exp), its rank (1 + the number of
+// strictly larger logits) and the num_top most likely tokens by (logit desc, id asc), written
+// to top_ids/top_lps[0, max_top) (entries past num_top: id -1, logprob -inf).
+void compute_logprobs(const float* x, int64_t vocab, int32_t token, int32_t num_top,
+                      int32_t max_top, float* chosen_lp, int32_t* rank, int32_t* top_ids,
+                      float* top_lps);
+
 // Validates the shapes and ids of a batch (what cpu_sample checks first).
 Status check_sampling_batch(const SamplingBatch& batch, int64_t vocab);
 

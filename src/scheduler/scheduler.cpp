@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <tuple>
+#include <unordered_set>
 #include <utility>
 
 #include "core/check.h"
@@ -64,6 +65,7 @@ Status Scheduler::add_request(std::shared_ptr<const RequestInfo> info) {
   req->info = std::move(info);
   req->arrival_index = next_arrival_++;
   req->num_unfinished_choices = req->info->n();
+  req->num_prompt_logprobs_emitted = 1;  // prompt token 0 has no logprob
   Sequence* seq = new_sequence(req.get(), 0);
   seq->samples_all_choices = true;
   seq->token_ids = req->info->prompt_token_ids;
@@ -402,9 +404,10 @@ SchedulerStats Scheduler::stats() const {
   SchedulerStats st;
   st.num_running_seqs = static_cast<int64_t>(running_.size());
   st.num_waiting_seqs = static_cast<int64_t>(waiting_.size());
-  for (const Sequence* s : waiting_) {
-    if (!s->request->scheduled_once) ++st.num_waiting_requests;
-  }
+  std::unordered_set<const RequestState*> running;
+  for (const Sequence* s : running_) running.insert(s->request);
+  st.num_running_requests = static_cast<int64_t>(running.size());
+  st.num_waiting_requests = static_cast<int64_t>(requests_.size()) - st.num_running_requests;
   st.num_preemptions = num_preemptions_;
   st.num_requests = static_cast<int64_t>(requests_.size());
   return st;

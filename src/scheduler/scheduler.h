@@ -77,7 +77,8 @@ struct SchedulerEvents {
 struct SchedulerStats {
   int64_t num_running_seqs = 0;
   int64_t num_waiting_seqs = 0;
-  int64_t num_waiting_requests = 0;  // requests not scheduled yet
+  int64_t num_running_requests = 0;  // requests with a running sequence
+  int64_t num_waiting_requests = 0;  // unfinished requests with none (new or preempted)
   int64_t num_preemptions = 0;
   int64_t num_requests = 0;  // unfinished
 };

@@ -40,7 +40,7 @@ struct RequestState {
   std::shared_ptr<const RequestInfo> info;
   uint64_t arrival_index = 0;  // FCFS order
   int num_unfinished_choices = 0;
-  int64_t num_prompt_logprobs_emitted = 0;
+  int64_t num_prompt_logprobs_emitted = 1;  // next prompt logprob index (token 0 has none)
   bool scheduled_once = false;
   int64_t total_preemptions = 0;  // of its finished sequences
   std::vector<Sequence*> seqs;    // live sequences

@@ -1,0 +1,119 @@
+// Engine::Impl: the engine thread, its inbox, the per-request output state, and the parts
+// Engine::create assembles. Internal: tests use create_engine_from_parts with a runner of
+// their own.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "engine/engine_core.h"
+#include "engine/text_io.h"
+#include "executor/model_runner.h"
+#include "kite/engine.h"
+
+namespace kite {
+
+// Everything an engine is made of, before its thread starts.
+struct EngineParts {
+  EngineConfig config;
+  std::unique_ptr<ModelRunner> runner;
+  ModelInfo info;  // served_model_name, architecture, eos/bos ids, default sampling
+  std::shared_ptr<const TextIo> text;  // tokenizer side; nullptr: token ids only
+  // Run the model on a device thread so output processing overlaps it (default: CUDA only).
+  std::optional<bool> async_execution;
+};
+
+class EngineFactory {
+ public:
+  // Sizes the KV cache, builds the EngineCore and starts the engine thread. Errors:
+  // kInvalidArgument for inconsistent limits (naming the setting), kResourceExhausted when the
+  // KV cache cannot hold one max_model_len sequence, and the runner's allocation errors.
+  static Result<std::unique_ptr<Engine>> create(EngineParts parts);
+};
+
+struct Engine::Impl {
+  ~Impl();
+  Status init(EngineParts parts);
+  Result<std::shared_ptr<RequestStream>> add_request(GenerateRequest request);
+  void abort(const std::string& request_id);
+  void shutdown(int64_t timeout_ms);
+  EngineStats stats() const;
+
+  // ---- engine thread ----
+  struct ChoiceState {
+    std::unique_ptr<TextIo::ChoiceDecoder> decoder;  // nullptr without a tokenizer
+    bool finished = false;
+  };
+  struct LiveRequest {
+    std::shared_ptr<const RequestInfo> info;
+    std::shared_ptr<RequestStream> stream;
+    RequestMetrics metrics;
+    bool sent_first = false;
+    std::vector<LogprobEntry> prompt_logprobs;
+    std::vector<ChoiceState> choices;
+    bool aborted = false;
+    Status error;
+  };
+  struct InboxItem {
+    enum class Kind { kAdd, kAbort } kind = Kind::kAdd;
+    std::shared_ptr<const RequestInfo> info;
+    std::shared_ptr<RequestStream> stream;
+    Clock::time_point arrival;
+    std::string request_id;  // kAbort
+  };
+  void run();
+  // Turns events into RequestOutputs (text, stop strings, metrics) and pushes them.
+  void process(SchedulerEvents* events, std::vector<std::pair<std::string, Status>>* errors);
+  // Publishes stats (before outputs are pushed, so a client that got its final output sees
+  // counters that include it).
+  void publish_stats();
+  void publish_waiting();  // the max_waiting_requests count
+  void end_live_id(const std::string& id);
+
+  EngineConfig config_;
+  ModelInfo info_;
+  std::unique_ptr<ModelRunner> runner_;
+  std::shared_ptr<const TextIo> text_;
+  std::unique_ptr<EngineCore> core_;
+  bool async_ = false;
+  std::unordered_map<std::string, LiveRequest> live_;  // engine thread only
+
+  // ---- shared with callers (mu_) ----
+  mutable std::mutex mu_;
+  std::condition_variable cv_;       // engine thread waits for work
+  std::condition_variable idle_cv_;  // shutdown waits for live requests to end
+  std::deque<InboxItem> inbox_;
+  std::unordered_set<std::string> live_ids_;
+  bool accepting_ = true;
+  bool abort_all_ = false;
+  bool stop_ = false;
+  bool joined_ = false;
+  std::mt19937_64 seed_rng_;
+  uint64_t next_request_number_ = 0;
+  std::thread thread_;
+
+  // Requests counted against max_waiting_requests: adds still in the inbox plus the
+  // scheduler's waiting requests as of the last published step (mu_).
+  int64_t inbox_adds_ = 0;
+  int64_t num_waiting_ = 0;
+
+  mutable std::mutex stats_mu_;
+  EngineStats stats_;
+  // Engine-thread counters.
+  int64_t prompt_tokens_total_ = 0;
+  int64_t generation_tokens_total_ = 0;
+  int64_t requests_finished_total_ = 0;
+  int64_t requests_aborted_total_ = 0;
+};
+
+}  // namespace kite

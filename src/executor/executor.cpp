@@ -1,0 +1,285 @@
+#include "executor/executor.h"
+
+#include <algorithm>
+#include <span>
+#include <string>
+#include <utility>
+
+#include "core/check.h"
+#include "sampling/cpu_sampler.h"
+
+namespace kite {
+
+Executor::Executor(ModelRunner* runner, const ExecutorOptions& options)
+    : runner_(runner), options_(options), vocab_(runner->config().vocab_size) {
+  if (options_.async) device_thread_ = std::thread([this] { device_loop(); });
+}
+
+Executor::~Executor() {
+  if (device_thread_.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    device_thread_.join();
+  }
+}
+
+Status Executor::apply_diffs(const SchedulerOutput& out) {
+  for (int64_t id : out.finished_seq_ids) seqs_.erase(id);
+  for (int64_t id : out.preempted_seq_ids) seqs_.erase(id);
+  for (const NewSequenceData& d : out.new_seqs) {
+    SeqState& s = seqs_[d.seq_id];
+    s.request = d.request;
+    s.choice = d.choice;
+    s.token_ids = d.token_ids;
+    s.block_ids = d.block_ids;
+    s.num_computed_tokens = d.num_computed_tokens;
+  }
+  for (const CachedSequenceData& d : out.cached_seqs) {
+    auto it = seqs_.find(d.seq_id);
+    if (it == seqs_.end()) {
+      return internal_error("executor: diff for unknown sequence " + std::to_string(d.seq_id));
+    }
+    if (it->second.num_computed_tokens != d.num_computed_tokens) {
+      return internal_error("executor: sequence " + std::to_string(d.seq_id) + " has " +
+                            std::to_string(it->second.num_computed_tokens) +
+                            " computed tokens, the scheduler says " +
+                            std::to_string(d.num_computed_tokens));
+    }
+    it->second.block_ids.insert(it->second.block_ids.end(), d.new_block_ids.begin(),
+                                d.new_block_ids.end());
+  }
+  return ok_status();
+}
+
+Status Executor::build_inputs(const SchedulerOutput& out) {
+  const int bs = options_.block_size;
+  ForwardBatch& b = batch_;
+  b = ForwardBatch{};
+  b.query_start_loc.push_back(0);
+  b.block_table_indptr.push_back(0);
+  sampling_.reset();
+  plan_.clear();
+  num_sample_rows_ = 0;
+  num_prompt_rows_ = 0;
+  std::vector<int32_t> prompt_rows;  // token rows of prompt-logprob positions
+  for (const ScheduledSequence& sc : out.scheduled) {
+    auto it = seqs_.find(sc.seq_id);
+    if (it == seqs_.end()) {
+      return internal_error("executor: scheduled unknown sequence " + std::to_string(sc.seq_id));
+    }
+    const SeqState& s = it->second;
+    const int64_t start = s.num_computed_tokens;
+    const int64_t end = start + sc.num_new_tokens;
+    const int64_t num_blocks = (end + bs - 1) / bs;
+    if (sc.num_new_tokens <= 0 || end > static_cast<int64_t>(s.token_ids.size()) ||
+        num_blocks > static_cast<int64_t>(s.block_ids.size())) {
+      return internal_error("executor: sequence " + std::to_string(sc.seq_id) +
+                            " is scheduled past its tokens or blocks");
+    }
+    const int32_t first_row = b.num_tokens();
+    for (int64_t pos = start; pos < end; ++pos) {
+      b.token_ids.push_back(s.token_ids[static_cast<size_t>(pos)]);
+      b.positions.push_back(static_cast<int32_t>(pos));
+      b.slot_mapping.push_back(s.block_ids[static_cast<size_t>(pos / bs)] * bs +
+                               static_cast<int32_t>(pos % bs));
+    }
+    b.query_start_loc.push_back(b.num_tokens());
+    b.seq_lens.push_back(static_cast<int32_t>(end));
+    b.block_table.insert(b.block_table.end(), s.block_ids.begin(),
+                         s.block_ids.begin() + static_cast<std::ptrdiff_t>(num_blocks));
+    b.block_table_indptr.push_back(static_cast<int32_t>(b.block_table.size()));
+    b.max_query_len = std::max(b.max_query_len, static_cast<int32_t>(sc.num_new_tokens));
+    b.max_seq_len = std::max(b.max_seq_len, static_cast<int32_t>(end));
+
+    RowPlan plan;
+    plan.seq_id = sc.seq_id;
+    const RequestInfo& req = *s.request;
+    const int64_t prompt_len = req.num_prompt_tokens();
+    if (sc.num_samples > 0) {
+      if (end != static_cast<int64_t>(s.token_ids.size())) {
+        return internal_error("executor: sequence " + std::to_string(sc.seq_id) +
+                              " samples before its last token");
+      }
+      plan.num_samples = sc.num_samples;
+      plan.first_sample_row = num_sample_rows_;
+      const std::span<const int32_t> prompt(req.prompt_token_ids);
+      const std::span<const int32_t> outputs =
+          std::span<const int32_t>(s.token_ids).subspan(static_cast<size_t>(prompt_len));
+      for (int i = 0; i < sc.num_samples; ++i) {
+        // A forking sequence samples the first token of every choice from its last row.
+        const int choice = sc.num_samples > 1 ? i : s.choice;
+        SamplingRow row;
+        row.params = &req.params;
+        row.seed = choice_seed(req.seed, choice);
+        row.step = static_cast<uint32_t>(outputs.size());
+        row.prompt_token_ids = prompt;
+        row.output_token_ids = outputs;
+        row.eos_token_ids = req.eos_token_ids;
+        sampling_.add_row(row);
+        b.logits_indices.push_back(first_row + static_cast<int32_t>(sc.num_new_tokens) - 1);
+        ++num_sample_rows_;
+      }
+    }
+    if (sc.prompt_logprobs && req.params.prompt_logprobs.has_value()) {
+      // Position p's logits score prompt token p + 1; the last prompt position scores the
+      // first output instead.
+      const int64_t last = std::min(end, prompt_len - 1);
+      if (last > start) {
+        plan.prompt_logprobs_start = start + 1;
+        plan.num_prompt_rows = static_cast<int>(last - start);
+        plan.first_prompt_row = num_prompt_rows_;
+        plan.num_top_prompt = *req.params.prompt_logprobs;
+        for (int64_t p = start; p < last; ++p) {
+          prompt_rows.push_back(first_row + static_cast<int32_t>(p - start));
+          plan.prompt_targets.push_back(req.prompt_token_ids[static_cast<size_t>(p + 1)]);
+        }
+        num_prompt_rows_ += plan.num_prompt_rows;
+      } else if (start == 0) {
+        plan.prompt_logprobs_start = 1;  // a one-token prompt: nothing to score
+      }
+    }
+    plan_.push_back(std::move(plan));
+  }
+  b.logits_indices.insert(b.logits_indices.end(), prompt_rows.begin(), prompt_rows.end());
+  sampling_.finish();
+  return ok_status();
+}
+
+Status Executor::run_step() {
+  TensorView logits;
+  KITE_RETURN_IF_ERROR(runner_->forward(batch_, &logits));
+  if (num_sample_rows_ > 0) {
+    TensorView rows = logits;
+    rows.shape[0] = num_sample_rows_;
+    KITE_RETURN_IF_ERROR(runner_->sample(rows, sampling_.batch(), &sampler_out_));
+    if (static_cast<int>(sampler_out_.token_ids.size()) != num_sample_rows_) {
+      return internal_error("sampler returned " + std::to_string(sampler_out_.token_ids.size()) +
+                            " tokens for " + std::to_string(num_sample_rows_) + " rows");
+    }
+  }
+  if (num_prompt_rows_ > 0) {
+    // Rows [num_sample_rows_, +num_prompt_rows_) of the logits.
+    char* base = static_cast<char*>(logits.data) + static_cast<size_t>(num_sample_rows_) *
+                                                       static_cast<size_t>(vocab_) * sizeof(float);
+    TensorView rows(base, DType::kF32, {num_prompt_rows_, vocab_}, logits.device);
+    prompt_logits_.resize(static_cast<size_t>(num_prompt_rows_) * static_cast<size_t>(vocab_));
+    KITE_RETURN_IF_ERROR(runner_->logits_to_host(rows, prompt_logits_.data()));
+  }
+  // Assemble the step's output (raw prompt logprobs are computed here, off the engine thread
+  // in async mode).
+  result_.seqs.clear();
+  const SamplingBatch& sb = sampling_.batch();
+  const int max_top = sb.max_num_logprobs;
+  for (const RowPlan& plan : plan_) {
+    if (plan.num_samples == 0 && plan.num_prompt_rows == 0) continue;
+    SequenceStepOutput r;
+    r.seq_id = plan.seq_id;
+    for (int i = 0; i < plan.num_samples; ++i) {
+      const int row = plan.first_sample_row + i;
+      r.token_ids.push_back(sampler_out_.token_ids[static_cast<size_t>(row)]);
+      const int k = sb.num_logprobs[static_cast<size_t>(row)];
+      if (k < 0) continue;
+      LogprobEntry e;
+      e.token_id = r.token_ids.back();
+      e.logprob = sampler_out_.logprobs[static_cast<size_t>(row)];
+      e.rank = sampler_out_.ranks[static_cast<size_t>(row)];
+      for (int j = 0; j < k; ++j) {
+        const size_t at =
+            static_cast<size_t>(row) * static_cast<size_t>(max_top) + static_cast<size_t>(j);
+        e.top.push_back({sampler_out_.top_token_ids[at], sampler_out_.top_logprobs[at]});
+      }
+      r.logprobs.push_back(std::move(e));
+    }
+    r.prompt_logprobs_start = plan.prompt_logprobs_start;
+    std::vector<int32_t> top_ids(static_cast<size_t>(plan.num_top_prompt));
+    std::vector<float> top_lps(static_cast<size_t>(plan.num_top_prompt));
+    for (int i = 0; i < plan.num_prompt_rows; ++i) {
+      const float* x = prompt_logits_.data() +
+                       static_cast<size_t>(plan.first_prompt_row + i) * static_cast<size_t>(vocab_);
+      LogprobEntry e;
+      e.token_id = plan.prompt_targets[static_cast<size_t>(i)];
+      compute_logprobs(x, vocab_, e.token_id, plan.num_top_prompt, plan.num_top_prompt, &e.logprob,
+                       &e.rank, top_ids.data(), top_lps.data());
+      for (int j = 0; j < plan.num_top_prompt; ++j) {
+        e.top.push_back({top_ids[static_cast<size_t>(j)], top_lps[static_cast<size_t>(j)]});
+      }
+      r.prompt_logprobs.push_back(std::move(e));
+    }
+    result_.seqs.push_back(std::move(r));
+  }
+  return ok_status();
+}
+
+void Executor::finish_step() {
+  // Advance the executor's copy of each scheduled sequence: computed tokens and the sampled
+  // token (choice 0's for a forking sequence; its children arrive as new sequences).
+  for (const RowPlan& plan : plan_) {
+    auto it = seqs_.find(plan.seq_id);
+    if (it == seqs_.end()) continue;
+    if (plan.num_samples > 0) {
+      it->second.token_ids.push_back(
+          sampler_out_.token_ids[static_cast<size_t>(plan.first_sample_row)]);
+    }
+  }
+  for (int32_t i = 0; i < batch_.num_seqs(); ++i) {
+    auto it = seqs_.find(plan_[static_cast<size_t>(i)].seq_id);
+    if (it != seqs_.end()) it->second.num_computed_tokens = batch_.seq_lens[static_cast<size_t>(i)];
+  }
+}
+
+Status Executor::submit(const SchedulerOutput& out) {
+  KITE_CHECK(!in_flight_) << "submit() with a step in flight";
+  KITE_RETURN_IF_ERROR(apply_diffs(out));
+  KITE_RETURN_IF_ERROR(build_inputs(out));
+  in_flight_ = true;
+  if (!options_.async) {
+    step_status_ = run_step();
+    return ok_status();
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    job_ready_ = true;
+    job_done_ = false;
+  }
+  cv_.notify_all();
+  return ok_status();
+}
+
+Status Executor::wait(ModelStepOutput* result) {
+  KITE_CHECK(in_flight_) << "wait() without a step";
+  if (options_.async) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return job_done_; });
+  }
+  in_flight_ = false;
+  if (!step_status_.ok()) return step_status_;
+  finish_step();
+  *result = std::move(result_);
+  result_ = ModelStepOutput{};
+  return ok_status();
+}
+
+Status Executor::execute(const SchedulerOutput& out, ModelStepOutput* result) {
+  KITE_RETURN_IF_ERROR(submit(out));
+  return wait(result);
+}
+
+void Executor::device_loop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    cv_.wait(lock, [&] { return stop_ || job_ready_; });
+    if (stop_) return;
+    job_ready_ = false;
+    lock.unlock();
+    Status s = run_step();
+    lock.lock();
+    step_status_ = std::move(s);
+    job_done_ = true;
+    cv_.notify_all();
+  }
+}
+
+}  // namespace kite
