@@ -102,7 +102,7 @@ void stream_output(const ChatContext& c, PromptState& ps, const RequestOutput& o
     const bool finishing = d.finish_reason != FinishReason::kNone;
     if (d.text.empty() && d.token_ids.empty() && !finishing) continue;
     bj::object delta;
-    if (!d.text.empty()) delta["content"] = d.text;
+    if (!d.text.empty()) delta["content"] = sanitize_utf8(d.text);
     bj::object choice;
     choice["index"] = d.index;
     choice["delta"] = std::move(delta);

@@ -144,7 +144,7 @@ void stream_output(const CompletionContext& c, size_t p, PromptState& ps, const 
     if (d.text.empty() && d.token_ids.empty() && !finishing) continue;
     bj::object choice;
     choice["index"] = static_cast<int64_t>(p) * n + d.index;
-    choice["text"] = d.text;
+    choice["text"] = sanitize_utf8(d.text);
     if (want_logprobs) {
       bj::object lp = empty_completion_logprobs();
       append_completion_logprobs(lp, d.logprobs, tt, ps.text_offsets[d.index]);
@@ -207,7 +207,7 @@ awaitable<void> handle_completions(Exchange& ex) {
       } else {
         Result<std::string> decoded = engine.detokenize(
             std::get<std::vector<int32_t>>(req.prompts[i]), /*skip_special_tokens=*/false);
-        if (decoded.ok()) ps.text = std::move(*decoded);
+        if (decoded.ok()) ps.text = sanitize_utf8(std::move(*decoded));
       }
     }
   }

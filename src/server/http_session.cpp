@@ -299,9 +299,13 @@ awaitable<void> run_connection(ServerState& state, tcp::socket socket,
       }
       break;
     }
+    if (ex.status() == 0 && ex.client_gone()) {
+      // The client left before the answer (nginx's "client closed request").
+      state.metrics().observe_http(ex.route().label, 499);
+    }
     KITE_LOG_DEBUG("{} {} -> {}", std::string(req.method_string()), std::string(req.target()),
-                   ex.status());
-    if (!ex.keep_alive()) break;
+                   ex.client_gone() ? 499 : ex.status());
+    if (!ex.keep_alive() || ex.client_gone()) break;
   }
   beast::error_code ec;
   stream.socket().shutdown(tcp::socket::shutdown_send, ec);

@@ -5,6 +5,7 @@
 #include "core/version.h"
 #include "server/chat_page.h"
 #include "server/handlers.h"
+#include "server/openai_response.h"
 
 namespace kite::server {
 
@@ -41,7 +42,8 @@ const std::string& TokenTextCache::operator()(int32_t id) {
   auto it = cache_.find(id);
   if (it != cache_.end()) return it->second;
   Result<std::string> text = engine_.detokenize({id}, /*skip_special_tokens=*/false);
-  return cache_.emplace(id, text.ok() ? std::move(*text) : std::string()).first->second;
+  return cache_.emplace(id, text.ok() ? sanitize_utf8(std::move(*text)) : std::string())
+      .first->second;
 }
 
 ApiResult<std::string> render_chat(const Engine& engine, const std::string& messages_json,
@@ -195,7 +197,7 @@ awaitable<void> handle_detokenize(Exchange& ex) {
     co_return;
   }
   bj::object body;
-  body["prompt"] = *text;
+  body["prompt"] = sanitize_utf8(std::move(*text));
   co_await send_json(ex, 200, body);
 }
 

@@ -9,7 +9,7 @@ namespace kite::server {
 namespace bj = boost::json;
 
 void ChoiceAccum::add(const ChoiceDelta& delta) {
-  text += delta.text;
+  text += sanitize_utf8(delta.text);
   token_ids.insert(token_ids.end(), delta.token_ids.begin(), delta.token_ids.end());
   logprobs.insert(logprobs.end(), delta.logprobs.begin(), delta.logprobs.end());
   if (delta.finish_reason != FinishReason::kNone) {
@@ -59,6 +59,64 @@ int64_t utf8_length(std::string_view s) {
     if ((c & 0xC0) != 0x80) ++n;  // count every byte that does not continue a code point
   }
   return n;
+}
+
+namespace {
+
+// At s[i]: the length of a valid UTF-8 sequence (> 0), or minus the length of the maximal
+// invalid subpart to replace with one U+FFFD (Unicode's "maximal subpart" practice, which
+// Python's errors="replace" and Rust's from_utf8_lossy follow). Overlong forms, surrogates and
+// code points past U+10FFFF are invalid.
+int utf8_step(std::string_view s, size_t i) {
+  auto c = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  unsigned char b0 = c(i);
+  if (b0 < 0x80) return 1;
+  int n = 0;
+  unsigned char lo = 0x80, hi = 0xBF;
+  if (b0 >= 0xC2 && b0 <= 0xDF) {
+    n = 2;
+  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
+    n = 3;
+    if (b0 == 0xE0) lo = 0xA0;
+    if (b0 == 0xED) hi = 0x9F;
+  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
+    n = 4;
+    if (b0 == 0xF0) lo = 0x90;
+    if (b0 == 0xF4) hi = 0x8F;
+  } else {
+    return -1;
+  }
+  for (int k = 1; k < n; ++k) {
+    if (i + k >= s.size()) return -k;
+    unsigned char b = c(i + k);
+    bool ok = k == 1 ? (b >= lo && b <= hi) : ((b & 0xC0) == 0x80);
+    if (!ok) return -k;
+  }
+  return n;
+}
+
+}  // namespace
+
+std::string sanitize_utf8(std::string s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    int step = utf8_step(s, i);
+    if (step < 0) break;
+    i += static_cast<size_t>(step);
+  }
+  if (i == s.size()) return s;  // the common case: already valid, no copy
+  std::string out(s, 0, i);
+  while (i < s.size()) {
+    int step = utf8_step(s, i);
+    if (step > 0) {
+      out.append(s, i, static_cast<size_t>(step));
+      i += static_cast<size_t>(step);
+    } else {
+      out += "\xEF\xBF\xBD";
+      i += static_cast<size_t>(-step);
+    }
+  }
+  return out;
 }
 
 bj::object empty_completion_logprobs() {

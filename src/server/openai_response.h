@@ -63,6 +63,9 @@ void append_chat_logprobs(boost::json::array& content, std::span<const LogprobEn
 
 // Number of Unicode code points in UTF-8 text (invalid bytes count one each).
 int64_t utf8_length(std::string_view s);
+// `s` with every invalid UTF-8 sequence replaced by U+FFFD (as Python's errors="replace"), so
+// JSON bodies stay valid UTF-8 whatever bytes a token decodes to.
+std::string sanitize_utf8(std::string s);
 
 // "cmpl-" / "chatcmpl-" + 32 random hex digits.
 std::string random_id(std::string_view prefix);

@@ -122,3 +122,28 @@ TEST(Utf8Test, Length) {
 
 }  // namespace
 }  // namespace kite::server
+
+namespace kite::server {
+namespace {
+
+TEST(Utf8Test, SanitizeMatchesPythonReplace) {
+  // Expected strings are Python's bytes.decode("utf-8", errors="replace").encode().
+  const std::string r = "\xEF\xBF\xBD";
+  EXPECT_EQ(sanitize_utf8("plain"), "plain");
+  EXPECT_EQ(sanitize_utf8("h\xC3\xA9"), "h\xC3\xA9");
+  EXPECT_EQ(sanitize_utf8("\xE2\x82"), r);  // truncated: one replacement
+  EXPECT_EQ(sanitize_utf8("a\xE2\x82"
+                          "b"),
+            "a" + r + "b");
+  EXPECT_EQ(sanitize_utf8("\xFF\xFE"), r + r);          // never-valid bytes: one each
+  EXPECT_EQ(sanitize_utf8("\xC0\xAF"), r + r);          // overlong
+  EXPECT_EQ(sanitize_utf8("\xED\xA0\x80"), r + r + r);  // surrogate
+  EXPECT_EQ(sanitize_utf8("\xF0\x9F\x98"), r);
+  EXPECT_EQ(sanitize_utf8("\xF0\x9F\x98\x80"), "\xF0\x9F\x98\x80");
+  EXPECT_EQ(sanitize_utf8("\x80"
+                          "a"),
+            r + "a");
+}
+
+}  // namespace
+}  // namespace kite::server
