@@ -218,6 +218,11 @@ std::string html_escape(std::string_view s) {
 
 Value binary_op(Renderer& r, Op op, const Value& a, const Value& b) {
   if (a.is_undefined()) a.fail_undefined();
+  if (op == Op::kMod && a.is_string()) {  // str.__mod__ formats any value, even Undefined
+    std::string s = percent_format(r, a.as_string(), b);
+    r.check_size(s.size());
+    return Value(std::move(s), a.is_safe());
+  }
   if (b.is_undefined()) b.fail_undefined();
   if (a.is_number() && b.is_number()) return number_op(op, a, b);
   switch (op) {
@@ -259,13 +264,6 @@ Value binary_op(Renderer& r, Op op, const Value& a, const Value& b) {
       if (a.is_string() || is_sequence_like(a) || b.is_string() || is_sequence_like(b)) {
         const Value& other = a.is_string() || is_sequence_like(a) ? b : a;
         type_error("can't multiply sequence by non-int of type '" + type_name(other) + "'");
-      }
-      break;
-    case Op::kMod:
-      if (a.is_string()) {
-        std::string s = percent_format(r, a.as_string(), b);
-        r.check_size(s.size());
-        return Value(std::move(s), a.is_safe());
       }
       break;
     default:

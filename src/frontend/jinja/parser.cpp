@@ -813,7 +813,7 @@ class Parser {
   }
 
   ExprPtr parse_call(ExprPtr node) {
-    ExprPtr e = make(ExprKind::kCall, current().offset);
+    ExprPtr e = make(ExprKind::kCall, node->offset);  // errors point at the callee
     e->a = std::move(node);
     parse_call_args(e.get());
     return finish(std::move(e));

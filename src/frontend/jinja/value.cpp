@@ -448,9 +448,21 @@ void repr_into(const Value& v, std::string* out, int depth) {
       *out += "}";
       return;
     }
-    case Value::Kind::kObject:
-      *out += v.as_object()->repr();
+    case Value::Kind::kObject: {
+      // Object::repr() may print values holding the object itself (a namespace in its own
+      // attributes): count nesting across those calls too.
+      thread_local int object_depth = 0;
+      if (object_depth > static_cast<int>(kMaxNesting)) too_deep();
+      ++object_depth;
+      try {
+        *out += v.as_object()->repr();
+      } catch (...) {
+        --object_depth;
+        throw;
+      }
+      --object_depth;
       return;
+    }
     default:
       *out += to_str(v);
       return;

@@ -29,35 +29,8 @@ class Object;
 // dict.keys()/values()/items(), or the namedtuple of the groupby filter.
 enum class ListTag : uint8_t { kList, kTuple, kDictKeys, kDictValues, kDictItems, kGroupTuple };
 
-struct ListData {
-  std::vector<Value> items;
-  ListTag tag = ListTag::kList;
-  uint32_t depth = 1;  // nesting depth of lists/dicts, bounded by kMaxNesting
-};
-
-// Deepest list/dict nesting a render may build (keeps repr/tojson/destruction recursion bounded).
-inline constexpr uint32_t kMaxNesting = 512;
-// Hard cap on any one string repr()/tojson builds (lists may share one big string many times).
-inline constexpr size_t kMaxBuiltStringBytes = size_t{256} << 20;
-
-// An insertion-ordered dict with Python key equality (1 == 1.0 == True).
-class DictData {
- public:
-  const Value* find(const Value& key) const;
-  const Value* find(std::string_view key) const;
-  // Inserts, or replaces the value in place (keeping the key's position) as Python does.
-  void set(Value key, Value value);
-  size_t size() const { return entries_.size(); }
-  bool empty() const { return entries_.empty(); }
-  const std::vector<std::pair<Value, Value>>& entries() const { return entries_; }
-  uint32_t depth() const { return depth_; }
-
- private:
-  static constexpr size_t kIndexFrom = 8;  // smaller dicts are scanned
-  uint32_t depth_ = 1;
-  std::vector<std::pair<Value, Value>> entries_;
-  std::map<std::string, size_t, std::less<>> string_index_;  // str keys -> position
-};
+struct ListData;
+class DictData;
 
 // Arguments of a call: positional then keyword, in source order.
 struct CallArgs {
@@ -121,7 +94,7 @@ class Value {
   const std::string& as_string() const { return std::get<StringT>(v_).s; }
   bool is_safe() const { return is_string() && std::get<StringT>(v_).safe; }
   const ListData& as_list() const { return *std::get<ListPtr>(v_); }
-  ListTag list_tag() const { return as_list().tag; }
+  ListTag list_tag() const;
   const DictData& as_dict() const { return *std::get<DictPtr>(v_); }
   Object* as_object() const { return std::get<ObjectPtr>(v_).get(); }
   const std::shared_ptr<Object>& object_ptr() const { return std::get<ObjectPtr>(v_); }
@@ -148,6 +121,38 @@ class Value {
   explicit Value(NoneT n) : v_(n) {}
 
   std::variant<UndefinedT, NoneT, bool, int64_t, double, StringT, ListPtr, DictPtr, ObjectPtr> v_;
+};
+
+struct ListData {
+  std::vector<Value> items;
+  ListTag tag = ListTag::kList;
+  uint32_t depth = 1;  // nesting depth of lists/dicts, bounded by kMaxNesting
+};
+
+// Deepest list/dict nesting a render may build (keeps repr/tojson/destruction recursion bounded).
+inline constexpr uint32_t kMaxNesting = 512;
+// Hard cap on any one string repr()/tojson builds (lists may share one big string many times).
+inline constexpr size_t kMaxBuiltStringBytes = size_t{256} << 20;
+
+inline ListTag Value::list_tag() const { return as_list().tag; }
+
+// An insertion-ordered dict with Python key equality (1 == 1.0 == True).
+class DictData {
+ public:
+  const Value* find(const Value& key) const;
+  const Value* find(std::string_view key) const;
+  // Inserts, or replaces the value in place (keeping the key's position) as Python does.
+  void set(Value key, Value value);
+  size_t size() const { return entries_.size(); }
+  bool empty() const { return entries_.empty(); }
+  const std::vector<std::pair<Value, Value>>& entries() const { return entries_; }
+  uint32_t depth() const { return depth_; }
+
+ private:
+  static constexpr size_t kIndexFrom = 8;  // smaller dicts are scanned
+  uint32_t depth_ = 1;
+  std::vector<std::pair<Value, Value>> entries_;
+  std::map<std::string, size_t, std::less<>> string_index_;  // str keys -> position
 };
 
 // Objects: everything with behaviour of its own. Default behaviour is that of a plain Python
