@@ -1,5 +1,6 @@
 // `kite generate MODEL`: loads a model (HF directory, .gguf, or --load-format dummy), runs one
-// sequence on the CPU backend and prints the continuation.
+// sequence on the CPU backend and prints the continuation: as text when the model has a
+// tokenizer (tokenizer.json in its directory), else (or with --print-ids) as token ids.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -14,6 +15,7 @@
 #include "backend/cpu/cpu_model_runner.h"
 #include "backend/cpu/sequence_runner.h"
 #include "cli/command.h"
+#include "frontend/tokenizer.h"
 #include "kite/sampling_params.h"
 #include "model/weights.h"
 #include "sampling/sampling_batch_builder.h"
@@ -31,6 +33,7 @@ struct GenerateArgs {
   int top_k = 0;
   uint64_t seed = 0;
   bool ignore_eos = false;
+  bool print_ids = false;
   std::string load_format = "auto";
   int threads = 0;
 };
@@ -81,13 +84,27 @@ Status run(const GenerateArgs& a) {
   const ModelConfig& config = weights->config();
   KITE_RETURN_IF_ERROR(params.validate(config.vocab_size));
 
+  // The tokenizer of a Hugging Face directory (GGUF-embedded vocabularies are not read yet).
+  std::unique_ptr<Tokenizer> tokenizer;
+  if (weights->format() != ModelFormat::kGguf) {
+    auto tok = Tokenizer::from_pretrained(weights->path());
+    if (tok.ok()) {
+      tokenizer = std::move(*tok);
+    } else if (tok.status().code() != StatusCode::kNotFound) {
+      return tok.status();
+    }
+  }
+
   std::vector<int32_t> prompt;
   if (!a.prompt.empty()) {
-    return unimplemented(
-        "text prompts need the tokenizer, which this build does not have yet; pass token ids "
-        "with --prompt-ids");
-  }
-  if (!a.prompt_ids.empty()) {
+    if (!tokenizer) {
+      return unimplemented(fmt::format(
+          "{} has no tokenizer kite can read (tokenizer.json; GGUF vocabularies are not "
+          "supported yet): pass token ids with --prompt-ids",
+          a.model));
+    }
+    prompt = tokenizer->encode(a.prompt);
+  } else if (!a.prompt_ids.empty()) {
     KITE_ASSIGN_OR_RETURN(prompt, parse_ids(a.prompt_ids));
   } else if (config.bos_token_id) {
     prompt.push_back(*config.bos_token_id);  // no prompt: continue from BOS
@@ -150,7 +167,11 @@ Status run(const GenerateArgs& a) {
   const double total_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
-  std::printf("%s\n", join_ids(output).c_str());
+  if (tokenizer && !a.print_ids) {
+    std::printf("%s\n", tokenizer->decode(output, /*skip_special_tokens=*/true).c_str());
+  } else {
+    std::printf("%s\n", join_ids(output).c_str());
+  }
   std::fflush(stdout);
   const double decode_s = total_s - prefill_s;
   std::fprintf(stderr,
@@ -178,6 +199,7 @@ KITE_REGISTER_COMMAND(
       sub.add_option("--top-k", args->top_k, "keep the k most likely tokens (0 = off)");
       sub.add_option("--seed", args->seed, "random seed (sampling and dummy weights)");
       sub.add_flag("--ignore-eos", args->ignore_eos, "keep generating after EOS");
+      sub.add_flag("--print-ids", args->print_ids, "print token ids, not text");
       sub.add_option("--load-format", args->load_format, "auto|safetensors|gguf|dummy")
           ->check(CLI::IsMember({"auto", "safetensors", "gguf", "dummy"}));
       sub.add_option("--threads", args->threads, "CPU threads (0 = all cores)");
