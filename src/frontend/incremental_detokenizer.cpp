@@ -3,7 +3,6 @@
 #include <algorithm>
 
 #include "frontend/tokenizer.h"
-#include "frontend/tokenizer_impl.h"
 #include "frontend/utf8.h"
 
 namespace kite {
@@ -31,8 +30,6 @@ bool starts_with(std::string_view s, std::string_view prefix) {
 IncrementalDetokenizer::IncrementalDetokenizer(const Tokenizer& tokenizer, bool skip_special_tokens,
                                                std::span<const int32_t> prompt_ids)
     : tokenizer_(tokenizer), skip_special_tokens_(skip_special_tokens) {
-  const auto& decoder = tokenizer.impl().decoder;
-  lag_one_token_ = decoder && decoder->rewrites_earlier_text();
   if (!prompt_ids.empty()) {
     size_t n = std::min(prompt_ids.size(), kInitialContext);
     std::string text;
@@ -57,15 +54,14 @@ std::string IncrementalDetokenizer::decode_range(size_t begin, size_t end) const
 std::string IncrementalDetokenizer::step(int32_t id) {
   ids_.push_back(id);
   ++num_generated_;
-  // The candidate end: every id, or all but the last one when the decoder may still rewrite it.
-  size_t end = lag_one_token_ ? ids_.size() - 1 : ids_.size();
-  if (end <= read_offset_) return {};
+  size_t end = ids_.size();
   std::string text = decode_range(prefix_offset_, end);
+  // Hold back while the text ends inside a character, adds nothing (a skipped special token), or
+  // does not extend the context (then the next ids decide).
   if (text.size() <= prefix_text_.size() || ends_with_replacement(text) ||
       !starts_with(text, prefix_text_)) {
     return {};
   }
-  if (lag_one_token_ && !starts_with(decode_range(prefix_offset_, ids_.size()), text)) return {};
   std::string out = text.substr(prefix_text_.size());
   prefix_offset_ = read_offset_;
   read_offset_ = end;

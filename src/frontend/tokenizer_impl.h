@@ -11,6 +11,7 @@
 
 #include "frontend/added_vocabulary.h"
 #include "frontend/decoders.h"
+#include "frontend/gguf_vocab.h"
 #include "frontend/models.h"
 #include "frontend/normalizers.h"
 #include "frontend/post_processors.h"
@@ -51,6 +52,8 @@ struct Tokenizer::Impl {
 
 // Builds the pipeline of a parsed tokenizer.json. Errors name the offending field.
 Result<std::unique_ptr<Tokenizer::Impl>> build_from_tokenizer_json(const boost::json::value& root);
+// Builds the pipeline a GGUF vocabulary was converted from (see gguf_vocab.h).
+Result<std::unique_ptr<Tokenizer::Impl>> build_from_gguf_vocab(const GgufVocab& vocab);
 // Applies a parsed tokenizer_config.json (special token names, flags, chat templates).
 Status apply_tokenizer_config(Tokenizer::Impl& impl, const boost::json::value& config);
 

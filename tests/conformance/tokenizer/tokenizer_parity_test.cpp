@@ -11,67 +11,17 @@
 
 #include "frontend/incremental_detokenizer.h"
 #include "frontend/tokenizer.h"
+#include "parity_io.h"
 
 namespace kite {
 namespace {
 
 const std::string kOracleDir = KITE_TOKENIZER_ORACLE_DIR;
 
-std::vector<std::string> read_lines(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::vector<std::string> lines;
-  std::string line;
-  while (std::getline(in, line)) {
-    if (!line.empty()) lines.push_back(line);
-  }
-  return lines;
-}
-
-std::string from_hex(std::string_view hex) {
-  std::string out;
-  for (size_t i = 0; i + 1 < hex.size(); i += 2) {
-    out.push_back(static_cast<char>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16)));
-  }
-  return out;
-}
-
-std::vector<int32_t> ids_of(const boost::json::value& v) {
-  std::vector<int32_t> ids;
-  for (const auto& x : v.as_array()) ids.push_back(static_cast<int32_t>(x.to_number<int64_t>()));
-  return ids;
-}
-
-// Printable form of a string for failure messages.
-std::string escaped(std::string_view s, size_t max_len = 160) {
-  std::string out;
-  for (char c : s.substr(0, max_len)) {
-    auto u = static_cast<unsigned char>(c);
-    if (u == '\n') {
-      out += "\\n";
-    } else if (u == '\r') {
-      out += "\\r";
-    } else if (u == '\t') {
-      out += "\\t";
-    } else if (u < 0x20 || u == 0x7F) {
-      char buf[8];
-      std::snprintf(buf, sizeof(buf), "\\x%02x", u);
-      out += buf;
-    } else {
-      out.push_back(c);
-    }
-  }
-  if (s.size() > max_len) out += "...(" + std::to_string(s.size()) + " bytes)";
-  return out;
-}
-
-std::string ids_str(const std::vector<int32_t>& ids, size_t max_n = 40) {
-  std::ostringstream os;
-  os << "[";
-  for (size_t i = 0; i < ids.size() && i < max_n; ++i) os << (i ? "," : "") << ids[i];
-  if (ids.size() > max_n) os << ",...(" << ids.size() << ")";
-  os << "]";
-  return os.str();
-}
+using parity::escaped;
+using parity::ids_of;
+using parity::ids_str;
+using parity::read_lines;
 
 // "[... a,b,c ...]" around the first index where a and b differ.
 std::string diff_str(const std::vector<int32_t>& a, const std::vector<int32_t>& b,
@@ -110,14 +60,7 @@ ParityData load(const std::string& name) {
   EXPECT_TRUE(tok.ok()) << tok.status().to_string();
   if (!tok.ok()) return d;
   d.tok = std::move(tok).value();
-  for (const std::string& line : read_lines(kOracleDir + "/corpus.jsonl")) {
-    boost::json::object rec = boost::json::parse(line).as_object();
-    if (auto* t = rec.if_contains("t")) {
-      d.corpus.emplace_back(t->as_string());
-    } else {
-      d.corpus.push_back(from_hex(rec.at("hex").as_string()));
-    }
-  }
+  d.corpus = parity::read_corpus(kOracleDir + "/corpus.jsonl");
   for (const std::string& line : read_lines(kOracleDir + "/" + name + "/oracle.jsonl")) {
     boost::json::object rec = boost::json::parse(line).as_object();
     OracleRecord r;
