@@ -41,8 +41,10 @@ Result<GgufVocab> read_vocab(const GgufFile& f) {
     KITE_ASSIGN_OR_RETURN(auto merges, f.get_array_strings("tokenizer.ggml.merges"));
     v.merges.assign(merges.begin(), merges.end());
   }
-  KITE_ASSIGN_OR_RETURN(v.bos_id, optional_field<int64_t>(f, "tokenizer.ggml.bos_token_id", integer));
-  KITE_ASSIGN_OR_RETURN(v.eos_id, optional_field<int64_t>(f, "tokenizer.ggml.eos_token_id", integer));
+  KITE_ASSIGN_OR_RETURN(v.bos_id,
+                        optional_field<int64_t>(f, "tokenizer.ggml.bos_token_id", integer));
+  KITE_ASSIGN_OR_RETURN(v.eos_id,
+                        optional_field<int64_t>(f, "tokenizer.ggml.eos_token_id", integer));
   KITE_ASSIGN_OR_RETURN(v.unk_id,
                         optional_field<int64_t>(f, "tokenizer.ggml.unknown_token_id", integer));
   KITE_ASSIGN_OR_RETURN(v.pad_id,
@@ -50,10 +52,14 @@ Result<GgufVocab> read_vocab(const GgufFile& f) {
   // "seperator" is llama.cpp's spelling of the key.
   KITE_ASSIGN_OR_RETURN(v.sep_id,
                         optional_field<int64_t>(f, "tokenizer.ggml.seperator_token_id", integer));
-  KITE_ASSIGN_OR_RETURN(v.cls_id, optional_field<int64_t>(f, "tokenizer.ggml.cls_token_id", integer));
-  KITE_ASSIGN_OR_RETURN(v.mask_id, optional_field<int64_t>(f, "tokenizer.ggml.mask_token_id", integer));
-  KITE_ASSIGN_OR_RETURN(v.add_bos, optional_field<bool>(f, "tokenizer.ggml.add_bos_token", boolean));
-  KITE_ASSIGN_OR_RETURN(v.add_eos, optional_field<bool>(f, "tokenizer.ggml.add_eos_token", boolean));
+  KITE_ASSIGN_OR_RETURN(v.cls_id,
+                        optional_field<int64_t>(f, "tokenizer.ggml.cls_token_id", integer));
+  KITE_ASSIGN_OR_RETURN(v.mask_id,
+                        optional_field<int64_t>(f, "tokenizer.ggml.mask_token_id", integer));
+  KITE_ASSIGN_OR_RETURN(v.add_bos,
+                        optional_field<bool>(f, "tokenizer.ggml.add_bos_token", boolean));
+  KITE_ASSIGN_OR_RETURN(v.add_eos,
+                        optional_field<bool>(f, "tokenizer.ggml.add_eos_token", boolean));
   KITE_ASSIGN_OR_RETURN(v.add_space_prefix,
                         optional_field<bool>(f, "tokenizer.ggml.add_space_prefix", boolean));
   KITE_ASSIGN_OR_RETURN(auto tmpl, optional_field<std::string>(f, "tokenizer.chat_template", str));

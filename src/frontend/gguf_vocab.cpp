@@ -105,7 +105,8 @@ Result<PreSpec> byte_level_pre(const std::string& pre) {
   } else if (pre == "deepseek-v3" || pre == "hunyuan-dense") {
     s.pre_tokenizer = sequence(
         {split(R"(\p{N}{1,3})"), split(R"([一-龥぀-ゟ゠-ヿ]+)"),
-         split(R"([!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)"),
+         split(
+             R"([!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)"),
          byte_level(false)});
   } else if (pre == "poro-chat" || pre == "bloom" || pre == "gpt3-finnish") {
     s.pre_tokenizer = sequence({split(R"( ?[^(\s|.,!?…。，、।۔،)]+)"), byte_level(false)});
@@ -118,17 +119,20 @@ Result<PreSpec> byte_level_pre(const std::string& pre) {
     s.pre_tokenizer = sequence({split(kGpt4oRegex), byte_level(false)});
   } else if (pre == "seed-coder") {
     s.pre_tokenizer = sequence(
-        {split(R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1}| ?[^\s\p{L}\p{N}\r\n]+|\s*[\r\n]+|\s+(?!\S)|\s+)"),
+        {split(
+             R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1}| ?[^\s\p{L}\p{N}\r\n]+|\s*[\r\n]+|\s+(?!\S)|\s+)"),
          byte_level(false)});
   } else if (pre == "bailingmoe") {
     s.pre_tokenizer = sequence(
-        {split(R"('(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+)"),
+        {split(
+             R"('(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+)"),
          byte_level(false)});
   } else if (pre.empty() || pre == "default") {
     // llama.cpp's fallback for vocabularies converted without a pre-tokenizer name.
-    s.pre_tokenizer = sequence({split(R"([\p{P}\$\+<=>\^~\|]+)"),
-                                split(R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S))"),
-                                split(R"(\p{N}+)"), split("[0-9][0-9][0-9]"), byte_level(false)});
+    s.pre_tokenizer = sequence(
+        {split(R"([\p{P}\$\+<=>\^~\|]+)"),
+         split(R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S))"),
+         split(R"(\p{N}+)"), split("[0-9][0-9][0-9]"), byte_level(false)});
   } else {
     return Status(StatusCode::kUnimplemented,
                   "GGUF tokenizer.ggml.pre '" + pre + "' is not supported");
@@ -150,7 +154,8 @@ bj::value template_processing(const std::vector<std::pair<std::string, int32_t>>
   for (const auto& t : prefix) add(t);
   single.push_back(bj::object{{"Sequence", bj::object{{"id", "A"}, {"type_id", 0}}}});
   for (const auto& t : suffix) add(t);
-  return bj::object{{"type", "TemplateProcessing"}, {"single", single}, {"special_tokens", specials}};
+  return bj::object{
+      {"type", "TemplateProcessing"}, {"single", single}, {"special_tokens", specials}};
 }
 
 // transformers' SentencePieceExtractor: every split of every piece into two pieces of the
@@ -211,18 +216,21 @@ std::string unphantom(const std::string& t) {
 Result<std::unique_ptr<Tokenizer::Impl>> build_from_gguf_vocab(const GgufVocab& v) {
   const size_t n = v.tokens.size();
   if (n == 0) return invalid_argument("tokenizer.ggml.tokens is missing or empty");
-  if (n > static_cast<size_t>(INT32_MAX)) return invalid_argument("tokenizer.ggml.tokens is too large");
+  if (n > static_cast<size_t>(INT32_MAX))
+    return invalid_argument("tokenizer.ggml.tokens is too large");
   if (!v.scores.empty() && v.scores.size() != n) {
     return invalid_argument("tokenizer.ggml.scores has " + std::to_string(v.scores.size()) +
                             " entries for " + std::to_string(n) + " tokens");
   }
   if (!v.token_types.empty() && v.token_types.size() != n) {
-    return invalid_argument("tokenizer.ggml.token_type has " + std::to_string(v.token_types.size()) +
-                            " entries for " + std::to_string(n) + " tokens");
+    return invalid_argument("tokenizer.ggml.token_type has " +
+                            std::to_string(v.token_types.size()) + " entries for " +
+                            std::to_string(n) + " tokens");
   }
   for (size_t i = 0; i < n; ++i) {
     if (!utf8::is_valid(v.tokens[i])) {
-      return invalid_argument("tokenizer.ggml.tokens[" + std::to_string(i) + "] is not valid UTF-8");
+      return invalid_argument("tokenizer.ggml.tokens[" + std::to_string(i) +
+                              "] is not valid UTF-8");
     }
   }
   auto valid_id = [&](const std::optional<int64_t>& id) -> std::optional<int32_t> {
@@ -254,23 +262,26 @@ Result<std::unique_ptr<Tokenizer::Impl>> build_from_gguf_vocab(const GgufVocab& 
   std::vector<std::pair<std::string, int32_t>> suffix;
 
   if (v.model == "llama") {
-    if (v.scores.empty()) return invalid_argument("tokenizer.ggml.scores is missing (llama vocabulary)");
+    if (v.scores.empty())
+      return invalid_argument("tokenizer.ggml.scores is missing (llama vocabulary)");
     bool add_space_prefix = v.add_space_prefix.value_or(true);
     auto merges = merges_from_scores(v, vocab);
     BpeOptions opt;
-    if (!unk) unk = vocab.find("<unk>") >= 0 ? std::optional<int32_t>(vocab.find("<unk>")) : std::nullopt;
+    if (!unk)
+      unk = vocab.find("<unk>") >= 0 ? std::optional<int32_t>(vocab.find("<unk>")) : std::nullopt;
     if (unk) opt.unk_token = token_str(*unk);
     opt.byte_fallback = true;
     opt.fuse_unk = true;
     KITE_ASSIGN_OR_RETURN(impl->model, make_bpe_model(std::move(vocab), merges, opt));
     bj::array norm;
-    if (add_space_prefix) norm.push_back(bj::object{{"type", "Prepend"}, {"prepend", "\xE2\x96\x81"}});
+    if (add_space_prefix)
+      norm.push_back(bj::object{{"type", "Prepend"}, {"prepend", "\xE2\x96\x81"}});
     norm.push_back(bj::object{{"type", "Replace"},
                               {"pattern", bj::object{{"String", " "}}},
                               {"content", "\xE2\x96\x81"}});
-    KITE_ASSIGN_OR_RETURN(impl->normalizer,
-                          Normalizer::from_json(bj::object{{"type", "Sequence"}, {"normalizers", norm}},
-                                                "normalizer"));
+    KITE_ASSIGN_OR_RETURN(impl->normalizer, Normalizer::from_json(bj::object{{"type", "Sequence"},
+                                                                             {"normalizers", norm}},
+                                                                  "normalizer"));
     bj::array dec{bj::object{{"type", "Replace"},
                              {"pattern", bj::object{{"String", "\xE2\x96\x81"}}},
                              {"content", " "}},
@@ -278,9 +289,9 @@ Result<std::unique_ptr<Tokenizer::Impl>> build_from_gguf_vocab(const GgufVocab& 
     if (add_space_prefix) {
       dec.push_back(bj::object{{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}});
     }
-    KITE_ASSIGN_OR_RETURN(impl->decoder,
-                          Decoder::from_json(bj::object{{"type", "Sequence"}, {"decoders", dec}},
-                                             "decoder"));
+    KITE_ASSIGN_OR_RETURN(
+        impl->decoder,
+        Decoder::from_json(bj::object{{"type", "Sequence"}, {"decoders", dec}}, "decoder"));
     if (v.add_bos.value_or(true) && bos) prefix.emplace_back(token_str(*bos), *bos);
     if (v.add_eos.value_or(false) && eos) suffix.emplace_back(token_str(*eos), *eos);
   } else if (v.model == "gpt2") {
@@ -307,19 +318,24 @@ Result<std::unique_ptr<Tokenizer::Impl>> build_from_gguf_vocab(const GgufVocab& 
     }
     KITE_ASSIGN_OR_RETURN(impl->pre_tokenizer,
                           PreTokenizer::from_json(spec.pre_tokenizer, "pre_tokenizer"));
-    KITE_ASSIGN_OR_RETURN(impl->decoder, Decoder::from_json(bj::object{{"type", "ByteLevel"}}, "decoder"));
+    KITE_ASSIGN_OR_RETURN(impl->decoder,
+                          Decoder::from_json(bj::object{{"type", "ByteLevel"}}, "decoder"));
     if (v.add_bos.value_or(false) && bos) prefix.emplace_back(token_str(*bos), *bos);
     if (v.add_eos.value_or(false) && eos) suffix.emplace_back(token_str(*eos), *eos);
   } else if (is_bert) {
-    if (!unk) unk = vocab.find("[UNK]") >= 0 ? std::optional<int32_t>(vocab.find("[UNK]")) : std::nullopt;
+    if (!unk)
+      unk = vocab.find("[UNK]") >= 0 ? std::optional<int32_t>(vocab.find("[UNK]")) : std::nullopt;
     if (!unk) return invalid_argument("BERT vocabulary has no unknown token");
     impl->model = make_wordpiece_model(std::move(vocab), "##", 100, *unk);
     KITE_ASSIGN_OR_RETURN(
         impl->normalizer,
-        Normalizer::from_json(bj::object{{"type", "BertNormalizer"}, {"lowercase", true}}, "normalizer"));
-    KITE_ASSIGN_OR_RETURN(impl->pre_tokenizer,
-                          PreTokenizer::from_json(bj::object{{"type", "BertPreTokenizer"}}, "pre_tokenizer"));
-    KITE_ASSIGN_OR_RETURN(impl->decoder, Decoder::from_json(bj::object{{"type", "WordPiece"}}, "decoder"));
+        Normalizer::from_json(bj::object{{"type", "BertNormalizer"}, {"lowercase", true}},
+                              "normalizer"));
+    KITE_ASSIGN_OR_RETURN(
+        impl->pre_tokenizer,
+        PreTokenizer::from_json(bj::object{{"type", "BertPreTokenizer"}}, "pre_tokenizer"));
+    KITE_ASSIGN_OR_RETURN(impl->decoder,
+                          Decoder::from_json(bj::object{{"type", "WordPiece"}}, "decoder"));
     std::optional<int32_t> cls = valid_id(v.cls_id);
     std::optional<int32_t> sep = valid_id(v.sep_id);
     if (!cls) cls = bos;
@@ -329,19 +345,21 @@ Result<std::unique_ptr<Tokenizer::Impl>> build_from_gguf_vocab(const GgufVocab& 
     if (!bos) bos = cls;
     if (!eos) eos = sep;
   } else {
-    return Status(StatusCode::kUnimplemented,
-                  "GGUF tokenizer model '" + v.model + "' is not supported (llama, gpt2, bert are)");
+    return Status(StatusCode::kUnimplemented, "GGUF tokenizer model '" + v.model +
+                                                  "' is not supported (llama, gpt2, bert are)");
   }
 
   if (!prefix.empty() || !suffix.empty()) {
-    KITE_ASSIGN_OR_RETURN(impl->post_processor,
-                          PostProcessor::from_json(template_processing(prefix, suffix), "post_processor"));
+    KITE_ASSIGN_OR_RETURN(
+        impl->post_processor,
+        PostProcessor::from_json(template_processing(prefix, suffix), "post_processor"));
   }
   // Control and unknown tokens are special added tokens (split out when parse_special is on);
   // user-defined tokens are plain added tokens (always split out), as llama.cpp treats them.
   for (size_t i = 0; i < n; ++i) {
     int32_t type = type_of(i);
-    if (type != kGgufTokenControl && type != kGgufTokenUnknown && type != kGgufTokenUserDefined) continue;
+    if (type != kGgufTokenControl && type != kGgufTokenUnknown && type != kGgufTokenUserDefined)
+      continue;
     AddedToken t;
     t.content = token_str(static_cast<int32_t>(i));
     t.special = type != kGgufTokenUserDefined;

@@ -43,9 +43,9 @@ struct GgufVocab {
   std::optional<int64_t> sep_id;
   std::optional<int64_t> cls_id;
   std::optional<int64_t> mask_id;
-  std::optional<bool> add_bos;           // tokenizer.ggml.add_bos_token
-  std::optional<bool> add_eos;           // tokenizer.ggml.add_eos_token
-  std::optional<bool> add_space_prefix;  // tokenizer.ggml.add_space_prefix
+  std::optional<bool> add_bos;               // tokenizer.ggml.add_bos_token
+  std::optional<bool> add_eos;               // tokenizer.ggml.add_eos_token
+  std::optional<bool> add_space_prefix;      // tokenizer.ggml.add_space_prefix
   std::optional<std::string> chat_template;  // tokenizer.chat_template
 };
 

@@ -5,7 +5,9 @@
 // vLLM). It holds back text ending in an incomplete UTF-8 character (U+FFFD so far) and text
 // that does not yet extend the context consistently, until later ids settle it. Concatenating
 // every step() and the final flush() gives decode(all ids): tested for every corpus string of
-// every shipped tokenizer.
+// every shipped tokenizer. Work per id is bounded: the window keeps a few ids of context, and a
+// run of ids that never settles (invalid UTF-8 from a model) is emitted after 16 ids, as the
+// U+FFFD characters the full decode also shows.
 //
 // Not thread-safe; one per request. The Tokenizer must outlive it.
 #pragma once
@@ -39,6 +41,10 @@ class IncrementalDetokenizer {
 
  private:
   std::string decode_range(size_t begin, size_t end) const;
+  // Marks ids_[.., new_read_offset) emitted; the previous new ids become the context.
+  void advance(size_t new_read_offset);
+  // Keeps the context window short (a few ids) so each step costs O(1) decodes of small windows.
+  void trim_context();
 
   const Tokenizer& tokenizer_;
   bool skip_special_tokens_;

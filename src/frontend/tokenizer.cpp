@@ -71,6 +71,11 @@ bool Tokenizer::Impl::token_of(int32_t id, std::string_view* out) const {
   return false;
 }
 
+bool Tokenizer::Impl::skipped_by_decode(int32_t id) const {
+  std::string_view t;
+  return token_of(id, &t) && added.is_special_content(t);
+}
+
 std::string Tokenizer::Impl::decode(std::span<const int32_t> ids, bool skip_special_tokens) const {
   std::vector<std::string> tokens;
   tokens.reserve(ids.size());

@@ -45,6 +45,8 @@ struct Tokenizer::Impl {
   void encode(std::string_view text, bool add_special_tokens, bool parse_special,
               std::vector<int32_t>& out) const;
   std::string decode(std::span<const int32_t> ids, bool skip_special_tokens) const;
+  // True when decode(skip_special_tokens=true) leaves id out (its string is a special token's).
+  bool skipped_by_decode(int32_t id) const;
   // The token string of id ("" + false when none).
   bool token_of(int32_t id, std::string_view* out) const;
   std::optional<int32_t> id_of(const std::optional<std::string>& token) const;

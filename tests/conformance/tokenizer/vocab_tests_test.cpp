@@ -150,9 +150,10 @@ TEST(Stories260kGguf, MatchesPublishedSentencePieceModel) {
     std::string dec = (*tok)->decode(want);
     std::string want_dec(rec.at("dec").as_string());
     if ((got != want || dec != want_dec) && ++mismatches <= 10) {
-      ADD_FAILURE() << "string " << i << " '" << parity::escaped(corpus[i]) << "'\n  kite: "
-                    << parity::ids_str(got) << " '" << parity::escaped(dec) << "'\n  sp:   "
-                    << parity::ids_str(want) << " '" << parity::escaped(want_dec) << "'";
+      ADD_FAILURE() << "string " << i << " '" << parity::escaped(corpus[i])
+                    << "'\n  kite: " << parity::ids_str(got) << " '" << parity::escaped(dec)
+                    << "'\n  sp:   " << parity::ids_str(want) << " '" << parity::escaped(want_dec)
+                    << "'";
     }
   }
   EXPECT_EQ(mismatches, 0u);
@@ -180,7 +181,8 @@ TEST(TinyStoriesGguf, MatchesItsTokenizerJson) {
                                               /*parse_special=*/false);
     if (got != want && ++mismatches <= 10) {
       ADD_FAILURE() << "string " << i << " '" << parity::escaped(corpus[i])
-                    << "'\n  kite: " << parity::ids_str(got) << "\n  hf:   " << parity::ids_str(want);
+                    << "'\n  kite: " << parity::ids_str(got)
+                    << "\n  hf:   " << parity::ids_str(want);
     }
   }
   EXPECT_EQ(mismatches, 0u);

@@ -81,6 +81,37 @@ TEST(IncrementalDetokenizer, FlushEmitsIncompleteCharacterAsReplacement) {
   EXPECT_EQ(d.flush(), "\xEF\xBF\xBD");
 }
 
+TEST(IncrementalDetokenizer, InvalidByteRunIsEmittedWithBoundedDelay) {
+  auto tok = load(testing::spm_tokenizer());
+  ASSERT_TRUE(tok);
+  std::vector<int32_t> ids = tok->encode("Hello", false);
+  for (int i = 0; i < 100; ++i) ids.push_back(3 + 0xFF);  // <0xFF>: never valid UTF-8
+  ids.push_back(277);                                     // ▁world
+  IncrementalDetokenizer d(*tok, false);
+  std::string streamed;
+  size_t max_silent = 0;
+  size_t silent = 0;
+  for (int32_t id : ids) {
+    std::string piece = d.step(id);
+    silent = piece.empty() ? silent + 1 : 0;
+    max_silent = std::max(max_silent, silent);
+    streamed += piece;
+  }
+  streamed += d.flush();
+  EXPECT_EQ(streamed, tok->decode(ids));
+  EXPECT_LE(max_silent, 16u);
+}
+
+TEST(IncrementalDetokenizer, SkippedSpecialRunsKeepContext) {
+  auto tok = load(testing::spm_tokenizer());
+  ASSERT_TRUE(tok);
+  std::vector<int32_t> ids = {272};  // ▁Hello
+  ids.insert(ids.end(), 1000, 2);    // </s> x 1000
+  ids.push_back(277);                // ▁world
+  EXPECT_EQ(stream_all(*tok, ids, true), "Hello world");
+  EXPECT_EQ(stream_all(*tok, ids, false), tok->decode(ids));
+}
+
 TEST(IncrementalDetokenizer, WordPieceCleanupStreamsToFullDecode) {
   auto tok = load(testing::wordpiece_decoder_tokenizer());
   ASSERT_TRUE(tok);

@@ -106,7 +106,9 @@ TEST(StopStrings, EmptyStopStringsAreIgnored) {
 TEST(StopStrings, MultibyteStopHeldBackAtCharacterBoundary) {
   StopStringMatcher m({"\xE2\x82\xAC\xE2\x82\xAC"});  // "€€"
   EXPECT_EQ(m.push("a\xE2\x82\xAC").text, "a");
-  EXPECT_EQ(m.push("b").text, "\xE2\x82\xAC" "b");
+  EXPECT_EQ(m.push("b").text,
+            "\xE2\x82\xAC"
+            "b");
 }
 
 }  // namespace

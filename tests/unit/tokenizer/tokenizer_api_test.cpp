@@ -87,8 +87,17 @@ TEST(TokenizerApi, InvalidUtf8InputIsRepairedLikePython) {
 TEST(TokenizerApi, GgufVocabularyBuildsLlamaPipeline) {
   GgufVocab v;
   v.model = "llama";
-  v.tokens = {"<unk>", "<s>", "</s>", "\xE2\x96\x81", "a", "b", "\xE2\x96\x81" "a", "ab",
-              "\xE2\x96\x81" "ab"};
+  v.tokens = {"<unk>",
+              "<s>",
+              "</s>",
+              "\xE2\x96\x81",
+              "a",
+              "b",
+              "\xE2\x96\x81"
+              "a",
+              "ab",
+              "\xE2\x96\x81"
+              "ab"};
   v.scores = {0, 0, 0, -1, -2, -3, -4, -5, -6};
   v.token_types = {2, 3, 3, 1, 1, 1, 1, 1, 1};
   v.bos_id = 1;

@@ -88,12 +88,14 @@ TEST(TokenizerErrors, UnknownTypes) {
                {"unknown normalizer type 'Uppercase'"});
   expect_error(with("pre_tokenizer", bj::object{{"type", "Magic"}}),
                {"unknown pre_tokenizer type 'Magic'"});
-  expect_error(with("decoder", bj::object{{"type", "Reverse"}}), {"unknown decoder type 'Reverse'"});
+  expect_error(with("decoder", bj::object{{"type", "Reverse"}}),
+               {"unknown decoder type 'Reverse'"});
   expect_error(with("post_processor", bj::object{{"type", "Nope"}}),
                {"unknown post_processor type 'Nope'"});
-  expect_error(with("normalizer", bj::object{{"type", "Sequence"},
-                                             {"normalizers", bj::array{bj::object{{"type", "X"}}}}}),
-               {"normalizer.normalizers[0]", "'X'"});
+  expect_error(
+      with("normalizer",
+           bj::object{{"type", "Sequence"}, {"normalizers", bj::array{bj::object{{"type", "X"}}}}}),
+      {"normalizer.normalizers[0]", "'X'"});
   expect_error(with("pre_tokenizer", bj::object{{"type", "Split"},
                                                 {"pattern", bj::object{{"Regex", "a"}}},
                                                 {"behavior", "Sideways"}}),
@@ -101,8 +103,9 @@ TEST(TokenizerErrors, UnknownTypes) {
 }
 
 TEST(TokenizerErrors, UnsupportedComponentsAreUnimplemented) {
-  expect_error(with("normalizer", bj::object{{"type", "Precompiled"}, {"precompiled_charsmap", ""}}),
-               {"Precompiled"}, StatusCode::kUnimplemented);
+  expect_error(
+      with("normalizer", bj::object{{"type", "Precompiled"}, {"precompiled_charsmap", ""}}),
+      {"Precompiled"}, StatusCode::kUnimplemented);
   expect_error(with("model", bj::object{{"type", "Unigram"}, {"vocab", bj::array{}}}), {"Unigram"},
                StatusCode::kUnimplemented);
 }
