@@ -133,7 +133,13 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::from_pretrained(const std::string&
     dir = path;
   }
   if (!fs::exists(json_path, ec)) {
-    return not_found("no tokenizer.json at " + json_path.string());
+    std::string hint;
+    if (fs::exists(dir / "vocab.json", ec) || fs::exists(dir / "tokenizer.model", ec)) {
+      hint =
+          " (the directory has only a slow-tokenizer vocabulary; save a tokenizer.json with "
+          "transformers' tokenizer.save_pretrained())";
+    }
+    return not_found("no tokenizer.json at " + json_path.string() + hint);
   }
   KITE_ASSIGN_OR_RETURN(std::string text, read_file(json_path.string()));
   std::string config;
