@@ -211,9 +211,9 @@ Result<std::shared_ptr<RequestStream>> Engine::Impl::add_request(GenerateRequest
   for (size_t i = 0; i < info->prompt_token_ids.size(); ++i) {
     const int32_t t = info->prompt_token_ids[i];
     if (t < 0 || t >= info_.vocab_size) {
-      return invalid_argument("prompt token " + std::to_string(i) + " has id " + std::to_string(t) +
-                              " outside the vocabulary [0, " + std::to_string(info_.vocab_size) +
-                              ")");
+      return invalid_argument("prompt token " + std::to_string(i) + ": token id " +
+                              std::to_string(t) + " is outside the vocabulary [0, " +
+                              std::to_string(info_.vocab_size) + ")");
     }
   }
   const int64_t prompt_len = info->num_prompt_tokens();
@@ -247,6 +247,7 @@ Result<std::shared_ptr<RequestStream>> Engine::Impl::add_request(GenerateRequest
     info->request_id = request.request_id;
     info->seed = params.seed.has_value() ? *params.seed : seed_rng_();
     stream = std::make_shared<RequestStream>(info->request_id);
+    if (request.notifier) stream->set_notifier(std::move(request.notifier));
     live_ids_.insert(info->request_id);
     ++inbox_adds_;
     ++num_waiting_;
@@ -469,20 +470,28 @@ void Engine::Impl::process(SchedulerEvents* events,
         generation_tokens_total_ += n;
         d->token_ids.insert(d->token_ids.end(), ce.new_token_ids.begin(), ce.new_token_ids.end());
         for (LogprobEntry& e : ce.logprobs) d->logprobs.push_back(std::move(e));
-        if (cs.decoder && !cs.finished) {
-          std::optional<std::string> stop;
-          d->text += cs.decoder->append(ce.new_token_ids, &stop);
-          if (stop && ce.finish_reason == FinishReason::kNone) {
-            cs.finished = true;  // the stop string ends the choice; later text is dropped
-            core_->finish_choice(ce.request->request_id, ce.choice, *stop, events);
+        if (cs.decoder && !cs.finished && !cs.stop_string) {
+          d->text += cs.decoder->append(ce.new_token_ids, &cs.stop_string);
+          // The stop string ends the choice (a no-op if it has just ended anyway); text after
+          // it is dropped.
+          if (cs.stop_string) {
+            core_->finish_choice(ce.request->request_id, ce.choice, *cs.stop_string, events);
           }
         }
       }
       if (ce.finish_reason != FinishReason::kNone) {
-        if (cs.decoder && !cs.finished) d->text += cs.decoder->flush();
+        if (cs.decoder && !cs.finished && !cs.stop_string) {
+          d->text += cs.decoder->flush(&cs.stop_string);
+        }
         cs.finished = true;
         d->finish_reason = ce.finish_reason;
         d->stop_reason = ce.stop_reason;
+        // A stop string in the text wins over length or a stop token (as in vLLM).
+        if (cs.stop_string && ce.finish_reason != FinishReason::kAbort &&
+            ce.finish_reason != FinishReason::kError) {
+          d->finish_reason = FinishReason::kStop;
+          d->stop_reason = *cs.stop_string;
+        }
         if (ce.finish_reason == FinishReason::kAbort) r.aborted = true;
       }
     }
