@@ -136,7 +136,15 @@ Status Engine::Impl::init(EngineParts parts) {
   KITE_ASSIGN_OR_RETURN(int64_t num_blocks, runner_->determine_num_kv_blocks(kvc));
   if (c.kv_cache_memory_bytes == 0) num_blocks = std::min(num_blocks, useful_blocks);
   const int64_t per_seq = (max_model_len + c.block_size - 1) / c.block_size;
-  if (num_blocks - 1 < per_seq) {
+  if (num_blocks - 1 < per_seq && c.max_model_len == 0 && (num_blocks - 1) * c.block_size >= 2) {
+    // The model's full context does not fit and none was asked for: serve what fits.
+    const int64_t fit = (num_blocks - 1) * c.block_size;
+    KITE_LOG_WARN("max_model_len lowered from {} to {}: that is what {} KV blocks hold (give "
+                  "more KV cache memory for longer contexts)",
+                  max_model_len, fit, num_blocks - 1);
+    max_model_len = fit;
+    sc.max_model_len = fit;
+  } else if (num_blocks - 1 < per_seq) {
     return resource_exhausted(
         "the KV cache has " + std::to_string(std::max<int64_t>(0, num_blocks - 1)) + " blocks of " +
         std::to_string(c.block_size) + " tokens, fewer than one max_model_len (" +
