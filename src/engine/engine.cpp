@@ -255,6 +255,7 @@ Result<std::shared_ptr<RequestStream>> Engine::Impl::add_request(GenerateRequest
     info->request_id = request.request_id;
     info->seed = params.seed.has_value() ? *params.seed : seed_rng_();
     stream = std::make_shared<RequestStream>(info->request_id);
+    // Installed before the request is queued, so no push can precede it.
     if (request.notifier) stream->set_notifier(std::move(request.notifier));
     live_ids_.insert(info->request_id);
     ++inbox_adds_;
