@@ -23,7 +23,7 @@ namespace kite {
 
 struct EngineConfig {
   std::string model;      // HF model directory, a .gguf file
-  std::string tokenizer;  // optional: a directory with tokenizer.json (default: the model's)
+  std::string tokenizer;  // optional: tokenizer.json directory or .gguf (default: the model's)
   std::string served_model_name;  // default: the model path's last component
   std::string load_format = "auto";  // auto | safetensors | gguf | dummy (random weights)
   std::string dtype = "auto";        // auto | float32 | bfloat16 | float16 (weights/compute)
