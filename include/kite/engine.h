@@ -73,6 +73,9 @@ struct EngineStats {
   int64_t prompt_tokens_total = 0;
   int64_t generation_tokens_total = 0;
   int64_t num_steps = 0;
+  // Tokens run through the model (prompt chunks not served by the prefix cache, recomputes
+  // after preemption, and one per decode step).
+  int64_t num_computed_tokens_total = 0;
   int64_t requests_finished_total = 0;
   int64_t requests_aborted_total = 0;
 };
