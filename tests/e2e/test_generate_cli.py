@@ -74,6 +74,16 @@ def test_gguf_text_prompt_uses_the_embedded_tokenizer():
     assert rest.startswith(r.stdout.rstrip("\n")) and len(r.stdout.strip()) > 40, r.stdout
 
 
+def test_tokenizer_flag_takes_a_gguf_vocabulary():
+    """--tokenizer X.gguf: the F32 TinyStories model with the vocabulary embedded in its Q8_0
+    GGUF prints what it prints with its own tokenizer.json."""
+    args = ["--prompt", "Lily and her mom went to the park", "--max-tokens", "24"]
+    own = kite(TINY, *args)
+    borrowed = kite(TINY, "--tokenizer", Q8, *args)
+    assert own.returncode == 0 and borrowed.returncode == 0, borrowed.stderr
+    assert borrowed.stdout == own.stdout and len(own.stdout.strip()) > 20
+
+
 def write_jsonl(path, rows):
     with open(path, "w") as f:
         for row in rows:
