@@ -26,3 +26,6 @@ if(KITE_WERROR)
   set(CMAKE_CUDA_FLAGS "${CMAKE_CUDA_FLAGS} -Werror all-warnings")
 endif()
 add_compile_definitions(KITE_WITH_CUDA=1)
+# Binaries find their non-system shared libraries next to them (scripts/gpu-bundle.sh copies
+# them to <bundle>/lib) and cuBLASLt in the GPU machine's toolkit.
+list(APPEND CMAKE_BUILD_RPATH "\$ORIGIN/../lib" "${CUDAToolkit_LIBRARY_DIR}" "/usr/local/cuda/lib64")

@@ -11,8 +11,8 @@ __global__ void silu_mul_kernel(SiluMulParams p) {
   pdl_launch_dependents();
   pdl_wait();
   const int t = blockIdx.y;
-  const __nv_bfloat16* g = static_cast<const __nv_bfloat16*>(p.gate_up) +
-                           static_cast<int64_t>(t) * 2 * p.inter;
+  const __nv_bfloat16* g =
+      static_cast<const __nv_bfloat16*>(p.gate_up) + static_cast<int64_t>(t) * 2 * p.inter;
   const __nv_bfloat16* u = g + p.inter;
   __nv_bfloat16* o = static_cast<__nv_bfloat16*>(p.out) + static_cast<int64_t>(t) * p.inter;
   if constexpr (kVec) {

@@ -24,9 +24,9 @@
 namespace kite::cuda {
 
 struct AttentionParams {
-  const void* q = nullptr;  // bf16; head h of token t at q + t * q_stride + h * head_dim
-  int64_t q_stride = 0;     // elements
-  void* out = nullptr;      // [num_tokens, num_q_heads * head_dim] bf16
+  const void* q = nullptr;        // bf16; head h of token t at q + t * q_stride + h * head_dim
+  int64_t q_stride = 0;           // elements
+  void* out = nullptr;            // [num_tokens, num_q_heads * head_dim] bf16
   const void* k_cache = nullptr;  // [num_blocks, num_kv_heads, block_size, head_dim] bf16
   const void* v_cache = nullptr;
   const int32_t* query_start_loc = nullptr;     // [num_seqs + 1]
@@ -50,8 +50,8 @@ struct AttentionParams {
   int num_splits = 1;  // decode split-KV factor
 
   // Decode split-KV workspace (needed when num_splits > 1), see decode_workspace_bytes().
-  float* split_out = nullptr;      // [num_decode, num_q_heads, num_splits, head_dim]
-  float* split_lse = nullptr;      // [num_decode, num_q_heads, num_splits, 2] (max, sum)
+  float* split_out = nullptr;         // [num_decode, num_q_heads, num_splits, head_dim]
+  float* split_lse = nullptr;         // [num_decode, num_q_heads, num_splits, 2] (max, sum)
   int32_t* split_counters = nullptr;  // [num_decode, num_kv_heads], zero; kernels leave it zero
 };
 
@@ -81,9 +81,8 @@ constexpr int kMaxSplitRows = 1024;
 int decode_num_splits(int num_decode, int num_kv_heads, int max_seq_len, int num_sms);
 
 // Plans the tensor-core path. Host arrays as in ForwardBatch.
-AttentionPlan plan_attention(const int32_t* query_start_loc, const int32_t* seq_lens,
-                             int num_seqs, int max_seq_len, int num_q_heads, int num_kv_heads,
-                             int num_sms);
+AttentionPlan plan_attention(const int32_t* query_start_loc, const int32_t* seq_lens, int num_seqs,
+                             int max_seq_len, int num_q_heads, int num_kv_heads, int num_sms);
 
 // Workspace the decode kernel needs for `max_rows` = max(num_decode * num_splits).
 size_t decode_workspace_bytes(int max_rows, int num_q_heads, int head_dim);

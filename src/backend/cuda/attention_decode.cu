@@ -37,8 +37,8 @@ __global__ void __launch_bounds__(kWarps * 32) decode_kernel(AttentionParams p) 
   const int seq = p.decode_seqs != nullptr ? p.decode_seqs[di] : di;
   const int warp = threadIdx.x >> 5;
   const int lane = threadIdx.x & 31;
-  const int sub = lane / kLanes;   // token slot within the warp
-  const int d8 = lane % kLanes;    // which 8 dims
+  const int sub = lane / kLanes;  // token slot within the warp
+  const int d8 = lane % kLanes;   // which 8 dims
   const int group = p.num_q_heads / p.num_kv_heads;
   const int seq_len = p.seq_lens[seq];
   const int qtok = p.query_start_loc[seq + 1] - 1;
@@ -90,8 +90,7 @@ __global__ void __launch_bounds__(kWarps * 32) decode_kernel(AttentionParams p) 
       valid[u] = t < t_end;
       if (valid[u]) {
         const int64_t page = bt[t / bs];
-        const int64_t off =
-            ((page * p.num_kv_heads + kvh) * bs + (t % bs)) * kHeadDim + d8 * 8;
+        const int64_t off = ((page * p.num_kv_heads + kvh) * bs + (t % bs)) * kHeadDim + d8 * 8;
         kv_k[u] = *reinterpret_cast<const uint4*>(kc + off);
         kv_v[u] = *reinterpret_cast<const uint4*>(vc + off);
       } else {
@@ -264,10 +263,17 @@ void attention_decode(const AttentionParams& p, cudaStream_t stream) {
   KITE_CHECK(p.num_splits == 1 || (p.split_out != nullptr && p.split_counters != nullptr))
       << "decode attention: split-KV needs a workspace";
   switch (p.head_dim) {
-    case 64: launch_decode_hd<64>(p, stream); break;
-    case 128: launch_decode_hd<128>(p, stream); break;
-    case 256: launch_decode_hd<256>(p, stream); break;
-    default: KITE_CHECK(false) << "decode attention: unsupported head_dim " << p.head_dim;
+    case 64:
+      launch_decode_hd<64>(p, stream);
+      break;
+    case 128:
+      launch_decode_hd<128>(p, stream);
+      break;
+    case 256:
+      launch_decode_hd<256>(p, stream);
+      break;
+    default:
+      KITE_CHECK(false) << "decode attention: unsupported head_dim " << p.head_dim;
   }
 }
 

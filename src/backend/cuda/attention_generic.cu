@@ -28,7 +28,10 @@ __global__ void __launch_bounds__(kWarps * 32) generic_kernel(AttentionParams p)
   int lo = 0, hi = p.num_seqs - 1;
   while (lo < hi) {
     const int mid = (lo + hi + 1) / 2;
-    if (p.query_start_loc[mid] <= t) lo = mid; else hi = mid - 1;
+    if (p.query_start_loc[mid] <= t)
+      lo = mid;
+    else
+      hi = mid - 1;
   }
   const int seq = lo;
   const int qlen = p.query_start_loc[seq + 1] - p.query_start_loc[seq];
@@ -38,9 +41,8 @@ __global__ void __launch_bounds__(kWarps * 32) generic_kernel(AttentionParams p)
   const int hd = p.head_dim;
 
   float q[kMaxHeadDim];
-  const __nv_bfloat16* qp =
-      static_cast<const __nv_bfloat16*>(p.q) + static_cast<int64_t>(t) * p.q_stride +
-      static_cast<int64_t>(qh) * hd;
+  const __nv_bfloat16* qp = static_cast<const __nv_bfloat16*>(p.q) +
+                            static_cast<int64_t>(t) * p.q_stride + static_cast<int64_t>(qh) * hd;
   const float qscale = p.scale * kLog2e;
 #pragma unroll
   for (int d = 0; d < kMaxHeadDim; ++d) q[d] = d < hd ? __bfloat162float(qp[d]) * qscale : 0.f;
@@ -85,8 +87,8 @@ __global__ void __launch_bounds__(kWarps * 32) generic_kernel(AttentionParams p)
     }
     m = mx;
   }
-  __nv_bfloat16* out = static_cast<__nv_bfloat16*>(p.out) +
-                       (static_cast<int64_t>(t) * p.num_q_heads + qh) * hd;
+  __nv_bfloat16* out =
+      static_cast<__nv_bfloat16*>(p.out) + (static_cast<int64_t>(t) * p.num_q_heads + qh) * hd;
   const float inv = l > 0.f ? 1.f / l : 0.f;
 #pragma unroll
   for (int d = 0; d < kMaxHeadDim; ++d) {

@@ -11,8 +11,7 @@ namespace kite::cuda {
 Result<AttentionPath> attention_path(int head_dim, int num_q_heads, int num_kv_heads) {
   if (num_kv_heads <= 0 || num_q_heads % num_kv_heads != 0) {
     return invalid_argument("attention: num_q_heads " + std::to_string(num_q_heads) +
-                            " is not a multiple of num_kv_heads " +
-                            std::to_string(num_kv_heads));
+                            " is not a multiple of num_kv_heads " + std::to_string(num_kv_heads));
   }
   const int group = num_q_heads / num_kv_heads;
   if (head_dim == 64 || head_dim == 128 || head_dim == 256) {
@@ -41,9 +40,8 @@ int decode_num_splits(int num_decode, int num_kv_heads, int max_seq_len, int num
   return std::max(splits, 1);
 }
 
-AttentionPlan plan_attention(const int32_t* query_start_loc, const int32_t* seq_lens,
-                             int num_seqs, int max_seq_len, int num_q_heads, int num_kv_heads,
-                             int num_sms) {
+AttentionPlan plan_attention(const int32_t* query_start_loc, const int32_t* seq_lens, int num_seqs,
+                             int max_seq_len, int num_q_heads, int num_kv_heads, int num_sms) {
   AttentionPlan plan;
   const int group = num_q_heads / num_kv_heads;
   const bool decode_kernel_ok = group <= 8;

@@ -44,7 +44,7 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(AttentionParams p) {
   constexpr int kChunks = Traits::kChunks;
   extern __shared__ __align__(128) uint8_t smem_raw[];
   __nv_bfloat16* sQ = reinterpret_cast<__nv_bfloat16*>(smem_raw);
-  __nv_bfloat16* sK = sQ + kBlockM * kHeadDim;     // [2][kBlockN][kHeadDim]
+  __nv_bfloat16* sK = sQ + kBlockM * kHeadDim;      // [2][kBlockN][kHeadDim]
   __nv_bfloat16* sV = sK + 2 * kBlockN * kHeadDim;  // [2][kBlockN][kHeadDim]
 
   pdl_launch_dependents();
@@ -216,9 +216,9 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(AttentionParams p) {
 #pragma unroll
       for (int dd = 0; dd < kHeadDim / 16; ++dd) {
         uint32_t b[4];
-        ldmatrix_x4_trans(b, smem_addr(tV + swz<kHeadDim>(kk * 16 + (lane & 7) +
-                                                              ((lane >> 3) & 1) * 8,
-                                                          dd * 2 + (lane >> 4))));
+        ldmatrix_x4_trans(b,
+                          smem_addr(tV + swz<kHeadDim>(kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8,
+                                                       dd * 2 + (lane >> 4))));
         mma_bf16_16816(o[2 * dd], a, b[0], b[1]);
         mma_bf16_16816(o[2 * dd + 1], a, b[2], b[3]);
       }
@@ -259,8 +259,8 @@ void launch_prefill_hd(const AttentionParams& p, cudaStream_t stream) {
     return true;
   }();
   (void)configured;
-  launch(prefill_kernel<kHeadDim>, dim3(p.num_prefill_tiles, p.num_kv_heads), dim3(kThreads),
-         smem, stream, p);
+  launch(prefill_kernel<kHeadDim>, dim3(p.num_prefill_tiles, p.num_kv_heads), dim3(kThreads), smem,
+         stream, p);
 }
 
 }  // namespace
@@ -268,10 +268,17 @@ void launch_prefill_hd(const AttentionParams& p, cudaStream_t stream) {
 void attention_prefill(const AttentionParams& p, cudaStream_t stream) {
   if (p.num_prefill_tiles == 0) return;
   switch (p.head_dim) {
-    case 64: launch_prefill_hd<64>(p, stream); break;
-    case 128: launch_prefill_hd<128>(p, stream); break;
-    case 256: launch_prefill_hd<256>(p, stream); break;
-    default: KITE_CHECK(false) << "prefill attention: unsupported head_dim " << p.head_dim;
+    case 64:
+      launch_prefill_hd<64>(p, stream);
+      break;
+    case 128:
+      launch_prefill_hd<128>(p, stream);
+      break;
+    case 256:
+      launch_prefill_hd<256>(p, stream);
+      break;
+    default:
+      KITE_CHECK(false) << "prefill attention: unsupported head_dim " << p.head_dim;
   }
 }
 

@@ -26,19 +26,19 @@ const char* cublas_status_name(cublasStatus_t st);
 
 }  // namespace kite::cuda
 
-#define KITE_CUDA_CHECK(expr)                                                        \
-  do {                                                                               \
-    cudaError_t kite_cuda_err_ = (expr);                                             \
-    KITE_CHECK(kite_cuda_err_ == cudaSuccess)                                        \
-        << #expr << ": " << cudaGetErrorName(kite_cuda_err_) << " ("                 \
-        << cudaGetErrorString(kite_cuda_err_) << ")";                                \
+#define KITE_CUDA_CHECK(expr)                                        \
+  do {                                                               \
+    cudaError_t kite_cuda_err_ = (expr);                             \
+    KITE_CHECK(kite_cuda_err_ == cudaSuccess)                        \
+        << #expr << ": " << cudaGetErrorName(kite_cuda_err_) << " (" \
+        << cudaGetErrorString(kite_cuda_err_) << ")";                \
   } while (0)
 
-#define KITE_CUBLAS_CHECK(expr)                                                      \
-  do {                                                                               \
-    cublasStatus_t kite_cublas_st_ = (expr);                                         \
-    KITE_CHECK(kite_cublas_st_ == CUBLAS_STATUS_SUCCESS)                             \
-        << #expr << ": " << ::kite::cuda::cublas_status_name(kite_cublas_st_);       \
+#define KITE_CUBLAS_CHECK(expr)                                                \
+  do {                                                                         \
+    cublasStatus_t kite_cublas_st_ = (expr);                                   \
+    KITE_CHECK(kite_cublas_st_ == CUBLAS_STATUS_SUCCESS)                       \
+        << #expr << ": " << ::kite::cuda::cublas_status_name(kite_cublas_st_); \
   } while (0)
 
 // Returns a Status from the enclosing function when the CUDA call fails.

@@ -87,14 +87,18 @@ struct CudaModelRunner::Impl {
   }
 
   int64_t hidden() const { return cfg.hidden_size; }
-  int64_t qkv_dim() const { return (cfg.num_attention_heads + 2 * cfg.num_key_value_heads) * cfg.head_dim; }
+  int64_t qkv_dim() const {
+    return (cfg.num_attention_heads + 2 * cfg.num_key_value_heads) * cfg.head_dim;
+  }
   int64_t q_dim() const { return cfg.num_attention_heads * cfg.head_dim; }
   int64_t kv_elems_per_block(int bs) const { return cfg.num_key_value_heads * bs * cfg.head_dim; }
   void* k_cache(int l) const {
-    return kv.as<char>() + (2 * static_cast<int64_t>(l)) * num_blocks * kv_elems_per_block(block_size) * 2;
+    return kv.as<char>() +
+           (2 * static_cast<int64_t>(l)) * num_blocks * kv_elems_per_block(block_size) * 2;
   }
   void* v_cache(int l) const {
-    return kv.as<char>() + (2 * static_cast<int64_t>(l) + 1) * num_blocks * kv_elems_per_block(block_size) * 2;
+    return kv.as<char>() +
+           (2 * static_cast<int64_t>(l) + 1) * num_blocks * kv_elems_per_block(block_size) * 2;
   }
 
   Status ensure_buffers(const KvCacheConfig& c);
@@ -156,21 +160,20 @@ Status CudaModelRunner::Impl::ensure_buffers(const KvCacheConfig& c) {
   xf = base + o_xf;
   logits = reinterpret_cast<float*>(base + o_logits);
   KITE_ASSIGN_OR_RETURN(
-      split_ws, DeviceBuffer::allocate(decode_workspace_bytes(
-                                           kMaxSplitRows, static_cast<int>(cfg.num_attention_heads),
+      split_ws, DeviceBuffer::allocate(
+                    decode_workspace_bytes(kMaxSplitRows, static_cast<int>(cfg.num_attention_heads),
                                            static_cast<int>(cfg.head_dim)),
-                                       "decode split-KV workspace"));
+                    "decode split-KV workspace"));
   KITE_ASSIGN_OR_RETURN(
-      split_counters,
-      DeviceBuffer::allocate(
-          decode_counter_bytes(cap.seqs, static_cast<int>(cfg.num_key_value_heads)),
-          "decode split-KV counters"));
+      split_counters, DeviceBuffer::allocate(
+                          decode_counter_bytes(cap.seqs, static_cast<int>(cfg.num_key_value_heads)),
+                          "decode split-KV counters"));
   KITE_CUDA_RETURN_IF_ERROR(
       cudaMemsetAsync(split_counters.data(), 0, split_counters.size(), stream));
   KITE_ASSIGN_OR_RETURN(sampler, GpuSampler::create(cap.logits, cfg.vocab_size));
   buffers_ready = true;
-  KITE_LOG_INFO("cuda: activations for {} tokens / {} sequences: {:.2f} GiB", cap.tokens,
-                cap.seqs, static_cast<double>(total) / (1u << 30));
+  KITE_LOG_INFO("cuda: activations for {} tokens / {} sequences: {:.2f} GiB", cap.tokens, cap.seqs,
+                static_cast<double>(total) / (1u << 30));
   return ok_status();
 }
 
@@ -192,16 +195,15 @@ Status CudaModelRunner::Impl::upload(const ForwardBatch& b, const AttentionPlan&
   KITE_CHECK_LE(n, inputs_capacity);
   if (inputs_pending) KITE_CUDA_RETURN_IF_ERROR(cudaEventSynchronize(inputs_copied));
   pack_step(b, plan, layout, pad_seqs, inputs_h.as<int32_t>());
-  KITE_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(inputs_d.data(), inputs_h.data(), n * 4,
-                                            cudaMemcpyHostToDevice, stream));
+  KITE_CUDA_RETURN_IF_ERROR(
+      cudaMemcpyAsync(inputs_d.data(), inputs_h.data(), n * 4, cudaMemcpyHostToDevice, stream));
   KITE_CUDA_RETURN_IF_ERROR(cudaEventRecord(inputs_copied, stream));
   inputs_pending = true;
   return ok_status();
 }
 
-Status CudaModelRunner::Impl::linear(const void* xin, int64_t ldx, const void* wt,
-                                     const void* bias, void* y, int64_t ldy, int m, int n, int k,
-                                     bool out_f32) {
+Status CudaModelRunner::Impl::linear(const void* xin, int64_t ldx, const void* wt, const void* bias,
+                                     void* y, int64_t ldy, int m, int n, int k, bool out_f32) {
   if (m <= opts.gemv_max_m) {
     GemvParams g;
     g.x = xin;
@@ -234,8 +236,7 @@ Status CudaModelRunner::Impl::linear(const void* xin, int64_t ldx, const void* w
   return gemm->gemm(a, stream);
 }
 
-Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d,
-                                        float* logits_out) {
+Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, float* logits_out) {
   const int32_t* in = inputs_d.as<int32_t>();
   const int T = d.tokens;
   const int H = static_cast<int>(hidden());
@@ -292,7 +293,87 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d,
   rp.block_size = block_size;
   rp.eps = eps;
 
-  for (size_t l = 0; l < w.layers.size(); ++l) {
+  // Decode-sized steps (every linear layer on the GEMV) fuse the neighbours of each GEMV:
+  // RMSNorm into the prologue of the qkv and gate/up GEMVs, the residual add into the epilogue
+  // of the o and down GEMVs, RoPE + KV write into the qkv GEMV (models without q/k norms).
+  // 5 kernels per layer instead of 8. Otherwise the unfused sequence below runs.
+  auto gemv_ok = [&](int k) { return T <= opts.gemv_max_m && k % 8 == 0; };
+  const bool fused = gemv_ok(H) && gemv_ok(static_cast<int>(q_dim())) && gemv_ok(I);
+  for (size_t l = 0; l < w.layers.size() && fused; ++l) {
+    const LayerWeights& lw = w.layers[l];
+    GemvParams g;
+    g.x = h;
+    g.x_stride = H;
+    g.w = lw.qkv;
+    g.bias = lw.qkv_bias;
+    g.y = qkv;
+    g.y_stride = qkv_dim();
+    g.m = T;
+    g.n = static_cast<int>(qkv_dim());
+    g.k = H;
+    g.norm_weight = lw.input_norm;
+    g.norm_eps = eps;
+    rp.q_norm = lw.q_norm;
+    rp.k_norm = lw.k_norm;
+    rp.k_cache = k_cache(static_cast<int>(l));
+    rp.v_cache = v_cache(static_cast<int>(l));
+    if (lw.q_norm == nullptr) {
+      g.epilogue = GemvEpilogue::kRopeKv;
+      g.rope.positions = rp.positions;
+      g.rope.slot_mapping = rp.slot_mapping;
+      g.rope.inv_freq = rp.inv_freq;
+      g.rope.k_cache = rp.k_cache;
+      g.rope.v_cache = rp.v_cache;
+      g.rope.num_q_heads = nq;
+      g.rope.num_kv_heads = nkv;
+      g.rope.head_dim = hd;
+      g.rope.block_size = block_size;
+      gemv(g, stream);
+    } else {
+      gemv(g, stream);
+      rope_kv_write(rp, stream);
+    }
+    ap.k_cache = rp.k_cache;
+    ap.v_cache = rp.v_cache;
+    attention(ap, attn_path, stream);
+    GemvParams o;
+    o.x = attn;
+    o.x_stride = q_dim();
+    o.w = lw.o;
+    o.y = h;
+    o.residual = h;
+    o.y_stride = H;
+    o.m = T;
+    o.n = H;
+    o.k = static_cast<int>(q_dim());
+    gemv(o, stream);
+    GemvParams gu;
+    gu.x = h;
+    gu.x_stride = H;
+    gu.w = lw.gate_up;
+    gu.y = mlp;
+    gu.y_stride = I;
+    gu.m = T;
+    gu.n = 2 * I;
+    gu.k = H;
+    gu.epilogue = GemvEpilogue::kSiluMul;
+    gu.norm_weight = lw.post_norm;
+    gu.norm_eps = eps;
+    gemv(gu, stream);
+    GemvParams dn;
+    dn.x = mlp;
+    dn.x_stride = I;
+    dn.w = lw.down;
+    dn.y = h;
+    dn.residual = h;
+    dn.y_stride = H;
+    dn.m = T;
+    dn.n = H;
+    dn.k = I;
+    gemv(dn, stream);
+  }
+
+  for (size_t l = 0; l < w.layers.size() && !fused; ++l) {
     const LayerWeights& lw = w.layers[l];
     RmsNormParams np;
     np.residual = h;
@@ -313,8 +394,8 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d,
     ap.k_cache = rp.k_cache;
     ap.v_cache = rp.v_cache;
     attention(ap, attn_path, stream);
-    KITE_RETURN_IF_ERROR(linear(attn, q_dim(), lw.o, nullptr, delta, H, T, H,
-                                static_cast<int>(q_dim()), false));
+    KITE_RETURN_IF_ERROR(
+        linear(attn, q_dim(), lw.o, nullptr, delta, H, T, H, static_cast<int>(q_dim()), false));
     np.delta = delta;
     np.weight = lw.post_norm;
     rms_norm(np, stream);
@@ -347,7 +428,7 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d,
     const int rows = std::min(cap.logits, d.logits - r0);
     RmsNormParams np;
     np.residual = h;
-    np.delta = delta;
+    np.delta = fused ? nullptr : delta;  // the fused path keeps the residual sum in h
     np.row_indices = in + L.logits_indices + r0;
     np.weight = w.final_norm;
     np.out = xf;
@@ -363,10 +444,9 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d,
 }
 
 Status CudaModelRunner::Impl::forward_eager(const ForwardBatch& b, float** logits_out) {
-  const AttentionPlan plan =
-      plan_attention(b.query_start_loc.data(), b.seq_lens.data(), b.num_seqs(), b.max_seq_len,
-                     static_cast<int>(cfg.num_attention_heads),
-                     static_cast<int>(cfg.num_key_value_heads), sms);
+  const AttentionPlan plan = plan_attention(
+      b.query_start_loc.data(), b.seq_lens.data(), b.num_seqs(), b.max_seq_len,
+      static_cast<int>(cfg.num_attention_heads), static_cast<int>(cfg.num_key_value_heads), sms);
   StepCapacity c;
   c.tokens = b.num_tokens();
   c.seqs = b.num_seqs();
@@ -387,7 +467,7 @@ Status CudaModelRunner::Impl::forward_eager(const ForwardBatch& b, float** logit
     }
     out = logits_big.as<float>();
   }
-  StepDims d{b.num_tokens(), b.num_seqs(),  b.num_logits(), c.tiles,
+  StepDims d{b.num_tokens(),  b.num_seqs(),    b.num_logits(), c.tiles,
              plan.num_decode, plan.num_splits, plan.all_decode};
   if (attn_path == AttentionPath::kGeneric) d.tiles = d.decode = 0;
   KITE_RETURN_IF_ERROR(run_model(layout, d, out));
@@ -448,7 +528,8 @@ Status CudaModelRunner::Impl::capture_graphs() {
   return ok_status();
 }
 
-// ---- CudaModelRunner -----------------------------------------------------------------------------
+// ---- CudaModelRunner
+// -----------------------------------------------------------------------------
 
 CudaModelRunner::CudaModelRunner(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 CudaModelRunner::~CudaModelRunner() {
@@ -470,18 +551,20 @@ Result<std::unique_ptr<CudaModelRunner>> CudaModelRunner::create(const ModelConf
   KITE_CUDA_RETURN_IF_ERROR(
       cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, opts.device));
   if (major < 8) {
-    return unimplemented("the CUDA backend needs compute capability 8.0 or newer (bf16 tensor "
-                         "cores); device " + std::to_string(opts.device) + " has " +
-                         std::to_string(major) + ".x");
+    return unimplemented(
+        "the CUDA backend needs compute capability 8.0 or newer (bf16 tensor "
+        "cores); device " +
+        std::to_string(opts.device) + " has " + std::to_string(major) + ".x");
   }
-  KITE_ASSIGN_OR_RETURN(AttentionPath path,
-                        attention_path(static_cast<int>(cfg.head_dim),
-                                       static_cast<int>(cfg.num_attention_heads),
-                                       static_cast<int>(cfg.num_key_value_heads)));
+  KITE_ASSIGN_OR_RETURN(
+      AttentionPath path,
+      attention_path(static_cast<int>(cfg.head_dim), static_cast<int>(cfg.num_attention_heads),
+                     static_cast<int>(cfg.num_key_value_heads)));
   if (cfg.head_dim % 2 != 0) return unimplemented("rotary embedding needs an even head_dim");
   auto impl = std::make_unique<Impl>();
   impl->cfg = cfg;
   impl->opts = opts;
+  impl->opts.gemv_max_m = std::clamp(opts.gemv_max_m, 0, kGemvMaxM);
   impl->attn_path = path;
   impl->sms = num_sms();
   KITE_CUDA_RETURN_IF_ERROR(cudaStreamCreateWithFlags(&impl->stream, cudaStreamNonBlocking));
@@ -489,11 +572,11 @@ Result<std::unique_ptr<CudaModelRunner>> CudaModelRunner::create(const ModelConf
   KITE_ASSIGN_OR_RETURN(impl->w, load_device_weights(cfg, weights, impl->stream));
   const std::vector<float> inv = rope_inv_freq(cfg);
   KITE_ASSIGN_OR_RETURN(impl->inv_freq, DeviceBuffer::allocate(inv.size() * 4, "rope table"));
-  KITE_CUDA_RETURN_IF_ERROR(cudaMemcpy(impl->inv_freq.data(), inv.data(), inv.size() * 4,
-                                       cudaMemcpyHostToDevice));
+  KITE_CUDA_RETURN_IF_ERROR(
+      cudaMemcpy(impl->inv_freq.data(), inv.data(), inv.size() * 4, cudaMemcpyHostToDevice));
   KITE_ASSIGN_OR_RETURN(impl->gemm, GemmRunner::create());
-  KITE_LOG_INFO("cuda: {} on device {} ({} SMs), attention path {}", cfg.architecture,
-                opts.device, impl->sms, path == AttentionPath::kGeneric ? "generic" : "tensor-core");
+  KITE_LOG_INFO("cuda: {} on device {} ({} SMs), attention path {}", cfg.architecture, opts.device,
+                impl->sms, path == AttentionPath::kGeneric ? "generic" : "tensor-core");
   return std::unique_ptr<CudaModelRunner>(new CudaModelRunner(std::move(impl)));
 }
 
@@ -517,9 +600,9 @@ Result<int64_t> CudaModelRunner::determine_num_kv_blocks(const KvCacheConfig& c)
   const int T = m.cap.tokens;
   const int64_t tmp_blocks = (T + c.block_size - 1) / c.block_size + 1;
   m.num_blocks = tmp_blocks;
-  KITE_ASSIGN_OR_RETURN(m.kv, DeviceBuffer::allocate(
-                                  static_cast<size_t>(kv_block_bytes(c.block_size)) * tmp_blocks,
-                                  "profiling KV cache"));
+  KITE_ASSIGN_OR_RETURN(
+      m.kv, DeviceBuffer::allocate(static_cast<size_t>(kv_block_bytes(c.block_size)) * tmp_blocks,
+                                   "profiling KV cache"));
   ForwardBatch b;
   for (int t = 0; t < T; ++t) {
     b.token_ids.push_back(t % static_cast<int>(m.cfg.vocab_size));
@@ -542,21 +625,21 @@ Result<int64_t> CudaModelRunner::determine_num_kv_blocks(const KvCacheConfig& c)
   size_t free_b = 0, total_b = 0;
   KITE_CUDA_RETURN_IF_ERROR(cudaMemGetInfo(&free_b, &total_b));
   const int64_t used = static_cast<int64_t>(total_b - free_b);
-  const int64_t budget = static_cast<int64_t>(static_cast<double>(total_b) *
-                                              c.gpu_memory_utilization) -
-                         used - kGraphReserveBytes;
+  const int64_t budget =
+      static_cast<int64_t>(static_cast<double>(total_b) * c.gpu_memory_utilization) - used -
+      kGraphReserveBytes;
   const int64_t blocks = budget / kv_block_bytes(c.block_size);
-  KITE_LOG_INFO("cuda: {:.2f} GiB of {:.2f} GiB in use after profiling (weights {:.2f} GiB); "
-                "KV budget {:.2f} GiB = {} blocks of {} tokens",
-                used / 1073741824.0, total_b / 1073741824.0, m.w.bytes / 1073741824.0,
-                std::max<int64_t>(budget, 0) / 1073741824.0, std::max<int64_t>(blocks, 0),
-                c.block_size);
+  KITE_LOG_INFO(
+      "cuda: {:.2f} GiB of {:.2f} GiB in use after profiling (weights {:.2f} GiB); "
+      "KV budget {:.2f} GiB = {} blocks of {} tokens",
+      used / 1073741824.0, total_b / 1073741824.0, m.w.bytes / 1073741824.0,
+      std::max<int64_t>(budget, 0) / 1073741824.0, std::max<int64_t>(blocks, 0), c.block_size);
   if (blocks < 2) {
-    return resource_exhausted(
-        "no room for the KV cache: " + std::to_string(used >> 20) + " MiB in use of " +
-        std::to_string(total_b >> 20) + " MiB with gpu_memory_utilization " +
-        std::to_string(c.gpu_memory_utilization) +
-        "; raise it or lower max_num_batched_tokens / max_num_seqs");
+    return resource_exhausted("no room for the KV cache: " + std::to_string(used >> 20) +
+                              " MiB in use of " + std::to_string(total_b >> 20) +
+                              " MiB with gpu_memory_utilization " +
+                              std::to_string(c.gpu_memory_utilization) +
+                              "; raise it or lower max_num_batched_tokens / max_num_seqs");
   }
   return blocks;
 }
@@ -575,17 +658,19 @@ Status CudaModelRunner::allocate_kv_cache(int64_t num_blocks, const KvCacheConfi
   m.graphs.clear();
   m.kv.reset();
   m.num_blocks = 0;
-  KITE_ASSIGN_OR_RETURN(m.kv, DeviceBuffer::allocate(
-                                  static_cast<size_t>(kv_block_bytes(c.block_size)) * num_blocks,
-                                  "KV cache"));
+  KITE_ASSIGN_OR_RETURN(
+      m.kv, DeviceBuffer::allocate(static_cast<size_t>(kv_block_bytes(c.block_size)) * num_blocks,
+                                   "KV cache"));
   KITE_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(m.kv.data(), 0, m.kv.size(), m.stream));
   m.num_blocks = num_blocks;
   // Block-table capacity: every sequence at the model's full length (or all blocks).
   const int64_t per_seq = std::min<int64_t>(
-      num_blocks, (std::max<int64_t>(m.cfg.max_position_embeddings, m.cap.tokens) +
-                   c.block_size - 1) / c.block_size + 1);
+      num_blocks, (std::max<int64_t>(m.cfg.max_position_embeddings, m.cap.tokens) + c.block_size -
+                   1) / c.block_size +
+                      1);
   m.cap.block_table = static_cast<int>(std::min<int64_t>(per_seq * m.cap.seqs, 1ll << 28));
   StepCapacity worst = m.cap;
+  worst.logits = worst.tokens;  // prompt logprobs may ask for every token's logits
   KITE_RETURN_IF_ERROR(m.ensure_inputs(make_step_layout(worst).total(m.cap.block_table)));
   KITE_LOG_INFO("cuda: KV cache {} blocks x {} tokens = {:.2f} GiB", num_blocks, c.block_size,
                 static_cast<double>(m.kv.size()) / (1u << 30));
@@ -599,8 +684,8 @@ Status CudaModelRunner::forward(const ForwardBatch& b, TensorView* logits) {
   KITE_RETURN_IF_ERROR(validate_batch(b, m.cfg.vocab_size, m.num_blocks, m.block_size, m.cap));
   m.last_used_graph = false;
   float* out = nullptr;
-  bool graph_ok = b.decode_only() && b.num_tokens() == b.num_seqs() &&
-                  b.num_logits() == b.num_seqs();
+  bool graph_ok =
+      b.decode_only() && b.num_tokens() == b.num_seqs() && b.num_logits() == b.num_seqs();
   for (int i = 0; graph_ok && i < b.num_logits(); ++i) graph_ok = b.logits_indices[i] == i;
   auto it = graph_ok ? m.graphs.lower_bound(b.num_seqs()) : m.graphs.end();
   if (it != m.graphs.end()) {
@@ -626,8 +711,10 @@ Status CudaModelRunner::sample(const TensorView& logits, const SamplingBatch& pa
   KITE_CUDA_RETURN_IF_ERROR(cudaSetDevice(m.opts.device));
   if (logits.device != Device::kCuda || logits.dtype != DType::kF32 || logits.ndim != 2 ||
       logits.dim(1) != m.cfg.vocab_size) {
-    return invalid_argument("sample: logits must be the F32 [rows, vocab] device tensor of "
-                            "forward(), got " + logits.to_string());
+    return invalid_argument(
+        "sample: logits must be the F32 [rows, vocab] device tensor of "
+        "forward(), got " +
+        logits.to_string());
   }
   if (m.sampler == nullptr) return failed_precondition("sample before allocate_kv_cache");
   return m.sampler->sample(logits.as<float>(), static_cast<int>(logits.dim(0)), params, out,
@@ -641,8 +728,8 @@ Status CudaModelRunner::logits_to_host(const TensorView& logits, float* out) {
     return invalid_argument("logits_to_host: expected F32 device logits, got " +
                             logits.to_string());
   }
-  KITE_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(out, logits.data, logits.nbytes(),
-                                            cudaMemcpyDeviceToHost, m.stream));
+  KITE_CUDA_RETURN_IF_ERROR(
+      cudaMemcpyAsync(out, logits.data, logits.nbytes(), cudaMemcpyDeviceToHost, m.stream));
   return cuda_status(cudaStreamSynchronize(m.stream), "logits_to_host");
 }
 

@@ -22,9 +22,9 @@ namespace kite::cuda {
 
 struct CudaRunnerOptions {
   int device = 0;
-  bool use_cuda_graphs = true;   // decode-only steps replay captured graphs
-  int max_graph_batch = 256;     // largest captured decode batch (capped by max_num_seqs)
-  int gemv_max_m = 4;            // linear layers with at most this many rows use the GEMV kernel
+  bool use_cuda_graphs = true;  // decode-only steps replay captured graphs
+  int max_graph_batch = 256;    // largest captured decode batch (capped by max_num_seqs)
+  int gemv_max_m = 4;           // linear layers with at most this many rows use the GEMV kernel
 };
 
 class CudaModelRunner final : public ModelRunner {
@@ -43,8 +43,7 @@ class CudaModelRunner final : public ModelRunner {
   Result<int64_t> determine_num_kv_blocks(const KvCacheConfig& cfg) override;
   Status allocate_kv_cache(int64_t num_blocks, const KvCacheConfig& cfg) override;
   Status forward(const ForwardBatch& batch, TensorView* logits) override;
-  Status sample(const TensorView& logits, const SamplingBatch& params,
-                SamplerOutput* out) override;
+  Status sample(const TensorView& logits, const SamplingBatch& params, SamplerOutput* out) override;
   Status logits_to_host(const TensorView& logits, float* out) override;
 
   // Batch sizes with a captured decode graph (empty before allocate_kv_cache or when off).

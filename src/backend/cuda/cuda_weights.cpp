@@ -80,8 +80,8 @@ Status upload(const std::vector<Region>& regions, char* arena, cudaStream_t stre
   PinnedBuffer* bufs[2] = {&a, &b};
   bool pending[2] = {false, false};
   int cur = 0;
-  size_t fill = 0;        // bytes staged in bufs[cur]
-  size_t dst_start = 0;   // arena offset of bufs[cur][0]
+  size_t fill = 0;       // bytes staged in bufs[cur]
+  size_t dst_start = 0;  // arena offset of bufs[cur][0]
   Status st;
   auto flush = [&]() -> Status {
     if (fill == 0) return ok_status();
@@ -154,8 +154,8 @@ Result<DeviceWeights> load_device_weights(const ModelConfig& cfg, const WeightLo
   };
 
   struct LayerOffsets {
-    size_t input_norm, qkv, qkv_bias = SIZE_MAX, q_norm = SIZE_MAX, k_norm = SIZE_MAX, o,
-                        post_norm, gate_up, down;
+    size_t input_norm, qkv, qkv_bias = SIZE_MAX, q_norm = SIZE_MAX, k_norm = SIZE_MAX, o, post_norm,
+                            gate_up, down;
   };
   KITE_ASSIGN_OR_RETURN(size_t embed_off, one("model.embed_tokens.weight", {V, H}));
   std::vector<LayerOffsets> lo(static_cast<size_t>(cfg.num_hidden_layers));
@@ -164,8 +164,10 @@ Result<DeviceWeights> load_device_weights(const ModelConfig& cfg, const WeightLo
     LayerOffsets& o = lo[static_cast<size_t>(l)];
     KITE_ASSIGN_OR_RETURN(o.input_norm, one(p + "input_layernorm.weight", {H}));
     KITE_ASSIGN_OR_RETURN(TensorView q, fetch(lookup, p + "self_attn.q_proj.weight", {nq * hd, H}));
-    KITE_ASSIGN_OR_RETURN(TensorView k, fetch(lookup, p + "self_attn.k_proj.weight", {nkv * hd, H}));
-    KITE_ASSIGN_OR_RETURN(TensorView v, fetch(lookup, p + "self_attn.v_proj.weight", {nkv * hd, H}));
+    KITE_ASSIGN_OR_RETURN(TensorView k,
+                          fetch(lookup, p + "self_attn.k_proj.weight", {nkv * hd, H}));
+    KITE_ASSIGN_OR_RETURN(TensorView v,
+                          fetch(lookup, p + "self_attn.v_proj.weight", {nkv * hd, H}));
     o.qkv = add(p + "qkv", {q, k, v});
     if (cfg.attention_bias) {
       KITE_ASSIGN_OR_RETURN(TensorView qb, fetch(lookup, p + "self_attn.q_proj.bias", {nq * hd}));

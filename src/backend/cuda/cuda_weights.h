@@ -35,7 +35,7 @@ struct LayerWeights {
 
 struct DeviceWeights {
   DeviceBuffer arena;
-  const void* embed = nullptr;    // [vocab, hidden]
+  const void* embed = nullptr;  // [vocab, hidden]
   const void* final_norm = nullptr;
   const void* lm_head = nullptr;  // [vocab, hidden]; == embed when tied
   std::vector<LayerWeights> layers;

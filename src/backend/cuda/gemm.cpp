@@ -46,8 +46,8 @@ Result<GemmRunner::Plan*> GemmRunner::plan_for(const GemmArgs& g) {
   auto plan = std::make_unique<Plan>();
   const std::string what = "cuBLASLt plan m=" + std::to_string(g.m) + " n=" + std::to_string(g.n) +
                            " k=" + std::to_string(g.k);
-  KITE_RETURN_IF_ERROR(cublas_status(
-      cublasLtMatmulDescCreate(&plan->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F), what));
+  KITE_RETURN_IF_ERROR(
+      cublas_status(cublasLtMatmulDescCreate(&plan->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F), what));
   const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
   KITE_RETURN_IF_ERROR(cublas_status(
       cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)),
@@ -57,22 +57,22 @@ Result<GemmRunner::Plan*> GemmRunner::plan_for(const GemmArgs& g) {
       what));
   if (g.bias != nullptr) {
     const cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
-    KITE_RETURN_IF_ERROR(cublas_status(
-        cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi,
-                                       sizeof(epi)),
-        what));
+    KITE_RETURN_IF_ERROR(
+        cublas_status(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_EPILOGUE,
+                                                     &epi, sizeof(epi)),
+                      what));
     const cudaDataType_t bias_type = CUDA_R_16BF;
     KITE_RETURN_IF_ERROR(cublas_status(
-        cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE,
-                                       &bias_type, sizeof(bias_type)),
+        cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type,
+                                       sizeof(bias_type)),
         what));
     plan->has_bias = true;
   }
   const cudaDataType_t out_type = g.out_f32 ? CUDA_R_32F : CUDA_R_16BF;
-  KITE_RETURN_IF_ERROR(cublas_status(
-      cublasLtMatrixLayoutCreate(&plan->a, CUDA_R_16BF, g.k, g.n, g.ldw), what));
-  KITE_RETURN_IF_ERROR(cublas_status(
-      cublasLtMatrixLayoutCreate(&plan->b, CUDA_R_16BF, g.k, g.m, g.ldx), what));
+  KITE_RETURN_IF_ERROR(
+      cublas_status(cublasLtMatrixLayoutCreate(&plan->a, CUDA_R_16BF, g.k, g.n, g.ldw), what));
+  KITE_RETURN_IF_ERROR(
+      cublas_status(cublasLtMatrixLayoutCreate(&plan->b, CUDA_R_16BF, g.k, g.m, g.ldx), what));
   KITE_RETURN_IF_ERROR(
       cublas_status(cublasLtMatrixLayoutCreate(&plan->c, out_type, g.n, g.m, g.ldy), what));
 
@@ -84,9 +84,8 @@ Result<GemmRunner::Plan*> GemmRunner::plan_for(const GemmArgs& g) {
   cublasLtMatmulHeuristicResult_t result{};
   int found = 0;
   if (st == CUBLAS_STATUS_SUCCESS) {
-    st = cublasLtMatmulAlgoGetHeuristic(static_cast<cublasLtHandle_t>(handle_), plan->desc,
-                                        plan->a, plan->b, plan->c, plan->c, pref, 1, &result,
-                                        &found);
+    st = cublasLtMatmulAlgoGetHeuristic(static_cast<cublasLtHandle_t>(handle_), plan->desc, plan->a,
+                                        plan->b, plan->c, plan->c, pref, 1, &result, &found);
   }
   cublasLtMatmulPreferenceDestroy(pref);
   KITE_RETURN_IF_ERROR(cublas_status(st, what + " heuristic"));
@@ -101,17 +100,16 @@ Status GemmRunner::gemm(const GemmArgs& g, cudaStream_t stream) {
   if (g.m == 0) return ok_status();
   KITE_ASSIGN_OR_RETURN(Plan * plan, plan_for(g));
   if (plan->has_bias) {
-    KITE_RETURN_IF_ERROR(cublas_status(
-        cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g.bias,
-                                       sizeof(g.bias)),
-        "cuBLASLt bias pointer"));
+    KITE_RETURN_IF_ERROR(
+        cublas_status(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
+                                                     &g.bias, sizeof(g.bias)),
+                      "cuBLASLt bias pointer"));
   }
   const float alpha = 1.f, beta = 0.f;
-  return cublas_status(
-      cublasLtMatmul(static_cast<cublasLtHandle_t>(handle_), plan->desc, &alpha, g.w, plan->a,
-                     g.x, plan->b, &beta, g.y, plan->c, g.y, plan->c, &plan->algo,
-                     workspace_.data(), kWorkspaceBytes, stream),
-      "cublasLtMatmul");
+  return cublas_status(cublasLtMatmul(static_cast<cublasLtHandle_t>(handle_), plan->desc, &alpha,
+                                      g.w, plan->a, g.x, plan->b, &beta, g.y, plan->c, g.y, plan->c,
+                                      &plan->algo, workspace_.data(), kWorkspaceBytes, stream),
+                       "cublasLtMatmul");
 }
 
 }  // namespace kite::cuda

@@ -19,8 +19,8 @@
 namespace kite::cuda {
 
 struct GemmArgs {
-  const void* x = nullptr;  // [m, k] bf16, leading dimension ldx
-  const void* w = nullptr;  // [n, k] bf16, leading dimension ldw
+  const void* x = nullptr;     // [m, k] bf16, leading dimension ldx
+  const void* w = nullptr;     // [n, k] bf16, leading dimension ldw
   const void* bias = nullptr;  // nullptr or [n] bf16 (bf16 output only)
   void* y = nullptr;           // [m, n], leading dimension ldy
   int m = 0, n = 0, k = 0;

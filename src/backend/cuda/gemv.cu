@@ -8,7 +8,8 @@ namespace kite::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int kRows = 4;  // weight rows per CTA
+constexpr int kWarps = kThreads / 32;
+constexpr int kRows = 4;  // weight rows per CTA (kRopeKv: two rotate-half pairs)
 
 // Weights are read exactly once: keep them out of L1.
 __device__ __forceinline__ uint4 load_stream(const uint4* p) {
@@ -19,31 +20,40 @@ __device__ __forceinline__ uint4 load_stream(const uint4* p) {
   return v;
 }
 
-template <int M, typename OutT, bool kGated>
+// Weight row j of this CTA, or -1 past the end.
+template <GemvEpilogue kEpi>
+__device__ __forceinline__ int cta_row(const GemvParams& p, int j) {
+  if constexpr (kEpi == GemvEpilogue::kSiluMul) {
+    const int half = p.n / 2;
+    const int r = blockIdx.x * (kRows / 2) + j % (kRows / 2);
+    return r < half ? (j < kRows / 2 ? r : half + r) : -1;
+  } else if constexpr (kEpi == GemvEpilogue::kRopeKv) {
+    const int half = p.rope.head_dim / 2;
+    const int pair = blockIdx.x * (kRows / 2) + j / 2;
+    if (pair >= p.n / 2) return -1;
+    return (pair / half) * p.rope.head_dim + pair % half + (j % 2) * half;
+  } else {
+    const int r = blockIdx.x * kRows + j;
+    return r < p.n ? r : -1;
+  }
+}
+
+template <int M, typename OutT, GemvEpilogue kEpi>
 __global__ void __launch_bounds__(kThreads) gemv_kernel(GemvParams p) {
   constexpr int kUnroll = M <= 4 ? 2 : 1;
-  __shared__ float red[kThreads / 32][M * kRows];
+  __shared__ float red[kWarps][M * kRows];
+  __shared__ float s_rnorm[M];
 
   const int nvec = p.k / 8;
-  const int half = p.n / 2;
   int row[kRows];
-  bool ok[kRows];
 #pragma unroll
-  for (int j = 0; j < kRows; ++j) {
-    if constexpr (kGated) {
-      const int base = blockIdx.x * (kRows / 2);
-      const int jj = j % (kRows / 2);
-      ok[j] = base + jj < half;
-      row[j] = (j < kRows / 2 ? 0 : half) + base + jj;
-    } else {
-      row[j] = blockIdx.x * kRows + j;
-      ok[j] = row[j] < p.n;
-    }
-    if (!ok[j]) row[j] = 0;
-  }
+  for (int j = 0; j < kRows; ++j) row[j] = max(cta_row<kEpi>(p, j), 0);
   const uint4* w = static_cast<const uint4*>(p.w);
   const uint4* x = static_cast<const uint4*>(p.x);
+  const uint4* nw = static_cast<const uint4*>(p.norm_weight);
   const int64_t xs = p.x_stride / 8;
+  const int warp = threadIdx.x >> 5;
+  const int lane = threadIdx.x & 31;
 
   float acc[M][kRows];
 #pragma unroll
@@ -69,8 +79,38 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(GemvParams p) {
   load_w(threadIdx.x);
   pdl_wait();
 
+  // Prologue: 1 / rms of each x row.
+  if (nw != nullptr) {
+    float ss[M];
+#pragma unroll
+    for (int mi = 0; mi < M; ++mi) ss[mi] = 0.f;
+    for (int v = threadIdx.x; v < nvec; v += kThreads) {
+#pragma unroll
+      for (int mi = 0; mi < M; ++mi) {
+        float xf[8];
+        unpack_bf16x8(__ldg(x + mi * xs + v), xf);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) ss[mi] += xf[e] * xf[e];
+      }
+    }
+#pragma unroll
+    for (int mi = 0; mi < M; ++mi) {
+      const float t = warp_sum(ss[mi]);
+      if (lane == 0) red[warp][mi] = t;
+    }
+    __syncthreads();
+    if (threadIdx.x < M) {
+      float t = 0.f;
+#pragma unroll
+      for (int wi = 0; wi < kWarps; ++wi) t += red[wi][threadIdx.x];
+      s_rnorm[threadIdx.x] = rsqrtf(t / static_cast<float>(p.k) + p.norm_eps);
+    }
+    __syncthreads();
+  }
+
   for (int v0 = threadIdx.x; v0 < nvec; v0 += kUnroll * kThreads) {
     uint4 xv[kUnroll][M];
+    uint4 nv[kUnroll];
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       const int v = v0 + u * kThreads;
@@ -78,16 +118,24 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(GemvParams p) {
       for (int mi = 0; mi < M; ++mi) {
         xv[u][mi] = v < nvec ? __ldg(x + mi * xs + v) : make_uint4(0, 0, 0, 0);
       }
+      if (nw != nullptr) nv[u] = v < nvec ? __ldg(nw + v) : make_uint4(0, 0, 0, 0);
     }
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       float wf[kRows][8];
 #pragma unroll
       for (int j = 0; j < kRows; ++j) unpack_bf16x8(wv[u][j], wf[j]);
+      float nf[8];
+      if (nw != nullptr) unpack_bf16x8(nv[u], nf);
 #pragma unroll
       for (int mi = 0; mi < M; ++mi) {
         float xf[8];
         unpack_bf16x8(xv[u][mi], xf);
+        if (nw != nullptr) {
+          const float r = s_rnorm[mi];
+#pragma unroll
+          for (int e = 0; e < 8; ++e) xf[e] = round_bf16(nf[e] * round_bf16(xf[e] * r));
+        }
 #pragma unroll
         for (int j = 0; j < kRows; ++j) {
 #pragma unroll
@@ -98,8 +146,7 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(GemvParams p) {
     if (v0 + kUnroll * kThreads < nvec) load_w(v0 + kUnroll * kThreads);
   }
 
-  const int warp = threadIdx.x >> 5;
-  const int lane = threadIdx.x & 31;
+  __syncthreads();  // red[] may still be read by the prologue
 #pragma unroll
   for (int mi = 0; mi < M; ++mi) {
 #pragma unroll
@@ -109,36 +156,82 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(GemvParams p) {
     }
   }
   __syncthreads();
-  if constexpr (kGated) {
+  auto total = [&](int mi, int j) {
+    float v = 0.f;
+#pragma unroll
+    for (int wi = 0; wi < kWarps; ++wi) v += red[wi][mi * kRows + j];
+    return v;
+  };
+  const __nv_bfloat16* bias = static_cast<const __nv_bfloat16*>(p.bias);
+  if constexpr (kEpi == GemvEpilogue::kSiluMul) {
     if (threadIdx.x < M * (kRows / 2)) {
       const int mi = threadIdx.x / (kRows / 2);
       const int jj = threadIdx.x % (kRows / 2);
-      if (ok[jj]) {
-        float g = 0.f, u = 0.f;
-#pragma unroll
-        for (int wi = 0; wi < kThreads / 32; ++wi) {
-          g += red[wi][mi * kRows + jj];
-          u += red[wi][mi * kRows + kRows / 2 + jj];
+      const int col = blockIdx.x * (kRows / 2) + jj;
+      if (col < p.n / 2) {
+        const float v =
+            silu_mul_bf16(round_bf16(total(mi, jj)), round_bf16(total(mi, kRows / 2 + jj)));
+        static_cast<__nv_bfloat16*>(p.y)[mi * p.y_stride + col] = __float2bfloat16_rn(v);
+      }
+    }
+  } else if constexpr (kEpi == GemvEpilogue::kRopeKv) {
+    // Thread (mi, pp) finishes pair pp of row mi.
+    if (threadIdx.x < M * (kRows / 2)) {
+      const int mi = threadIdx.x / (kRows / 2);
+      const int pp = threadIdx.x % (kRows / 2);
+      const int pair = blockIdx.x * (kRows / 2) + pp;
+      if (pair < p.n / 2) {
+        const GemvRope& rp = p.rope;
+        const int hd = rp.head_dim, half = hd / 2;
+        const int head = pair / half, i = pair % half;
+        const int r1 = head * hd + i, r2 = r1 + half;
+        float x1 = total(mi, 2 * pp), x2 = total(mi, 2 * pp + 1);
+        if (bias != nullptr) {
+          x1 += __bfloat162float(bias[r1]);
+          x2 += __bfloat162float(bias[r2]);
         }
-        const float v = silu_mul_bf16(round_bf16(g), round_bf16(u));
-        static_cast<__nv_bfloat16*>(p.y)[mi * p.y_stride + blockIdx.x * (kRows / 2) + jj] =
-            __float2bfloat16_rn(v);
+        x1 = round_bf16(x1);
+        x2 = round_bf16(x2);
+        const bool is_v = head >= rp.num_q_heads + rp.num_kv_heads;
+        __nv_bfloat16 o1 = __float2bfloat16_rn(x1), o2 = __float2bfloat16_rn(x2);
+        if (!is_v) {
+          float s, c;
+          sincosf(static_cast<float>(rp.positions[mi]) * rp.inv_freq[i], &s, &c);
+          o1 = __float2bfloat16_rn(x1 * c - x2 * s);
+          o2 = __float2bfloat16_rn(x2 * c + x1 * s);
+        }
+        __nv_bfloat16* y = static_cast<__nv_bfloat16*>(p.y) + mi * p.y_stride;
+        y[r1] = o1;
+        y[r2] = o2;
+        const int64_t slot = rp.slot_mapping[mi];
+        if (head >= rp.num_q_heads && slot >= 0) {
+          const int kvh = is_v ? head - rp.num_q_heads - rp.num_kv_heads : head - rp.num_q_heads;
+          const int64_t blk = slot / rp.block_size, off = slot % rp.block_size;
+          __nv_bfloat16* dst = static_cast<__nv_bfloat16*>(is_v ? rp.v_cache : rp.k_cache) +
+                               ((blk * rp.num_kv_heads + kvh) * rp.block_size + off) * hd;
+          dst[i] = o1;
+          dst[i + half] = o2;
+        }
       }
     }
   } else {
     if (threadIdx.x < M * kRows) {
       const int mi = threadIdx.x / kRows;
       const int j = threadIdx.x % kRows;
-      if (ok[j]) {
-        float v = 0.f;
-#pragma unroll
-        for (int wi = 0; wi < kThreads / 32; ++wi) v += red[wi][mi * kRows + j];
-        const int n = blockIdx.x * kRows + j;
-        if (p.bias != nullptr) v += __bfloat162float(static_cast<const __nv_bfloat16*>(p.bias)[n]);
+      const int n = blockIdx.x * kRows + j;
+      if (n < p.n) {
+        float v = total(mi, j);
+        if (bias != nullptr) v += __bfloat162float(bias[n]);
         if constexpr (sizeof(OutT) == 4) {
           static_cast<float*>(p.y)[mi * p.y_stride + n] = v;
         } else {
-          static_cast<__nv_bfloat16*>(p.y)[mi * p.y_stride + n] = __float2bfloat16_rn(v);
+          __nv_bfloat16* y = static_cast<__nv_bfloat16*>(p.y) + mi * p.y_stride + n;
+          if (p.residual != nullptr) {
+            const float r = __bfloat162float(
+                static_cast<const __nv_bfloat16*>(p.residual)[mi * p.y_stride + n]);
+            v = r + round_bf16(v);
+          }
+          *y = __float2bfloat16_rn(v);
         }
       }
     }
@@ -147,16 +240,29 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(GemvParams p) {
 
 template <int M>
 void launch_m(const GemvParams& p, cudaStream_t stream) {
-  if (p.epilogue == GemvEpilogue::kSiluMul) {
-    const int half = p.n / 2;
-    const int blocks = (half + kRows / 2 - 1) / (kRows / 2);
-    launch(gemv_kernel<M, __nv_bfloat16, true>, dim3(blocks), dim3(kThreads), 0, stream, p);
-  } else if (p.out_f32) {
-    launch(gemv_kernel<M, float, false>, dim3((p.n + kRows - 1) / kRows), dim3(kThreads), 0,
-           stream, p);
-  } else {
-    launch(gemv_kernel<M, __nv_bfloat16, false>, dim3((p.n + kRows - 1) / kRows), dim3(kThreads),
-           0, stream, p);
+  const dim3 block(kThreads);
+  switch (p.epilogue) {
+    case GemvEpilogue::kSiluMul: {
+      const int blocks = (p.n / 2 + kRows / 2 - 1) / (kRows / 2);
+      launch(gemv_kernel<M, __nv_bfloat16, GemvEpilogue::kSiluMul>, dim3(blocks), block, 0, stream,
+             p);
+      break;
+    }
+    case GemvEpilogue::kRopeKv: {
+      const int blocks = (p.n / 2 + kRows / 2 - 1) / (kRows / 2);
+      launch(gemv_kernel<M, __nv_bfloat16, GemvEpilogue::kRopeKv>, dim3(blocks), block, 0, stream,
+             p);
+      break;
+    }
+    case GemvEpilogue::kNone: {
+      const dim3 grid((p.n + kRows - 1) / kRows);
+      if (p.out_f32) {
+        launch(gemv_kernel<M, float, GemvEpilogue::kNone>, grid, block, 0, stream, p);
+      } else {
+        launch(gemv_kernel<M, __nv_bfloat16, GemvEpilogue::kNone>, grid, block, 0, stream, p);
+      }
+      break;
+    }
   }
 }
 
@@ -165,27 +271,54 @@ void launch_m(const GemvParams& p, cudaStream_t stream) {
 bool gemv_supported(const GemvParams& p) {
   if (p.m < 1 || p.m > kGemvMaxM || p.k % 8 != 0 || p.k <= 0 || p.n <= 0) return false;
   if (p.x_stride % 8 != 0) return false;
-  if (reinterpret_cast<uintptr_t>(p.x) % 16 != 0 || reinterpret_cast<uintptr_t>(p.w) % 16 != 0) {
+  if (reinterpret_cast<uintptr_t>(p.x) % 16 != 0 || reinterpret_cast<uintptr_t>(p.w) % 16 != 0 ||
+      reinterpret_cast<uintptr_t>(p.norm_weight) % 16 != 0) {
     return false;
   }
-  if (p.epilogue == GemvEpilogue::kSiluMul && (p.n % 2 != 0 || p.out_f32 || p.bias != nullptr)) {
-    return false;
+  switch (p.epilogue) {
+    case GemvEpilogue::kSiluMul:
+      return p.n % 2 == 0 && !p.out_f32 && p.bias == nullptr && p.residual == nullptr;
+    case GemvEpilogue::kRopeKv: {
+      const GemvRope& r = p.rope;
+      return !p.out_f32 && p.residual == nullptr && r.head_dim > 0 && r.head_dim % 2 == 0 &&
+             p.n == (r.num_q_heads + 2 * r.num_kv_heads) * r.head_dim && r.positions != nullptr &&
+             r.slot_mapping != nullptr && r.inv_freq != nullptr && r.block_size > 0;
+    }
+    case GemvEpilogue::kNone:
+      return !(p.out_f32 && p.residual != nullptr);
   }
-  return true;
+  return false;
 }
 
 void gemv(const GemvParams& p, cudaStream_t stream) {
   KITE_CHECK(gemv_supported(p)) << "gemv: unsupported m=" << p.m << " n=" << p.n << " k=" << p.k;
   switch (p.m) {
-    case 1: launch_m<1>(p, stream); break;
-    case 2: launch_m<2>(p, stream); break;
-    case 3: launch_m<3>(p, stream); break;
-    case 4: launch_m<4>(p, stream); break;
-    case 5: launch_m<5>(p, stream); break;
-    case 6: launch_m<6>(p, stream); break;
-    case 7: launch_m<7>(p, stream); break;
-    case 8: launch_m<8>(p, stream); break;
-    default: KITE_CHECK(false) << "gemv: m=" << p.m;
+    case 1:
+      launch_m<1>(p, stream);
+      break;
+    case 2:
+      launch_m<2>(p, stream);
+      break;
+    case 3:
+      launch_m<3>(p, stream);
+      break;
+    case 4:
+      launch_m<4>(p, stream);
+      break;
+    case 5:
+      launch_m<5>(p, stream);
+      break;
+    case 6:
+      launch_m<6>(p, stream);
+      break;
+    case 7:
+      launch_m<7>(p, stream);
+      break;
+    case 8:
+      launch_m<8>(p, stream);
+      break;
+    default:
+      KITE_CHECK(false) << "gemv: m=" << p.m;
   }
 }
 

@@ -37,8 +37,7 @@ void check_launch(cudaError_t err, dim3 grid, dim3 block, size_t smem_bytes) {
   KITE_CHECK(err == cudaSuccess) << "kernel launch grid=(" << grid.x << "," << grid.y << ","
                                  << grid.z << ") block=(" << block.x << "," << block.y << ","
                                  << block.z << ") smem=" << smem_bytes << ": "
-                                 << cudaGetErrorName(err) << " (" << cudaGetErrorString(err)
-                                 << ")";
+                                 << cudaGetErrorName(err) << " (" << cudaGetErrorString(err) << ")";
 }
 
 }  // namespace kite::cuda

@@ -14,11 +14,11 @@
 namespace kite::cuda {
 
 struct RmsNormParams {
-  void* residual = nullptr;               // [*, hidden] bf16, row stride `hidden`
-  const void* delta = nullptr;            // nullptr or [*, hidden] bf16
-  const int32_t* row_indices = nullptr;   // nullptr or [num_rows]
-  const void* weight = nullptr;           // [hidden] bf16
-  void* out = nullptr;                    // [num_rows, hidden] bf16
+  void* residual = nullptr;              // [*, hidden] bf16, row stride `hidden`
+  const void* delta = nullptr;           // nullptr or [*, hidden] bf16
+  const int32_t* row_indices = nullptr;  // nullptr or [num_rows]
+  const void* weight = nullptr;          // [hidden] bf16
+  void* out = nullptr;                   // [num_rows, hidden] bf16
   int num_rows = 0;
   int hidden = 0;
   float eps = 1e-6f;

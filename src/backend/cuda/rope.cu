@@ -52,8 +52,8 @@ __global__ void __launch_bounds__(kWarps * 32) rope_kv_write_kernel(RopeKvWriteP
       ss = warp_sum(ss);
       r = rsqrtf(ss / static_cast<float>(p.head_dim) + p.eps);
     }
-    __nv_bfloat16* dst = (is_k && write_cache) ? cache_row(p.k_cache, slot, h - p.num_q_heads, p)
-                                               : nullptr;
+    __nv_bfloat16* dst =
+        (is_k && write_cache) ? cache_row(p.k_cache, slot, h - p.num_q_heads, p) : nullptr;
     for (int i = lane; i < half; i += 32) {
       float x1 = __bfloat162float(x[i]);
       float x2 = __bfloat162float(x[i + half]);

@@ -21,8 +21,8 @@
 namespace kite::cuda {
 
 struct RopeKvWriteParams {
-  void* qkv = nullptr;  // [num_tokens, qkv_stride] bf16: q heads, then k heads, then v heads
-  int64_t qkv_stride = 0;                 // elements between tokens
+  void* qkv = nullptr;     // [num_tokens, qkv_stride] bf16: q heads, then k heads, then v heads
+  int64_t qkv_stride = 0;  // elements between tokens
   const int32_t* positions = nullptr;     // [num_tokens]
   const int32_t* slot_mapping = nullptr;  // [num_tokens]
   const float* inv_freq = nullptr;        // [head_dim / 2]

@@ -29,18 +29,18 @@ Result<std::unique_ptr<GpuSampler>> GpuSampler::create(int max_rows, int64_t voc
   std::unique_ptr<GpuSampler> s(new GpuSampler());
   s->max_rows_ = max_rows;
   s->vocab_ = vocab;
-  KITE_ASSIGN_OR_RETURN(s->scratch_,
-                        DeviceBuffer::allocate(static_cast<size_t>(max_rows) * vocab * 4,
-                                               "sampler scratch logits"));
-  KITE_ASSIGN_OR_RETURN(s->rows_d_, DeviceBuffer::allocate(max_rows * sizeof(SampleRow),
-                                                           "sampler rows"));
-  KITE_ASSIGN_OR_RETURN(s->rows_h_, PinnedBuffer::allocate(max_rows * sizeof(SampleRow),
-                                                           "sampler rows"));
+  KITE_ASSIGN_OR_RETURN(
+      s->scratch_,
+      DeviceBuffer::allocate(static_cast<size_t>(max_rows) * vocab * 4, "sampler scratch logits"));
+  KITE_ASSIGN_OR_RETURN(s->rows_d_,
+                        DeviceBuffer::allocate(max_rows * sizeof(SampleRow), "sampler rows"));
+  KITE_ASSIGN_OR_RETURN(s->rows_h_,
+                        PinnedBuffer::allocate(max_rows * sizeof(SampleRow), "sampler rows"));
   s->out_top_capacity_ = kInitialTop;
-  KITE_ASSIGN_OR_RETURN(s->out_d_, DeviceBuffer::allocate(out_bytes(max_rows, kInitialTop),
-                                                          "sampler outputs"));
-  KITE_ASSIGN_OR_RETURN(s->out_h_, PinnedBuffer::allocate(out_bytes(max_rows, kInitialTop),
-                                                          "sampler outputs"));
+  KITE_ASSIGN_OR_RETURN(
+      s->out_d_, DeviceBuffer::allocate(out_bytes(max_rows, kInitialTop), "sampler outputs"));
+  KITE_ASSIGN_OR_RETURN(
+      s->out_h_, PinnedBuffer::allocate(out_bytes(max_rows, kInitialTop), "sampler outputs"));
   KITE_RETURN_IF_ERROR(s->reserve_lists(1 << 16));
   return s;
 }
@@ -60,8 +60,8 @@ Status GpuSampler::sample(const float* logits, int num_rows, const SamplingBatch
                           SamplerOutput* out, cudaStream_t stream) {
   KITE_RETURN_IF_ERROR(check_sampling_batch(b, vocab_));
   if (num_rows != b.num_rows()) {
-    return invalid_argument("sample: " + std::to_string(b.num_rows()) +
-                            " parameter rows for " + std::to_string(num_rows) + " logits rows");
+    return invalid_argument("sample: " + std::to_string(b.num_rows()) + " parameter rows for " +
+                            std::to_string(num_rows) + " logits rows");
   }
   if (num_rows > max_rows_) {
     return out_of_range("sample: " + std::to_string(num_rows) + " rows exceed the sampler's " +
@@ -84,18 +84,18 @@ Status GpuSampler::sample(const float* logits, int num_rows, const SamplingBatch
   const int max_top = want_lp ? b.max_num_logprobs : 0;
   if (max_top > out_top_capacity_) {
     KITE_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream));
-    KITE_ASSIGN_OR_RETURN(out_d_, DeviceBuffer::allocate(out_bytes(max_rows_, max_top),
-                                                         "sampler outputs"));
-    KITE_ASSIGN_OR_RETURN(out_h_, PinnedBuffer::allocate(out_bytes(max_rows_, max_top),
-                                                         "sampler outputs"));
+    KITE_ASSIGN_OR_RETURN(out_d_,
+                          DeviceBuffer::allocate(out_bytes(max_rows_, max_top), "sampler outputs"));
+    KITE_ASSIGN_OR_RETURN(out_h_,
+                          PinnedBuffer::allocate(out_bytes(max_rows_, max_top), "sampler outputs"));
     out_top_capacity_ = max_top;
     tokens_d = out_d_.as<int32_t>();
   }
 
   // Lists: bias ids (+ values), ban ids, distinct repetition ids, distinct frequency ids
   // (+ counts), per row in that order.
-  size_t n_list = b.bias_token_ids.size() + b.banned_token_ids.size() +
-                  b.prompt_token_ids.size() + 2 * b.output_token_ids.size();
+  size_t n_list = b.bias_token_ids.size() + b.banned_token_ids.size() + b.prompt_token_ids.size() +
+                  2 * b.output_token_ids.size();
   KITE_RETURN_IF_ERROR(reserve_lists(n_list));
   int32_t* ids = lists_h_.as<int32_t>();
   float* vals = reinterpret_cast<float*>(ids + list_capacity_);
@@ -160,10 +160,8 @@ Status GpuSampler::sample(const float* logits, int num_rows, const SamplingBatch
   int32_t* ids_d = lists_d_.as<int32_t>();
   float* vals_d = reinterpret_cast<float*>(ids_d + list_capacity_);
   if (n > 0) {
-    KITE_CUDA_RETURN_IF_ERROR(
-        cudaMemcpyAsync(ids_d, ids, n * 4, cudaMemcpyHostToDevice, stream));
-    KITE_CUDA_RETURN_IF_ERROR(
-        cudaMemcpyAsync(vals_d, vals, n * 4, cudaMemcpyHostToDevice, stream));
+    KITE_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(ids_d, ids, n * 4, cudaMemcpyHostToDevice, stream));
+    KITE_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(vals_d, vals, n * 4, cudaMemcpyHostToDevice, stream));
   }
   SampleParams p;
   p.logits = logits;
@@ -179,8 +177,8 @@ Status GpuSampler::sample(const float* logits, int num_rows, const SamplingBatch
   p.out_logprobs = reinterpret_cast<float*>(tokens_d + max_rows_);
   p.out_ranks = tokens_d + 2 * max_rows_;
   p.out_top_ids = tokens_d + 3 * max_rows_;
-  p.out_top_logprobs = reinterpret_cast<float*>(tokens_d + 3 * max_rows_ +
-                                                static_cast<size_t>(max_rows_) * max_top);
+  p.out_top_logprobs =
+      reinterpret_cast<float*>(tokens_d + 3 * max_rows_ + static_cast<size_t>(max_rows_) * max_top);
   sample_rows(p, stream);
   const size_t bytes = out_bytes(max_rows_, max_top);
   KITE_CUDA_RETURN_IF_ERROR(

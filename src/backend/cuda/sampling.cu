@@ -177,8 +177,8 @@ __device__ float kth_largest(const float* x, int64_t vocab, int k, Shared& sh) {
   return from_key(prefix);
 }
 
-__global__ void __launch_bounds__(kThreads) argmax_kernel(const float* logits, int64_t vocab,
-                                                          int32_t* out) {
+__global__ void __launch_bounds__(kThreads)
+    argmax_kernel(const float* logits, int64_t vocab, int32_t* out) {
   __shared__ Shared sh;
   pdl_launch_dependents();
   pdl_wait();
@@ -221,7 +221,8 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(SampleParams p) {
     }
     __syncthreads();
     if (!(rp.flags & kSampleGreedy) && rp.temperature != 1.f) {
-      for (int64_t t = threadIdx.x; t < vocab; t += kThreads) w[t] = __fdiv_rn(w[t], rp.temperature);
+      for (int64_t t = threadIdx.x; t < vocab; t += kThreads)
+        w[t] = __fdiv_rn(w[t], rp.temperature);
     }
     __syncthreads();
     x = w;
@@ -237,7 +238,7 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(SampleParams p) {
     const bool use_top_p = rp.top_p < 1.f;
     const bool use_min_p = rp.min_p > 0.f;
     float max_v = -INFINITY;
-    unsigned vstar = 0;          // top_p: keep keys > vstar, and ties with id <= tie_id
+    unsigned vstar = 0;  // top_p: keep keys > vstar, and ties with id <= tie_id
     int32_t tie_id = INT_MAX;
     if (use_top_p || use_min_p) {
       float mv = -INFINITY;
@@ -269,8 +270,8 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(SampleParams p) {
           const bool surv = v >= thr && v != -INFINITY;
           const unsigned key = fkey(v);
           const bool in = surv && (key & mask) == prefix;
-          hist_add(in, (key >> shift) & 255u, in ? exp(static_cast<double>(v) - max_v) : 0.0,
-                   sh, true);
+          hist_add(in, (key >> shift) & 255u, in ? exp(static_cast<double>(v) - max_v) : 0.0, sh,
+                   true);
         }
         __syncthreads();
         if (threadIdx.x == 0) {
@@ -458,8 +459,7 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(SampleParams p) {
     b = block_best(b, sh);
     if (threadIdx.x == 0) {
       top_id[i] = b.id == INT_MAX ? -1 : b.id;
-      top_lp[i] =
-          b.id == INT_MAX ? -INFINITY : static_cast<float>(static_cast<double>(b.v) - lse);
+      top_lp[i] = b.id == INT_MAX ? -INFINITY : static_cast<float>(static_cast<double>(b.v) - lse);
     }
     if (b.id != INT_MAX) prev = b;
   }

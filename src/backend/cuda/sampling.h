@@ -83,13 +83,13 @@ class GpuSampler {
 
   int max_rows_ = 0;
   int64_t vocab_ = 0;
-  DeviceBuffer scratch_;   // [max_rows, vocab] f32
-  DeviceBuffer rows_d_;    // [max_rows] SampleRow
+  DeviceBuffer scratch_;  // [max_rows, vocab] f32
+  DeviceBuffer rows_d_;   // [max_rows] SampleRow
   PinnedBuffer rows_h_;
-  DeviceBuffer lists_d_;   // ids then values
+  DeviceBuffer lists_d_;  // ids then values
   PinnedBuffer lists_h_;
   size_t list_capacity_ = 0;
-  DeviceBuffer out_d_;     // tokens | logprobs | ranks | top ids | top logprobs
+  DeviceBuffer out_d_;  // tokens | logprobs | ranks | top ids | top logprobs
   PinnedBuffer out_h_;
   int out_top_capacity_ = 0;
   std::vector<int32_t> tmp_ids_;

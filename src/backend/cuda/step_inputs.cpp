@@ -96,9 +96,9 @@ Status validate_batch(const ForwardBatch& b, int64_t vocab, int64_t num_blocks, 
     if (id < 0 || id >= num_blocks) return bad("block id " + std::to_string(id) + " out of range");
   }
   if (b.logits_indices.empty()) return bad("no logits rows requested");
-  if (static_cast<int64_t>(b.logits_indices.size()) > cap.logits) {
+  if (static_cast<int64_t>(b.logits_indices.size()) > cap.tokens) {
     return out_of_range("forward batch: " + std::to_string(b.logits_indices.size()) +
-                        " logits rows exceed the runner's capacity " + std::to_string(cap.logits));
+                        " logits rows exceed max_num_batched_tokens " + std::to_string(cap.tokens));
   }
   for (int32_t i : b.logits_indices) {
     if (i < 0 || i >= static_cast<int32_t>(nt)) return bad("logits index out of range");
@@ -106,8 +106,8 @@ Status validate_batch(const ForwardBatch& b, int64_t vocab, int64_t num_blocks, 
   return ok_status();
 }
 
-void pack_step(const ForwardBatch& b, const AttentionPlan& plan, const StepLayout& l,
-               int pad_seqs, int32_t* dst) {
+void pack_step(const ForwardBatch& b, const AttentionPlan& plan, const StepLayout& l, int pad_seqs,
+               int32_t* dst) {
   const int nt = b.num_tokens(), ns = b.num_seqs(), nl = b.num_logits();
   const int extra = std::max(0, pad_seqs - ns);
   auto put = [&](size_t off, const std::vector<int32_t>& v) {

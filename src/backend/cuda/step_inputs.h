@@ -15,7 +15,7 @@ namespace kite::cuda {
 struct StepCapacity {
   int tokens = 0;
   int seqs = 0;
-  int logits = 0;
+  int logits = 0;  // rows of logits one step may ask for (validate_batch allows up to tokens)
   int tiles = 0;
   int block_table = 0;
 };
