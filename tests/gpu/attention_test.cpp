@@ -205,7 +205,7 @@ TEST(CudaAttention, DecodeGroupsAndForcedSplits) {
   const std::vector<int> lens = {1, 17, 4097, 1000, 16};
   uint32_t seed = 30;
   for (auto [nq, nkv] : std::vector<std::pair<int, int>>{{28, 4}, {8, 8}, {16, 2}, {12, 6}}) {
-    for (int splits : {1, 3, 16}) {
+    for (int splits : {1, 3, kMaxDecodeSplits}) {
       run_case({"group " + std::to_string(nq / nkv) + " splits " + std::to_string(splits), nq, nkv,
                 128, 16, repeat(lens, 5), std::vector<int>(5, 1), splits},
                seed++);

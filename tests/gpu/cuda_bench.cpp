@@ -116,6 +116,35 @@ double time_ms(const std::function<void(int)>& fn, int warmup = 3, int reps = 20
   return t[t.size() / 2];
 }
 
+// Replays of a captured graph (median ms per replay).
+double time_graph_ms(cudaStream_t stream, const std::function<void()>& body, int reps = 10) {
+  cudaGraph_t graph = nullptr;
+  cudaGraphExec_t exec = nullptr;
+  BENCH_CUDA(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+  body();
+  BENCH_CUDA(cudaStreamEndCapture(stream, &graph));
+  BENCH_CUDA(cudaGraphInstantiate(&exec, graph, 0));
+  cudaEvent_t a, b;
+  BENCH_CUDA(cudaEventCreate(&a));
+  BENCH_CUDA(cudaEventCreate(&b));
+  std::vector<double> t;
+  for (int i = 0; i < reps + 2; ++i) {
+    BENCH_CUDA(cudaEventRecord(a, stream));
+    BENCH_CUDA(cudaGraphLaunch(exec, stream));
+    BENCH_CUDA(cudaEventRecord(b, stream));
+    BENCH_CUDA(cudaEventSynchronize(b));
+    float ms = 0;
+    BENCH_CUDA(cudaEventElapsedTime(&ms, a, b));
+    if (i >= 2) t.push_back(ms);
+  }
+  cudaEventDestroy(a);
+  cudaEventDestroy(b);
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
 void bench_copy() {
   const size_t bytes = 4ull << 30;
   void *a = nullptr, *b = nullptr;
@@ -307,12 +336,91 @@ void bench_attention(ThreadPool& pool, bool prefill, int batch, int ctx) {
     const double bytes = static_cast<double>(batch) * ctx * nkv * hd * 2 * 2;
     record(name, "TB/s", bytes / ms / 1e9, "TB/s",
            ",\"ms\":" + std::to_string(ms) + ",\"splits\":" + std::to_string(plan.num_splits));
+    // Back to back in a CUDA graph, as in a decode step (launch latency overlapped).
+    cudaStream_t st;
+    BENCH_CUDA(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+    const double gms = time_graph_ms(st, [&] {
+      for (int i = 0; i < 32; ++i) attention(p, AttentionPath::kTensorCore, st);
+    });
+    record(name + " x32 in a graph, per launch", "us", gms * 1000.0 / 32, "us");
+    cudaStreamDestroy(st);
   }
   for (void* ptr : {kc, vc, q, out, static_cast<void*>(ws), static_cast<void*>(cnt),
                     static_cast<void*>(qsl), static_cast<void*>(sld), static_cast<void*>(ind),
                     static_cast<void*>(tab), static_cast<void*>(tseq), static_cast<void*>(tq)}) {
     cudaFree(ptr);
   }
+}
+
+// The decode step's GEMV stream alone (32 layers of fused qkv/o/gate-up/down GEMVs + lm_head,
+// M = 1, weights rotating over 4 layer sets so L2 never holds them) and 32 batch-1 decode
+// attentions, each captured in a CUDA graph: what W5 would be with nothing else in the step.
+void bench_decode_stream(ThreadPool& pool) {
+  cudaStream_t st;
+  BENCH_CUDA(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+  const int H = 4096, I = 14336, QKV = 6144, V = 128256, kSets = 4;
+  struct Layer {
+    uint16_t *qkv, *o, *gu, *down;
+  };
+  std::vector<Layer> sets;
+  for (int i = 0; i < kSets; ++i) {
+    sets.push_back(
+        {static_cast<uint16_t*>(device_random(size_t{QKV} * H, 1.f / 64, 10 + i, pool)),
+         static_cast<uint16_t*>(device_random(size_t{H} * H, 1.f / 64, 20 + i, pool)),
+         static_cast<uint16_t*>(device_random(size_t{2} * I * H, 1.f / 64, 30 + i, pool)),
+         static_cast<uint16_t*>(device_random(size_t{H} * I, 1.f / 64, 40 + i, pool))});
+  }
+  uint16_t* lm = static_cast<uint16_t*>(device_random(size_t{V} * H, 1.f / 64, 50, pool));
+  uint16_t* h = static_cast<uint16_t*>(device_random(H, 0.5f, 51, pool));
+  uint16_t* nw = static_cast<uint16_t*>(device_random(H, 1.f, 52, pool));
+  uint16_t* attn = static_cast<uint16_t*>(device_random(H, 0.5f, 53, pool));
+  void *qkv = nullptr, *act = nullptr, *logits = nullptr;
+  BENCH_CUDA(cudaMalloc(&qkv, QKV * 2));
+  BENCH_CUDA(cudaMalloc(&act, I * 2));
+  BENCH_CUDA(cudaMalloc(&logits, size_t{V} * 4));
+  auto gemv1 = [&](const void* x, const void* w, void* y, int n, int k, GemvEpilogue e,
+                   const void* norm, const void* res, bool f32) {
+    GemvParams p;
+    p.x = x;
+    p.w = w;
+    p.y = y;
+    p.m = 1;
+    p.n = n;
+    p.k = k;
+    p.x_stride = k;
+    p.y_stride = e == GemvEpilogue::kSiluMul ? n / 2 : n;
+    p.epilogue = e;
+    p.norm_weight = norm;
+    p.residual = res;
+    p.out_f32 = f32;
+    gemv(p, st);
+  };
+  const double ms = time_graph_ms(st, [&] {
+    for (int l = 0; l < 32; ++l) {
+      const Layer& w = sets[l % kSets];
+      gemv1(h, w.qkv, qkv, QKV, H, GemvEpilogue::kNone, nw, nullptr, false);
+      gemv1(attn, w.o, h, H, H, GemvEpilogue::kNone, nullptr, h, false);
+      gemv1(h, w.gu, act, 2 * I, H, GemvEpilogue::kSiluMul, nw, nullptr, false);
+      gemv1(act, w.down, h, H, I, GemvEpilogue::kNone, nullptr, h, false);
+    }
+    gemv1(h, lm, logits, V, H, GemvEpilogue::kNone, nullptr, nullptr, true);
+  });
+  const double bytes =
+      2.0 * (32.0 * (4096.0 * 6144 + 4096.0 * 4096 + 3 * 4096.0 * 14336) + 128256.0 * 4096);
+  record("decode GEMV stream in a graph (32 layers + lm_head, M=1)", "ms", ms, "ms",
+         ",\"tbps\":" + std::to_string(bytes / ms / 1e9));
+  record("decode GEMV stream in a graph: weight bytes / time", "TB/s", bytes / ms / 1e9, "TB/s");
+  for (Layer& w : sets) {
+    cudaFree(w.qkv);
+    cudaFree(w.o);
+    cudaFree(w.gu);
+    cudaFree(w.down);
+  }
+  for (void* ptr : {static_cast<void*>(lm), static_cast<void*>(h), static_cast<void*>(nw),
+                    static_cast<void*>(attn), qkv, act, logits}) {
+    cudaFree(ptr);
+  }
+  cudaStreamDestroy(st);
 }
 
 // W5: single stream on the Llama-3-8B shape with random weights.
@@ -513,6 +621,7 @@ int main(int argc, char** argv) {
     bench_attention(pool, true, 1, 4096);
     bench_attention(pool, true, 8, 2048);
     bench_attention(pool, true, 1, 16384);
+    bench_decode_stream(pool);
   }
   g_tag = tag;
   if (w5) bench_w5(pool, opts);

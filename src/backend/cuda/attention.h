@@ -76,7 +76,7 @@ int prefill_tokens_per_tile(int num_q_heads, int num_kv_heads);
 // Decode split-KV factor for `num_decode` sequences: enough CTAs to fill the GPU twice, at most
 // kMaxDecodeSplits, and at most one split per 64 tokens of `max_seq_len` (0 = unknown, as in a
 // CUDA graph captured for every length). num_decode * splits <= kMaxSplitRows.
-constexpr int kMaxDecodeSplits = 16;
+constexpr int kMaxDecodeSplits = 32;
 constexpr int kMaxSplitRows = 1024;
 int decode_num_splits(int num_decode, int num_kv_heads, int max_seq_len, int num_sms);
 

@@ -16,21 +16,27 @@ namespace {
 
 constexpr int kWarps = 4;
 constexpr int kUnroll = 4;
+constexpr int kPageWindow = 128;  // block-table entries staged in shared memory at a time
 
 __device__ __forceinline__ float exp2_or_zero(float x) { return x == -INFINITY ? 0.f : exp2f(x); }
 
 template <int kHeadDim, int kGroup>
-__global__ void __launch_bounds__(kWarps * 32) decode_kernel(AttentionParams p) {
+__global__ void __launch_bounds__(kWarps * 32, kGroup <= 4 ? 4 : 1)
+    decode_kernel(AttentionParams p) {
   constexpr int kLanes = kHeadDim / 8;
   constexpr int kTokPerWarp = 32 / kLanes;
   constexpr int kStep = kWarps * kTokPerWarp;  // tokens per CTA step (per unroll slot)
   __shared__ float s_o[kWarps][kGroup][kHeadDim];
   __shared__ float s_ml[kWarps][kGroup][2];
   __shared__ int s_last;
+  __shared__ int32_t s_pages[kPageWindow];
+  __shared__ float s_w[kGroup][kMaxDecodeSplits];  // split maxima, then merge weights
+  __shared__ float s_l[kGroup][kMaxDecodeSplits];  // split sums
 
   pdl_launch_dependents();
-  pdl_wait();
 
+  // The step's inputs (lengths, block table) were copied before the step's first kernel: read
+  // them before waiting for the previous kernel; q is that kernel's output.
   const int split = blockIdx.x;
   const int kvh = blockIdx.y;
   const int di = blockIdx.z;
@@ -48,6 +54,18 @@ __global__ void __launch_bounds__(kWarps * 32) decode_kernel(AttentionParams p) 
   chunk = (chunk + kStep - 1) / kStep * kStep;
   const int t_begin = min(seq_len, split * chunk);
   const int t_end = min(seq_len, t_begin + chunk);
+
+  const int32_t* bt = p.block_table + p.block_table_indptr[seq];
+  const int bs = p.block_size;
+  const int bs_shift = (bs & (bs - 1)) == 0 ? __ffs(bs) - 1 : -1;
+  auto stage_pages = [&](int pb, int npages) {
+    for (int i = threadIdx.x; i < npages; i += kWarps * 32) s_pages[i] = bt[pb + i];
+  };
+  auto window_end = [&](int win) { return min(t_end, (win / bs + kPageWindow) * bs); };
+  if (t_begin < t_end) {
+    stage_pages(t_begin / bs, (window_end(t_begin) - 1) / bs - t_begin / bs + 1);
+  }
+  pdl_wait();
 
   // q, pre-scaled so that scores are in log2 units.
   const float qscale = p.scale * kLog2e;
@@ -76,66 +94,78 @@ __global__ void __launch_bounds__(kWarps * 32) decode_kernel(AttentionParams p) 
     for (int j = 0; j < 8; ++j) o[g][j] = 0.f;
   }
 
-  const int32_t* bt = p.block_table + p.block_table_indptr[seq];
   const __nv_bfloat16* kc = static_cast<const __nv_bfloat16*>(p.k_cache);
   const __nv_bfloat16* vc = static_cast<const __nv_bfloat16*>(p.v_cache);
-  const int bs = p.block_size;
 
-  for (int wb = t_begin + warp * kTokPerWarp; wb < t_end; wb += kStep * kUnroll) {
-    uint4 kv_k[kUnroll], kv_v[kUnroll];
-    bool valid[kUnroll];
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const int t = wb + sub + u * kStep;
-      valid[u] = t < t_end;
-      if (valid[u]) {
-        const int64_t page = bt[t / bs];
-        const int64_t off = ((page * p.num_kv_heads + kvh) * bs + (t % bs)) * kHeadDim + d8 * 8;
-        kv_k[u] = *reinterpret_cast<const uint4*>(kc + off);
-        kv_v[u] = *reinterpret_cast<const uint4*>(vc + off);
-      } else {
-        kv_k[u] = make_uint4(0, 0, 0, 0);
-        kv_v[u] = make_uint4(0, 0, 0, 0);
-      }
+  // Windows of up to kPageWindow blocks: their ids go to shared memory first, so the K/V loads
+  // of the whole window wait on one block-table round trip instead of one per iteration.
+  for (int win = t_begin; win < t_end;) {
+    const int pb = win / bs;
+    const int win_end = window_end(win);
+    if (win != t_begin) {  // the first window was staged before pdl_wait()
+      __syncthreads();     // the previous window's readers are done
+      stage_pages(pb, (win_end - 1) / bs - pb + 1);
     }
-    float s[kUnroll][kGroup];
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      float kf[8];
-      unpack_bf16x8(kv_k[u], kf);
-#pragma unroll
-      for (int g = 0; g < kGroup; ++g) {
-        float acc = 0.f;
-#pragma unroll
-        for (int j = 0; j < 8; ++j) acc = fmaf(q[g][j], kf[j], acc);
-#pragma unroll
-        for (int off = kLanes / 2; off > 0; off >>= 1) {
-          acc += __shfl_xor_sync(0xffffffffu, acc, off);
-        }
-        s[u][g] = valid[u] ? acc : -INFINITY;
-      }
-    }
-#pragma unroll
-    for (int g = 0; g < kGroup; ++g) {
-      float mx = m[g];
-#pragma unroll
-      for (int u = 0; u < kUnroll; ++u) mx = fmaxf(mx, s[u][g]);
-      const float ref = mx == -INFINITY ? 0.f : mx;
-      const float corr = exp2_or_zero(m[g] - ref);
-      l[g] *= corr;
-#pragma unroll
-      for (int j = 0; j < 8; ++j) o[g][j] *= corr;
-      m[g] = mx;
+    __syncthreads();
+    for (int wb = win + warp * kTokPerWarp; wb < win_end; wb += kStep * kUnroll) {
+      uint4 kv_k[kUnroll], kv_v[kUnroll];
+      bool valid[kUnroll];
 #pragma unroll
       for (int u = 0; u < kUnroll; ++u) {
-        const float pu = exp2_or_zero(s[u][g] - ref);
-        l[g] += pu;
-        float vf[8];
-        unpack_bf16x8(kv_v[u], vf);
+        const int t = wb + sub + u * kStep;
+        valid[u] = t < win_end;
+        if (valid[u]) {
+          const int blk = bs_shift >= 0 ? t >> bs_shift : t / bs;
+          const int in_blk = bs_shift >= 0 ? t & (bs - 1) : t - blk * bs;
+          const int64_t page = s_pages[blk - pb];
+          const int64_t off = ((page * p.num_kv_heads + kvh) * bs + in_blk) * kHeadDim + d8 * 8;
+          kv_k[u] = *reinterpret_cast<const uint4*>(kc + off);
+          kv_v[u] = *reinterpret_cast<const uint4*>(vc + off);
+        } else {
+          kv_k[u] = make_uint4(0, 0, 0, 0);
+          kv_v[u] = make_uint4(0, 0, 0, 0);
+        }
+      }
+      float s[kUnroll][kGroup];
 #pragma unroll
-        for (int j = 0; j < 8; ++j) o[g][j] = fmaf(pu, vf[j], o[g][j]);
+      for (int u = 0; u < kUnroll; ++u) {
+        float kf[8];
+        unpack_bf16x8(kv_k[u], kf);
+#pragma unroll
+        for (int g = 0; g < kGroup; ++g) {
+          float acc = 0.f;
+#pragma unroll
+          for (int j = 0; j < 8; ++j) acc = fmaf(q[g][j], kf[j], acc);
+#pragma unroll
+          for (int off = kLanes / 2; off > 0; off >>= 1) {
+            acc += __shfl_xor_sync(0xffffffffu, acc, off);
+          }
+          s[u][g] = valid[u] ? acc : -INFINITY;
+        }
+      }
+#pragma unroll
+      for (int g = 0; g < kGroup; ++g) {
+        float mx = m[g];
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u) mx = fmaxf(mx, s[u][g]);
+        const float ref = mx == -INFINITY ? 0.f : mx;
+        const float corr = exp2_or_zero(m[g] - ref);
+        l[g] *= corr;
+#pragma unroll
+        for (int j = 0; j < 8; ++j) o[g][j] *= corr;
+        m[g] = mx;
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u) {
+          const float pu = exp2_or_zero(s[u][g] - ref);
+          l[g] += pu;
+          float vf[8];
+          unpack_bf16x8(kv_v[u], vf);
+#pragma unroll
+          for (int j = 0; j < 8; ++j) o[g][j] = fmaf(pu, vf[j], o[g][j]);
+        }
       }
     }
+    win = win_end;
   }
 
   // Merge the token slots of the warp (lanes d8, d8 + kLanes, ...).
@@ -216,24 +246,52 @@ __global__ void __launch_bounds__(kWarps * 32) decode_kernel(AttentionParams p) 
   __syncthreads();
   if (!s_last) return;
   __threadfence();
+  // Merge: every (max, sum) of the splits into shared memory with one load each, then
+  // normalized weights per head, then every output element sums its splits with all loads
+  // issued at once.
+  for (int i = threadIdx.x; i < group * S; i += kWarps * 32) {
+    const int g = i / S, sp = i % S;
+    const int64_t row = static_cast<int64_t>(di_base + kvh * group + g) * S + sp;
+    s_w[g][sp] = __ldcg(p.split_lse + row * 2);
+    s_l[g][sp] = __ldcg(p.split_lse + row * 2 + 1);
+  }
+  __syncthreads();
+  if (threadIdx.x < group) {
+    const int g = threadIdx.x;
+    float mx = -INFINITY;
+    for (int sp = 0; sp < S; ++sp) mx = fmaxf(mx, s_w[g][sp]);
+    const float ref = mx == -INFINITY ? 0.f : mx;
+    float lsum = 0.f;
+    for (int sp = 0; sp < S; ++sp) {
+      s_w[g][sp] = exp2_or_zero(s_w[g][sp] - ref);
+      lsum += s_l[g][sp] * s_w[g][sp];
+    }
+    const float inv = lsum > 0.f ? 1.f / lsum : 0.f;
+    for (int sp = 0; sp < S; ++sp) s_w[g][sp] *= inv;
+  }
+  __syncthreads();
   for (int i = threadIdx.x; i < group * kHeadDim; i += kWarps * 32) {
     const int g = i / kHeadDim;
     const int d = i % kHeadDim;
     const int qh = kvh * group + g;
-    const int64_t row0 = static_cast<int64_t>(di_base + qh) * S;
-    float mx = -INFINITY;
-    for (int sp = 0; sp < S; ++sp) mx = fmaxf(mx, __ldcg(p.split_lse + (row0 + sp) * 2));
-    const float ref = mx == -INFINITY ? 0.f : mx;
-    float lsum = 0.f, osum = 0.f;
-    for (int sp = 0; sp < S; ++sp) {
-      const float a = exp2_or_zero(__ldcg(p.split_lse + (row0 + sp) * 2) - ref);
-      lsum += __ldcg(p.split_lse + (row0 + sp) * 2 + 1) * a;
-      osum += __ldcg(p.split_out + (row0 + sp) * kHeadDim + d) * a;
+    const float* po = p.split_out + static_cast<int64_t>(di_base + qh) * S * kHeadDim + d;
+    // Eight splits' loads in flight at a time (more would cost registers, hence occupancy).
+    float osum = 0.f;
+    for (int sp0 = 0; sp0 < S; sp0 += 8) {
+      float vals[8];
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+        vals[j] = sp0 + j < S ? __ldcg(po + static_cast<int64_t>(sp0 + j) * kHeadDim) : 0.f;
+      }
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+        if (sp0 + j < S) osum = fmaf(s_w[g][sp0 + j], vals[j], osum);
+      }
     }
     __nv_bfloat16* out = static_cast<__nv_bfloat16*>(p.out) +
                          static_cast<int64_t>(qtok) * p.num_q_heads * kHeadDim +
                          static_cast<int64_t>(qh) * kHeadDim;
-    out[d] = __float2bfloat16_rn(lsum > 0.f ? osum / lsum : 0.f);
+    out[d] = __float2bfloat16_rn(osum);
   }
 }
 

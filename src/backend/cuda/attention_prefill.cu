@@ -86,23 +86,32 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(AttentionParams p) {
     cp_async_16(smem_addr(sQ + swz<kHeadDim>(r, ch)), src, bytes);
   }
 
+  // Each thread copies one fixed 16-byte chunk column of kRowsPerPass-strided rows, so its
+  // chunk offset is computed once; a row's block lookup is a shift when block_size is a power
+  // of two.
+  constexpr int kRowsPerPass = kThreads / kChunks;
+  const int my_chunk = tid % kChunks;
+  const int my_row0 = tid / kChunks;
+  const int bs_shift = (bs & (bs - 1)) == 0 ? __ffs(bs) - 1 : -1;
   auto load_kv = [&](int j, int stage) {
     const int n0 = j * kBlockN;
     __nv_bfloat16* dk = sK + stage * kBlockN * kHeadDim;
     __nv_bfloat16* dv = sV + stage * kBlockN * kHeadDim;
-    for (int c = tid; c < kBlockN * kChunks; c += kThreads) {
-      const int r = c / kChunks;
-      const int ch = c % kChunks;
+#pragma unroll
+    for (int r = my_row0; r < kBlockN; r += kRowsPerPass) {
       const int t = n0 + r;
       int64_t off = 0;
       int bytes = 0;
       if (t < kv_end) {
-        const int64_t page = bt[t / bs];
-        off = ((page * p.num_kv_heads + kvh) * bs + (t % bs)) * kHeadDim + ch * 8;
+        const int blk = bs_shift >= 0 ? t >> bs_shift : t / bs;
+        const int in_blk = bs_shift >= 0 ? t & (bs - 1) : t - blk * bs;
+        const int64_t page = bt[blk];
+        off = ((page * p.num_kv_heads + kvh) * bs + in_blk) * kHeadDim + my_chunk * 8;
         bytes = 16;
       }
-      cp_async_16(smem_addr(dk + swz<kHeadDim>(r, ch)), kc + off, bytes);
-      cp_async_16(smem_addr(dv + swz<kHeadDim>(r, ch)), vc + off, bytes);
+      const int so = swz<kHeadDim>(r, my_chunk);
+      cp_async_16(smem_addr(dk + so), kc + off, bytes);
+      cp_async_16(smem_addr(dv + so), vc + off, bytes);
     }
   };
 
@@ -125,6 +134,9 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(AttentionParams p) {
 #pragma unroll
   for (int i = 0; i < kHeadDim / 8; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
 
+  // Q fragments stay in registers for head_dim <= 128 (loaded once the first copy lands).
+  constexpr bool kQInRegs = kHeadDim <= 128;
+  uint32_t qf[kQInRegs ? kHeadDim / 16 : 1][4];
   for (int j = 0; j < num_tiles; ++j) {
     const int stage = j & 1;
     if (j + 1 < num_tiles) {
@@ -136,6 +148,16 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(AttentionParams p) {
     }
     __syncthreads();
 
+    if constexpr (kQInRegs) {
+      if (j == 0) {
+#pragma unroll
+        for (int kk = 0; kk < kHeadDim / 16; ++kk) {
+          ldmatrix_x4(qf[kk],
+                      smem_addr(sQ + swz<kHeadDim>(warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8,
+                                                   kk * 2 + (lane >> 4))));
+        }
+      }
+    }
     const __nv_bfloat16* tK = sK + stage * kBlockN * kHeadDim;
     const __nv_bfloat16* tV = sV + stage * kBlockN * kHeadDim;
 
@@ -146,8 +168,15 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(AttentionParams p) {
 #pragma unroll
     for (int kk = 0; kk < kHeadDim / 16; ++kk) {
       uint32_t a[4];
-      ldmatrix_x4(a, smem_addr(sQ + swz<kHeadDim>(warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8,
-                                                  kk * 2 + (lane >> 4))));
+      if constexpr (kQInRegs) {
+        a[0] = qf[kk][0];
+        a[1] = qf[kk][1];
+        a[2] = qf[kk][2];
+        a[3] = qf[kk][3];
+      } else {
+        ldmatrix_x4(a, smem_addr(sQ + swz<kHeadDim>(warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8,
+                                                    kk * 2 + (lane >> 4))));
+      }
 #pragma unroll
       for (int nn = 0; nn < kBlockN / 16; ++nn) {
         uint32_t b[4];

@@ -1,6 +1,9 @@
+#include <algorithm>
+
 #include "backend/cuda/activation_math.cuh"
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/gemv.h"
+#include "backend/cuda/launch.h"
 #include "core/check.h"
 
 namespace kite::cuda {
@@ -20,47 +23,54 @@ __device__ __forceinline__ uint4 load_stream(const uint4* p) {
   return v;
 }
 
-// Weight row j of this CTA, or -1 past the end.
+// Weight row j of row group `grp`, or -1 past the end.
 template <GemvEpilogue kEpi>
-__device__ __forceinline__ int cta_row(const GemvParams& p, int j) {
+__device__ __forceinline__ int group_row(const GemvParams& p, int grp, int j) {
   if constexpr (kEpi == GemvEpilogue::kSiluMul) {
     const int half = p.n / 2;
-    const int r = blockIdx.x * (kRows / 2) + j % (kRows / 2);
+    const int r = grp * (kRows / 2) + j % (kRows / 2);
     return r < half ? (j < kRows / 2 ? r : half + r) : -1;
   } else if constexpr (kEpi == GemvEpilogue::kRopeKv) {
     const int half = p.rope.head_dim / 2;
-    const int pair = blockIdx.x * (kRows / 2) + j / 2;
+    const int pair = grp * (kRows / 2) + j / 2;
     if (pair >= p.n / 2) return -1;
     return (pair / half) * p.rope.head_dim + pair % half + (j % 2) * half;
   } else {
-    const int r = blockIdx.x * kRows + j;
+    const int r = grp * kRows + j;
     return r < p.n ? r : -1;
   }
 }
 
+template <GemvEpilogue kEpi>
+int num_row_groups(const GemvParams& p) {
+  return kEpi == GemvEpilogue::kNone ? (p.n + kRows - 1) / kRows
+                                     : (p.n / 2 + kRows / 2 - 1) / (kRows / 2);
+}
+
+// Persistent: CTA b handles row groups b, b + gridDim.x, ... While it reduces one group, the
+// first weights of its next group are already on their way (the memory system never drains
+// between groups, which short-lived CTAs could not avoid).
 template <int M, typename OutT, GemvEpilogue kEpi>
-__global__ void __launch_bounds__(kThreads) gemv_kernel(GemvParams p) {
+__global__ void __launch_bounds__(kThreads, M == 1 ? 3 : (M <= 4 ? 2 : 1))
+    gemv_kernel(GemvParams p, int num_groups) {
   constexpr int kUnroll = M <= 4 ? 2 : 1;
   __shared__ float red[kWarps][M * kRows];
   __shared__ float s_rnorm[M];
 
   const int nvec = p.k / 8;
+  int grp = blockIdx.x;
   int row[kRows];
+  auto set_rows = [&](int g) {
 #pragma unroll
-  for (int j = 0; j < kRows; ++j) row[j] = max(cta_row<kEpi>(p, j), 0);
+    for (int j = 0; j < kRows; ++j) row[j] = max(group_row<kEpi>(p, g, j), 0);
+  };
+  set_rows(grp);
   const uint4* w = static_cast<const uint4*>(p.w);
   const uint4* x = static_cast<const uint4*>(p.x);
   const uint4* nw = static_cast<const uint4*>(p.norm_weight);
   const int64_t xs = p.x_stride / 8;
   const int warp = threadIdx.x >> 5;
   const int lane = threadIdx.x & 31;
-
-  float acc[M][kRows];
-#pragma unroll
-  for (int mi = 0; mi < M; ++mi) {
-#pragma unroll
-    for (int j = 0; j < kRows; ++j) acc[mi][j] = 0.f;
-  }
 
   pdl_launch_dependents();
   // The first weights do not depend on earlier kernels: start streaming them before waiting.
@@ -108,161 +118,177 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(GemvParams p) {
     __syncthreads();
   }
 
-  for (int v0 = threadIdx.x; v0 < nvec; v0 += kUnroll * kThreads) {
-    uint4 xv[kUnroll][M];
-    uint4 nv[kUnroll];
+  for (; grp < num_groups; grp += gridDim.x) {
+    float acc[M][kRows];
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const int v = v0 + u * kThreads;
+    for (int mi = 0; mi < M; ++mi) {
 #pragma unroll
-      for (int mi = 0; mi < M; ++mi) {
-        xv[u][mi] = v < nvec ? __ldg(x + mi * xs + v) : make_uint4(0, 0, 0, 0);
+      for (int j = 0; j < kRows; ++j) acc[mi][j] = 0.f;
+    }
+    for (int v0 = threadIdx.x; v0 < nvec; v0 += kUnroll * kThreads) {
+      uint4 xv[kUnroll][M];
+      uint4 nv[kUnroll];
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        const int v = v0 + u * kThreads;
+#pragma unroll
+        for (int mi = 0; mi < M; ++mi) {
+          xv[u][mi] = v < nvec ? __ldg(x + mi * xs + v) : make_uint4(0, 0, 0, 0);
+        }
+        if (nw != nullptr) nv[u] = v < nvec ? __ldg(nw + v) : make_uint4(0, 0, 0, 0);
       }
-      if (nw != nullptr) nv[u] = v < nvec ? __ldg(nw + v) : make_uint4(0, 0, 0, 0);
-    }
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      float wf[kRows][8];
+      for (int u = 0; u < kUnroll; ++u) {
+        float wf[kRows][8];
 #pragma unroll
-      for (int j = 0; j < kRows; ++j) unpack_bf16x8(wv[u][j], wf[j]);
-      float nf[8];
-      if (nw != nullptr) unpack_bf16x8(nv[u], nf);
+        for (int j = 0; j < kRows; ++j) unpack_bf16x8(wv[u][j], wf[j]);
+        float nf[8];
+        if (nw != nullptr) unpack_bf16x8(nv[u], nf);
 #pragma unroll
-      for (int mi = 0; mi < M; ++mi) {
-        float xf[8];
-        unpack_bf16x8(xv[u][mi], xf);
-        if (nw != nullptr) {
-          const float r = s_rnorm[mi];
+        for (int mi = 0; mi < M; ++mi) {
+          float xf[8];
+          unpack_bf16x8(xv[u][mi], xf);
+          if (nw != nullptr) {
+            const float r = s_rnorm[mi];
 #pragma unroll
-          for (int e = 0; e < 8; ++e) xf[e] = round_bf16(nf[e] * round_bf16(xf[e] * r));
-        }
-#pragma unroll
-        for (int j = 0; j < kRows; ++j) {
-#pragma unroll
-          for (int e = 0; e < 8; ++e) acc[mi][j] = fmaf(wf[j][e], xf[e], acc[mi][j]);
-        }
-      }
-    }
-    if (v0 + kUnroll * kThreads < nvec) load_w(v0 + kUnroll * kThreads);
-  }
-
-  __syncthreads();  // red[] may still be read by the prologue
-#pragma unroll
-  for (int mi = 0; mi < M; ++mi) {
-#pragma unroll
-    for (int j = 0; j < kRows; ++j) {
-      const float v = warp_sum(acc[mi][j]);
-      if (lane == 0) red[warp][mi * kRows + j] = v;
-    }
-  }
-  __syncthreads();
-  auto total = [&](int mi, int j) {
-    float v = 0.f;
-#pragma unroll
-    for (int wi = 0; wi < kWarps; ++wi) v += red[wi][mi * kRows + j];
-    return v;
-  };
-  const __nv_bfloat16* bias = static_cast<const __nv_bfloat16*>(p.bias);
-  if constexpr (kEpi == GemvEpilogue::kSiluMul) {
-    if (threadIdx.x < M * (kRows / 2)) {
-      const int mi = threadIdx.x / (kRows / 2);
-      const int jj = threadIdx.x % (kRows / 2);
-      const int col = blockIdx.x * (kRows / 2) + jj;
-      if (col < p.n / 2) {
-        const float v =
-            silu_mul_bf16(round_bf16(total(mi, jj)), round_bf16(total(mi, kRows / 2 + jj)));
-        static_cast<__nv_bfloat16*>(p.y)[mi * p.y_stride + col] = __float2bfloat16_rn(v);
-      }
-    }
-  } else if constexpr (kEpi == GemvEpilogue::kRopeKv) {
-    // Thread (mi, pp) finishes pair pp of row mi.
-    if (threadIdx.x < M * (kRows / 2)) {
-      const int mi = threadIdx.x / (kRows / 2);
-      const int pp = threadIdx.x % (kRows / 2);
-      const int pair = blockIdx.x * (kRows / 2) + pp;
-      if (pair < p.n / 2) {
-        const GemvRope& rp = p.rope;
-        const int hd = rp.head_dim, half = hd / 2;
-        const int head = pair / half, i = pair % half;
-        const int r1 = head * hd + i, r2 = r1 + half;
-        float x1 = total(mi, 2 * pp), x2 = total(mi, 2 * pp + 1);
-        if (bias != nullptr) {
-          x1 += __bfloat162float(bias[r1]);
-          x2 += __bfloat162float(bias[r2]);
-        }
-        x1 = round_bf16(x1);
-        x2 = round_bf16(x2);
-        const bool is_v = head >= rp.num_q_heads + rp.num_kv_heads;
-        __nv_bfloat16 o1 = __float2bfloat16_rn(x1), o2 = __float2bfloat16_rn(x2);
-        if (!is_v) {
-          float s, c;
-          sincosf(static_cast<float>(rp.positions[mi]) * rp.inv_freq[i], &s, &c);
-          o1 = __float2bfloat16_rn(x1 * c - x2 * s);
-          o2 = __float2bfloat16_rn(x2 * c + x1 * s);
-        }
-        __nv_bfloat16* y = static_cast<__nv_bfloat16*>(p.y) + mi * p.y_stride;
-        y[r1] = o1;
-        y[r2] = o2;
-        const int64_t slot = rp.slot_mapping[mi];
-        if (head >= rp.num_q_heads && slot >= 0) {
-          const int kvh = is_v ? head - rp.num_q_heads - rp.num_kv_heads : head - rp.num_q_heads;
-          const int64_t blk = slot / rp.block_size, off = slot % rp.block_size;
-          __nv_bfloat16* dst = static_cast<__nv_bfloat16*>(is_v ? rp.v_cache : rp.k_cache) +
-                               ((blk * rp.num_kv_heads + kvh) * rp.block_size + off) * hd;
-          dst[i] = o1;
-          dst[i + half] = o2;
-        }
-      }
-    }
-  } else {
-    if (threadIdx.x < M * kRows) {
-      const int mi = threadIdx.x / kRows;
-      const int j = threadIdx.x % kRows;
-      const int n = blockIdx.x * kRows + j;
-      if (n < p.n) {
-        float v = total(mi, j);
-        if (bias != nullptr) v += __bfloat162float(bias[n]);
-        if constexpr (sizeof(OutT) == 4) {
-          static_cast<float*>(p.y)[mi * p.y_stride + n] = v;
-        } else {
-          __nv_bfloat16* y = static_cast<__nv_bfloat16*>(p.y) + mi * p.y_stride + n;
-          if (p.residual != nullptr) {
-            const float r = __bfloat162float(
-                static_cast<const __nv_bfloat16*>(p.residual)[mi * p.y_stride + n]);
-            v = r + round_bf16(v);
+            for (int e = 0; e < 8; ++e) xf[e] = round_bf16(nf[e] * round_bf16(xf[e] * r));
           }
-          *y = __float2bfloat16_rn(v);
+#pragma unroll
+          for (int j = 0; j < kRows; ++j) {
+#pragma unroll
+            for (int e = 0; e < 8; ++e) acc[mi][j] = fmaf(wf[j][e], xf[e], acc[mi][j]);
+          }
+        }
+      }
+      if (v0 + kUnroll * kThreads < nvec) load_w(v0 + kUnroll * kThreads);
+    }
+    if (grp + static_cast<int>(gridDim.x) < num_groups) {
+      set_rows(grp + gridDim.x);
+      load_w(threadIdx.x);
+    }
+
+    __syncthreads();  // red[] may still be read by the prologue or the previous epilogue
+#pragma unroll
+    for (int mi = 0; mi < M; ++mi) {
+#pragma unroll
+      for (int j = 0; j < kRows; ++j) {
+        const float v = warp_sum(acc[mi][j]);
+        if (lane == 0) red[warp][mi * kRows + j] = v;
+      }
+    }
+    __syncthreads();
+    auto total = [&](int mi, int j) {
+      float v = 0.f;
+#pragma unroll
+      for (int wi = 0; wi < kWarps; ++wi) v += red[wi][mi * kRows + j];
+      return v;
+    };
+    const __nv_bfloat16* bias = static_cast<const __nv_bfloat16*>(p.bias);
+    if constexpr (kEpi == GemvEpilogue::kSiluMul) {
+      if (threadIdx.x < M * (kRows / 2)) {
+        const int mi = threadIdx.x / (kRows / 2);
+        const int jj = threadIdx.x % (kRows / 2);
+        const int col = grp * (kRows / 2) + jj;
+        if (col < p.n / 2) {
+          const float v =
+              silu_mul_bf16(round_bf16(total(mi, jj)), round_bf16(total(mi, kRows / 2 + jj)));
+          static_cast<__nv_bfloat16*>(p.y)[mi * p.y_stride + col] = __float2bfloat16_rn(v);
+        }
+      }
+    } else if constexpr (kEpi == GemvEpilogue::kRopeKv) {
+      // Thread (mi, pp) finishes pair pp of row mi.
+      if (threadIdx.x < M * (kRows / 2)) {
+        const int mi = threadIdx.x / (kRows / 2);
+        const int pp = threadIdx.x % (kRows / 2);
+        const int pair = grp * (kRows / 2) + pp;
+        if (pair < p.n / 2) {
+          const GemvRope& rp = p.rope;
+          const int hd = rp.head_dim, half = hd / 2;
+          const int head = pair / half, i = pair % half;
+          const int r1 = head * hd + i, r2 = r1 + half;
+          float x1 = total(mi, 2 * pp), x2 = total(mi, 2 * pp + 1);
+          if (bias != nullptr) {
+            x1 += __bfloat162float(bias[r1]);
+            x2 += __bfloat162float(bias[r2]);
+          }
+          x1 = round_bf16(x1);
+          x2 = round_bf16(x2);
+          const bool is_v = head >= rp.num_q_heads + rp.num_kv_heads;
+          __nv_bfloat16 o1 = __float2bfloat16_rn(x1), o2 = __float2bfloat16_rn(x2);
+          if (!is_v) {
+            float s, c;
+            sincosf(static_cast<float>(rp.positions[mi]) * rp.inv_freq[i], &s, &c);
+            o1 = __float2bfloat16_rn(x1 * c - x2 * s);
+            o2 = __float2bfloat16_rn(x2 * c + x1 * s);
+          }
+          __nv_bfloat16* y = static_cast<__nv_bfloat16*>(p.y) + mi * p.y_stride;
+          y[r1] = o1;
+          y[r2] = o2;
+          const int64_t slot = rp.slot_mapping[mi];
+          if (head >= rp.num_q_heads && slot >= 0) {
+            const int kvh = is_v ? head - rp.num_q_heads - rp.num_kv_heads : head - rp.num_q_heads;
+            const int64_t blk = slot / rp.block_size, off = slot % rp.block_size;
+            __nv_bfloat16* dst = static_cast<__nv_bfloat16*>(is_v ? rp.v_cache : rp.k_cache) +
+                                 ((blk * rp.num_kv_heads + kvh) * rp.block_size + off) * hd;
+            dst[i] = o1;
+            dst[i + half] = o2;
+          }
+        }
+      }
+    } else {
+      if (threadIdx.x < M * kRows) {
+        const int mi = threadIdx.x / kRows;
+        const int j = threadIdx.x % kRows;
+        const int n = grp * kRows + j;
+        if (n < p.n) {
+          float v = total(mi, j);
+          if (bias != nullptr) v += __bfloat162float(bias[n]);
+          if constexpr (sizeof(OutT) == 4) {
+            static_cast<float*>(p.y)[mi * p.y_stride + n] = v;
+          } else {
+            __nv_bfloat16* y = static_cast<__nv_bfloat16*>(p.y) + mi * p.y_stride + n;
+            if (p.residual != nullptr) {
+              const float r = __bfloat162float(
+                  static_cast<const __nv_bfloat16*>(p.residual)[mi * p.y_stride + n]);
+              v = r + round_bf16(v);
+            }
+            *y = __float2bfloat16_rn(v);
+          }
         }
       }
     }
-  }
+  }  // row groups
+}
+
+template <int M, typename OutT, GemvEpilogue kEpi>
+void launch_kernel(const GemvParams& p, cudaStream_t stream) {
+  static const int ctas_per_sm = [] {
+    int n = 0;
+    KITE_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, gemv_kernel<M, OutT, kEpi>,
+                                                             kThreads, 0) == cudaSuccess);
+    return std::max(n, 1);
+  }();
+  const int groups = num_row_groups<kEpi>(p);
+  const int grid = std::min(groups, num_sms() * ctas_per_sm);
+  launch(gemv_kernel<M, OutT, kEpi>, dim3(grid), dim3(kThreads), 0, stream, p, groups);
 }
 
 template <int M>
 void launch_m(const GemvParams& p, cudaStream_t stream) {
-  const dim3 block(kThreads);
   switch (p.epilogue) {
-    case GemvEpilogue::kSiluMul: {
-      const int blocks = (p.n / 2 + kRows / 2 - 1) / (kRows / 2);
-      launch(gemv_kernel<M, __nv_bfloat16, GemvEpilogue::kSiluMul>, dim3(blocks), block, 0, stream,
-             p);
+    case GemvEpilogue::kSiluMul:
+      launch_kernel<M, __nv_bfloat16, GemvEpilogue::kSiluMul>(p, stream);
       break;
-    }
-    case GemvEpilogue::kRopeKv: {
-      const int blocks = (p.n / 2 + kRows / 2 - 1) / (kRows / 2);
-      launch(gemv_kernel<M, __nv_bfloat16, GemvEpilogue::kRopeKv>, dim3(blocks), block, 0, stream,
-             p);
+    case GemvEpilogue::kRopeKv:
+      launch_kernel<M, __nv_bfloat16, GemvEpilogue::kRopeKv>(p, stream);
       break;
-    }
-    case GemvEpilogue::kNone: {
-      const dim3 grid((p.n + kRows - 1) / kRows);
+    case GemvEpilogue::kNone:
       if (p.out_f32) {
-        launch(gemv_kernel<M, float, GemvEpilogue::kNone>, grid, block, 0, stream, p);
+        launch_kernel<M, float, GemvEpilogue::kNone>(p, stream);
       } else {
-        launch(gemv_kernel<M, __nv_bfloat16, GemvEpilogue::kNone>, grid, block, 0, stream, p);
+        launch_kernel<M, __nv_bfloat16, GemvEpilogue::kNone>(p, stream);
       }
       break;
-    }
   }
 }
 
