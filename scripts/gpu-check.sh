@@ -47,7 +47,9 @@ for step in "${steps[@]}"; do
       # stories260K: BOS only (its publisher's greedy text, tests/data/models/stories260k/GOLDEN.md).
       printf '1\n1 80 147 201 282 57\n' >"$out/tiny_prompts_656k.txt"
       printf '1\n' >"$out/tiny_prompts_260k.txt"
-      for pair in "tinystories-656k:656k" "stories260k/stories260K.gguf:260k"; do
+      cp "$out/tiny_prompts_656k.txt" "$out/tiny_prompts_656k-q8.txt"
+      for pair in "tinystories-656k:656k" "tinystories-656k-q8_0.gguf:656k-q8" \
+                  "stories260k/stories260K.gguf:260k"; do
         m="$bundle/data/models/${pair%%:*}"
         timeout 120 "$bin/kite_cuda_model_check" --model "$m" --prompts "$out/tiny_prompts_${pair##*:}.txt" \
           --max-new 200 --compare-cpu --gpu-mem 0.3 >"$out/tiny_${pair##*:}.log" 2>&1
@@ -57,7 +59,7 @@ for step in "${steps[@]}"; do
         path=$(grep -o 'attention path [a-z-]*' "$out/tiny_${pair##*:}.log" | tail -1)
         row "tiny ${pair##*:}" "rc=$rc $agree $path"
       done
-      rm -f "$out"/tiny_*.txt "$out"/tiny_656k.log "$out"/tiny_260k.log
+      rm -f "$out"/tiny_*.txt "$out"/tiny_656k.log "$out"/tiny_656k-q8.log "$out"/tiny_260k.log
       ;;
     models)
       timeout "${KITE_MODELS_TIMEOUT:-500}" python3 "$bundle/hf_compare.py" --tool "$bin/kite_cuda_model_check" \

@@ -567,6 +567,29 @@ void bench_w5(ThreadPool& pool, const CudaRunnerOptions& opts) {
              ",\"graph_steps\":" + std::to_string(graphs));
       record("W5 TPOT median", "ms", tpot[tpot.size() / 2], "ms");
       record("W5 TPOT p99", "ms", tpot[tpot.size() * 99 / 100], "ms");
+      // Device time of one decode step: the same step's forward() 100 times back to back (no
+      // sampling, no host sync in between), then one sync.
+      ForwardBatch d;
+      const int pos = prompt + gen - 1;
+      d.token_ids = {so.token_ids[0]};
+      d.positions = {pos};
+      d.slot_mapping = {16 + pos};
+      d.query_start_loc = {0, 1};
+      d.seq_lens = {pos + 1};
+      d.block_table_indptr = {0, pos / 16 + 1};
+      d.block_table.assign(blocks.begin(), blocks.begin() + pos / 16 + 1);
+      d.logits_indices = {0};
+      d.max_query_len = 1;
+      d.max_seq_len = pos + 1;
+      std::vector<float> row(128256);
+      if (!r.forward(d, &logits).ok() || !r.logits_to_host(logits, row.data()).ok()) std::exit(1);
+      const auto f0 = std::chrono::steady_clock::now();
+      for (int i = 0; i < 100; ++i) {
+        if (!r.forward(d, &logits).ok()) std::exit(1);
+      }
+      if (!r.logits_to_host(logits, row.data()).ok()) std::exit(1);
+      const double fwd = secs(f0, std::chrono::steady_clock::now()) * 1000.0 / 100;
+      record("W5 device time per decode step (forward only)", "ms", fwd, "ms");
       // 8.03e9 parameters, minus the embedding table that decode never reads.
       const double bytes =
           2.0 * (32.0 * (4096.0 * 6144 + 4096.0 * 4096 + 3 * 4096.0 * 14336) + 128256.0 * 4096);

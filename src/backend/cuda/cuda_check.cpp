@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include "core/logging.h"
+
 namespace kite::cuda {
 
 Status cuda_status(cudaError_t err, std::string_view what) {
@@ -59,6 +61,17 @@ Status cublas_status(cublasStatus_t st, std::string_view what) {
     return unimplemented(std::move(msg));
   }
   return internal_error(std::move(msg));
+}
+
+void warn_cuda(cudaError_t err, const char* what) {
+  if (err != cudaSuccess) {
+    KITE_LOG_WARN("cuda: {} failed: {} ({})", what, cudaGetErrorName(err), cudaGetErrorString(err));
+  }
+}
+
+void warn_cublas(cublasStatus_t st, const char* what) {
+  if (st != CUBLAS_STATUS_SUCCESS)
+    KITE_LOG_WARN("cuda: {} failed: {}", what, cublas_status_name(st));
 }
 
 }  // namespace kite::cuda

@@ -24,6 +24,9 @@ Status cublas_status(cublasStatus_t st, std::string_view what);
 
 const char* cublas_status_name(cublasStatus_t st);
 
+void warn_cuda(cudaError_t err, const char* what);
+void warn_cublas(cublasStatus_t st, const char* what);
+
 }  // namespace kite::cuda
 
 #define KITE_CUDA_CHECK(expr)                                        \
@@ -40,6 +43,11 @@ const char* cublas_status_name(cublasStatus_t st);
     KITE_CHECK(kite_cublas_st_ == CUBLAS_STATUS_SUCCESS)                       \
         << #expr << ": " << ::kite::cuda::cublas_status_name(kite_cublas_st_); \
   } while (0)
+
+// For teardown paths that cannot return a Status (destructors, cleanup after another error):
+// a failure is logged, never dropped silently.
+#define KITE_CUDA_WARN(expr) ::kite::cuda::warn_cuda((expr), #expr)
+#define KITE_CUBLAS_WARN(expr) ::kite::cuda::warn_cublas((expr), #expr)
 
 // Returns a Status from the enclosing function when the CUDA call fails.
 #define KITE_CUDA_RETURN_IF_ERROR(expr) \

@@ -81,9 +81,9 @@ struct CudaModelRunner::Impl {
   bool last_used_graph = false;
 
   ~Impl() {
-    for (auto& [b, g] : graphs) cudaGraphExecDestroy(g.exec);
-    if (inputs_copied != nullptr) cudaEventDestroy(inputs_copied);
-    if (stream != nullptr) cudaStreamDestroy(stream);
+    for (auto& [b, g] : graphs) KITE_CUDA_WARN(cudaGraphExecDestroy(g.exec));
+    if (inputs_copied != nullptr) KITE_CUDA_WARN(cudaEventDestroy(inputs_copied));
+    if (stream != nullptr) KITE_CUDA_WARN(cudaStreamDestroy(stream));
   }
 
   int64_t hidden() const { return cfg.hidden_size; }
@@ -340,6 +340,7 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
     o.x = attn;
     o.x_stride = q_dim();
     o.w = lw.o;
+    o.bias = lw.o_bias;
     o.y = h;
     o.residual = h;
     o.y_stride = H;
@@ -395,7 +396,7 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
     ap.v_cache = rp.v_cache;
     attention(ap, attn_path, stream);
     KITE_RETURN_IF_ERROR(
-        linear(attn, q_dim(), lw.o, nullptr, delta, H, T, H, static_cast<int>(q_dim()), false));
+        linear(attn, q_dim(), lw.o, lw.o_bias, delta, H, T, H, static_cast<int>(q_dim()), false));
     np.delta = delta;
     np.weight = lw.post_norm;
     rms_norm(np, stream);
@@ -476,7 +477,7 @@ Status CudaModelRunner::Impl::forward_eager(const ForwardBatch& b, float** logit
 }
 
 Status CudaModelRunner::Impl::capture_graphs() {
-  for (auto& [bsz, g] : graphs) cudaGraphExecDestroy(g.exec);
+  for (auto& [bsz, g] : graphs) KITE_CUDA_WARN(cudaGraphExecDestroy(g.exec));
   graphs.clear();
   if (!opts.use_cuda_graphs) return ok_status();
   const int max_b = std::min(opts.max_graph_batch, cap.seqs);
@@ -519,7 +520,7 @@ Status CudaModelRunner::Impl::capture_graphs() {
     KITE_RETURN_IF_ERROR(st.with_context("capturing decode graph"));
     KITE_CUDA_RETURN_IF_ERROR(end);
     const cudaError_t inst = cudaGraphInstantiate(&g.exec, graph, 0);
-    cudaGraphDestroy(graph);
+    KITE_CUDA_WARN(cudaGraphDestroy(graph));
     KITE_CUDA_RETURN_IF_ERROR(inst);
     graphs.emplace(B, g);
   }
@@ -533,7 +534,9 @@ Status CudaModelRunner::Impl::capture_graphs() {
 
 CudaModelRunner::CudaModelRunner(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 CudaModelRunner::~CudaModelRunner() {
-  if (impl_ != nullptr && impl_->stream != nullptr) cudaStreamSynchronize(impl_->stream);
+  if (impl_ != nullptr && impl_->stream != nullptr) {
+    KITE_CUDA_WARN(cudaStreamSynchronize(impl_->stream));
+  }
 }
 
 Result<std::unique_ptr<CudaModelRunner>> CudaModelRunner::create(const ModelConfig& cfg,
@@ -570,7 +573,8 @@ Result<std::unique_ptr<CudaModelRunner>> CudaModelRunner::create(const ModelConf
   KITE_CUDA_RETURN_IF_ERROR(cudaStreamCreateWithFlags(&impl->stream, cudaStreamNonBlocking));
   KITE_CUDA_RETURN_IF_ERROR(cudaEventCreateWithFlags(&impl->inputs_copied, cudaEventDisableTiming));
   KITE_ASSIGN_OR_RETURN(impl->w, load_device_weights(cfg, weights, impl->stream));
-  const std::vector<float> inv = rope_inv_freq(cfg);
+  const std::vector<float> inv = rope_inv_freq(
+      cfg, impl->w.rope_freq_factors.empty() ? nullptr : impl->w.rope_freq_factors.data());
   KITE_ASSIGN_OR_RETURN(impl->inv_freq, DeviceBuffer::allocate(inv.size() * 4, "rope table"));
   KITE_CUDA_RETURN_IF_ERROR(
       cudaMemcpy(impl->inv_freq.data(), inv.data(), inv.size() * 4, cudaMemcpyHostToDevice));
@@ -654,7 +658,7 @@ Status CudaModelRunner::allocate_kv_cache(int64_t num_blocks, const KvCacheConfi
   if (num_blocks < 2) return invalid_argument("allocate_kv_cache: need at least 2 blocks");
   KITE_RETURN_IF_ERROR(m.ensure_buffers(c));
   m.block_size = c.block_size;
-  for (auto& [bsz, g] : m.graphs) cudaGraphExecDestroy(g.exec);
+  for (auto& [bsz, g] : m.graphs) KITE_CUDA_WARN(cudaGraphExecDestroy(g.exec));
   m.graphs.clear();
   m.kv.reset();
   m.num_blocks = 0;

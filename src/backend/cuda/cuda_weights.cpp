@@ -7,6 +7,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "core/dtype.h"
 #include "core/logging.h"
+#include "model/dequant.h"
 
 namespace kite::cuda {
 
@@ -40,32 +41,42 @@ Result<TensorView> fetch(const WeightLookup& lookup, const std::string& name,
     return invalid_argument("weight " + name + " has shape " + v.to_string() + ", expected " +
                             shape_str(shape));
   }
-  if (v.dtype != DType::kBF16 && v.dtype != DType::kF16 && v.dtype != DType::kF32) {
+  if (!can_dequantize(v.dtype)) {
     return unimplemented("weight " + name + " has dtype " + std::string(dtype_name(v.dtype)) +
-                         "; the CUDA backend loads F32, F16 and BF16 weights");
+                         ", which the CUDA backend cannot convert to BF16");
   }
   if (!v.is_contiguous()) return invalid_argument("weight " + name + " is not contiguous");
   return t;
 }
 
-// Converts `n` values of `src` (F32/F16/BF16) starting at element `first` into bf16.
+// Converts `n` values of `src` starting at element `first` into bf16. For block-quantized
+// dtypes `first` and `n` are whole blocks (the caller chunks in multiples of 256 values).
 void to_bf16(const TensorView& src, int64_t first, int64_t n, uint16_t* dst) {
   switch (src.dtype) {
     case DType::kBF16:
       std::memcpy(dst, static_cast<const uint16_t*>(src.data) + first, n * 2);
-      break;
+      return;
     case DType::kF16: {
       const uint16_t* s = static_cast<const uint16_t*>(src.data) + first;
       for (int64_t i = 0; i < n; ++i) dst[i] = f32_to_bf16(f16_to_f32(f16_t{s[i]})).bits;
-      break;
+      return;
     }
     case DType::kF32: {
       const float* s = static_cast<const float*>(src.data) + first;
       for (int64_t i = 0; i < n; ++i) dst[i] = f32_to_bf16(s[i]).bits;
-      break;
+      return;
     }
-    default:
-      KITE_CHECK(false) << "to_bf16: dtype checked in fetch()";
+    default: {
+      constexpr int64_t kPiece = 1 << 16;  // values per dequantized piece (whole blocks)
+      thread_local std::vector<float> tmp(kPiece);
+      for (int64_t done = 0; done < n; done += kPiece) {
+        const int64_t m = std::min(kPiece, n - done);
+        const char* at = static_cast<const char*>(src.data) + dtype_bytes(src.dtype, first + done);
+        dequantize_row(src.dtype, at, tmp.data(), m);
+        for (int64_t i = 0; i < m; ++i) dst[done + i] = f32_to_bf16(tmp[i]).bits;
+      }
+      return;
+    }
   }
 }
 
@@ -106,7 +117,8 @@ Status upload(const std::vector<Region>& regions, char* arena, cudaStream_t stre
           if (!st.ok()) break;
         }
         if (fill == 0) dst_start = dst;
-        const int64_t room = static_cast<int64_t>((kStagingBytes - fill) / 2);
+        // Whole 256-value pieces keep quantization blocks intact (every GGUF block divides 256).
+        const int64_t room = static_cast<int64_t>((kStagingBytes - fill) / 2) / 256 * 256;
         const int64_t take = std::min(room, n - done_elems);
         to_bf16(part, done_elems, take,
                 reinterpret_cast<uint16_t*>(static_cast<char*>(bufs[cur]->data()) + fill));
@@ -124,8 +136,8 @@ Status upload(const std::vector<Region>& regions, char* arena, cudaStream_t stre
   }
   if (st.ok()) st = flush();
   const Status sync = cuda_status(cudaStreamSynchronize(stream), "weight upload");
-  cudaEventDestroy(done[0]);
-  cudaEventDestroy(done[1]);
+  KITE_CUDA_WARN(cudaEventDestroy(done[0]));
+  KITE_CUDA_WARN(cudaEventDestroy(done[1]));
   KITE_RETURN_IF_ERROR(st);
   return sync;
 }
@@ -154,8 +166,8 @@ Result<DeviceWeights> load_device_weights(const ModelConfig& cfg, const WeightLo
   };
 
   struct LayerOffsets {
-    size_t input_norm, qkv, qkv_bias = SIZE_MAX, q_norm = SIZE_MAX, k_norm = SIZE_MAX, o, post_norm,
-                            gate_up, down;
+    size_t input_norm, qkv, qkv_bias = SIZE_MAX, q_norm = SIZE_MAX, k_norm = SIZE_MAX, o,
+                            o_bias = SIZE_MAX, post_norm, gate_up, down;
   };
   KITE_ASSIGN_OR_RETURN(size_t embed_off, one("model.embed_tokens.weight", {V, H}));
   std::vector<LayerOffsets> lo(static_cast<size_t>(cfg.num_hidden_layers));
@@ -169,7 +181,8 @@ Result<DeviceWeights> load_device_weights(const ModelConfig& cfg, const WeightLo
     KITE_ASSIGN_OR_RETURN(TensorView v,
                           fetch(lookup, p + "self_attn.v_proj.weight", {nkv * hd, H}));
     o.qkv = add(p + "qkv", {q, k, v});
-    if (cfg.attention_bias) {
+    const bool has_qkv_bias = cfg.attention_bias || lookup(p + "self_attn.q_proj.bias").ok();
+    if (has_qkv_bias) {
       KITE_ASSIGN_OR_RETURN(TensorView qb, fetch(lookup, p + "self_attn.q_proj.bias", {nq * hd}));
       KITE_ASSIGN_OR_RETURN(TensorView kb, fetch(lookup, p + "self_attn.k_proj.bias", {nkv * hd}));
       KITE_ASSIGN_OR_RETURN(TensorView vb, fetch(lookup, p + "self_attn.v_proj.bias", {nkv * hd}));
@@ -180,6 +193,9 @@ Result<DeviceWeights> load_device_weights(const ModelConfig& cfg, const WeightLo
       KITE_ASSIGN_OR_RETURN(o.k_norm, one(p + "self_attn.k_norm.weight", {hd}));
     }
     KITE_ASSIGN_OR_RETURN(o.o, one(p + "self_attn.o_proj.weight", {H, nq * hd}));
+    if (lookup(p + "self_attn.o_proj.bias").ok()) {
+      KITE_ASSIGN_OR_RETURN(o.o_bias, one(p + "self_attn.o_proj.bias", {H}));
+    }
     KITE_ASSIGN_OR_RETURN(o.post_norm, one(p + "post_attention_layernorm.weight", {H}));
     KITE_ASSIGN_OR_RETURN(TensorView g, fetch(lookup, p + "mlp.gate_proj.weight", {I, H}));
     KITE_ASSIGN_OR_RETURN(TensorView u, fetch(lookup, p + "mlp.up_proj.weight", {I, H}));
@@ -193,6 +209,12 @@ Result<DeviceWeights> load_device_weights(const ModelConfig& cfg, const WeightLo
   }
 
   DeviceWeights w;
+  if (Result<TensorView> f = lookup("rope_freqs.weight"); f.ok()) {
+    if (f->dtype != DType::kF32 || f->numel() != hd / 2) {
+      return invalid_argument("rope_freqs.weight must be F32[head_dim / 2], got " + f->to_string());
+    }
+    w.rope_freq_factors.assign(f->as<float>(), f->as<float>() + hd / 2);
+  }
   KITE_ASSIGN_OR_RETURN(w.arena, DeviceBuffer::allocate(total, "model weights"));
   w.bytes = total;
   char* base = w.arena.as<char>();
@@ -203,8 +225,8 @@ Result<DeviceWeights> load_device_weights(const ModelConfig& cfg, const WeightLo
   w.lm_head = at(lm_off);
   for (const LayerOffsets& o : lo) {
     w.layers.push_back(LayerWeights{at(o.input_norm), at(o.qkv), at(o.qkv_bias), at(o.q_norm),
-                                    at(o.k_norm), at(o.o), at(o.post_norm), at(o.gate_up),
-                                    at(o.down)});
+                                    at(o.k_norm), at(o.o), at(o.o_bias), at(o.post_norm),
+                                    at(o.gate_up), at(o.down)});
   }
   KITE_LOG_INFO("cuda: loaded {} weight tensors, {:.2f} GiB", regions.size(),
                 static_cast<double>(total) / (1u << 30));

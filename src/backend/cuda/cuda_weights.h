@@ -28,6 +28,7 @@ struct LayerWeights {
   const void* q_norm = nullptr;      // nullptr or [head_dim]
   const void* k_norm = nullptr;      // nullptr or [head_dim]
   const void* o = nullptr;           // [hidden, nq * head_dim]
+  const void* o_bias = nullptr;      // nullptr or [hidden] (Llama configs with attention_bias)
   const void* post_norm = nullptr;   // [hidden]
   const void* gate_up = nullptr;     // [2 * inter, hidden]
   const void* down = nullptr;        // [hidden, inter]
@@ -39,13 +40,15 @@ struct DeviceWeights {
   const void* final_norm = nullptr;
   const void* lm_head = nullptr;  // [vocab, hidden]; == embed when tied
   std::vector<LayerWeights> layers;
+  std::vector<float> rope_freq_factors;  // GGUF `rope_freqs.weight` (Llama 3.1), else empty
   size_t bytes = 0;
 };
 
-// Copies the weights of `cfg` to the current device (converting F32/F16 to BF16) through
-// pinned staging buffers on `stream`. Errors: kNotFound naming a missing tensor,
-// kInvalidArgument for a tensor of the wrong shape, kUnimplemented for a dtype it cannot
-// convert (block-quantized GGUF types), kResourceExhausted when the device is full.
+// Copies the weights of `cfg` to the current device through pinned staging buffers on
+// `stream`, converting F32/F16 and dequantizing GGUF block types (model/dequant.h) to BF16.
+// Biases are used wherever the store has them (q/k/v required when cfg.attention_bias).
+// Errors: kNotFound naming a missing tensor, kInvalidArgument for a tensor of the wrong shape,
+// kUnimplemented for a dtype nothing converts, kResourceExhausted when the device is full.
 Result<DeviceWeights> load_device_weights(const ModelConfig& cfg, const WeightLookup& lookup,
                                           cudaStream_t stream);
 

@@ -14,16 +14,16 @@ struct GemmRunner::Plan {
   cublasLtMatmulAlgo_t algo{};
   bool has_bias = false;
   ~Plan() {
-    if (c != nullptr) cublasLtMatrixLayoutDestroy(c);
-    if (b != nullptr) cublasLtMatrixLayoutDestroy(b);
-    if (a != nullptr) cublasLtMatrixLayoutDestroy(a);
-    if (desc != nullptr) cublasLtMatmulDescDestroy(desc);
+    if (c != nullptr) KITE_CUBLAS_WARN(cublasLtMatrixLayoutDestroy(c));
+    if (b != nullptr) KITE_CUBLAS_WARN(cublasLtMatrixLayoutDestroy(b));
+    if (a != nullptr) KITE_CUBLAS_WARN(cublasLtMatrixLayoutDestroy(a));
+    if (desc != nullptr) KITE_CUBLAS_WARN(cublasLtMatmulDescDestroy(desc));
   }
 };
 
 GemmRunner::~GemmRunner() {
   plans_.clear();
-  if (handle_ != nullptr) cublasLtDestroy(static_cast<cublasLtHandle_t>(handle_));
+  if (handle_ != nullptr) KITE_CUBLAS_WARN(cublasLtDestroy(static_cast<cublasLtHandle_t>(handle_)));
 }
 
 Result<std::unique_ptr<GemmRunner>> GemmRunner::create() {
@@ -87,7 +87,7 @@ Result<GemmRunner::Plan*> GemmRunner::plan_for(const GemmArgs& g) {
     st = cublasLtMatmulAlgoGetHeuristic(static_cast<cublasLtHandle_t>(handle_), plan->desc, plan->a,
                                         plan->b, plan->c, plan->c, pref, 1, &result, &found);
   }
-  cublasLtMatmulPreferenceDestroy(pref);
+  KITE_CUBLAS_WARN(cublasLtMatmulPreferenceDestroy(pref));
   KITE_RETURN_IF_ERROR(cublas_status(st, what + " heuristic"));
   if (found == 0) return unimplemented(what + ": cuBLASLt has no algorithm for this shape");
   plan->algo = result.algo;

@@ -82,7 +82,7 @@ void rope_kv_write(const RopeKvWriteParams& p, cudaStream_t stream) {
   launch(rope_kv_write_kernel, dim3(p.num_tokens), dim3(kWarps * 32), 0, stream, p);
 }
 
-std::vector<float> rope_inv_freq(const ModelConfig& cfg) {
+std::vector<float> rope_inv_freq(const ModelConfig& cfg, const float* freq_factors) {
   const int half = static_cast<int>(cfg.head_dim / 2);
   std::vector<float> inv(half);
   const RopeScaling& rs = cfg.rope_scaling;
@@ -104,6 +104,7 @@ std::vector<float> rope_inv_freq(const ModelConfig& cfg) {
         f = (1.0 - smooth) * f / rs.factor + smooth * f;
       }
     }
+    if (freq_factors != nullptr) f /= freq_factors[i];
     inv[i] = static_cast<float>(f);
   }
   return inv;

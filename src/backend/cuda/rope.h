@@ -41,7 +41,8 @@ struct RopeKvWriteParams {
 void rope_kv_write(const RopeKvWriteParams& p, cudaStream_t stream);
 
 // Inverse frequencies [head_dim / 2] for `cfg`'s rope_theta and rope_scaling, computed in double
-// and rounded to float.
-std::vector<float> rope_inv_freq(const ModelConfig& cfg);
+// and rounded to float; `freq_factors` (GGUF rope_freqs.weight, [head_dim / 2]) divide them
+// after the scaling when given.
+std::vector<float> rope_inv_freq(const ModelConfig& cfg, const float* freq_factors = nullptr);
 
 }  // namespace kite::cuda

@@ -42,6 +42,9 @@ Result<std::unique_ptr<GpuSampler>> GpuSampler::create(int max_rows, int64_t voc
   KITE_ASSIGN_OR_RETURN(
       s->out_h_, PinnedBuffer::allocate(out_bytes(max_rows, kInitialTop), "sampler outputs"));
   KITE_RETURN_IF_ERROR(s->reserve_lists(1 << 16));
+  KITE_ASSIGN_OR_RETURN(
+      s->argmax_ws_, DeviceBuffer::allocate(argmax_workspace_bytes(max_rows), "argmax workspace"));
+  KITE_CUDA_RETURN_IF_ERROR(cudaMemset(s->argmax_ws_.data(), 0, s->argmax_ws_.size()));
   return s;
 }
 
@@ -71,7 +74,7 @@ Status GpuSampler::sample(const float* logits, int num_rows, const SamplingBatch
   const bool want_lp = b.max_num_logprobs >= 0;
   int32_t* tokens_d = out_d_.as<int32_t>();
   if (b.all_greedy && !want_lp) {
-    argmax_rows(logits, vocab_, num_rows, tokens_d, stream);
+    argmax_rows(logits, vocab_, num_rows, tokens_d, argmax_ws_.data(), max_rows_, stream);
     KITE_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(out->token_ids.data(), tokens_d, num_rows * 4,
                                               cudaMemcpyDeviceToHost, stream));
     KITE_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream));

@@ -1,6 +1,7 @@
 // Sampling kernels: argmax, and the full processing + exponential race of sampling_batch.h.
 // One CTA of kThreads per row; every phase is a pass over the row with block-wide reductions.
 #include <cfloat>
+#include <algorithm>
 #include <climits>
 
 #include "backend/cuda/common.cuh"
@@ -177,13 +178,47 @@ __device__ float kth_largest(const float* x, int64_t vocab, int k, Shared& sh) {
   return from_key(prefix);
 }
 
-__global__ void __launch_bounds__(kThreads)
-    argmax_kernel(const float* logits, int64_t vocab, int32_t* out) {
-  __shared__ Shared sh;
+// Argmax over several CTAs per row (one CTA cannot stream a 128K-vocabulary row at the
+// memory's rate): each CTA reduces its slice, the last to finish reduces the slices.
+constexpr int kArgmaxThreads = 256;
+__global__ void __launch_bounds__(kArgmaxThreads)
+    argmax_kernel(const float* logits, int64_t vocab, int32_t* out, Best* partial,
+                  int32_t* counters) {
+  __shared__ Best warp_best_s[kArgmaxThreads / 32];
   pdl_launch_dependents();
   pdl_wait();
-  const Best b = argmax_row(logits + blockIdx.x * vocab, vocab, sh);
-  if (threadIdx.x == 0) out[blockIdx.x] = b.id;
+  const int row = blockIdx.y, chunk = blockIdx.x, chunks = gridDim.x;
+  const int64_t per = (vocab + chunks - 1) / chunks;
+  const int64_t t0 = chunk * per, t1 = min(vocab, t0 + per);
+  const float* x = logits + row * vocab;
+  Best b{-INFINITY, INT_MAX};
+  for (int64_t t = t0 + threadIdx.x; t < t1; t += kArgmaxThreads) {
+    const float v = x[t];
+    if (!isnan(v)) {
+      const Best c{v, static_cast<int32_t>(t)};
+      if (better(c, b)) b = c;
+    }
+  }
+  b = warp_best(b);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  if (lane == 0) warp_best_s[warp] = b;
+  __syncthreads();
+  if (threadIdx.x != 0) return;
+  Best r = warp_best_s[0];
+  for (int i = 1; i < kArgmaxThreads / 32; ++i) {
+    if (better(warp_best_s[i], r)) r = warp_best_s[i];
+  }
+  partial[row * chunks + chunk] = r;
+  __threadfence();
+  if (atomicAdd(counters + row, 1) != chunks - 1) return;
+  counters[row] = 0;  // ready for the next call
+  __threadfence();
+  Best f{-INFINITY, INT_MAX};
+  for (int i = 0; i < chunks; ++i) {
+    const Best c{__ldcg(&partial[row * chunks + i].v), __ldcg(&partial[row * chunks + i].id)};
+    if (better(c, f)) f = c;
+  }
+  out[row] = f.id == INT_MAX ? 0 : f.id;
 }
 
 __global__ void __launch_bounds__(kThreads) sample_kernel(SampleParams p) {
@@ -472,10 +507,19 @@ void sample_rows(const SampleParams& p, cudaStream_t stream) {
   launch(sample_kernel, dim3(p.num_rows), dim3(kThreads), 0, stream, p);
 }
 
-void argmax_rows(const float* logits, int64_t vocab, int num_rows, int32_t* out,
-                 cudaStream_t stream) {
+size_t argmax_workspace_bytes(int max_rows) {
+  return static_cast<size_t>(max_rows) * (kArgmaxChunks * sizeof(Best) + sizeof(int32_t));
+}
+
+void argmax_rows(const float* logits, int64_t vocab, int num_rows, int32_t* out, void* workspace,
+                 int max_rows, cudaStream_t stream) {
   if (num_rows == 0) return;
-  launch(argmax_kernel, dim3(num_rows), dim3(kThreads), 0, stream, logits, vocab, out);
+  const int chunks = static_cast<int>(std::min<int64_t>(kArgmaxChunks, (vocab + 1023) / 1024));
+  Best* partial = static_cast<Best*>(workspace);
+  int32_t* counters = reinterpret_cast<int32_t*>(partial + static_cast<size_t>(max_rows) *
+                                                               kArgmaxChunks);
+  launch(argmax_kernel, dim3(chunks, num_rows), dim3(kArgmaxThreads), 0, stream, logits, vocab,
+         out, partial, counters);
 }
 
 }  // namespace kite::cuda

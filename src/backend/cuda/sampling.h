@@ -64,8 +64,12 @@ struct SampleParams {
 void sample_rows(const SampleParams& p, cudaStream_t stream);
 
 // out[r] = argmax of logits row r (lowest id on ties; NaN never wins; all NaN -> 0).
-void argmax_rows(const float* logits, int64_t vocab, int num_rows, int32_t* out,
-                 cudaStream_t stream);
+// `workspace` holds argmax_workspace_bytes(max_rows) bytes, zero before the first call (the
+// kernel leaves its counters at zero again). REQUIRES: num_rows <= max_rows.
+constexpr int kArgmaxChunks = 32;
+size_t argmax_workspace_bytes(int max_rows);
+void argmax_rows(const float* logits, int64_t vocab, int num_rows, int32_t* out, void* workspace,
+                 int max_rows, cudaStream_t stream);
 
 class GpuSampler {
  public:
@@ -89,7 +93,8 @@ class GpuSampler {
   DeviceBuffer lists_d_;  // ids then values
   PinnedBuffer lists_h_;
   size_t list_capacity_ = 0;
-  DeviceBuffer out_d_;  // tokens | logprobs | ranks | top ids | top logprobs
+  DeviceBuffer out_d_;      // tokens | logprobs | ranks | top ids | top logprobs
+  DeviceBuffer argmax_ws_;  // argmax partials and counters
   PinnedBuffer out_h_;
   int out_top_capacity_ = 0;
   std::vector<int32_t> tmp_ids_;
