@@ -6,7 +6,8 @@
 #   bench   kernel benchmarks and W5 (kite_cuda_bench)
 # Writes logs under $OUT (default ./gpu-out) and prints a short table last.
 #
-#   scripts/gpu-check.sh [BUNDLE] [STEP...]       (default: .gpu-bundle, all steps)
+#   scripts/gpu-check.sh [BUNDLE] [STEP...]       (default: .gpu-bundle, all steps; run from the
+#                                                  repository root: models come from tests/data)
 #   KITE_HF_MODELS=llama3.1-8b KITE_HF_LAYERS=qwen3-8b=8 scripts/gpu-check.sh .gpu-bundle models
 set -uo pipefail
 bundle="${1:-.gpu-bundle}"
@@ -15,8 +16,18 @@ steps=("$@")
 if [ ${#steps[@]} -eq 0 ]; then steps=(tests tiny models bench); fi
 out="${OUT:-$PWD/gpu-out}"
 mkdir -p "$out"
-bin="$bundle/bin"
-export LD_LIBRARY_PATH="$bundle/lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# The test models (TinyStories, stories260K) from the repository.
+models="${KITE_TEST_MODELS:-tests/data/models}"
+if [ -f "$bundle/bin.tar.xz" ]; then  # unpack the compressed binaries once
+  unpacked="${TMPDIR:-/tmp}/kite-gpu-bundle"
+  rm -rf "$unpacked" && mkdir -p "$unpacked" && tar -C "$unpacked" -xJf "$bundle/bin.tar.xz"
+  bin="$unpacked/bin"
+  lib="$unpacked/lib"
+else
+  bin="$bundle/bin"
+  lib="$bundle/lib"
+fi
+export LD_LIBRARY_PATH="$lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export PYTHONUNBUFFERED=1
 summary="$out/summary.txt"
 : >"$summary"
@@ -50,7 +61,7 @@ for step in "${steps[@]}"; do
       cp "$out/tiny_prompts_656k.txt" "$out/tiny_prompts_656k-q8.txt"
       for pair in "tinystories-656k:656k" "tinystories-656k-q8_0.gguf:656k-q8" \
                   "stories260k/stories260K.gguf:260k"; do
-        m="$bundle/data/models/${pair%%:*}"
+        m="$models/${pair%%:*}"
         timeout 120 "$bin/kite_cuda_model_check" --model "$m" --prompts "$out/tiny_prompts_${pair##*:}.txt" \
           --max-new 200 --compare-cpu --gpu-mem 0.3 >"$out/tiny_${pair##*:}.log" 2>&1
         rc=$?
