@@ -51,7 +51,8 @@ Result<std::optional<int64_t>> get_int(const bj::object& obj, std::string_view k
   }
   if (v.is_double()) {  // 1e3 or 4096.0 written by some tools
     double d = v.get_double();
-    if (d == static_cast<double>(static_cast<int64_t>(d)) && d > -9.2e18 && d < 9.2e18) {
+    // Range first: casting an out-of-range double to int64 is undefined behaviour.
+    if (d > -9.2e18 && d < 9.2e18 && d == static_cast<double>(static_cast<int64_t>(d))) {
       return std::optional<int64_t>(static_cast<int64_t>(d));
     }
   }

@@ -131,11 +131,28 @@ void linear_typed(const float* x, int64_t m, int64_t ldx, const T* w, int64_t n,
   pool->parallel_for(num_blocks, run, std::max<int64_t>(1, (1 << 16) / block_work));
 }
 
-// Quantized W (GGUF blocks): each k-chunk of a block's W rows is dequantized into an F32 panel
-// once and fed to the F32 kernels, so the result equals linear() over the dequantized matrix
-// bit for bit, while the weights stay quantized in memory.
-void linear_quantized(const float* x, int64_t m, int64_t ldx, const TensorView& w,
-                      const float* bias, float* y, int64_t ldy, ThreadPool* pool) {
+// Converts n values of one W row chunk to F32 (vectorised for F16/BF16).
+void to_f32_panel(DType dtype, const uint8_t* src, float* dst, int64_t n) {
+  if (dtype == DType::kBF16 || dtype == DType::kF16) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      simd::store(dst + i, dtype == DType::kBF16
+                               ? simd::load(reinterpret_cast<const bf16_t*>(src) + i)
+                               : simd::load(reinterpret_cast<const f16_t*>(src) + i));
+    }
+    if (i < n) dequantize_row(dtype, src + 2 * i, dst + i, n - i);
+    return;
+  }
+  dequantize_row(dtype, src, dst, n);
+}
+
+// W stored as anything but F32 in a GEMM (quantized GGUF blocks always; F16/BF16 when m is
+// large enough that converting W once beats converting it per x tile): each k-chunk of a
+// block's W rows is converted into an F32 panel once and fed to the F32 kernels, so the
+// result equals linear() over the converted matrix bit for bit, while the weights stay in
+// their dtype in memory.
+void linear_panel(const float* x, int64_t m, int64_t ldx, const TensorView& w, const float* bias,
+                  float* y, int64_t ldy, ThreadPool* pool) {
   const int64_t n = w.dim(0);
   const int64_t k = w.dim(1);
   const int64_t row_bytes = w.row_bytes();
@@ -154,8 +171,8 @@ void linear_quantized(const float* x, int64_t m, int64_t ldx, const TensorView& 
         const int64_t kc = std::min(kKc, k - k0);
         const int64_t chunk_offset = dtype_bytes(w.dtype, k0);
         for (int64_t j = j0; j < j1; ++j) {
-          dequantize_row(w.dtype, wbytes + j * row_bytes + chunk_offset,
-                         panel.data() + (j - j0) * kKc, kc);
+          to_f32_panel(w.dtype, wbytes + j * row_bytes + chunk_offset,
+                       panel.data() + (j - j0) * kKc, kc);
         }
         for (int64_t i = 0; i < m; i += kMr) {
           const int mr = static_cast<int>(std::min<int64_t>(kMr, m - i));
@@ -192,14 +209,22 @@ void linear(const float* x, int64_t m, int64_t ldx, const TensorView& w, const f
       linear_typed(x, m, ldx, w.as<float>(), n, k, bias, y, ldy, pool);
       break;
     case DType::kF16:
-      linear_typed(x, m, ldx, w.as<f16_t>(), n, k, bias, y, ldy, pool);
+      if (m > kGemvMaxM) {
+        linear_panel(x, m, ldx, w, bias, y, ldy, pool);
+      } else {
+        linear_typed(x, m, ldx, w.as<f16_t>(), n, k, bias, y, ldy, pool);
+      }
       break;
     case DType::kBF16:
-      linear_typed(x, m, ldx, w.as<bf16_t>(), n, k, bias, y, ldy, pool);
+      if (m > kGemvMaxM) {
+        linear_panel(x, m, ldx, w, bias, y, ldy, pool);
+      } else {
+        linear_typed(x, m, ldx, w.as<bf16_t>(), n, k, bias, y, ldy, pool);
+      }
       break;
     default:
       KITE_CHECK(can_dequantize(w.dtype)) << "linear weight dtype " << dtype_name(w.dtype);
-      linear_quantized(x, m, ldx, w, bias, y, ldy, pool);
+      linear_panel(x, m, ldx, w, bias, y, ldy, pool);
   }
 }
 

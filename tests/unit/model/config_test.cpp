@@ -146,6 +146,9 @@ TEST(ConfigErrorTest, MissingAndMistypedFields) {
   expect_error(R"({"architectures": ["LlamaForCausalLM"], "vocab_size": "100"})",
                StatusCode::kInvalidArgument,
                "config.json: field 'vocab_size' must be an integer, got string");
+  // A number outside int64's range (found by fuzzing: the cast used to come before the check).
+  expect_error(with(R"("num_key_value_heads": 3.5e30)"), StatusCode::kInvalidArgument,
+               "config.json: field 'num_key_value_heads' must be an integer, got number");
   expect_error(with(R"("rms_norm_eps": "small")"), StatusCode::kInvalidArgument,
                "config.json: field 'rms_norm_eps' must be a number, got string");
   expect_error(with(R"("tie_word_embeddings": 1)"), StatusCode::kInvalidArgument,
