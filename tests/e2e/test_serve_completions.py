@@ -2,8 +2,10 @@
 whole and streamed answers, n > 1, stop strings, seeds, logprobs, echo and usage, checked
 against Hugging Face `tokenizers` and the float64 reference model."""
 
+import json
 import math
 import os
+import socket
 import sys
 
 import pytest
@@ -193,3 +195,50 @@ def test_token_id_prompts_and_max_tokens_default(client, tok):
     b = greedy(client, max_tokens=8)
     assert a.choices[0].text == b.choices[0].text
     assert a.usage.prompt_tokens == len(ids)
+
+
+def test_keep_alive_connection_never_stalls(tiny_server):
+    # Many requests in a row on one keep-alive connection (what the openai client does), whole
+    # and streamed in turn. A watch for client disconnects that blocked on a spurious readiness
+    # once stalled such a connection until the client sent more.
+    with socket.create_connection(("127.0.0.1", tiny_server.port), timeout=10) as sock:
+        reader = sock.makefile("rb")
+        for i in range(60):
+            stream = i % 2 == 1
+            body = json.dumps({"prompt": "Hello 🙂 world", "max_tokens": 16, "seed": i,
+                               "temperature": 1.0, "ignore_eos": True, "stream": stream})
+            sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                         b"application/json\r\nContent-Length: %d\r\n\r\n%s"
+                         % (len(body.encode()), body.encode()))
+            try:
+                head = read_head(reader)
+                assert head[0].startswith(b"HTTP/1.1 200"), head
+                if stream:
+                    events = read_chunked(reader)
+                    assert events.endswith(b"data: [DONE]\n\n")
+                else:
+                    length = int(next(h.split(b":")[1] for h in head
+                                      if h.lower().startswith(b"content-length")))
+                    assert json.loads(reader.read(length))["usage"]["completion_tokens"] == 16
+            except socket.timeout:
+                pytest.fail(f"request {i} on a keep-alive connection stalled")
+
+
+def read_head(reader):
+    lines = []
+    while True:
+        line = reader.readline()
+        if line in (b"\r\n", b""):
+            return lines
+        lines.append(line.rstrip(b"\r\n"))
+
+
+def read_chunked(reader):
+    data = b""
+    while True:
+        size = int(reader.readline().strip(), 16)
+        if size == 0:
+            reader.readline()
+            return data
+        data += reader.read(size)
+        reader.readline()
