@@ -5,7 +5,6 @@ error object, and the server keeps serving (and holds no request) afterwards. Al
 
 import asyncio
 import json
-import os
 import socket
 
 import openai

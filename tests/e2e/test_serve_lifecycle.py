@@ -10,14 +10,13 @@ import shutil
 import signal
 import socket
 import subprocess
-import threading
 import time
 
 import pytest
 from openai import OpenAI
 from tokenizers import Tokenizer
 
-from kite_server import KITE, TINY, KiteServer, http, parse_metrics
+from kite_server import KITE, TINY, KiteServer, parse_metrics
 
 # Documented in docs/serving.md; a rename must update both.
 METRIC_NAMES = [
