@@ -104,6 +104,9 @@ class LLM:
             setattr(config, name, value)
 
         self._engine = _core.Engine(config)  # loads the model (the GIL is released meanwhile)
+        model_path = config.model
+        self._tokenizer_dir = config.tokenizer or (
+            model_path if os.path.isdir(model_path) else os.path.dirname(model_path))
         self._request_counter = itertools.count()
         self._tokenizer: Optional[Tokenizer] = None
         self._token_text: Dict[int, str] = {}  # logprob token texts, decoded once
@@ -272,7 +275,7 @@ class LLM:
 
     def get_tokenizer(self) -> Tokenizer:
         if self._tokenizer is None:
-            self._tokenizer = Tokenizer(self._engine)
+            self._tokenizer = Tokenizer(self._engine, self._tokenizer_dir)
         return self._tokenizer
 
     def get_default_sampling_params(self) -> SamplingParams:

@@ -110,8 +110,9 @@ class SamplingParams:
         self.presence_penalty = presence_penalty
         self.frequency_penalty = frequency_penalty
         self.seed = seed
-        self.stop = stop
-        self.stop_token_ids = stop_token_ids
+        # As vLLM: stop and stop_token_ids are lists from here on.
+        self.stop = [stop] if isinstance(stop, str) else list(stop) if stop is not None else []
+        self.stop_token_ids = list(stop_token_ids) if stop_token_ids is not None else []
         self.ignore_eos = ignore_eos
         self.max_tokens = max_tokens
         self.min_tokens = min_tokens

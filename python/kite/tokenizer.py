@@ -8,6 +8,7 @@ kite's C++ tokenizer, which matches Hugging Face token for token.
 from __future__ import annotations
 
 import json
+import os
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 from . import _core
@@ -40,16 +41,49 @@ def render_chat(engine: "_core.Engine", conversation: Conversation, *,
         if template_kwargs else "")
 
 
-class Tokenizer:
-    """Tokenizer of a loaded model (returned by LLM.get_tokenizer())."""
+def _config_token(tokenizer_dir: Optional[str], key: str) -> Optional[str]:
+    """tokenizer_config.json's `key` ("eos_token", ...) as text, if the directory has one."""
+    if not tokenizer_dir:
+        return None
+    try:
+        with open(os.path.join(tokenizer_dir, "tokenizer_config.json"), encoding="utf-8") as f:
+            value = json.load(f).get(key)
+    except (OSError, ValueError, AttributeError):
+        return None
+    if isinstance(value, dict):
+        value = value.get("content")
+    return value if isinstance(value, str) and value else None
 
-    def __init__(self, engine: "_core.Engine") -> None:
+
+class Tokenizer:
+    """Tokenizer of a loaded model (returned by LLM.get_tokenizer()).
+
+    tokenizer_dir: where tokenizer_config.json may name the eos/bos tokens (Hugging Face's
+    eos_token_id is that token, which can differ from the model's first EOS id).
+    """
+
+    def __init__(self, engine: "_core.Engine", tokenizer_dir: Optional[str] = None) -> None:
         self._engine = engine
         info = engine.model_info
         self._vocab_size = info.vocab_size
         self._eos_token_ids = list(info.eos_token_ids)
-        self._bos_token_id = info.bos_token_id
         self._has_chat_template = info.has_chat_template
+        self._eos_token_id = self._special_id(tokenizer_dir, "eos_token")
+        if self._eos_token_id is None and self._eos_token_ids:
+            self._eos_token_id = self._eos_token_ids[0]
+        self._bos_token_id = self._special_id(tokenizer_dir, "bos_token")
+        if self._bos_token_id is None:
+            self._bos_token_id = info.bos_token_id
+
+    def _special_id(self, tokenizer_dir: Optional[str], key: str) -> Optional[int]:
+        text = _config_token(tokenizer_dir, key)
+        if text is None:
+            return None
+        try:
+            ids = self._engine.tokenize(text, False)
+        except (ValueError, RuntimeError):
+            return None
+        return ids[0] if len(ids) == 1 else None
 
     # ---- ids and text -----------------------------------------------------------------------
 
@@ -123,8 +157,9 @@ class Tokenizer:
 
     @property
     def eos_token_id(self) -> Optional[int]:
-        """The model's first end-of-sequence id (eos_token_ids lists all of them)."""
-        return self._eos_token_ids[0] if self._eos_token_ids else None
+        """The tokenizer's end-of-sequence token (tokenizer_config.json's eos_token, else the
+        model's first EOS id); eos_token_ids lists every id that ends generation."""
+        return self._eos_token_id
 
     @property
     def eos_token_ids(self) -> List[int]:
