@@ -104,6 +104,7 @@ class LLM:
             setattr(config, name, value)
 
         self._engine = _core.Engine(config)  # loads the model (the GIL is released meanwhile)
+        self._vocab_size = self._engine.model_info.vocab_size
         model_path = config.model
         self._tokenizer_dir = config.tokenizer or (
             model_path if os.path.isdir(model_path) else os.path.dirname(model_path))
@@ -178,7 +179,7 @@ class LLM:
         core_params = {}
         for p in params:
             if id(p) not in core_params:
-                core_params[id(p)] = p._to_core()
+                core_params[id(p)] = p._to_core(self._vocab_size)
 
         batch = _core.Batch(self._engine)
         try:

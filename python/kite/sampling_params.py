@@ -1,13 +1,16 @@
 """SamplingParams: how one prompt is decoded (vLLM's offline API, same names and defaults).
 
-Values are checked by the engine's own validator (C++ ``SamplingParams::validate``, the one the
-HTTP server uses), so a bad value raises ``ValueError`` with the same message everywhere.
+Values are checked by the HTTP server's own request parser and then ``SamplingParams::validate``
+(both C++, through kite._core.parse_sampling_params), so a bad value raises ``ValueError`` (a
+wrong type ``TypeError``) with exactly the message ``kite serve`` answers the same value with.
 """
 
 from __future__ import annotations
 
 import copy
-import operator
+import json
+import math
+import numbers
 from typing import Any, Dict, List, Optional, Union
 
 from . import _core
@@ -15,6 +18,7 @@ from . import _core
 # Larger than any context: "generate until the context is full" (vLLM's max_tokens=None).
 _UNLIMITED_TOKENS = 1 << 62
 
+# Also the /v1/completions sampling fields they are checked as, under the same names.
 _FIELDS = (
     "n", "temperature", "top_p", "top_k", "min_p", "repetition_penalty", "presence_penalty",
     "frequency_penalty", "seed", "stop", "stop_token_ids", "ignore_eos", "max_tokens",
@@ -23,32 +27,26 @@ _FIELDS = (
 )
 
 
-def _int(name: str, value: Any) -> int:
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    try:
-        return operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an integer, got {value!r}") from None
+def _json_value(name: str, value: Any) -> Any:
+    """`value` as JSON data for the server's parser, which judges it (types included).
 
-
-def _optional_int(name: str, value: Any) -> Optional[int]:
-    return None if value is None else _int(name, value)
-
-
-def _float(name: str, value: Any) -> float:
-    if isinstance(value, (bool, str, bytes)) or value is None:
-        raise TypeError(f"{name} must be a number, got {value!r}")
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a number, got {value!r}") from None
-
-
-def _bool(name: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return value
+    Python numbers of any kind (numpy's too) become JSON numbers; values JSON cannot hold are
+    refused here with messages in the server's form."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        x = float(value)
+        if not math.isfinite(x):
+            raise ValueError(f"'{name}' must be a finite number, got {x}")
+        return x
+    if isinstance(value, dict):
+        return {str(_json_value(name, k)): _json_value(name, v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_value(f"{name}[{i}]", v) for i, v in enumerate(value)]
+    raise TypeError(f"'{name}' must be a JSON-like value (number, string, boolean, list or "
+                    f"dict), got {type(value).__name__}")
 
 
 class SamplingParams:
@@ -111,8 +109,11 @@ class SamplingParams:
         self.frequency_penalty = frequency_penalty
         self.seed = seed
         # As vLLM: stop and stop_token_ids are lists from here on.
-        self.stop = [stop] if isinstance(stop, str) else list(stop) if stop is not None else []
-        self.stop_token_ids = list(stop_token_ids) if stop_token_ids is not None else []
+        # (Other types are kept as they are, for the check below to name.)
+        self.stop = ([] if stop is None else [stop] if isinstance(stop, str)
+                     else list(stop) if isinstance(stop, (list, tuple)) else stop)
+        self.stop_token_ids = ([] if stop_token_ids is None else list(stop_token_ids)
+                               if isinstance(stop_token_ids, (list, tuple)) else stop_token_ids)
         self.ignore_eos = ignore_eos
         self.max_tokens = max_tokens
         self.min_tokens = min_tokens
@@ -122,51 +123,19 @@ class SamplingParams:
         self.spaces_between_special_tokens = spaces_between_special_tokens
         self.include_stop_str_in_output = include_stop_str_in_output
         self.logit_bias = logit_bias
-        self._to_core().validate(0)
+        self._to_core(stop=stop)
 
     # ---- conversion -------------------------------------------------------------------------
 
-    def _to_core(self) -> "_core.SamplingParams":
-        """The C++ struct for these values (types checked here, ranges by the engine)."""
-        p = _core.SamplingParams()
-        p.n = _int("n", self.n)
-        p.temperature = _float("temperature", self.temperature)
-        p.top_p = _float("top_p", self.top_p)
-        p.top_k = _int("top_k", self.top_k)
-        p.min_p = _float("min_p", self.min_p)
-        p.repetition_penalty = _float("repetition_penalty", self.repetition_penalty)
-        p.presence_penalty = _float("presence_penalty", self.presence_penalty)
-        p.frequency_penalty = _float("frequency_penalty", self.frequency_penalty)
-        if self.seed is not None:
-            seed = _int("seed", self.seed)
-            if seed < 0 or seed >= 1 << 64:
-                raise ValueError(f"seed must be in [0, 2**64), got {seed}")
-            p.seed = seed
-        stop = self.stop
-        if stop is None:
-            stop = []
-        elif isinstance(stop, str):
-            stop = [stop]
-        elif not all(isinstance(s, str) for s in stop):
-            raise TypeError(f"stop must be a string or a list of strings, got {stop!r}")
-        p.stop = list(stop)
-        p.stop_token_ids = [_int("stop_token_ids", t) for t in (self.stop_token_ids or [])]
-        p.ignore_eos = _bool("ignore_eos", self.ignore_eos)
-        max_tokens = self.max_tokens
-        p.max_tokens = _UNLIMITED_TOKENS if max_tokens is None else _int("max_tokens", max_tokens)
-        p.min_tokens = _int("min_tokens", self.min_tokens)
-        p.logprobs = _optional_int("logprobs", self.logprobs)
-        p.prompt_logprobs = _optional_int("prompt_logprobs", self.prompt_logprobs)
-        p.skip_special_tokens = _bool("skip_special_tokens", self.skip_special_tokens)
-        p.spaces_between_special_tokens = _bool(
-            "spaces_between_special_tokens", self.spaces_between_special_tokens)
-        p.include_stop_str_in_output = _bool(
-            "include_stop_str_in_output", self.include_stop_str_in_output)
-        bias = self.logit_bias or {}
-        if not isinstance(bias, dict):
-            raise TypeError(f"logit_bias must be a dict of token id to bias, got {bias!r}")
-        p.logit_bias = [(_int("logit_bias", t), _float("logit_bias", b)) for t, b in bias.items()]
-        return p
+    def _to_core(self, vocab_size: int = 0, **given: Any) -> "_core.SamplingParams":
+        """The C++ struct for these values, checked as the server checks a request's (token ids
+        against `vocab_size` when it is known). `given` overrides fields with the values as
+        the caller wrote them (stop="" is reported as the server reports it, not as [""])."""
+        fields = {f: _json_value(f, given.get(f, getattr(self, f))) for f in _FIELDS}
+        defaults = _core.SamplingParams()
+        if fields["max_tokens"] is None:  # absent for the parser: the default is "unlimited"
+            defaults.max_tokens = _UNLIMITED_TOKENS
+        return _core.parse_sampling_params(json.dumps(fields), vocab_size, defaults)
 
     @classmethod
     def _from_core(cls, p: "_core.SamplingParams") -> "SamplingParams":
@@ -187,7 +156,7 @@ class SamplingParams:
     @property
     def sampling_type(self) -> str:
         """"greedy", "random_seed" or "random"."""
-        if _float("temperature", self.temperature) < 1e-5:
+        if self.temperature < 1e-5:
             return "greedy"
         return "random" if self.seed is None else "random_seed"
 

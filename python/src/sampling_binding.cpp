@@ -1,12 +1,14 @@
-// kite._core.SamplingParams: the C++ struct, field for field. kite.SamplingParams (Python)
-// normalises vLLM-style arguments into one of these and validates it here.
+// kite._core.SamplingParams: the C++ struct, field for field, and parse_sampling_params, which
+// kite.SamplingParams (Python) uses to turn its values into one with the HTTP server's checks.
 #include <nanobind/stl/optional.h>
 #include <nanobind/stl/pair.h>
 #include <nanobind/stl/string.h>
+#include <nanobind/stl/string_view.h>
 #include <nanobind/stl/vector.h>
 
 #include "binding.h"
 #include "kite/sampling_params.h"
+#include "sampling_json.h"
 
 namespace kite::python {
 
@@ -45,6 +47,23 @@ void bind_sampling(nb::module_& m) {
           nb::arg("vocab_size") = 0,
           "Raises ValueError with the engine's message when a value is out of range "
           "(vocab_size <= 0 skips the token-id checks).");
+
+  m.def(
+      "parse_sampling_params",
+      [](std::string_view fields_json, int64_t vocab_size, const SamplingParams& defaults) {
+        python_api::SamplingParseResult r =
+            python_api::parse_sampling_params(fields_json, vocab_size, defaults);
+        if (r.ok) return std::move(r.params);
+        PyObject* type = r.code == "invalid_type"        ? PyExc_TypeError
+                         : r.code == "unsupported_value" ? PyExc_NotImplementedError
+                                                         : PyExc_ValueError;
+        PyErr_SetString(type, r.message.c_str());
+        throw nb::python_error();
+      },
+      nb::arg("fields_json"), nb::arg("vocab_size"), nb::arg("defaults"),
+      "SamplingParams from a JSON object of /v1/completions sampling fields, checked by the HTTP "
+      "server's parser and SamplingParams::validate. Raises the server's message: TypeError for "
+      "a wrong JSON type, ValueError for a bad value.");
 }
 
 }  // namespace kite::python

@@ -1,5 +1,6 @@
-"""A tiny Llama-3-shaped model directory for tests: the real Llama-3.1 tokenizer and chat
-template (tests/data/tokenizers/llama3.1, decompressed), a config.json with Llama-3's vocabulary
+"""A tiny Llama-3-shaped model directory for tests: the real Llama-3 tokenizer
+(tests/data/tokenizers/llama3.1, decompressed) with the chat template of Llama-3.2-3B-Instruct,
+the study's model (tests/data/chat_templates), a config.json with Llama-3's vocabulary
 (128256), special token ids and llama3 RoPE scaling but a tiny body, and random weights in
 model.safetensors written with numpy (loaded from disk like any checkpoint)."""
 
@@ -13,6 +14,8 @@ from safetensors.numpy import save_file
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOKENIZER_DIR = os.path.join(ROOT, "tests", "data", "tokenizers", "llama3.1")
+CHAT_TEMPLATE = os.path.join(ROOT, "tests", "data", "chat_templates",
+                             "meta-llama-Llama-3.2-3B-Instruct.jinja")
 
 CONFIG = {
     "architectures": ["LlamaForCausalLM"],
@@ -71,10 +74,15 @@ def random_weights(config, seed=0):
 def make_model_dir(path):
     """Writes the model directory at `path` (created) and returns it."""
     os.makedirs(path, exist_ok=True)
-    for name in ("tokenizer.json", "tokenizer_config.json"):
-        with gzip.open(os.path.join(TOKENIZER_DIR, name + ".gz"), "rb") as src, \
-                open(os.path.join(path, name), "wb") as dst:
-            shutil.copyfileobj(src, dst)
+    with gzip.open(os.path.join(TOKENIZER_DIR, "tokenizer.json.gz"), "rb") as src, \
+            open(os.path.join(path, "tokenizer.json"), "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    with gzip.open(os.path.join(TOKENIZER_DIR, "tokenizer_config.json.gz"), "rt") as f:
+        tokenizer_config = json.load(f)
+    with open(CHAT_TEMPLATE) as f:
+        tokenizer_config["chat_template"] = f.read()
+    with open(os.path.join(path, "tokenizer_config.json"), "w") as f:
+        json.dump(tokenizer_config, f, indent=1)
     with open(os.path.join(path, "config.json"), "w") as f:
         json.dump(CONFIG, f, indent=1)
     with open(os.path.join(path, "generation_config.json"), "w") as f:
