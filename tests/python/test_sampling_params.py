@@ -78,7 +78,7 @@ INVALID = [
     ({"logprobs": 21}, "'logprobs' must be between 0 and 20, got 21"),
     ({"logprobs": -1}, "'logprobs' must be between 0 and 20, got -1"),
     ({"prompt_logprobs": 100}, "'prompt_logprobs' must be between 0 and 20, got 100"),
-    ({"logit_bias": {5: 200.0}}, "'logit_bias' values must be between -100 and 100, got 200.0 "
+    ({"logit_bias": {5: 200.0}}, "'logit_bias' values must be between -100 and 100, got 200 "
                                  "for token 5"),
 ]
 # Token ids are checked against the model's vocabulary (2048 here): SamplingParams() alone
