@@ -126,6 +126,8 @@ w4_step() {
   local rc=$?
   row "W4 (kite python, transformers)" "rc=$rc"
   sed -n '/^engine | batch/,$p' "$out/python-w4.log" | tee -a "$summary"
+  # One file for the per-batch JSONs (the device tool brings back few files).
+  [ -d "$out/w4" ] && tar -C "$out" -czf "$out/w4.tgz" w4 && rm -rf "$out/w4"
   return $rc
 }
 
@@ -133,6 +135,8 @@ case "$step" in
   bundle) bundle_step "$@" ;;
   build | check | w4 | all)
     mkdir -p "$out"
+    # cuBLASLt comes from the machine's CUDA toolkit.
+    export LD_LIBRARY_PATH="/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
     : >"$summary"
     status=0
     if [ "$step" = "build" ] || [ "$step" = "all" ]; then build_step || status=1; fi
