@@ -153,7 +153,10 @@ def main():
     ap.add_argument("--max-new", type=int, default=64)
     ap.add_argument("--out", default="hf_compare.json")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--keep", default="", help="names whose model files stay in --work (startup "
+                    "measurements read them afterwards)")
     args = ap.parse_args()
+    args.keep = set(k for k in args.keep.split(",") if k)
     layer_override = dict(kv.split("=") for kv in args.layers.split(",") if kv)
     results = []
     for name in args.models.split(","):
@@ -164,7 +167,8 @@ def main():
             results.append({"model": name, "error": f"{type(e).__name__}: {e}"})
         gc.collect()
         torch.cuda.empty_cache()
-        shutil.rmtree(os.path.join(args.work, name), ignore_errors=True)
+        if name not in args.keep:
+            shutil.rmtree(os.path.join(args.work, name), ignore_errors=True)
         with open(args.out, "w") as f:
             json.dump(results, f, indent=1)
     log("model | layers | kite vs hf-bf16 rel err max / mean | vs fp32: kite / hf-bf16 mean | "
@@ -272,7 +276,8 @@ def run_one(args, name, layer_override, results):
     results.append(r)
     log(json.dumps({k: v for k, v in r.items() if k != "kite_stdout"}))
     del model
-    shutil.rmtree(path, ignore_errors=True)
+    if name not in args.keep:
+        shutil.rmtree(path, ignore_errors=True)
     shutil.rmtree(kite_out, ignore_errors=True)
 
 

@@ -395,6 +395,60 @@ TEST(CudaGemm, CublasLtShapesBiasAndF32Output) {
   EXPECT_EQ((*runner)->num_plans(), 15u);
 }
 
+// The float32 compute mode's GEMM: F32 operands with full 24-bit mantissas, pure FP32
+// arithmetic. Against a double reference the error is summation order only (k = 4096:
+// <= ~2^-24 * sqrt(k) * a few); TF32 (10-bit mantissa inputs) or a BF16 down-conversion would be
+// off by ~2^-11 .. 2^-8, so the 2^-16 bound tells them apart. With bias (the Qwen2 epilogue).
+TEST(CudaGemm, PureFp32WithoutTf32) {
+  KITE_REQUIRE_GPU();
+  auto runner = GemmRunner::create();
+  ASSERT_TRUE(runner.ok()) << runner.status().to_string();
+  std::mt19937 rng(16);
+  std::uniform_real_distribution<float> d(-1.f, 1.f);
+  for (int m : {1, 3, 17, 128}) {
+    for (bool bias : {false, true}) {
+      const int n = 1000, k = 4096;
+      SCOPED_TRACE("m " + std::to_string(m) + (bias ? " bias" : ""));
+      std::vector<float> x(static_cast<size_t>(m) * k), w(static_cast<size_t>(n) * k), b(n);
+      for (auto& v : x) v = d(rng);
+      for (auto& v : w) v = d(rng) * 0.05f;
+      for (auto& v : b) v = d(rng);
+      DeviceArray<float> d_x(x.size()), d_w(w.size()), d_b(b.size()),
+          d_y(static_cast<size_t>(m) * n);
+      d_x.upload(x);
+      d_w.upload(w);
+      d_b.upload(b);
+      d_y.poison();
+      GemmArgs a;
+      a.x = d_x.get();
+      a.ldx = k;
+      a.w = d_w.get();
+      a.ldw = k;
+      a.bias = bias ? d_b.get() : nullptr;
+      a.y = d_y.get();
+      a.ldy = n;
+      a.m = m;
+      a.n = n;
+      a.k = k;
+      a.f32 = true;
+      const Status st = (*runner)->gemm(a, nullptr);
+      ASSERT_TRUE(st.ok()) << st.to_string();
+      std::vector<float> ref(static_cast<size_t>(m) * n);
+      for (int i = 0; i < m; ++i) {
+        for (int j = 0; j < n; ++j) {
+          double acc = bias ? b[j] : 0.0;
+          for (int t = 0; t < k; ++t) {
+            acc += static_cast<double>(x[static_cast<size_t>(i) * k + t]) *
+                   w[static_cast<size_t>(j) * k + t];
+          }
+          ref[static_cast<size_t>(i) * n + j] = static_cast<float>(acc);
+        }
+      }
+      EXPECT_TRUE(within(compare(d_y.download(), ref), 1.0 / 65536));
+    }
+  }
+}
+
 }  // namespace
 }  // namespace kite::cuda::test
 

@@ -3,6 +3,7 @@
 //
 //   kite_cuda_model_check --model PATH --prompts FILE --out DIR [--max-new 64]
 //                         [--gpu-mem 0.9] [--compare-cpu] [--load-format auto]
+//                         [--dtype auto|bfloat16|float32]
 //
 // FILE holds one prompt per line as space-separated token ids. For prompt i it writes
 //   DIR/logits_i.f32   float32 [prompt_len, vocab]: logits of every prompt position
@@ -28,7 +29,7 @@ namespace kite {
 namespace {
 
 struct Args {
-  std::string model, prompts, out, load_format = "auto";
+  std::string model, prompts, out, load_format = "auto", dtype = "auto";
   int max_new = 64;
   double gpu_mem = 0.9;
   bool compare_cpu = false;
@@ -153,7 +154,14 @@ int run(const Args& a) {
   std::shared_ptr<const WeightStore> ws(std::move(*store));
   const auto t1 = clock::now();
   cuda::WeightLookup lookup = [&](std::string_view name) { return ws->get(name); };
-  auto gpu = cuda::CudaModelRunner::create(ws->config(), lookup);
+  auto dtype = cuda::choose_compute_dtype(ws->config(), lookup, a.dtype);
+  if (!dtype.ok()) {
+    std::fprintf(stderr, "dtype: %s\n", dtype.status().to_string().c_str());
+    return 1;
+  }
+  cuda::CudaRunnerOptions opts;
+  opts.dtype = *dtype;
+  auto gpu = cuda::CudaModelRunner::create(ws->config(), lookup, opts);
   if (!gpu.ok()) {
     std::fprintf(stderr, "cuda runner: %s\n", gpu.status().to_string().c_str());
     return 1;
@@ -168,10 +176,10 @@ int run(const Args& a) {
   auto secs = [](auto x, auto y) { return std::chrono::duration<double>(y - x).count(); };
   std::printf(
       "model %s: %s, %lld layers; mmap %.2f s, weights to device %.2f s, profile+KV+graphs "
-      "%.2f s; attention path %s\n",
+      "%.2f s; %s compute, attention path %s\n",
       a.model.c_str(), ws->config().architecture.c_str(),
       static_cast<long long>(ws->config().num_hidden_layers), secs(t0, t1), secs(t1, t2),
-      secs(t2, t3), (*gpu)->attention_path_name());
+      secs(t2, t3), std::string(dtype_name(*dtype)).c_str(), (*gpu)->attention_path_name());
 
   std::unique_ptr<CpuModelRunner> cpu;
   if (a.compare_cpu) {
@@ -253,6 +261,8 @@ int main(int argc, char** argv) {
       a.gpu_mem = std::atof(next().c_str());
     else if (s == "--load-format")
       a.load_format = next();
+    else if (s == "--dtype")
+      a.dtype = next();
     else if (s == "--compare-cpu")
       a.compare_cpu = true;
     else {

@@ -32,10 +32,27 @@ __global__ void silu_mul_kernel(SiluMulParams p) {
   }
 }
 
+__global__ void silu_mul_f32_kernel(SiluMulParams p) {
+  pdl_launch_dependents();
+  pdl_wait();
+  const int t = blockIdx.y;
+  const float* g = static_cast<const float*>(p.gate_up) + static_cast<int64_t>(t) * 2 * p.inter;
+  const float* u = g + p.inter;
+  float* o = static_cast<float*>(p.out) + static_cast<int64_t>(t) * p.inter;
+  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < p.inter; i += gridDim.x * blockDim.x) {
+    o[i] = g[i] / (1.f + expf(-g[i])) * u[i];
+  }
+}
+
 }  // namespace
 
 void silu_mul(const SiluMulParams& p, cudaStream_t stream) {
   if (p.num_tokens == 0) return;
+  if (p.f32) {
+    const int blocks_x = (p.inter + 255) / 256;
+    launch(silu_mul_f32_kernel, dim3(blocks_x, p.num_tokens), dim3(256), 0, stream, p);
+    return;
+  }
   const bool vec = p.inter % 8 == 0;
   const int items = vec ? p.inter / 8 : p.inter;
   const int threads = 256;

@@ -40,6 +40,7 @@ struct AttentionParams {
   int head_dim = 0;
   int block_size = 0;
   float scale = 0.f;  // softmax scale, usually 1 / sqrt(head_dim)
+  bool f32 = false;   // q, cache and out are F32 (float32 compute mode; generic path only)
 
   // Work lists (device memory), from AttentionPlan.
   const int32_t* prefill_tile_seq = nullptr;      // [num_prefill_tiles]

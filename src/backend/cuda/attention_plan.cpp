@@ -89,6 +89,7 @@ void attention(const AttentionParams& p, AttentionPath path, cudaStream_t stream
     attention_generic(p, stream);
     return;
   }
+  KITE_CHECK(!p.f32) << "the tensor-core attention kernels are bf16 only";
   if (p.num_prefill_tiles > 0) attention_prefill(p, stream);
   if (p.num_decode > 0) attention_decode(p, stream);
 }

@@ -43,6 +43,7 @@ struct CudaModelRunner::Impl {
   cudaStream_t stream = nullptr;
   DeviceWeights w;
   DeviceBuffer inv_freq;
+  DeviceBuffer inv_freq64;  // float32 mode: RoPE angles in double, as the CPU backend
   AttentionPath attn_path = AttentionPath::kTensorCore;
   std::unique_ptr<GemmRunner> gemm;
   std::unique_ptr<GpuSampler> sampler;
@@ -86,6 +87,8 @@ struct CudaModelRunner::Impl {
     if (stream != nullptr) KITE_CUDA_WARN(cudaStreamDestroy(stream));
   }
 
+  bool f32() const { return opts.dtype == DType::kF32; }
+  int64_t es() const { return f32() ? 4 : 2; }  // bytes per weight / activation / KV element
   int64_t hidden() const { return cfg.hidden_size; }
   int64_t qkv_dim() const {
     return (cfg.num_attention_heads + 2 * cfg.num_key_value_heads) * cfg.head_dim;
@@ -94,11 +97,11 @@ struct CudaModelRunner::Impl {
   int64_t kv_elems_per_block(int bs) const { return cfg.num_key_value_heads * bs * cfg.head_dim; }
   void* k_cache(int l) const {
     return kv.as<char>() +
-           (2 * static_cast<int64_t>(l)) * num_blocks * kv_elems_per_block(block_size) * 2;
+           (2 * static_cast<int64_t>(l)) * num_blocks * kv_elems_per_block(block_size) * es();
   }
   void* v_cache(int l) const {
     return kv.as<char>() +
-           (2 * static_cast<int64_t>(l) + 1) * num_blocks * kv_elems_per_block(block_size) * 2;
+           (2 * static_cast<int64_t>(l) + 1) * num_blocks * kv_elems_per_block(block_size) * es();
   }
 
   Status ensure_buffers(const KvCacheConfig& c);
@@ -135,17 +138,17 @@ Status CudaModelRunner::Impl::ensure_buffers(const KvCacheConfig& c) {
                                                 static_cast<int>(cfg.num_key_value_heads))
                       : 1;
   cap.tiles = cap.tokens / tpt + cap.seqs;
-  const int64_t T = cap.tokens, H = hidden(), I = cfg.intermediate_size;
+  const int64_t T = cap.tokens, H = hidden(), I = cfg.intermediate_size, e = es();
   size_t total = 0;
   auto slot = [&](int64_t bytes) {
     const size_t o = total;
     total = align_up(total + static_cast<size_t>(bytes), kAlign);
     return o;
   };
-  const size_t o_h = slot(T * H * 2), o_x = slot(T * H * 2), o_qkv = slot(T * qkv_dim() * 2),
-               o_attn = slot(T * q_dim() * 2), o_delta = slot(T * H * 2),
-               o_gu = slot(T * 2 * I * 2), o_mlp = slot(T * I * 2),
-               o_xf = slot(static_cast<int64_t>(cap.logits) * H * 2),
+  const size_t o_h = slot(T * H * e), o_x = slot(T * H * e), o_qkv = slot(T * qkv_dim() * e),
+               o_attn = slot(T * q_dim() * e), o_delta = slot(T * H * e),
+               o_gu = slot(T * 2 * I * e), o_mlp = slot(T * I * e),
+               o_xf = slot(static_cast<int64_t>(cap.logits) * H * e),
                o_logits = slot(static_cast<int64_t>(cap.logits) * cfg.vocab_size * 4);
   act.reset();
   KITE_ASSIGN_OR_RETURN(act, DeviceBuffer::allocate(total, "activations"));
@@ -204,7 +207,7 @@ Status CudaModelRunner::Impl::upload(const ForwardBatch& b, const AttentionPlan&
 
 Status CudaModelRunner::Impl::linear(const void* xin, int64_t ldx, const void* wt, const void* bias,
                                      void* y, int64_t ldy, int m, int n, int k, bool out_f32) {
-  if (m <= opts.gemv_max_m) {
+  if (!f32() && m <= opts.gemv_max_m) {
     GemvParams g;
     g.x = xin;
     g.w = wt;
@@ -233,6 +236,7 @@ Status CudaModelRunner::Impl::linear(const void* xin, int64_t ldx, const void* w
   a.n = n;
   a.k = k;
   a.out_f32 = out_f32;
+  a.f32 = f32();
   return gemm->gemm(a, stream);
 }
 
@@ -253,6 +257,7 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
   ep.num_tokens = T;
   ep.hidden = H;
   ep.vocab = static_cast<int>(cfg.vocab_size);
+  ep.f32 = f32();
   embedding(ep, stream);
 
   AttentionParams ap;
@@ -270,6 +275,7 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
   ap.head_dim = hd;
   ap.block_size = block_size;
   ap.scale = 1.f / std::sqrt(static_cast<float>(hd));
+  ap.f32 = f32();
   ap.prefill_tile_seq = in + L.tile_seq;
   ap.prefill_tile_q_start = in + L.tile_q_start;
   ap.num_prefill_tiles = d.tiles;
@@ -292,12 +298,14 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
   rp.head_dim = hd;
   rp.block_size = block_size;
   rp.eps = eps;
+  rp.f32 = f32();
+  rp.inv_freq64 = inv_freq64.as<double>();
 
   // Decode-sized steps (every linear layer on the GEMV) fuse the neighbours of each GEMV:
   // RMSNorm into the prologue of the qkv and gate/up GEMVs, the residual add into the epilogue
   // of the o and down GEMVs, RoPE + KV write into the qkv GEMV (models without q/k norms).
   // 5 kernels per layer instead of 8. Otherwise the unfused sequence below runs.
-  auto gemv_ok = [&](int k) { return T <= opts.gemv_max_m && k % 8 == 0; };
+  auto gemv_ok = [&](int k) { return !f32() && T <= opts.gemv_max_m && k % 8 == 0; };
   const bool fused = gemv_ok(H) && gemv_ok(static_cast<int>(q_dim())) && gemv_ok(I);
   for (size_t l = 0; l < w.layers.size() && fused; ++l) {
     const LayerWeights& lw = w.layers[l];
@@ -384,6 +392,7 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
     np.num_rows = T;
     np.hidden = H;
     np.eps = eps;
+    np.f32 = f32();
     rms_norm(np, stream);
     KITE_RETURN_IF_ERROR(linear(x, H, lw.qkv, lw.qkv_bias, qkv, qkv_dim(), T,
                                 static_cast<int>(qkv_dim()), H, false));
@@ -410,7 +419,7 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
     g.x_stride = H;
     g.y_stride = I;
     g.epilogue = GemvEpilogue::kSiluMul;
-    if (T <= opts.gemv_max_m && gemv_supported(g)) {
+    if (!f32() && T <= opts.gemv_max_m && gemv_supported(g)) {
       gemv(g, stream);
     } else {
       KITE_RETURN_IF_ERROR(linear(x, H, lw.gate_up, nullptr, gate_up, 2 * I, T, 2 * I, H, false));
@@ -419,6 +428,7 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
       sp.out = mlp;
       sp.num_tokens = T;
       sp.inter = I;
+      sp.f32 = f32();
       silu_mul(sp, stream);
     }
     KITE_RETURN_IF_ERROR(linear(mlp, I, lw.down, nullptr, delta, H, T, H, I, false));
@@ -436,6 +446,7 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
     np.num_rows = rows;
     np.hidden = H;
     np.eps = eps;
+    np.f32 = f32();
     rms_norm(np, stream);
     KITE_RETURN_IF_ERROR(linear(xf, H, w.lm_head, nullptr,
                                 logits_out + static_cast<int64_t>(r0) * cfg.vocab_size,
@@ -529,6 +540,34 @@ Status CudaModelRunner::Impl::capture_graphs() {
   return ok_status();
 }
 
+Result<DType> choose_compute_dtype(const ModelConfig& cfg, const WeightLookup& weights,
+                                   std::string_view requested) {
+  if (requested == "bfloat16") return DType::kBF16;
+  if (requested == "float16") {
+    return unimplemented("the CUDA backend computes in bfloat16 or float32, not float16");
+  }
+  KITE_ASSIGN_OR_RETURN(
+      AttentionPath path,
+      attention_path(static_cast<int>(cfg.head_dim), static_cast<int>(cfg.num_attention_heads),
+                     static_cast<int>(cfg.num_key_value_heads)));
+  if (requested == "float32") {
+    if (path != AttentionPath::kGeneric) {
+      return unimplemented(
+          "float32 compute needs the generic attention path (head_dim <= 32); "
+          "head_dim " +
+          std::to_string(cfg.head_dim) + " runs in bfloat16 only");
+    }
+    return DType::kF32;
+  }
+  if (requested != "auto") {
+    return invalid_argument("dtype must be auto, bfloat16 or float32, got '" +
+                            std::string(requested) + "'");
+  }
+  Result<TensorView> embed = weights("model.embed_tokens.weight");
+  const bool f32_checkpoint = embed.ok() && embed->dtype == DType::kF32;
+  return f32_checkpoint && path == AttentionPath::kGeneric ? DType::kF32 : DType::kBF16;
+}
+
 // ---- CudaModelRunner
 // -----------------------------------------------------------------------------
 
@@ -564,30 +603,47 @@ Result<std::unique_ptr<CudaModelRunner>> CudaModelRunner::create(const ModelConf
       attention_path(static_cast<int>(cfg.head_dim), static_cast<int>(cfg.num_attention_heads),
                      static_cast<int>(cfg.num_key_value_heads)));
   if (cfg.head_dim % 2 != 0) return unimplemented("rotary embedding needs an even head_dim");
+  if (opts.dtype != DType::kBF16 && opts.dtype != DType::kF32) {
+    return unimplemented("the CUDA backend computes in bfloat16 or float32, not " +
+                         std::string(dtype_name(opts.dtype)));
+  }
+  if (opts.dtype == DType::kF32 && path != AttentionPath::kGeneric) {
+    return unimplemented(
+        "float32 compute needs the generic attention path (head_dim <= 32); "
+        "head_dim " +
+        std::to_string(cfg.head_dim) + " runs in bfloat16 only");
+  }
   auto impl = std::make_unique<Impl>();
   impl->cfg = cfg;
   impl->opts = opts;
-  impl->opts.gemv_max_m = std::clamp(opts.gemv_max_m, 0, kGemvMaxM);
+  // The GEMV kernels are bf16: the float32 mode runs every linear layer on cuBLASLt.
+  impl->opts.gemv_max_m = opts.dtype == DType::kF32 ? 0 : std::clamp(opts.gemv_max_m, 0, kGemvMaxM);
   impl->attn_path = path;
   impl->sms = num_sms();
   KITE_CUDA_RETURN_IF_ERROR(cudaStreamCreateWithFlags(&impl->stream, cudaStreamNonBlocking));
   KITE_CUDA_RETURN_IF_ERROR(cudaEventCreateWithFlags(&impl->inputs_copied, cudaEventDisableTiming));
-  KITE_ASSIGN_OR_RETURN(impl->w, load_device_weights(cfg, weights, impl->stream));
-  const std::vector<float> inv = rope_inv_freq(
-      cfg, impl->w.rope_freq_factors.empty() ? nullptr : impl->w.rope_freq_factors.data());
+  KITE_ASSIGN_OR_RETURN(impl->w, load_device_weights(cfg, weights, opts.dtype, impl->stream));
+  const float* factors =
+      impl->w.rope_freq_factors.empty() ? nullptr : impl->w.rope_freq_factors.data();
+  const std::vector<float> inv = rope_inv_freq(cfg, factors);
+  const std::vector<double> inv64 = rope_inv_freq64(cfg, factors);
   KITE_ASSIGN_OR_RETURN(impl->inv_freq, DeviceBuffer::allocate(inv.size() * 4, "rope table"));
+  KITE_ASSIGN_OR_RETURN(impl->inv_freq64, DeviceBuffer::allocate(inv64.size() * 8, "rope table"));
   KITE_CUDA_RETURN_IF_ERROR(
       cudaMemcpy(impl->inv_freq.data(), inv.data(), inv.size() * 4, cudaMemcpyHostToDevice));
+  KITE_CUDA_RETURN_IF_ERROR(
+      cudaMemcpy(impl->inv_freq64.data(), inv64.data(), inv64.size() * 8, cudaMemcpyHostToDevice));
   KITE_ASSIGN_OR_RETURN(impl->gemm, GemmRunner::create());
-  KITE_LOG_INFO("cuda: {} on device {} ({} SMs), attention path {}", cfg.architecture, opts.device,
-                impl->sms, path == AttentionPath::kGeneric ? "generic" : "tensor-core");
+  KITE_LOG_INFO("cuda: {} on device {} ({} SMs), {} compute, attention path {}", cfg.architecture,
+                opts.device, impl->sms, dtype_name(opts.dtype),
+                path == AttentionPath::kGeneric ? "generic" : "tensor-core");
   return std::unique_ptr<CudaModelRunner>(new CudaModelRunner(std::move(impl)));
 }
 
 const ModelConfig& CudaModelRunner::config() const { return impl_->cfg; }
 
 int64_t CudaModelRunner::kv_block_bytes(int block_size) const {
-  return 2 * impl_->cfg.num_hidden_layers * impl_->kv_elems_per_block(block_size) * 2;
+  return 2 * impl_->cfg.num_hidden_layers * impl_->kv_elems_per_block(block_size) * impl_->es();
 }
 
 Result<int64_t> CudaModelRunner::determine_num_kv_blocks(const KvCacheConfig& c) {
@@ -629,9 +685,13 @@ Result<int64_t> CudaModelRunner::determine_num_kv_blocks(const KvCacheConfig& c)
   size_t free_b = 0, total_b = 0;
   KITE_CUDA_RETURN_IF_ERROR(cudaMemGetInfo(&free_b, &total_b));
   const int64_t used = static_cast<int64_t>(total_b - free_b);
+  // An explicit budget (--kv-cache-memory-bytes) wins over gpu_memory_utilization.
   const int64_t budget =
-      static_cast<int64_t>(static_cast<double>(total_b) * c.gpu_memory_utilization) - used -
-      kGraphReserveBytes;
+      c.memory_budget_bytes > 0
+          ? std::min<int64_t>(c.memory_budget_bytes,
+                              static_cast<int64_t>(free_b) - kGraphReserveBytes)
+          : static_cast<int64_t>(static_cast<double>(total_b) * c.gpu_memory_utilization) - used -
+                kGraphReserveBytes;
   const int64_t blocks = budget / kv_block_bytes(c.block_size);
   KITE_LOG_INFO(
       "cuda: {:.2f} GiB of {:.2f} GiB in use after profiling (weights {:.2f} GiB); "
@@ -651,8 +711,10 @@ Result<int64_t> CudaModelRunner::determine_num_kv_blocks(const KvCacheConfig& c)
 Status CudaModelRunner::allocate_kv_cache(int64_t num_blocks, const KvCacheConfig& c) {
   Impl& m = *impl_;
   KITE_CUDA_RETURN_IF_ERROR(cudaSetDevice(m.opts.device));
+  // The cache holds the compute dtype (BF16, or F32 in the float32 mode) whatever c.dtype says;
+  // create_cuda_model_runner rejects kv_cache_dtype values that would differ.
   if (c.dtype != DType::kBF16 && c.dtype != DType::kF32) {
-    return unimplemented("the CUDA KV cache holds BF16 (kv cache dtype " +
+    return unimplemented("the CUDA KV cache holds BF16 or F32 (kv cache dtype " +
                          std::string(dtype_name(c.dtype)) + " is not supported)");
   }
   if (num_blocks < 2) return invalid_argument("allocate_kv_cache: need at least 2 blocks");
@@ -742,6 +804,8 @@ std::vector<int> CudaModelRunner::decode_graph_sizes() const {
   for (const auto& [b, g] : impl_->graphs) s.push_back(b);
   return s;
 }
+
+DType CudaModelRunner::compute_dtype() const { return impl_->opts.dtype; }
 
 const char* CudaModelRunner::attention_path_name() const {
   return impl_->attn_path == AttentionPath::kGeneric ? "generic" : "tensor-core";

@@ -1,6 +1,7 @@
 // CudaModelRunner: the ModelRunner of one GPU (Llama-family decoders in BF16).
 //
-// Lifecycle: create() loads the weights (BF16 on the device, q/k/v and gate/up fused) ->
+// Lifecycle: create() loads the weights (BF16, or F32 in the float32 mode, on the device; q/k/v
+// and gate/up fused) ->
 // determine_num_kv_blocks() sizes the activation buffers for max_num_batched_tokens, runs a
 // profiling forward and turns the rest of gpu_memory_utilization into KV blocks ->
 // allocate_kv_cache() allocates the cache and captures CUDA graphs of decode-only steps at the
@@ -13,6 +14,7 @@
 #pragma once
 
 #include <memory>
+#include <string_view>
 #include <vector>
 
 #include "backend/cuda/cuda_weights.h"
@@ -25,7 +27,19 @@ struct CudaRunnerOptions {
   bool use_cuda_graphs = true;  // decode-only steps replay captured graphs
   int max_graph_batch = 256;    // largest captured decode batch (capped by max_num_seqs)
   int gemv_max_m = 4;           // linear layers with at most this many rows use the GEMV kernel
+  // Element type of weights, activations and KV cache: kBF16, or kF32 (the float32 compute mode:
+  // pure-FP32 cuBLASLt, F32 kernels, the CPU backend's arithmetic; models on the generic
+  // attention path only, i.e. head_dim <= 32).
+  DType dtype = DType::kBF16;
 };
+
+// The compute dtype for `requested` ("auto", "bfloat16", "float32"; EngineConfig::dtype):
+// auto is float32 when the checkpoint's embedding is F32 and the model takes the generic
+// attention path (the tiny models, whose greedy text then matches the CPU backend), else
+// bfloat16. kInvalidArgument for an unknown name, kUnimplemented for float16 or float32 on the
+// tensor-core path.
+Result<DType> choose_compute_dtype(const ModelConfig& cfg, const WeightLookup& weights,
+                                   std::string_view requested);
 
 class CudaModelRunner final : public ModelRunner {
  public:
@@ -50,6 +64,8 @@ class CudaModelRunner final : public ModelRunner {
   std::vector<int> decode_graph_sizes() const;
   // Which attention kernels serve this model ("tensor-core" or "generic").
   const char* attention_path_name() const;
+  // kBF16 or kF32 (see CudaRunnerOptions::dtype).
+  DType compute_dtype() const;
   // Whether the last forward() replayed a CUDA graph (tests and benchmarks).
   bool last_forward_used_graph() const;
 

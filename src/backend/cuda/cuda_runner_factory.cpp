@@ -21,19 +21,22 @@ namespace kite {
 
 Result<std::unique_ptr<ModelRunner>> create_cuda_model_runner(
     std::shared_ptr<const WeightStore> weights, const EngineConfig& config) {
-  if (config.dtype != "auto" && config.dtype != "bfloat16") {
-    return unimplemented("the CUDA backend computes in bfloat16; dtype '" + config.dtype +
-                         "' is not supported (use auto or bfloat16)");
-  }
-  if (config.kv_cache_dtype != "auto" && config.kv_cache_dtype != "bfloat16") {
-    return unimplemented("the CUDA backend keeps its KV cache in bfloat16; kv_cache_dtype '" +
-                         config.kv_cache_dtype + "' is not supported");
+  const std::shared_ptr<const WeightStore> store = weights;
+  cuda::WeightLookup lookup = [store](std::string_view name) { return store->get(name); };
+  // bfloat16, or float32 for F32 checkpoints on the generic attention path (auto) or when asked.
+  KITE_ASSIGN_OR_RETURN(DType dtype,
+                        cuda::choose_compute_dtype(weights->config(), lookup, config.dtype));
+  const std::string kv = config.kv_cache_dtype;
+  if (kv != "auto" && !(kv == "bfloat16" && dtype == DType::kBF16) &&
+      !(kv == "float32" && dtype == DType::kF32)) {
+    return unimplemented("the CUDA backend keeps its KV cache in the compute dtype (" +
+                         std::string(dtype == DType::kF32 ? "float32" : "bfloat16") +
+                         "); kv_cache_dtype '" + kv + "' is not supported");
   }
   cuda::CudaRunnerOptions options;
   options.use_cuda_graphs = !config.enforce_eager;
   options.max_graph_batch = std::min(config.max_num_seqs, 256);
-  const std::shared_ptr<const WeightStore> store = weights;
-  cuda::WeightLookup lookup = [store](std::string_view name) { return store->get(name); };
+  options.dtype = dtype;
   KITE_ASSIGN_OR_RETURN(std::unique_ptr<cuda::CudaModelRunner> runner,
                         cuda::CudaModelRunner::create(weights->config(), lookup, options));
   return std::unique_ptr<ModelRunner>(std::move(runner));

@@ -1,5 +1,6 @@
-// The model's weights on the device: every matrix BF16 in one cudaMalloc arena, with q/k/v and
-// gate/up fused at load into [q; k; v] and [gate; up] row blocks.
+// The model's weights on the device: every tensor BF16 (or F32 in the float32 compute mode) in
+// one cudaMalloc arena, with q/k/v and gate/up fused at load into [q; k; v] and [gate; up] row
+// blocks.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -42,14 +43,16 @@ struct DeviceWeights {
   std::vector<LayerWeights> layers;
   std::vector<float> rope_freq_factors;  // GGUF `rope_freqs.weight` (Llama 3.1), else empty
   size_t bytes = 0;
+  DType dtype = DType::kBF16;  // of every tensor in the arena
 };
 
 // Copies the weights of `cfg` to the current device through pinned staging buffers on
-// `stream`, converting F32/F16 and dequantizing GGUF block types (model/dequant.h) to BF16.
+// `stream`, converting F32/F16/BF16 and dequantizing GGUF block types (model/dequant.h) to
+// `dtype` (kBF16 or kF32).
 // Biases are used wherever the store has them (q/k/v required when cfg.attention_bias).
 // Errors: kNotFound naming a missing tensor, kInvalidArgument for a tensor of the wrong shape,
 // kUnimplemented for a dtype nothing converts, kResourceExhausted when the device is full.
 Result<DeviceWeights> load_device_weights(const ModelConfig& cfg, const WeightLookup& lookup,
-                                          cudaStream_t stream);
+                                          DType dtype, cudaStream_t stream);
 
 }  // namespace kite::cuda

@@ -5,8 +5,8 @@ namespace kite::cuda {
 
 namespace {
 
-// One block per token. kVec: copy 8 values (16 bytes) at a time when hidden % 8 == 0.
-template <bool kVec>
+// One block per token. kVec: copy 16 bytes at a time when a row is a multiple of 16 bytes.
+template <typename T, bool kVec>
 __global__ void embedding_kernel(EmbeddingParams p) {
   pdl_launch_dependents();
   pdl_wait();
@@ -14,18 +14,17 @@ __global__ void embedding_kernel(EmbeddingParams p) {
   const int id = p.token_ids[t];
   const bool valid = id >= 0 && id < p.vocab;
   if constexpr (kVec) {
-    const int n = p.hidden / 8;
+    const int n = p.hidden / static_cast<int>(16 / sizeof(T));
     const uint4* src = reinterpret_cast<const uint4*>(p.table) + static_cast<int64_t>(id) * n;
     uint4* dst = reinterpret_cast<uint4*>(p.out) + static_cast<int64_t>(t) * n;
     for (int i = threadIdx.x; i < n; i += blockDim.x) {
       dst[i] = valid ? src[i] : make_uint4(0, 0, 0, 0);
     }
   } else {
-    const __nv_bfloat16* src =
-        static_cast<const __nv_bfloat16*>(p.table) + static_cast<int64_t>(id) * p.hidden;
-    __nv_bfloat16* dst = static_cast<__nv_bfloat16*>(p.out) + static_cast<int64_t>(t) * p.hidden;
+    const T* src = static_cast<const T*>(p.table) + static_cast<int64_t>(id) * p.hidden;
+    T* dst = static_cast<T*>(p.out) + static_cast<int64_t>(t) * p.hidden;
     for (int i = threadIdx.x; i < p.hidden; i += blockDim.x) {
-      dst[i] = valid ? src[i] : __float2bfloat16(0.f);
+      dst[i] = valid ? src[i] : T(0.f);
     }
   }
 }
@@ -34,10 +33,17 @@ __global__ void embedding_kernel(EmbeddingParams p) {
 
 void embedding(const EmbeddingParams& p, cudaStream_t stream) {
   if (p.num_tokens == 0) return;
-  if (p.hidden % 8 == 0) {
-    launch(embedding_kernel<true>, dim3(p.num_tokens), dim3(128), 0, stream, p);
+  const dim3 grid(p.num_tokens), block(128);
+  if (p.f32) {
+    if (p.hidden % 4 == 0) {
+      launch(embedding_kernel<float, true>, grid, block, 0, stream, p);
+    } else {
+      launch(embedding_kernel<float, false>, grid, block, 0, stream, p);
+    }
+  } else if (p.hidden % 8 == 0) {
+    launch(embedding_kernel<__nv_bfloat16, true>, grid, block, 0, stream, p);
   } else {
-    launch(embedding_kernel<false>, dim3(p.num_tokens), dim3(128), 0, stream, p);
+    launch(embedding_kernel<__nv_bfloat16, false>, grid, block, 0, stream, p);
   }
 }
 

@@ -37,7 +37,7 @@ Result<std::unique_ptr<GemmRunner>> GemmRunner::create() {
 }
 
 Result<GemmRunner::Plan*> GemmRunner::plan_for(const GemmArgs& g) {
-  const Key key{g.m, g.n, g.k, g.ldx, g.ldw, g.ldy, g.out_f32, g.bias != nullptr};
+  const Key key{g.m, g.n, g.k, g.ldx, g.ldw, g.ldy, g.out_f32, g.bias != nullptr, g.f32};
   auto it = plans_.find(key);
   if (it != plans_.end()) return it->second.get();
 
@@ -61,18 +61,19 @@ Result<GemmRunner::Plan*> GemmRunner::plan_for(const GemmArgs& g) {
         cublas_status(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_EPILOGUE,
                                                      &epi, sizeof(epi)),
                       what));
-    const cudaDataType_t bias_type = CUDA_R_16BF;
+    const cudaDataType_t bias_type = g.f32 ? CUDA_R_32F : CUDA_R_16BF;
     KITE_RETURN_IF_ERROR(cublas_status(
         cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type,
                                        sizeof(bias_type)),
         what));
     plan->has_bias = true;
   }
-  const cudaDataType_t out_type = g.out_f32 ? CUDA_R_32F : CUDA_R_16BF;
+  const cudaDataType_t in_type = g.f32 ? CUDA_R_32F : CUDA_R_16BF;
+  const cudaDataType_t out_type = g.out_f32 || g.f32 ? CUDA_R_32F : CUDA_R_16BF;
   KITE_RETURN_IF_ERROR(
-      cublas_status(cublasLtMatrixLayoutCreate(&plan->a, CUDA_R_16BF, g.k, g.n, g.ldw), what));
+      cublas_status(cublasLtMatrixLayoutCreate(&plan->a, in_type, g.k, g.n, g.ldw), what));
   KITE_RETURN_IF_ERROR(
-      cublas_status(cublasLtMatrixLayoutCreate(&plan->b, CUDA_R_16BF, g.k, g.m, g.ldx), what));
+      cublas_status(cublasLtMatrixLayoutCreate(&plan->b, in_type, g.k, g.m, g.ldx), what));
   KITE_RETURN_IF_ERROR(
       cublas_status(cublasLtMatrixLayoutCreate(&plan->c, out_type, g.n, g.m, g.ldy), what));
 

@@ -1,5 +1,7 @@
 // Dense GEMMs through cuBLASLt: Y[m, n] = X[m, k] W[n, k]^T (+ bias[n]), BF16 inputs, FP32
-// accumulation, BF16 or F32 output; all row-major with leading dimensions in elements.
+// accumulation, BF16 or F32 output; all row-major with leading dimensions in elements. With `f32`
+// every operand is F32 and the arithmetic is pure FP32 (CUBLAS_COMPUTE_32F: no TF32, no BF16
+// down-conversion), the float32 compute mode.
 //
 // A GemmRunner owns the cuBLASLt handle and one workspace. The heuristic's algorithm, the
 // descriptors and the layouts are created once per distinct shape and cached, so the step path
@@ -26,6 +28,7 @@ struct GemmArgs {
   int m = 0, n = 0, k = 0;
   int64_t ldx = 0, ldw = 0, ldy = 0;
   bool out_f32 = false;
+  bool f32 = false;  // x, w, bias and y are F32 (implies out_f32)
 };
 
 class GemmRunner {
@@ -45,7 +48,7 @@ class GemmRunner {
 
  private:
   struct Plan;
-  using Key = std::tuple<int, int, int, int64_t, int64_t, int64_t, bool, bool>;
+  using Key = std::tuple<int, int, int, int64_t, int64_t, int64_t, bool, bool, bool>;
   GemmRunner() = default;
   Result<Plan*> plan_for(const GemmArgs& a);
 

@@ -79,11 +79,44 @@ __global__ void __launch_bounds__(kThreads) rms_norm_kernel(RmsNormParams p) {
   }
 }
 
+// F32 rows, no rounding (the float32 compute mode). Same two passes.
+__global__ void __launch_bounds__(kThreads) rms_norm_f32_kernel(RmsNormParams p) {
+  __shared__ float scratch[32];
+  pdl_launch_dependents();
+  pdl_wait();
+  const int row = blockIdx.x;
+  const int64_t src = p.row_indices != nullptr ? p.row_indices[row] : row;
+  const bool write_back = p.delta != nullptr && p.row_indices == nullptr;
+  float* res = static_cast<float*>(p.residual) + src * p.hidden;
+  const float* del =
+      p.delta != nullptr ? static_cast<const float*>(p.delta) + src * p.hidden : nullptr;
+  float* out = static_cast<float*>(p.out) + static_cast<int64_t>(row) * p.hidden;
+  const float* w = static_cast<const float*>(p.weight);
+  float ss = 0.f;
+  for (int i = threadIdx.x; i < p.hidden; i += kThreads) {
+    float x = res[i];
+    if (del != nullptr) {
+      x += del[i];
+      if (write_back) res[i] = x;
+    }
+    ss = fmaf(x, x, ss);
+  }
+  ss = block_sum(ss, scratch);
+  const float r = 1.f / sqrtf(ss / static_cast<float>(p.hidden) + p.eps);
+  for (int i = threadIdx.x; i < p.hidden; i += kThreads) {
+    float x = res[i];
+    if (del != nullptr && !write_back) x += del[i];
+    out[i] = x * r * w[i];
+  }
+}
+
 }  // namespace
 
 void rms_norm(const RmsNormParams& p, cudaStream_t stream) {
   if (p.num_rows == 0) return;
-  if (p.hidden % 8 == 0) {
+  if (p.f32) {
+    launch(rms_norm_f32_kernel, dim3(p.num_rows), dim3(kThreads), 0, stream, p);
+  } else if (p.hidden % 8 == 0) {
     launch(rms_norm_kernel<true>, dim3(p.num_rows), dim3(kThreads), 0, stream, p);
   } else {
     launch(rms_norm_kernel<false>, dim3(p.num_rows), dim3(kThreads), 0, stream, p);

@@ -2,9 +2,10 @@
 //
 // With x = residual[src] (+ delta[src] when delta != nullptr), rounded to bf16, the output row is
 //   out = bf16(weight * bf16(x * rsqrt(mean(x^2) + eps)))
-// which is how Hugging Face's LlamaRMSNorm rounds. src = row_indices[i] when row_indices is
-// given, else i. The residual is updated in place (residual[i] = x) only when delta is given and
-// row_indices is not.
+// which is how Hugging Face's LlamaRMSNorm rounds. With `f32` every tensor is F32 and nothing is
+// rounded: out = x * (1 / sqrt(mean(x^2) + eps)) * weight, the CPU backend's arithmetic. src =
+// row_indices[i] when row_indices is given, else i. The residual is updated in place (residual[i] =
+// x) only when delta is given and row_indices is not.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -22,6 +23,7 @@ struct RmsNormParams {
   int num_rows = 0;
   int hidden = 0;
   float eps = 1e-6f;
+  bool f32 = false;
 };
 
 void rms_norm(const RmsNormParams& p, cudaStream_t stream);
