@@ -135,8 +135,10 @@ case "$step" in
   bundle) bundle_step "$@" ;;
   build | check | w4 | all)
     mkdir -p "$out"
-    # cuBLASLt comes from the machine's CUDA toolkit.
-    export LD_LIBRARY_PATH="/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    # cuBLASLt comes from the machine's CUDA toolkit. The bundled libraries' own dependencies
+    # (libicuuc -> libicudata) are not found through libkite's $ORIGIN runpath: name the folder.
+    mkdir -p "$pkg/kite"
+    export LD_LIBRARY_PATH="$(cd "$pkg/kite" && pwd):/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
     : >"$summary"
     status=0
     if [ "$step" = "build" ] || [ "$step" = "all" ]; then build_step || status=1; fi
