@@ -49,7 +49,8 @@ def tiny_llm():
 
 @pytest.fixture(scope="session")
 def llama3_dir(tmp_path_factory):
-    """A tiny random-weight model with the real Llama-3.1 tokenizer and chat template."""
+    """A tiny random-weight model with the real Llama-3 tokenizer and Llama-3.2-3B-Instruct's
+    chat template."""
     import tiny_llama3
 
     return tiny_llama3.make_model_dir(str(tmp_path_factory.mktemp("tiny-llama3")))

@@ -1,5 +1,5 @@
 """LLM.chat and LLM.get_tokenizer() against Hugging Face transformers on the same directory
-(the real Llama-3.1 tokenizer and chat template)."""
+(the real Llama-3 tokenizer, Llama-3.2-3B-Instruct's chat template)."""
 
 import kite
 import pytest

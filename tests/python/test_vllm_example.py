@@ -5,8 +5,9 @@ The test reads the script (tests/data/examples/vllm_offline_example.py, a verbat
 applies exactly these textual edits and executes the result:
   - `from vllm import LLM, SamplingParams` -> `from kite import LLM, SamplingParams`
   - `import torch` dropped when torch is not installed (the script never uses it)
-  - MODEL_NAME = a local Llama-3-shaped model directory (tiny_llama3.py: the real Llama-3.1
-    tokenizer and chat template, random weights in model.safetensors)
+  - MODEL_NAME = a local Llama-3-shaped model directory (tiny_llama3.py: the real Llama-3
+    tokenizer, the chat template of Llama-3.2-3B-Instruct, the study's model, and random
+    weights in model.safetensors)
 The script itself runs transformers' AutoTokenizer on that directory to render the prompts.
 """
 
