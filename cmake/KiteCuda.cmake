@@ -25,7 +25,9 @@ set(CMAKE_CUDA_FLAGS "${CMAKE_CUDA_FLAGS}${_kite_gencode} --expt-relaxed-constex
 if(KITE_WERROR)
   set(CMAKE_CUDA_FLAGS "${CMAKE_CUDA_FLAGS} -Werror all-warnings")
 endif()
-add_compile_definitions(KITE_WITH_CUDA=1)
+# KITE_WITH_CUDA=1 is set only on the targets that branch on it (the runner seam in kite_executor,
+# the CUDA backend, the kite binary), so every other layer compiles exactly as in the CPU presets
+# and ccache (CCACHE_BASEDIR) shares those objects between build/ and build-cuda/.
 # Binaries find their non-system shared libraries next to them (scripts/gpu-bundle.sh copies
 # them to <bundle>/lib) and cuBLASLt in the GPU machine's toolkit.
 list(APPEND CMAKE_BUILD_RPATH "\$ORIGIN/../lib" "${CUDAToolkit_LIBRARY_DIR}" "/usr/local/cuda/lib64")

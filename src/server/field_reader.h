@@ -65,5 +65,7 @@ class FieldReader {
 std::optional<int64_t> as_integer(const boost::json::value& v);
 // "object", "array", "string", "integer", "number", "boolean", "null".
 std::string_view json_kind_name(const boost::json::value& v);
+// A number as error messages show it: integers plainly, others in the shortest round-trip form.
+std::string format_number(double x);
 
 }  // namespace kite::server

@@ -101,7 +101,7 @@ void read_logit_bias(FieldReader& r, const ParseContext& ctx, SamplingParams& p)
     if (!(b >= -100.0 && b <= 100.0)) {
       r.fail(invalid_value(param, fmt::format("'logit_bias' values must be between -100 and 100, "
                                               "got {} for token {}",
-                                              bj::serialize(bias), key)));
+                                              format_number(b), key)));
       return;
     }
     for (const auto& [seen, unused] : p.logit_bias) {

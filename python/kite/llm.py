@@ -1,0 +1,311 @@
+"""LLM: offline batch inference on the kite engine, shaped like vLLM's ``vllm.LLM``."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+from . import _core
+from .inputs import Prompt, PromptType, parse_prompts
+from .outputs import CompletionOutput, Logprob, RequestMetrics, RequestOutput
+from .progress import ProgressBar, UseTqdm
+from .sampling_params import SamplingParams
+from .tokenizer import Conversation, Tokenizer, _is_conversation_batch, render_chat
+
+# How long one wait for finished requests may block before Python runs again: the bound on how
+# late Ctrl-C is noticed and the progress bar's refresh period.
+_WAIT_MS = 100
+
+# EngineConfig fields LLM(...) takes as keyword arguments besides its named ones.
+_ENGINE_KWARGS = (
+    "served_model_name", "max_num_batched_tokens", "block_size", "kv_cache_memory_bytes",
+    "kv_cache_dtype", "enable_chunked_prefill", "scheduling_policy", "max_waiting_requests",
+    "enforce_eager", "num_threads",
+)
+
+_DTYPE_ALIASES = {"half": "float16", "float": "float32", "bf16": "bfloat16", "fp16": "float16",
+                  "fp32": "float32"}
+
+
+def _dtype_name(dtype: Any) -> str:
+    """"auto", "bfloat16", ...; torch dtypes (torch.bfloat16) are accepted by name."""
+    name = str(dtype)
+    if name.startswith("torch."):
+        name = name[len("torch."):]
+    return _DTYPE_ALIASES.get(name, name)
+
+
+class LLM:
+    """A model loaded into the kite engine, for offline batch generation.
+
+    Args:
+        model: a Hugging Face model directory (config.json, *.safetensors, tokenizer.json) or a
+            .gguf file.
+        tokenizer: a directory with tokenizer.json, when it is not the model's.
+        dtype: "auto" (the checkpoint's), "bfloat16", "float16" or "float32".
+        max_model_len: context length (prompt + output); default: the model's.
+        max_num_seqs: most sequences per engine step.
+        gpu_memory_utilization: fraction of GPU memory for weights, activations and KV cache.
+        tensor_parallel_size: GPUs to split the model over.
+        enable_prefix_caching: reuse the KV cache of shared prompt prefixes.
+        seed: seeds requests that set no seed of their own (None: a random seed).
+        load_format: "auto", "safetensors", "gguf" or "dummy" (random weights, for benchmarks).
+        device: "auto", "cpu" or "cuda".
+        **kwargs: other engine settings: served_model_name, max_num_batched_tokens, block_size,
+            kv_cache_memory_bytes, kv_cache_dtype, enable_chunked_prefill, scheduling_policy,
+            max_waiting_requests, enforce_eager, num_threads. trust_remote_code is accepted
+            and ignored (kite never runs code from a model).
+    """
+
+    def __init__(
+        self,
+        model: Union[str, os.PathLike],
+        tokenizer: Optional[Union[str, os.PathLike]] = None,
+        dtype: Any = "auto",
+        max_model_len: Optional[int] = None,
+        max_num_seqs: Optional[int] = None,
+        gpu_memory_utilization: float = 0.9,
+        tensor_parallel_size: int = 1,
+        enable_prefix_caching: bool = True,
+        seed: Optional[int] = 0,
+        load_format: str = "auto",
+        device: str = "auto",
+        **kwargs: Any,
+    ) -> None:
+        kwargs.pop("trust_remote_code", None)
+        tokenizer_mode = kwargs.pop("tokenizer_mode", "auto")
+        if tokenizer_mode != "auto":
+            raise NotImplementedError(f"tokenizer_mode={tokenizer_mode!r}: only 'auto' exists")
+        if kwargs.pop("quantization", None) is not None:
+            raise NotImplementedError(
+                "quantization: kite reads quantized GGUF files as they are; pass the .gguf file")
+        unknown = sorted(set(kwargs) - set(_ENGINE_KWARGS))
+        if unknown:
+            raise TypeError(f"LLM() got unexpected keyword arguments: {', '.join(unknown)} "
+                            f"(engine settings: {', '.join(_ENGINE_KWARGS)})")
+
+        config = _core.EngineConfig()
+        config.model = os.fspath(model)
+        if tokenizer is not None:
+            config.tokenizer = os.fspath(tokenizer)
+        config.dtype = _dtype_name(dtype)
+        config.max_model_len = 0 if max_model_len is None else int(max_model_len)
+        if max_num_seqs is not None:
+            config.max_num_seqs = int(max_num_seqs)
+        config.gpu_memory_utilization = float(gpu_memory_utilization)
+        config.tensor_parallel_size = int(tensor_parallel_size)
+        config.enable_prefix_caching = bool(enable_prefix_caching)
+        config.seed = int.from_bytes(os.urandom(8), "little") if seed is None else int(seed)
+        config.load_format = load_format
+        config.device = device
+        for name, value in kwargs.items():
+            setattr(config, name, value)
+
+        self._engine = _core.Engine(config)  # loads the model (the GIL is released meanwhile)
+        self._vocab_size = self._engine.model_info.vocab_size
+        model_path = config.model
+        self._tokenizer_dir = config.tokenizer or (
+            model_path if os.path.isdir(model_path) else os.path.dirname(model_path))
+        self._request_counter = itertools.count()
+        self._tokenizer: Optional[Tokenizer] = None
+        self._token_text: Dict[int, str] = {}  # logprob token texts, decoded once
+
+    # ---- generation -------------------------------------------------------------------------
+
+    def generate(
+        self,
+        prompts: Union[PromptType, Sequence[PromptType]],
+        sampling_params: Optional[Union[SamplingParams, Sequence[SamplingParams]]] = None,
+        use_tqdm: UseTqdm = True,
+        lora_request: Any = None,
+        priority: Optional[List[int]] = None,
+    ) -> List[RequestOutput]:
+        """Generates completions for `prompts`; returns one RequestOutput per prompt, in order.
+
+        prompts: a string, token ids, {"prompt": ...} / {"prompt_token_ids": ...}, or a list
+        of these. sampling_params: one for all prompts, or one per prompt; None uses the
+        model's defaults (generation_config.json). The call blocks until every request is
+        done; Ctrl-C aborts them and raises KeyboardInterrupt.
+        """
+        if lora_request is not None:
+            raise NotImplementedError("LoRA adapters are not supported")
+        parsed = parse_prompts(prompts)
+        return self._run(parsed, sampling_params, use_tqdm, priority)
+
+    def chat(
+        self,
+        messages: Union[Conversation, List[Conversation]],
+        sampling_params: Optional[Union[SamplingParams, Sequence[SamplingParams]]] = None,
+        use_tqdm: UseTqdm = True,
+        lora_request: Any = None,
+        chat_template: Optional[str] = None,
+        chat_template_content_format: str = "auto",
+        add_generation_prompt: bool = True,
+        continue_final_message: bool = False,
+        tools: Optional[List[Dict[str, Any]]] = None,
+        chat_template_kwargs: Optional[Dict[str, Any]] = None,
+    ) -> List[RequestOutput]:
+        """Generates replies to one conversation or a list of them.
+
+        Each conversation (a list of {"role", "content"} messages) goes through the chat
+        template (the model's, or `chat_template`), with `tools` and `chat_template_kwargs`
+        given to the template; the rendered text is the RequestOutput's prompt.
+        """
+        if lora_request is not None:
+            raise NotImplementedError("LoRA adapters are not supported")
+        if continue_final_message:
+            raise NotImplementedError("continue_final_message is not supported")
+        if chat_template_content_format != "auto":
+            raise NotImplementedError(
+                "chat_template_content_format: messages are given to the template as they are "
+                "('auto')")
+        conversations = messages if _is_conversation_batch(messages) else [messages]
+        prompts = [
+            Prompt(text=render_chat(self._engine, c, add_generation_prompt=add_generation_prompt,
+                                    chat_template=chat_template, tools=tools,
+                                    template_kwargs=chat_template_kwargs),
+                   add_special_tokens=False)  # the template wrote BOS itself
+            for c in conversations
+        ]
+        return self._run(prompts, sampling_params, use_tqdm, None)
+
+    def _run(self, prompts: List[Prompt], sampling_params: Any, use_tqdm: UseTqdm,
+             priority: Optional[List[int]]) -> List[RequestOutput]:
+        params = self._params_per_prompt(sampling_params, len(prompts))
+        if priority is not None and len(priority) != len(prompts):
+            raise ValueError("The lengths of prompts and priority must be the same.")
+        core_params = {}
+        for p in params:
+            if id(p) not in core_params:
+                core_params[id(p)] = p._to_core(self._vocab_size)
+
+        batch = _core.Batch(self._engine)
+        try:
+            for i, (prompt, p) in enumerate(zip(prompts, params)):
+                batch.add(prompt.token_ids if prompt.token_ids is not None else prompt.text,
+                          core_params[id(p)], prompt.add_special_tokens,
+                          str(next(self._request_counter)),
+                          0 if priority is None else int(priority[i]))
+            bar = ProgressBar(len(batch), use_tqdm)
+            try:
+                while batch.num_finished < len(batch):
+                    finished = batch.wait(_WAIT_MS)  # without the GIL
+                    bar.update(finished, batch.num_prompt_tokens, batch.num_output_tokens)
+            finally:
+                bar.close()
+        except BaseException:
+            # Ctrl-C, a rejected prompt, a failing progress bar: nothing may keep running.
+            batch.abort_unfinished()
+            while batch.num_finished < len(batch):
+                batch.wait(_WAIT_MS)
+            raise
+        batch.raise_first_error()
+        return [self._request_output(batch.result(i), prompts[i], params[i])
+                for i in range(len(batch))]
+
+    def _params_per_prompt(self, sampling_params: Any, count: int) -> List[SamplingParams]:
+        if sampling_params is None:
+            return [self.get_default_sampling_params()] * count
+        if isinstance(sampling_params, SamplingParams):
+            return [sampling_params] * count
+        if isinstance(sampling_params, (list, tuple)):
+            if len(sampling_params) != count:
+                raise ValueError("The lengths of prompts and sampling_params must be the same.")
+            for p in sampling_params:
+                if not isinstance(p, SamplingParams):
+                    raise TypeError(f"sampling_params must hold SamplingParams, got {type(p)!r}")
+            return list(sampling_params)
+        raise TypeError("sampling_params must be a SamplingParams or a list of them, "
+                        f"got {type(sampling_params)!r}")
+
+    # ---- outputs ----------------------------------------------------------------------------
+
+    def _token_str(self, token_id: int) -> str:
+        text = self._token_text.get(token_id)
+        if text is None:
+            text = self._engine.detokenize([token_id], False)
+            self._token_text[token_id] = text
+        return text
+
+    def _logprob_dict(self, entry: "_core.LogprobEntry") -> Dict[int, Logprob]:
+        """{chosen token: Logprob, then the top tokens by rank} (vLLM's order)."""
+        d = {entry.token_id: Logprob(entry.logprob, entry.rank, self._token_str(entry.token_id))}
+        for rank, t in enumerate(entry.top, start=1):
+            if t.token_id not in d:
+                d[t.token_id] = Logprob(t.logprob, rank, self._token_str(t.token_id))
+        return d
+
+    def _request_output(self, r: "_core.RequestResult", prompt: Prompt,
+                        params: SamplingParams) -> RequestOutput:
+        outputs = []
+        for c in r.choices:
+            logprobs = None
+            cumulative = None
+            if params.logprobs is not None:
+                entries = c.logprobs
+                logprobs = [self._logprob_dict(e) for e in entries]
+                cumulative = float(sum(e.logprob for e in entries))
+            outputs.append(CompletionOutput(
+                index=c.index, text=c.text, token_ids=list(c.token_ids),
+                cumulative_logprob=cumulative, logprobs=logprobs,
+                finish_reason=c.finish_reason, stop_reason=c.stop_reason))
+        prompt_logprobs = None
+        if params.prompt_logprobs is not None:
+            entries = r.prompt_logprobs
+            prompt_logprobs = [None] + [self._logprob_dict(e) for e in entries[1:]]
+        m = r.metrics
+        to_wall = time.time() - time.monotonic()
+
+        def wall(t: Optional[float]) -> Optional[float]:
+            return None if t is None else t + to_wall
+
+        metrics = RequestMetrics(
+            arrival_time=wall(m.arrival_time), first_scheduled_time=wall(m.first_scheduled_time),
+            first_token_time=wall(m.first_token_time), last_token_time=wall(m.last_token_time),
+            finished_time=wall(m.finished_time), num_prompt_tokens=m.num_prompt_tokens,
+            num_generation_tokens=m.num_generation_tokens, num_cached_tokens=m.num_cached_tokens,
+            num_preemptions=m.num_preemptions)
+        return RequestOutput(
+            request_id=r.request_id, prompt=prompt.text, prompt_token_ids=list(r.prompt_token_ids),
+            prompt_logprobs=prompt_logprobs, outputs=outputs, finished=r.finished,
+            metrics=metrics, num_cached_tokens=m.num_cached_tokens)
+
+    # ---- model, tokenizer, engine -----------------------------------------------------------
+
+    def get_tokenizer(self) -> Tokenizer:
+        if self._tokenizer is None:
+            self._tokenizer = Tokenizer(self._engine, self._tokenizer_dir)
+        return self._tokenizer
+
+    def get_default_sampling_params(self) -> SamplingParams:
+        """The model's generation_config.json defaults (vLLM's behaviour when
+        sampling_params is None)."""
+        return SamplingParams._from_core(self._engine.model_info.default_sampling)
+
+    @property
+    def model_info(self) -> "_core.ModelInfo":
+        """Architecture, backend, max_model_len, vocab_size, eos/bos ids, KV blocks."""
+        return self._engine.model_info
+
+    def stats(self) -> "_core.EngineStats":
+        """Engine counters: running/waiting requests, KV usage, prefix-cache hits, tokens."""
+        return self._engine.stats()
+
+    def shutdown(self, timeout_s: float = 0.0) -> None:
+        """Stops the engine and frees the model (also done when the LLM is garbage-collected)."""
+        self._engine.shutdown(int(timeout_s * 1000))
+
+    def __enter__(self) -> "LLM":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.shutdown()
+
+    def __repr__(self) -> str:
+        if self._engine.is_shut_down:
+            return "kite.LLM(shut down)"
+        info = self._engine.model_info
+        return (f"kite.LLM(model={info.served_model_name!r}, architecture={info.architecture!r}, "
+                f"backend={info.backend!r}, max_model_len={info.max_model_len})")
