@@ -294,8 +294,12 @@ std::string render_svg(const LineChart& c) {
         "<g class=\"highlight\" data-label=\"{}\"><circle cx=\"{}\" cy=\"{}\" r=\"8\" "
         "fill=\"none\" stroke=\"#111\" stroke-width=\"2\"/>",
         xml_escape(c.highlight_label), num(x), num(y));
-    out += fmt::format("<text x=\"{}\" y=\"{}\" font-weight=\"bold\">{}</text></g>\n", num(x + 10),
-                       num(y - 10), xml_escape(c.highlight_label));
+    // The label goes left of the ring when the ring is in the right half.
+    const bool left = x > c.width / 2.0;
+    out += fmt::format(
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"{}\" font-weight=\"bold\">{}</text></g>\n",
+        num(left ? x - 10 : x + 10), num(y - 10), left ? "end" : "start",
+        xml_escape(c.highlight_label));
   }
   legend(out, names, c.width, plot_bottom + kBottom - 2, false);
   out += "</svg>\n";
@@ -342,13 +346,14 @@ std::string render_svg(const BarChart& c) {
   out += "</g>\n";
   if (vals.empty()) text(out, c.width / 2.0, (kTop + plot_bottom) / 2, "no data", "no-data");
   const size_t ns = std::max<size_t>(1, c.series_names.size());
-  const double bar_w = group_w * 0.8 / static_cast<double>(ns);
+  const double bar_w = std::min(48.0, group_w * 0.8 / static_cast<double>(ns));
+  const double group_pad = (group_w - bar_w * static_cast<double>(ns)) / 2;
   for (size_t s = 0; s < c.series_names.size(); ++s) {
     out += fmt::format("<g class=\"series\" data-name=\"{}\">\n", xml_escape(c.series_names[s]));
     for (size_t g = 0; g < c.groups.size(); ++g) {
       if (s >= c.groups[g].values.size() || !c.groups[g].values[s]) continue;
       const double v = *c.groups[g].values[s];
-      const double x = kLeft + group_w * g + group_w * 0.1 + bar_w * s;
+      const double x = kLeft + group_w * g + group_pad + bar_w * s;
       const double y0 = ay.map(std::max(0.0, ay.lo));
       const double y1 = ay.map(v);
       out += fmt::format(
