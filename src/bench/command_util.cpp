@@ -110,6 +110,39 @@ bj::object dataset_workload_json(const DatasetOptions& d, int64_t num_prompts) {
   return w;
 }
 
+Result<std::vector<PresetRun>> apply_preset_prompts(std::vector<PresetRun> runs,
+                                                    std::string_view counts) {
+  if (counts.empty()) return runs;
+  std::vector<PresetRun> out;
+  size_t pos = 0;
+  for (size_t i = 0; pos <= counts.size(); ++i) {
+    size_t comma = counts.find(',', pos);
+    std::string_view item =
+        counts.substr(pos, comma == std::string_view::npos ? counts.npos : comma - pos);
+    int64_t n = -1;
+    auto [ptr, ec] = std::from_chars(item.data(), item.data() + item.size(), n);
+    if (item.empty() || ec != std::errc() || ptr != item.data() + item.size() || n < 0) {
+      return invalid_argument(fmt::format("--preset-prompts: '{}' is not a count", item));
+    }
+    if (i >= runs.size()) {
+      return invalid_argument(
+          fmt::format("--preset-prompts has more counts than the preset's {} "
+                      "runs",
+                      runs.size()));
+    }
+    if (n > 0) {
+      runs[i].num_prompts = n;
+      out.push_back(runs[i]);
+    }
+    if (comma == std::string_view::npos) {
+      for (size_t k = i + 1; k < runs.size(); ++k) out.push_back(runs[k]);
+      break;
+    }
+    pos = comma + 1;
+  }
+  return out;
+}
+
 bj::object preset_workload_json(const PresetRun& p, int64_t num_prompts) {
   bj::object w;
   w["preset"] = p.preset;

@@ -70,6 +70,12 @@ Result<ThroughputOutcome> run_one_throughput(const ThroughputCommand& cmd, Engin
                                              const std::vector<double>& percentiles, const Slo& slo,
                                              const std::string& label);
 
+// The runs of a preset, in-process (W1: one engine per dataset; W4, W5: one shared engine).
+// Returns the exit code.
+int run_throughput_presets(const ThroughputCommand& cmd, const std::vector<PresetRun>& runs,
+                           const std::vector<double>& percentiles, const Slo& slo,
+                           const std::string& label);
+
 // One HTTP run and its result JSON (`preset` optional as above).
 struct ServeOutcome {
   boost::json::object result;
@@ -79,6 +85,10 @@ Result<ServeOutcome> run_one_serve(const ServeCommand& cmd, const ServeOptions& 
                                    const PresetRun* preset, int64_t num_prompts,
                                    const std::vector<double>& percentiles, const Slo& slo,
                                    const std::string& label);
+
+// The preset's runs with --preset-prompts applied (counts by position; 0 drops the run).
+Result<std::vector<PresetRun>> apply_preset_prompts(std::vector<PresetRun> runs,
+                                                    std::string_view counts);
 
 // The "workload" object of a preset run.
 boost::json::object preset_workload_json(const PresetRun& p, int64_t num_prompts);

@@ -40,6 +40,8 @@ struct OutputOptions {
   bool progress = true;
   std::string workload;  // W1..W6 preset
   double scale = 1.0;
+  std::string preset_prompts;      // per-run request counts of a preset, in order ("1024,256,0,64";
+                                   // 0 skips that run)
   std::vector<std::string> notes;  // added to every result
   std::string progress_suffix;     // appended to progress bar labels (sweep points)
 };

@@ -165,6 +165,10 @@ int run_serve_command(ServeCommand& cmd) {
       cmd.out.workload, cmd.out.scale,
       cmd.data.num_prompts_set ? std::optional<int64_t>(cmd.data.num_prompts) : std::nullopt);
   if (!runs.ok()) return report_error("serve", runs.status());
+  runs = apply_preset_prompts(std::move(*runs), cmd.out.preset_prompts);
+  if (!runs.ok()) return report_error("serve", runs.status());
+  if (runs->empty())
+    return report_error("serve", invalid_argument("--preset-prompts dropped every run"));
   int failures = 0;
   for (const PresetRun& p : *runs) {
     Result<ServeOutcome> o = run_one_serve(cmd, serve, &p, p.num_prompts, *pcts, *slo, label);

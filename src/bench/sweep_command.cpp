@@ -247,7 +247,7 @@ int run_sweep_command(SweepCommand& cmd) {
   bj::array pts;
   for (size_t i = 0; i < runs.size(); ++i) {
     const PointRun& p = runs[i];
-    bj::object po{{"value", p.point.value},
+    bj::object po{{"value", number_or_inf(p.point.value)},
                   {"ran", p.point.ran},
                   {"feasible", static_cast<bool>(choice.feasible[i])},
                   {"num_prompts", p.num_prompts},
@@ -275,7 +275,7 @@ int run_sweep_command(SweepCommand& cmd) {
                 {"refine", refine}};
   if (choice.best) {
     sw["best_index"] = static_cast<int64_t>(*choice.best);
-    sw["best_value"] = points[*choice.best].value;
+    sw["best_value"] = number_or_inf(points[*choice.best].value);
     r["metrics"] = points[*choice.best].metrics;
   } else {
     sw["best_index"] = nullptr;

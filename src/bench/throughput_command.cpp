@@ -140,46 +140,29 @@ Result<ThroughputOutcome> run_one_throughput(const ThroughputCommand& cmd, Engin
   return o;
 }
 
-int run_throughput_command(ThroughputCommand& cmd) {
-  Result<std::vector<double>> pcts = parse_percentiles(cmd.out.percentiles);
-  if (!pcts.ok()) return report_error("throughput", pcts.status());
-  Result<Slo> slo = slo_of(cmd.out);
-  if (!slo.ok()) return report_error("throughput", slo.status());
-  const std::string label = cmd.out.label.empty() ? "kite" : cmd.out.label;
-  if (cmd.out.workload.empty()) {
-    Status s = check_dataset(cmd.data);
-    if (!s.ok()) return report_error("throughput", s);
-    Result<ThroughputOutcome> o =
-        run_one_throughput(cmd, nullptr, nullptr, cmd.data.num_prompts, *pcts, *slo, label);
-    if (!o.ok()) return report_error("throughput", o.status());
-    print_summary("Offline Throughput Benchmark Result", o->metrics, *pcts);
-    Status w = write_result_file(o->result, result_path(cmd.out, label, "throughput", true));
-    return w.ok() ? 0 : report_error("throughput", w);
-  }
-  Result<std::vector<PresetRun>> runs = preset_runs(
-      cmd.out.workload, cmd.out.scale,
-      cmd.data.num_prompts_set ? std::optional<int64_t>(cmd.data.num_prompts) : std::nullopt);
-  if (!runs.ok()) return report_error("throughput", runs.status());
+int run_throughput_presets(const ThroughputCommand& cmd, const std::vector<PresetRun>& runs,
+                           const std::vector<double>& percentiles, const Slo& slo,
+                           const std::string& label) {
   // W1 sizes max_model_len per dataset (one engine each); W4 and W5 share one engine.
-  const bool shared_engine = cmd.out.workload != "W1";
+  const bool shared_engine = runs.front().preset != "W1";
   std::unique_ptr<Engine> engine;
   if (shared_engine) {
     EngineConfig config = cmd.engine;
-    if (!cmd.max_model_len_set) config.max_model_len = runs->front().max_model_len;
+    if (!cmd.max_model_len_set) config.max_model_len = runs.front().max_model_len;
     Result<std::unique_ptr<Engine>> created = create_engine(config);
     if (!created.ok()) return report_error("throughput", created.status());
     engine = std::move(*created);
   }
   int failures = 0;
-  for (const PresetRun& p : *runs) {
+  for (const PresetRun& p : runs) {
     Result<ThroughputOutcome> o =
-        run_one_throughput(cmd, engine.get(), &p, p.num_prompts, *pcts, *slo, label);
+        run_one_throughput(cmd, engine.get(), &p, p.num_prompts, percentiles, slo, label);
     if (!o.ok()) {
       report_error(fmt::format("throughput ({})", p.name), o.status());
       ++failures;
       continue;
     }
-    print_summary(p.name, o->metrics, *pcts);
+    print_summary(p.name, o->metrics, percentiles);
     Status w = write_result_file(o->result, result_path(cmd.out, label, p.file_stem, false));
     if (!w.ok()) {
       report_error("throughput", w);

@@ -18,6 +18,9 @@ Result<ThroughputOutcome> run_one_throughput(const ThroughputCommand&, Engine*, 
   return no_engine();
 }
 
-int run_throughput_command(ThroughputCommand&) { return report_error("throughput", no_engine()); }
+int run_throughput_presets(const ThroughputCommand&, const std::vector<PresetRun>&,
+                           const std::vector<double>&, const Slo&, const std::string&) {
+  return report_error("throughput", no_engine());
+}
 
 }  // namespace kite::bench

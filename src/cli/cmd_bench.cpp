@@ -103,6 +103,8 @@ void add_output_options(CLI::App* app, OutputOptions& o) {
   app->add_option("--workload", o.workload, "Reference workload preset W1..W6")
       ->check(CLI::IsMember({"W1", "W2", "W3", "W4", "W5", "W6"}));
   app->add_option("--scale", o.scale, "Multiply the preset's request counts (e.g. 0.25)");
+  app->add_option("--preset-prompts", o.preset_prompts,
+                  "Request counts of the preset's runs in order, e.g. 1024,256,256,64 (0 skips)");
   app->add_option("--note", o.notes, "A note stored in the result (repeatable)");
 }
 

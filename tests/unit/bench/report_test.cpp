@@ -191,3 +191,59 @@ TEST(SvgChart, EmptyChartSaysNoData) {
 
 }  // namespace
 }  // namespace kite::bench
+
+namespace kite::bench {
+namespace {
+
+// The transformers peers compute their metrics in Python (scripts/peers/bench_schema.py): for
+// the same requests they must give the same numbers as kite's compute_metrics.
+TEST(PeerSchema, PythonMetricsMatchKite) {
+  if (!testing::python_available()) GTEST_SKIP() << "no Python venv at " KITE_PYTHON_EXECUTABLE;
+  std::vector<RequestSample> samples;
+  bj::array in;
+  for (int i = 0; i < 25; ++i) {
+    const double start = 0.0625 * i;
+    std::vector<double> times;
+    double t = start + 0.1 + 0.01 * (i % 7);
+    const int n = 2 + i % 5;
+    for (int k = 0; k < n; ++k, t += 0.02 + 0.001 * k) times.push_back(t);
+    StreamRecorder rec(start);
+    bj::array tt;
+    for (double x : times) {
+      rec.on_token_chunk(x);
+      tt.emplace_back(x);
+    }
+    rec.on_usage(100 + i, n);
+    samples.push_back(rec.succeed(times.back()));
+    in.push_back(bj::object{{"start_s", start},
+                            {"token_times_s", tt},
+                            {"end_s", times.back()},
+                            {"prompt_tokens", 100 + i},
+                            {"output_tokens", n}});
+  }
+  const double duration = 3.0;
+  testing::TempDir dir;
+  testing::write_text(dir / "in.json",
+                      bj::serialize(bj::object{{"duration_s", duration}, {"samples", in}}));
+  testing::CommandResult r = testing::run_command(
+      testing::python_executable() + " " +
+      testing::source_path("tests/unit/bench/peer_schema_check.py") + " " + (dir / "in.json"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  bj::object py = bj::parse(r.output).as_object();
+  bj::object cpp = metrics_json(compute_metrics(samples, duration, Slo{}, default_percentiles()));
+  for (const char* key :
+       {"completed", "total_input_tokens", "total_output_tokens", "request_throughput",
+        "output_throughput", "total_token_throughput", "max_concurrency_observed", "duration_s"}) {
+    EXPECT_NEAR(*get_number(py, key), *get_number(cpp, key), 1e-9) << key;
+  }
+  for (const char* dist : {"ttft_ms", "tpot_ms", "itl_ms", "e2e_ms"}) {
+    for (const char* stat : {"count", "mean", "std", "min", "max", "median", "p90", "p99"}) {
+      const std::string k = std::string(dist) + "." + stat;
+      ASSERT_TRUE(get_number(py, k).has_value()) << k;
+      EXPECT_NEAR(*get_number(py, k), *get_number(cpp, k), 1e-9) << k;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace kite::bench
