@@ -24,3 +24,7 @@ if(KITE_SANITIZE OR KITE_FUZZ)
     $<$<COMPILE_LANGUAGE:CXX>:-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined>)
   target_link_options(kite_options INTERFACE -fsanitize=address,undefined)
 endif()
+if(KITE_FUZZ)
+  # Coverage feedback for libFuzzer inside every library, not only in the fuzz targets.
+  target_compile_options(kite_options INTERFACE $<$<COMPILE_LANGUAGE:CXX>:-fsanitize=fuzzer-no-link>)
+endif()

@@ -162,7 +162,7 @@ def generate(count, seed=20240509):
     items = []  # str or bytes
     # Fixed edge cases first.
     items += ["", " ", "  ", "\n", "\r\n", "\t", "a", "A", "é", "e\u0301", "\u00c5", "A\u030a",
-              "ﬁ", "Ǆ", "İstanbul", "ΣΑΣ", "straße", "STRASSE", "ß", "ẞ", "K", "Å", "\x00", "\x00\x01\x1b[31mred\x1b[0m",
+              "ﬁ", "Ǆ", "İstanbul", "ΣΑΣ", "straße", "STRASSE", "ß", "ẞ", "\u212a", "\u212b", "\u2126", "\u1fbe", "\u0390", "\x00", "\x00\x01\x1b[31mred\x1b[0m",
               "\u200d", "\u200c", "\ufe0f", "\U000e0001", "\ufffd", "\uffff", "\ufffe", "\ue000",
               "\U0010fffd", "hello\u0000world"]
     items += SPECIAL_TEXT + CODE + NUMBERS + EMOJI + SPACES

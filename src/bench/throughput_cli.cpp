@@ -1,5 +1,4 @@
-// `kite bench throughput`: flag checks and presets (the runs themselves need the engine:
-// throughput_command.cpp, or throughput_unavailable.cpp in a build without one).
+// `kite bench throughput`: flag checks and presets (the runs themselves: throughput_command.cpp).
 #include <fmt/format.h>
 
 #include "bench/command_util.h"

@@ -1,10 +1,11 @@
-// `kite generate MODEL`: loads a model (HF directory, .gguf, or --load-format dummy), runs one
-// sequence on the CPU backend and prints the continuation: as text when the model has a
-// tokenizer (tokenizer.json in its directory), else (or with --print-ids) as token ids.
+// `kite generate MODEL`: offline generation through the Engine.
+//   kite generate MODEL [--prompt TEXT | --prompt-ids 1,2,3]   one prompt, streamed to stdout
+//   kite generate MODEL --input prompts.jsonl --output out.jsonl   a whole file (offline_batch.h)
+// Engine flags (engine_args.h) and sampling flags set the defaults of every request; a JSONL
+// line's own fields override them.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <cstdio>
@@ -12,30 +13,25 @@
 #include <string>
 #include <vector>
 
-#include "backend/cpu/cpu_model_runner.h"
-#include "backend/cpu/sequence_runner.h"
 #include "cli/command.h"
-#include "frontend/tokenizer.h"
-#include "kite/sampling_params.h"
-#include "model/weights.h"
-#include "sampling/sampling_batch_builder.h"
+#include "cli/engine_args.h"
+#include "cli/offline_batch.h"
+#include "core/mapped_file.h"
+#include "kite/engine.h"
 
 namespace kite::cli {
 namespace {
 
 struct GenerateArgs {
-  std::string model;
+  EngineArgs engine;
+  SamplingArgs sampling;
   std::string prompt;
   std::string prompt_ids;
-  int64_t max_tokens = 64;
-  double temperature = 0.0;
-  double top_p = 1.0;
-  int top_k = 0;
-  uint64_t seed = 0;
-  bool ignore_eos = false;
+  std::string input;
+  std::string output;
+  std::string chat_template;  // a file
   bool print_ids = false;
-  std::string load_format = "auto";
-  int threads = 0;
+  bool no_progress = false;
 };
 
 Result<std::vector<int32_t>> parse_ids(const std::string& text) {
@@ -58,151 +54,137 @@ Result<std::vector<int32_t>> parse_ids(const std::string& text) {
   return ids;
 }
 
-std::string join_ids(const std::vector<int32_t>& ids) {
-  return fmt::format("{}", fmt::join(ids, ","));
-}
-
-Status run(const GenerateArgs& a) {
-  if (!a.prompt.empty() && !a.prompt_ids.empty()) {
-    return invalid_argument("give either --prompt or --prompt-ids, not both");
-  }
-  SamplingParams params;
-  params.temperature = a.temperature;
-  params.top_p = a.top_p;
-  params.top_k = a.top_k;
-  params.seed = a.seed;
-  params.max_tokens = a.max_tokens;
-  params.ignore_eos = a.ignore_eos;
-  if (a.max_tokens < 1) return invalid_argument("--max-tokens must be at least 1");
-
-  LoadOptions load;
-  load.load_format = a.load_format;
-  load.seed = a.seed;
-  load.num_threads = a.threads;
-  KITE_ASSIGN_OR_RETURN(std::unique_ptr<WeightStore> loaded, load_model(a.model, load));
-  std::shared_ptr<const WeightStore> weights = std::move(loaded);
-  const ModelConfig& config = weights->config();
-  KITE_RETURN_IF_ERROR(params.validate(config.vocab_size));
-
-  // The tokenizer of a Hugging Face directory (GGUF-embedded vocabularies are not read yet).
-  std::unique_ptr<Tokenizer> tokenizer;
-  if (weights->format() != ModelFormat::kGguf) {
-    auto tok = Tokenizer::from_pretrained(weights->path());
-    if (tok.ok()) {
-      tokenizer = std::move(*tok);
-    } else if (tok.status().code() != StatusCode::kNotFound) {
-      return tok.status();
-    }
-  }
-
-  std::vector<int32_t> prompt;
-  if (!a.prompt.empty()) {
-    if (!tokenizer) {
+Status run_single(Engine& engine, const GenerateArgs& a, const SamplingParams& params) {
+  GenerateRequest req;
+  req.params = params;
+  const bool has_tokenizer = engine.tokenize("a", false).ok();
+  if (!a.prompt_ids.empty()) {
+    KITE_ASSIGN_OR_RETURN(std::vector<int32_t> ids, parse_ids(a.prompt_ids));
+    req.prompt = std::move(ids);
+  } else if (!a.prompt.empty()) {
+    if (!has_tokenizer) {
       return unimplemented(fmt::format(
           "{} has no tokenizer kite can read (tokenizer.json; GGUF vocabularies are not "
           "supported yet): pass token ids with --prompt-ids",
-          a.model));
+          a.engine.config.model));
     }
-    prompt = tokenizer->encode(a.prompt);
-  } else if (!a.prompt_ids.empty()) {
-    KITE_ASSIGN_OR_RETURN(prompt, parse_ids(a.prompt_ids));
-  } else if (config.bos_token_id) {
-    prompt.push_back(*config.bos_token_id);  // no prompt: continue from BOS
+    req.prompt = a.prompt;
+  } else if (engine.model_info().bos_token_id) {
+    req.prompt = std::vector<int32_t>{*engine.model_info().bos_token_id};  // continue from BOS
   } else {
-    return invalid_argument("the model has no BOS token; give --prompt-ids");
+    return invalid_argument("the model has no BOS token; give --prompt or --prompt-ids");
   }
-  for (int32_t id : prompt) {
-    if (id >= config.vocab_size) {
-      return invalid_argument(fmt::format(
-          "--prompt-ids: token id {} is outside the vocabulary [0, {})", id, config.vocab_size));
+  const bool print_text = has_tokenizer && !a.print_ids;
+  const auto t0 = Clock::now();
+  KITE_ASSIGN_OR_RETURN(std::shared_ptr<RequestStream> stream, engine.add_request(std::move(req)));
+  std::vector<std::vector<int32_t>> tokens(static_cast<size_t>(params.n));
+  std::vector<std::string> texts(static_cast<size_t>(params.n));
+  RequestOutput last;
+  size_t prompt_len = 0;
+  while (auto out = stream->next()) {
+    if (!out->prompt_token_ids.empty()) prompt_len = out->prompt_token_ids.size();
+    for (const ChoiceDelta& d : out->choices) {
+      auto& t = tokens[static_cast<size_t>(d.index)];
+      t.insert(t.end(), d.token_ids.begin(), d.token_ids.end());
+      texts[static_cast<size_t>(d.index)] += d.text;
+      if (print_text && params.n == 1) {  // stream one choice as it comes
+        std::fputs(d.text.c_str(), stdout);
+        std::fflush(stdout);
+      }
     }
+    if (out->finished) last = std::move(*out);
   }
-  const int64_t max_len = config.max_position_embeddings;
-  if (static_cast<int64_t>(prompt.size()) >= max_len) {
-    return out_of_range(
-        fmt::format("the prompt has {} tokens; the model's context is {}", prompt.size(), max_len));
-  }
-  const int64_t total =
-      std::min<int64_t>(max_len, static_cast<int64_t>(prompt.size()) + a.max_tokens);
-
-  CpuRunnerOptions ropts;
-  ropts.num_threads = a.threads;
-  KITE_ASSIGN_OR_RETURN(auto runner, CpuModelRunner::create(weights, ropts));
-  KvCacheConfig kv;
-  const int64_t blocks = (total + kv.block_size - 1) / kv.block_size + 1;  // + the null block
-  KITE_RETURN_IF_ERROR(runner->allocate_kv_cache(blocks, kv));
-  SequenceRunner seq(runner.get(), kv.block_size, blocks);
-
-  std::vector<int32_t> eos = config.eos_token_ids;
-  for (int32_t id : weights->generation_config().eos_token_ids) eos.push_back(id);
-  SamplingBatchBuilder builder;
-  std::vector<int32_t> output;
-  const auto t0 = std::chrono::steady_clock::now();
-  double prefill_s = 0;
-  std::vector<int32_t> next = prompt;
-  while (seq.length() + static_cast<int64_t>(next.size()) <= total &&
-         static_cast<int64_t>(output.size()) < a.max_tokens) {
-    KITE_ASSIGN_OR_RETURN(std::vector<float> logits, seq.feed(next));
-    if (output.empty()) {
-      prefill_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    }
-    builder.reset();
-    SamplingRow row;
-    row.params = &params;
-    row.seed = choice_seed(a.seed, 0);
-    row.step = static_cast<uint32_t>(output.size());
-    row.prompt_token_ids = prompt;
-    row.output_token_ids = output;
-    row.eos_token_ids = eos;
-    builder.add_row(row);
-    const SamplingBatch& batch = builder.finish();
-    SamplerOutput sampled;
-    TensorView view(logits.data(), DType::kF32, {1, config.vocab_size});
-    KITE_RETURN_IF_ERROR(runner->sample(view, batch, &sampled));
-    const int32_t token = sampled.token_ids[0];
-    output.push_back(token);
-    if (!a.ignore_eos && std::find(eos.begin(), eos.end(), token) != eos.end()) break;
-    next = {token};
-  }
-  const double total_s =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-
-  if (tokenizer && !a.print_ids) {
-    std::printf("%s\n", tokenizer->decode(output, /*skip_special_tokens=*/true).c_str());
+  if (!last.error.ok()) return last.error;
+  if (print_text && params.n == 1) {
+    std::fputs("\n", stdout);
+    std::fflush(stdout);
   } else {
-    std::printf("%s\n", join_ids(output).c_str());
+    for (int c = 0; c < params.n; ++c) {
+      if (params.n > 1) std::printf("--- choice %d ---\n", c);
+      if (print_text) {
+        std::printf("%s\n", texts[static_cast<size_t>(c)].c_str());
+      } else {
+        std::printf("%s\n",
+                    fmt::format("{}", fmt::join(tokens[static_cast<size_t>(c)], ",")).c_str());
+      }
+    }
   }
-  std::fflush(stdout);
-  const double decode_s = total_s - prefill_s;
+  const RequestMetrics& m = last.metrics;
+  const double ttft = std::chrono::duration<double>(m.first_token_time - m.arrival_time).count();
+  const double total = std::chrono::duration<double>(Clock::now() - t0).count();
+  const double decode =
+      std::chrono::duration<double>(m.last_token_time - m.first_token_time).count();
   std::fprintf(stderr,
-               "kite generate: prompt %zu tokens (prefill %.3f s), %zu tokens generated "
-               "(%.1f tokens/s decode), %d threads\n",
-               prompt.size(), prefill_s, output.size(),
-               output.size() > 1 ? static_cast<double>(output.size() - 1) / decode_s : 0.0,
-               runner->num_threads());
+               "kite generate: prompt %zu tokens (time to first token %.3f s), %lld tokens "
+               "generated in %.3f s (%.1f tokens/s decode) on %s\n",
+               prompt_len, ttft, static_cast<long long>(m.num_generation_tokens), total,
+               m.num_generation_tokens > params.n
+                   ? static_cast<double>(m.num_generation_tokens - params.n) / decode
+                   : 0.0,
+               engine.model_info().backend.c_str());
+  return ok_status();
+}
+
+Status run(GenerateArgs& a) {
+  if (!a.prompt.empty() + !a.prompt_ids.empty() + !a.input.empty() > 1) {
+    return invalid_argument("give either --prompt or --prompt-ids or --input, not several");
+  }
+  if (a.input.empty() != a.output.empty()) {
+    return invalid_argument("--input and --output go together");
+  }
+  KITE_RETURN_IF_ERROR(finish_engine_args(&a.engine));
+  KITE_ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, Engine::create(a.engine.config));
+  const SamplingParams defaults =
+      sampling_defaults(a.sampling, engine->model_info().default_sampling);
+  if (a.input.empty()) {
+    KITE_RETURN_IF_ERROR(defaults.validate(engine->model_info().vocab_size));
+    Status s = run_single(*engine, a, defaults);
+    engine->shutdown(0);
+    return s;
+  }
+  BatchOptions options;
+  options.input = a.input;
+  options.output = a.output;
+  options.progress = !a.no_progress;
+  if (!a.chat_template.empty()) {
+    auto text = read_file(a.chat_template);
+    if (!text.ok()) return text.status().with_context("--chat-template");
+    options.chat_template = std::move(*text);
+  }
+  BatchSummary summary;
+  Status s = run_offline_batch(*engine, options, defaults, &summary);
+  engine->shutdown(0);
+  KITE_RETURN_IF_ERROR(s);
+  std::fputs(format_summary(summary, engine->stats()).c_str(), stdout);
+  if (summary.num_failed > 0) {
+    return invalid_argument(fmt::format("{} of {} requests failed (see their \"error\" in {})",
+                                        summary.num_failed, summary.num_requests, a.output));
+  }
   return ok_status();
 }
 
 }  // namespace
 
 KITE_REGISTER_COMMAND(
-    generate, "generate", "Generate a continuation of one prompt on the CPU",
+    generate, "generate", "Generate text offline: one prompt, or a JSONL file of requests",
     [](CLI::App& sub) -> std::function<int()> {
       auto args = std::make_shared<GenerateArgs>();
-      sub.add_option("model", args->model, "HF model directory, .gguf file, or config (dummy)")
+      sub.add_option("model", args->engine.config.model,
+                     "HF model directory, .gguf file, or config (with --load-format dummy)")
           ->required();
       sub.add_option("--prompt", args->prompt, "prompt text");
       sub.add_option("--prompt-ids", args->prompt_ids, "prompt token ids, e.g. 1,2,3");
-      sub.add_option("--max-tokens", args->max_tokens, "tokens to generate (default 64)");
-      sub.add_option("--temperature", args->temperature, "0 = greedy (default)");
-      sub.add_option("--top-p", args->top_p, "nucleus sampling mass (default 1)");
-      sub.add_option("--top-k", args->top_k, "keep the k most likely tokens (0 = off)");
-      sub.add_option("--seed", args->seed, "random seed (sampling and dummy weights)");
-      sub.add_flag("--ignore-eos", args->ignore_eos, "keep generating after EOS");
-      sub.add_flag("--print-ids", args->print_ids, "print token ids, not text");
-      sub.add_option("--load-format", args->load_format, "auto|safetensors|gguf|dummy")
-          ->check(CLI::IsMember({"auto", "safetensors", "gguf", "dummy"}));
-      sub.add_option("--threads", args->threads, "CPU threads (0 = all cores)");
+      sub.add_option("--input", args->input, "JSONL file of requests (see docs/engine.md)");
+      sub.add_option("--output", args->output, "JSONL file for the results, in input order");
+      sub.add_option("--chat-template", args->chat_template,
+                     "Jinja chat template file for \"messages\" lines (default: the model's)");
+      sub.add_flag("--print-ids", args->print_ids, "print token ids instead of text");
+      sub.add_flag("--no-progress", args->no_progress, "no progress bar");
+      // Greedy and 64 tokens unless a flag or generation_config.json says otherwise.
+      args->sampling.params.temperature = 0.0;
+      args->sampling.params.max_tokens = 64;
+      add_sampling_args(sub, &args->sampling);
+      add_engine_args(sub, &args->engine);
       return [args]() -> int {
         Status s = run(*args);
         if (!s.ok()) {

@@ -136,7 +136,15 @@ Status Engine::Impl::init(EngineParts parts) {
   KITE_ASSIGN_OR_RETURN(int64_t num_blocks, runner_->determine_num_kv_blocks(kvc));
   if (c.kv_cache_memory_bytes == 0) num_blocks = std::min(num_blocks, useful_blocks);
   const int64_t per_seq = (max_model_len + c.block_size - 1) / c.block_size;
-  if (num_blocks - 1 < per_seq) {
+  if (num_blocks - 1 < per_seq && c.max_model_len == 0 && (num_blocks - 1) * c.block_size >= 2) {
+    // The model's full context does not fit and none was asked for: serve what fits.
+    const int64_t fit = (num_blocks - 1) * c.block_size;
+    KITE_LOG_WARN("max_model_len lowered from {} to {}: that is what {} KV blocks hold (give "
+                  "more KV cache memory for longer contexts)",
+                  max_model_len, fit, num_blocks - 1);
+    max_model_len = fit;
+    sc.max_model_len = fit;
+  } else if (num_blocks - 1 < per_seq) {
     return resource_exhausted(
         "the KV cache has " + std::to_string(std::max<int64_t>(0, num_blocks - 1)) + " blocks of " +
         std::to_string(c.block_size) + " tokens, fewer than one max_model_len (" +
@@ -211,9 +219,9 @@ Result<std::shared_ptr<RequestStream>> Engine::Impl::add_request(GenerateRequest
   for (size_t i = 0; i < info->prompt_token_ids.size(); ++i) {
     const int32_t t = info->prompt_token_ids[i];
     if (t < 0 || t >= info_.vocab_size) {
-      return invalid_argument("prompt token " + std::to_string(i) + " has id " + std::to_string(t) +
-                              " outside the vocabulary [0, " + std::to_string(info_.vocab_size) +
-                              ")");
+      return invalid_argument("prompt token " + std::to_string(i) + ": token id " +
+                              std::to_string(t) + " is outside the vocabulary [0, " +
+                              std::to_string(info_.vocab_size) + ")");
     }
   }
   const int64_t prompt_len = info->num_prompt_tokens();
@@ -247,6 +255,8 @@ Result<std::shared_ptr<RequestStream>> Engine::Impl::add_request(GenerateRequest
     info->request_id = request.request_id;
     info->seed = params.seed.has_value() ? *params.seed : seed_rng_();
     stream = std::make_shared<RequestStream>(info->request_id);
+    // Installed before the request is queued, so no push can precede it.
+    if (request.notifier) stream->set_notifier(std::move(request.notifier));
     live_ids_.insert(info->request_id);
     ++inbox_adds_;
     ++num_waiting_;
@@ -469,20 +479,28 @@ void Engine::Impl::process(SchedulerEvents* events,
         generation_tokens_total_ += n;
         d->token_ids.insert(d->token_ids.end(), ce.new_token_ids.begin(), ce.new_token_ids.end());
         for (LogprobEntry& e : ce.logprobs) d->logprobs.push_back(std::move(e));
-        if (cs.decoder && !cs.finished) {
-          std::optional<std::string> stop;
-          d->text += cs.decoder->append(ce.new_token_ids, &stop);
-          if (stop && ce.finish_reason == FinishReason::kNone) {
-            cs.finished = true;  // the stop string ends the choice; later text is dropped
-            core_->finish_choice(ce.request->request_id, ce.choice, *stop, events);
+        if (cs.decoder && !cs.finished && !cs.stop_string) {
+          d->text += cs.decoder->append(ce.new_token_ids, &cs.stop_string);
+          // The stop string ends the choice (a no-op if it has just ended anyway); text after
+          // it is dropped.
+          if (cs.stop_string) {
+            core_->finish_choice(ce.request->request_id, ce.choice, *cs.stop_string, events);
           }
         }
       }
       if (ce.finish_reason != FinishReason::kNone) {
-        if (cs.decoder && !cs.finished) d->text += cs.decoder->flush();
+        if (cs.decoder && !cs.finished && !cs.stop_string) {
+          d->text += cs.decoder->flush(&cs.stop_string);
+        }
         cs.finished = true;
         d->finish_reason = ce.finish_reason;
         d->stop_reason = ce.stop_reason;
+        // A stop string in the text wins over length or a stop token (as in vLLM).
+        if (cs.stop_string && ce.finish_reason != FinishReason::kAbort &&
+            ce.finish_reason != FinishReason::kError) {
+          d->finish_reason = FinishReason::kStop;
+          d->stop_reason = *cs.stop_string;
+        }
         if (ce.finish_reason == FinishReason::kAbort) r.aborted = true;
       }
     }

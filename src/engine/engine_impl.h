@@ -53,6 +53,7 @@ struct Engine::Impl {
   struct ChoiceState {
     std::unique_ptr<TextIo::ChoiceDecoder> decoder;  // nullptr without a tokenizer
     bool finished = false;
+    std::optional<std::string> stop_string;  // the stop string that ended the text
   };
   struct LiveRequest {
     std::shared_ptr<const RequestInfo> info;

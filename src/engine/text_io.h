@@ -39,8 +39,9 @@ class TextIo {
     // string starts (or after it, with include_stop_str_in_output) and the choice is over.
     virtual std::string append(std::span<const int32_t> token_ids,
                                std::optional<std::string>* stop) = 0;
-    // The held-back text, when the choice ends for another reason.
-    virtual std::string flush() = 0;
+    // The held-back text, when the choice ends for another reason. It may still complete a
+    // stop string (*stop is set then, and the text ends before it).
+    virtual std::string flush(std::optional<std::string>* stop) = 0;
   };
   // A decoder for one choice of `request` (its prompt is the decoding context).
   virtual std::unique_ptr<ChoiceDecoder> new_decoder(const RequestInfo& request) const = 0;

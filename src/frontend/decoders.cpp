@@ -198,7 +198,6 @@ class WordPieceDecoder final : public Decoder {
  public:
   WordPieceDecoder(std::string prefix, bool cleanup)
       : prefix_(std::move(prefix)), cleanup_(cleanup) {}
-  bool rewrites_earlier_text() const override { return cleanup_; }
   void decode_chain(std::vector<std::string>& tokens) const override {
     for (size_t i = 0; i < tokens.size(); ++i) {
       std::string& t = tokens[i];
@@ -237,8 +236,6 @@ class CtcDecoder final : public Decoder {
  public:
   CtcDecoder(std::string pad, std::string delimiter, bool cleanup)
       : pad_(std::move(pad)), delimiter_(std::move(delimiter)), cleanup_(cleanup) {}
-  // Repeated tokens collapse, so the last token may still merge with the next one.
-  bool rewrites_earlier_text() const override { return true; }
   void decode_chain(std::vector<std::string>& tokens) const override {
     std::vector<std::string> out;
     for (size_t i = 0; i < tokens.size(); ++i) {
@@ -264,12 +261,6 @@ class SequenceDecoder final : public Decoder {
  public:
   explicit SequenceDecoder(std::vector<std::unique_ptr<Decoder>> parts)
       : parts_(std::move(parts)) {}
-  bool rewrites_earlier_text() const override {
-    for (const auto& p : parts_) {
-      if (p->rewrites_earlier_text()) return true;
-    }
-    return false;
-  }
   void decode_chain(std::vector<std::string>& tokens) const override {
     for (const auto& p : parts_) p->decode_chain(tokens);
   }

@@ -11,11 +11,16 @@ namespace kite {
 namespace {
 
 // Prompt ids used as context: vLLM's INITIAL_INCREMENTAL_DETOKENIZATION_OFFSET, extended (up to
-// kMaxContext) until the window does not start inside a character.
+// kMaxPromptContext) until the window does not start inside a character.
 constexpr size_t kInitialContext = 5;
-constexpr size_t kMaxContext = 24;
+constexpr size_t kMaxPromptContext = 24;
 // The window is compacted once this many ids precede it.
 constexpr size_t kCompactAfter = 256;
+// Context ids kept before the new ones once the context grows past kMaxContext.
+constexpr size_t kMaxContext = 32;
+// Ids held back at most while the text does not settle, and how many stay held when forcing.
+constexpr size_t kMaxPending = 16;
+constexpr size_t kKeepPending = 4;
 
 bool ends_with_replacement(std::string_view s) {
   return s.size() >= utf8::kReplacementUtf8.size() &&
@@ -26,13 +31,20 @@ bool starts_with(std::string_view s, std::string_view prefix) {
   return s.substr(0, prefix.size()) == prefix;
 }
 
+// Length of the common prefix of a and b, backed off to a character boundary of a.
+size_t common_prefix(std::string_view a, std::string_view b) {
+  if (starts_with(a, b)) return b.size();
+  size_t n = 0;
+  while (n < a.size() && n < b.size() && a[n] == b[n]) ++n;
+  while (n > 0 && n < a.size() && (static_cast<unsigned char>(a[n]) & 0xC0) == 0x80) --n;
+  return n;
+}
+
 }  // namespace
 
 IncrementalDetokenizer::IncrementalDetokenizer(const Tokenizer& tokenizer, bool skip_special_tokens,
                                                std::span<const int32_t> prompt_ids)
     : tokenizer_(tokenizer), skip_special_tokens_(skip_special_tokens) {
-  const auto& decoder = tokenizer.impl().decoder;
-  lag_one_token_ = decoder && decoder->rewrites_earlier_text();
   if (!prompt_ids.empty()) {
     size_t n = std::min(prompt_ids.size(), kInitialContext);
     std::string text;
@@ -40,7 +52,7 @@ IncrementalDetokenizer::IncrementalDetokenizer(const Tokenizer& tokenizer, bool 
       std::span<const int32_t> suffix = prompt_ids.subspan(prompt_ids.size() - n);
       text = tokenizer.decode(suffix, skip_special_tokens);
       bool starts_inside_char = starts_with(text, utf8::kReplacementUtf8);
-      if (!starts_inside_char || n >= std::min(prompt_ids.size(), kMaxContext)) break;
+      if (!starts_inside_char || n >= std::min(prompt_ids.size(), kMaxPromptContext)) break;
       ++n;
     }
     ids_.assign(prompt_ids.end() - static_cast<ptrdiff_t>(n), prompt_ids.end());
@@ -55,27 +67,51 @@ std::string IncrementalDetokenizer::decode_range(size_t begin, size_t end) const
 }
 
 std::string IncrementalDetokenizer::step(int32_t id) {
-  ids_.push_back(id);
   ++num_generated_;
-  // The candidate end: every id, or all but the last one when the decoder may still rewrite it.
-  size_t end = lag_one_token_ ? ids_.size() - 1 : ids_.size();
-  if (end <= read_offset_) return {};
+  // A special token that decode() would skip contributes nothing: leave it out of the window.
+  if (skip_special_tokens_ && tokenizer_.impl().skipped_by_decode(id)) return {};
+  ids_.push_back(id);
+  const size_t end = ids_.size();
   std::string text = decode_range(prefix_offset_, end);
-  if (text.size() <= prefix_text_.size() || ends_with_replacement(text) ||
-      !starts_with(text, prefix_text_)) {
-    return {};
+  if (starts_with(text, prefix_text_) && !ends_with_replacement(text)) {
+    if (text.size() == prefix_text_.size()) {
+      // The id added no text (e.g. a repeat that CTC collapses): nothing to emit or wait for.
+      read_offset_ = end;
+      prefix_text_ = std::move(text);
+      trim_context();
+      return {};
+    }
+    std::string out = text.substr(prefix_text_.size());
+    advance(end);
+    return out;
   }
-  if (lag_one_token_ && !starts_with(decode_range(prefix_offset_, ids_.size()), text)) return {};
-  std::string out = text.substr(prefix_text_.size());
+  // Held back: the text ends inside a character, or does not extend the context yet.
+  if (end - read_offset_ < kMaxPending) return {};
+  // A run that never settles (a model producing invalid UTF-8): emit all but the last few ids,
+  // which may still be an incomplete character.
+  const size_t cut = end - kKeepPending;
+  std::string part = decode_range(prefix_offset_, cut);
+  std::string out = part.substr(common_prefix(part, prefix_text_));
+  advance(cut);
+  return out;
+}
+
+void IncrementalDetokenizer::advance(size_t new_read_offset) {
   prefix_offset_ = read_offset_;
-  read_offset_ = end;
+  read_offset_ = new_read_offset;
   prefix_text_ = decode_range(prefix_offset_, read_offset_);
+  trim_context();
   if (prefix_offset_ >= kCompactAfter) {
     ids_.erase(ids_.begin(), ids_.begin() + static_cast<ptrdiff_t>(prefix_offset_));
     read_offset_ -= prefix_offset_;
     prefix_offset_ = 0;
   }
-  return out;
+}
+
+void IncrementalDetokenizer::trim_context() {
+  if (read_offset_ - prefix_offset_ <= kMaxContext) return;
+  prefix_offset_ = read_offset_ - kInitialContext;
+  prefix_text_ = decode_range(prefix_offset_, read_offset_);
 }
 
 std::string IncrementalDetokenizer::step(std::span<const int32_t> ids) {
@@ -86,24 +122,8 @@ std::string IncrementalDetokenizer::step(std::span<const int32_t> ids) {
 
 std::string IncrementalDetokenizer::flush() {
   std::string text = decode_range(prefix_offset_, ids_.size());
-  std::string out;
-  if (starts_with(text, prefix_text_)) {
-    out = text.substr(prefix_text_.size());
-  } else {
-    // The decoder rewrote context text; emit what follows the part both agree on.
-    size_t common = 0;
-    while (common < text.size() && common < prefix_text_.size() &&
-           text[common] == prefix_text_[common]) {
-      ++common;
-    }
-    while (common > 0 && common < text.size() &&
-           (static_cast<unsigned char>(text[common]) & 0xC0) == 0x80) {
-      --common;
-    }
-    out = text.substr(common);
-  }
-  prefix_offset_ = ids_.size();
-  read_offset_ = ids_.size();
+  // Normally the window extends its context; otherwise emit what follows the common part.
+  std::string out = text.substr(common_prefix(text, prefix_text_));
   prefix_text_.clear();
   ids_.clear();
   prefix_offset_ = read_offset_ = 0;

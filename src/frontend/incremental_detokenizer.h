@@ -1,10 +1,13 @@
 // IncrementalDetokenizer: per-request streaming decode. Ids go in one at a time; text comes out
-// as soon as it is final. It holds back
-//   - incomplete UTF-8 (a byte-level or byte-fallback character split over several tokens), and
-//   - for decoders that rewrite earlier text (WordPiece / CTC cleanup), the last token,
-// and decodes a small window of recent ids so leading spaces and merges come out as in the full
-// decode (the approach of Hugging Face's DecodeStream and vLLM). Concatenating every step() and
-// the final flush() gives decode(all ids) for every corpus string (tested).
+// as soon as it is final. It decodes a small window of recent ids (context already emitted, then
+// the new ids) and emits what the new ids add, so leading spaces, byte-fallback runs and
+// decoder rules come out as in the full decode (the approach of Hugging Face's DecodeStream and
+// vLLM). It holds back text ending in an incomplete UTF-8 character (U+FFFD so far) and text
+// that does not yet extend the context consistently, until later ids settle it. Concatenating
+// every step() and the final flush() gives decode(all ids): tested for every corpus string of
+// every shipped tokenizer. Work per id is bounded: the window keeps a few ids of context, and a
+// run of ids that never settles (invalid UTF-8 from a model) is emitted after 16 ids, as the
+// U+FFFD characters the full decode also shows.
 //
 // Not thread-safe; one per request. The Tokenizer must outlive it.
 #pragma once
@@ -38,10 +41,13 @@ class IncrementalDetokenizer {
 
  private:
   std::string decode_range(size_t begin, size_t end) const;
+  // Marks ids_[.., new_read_offset) emitted; the previous new ids become the context.
+  void advance(size_t new_read_offset);
+  // Keeps the context window short (a few ids) so each step costs O(1) decodes of small windows.
+  void trim_context();
 
   const Tokenizer& tokenizer_;
   bool skip_special_tokens_;
-  bool lag_one_token_;        // the decoder may rewrite text of earlier tokens
   std::vector<int32_t> ids_;  // window: context ids from prefix_offset_ on
   size_t prefix_offset_ = 0;  // start of the decoded window in ids_
   size_t read_offset_ = 0;    // ids_ before this are emitted (or prompt context)

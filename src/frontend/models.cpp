@@ -199,6 +199,11 @@ Result<std::unique_ptr<Model>> wordlevel_from_json(const JsonObj& o) {
 
 }  // namespace
 
+std::unique_ptr<Model> make_wordpiece_model(Vocab vocab, std::string prefix, size_t max_chars,
+                                            int32_t unk_id) {
+  return std::make_unique<WordPieceModel>(std::move(vocab), std::move(prefix), max_chars, unk_id);
+}
+
 Result<std::unique_ptr<Model>> Model::from_json(const boost::json::value& v,
                                                 const std::string& path) {
   KITE_ASSIGN_OR_RETURN(JsonObj o, JsonObj::of(v, path));

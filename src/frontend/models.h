@@ -51,4 +51,9 @@ Result<std::unique_ptr<Model>> make_bpe_model(
     Vocab vocab, const std::vector<std::pair<std::string, std::string>>& merges,
     BpeOptions options);
 
+// WordPiece over `vocab` (finalized): greedy longest-match-first with continuation `prefix`;
+// words longer than max_chars characters, or with no match, become unk_id.
+std::unique_ptr<Model> make_wordpiece_model(Vocab vocab, std::string prefix, size_t max_chars,
+                                            int32_t unk_id);
+
 }  // namespace kite

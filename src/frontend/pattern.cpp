@@ -43,8 +43,13 @@ ThreadMatchState& thread_state() {
 // Unicode White_Space, which Oniguruma's \s matches. PCRE2's \s also matches U+180E.
 constexpr std::string_view kWhiteSpaceItems =
     R"(\t-\r\x20\x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000})";
-// Oniguruma's Unicode \w: letters, marks, numbers, connector punctuation (PCRE2's lacks marks).
-constexpr std::string_view kWordItems = R"(\p{L}\p{M}\p{N}\p{Pc})";
+// Oniguruma's Unicode \w as tokenizers runs it (measured): Alphabetic, marks, decimal digits,
+// connector punctuation, and the Latin-1 digits "²³¹¼½¾" — not other numbers ("⑩"), not
+// U+200C/U+200D. PCRE2's \w is only letters, numbers and '_'.
+// Inside a character class Oniguruma leaves the Latin-1 digits out ("[^\w\s]" matches "½").
+constexpr std::string_view kWordItems =
+    R"(\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\x{B2}\x{B3}\x{B9}\x{BC}-\x{BE})";
+constexpr std::string_view kClassWordItems = R"(\p{Alphabetic}\p{M}\p{Nd}\p{Pc})";
 
 }  // namespace
 
@@ -76,7 +81,7 @@ std::string onig_to_pcre2(std::string_view pattern) {
           continue;
         case 'w':
           if (in_class) {
-            out.append(kWordItems);
+            out.append(kClassWordItems);
           } else {
             out.append("[").append(kWordItems).append("]");
           }

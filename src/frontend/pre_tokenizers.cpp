@@ -189,8 +189,8 @@ class MetaspacePre final : public PreTokenizer {
   bool split_;
 };
 
-// tokenizers' Whitespace: keeps the matches of \w+|[^\w\s]+ (Oniguruma's Unicode \w: letters,
-// marks, numbers, connector punctuation).
+// tokenizers' Whitespace: keeps the matches of \w+|[^\w\s]+, a Rust `regex` pattern there (its
+// Unicode \w: Alphabetic, marks, decimal digits, connector punctuation, Join_Control).
 class WhitespacePre final : public PreTokenizer {
  public:
   void pre_tokenize(PreTokenizedString& pts) const override {
@@ -200,7 +200,7 @@ class WhitespacePre final : public PreTokenizer {
           // 0 = space, 1 = word, 2 = other
           auto cls = [](char32_t c) {
             if (unicode::is_whitespace(c)) return 0;
-            return unicode::is_onig_word_char(c) ? 1 : 2;
+            return unicode::is_word_char(c) ? 1 : 2;
           };
           size_t i = 0;
           while (i < text.size()) {
@@ -291,10 +291,15 @@ class UnicodeScriptsPre final : public PreTokenizer {
     constexpr int kHan = 17;       // USCRIPT_HAN
     constexpr int kHiragana = 20;  // USCRIPT_HIRAGANA
     constexpr int kKatakana = 22;  // USCRIPT_KATAKANA
+    constexpr int kUnknown = 103;  // USCRIPT_UNKNOWN
     auto fixed_script = [&](char32_t c) {
       if (c == 0x30FC) return kHan;
       if (c == ' ') return kAny;
+      // Characters missing from tokenizers' script table (assigned after its Unicode version, or
+      // unassigned) count as "Any" there.
+      if (!unicode::in_script_tables(c)) return kAny;
       int s = unicode::script_of(c);
+      if (s == kUnknown) return kAny;  // private use and unassigned code points
       return (s == kHiragana || s == kKatakana) ? kHan : s;
     };
     std::vector<PreToken> out;

@@ -71,6 +71,11 @@ bool Tokenizer::Impl::token_of(int32_t id, std::string_view* out) const {
   return false;
 }
 
+bool Tokenizer::Impl::skipped_by_decode(int32_t id) const {
+  std::string_view t;
+  return token_of(id, &t) && added.is_special_content(t);
+}
+
 std::string Tokenizer::Impl::decode(std::span<const int32_t> ids, bool skip_special_tokens) const {
   std::vector<std::string> tokens;
   tokens.reserve(ids.size());
@@ -128,7 +133,13 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::from_pretrained(const std::string&
     dir = path;
   }
   if (!fs::exists(json_path, ec)) {
-    return not_found("no tokenizer.json at " + json_path.string());
+    std::string hint;
+    if (fs::exists(dir / "vocab.json", ec) || fs::exists(dir / "tokenizer.model", ec)) {
+      hint =
+          " (the directory has only a slow-tokenizer vocabulary; save a tokenizer.json with "
+          "transformers' tokenizer.save_pretrained())";
+    }
+    return not_found("no tokenizer.json at " + json_path.string() + hint);
   }
   KITE_ASSIGN_OR_RETURN(std::string text, read_file(json_path.string()));
   std::string config;

@@ -19,6 +19,9 @@
 
 namespace kite {
 
+class GgufFile;
+struct GgufVocab;
+
 class Tokenizer {
  public:
   // dir_or_file: a model directory (tokenizer.json, plus tokenizer_config.json and
@@ -29,6 +32,11 @@ class Tokenizer {
   // tokenizer_config_json may be empty.
   static Result<std::unique_ptr<Tokenizer>> from_json(std::string_view tokenizer_json,
                                                       std::string_view tokenizer_config_json);
+  // The tokenizer embedded in a GGUF file (tokenizer.ggml.* metadata; see gguf_vocab.h).
+  static Result<std::unique_ptr<Tokenizer>> from_gguf(const GgufFile& gguf);
+  // Opens a .gguf file and reads only its tokenizer.
+  static Result<std::unique_ptr<Tokenizer>> from_gguf_file(const std::string& path);
+  static Result<std::unique_ptr<Tokenizer>> from_gguf_vocab(const GgufVocab& vocab);
   ~Tokenizer();
   Tokenizer(const Tokenizer&) = delete;
   Tokenizer& operator=(const Tokenizer&) = delete;

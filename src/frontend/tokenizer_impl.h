@@ -11,6 +11,7 @@
 
 #include "frontend/added_vocabulary.h"
 #include "frontend/decoders.h"
+#include "frontend/gguf_vocab.h"
 #include "frontend/models.h"
 #include "frontend/normalizers.h"
 #include "frontend/post_processors.h"
@@ -44,6 +45,8 @@ struct Tokenizer::Impl {
   void encode(std::string_view text, bool add_special_tokens, bool parse_special,
               std::vector<int32_t>& out) const;
   std::string decode(std::span<const int32_t> ids, bool skip_special_tokens) const;
+  // True when decode(skip_special_tokens=true) leaves id out (its string is a special token's).
+  bool skipped_by_decode(int32_t id) const;
   // The token string of id ("" + false when none).
   bool token_of(int32_t id, std::string_view* out) const;
   std::optional<int32_t> id_of(const std::optional<std::string>& token) const;
@@ -51,6 +54,8 @@ struct Tokenizer::Impl {
 
 // Builds the pipeline of a parsed tokenizer.json. Errors name the offending field.
 Result<std::unique_ptr<Tokenizer::Impl>> build_from_tokenizer_json(const boost::json::value& root);
+// Builds the pipeline a GGUF vocabulary was converted from (see gguf_vocab.h).
+Result<std::unique_ptr<Tokenizer::Impl>> build_from_gguf_vocab(const GgufVocab& vocab);
 // Applies a parsed tokenizer_config.json (special token names, flags, chat templates).
 Status apply_tokenizer_config(Tokenizer::Impl& impl, const boost::json::value& config);
 

@@ -81,14 +81,21 @@ bool is_numeric(char32_t c) {
   return gc_mask(c) & U_GC_N_MASK;
 }
 
+bool in_category_tables(char32_t c) {
+  if (c < 0x80) return true;
+  UVersionInfo age;
+  u_charAge(static_cast<UChar32>(c), age);
+  return age[0] != 0 && age[0] <= kCategoryUnicodeMajor;
+}
+
 bool is_punctuation(char32_t c) {
   if (c < 128) return kAscii[c] & kPunct;
-  return gc_mask(c) & U_GC_P_MASK;
+  return (gc_mask(c) & U_GC_P_MASK) && in_category_tables(c);
 }
 
 bool is_other(char32_t c) {
   if (c < 128) return kAscii[c] & kOther;
-  return gc_mask(c) & U_GC_C_MASK;
+  return (gc_mask(c) & U_GC_C_MASK) && in_category_tables(c);
 }
 
 bool is_mark(char32_t c) {
@@ -100,7 +107,11 @@ bool is_combining_mark(char32_t c) { return is_mark(c) && in_normalization_table
 
 bool is_mark_nonspacing(char32_t c) {
   if (c < 128) return false;
-  return gc_mask(c) & U_GC_MN_MASK;
+  // Category changes since Unicode 8: U+1885/U+1886 became Mn in Unicode 9 (Lo before);
+  // U+1734 became Mc in Unicode 14 (Mn before).
+  if (c == 0x1885 || c == 0x1886) return false;
+  if (c == 0x1734) return true;
+  return (gc_mask(c) & U_GC_MN_MASK) && in_category_tables(c);
 }
 
 bool is_word_char(char32_t c) {
@@ -108,11 +119,6 @@ bool is_word_char(char32_t c) {
   if (u_hasBinaryProperty(static_cast<UChar32>(c), UCHAR_ALPHABETIC)) return true;
   if (gc_mask(c) & (U_GC_M_MASK | U_GC_ND_MASK | U_GC_PC_MASK)) return true;
   return u_hasBinaryProperty(static_cast<UChar32>(c), UCHAR_JOIN_CONTROL);
-}
-
-bool is_onig_word_char(char32_t c) {
-  if (c < 128) return kAscii[c] & kWord;
-  return gc_mask(c) & (U_GC_L_MASK | U_GC_M_MASK | U_GC_N_MASK | U_GC_PC_MASK);
 }
 
 bool is_chinese_char(char32_t c) {
@@ -134,6 +140,13 @@ void append_lowercase(std::string& out, char32_t c) {
     return;
   }
   utf8::append(out, static_cast<char32_t>(u_tolower(static_cast<UChar32>(c))));
+}
+
+bool in_script_tables(char32_t c) {
+  if (c < 0x80) return true;
+  UVersionInfo age;
+  u_charAge(static_cast<UChar32>(c), age);
+  return age[0] != 0 && age[0] <= kScriptUnicodeMajor;
 }
 
 int script_of(char32_t c) {

@@ -18,18 +18,21 @@ bool is_alphabetic(char32_t c);
 // General category N* (Rust char::is_numeric).
 bool is_numeric(char32_t c);
 inline bool is_alphanumeric(char32_t c) { return is_alphabetic(c) || is_numeric(c); }
-// ASCII punctuation or general category P* (BERT's punctuation test).
+// The general categories BERT's normalizer and the Punctuation / BertPreTokenizer pre-tokenizers
+// test come, in tokenizers, from the unicode_categories crate's Unicode 8 tables: characters
+// assigned later belong to none of its categories there, and kite reproduces that.
+inline constexpr int kCategoryUnicodeMajor = 8;
+bool in_category_tables(char32_t c);
+// ASCII punctuation or general category P* (BERT's punctuation test; Unicode 8 tables).
 bool is_punctuation(char32_t c);
-// General category C* (Cc, Cf, Cs, Co, Cn).
+// General category C* (Cc, Cf, Cs, Co; Unicode 8 tables).
 bool is_other(char32_t c);
 // General category M* (Mn, Mc, Me).
 bool is_mark(char32_t c);
-// General category Mn.
+// General category Mn (BertNormalizer's strip_accents; Unicode 8 tables).
 bool is_mark_nonspacing(char32_t c);
-// Unicode \w of Rust's regex: Alphabetic, M*, Nd, Pc, Join_Control.
+// Unicode \w of Rust's regex crate (UTS #18): Alphabetic, M*, Nd, Pc, Join_Control.
 bool is_word_char(char32_t c);
-// Oniguruma's Unicode \w: general category L*, M*, N* or Pc.
-bool is_onig_word_char(char32_t c);
 // The CJK blocks BERT pads with spaces.
 bool is_chinese_char(char32_t c);
 
@@ -38,6 +41,10 @@ void append_lowercase(std::string& out, char32_t c);
 
 // ICU script code (UScriptCode) of c.
 int script_of(char32_t c);
+// tokenizers' UnicodeScripts pre-tokenizer has its own script table (Unicode 9):
+// characters assigned later are not in it.
+inline constexpr int kScriptUnicodeMajor = 9;
+bool in_script_tables(char32_t c);
 
 // tokenizers normalizes (NFC/NFD/NFKC/NFKD, StripAccents) with Unicode 9.0 tables (its
 // unicode-normalization-alignments crate); kite reproduces that by treating characters assigned

@@ -178,7 +178,8 @@ awaitable<void> handle_chat_completions(Exchange& ex) {
       co_await ex.send_error(api_error_from_status(ps.error, ""));
       co_return;
     }
-    co_await ex.send_body(200, "application/json", whole_response(ctx, ps));
+    std::string body = whole_response(ctx, ps);
+    co_await ex.send_body(200, "application/json", body);
     co_return;
   }
 

@@ -227,7 +227,8 @@ awaitable<void> handle_completions(Exchange& ex) {
         co_return;
       }
     }
-    co_await ex.send_body(200, "application/json", whole_response(ctx, prompts));
+    std::string body = whole_response(ctx, prompts);
+    co_await ex.send_body(200, "application/json", body);
     co_return;
   }
 

@@ -262,8 +262,10 @@ void HttpServer::set_engine(std::shared_ptr<Engine> engine) {
   model->parse_context.max_model_len = model->info.max_model_len;
   model->parse_context.default_sampling = model->info.default_sampling;
   model->created = unix_time_now();
+  // Published even if a shutdown races with it: handlers check the phase first, and the
+  // engine's destructor (with the server's) aborts whatever it still holds.
   s.state.set_model(std::move(model));
-  s.state.set_phase(ServerPhase::kServing);
+  s.state.start_serving();
 }
 
 void HttpServer::request_shutdown() { impl_->begin_shutdown(); }

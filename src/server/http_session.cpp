@@ -12,6 +12,7 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 #include <exception>
+#include <optional>
 
 #include "core/logging.h"
 #include "core/version.h"
@@ -44,7 +45,7 @@ void Exchange::add_common_headers(http::fields& h) {
   }
 }
 
-awaitable<bool> Exchange::send(HttpResponse res) {
+awaitable<bool> Exchange::send(HttpResponse& res) {
   unwatch();
   if (state_.draining()) keep_alive_ = false;
   res.version(req_.version());
@@ -66,11 +67,11 @@ awaitable<bool> Exchange::send(HttpResponse res) {
   co_return !ec;
 }
 
-awaitable<bool> Exchange::send_body(int status, std::string content_type, std::string body) {
+awaitable<bool> Exchange::send_body(int status, std::string_view content_type, std::string& body) {
   HttpResponse res{static_cast<http::status>(status), req_.version()};
   res.set(http::field::content_type, content_type);
   res.body() = std::move(body);
-  co_return co_await send(std::move(res));
+  co_return co_await send(res);
 }
 
 awaitable<bool> Exchange::send_error(const ApiError& e) {
@@ -80,7 +81,7 @@ awaitable<bool> Exchange::send_error(const ApiError& e) {
   if (e.http_status == 401) res.set(http::field::www_authenticate, "Bearer");
   if (e.http_status >= 500 || e.http_status == 413) keep_alive_ = false;
   res.body() = error_body(e);
-  co_return co_await send(std::move(res));
+  co_return co_await send(res);
 }
 
 awaitable<bool> Exchange::begin_events() {
@@ -198,7 +199,7 @@ awaitable<void> handle_request(Exchange& ex) {
               asked.empty() ? std::string(kCorsAllowHeaders) : std::string(asked));
       res.set(http::field::access_control_max_age, kCorsMaxAge);
     }
-    co_await ex.send(std::move(res));
+    co_await ex.send(res);
     co_return;
   }
   const std::string& key = state.config().api_key;
@@ -221,7 +222,7 @@ awaitable<void> handle_request(Exchange& ex) {
 // A response to a request that could not be read whole (no handler ran).
 awaitable<void> reject_unread(ServerState& state, beast::tcp_stream& stream,
                               const http::request_parser<http::string_body>& parser,
-                              ApiError error) {
+                              const ApiError& error) {
   HttpRequest req;
   req.version(11);
   req.keep_alive(false);
@@ -264,23 +265,21 @@ awaitable<void> run_connection(ServerState& state, tcp::socket socket,
     handle->idle = false;
     stream.expires_never();
     if (ec) {
+      std::optional<ApiError> reply;
       if (ec == http::error::body_limit) {
-        co_await reject_unread(state, stream, parser, body_too_large(cfg.max_body_bytes));
-        co_await linger(stream);
+        reply = body_too_large(cfg.max_body_bytes);
       } else if (ec == http::error::header_limit) {
-        co_await reject_unread(
-            state, stream, parser,
-            ApiError{431, "Request header fields are too large", "invalid_request_error", "",
-                     "request_header_fields_too_large"});
+        reply = ApiError{431, "Request header fields are too large", "invalid_request_error", "",
+                         "request_header_fields_too_large"};
       } else if (ec != http::error::end_of_stream && ec != asio::error::eof &&
                  ec != asio::error::operation_aborted && ec != beast::error::timeout &&
                  ec != asio::error::connection_reset && ec != asio::error::bad_descriptor &&
                  ec != http::error::partial_message) {
-        co_await reject_unread(
-            state, stream, parser,
-            ApiError{400, fmt::format("Malformed HTTP request: {}", ec.message()),
-                     "invalid_request_error", "", "bad_request"});
+        reply = ApiError{400, fmt::format("Malformed HTTP request: {}", ec.message()),
+                         "invalid_request_error", "", "bad_request"};
       }
+      if (reply) co_await reject_unread(state, stream, parser, *reply);
+      if (ec == http::error::body_limit) co_await linger(stream);
       break;
     }
     HttpRequest req = parser.release();
@@ -295,7 +294,8 @@ awaitable<void> run_connection(ServerState& state, tcp::socket socket,
       KITE_LOG_ERROR("{} {}: internal error: {}", std::string(req.method_string()),
                      std::string(req.target()), failure);
       if (ex.status() == 0) {
-        co_await ex.send_error(internal_error_api(fmt::format("internal error: {}", failure)));
+        ApiError error = internal_error_api(fmt::format("internal error: {}", failure));
+        co_await ex.send_error(error);
       }
       break;
     }

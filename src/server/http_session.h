@@ -50,8 +50,13 @@ class Exchange {
 
   // Sends a whole response; adds Server, CORS and Connection headers. False: the write failed
   // (the client is gone).
-  boost::asio::awaitable<bool> send(HttpResponse res);
-  boost::asio::awaitable<bool> send_body(int status, std::string content_type, std::string body);
+  //
+  // Coroutine parameters of class type are references throughout this server: GCC 12 destroys
+  // a by-value coroutine parameter built from a temporary twice (PR c++/99576). Non-const
+  // references make the compiler refuse temporaries; `body` is moved from.
+  boost::asio::awaitable<bool> send(HttpResponse& res);
+  boost::asio::awaitable<bool> send_body(int status, std::string_view content_type,
+                                         std::string& body);
   boost::asio::awaitable<bool> send_error(const ApiError& e);
 
   // SSE: the 200 header (text/event-stream, chunked), then framed events, then the end.

@@ -18,7 +18,8 @@ namespace {
 constexpr const char* kJson = "application/json";
 
 awaitable<void> send_json(Exchange& ex, int status, const bj::value& v) {
-  co_await ex.send_body(status, kJson, bj::serialize(v));
+  std::string body = bj::serialize(v);
+  co_await ex.send_body(status, kJson, body);
 }
 
 bj::object model_card(const LoadedModel& m, const std::string& name, const ServerConfig& cfg) {
@@ -76,7 +77,8 @@ awaitable<std::shared_ptr<const LoadedModel>> require_model(Exchange& ex) {
 }
 
 awaitable<void> handle_chat_page(Exchange& ex) {
-  co_await ex.send_body(200, "text/html; charset=utf-8", std::string(chat_page_html()));
+  std::string page(chat_page_html());
+  co_await ex.send_body(200, "text/html; charset=utf-8", page);
 }
 
 awaitable<void> handle_health(Exchange& ex) {
@@ -86,7 +88,8 @@ awaitable<void> handle_health(Exchange& ex) {
   } else if (!state.model()) {
     co_await ex.send_error(unavailable_error("The model is still loading"));
   } else {
-    co_await ex.send_body(200, kJson, "{}");
+    std::string body = "{}";
+    co_await ex.send_body(200, kJson, body);
   }
 }
 
@@ -107,7 +110,7 @@ awaitable<void> handle_metrics(Exchange& ex) {
   } else {
     text = state.metrics().render(nullptr, nullptr);
   }
-  co_await ex.send_body(200, "text/plain; version=0.0.4; charset=utf-8", std::move(text));
+  co_await ex.send_body(200, "text/plain; version=0.0.4; charset=utf-8", text);
 }
 
 awaitable<void> handle_models(Exchange& ex) {
@@ -117,7 +120,8 @@ awaitable<void> handle_models(Exchange& ex) {
   if (ex.route().route == Route::kModel) {
     for (const std::string& name : model->served_model_names) {
       if (name == ex.route().model_id) {
-        co_await send_json(ex, 200, model_card(*model, name, cfg));
+        bj::value card = model_card(*model, name, cfg);
+        co_await send_json(ex, 200, card);
         co_return;
       }
     }

@@ -47,6 +47,12 @@ class ServerState {
 
   ServerPhase phase() const { return phase_.load(std::memory_order_acquire); }
   void set_phase(ServerPhase p) { phase_.store(p, std::memory_order_release); }
+  // Loading -> serving, unless a shutdown began meanwhile (then false).
+  bool start_serving() {
+    ServerPhase expected = ServerPhase::kLoading;
+    return phase_.compare_exchange_strong(expected, ServerPhase::kServing,
+                                          std::memory_order_acq_rel);
+  }
   bool draining() const { return phase() == ServerPhase::kDraining; }
 
   // Generation requests being served (each holds engine requests).

@@ -134,6 +134,7 @@ Result<jinja::Context> build_context(const ChatTemplateInputs& in) {
   };
   if (!in.bos_token.empty()) set("bos_token", jinja::Value(in.bos_token));
   if (!in.eos_token.empty()) set("eos_token", jinja::Value(in.eos_token));
+  for (const auto& [name, token] : in.other_special_tokens) set(name, jinja::Value(token));
 
   KITE_ASSIGN_OR_RETURN(boost::json::value messages, parse_json(in.messages_json, "messages"));
   if (!messages.is_array()) return invalid_argument("messages must be a JSON array");
@@ -171,6 +172,27 @@ Result<jinja::Context> build_context(const ChatTemplateInputs& in) {
 }
 
 }  // namespace
+
+Result<std::string> select_chat_template(const std::map<std::string, std::string>& named,
+                                         const std::optional<std::string>& requested,
+                                         bool has_tools) {
+  if (requested) {
+    auto it = named.find(*requested);
+    return it != named.end() ? it->second : *requested;
+  }
+  if (has_tools) {
+    if (auto it = named.find("tool_use"); it != named.end()) return it->second;
+  }
+  if (auto it = named.find("default"); it != named.end()) return it->second;
+  if (named.empty()) {
+    return invalid_argument(
+        "the model has no chat template; pass one in the request's chat_template");
+  }
+  std::string names;
+  for (const auto& [name, tmpl] : named) names += (names.empty() ? "" : ", ") + name;
+  return invalid_argument("the model has several chat templates and none is named 'default' (" +
+                          names + "); pass chat_template with one of these names");
+}
 
 Result<ChatTemplate> ChatTemplate::parse(std::string_view source) {
   if (source.size() > kMaxTemplateBytes) {

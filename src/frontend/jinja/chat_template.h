@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -38,6 +39,9 @@ struct ChatTemplateInputs {
   // transformers, which leaves unset special tokens out of the render kwargs).
   std::string bos_token;
   std::string eos_token;
+  // The tokenizer's other set special tokens (unk_token, pad_token, ...): transformers passes
+  // them all to the template; few templates read them.
+  std::map<std::string, std::string> other_special_tokens;
   // JSON object of extra template variables (enable_thinking, tools_in_user_message, other
   // special tokens, ...); "" = none. They override bos_token/eos_token like transformers'
   // kwargs; `messages`, `tools`, `documents` and `add_generation_prompt` cannot be overridden.
@@ -53,6 +57,15 @@ struct ChatTemplateLimits {
   uint64_t max_steps = 20'000'000;      // evaluation steps, loop iterations, bytes copied / 16
   int max_depth = 400;                  // nested evaluations (macro recursion)
 };
+
+// Which template source renders a request, as transformers' get_chat_template picks it:
+// `requested` (the request's chat_template) is the name of one of `named` or else a template
+// source itself; without it, "tool_use" when the request has tools (any tools_json, even "[]")
+// and the model has that template, else "default". `named` holds the model's templates by name
+// (a model with a single template has it as "default"). kInvalidArgument when there is none.
+Result<std::string> select_chat_template(const std::map<std::string, std::string>& named,
+                                         const std::optional<std::string>& requested,
+                                         bool has_tools);
 
 class ChatTemplate {
  public:

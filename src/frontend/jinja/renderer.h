@@ -102,9 +102,10 @@ class Renderer {
   // charges the copy.
   void check_size(size_t size);
   const RenderOptions& options() const { return options_; }
-  // Namespaces are cleared when the render ends, so cycles through them cannot leak.
-  void track(const std::shared_ptr<Namespace>& ns) { namespaces_.push_back(ns); }
-  void track(const std::shared_ptr<Scope>& scope) { scopes_.push_back(scope); }
+  // Namespaces, and scopes captured by macros and loops, are cleared when the render ends, so
+  // reference cycles through them cannot leak.
+  void track(const std::shared_ptr<Namespace>& ns) { remember(&namespaces_, ns); }
+  void track(const std::shared_ptr<Scope>& scope) { remember(&scopes_, scope); }
 
   // Internal: runs a macro or caller body (used by the Macro object).
   Value invoke_macro(const Stmt& def, const std::shared_ptr<Scope>& closure, CallArgs args);
@@ -116,6 +117,16 @@ class Renderer {
   enum class Flow { kNormal, kBreak, kContinue };
 
   [[noreturn]] void step_limit_exceeded() const;
+  // Appends unless it is the last one remembered; drops expired entries as the list grows, so
+  // a loop defining macros or namespaces keeps this bounded by what is alive.
+  template <typename T>
+  static void remember(std::vector<std::weak_ptr<T>>* list, const std::shared_ptr<T>& p) {
+    if (!list->empty() && !list->back().owner_before(p) && !p.owner_before(list->back())) return;
+    if (list->size() >= 64 && (list->size() & (list->size() - 1)) == 0) {
+      std::erase_if(*list, [](const std::weak_ptr<T>& w) { return w.expired(); });
+    }
+    list->push_back(p);
+  }
   void emit(std::string_view text);
 
   Flow exec_body(const Body& body, const std::shared_ptr<Scope>& scope);

@@ -12,7 +12,8 @@ For one tokenizer this script
         "dec": decode(enc), "dec_skip": decode(enc, skip_special_tokens=True)}
      one line per corpus string, then lines {"rand": ids, "dec": ..., "dec_skip": ...} for
      seeded random id sequences (byte tokens, special tokens, out-of-range ids),
-  4. records `transformers` AutoTokenizer ids where they differ from `tokenizers` ("tf").
+  4. records `transformers` AutoTokenizer ids where they differ from `tokenizers` ("tf"), on the
+     first --transformers-check strings.
 
 Corpus strings that are not valid UTF-8 ({"hex": ...}) reach Python as
 bytes.decode("utf-8", "replace"); kite gets the raw bytes and must give the same ids.
@@ -115,6 +116,34 @@ def random_id_sequences(tok, count, seed):
     return seqs
 
 
+def write_corpus(args, corpus):
+    """Decompressed corpus for the C++ test, written atomically (fixtures run in parallel)."""
+    os.makedirs(args.out_dir, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=args.out_dir)
+    with os.fdopen(fd, "wb") as f:
+        f.write(corpus)
+    os.replace(tmp, os.path.join(args.out_dir, "corpus.jsonl"))
+
+
+def sentencepiece_oracle(args):
+    """Ids and decodes of the SentencePiece library (the vocabulary published with stories260K)."""
+    import sentencepiece as spm
+    sp = spm.SentencePieceProcessor(model_file=args.src)
+    out_dir = os.path.join(args.out_dir, args.name)
+    os.makedirs(out_dir, exist_ok=True)
+    with gzip.open(args.corpus, "rb") as f:
+        corpus = f.read()
+    write_corpus(args, corpus)
+    fd, tmp = tempfile.mkstemp(dir=out_dir)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        for text in corpus_texts(corpus):
+            ids = sp.encode(text)
+            f.write(json.dumps({"enc_ns": ids, "dec": sp.decode(ids)}, ensure_ascii=False) + "\n")
+    os.replace(tmp, os.path.join(out_dir, "oracle.jsonl"))
+    print(f"{args.name}: sentencepiece {sp.vocab_size()} pieces -> {out_dir}")
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--name", required=True)
@@ -122,7 +151,14 @@ def main():
     ap.add_argument("--corpus", required=True)
     ap.add_argument("--out-dir", required=True)
     ap.add_argument("--random-decodes", type=int, default=3000)
+    ap.add_argument("--transformers-check", type=int, default=5000,
+                    help="how many corpus strings to also run through transformers")
+    ap.add_argument("--sentencepiece", action="store_true",
+                    help="SRC is a SentencePiece .model: write its ids/decodes instead")
     args = ap.parse_args()
+
+    if args.sentencepiece:
+        return sentencepiece_oracle(args)
 
     from tokenizers import Tokenizer
 
@@ -132,10 +168,7 @@ def main():
 
     with gzip.open(args.corpus, "rb") as f:
         corpus = f.read()
-    fd, tmp = tempfile.mkstemp(dir=args.out_dir)
-    with os.fdopen(fd, "wb") as f:
-        f.write(corpus)
-    os.replace(tmp, os.path.join(args.out_dir, "corpus.jsonl"))
+    write_corpus(args, corpus)
 
     tok = Tokenizer.from_file(os.path.join(tok_dir, "tokenizer.json"))
     tok.no_truncation()
@@ -165,13 +198,14 @@ def main():
     from transformers import AutoTokenizer
     hf = AutoTokenizer.from_pretrained(tok_dir)
     disagree = 0
-    for text, rec in zip(texts, lines):
+    checked = min(len(texts), args.transformers_check)
+    for text, rec in zip(texts[:checked], lines):
         tf = hf(text, add_special_tokens=True)["input_ids"]
         if tf != rec["enc"]:
             rec["tf"] = tf
             disagree += 1
     print(f"{args.name}: transformers ({type(hf).__name__}) differs from tokenizers on "
-          f"{disagree} of {len(texts)} strings")
+          f"{disagree} of the first {checked} strings")
 
     fd, tmp = tempfile.mkstemp(dir=out_dir)
     with os.fdopen(fd, "w", encoding="utf-8") as f:

@@ -5,73 +5,24 @@
 
 #include <boost/json.hpp>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "frontend/incremental_detokenizer.h"
 #include "frontend/tokenizer.h"
+#include "parity_io.h"
 
 namespace kite {
 namespace {
 
 const std::string kOracleDir = KITE_TOKENIZER_ORACLE_DIR;
 
-std::vector<std::string> read_lines(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::vector<std::string> lines;
-  std::string line;
-  while (std::getline(in, line)) {
-    if (!line.empty()) lines.push_back(line);
-  }
-  return lines;
-}
-
-std::string from_hex(std::string_view hex) {
-  std::string out;
-  for (size_t i = 0; i + 1 < hex.size(); i += 2) {
-    out.push_back(static_cast<char>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16)));
-  }
-  return out;
-}
-
-std::vector<int32_t> ids_of(const boost::json::value& v) {
-  std::vector<int32_t> ids;
-  for (const auto& x : v.as_array()) ids.push_back(static_cast<int32_t>(x.to_number<int64_t>()));
-  return ids;
-}
-
-// Printable form of a string for failure messages.
-std::string escaped(std::string_view s, size_t max_len = 160) {
-  std::string out;
-  for (char c : s.substr(0, max_len)) {
-    auto u = static_cast<unsigned char>(c);
-    if (u == '\n') {
-      out += "\\n";
-    } else if (u == '\r') {
-      out += "\\r";
-    } else if (u == '\t') {
-      out += "\\t";
-    } else if (u < 0x20 || u == 0x7F) {
-      char buf[8];
-      std::snprintf(buf, sizeof(buf), "\\x%02x", u);
-      out += buf;
-    } else {
-      out.push_back(c);
-    }
-  }
-  if (s.size() > max_len) out += "...(" + std::to_string(s.size()) + " bytes)";
-  return out;
-}
-
-std::string ids_str(const std::vector<int32_t>& ids, size_t max_n = 40) {
-  std::ostringstream os;
-  os << "[";
-  for (size_t i = 0; i < ids.size() && i < max_n; ++i) os << (i ? "," : "") << ids[i];
-  if (ids.size() > max_n) os << ",...(" << ids.size() << ")";
-  os << "]";
-  return os.str();
-}
+using parity::escaped;
+using parity::ids_of;
+using parity::ids_str;
+using parity::read_lines;
 
 // "[... a,b,c ...]" around the first index where a and b differ.
 std::string diff_str(const std::vector<int32_t>& a, const std::vector<int32_t>& b,
@@ -93,7 +44,7 @@ std::string diff_str(const std::vector<int32_t>& a, const std::vector<int32_t>& 
 
 struct OracleRecord {
   std::vector<int32_t> enc, enc_ns, enc_np, rand;
-  std::string dec, dec_skip;
+  std::optional<std::string> dec, dec_skip;  // nullopt where tokenizers itself panicked
   bool is_random = false;
 };
 
@@ -104,25 +55,24 @@ struct ParityData {
   std::vector<OracleRecord> random_records;
 };
 
-ParityData load(const std::string& name) {
+std::optional<std::string> opt_string(const boost::json::value& v) {
+  if (v.is_null()) return std::nullopt;
+  return std::string(v.as_string());
+}
+
+// dir: tokenizer.json (+ tokenizer_config.json) and oracle.jsonl; corpus: the strings.
+ParityData load_from(const std::string& dir, const std::string& corpus, size_t min_strings) {
   ParityData d;
-  auto tok = Tokenizer::from_pretrained(kOracleDir + "/" + name);
+  auto tok = Tokenizer::from_pretrained(dir);
   EXPECT_TRUE(tok.ok()) << tok.status().to_string();
   if (!tok.ok()) return d;
   d.tok = std::move(tok).value();
-  for (const std::string& line : read_lines(kOracleDir + "/corpus.jsonl")) {
-    boost::json::object rec = boost::json::parse(line).as_object();
-    if (auto* t = rec.if_contains("t")) {
-      d.corpus.emplace_back(t->as_string());
-    } else {
-      d.corpus.push_back(from_hex(rec.at("hex").as_string()));
-    }
-  }
-  for (const std::string& line : read_lines(kOracleDir + "/" + name + "/oracle.jsonl")) {
+  d.corpus = parity::read_corpus(corpus);
+  for (const std::string& line : read_lines(dir + "/oracle.jsonl")) {
     boost::json::object rec = boost::json::parse(line).as_object();
     OracleRecord r;
-    r.dec = std::string(rec.at("dec").as_string());
-    r.dec_skip = std::string(rec.at("dec_skip").as_string());
+    r.dec = opt_string(rec.at("dec"));
+    r.dec_skip = opt_string(rec.at("dec_skip"));
     if (auto* rand = rec.if_contains("rand")) {
       r.is_random = true;
       r.rand = ids_of(*rand);
@@ -135,14 +85,15 @@ ParityData load(const std::string& name) {
     }
   }
   EXPECT_EQ(d.corpus.size(), d.text_records.size()) << "oracle output does not match the corpus";
-  EXPECT_GE(d.corpus.size(), 20000u);
+  EXPECT_GE(d.corpus.size(), min_strings);
   return d;
 }
 
-class TokenizerParity : public ::testing::TestWithParam<std::string> {};
+ParityData load(const std::string& name) {
+  return load_from(kOracleDir + "/" + name, kOracleDir + "/corpus.jsonl", 20000);
+}
 
-TEST_P(TokenizerParity, EncodeMatchesHf) {
-  ParityData d = load(GetParam());
+void check_encode(const ParityData& d, const std::string& name) {
   ASSERT_TRUE(d.tok);
   size_t mismatches = 0;
   for (size_t i = 0; i < d.corpus.size() && i < d.text_records.size(); ++i) {
@@ -159,7 +110,7 @@ TEST_P(TokenizerParity, EncodeMatchesHf) {
       std::vector<int32_t> got = d.tok->encode(d.corpus[i], c.add_special, c.parse_special);
       if (got != *c.want) {
         if (++mismatches <= 10) {
-          ADD_FAILURE() << GetParam() << " string " << i << " (" << c.what << ") '"
+          ADD_FAILURE() << name << " string " << i << " (" << c.what << ") '"
                         << escaped(d.corpus[i]) << "'\n  " << diff_str(got, *c.want, *d.tok);
         }
       }
@@ -168,16 +119,15 @@ TEST_P(TokenizerParity, EncodeMatchesHf) {
   EXPECT_EQ(mismatches, 0u) << "encode mismatches over " << d.corpus.size() << " strings x 3 modes";
 }
 
-TEST_P(TokenizerParity, DecodeMatchesHf) {
-  ParityData d = load(GetParam());
+void check_decode(const ParityData& d, const std::string& name) {
   ASSERT_TRUE(d.tok);
   size_t mismatches = 0;
-  auto check = [&](const std::vector<int32_t>& ids, bool skip, const std::string& want,
-                   const std::string& what) {
-    std::string got = d.tok->decode(ids, skip);
-    if (got != want && ++mismatches <= 10) {
-      ADD_FAILURE() << GetParam() << " " << what << " skip=" << skip << " ids " << ids_str(ids)
-                    << "\n  kite: '" << escaped(got) << "'\n  hf:   '" << escaped(want) << "'";
+  auto check = [&](const std::vector<int32_t>& ids, bool skip,
+                   const std::optional<std::string>& want, const std::string& what) {
+    std::string got = d.tok->decode(ids, skip);  // must not crash even where tokenizers panics
+    if (want && got != *want && ++mismatches <= 10) {
+      ADD_FAILURE() << name << " " << what << " skip=" << skip << " ids " << ids_str(ids)
+                    << "\n  kite: '" << escaped(got) << "'\n  hf:   '" << escaped(*want) << "'";
     }
   };
   for (size_t i = 0; i < d.text_records.size(); ++i) {
@@ -194,8 +144,7 @@ TEST_P(TokenizerParity, DecodeMatchesHf) {
 }
 
 // Streaming the ids of every corpus string one at a time gives exactly the full decode.
-TEST_P(TokenizerParity, StreamingDecodeConcatenatesToFullDecode) {
-  ParityData d = load(GetParam());
+void check_streaming(const ParityData& d, const std::string& name) {
   ASSERT_TRUE(d.tok);
   size_t mismatches = 0;
   for (size_t i = 0; i < d.text_records.size(); ++i) {
@@ -205,16 +154,78 @@ TEST_P(TokenizerParity, StreamingDecodeConcatenatesToFullDecode) {
       std::string streamed;
       for (int32_t id : r.enc) streamed += detok.step(id);
       streamed += detok.flush();
-      const std::string& want = skip ? r.dec_skip : r.dec;
-      if (streamed != want && ++mismatches <= 10) {
-        ADD_FAILURE() << GetParam() << " string " << i << " skip=" << skip << " ids "
-                      << ids_str(r.enc) << "\n  streamed: '" << escaped(streamed)
-                      << "'\n  hf:       '" << escaped(want) << "'";
+      const std::optional<std::string>& want = skip ? r.dec_skip : r.dec;
+      if (want && streamed != *want && ++mismatches <= 10) {
+        ADD_FAILURE() << name << " string " << i << " skip=" << skip << " ids " << ids_str(r.enc)
+                      << "\n  streamed: '" << escaped(streamed) << "'\n  hf:       '"
+                      << escaped(*want) << "'";
       }
     }
   }
   EXPECT_EQ(mismatches, 0u);
 }
+
+class TokenizerParity : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(TokenizerParity, EncodeMatchesHf) { check_encode(load(GetParam()), GetParam()); }
+TEST_P(TokenizerParity, DecodeMatchesHf) { check_decode(load(GetParam()), GetParam()); }
+TEST_P(TokenizerParity, StreamingDecodeConcatenatesToFullDecode) {
+  check_streaming(load(GetParam()), GetParam());
+}
+
+// Synthetic tokenizers covering every component (component_oracle.py builds them with
+// tokenizers, which also produces the expected values).
+class ComponentParity : public ::testing::TestWithParam<std::string> {};
+
+ParityData load_component(const std::string& name) {
+  return load_from(kOracleDir + "/components/" + name, kOracleDir + "/components/corpus.jsonl",
+                   3000);
+}
+
+TEST_P(ComponentParity, EncodeDecodeStreamMatchHf) {
+  ParityData d = load_component(GetParam());
+  check_encode(d, GetParam());
+  check_decode(d, GetParam());
+  check_streaming(d, GetParam());
+}
+
+const char* const kComponentTokenizers[] = {"lowercase_whitespace",
+                                            "nfkd_strip_accents",
+                                            "nfkc_punctuation",
+                                            "nfd_lowercase_strip",
+                                            "bert_uncased",
+                                            "bert_cased",
+                                            "punctuation_behaviors",
+                                            "punctuation_removed_next",
+                                            "metaspace_first_split",
+                                            "metaspace_always_bpe",
+                                            "metaspace_never",
+                                            "digits_then_metaspace",
+                                            "unicode_scripts",
+                                            "char_delimiter",
+                                            "fixed_length",
+                                            "split_behaviors",
+                                            "split_merged_previous",
+                                            "replace_regex_prepend",
+                                            "nmt_nfc",
+                                            "bytelevel_prefix_space",
+                                            "bytelevel_normalizer",
+                                            "bpe_prefix_suffix",
+                                            "ctc_chars",
+                                            "replace_strip_decoders",
+                                            "template_pair_tokens"};
+
+// The oracle builds exactly the configurations this test runs.
+TEST(ComponentParityIndex, OracleBuiltEveryComponentTokenizer) {
+  std::vector<std::string> built = read_lines(kOracleDir + "/components/index.txt");
+  std::vector<std::string> want(std::begin(kComponentTokenizers), std::end(kComponentTokenizers));
+  EXPECT_EQ(built, want);
+}
+
+INSTANTIATE_TEST_SUITE_P(Components, ComponentParity,
+                         ::testing::ValuesIn(std::vector<std::string>(
+                             std::begin(kComponentTokenizers), std::end(kComponentTokenizers))),
+                         [](const ::testing::TestParamInfo<std::string>& p) { return p.param; });
 
 std::string param_name(const ::testing::TestParamInfo<std::string>& info) {
   std::string s = info.param;

@@ -5,11 +5,16 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
+#include <functional>
 #include <memory>
+#include <random>
 #include <vector>
 
 #include "backend/cpu/ops.h"
 #include "backend/cpu/sequence_runner.h"
+#include "support/test_util.h"
+#include "unit/model/gguf_builder.h"
 
 namespace kite {
 namespace {
@@ -209,6 +214,83 @@ TEST(CpuModelRunnerTest, SamplesWithTheReferenceSampler) {
   SamplingBatch bad = greedy;
   bad.temperature = {0.0f, 0.0f};
   EXPECT_EQ(r->sample(view, bad, &out).code(), StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace kite
+
+namespace kite {
+namespace {
+
+// A small llama GGUF with random F32 weights; `rope` adds RoPE metadata or rope_freqs.weight.
+std::vector<uint8_t> random_llama_gguf(const std::function<void(testing::GgufBuilder*)>& rope) {
+  testing::GgufBuilder g;
+  g.add_string("general.architecture", "llama");
+  g.add_u32("llama.embedding_length", 32);
+  g.add_u32("llama.feed_forward_length", 64);
+  g.add_u32("llama.block_count", 1);
+  g.add_u32("llama.attention.head_count", 2);
+  g.add_f32("llama.attention.layer_norm_rms_epsilon", 1e-5f);
+  rope(&g);
+  std::mt19937 rng(9);
+  std::uniform_real_distribution<float> dist(-0.5f, 0.5f);
+  auto random_f32 = [&](uint64_t n, float center) {
+    std::vector<uint8_t> b(n * 4);
+    for (uint64_t i = 0; i < n; ++i) {
+      const float v = center + dist(rng);
+      std::memcpy(b.data() + 4 * i, &v, 4);
+    }
+    return b;
+  };
+  g.add_tensor("token_embd.weight", {32, 10}, 0, random_f32(320, 0));
+  g.add_tensor("output_norm.weight", {32}, 0, random_f32(32, 1));
+  g.add_tensor("blk.0.attn_norm.weight", {32}, 0, random_f32(32, 1));
+  g.add_tensor("blk.0.ffn_norm.weight", {32}, 0, random_f32(32, 1));
+  for (const char* n : {"attn_q", "attn_k", "attn_v", "attn_output"}) {
+    g.add_tensor(std::string("blk.0.") + n + ".weight", {32, 32}, 0, random_f32(32 * 32, 0));
+  }
+  g.add_tensor("blk.0.ffn_gate.weight", {32, 64}, 0, random_f32(32 * 64, 0));
+  g.add_tensor("blk.0.ffn_up.weight", {32, 64}, 0, random_f32(32 * 64, 0));
+  g.add_tensor("blk.0.ffn_down.weight", {64, 32}, 0, random_f32(32 * 64, 0));
+  return g.build();
+}
+
+std::vector<float> gguf_logits(const std::vector<uint8_t>& bytes) {
+  testing::TempDir tmp;
+  testing::write_bytes(tmp / "m.gguf", bytes.data(), bytes.size());
+  auto m = load_model(tmp / "m.gguf");
+  EXPECT_TRUE(m.ok()) << m.status().to_string();
+  if (!m.ok()) return {};
+  auto r = CpuModelRunner::create(std::shared_ptr<const WeightStore>(std::move(*m)));
+  EXPECT_TRUE(r.ok());
+  EXPECT_TRUE((*r)->allocate_kv_cache(4, KvCacheConfig{}).ok());
+  SequenceRunner seq(r->get(), 16, 4);
+  auto l = seq.feed(std::vector<int32_t>{1, 5, 9, 2, 7, 3, 8, 4, 6, 0, 1, 2}, true);
+  EXPECT_TRUE(l.ok());
+  return l.ok() ? *l : std::vector<float>{};
+}
+
+// Llama 3.1 GGUFs carry RoPE scaling as rope_freqs.weight (per-frequency divisors): factors of
+// 1 change nothing, and uniform factors f equal linear scaling by f.
+TEST(CpuModelRunnerGgufTest, RopeFreqsWeightScalesFrequencies) {
+  const auto plain = gguf_logits(random_llama_gguf([](testing::GgufBuilder*) {}));
+  auto with_factors = [](float f) {
+    return [f](testing::GgufBuilder* g) {
+      std::vector<uint8_t> b(8 * 4);  // head_dim 16 -> 8 frequencies
+      for (int i = 0; i < 8; ++i) std::memcpy(b.data() + 4 * i, &f, 4);
+      g->add_tensor("rope_freqs.weight", {8}, 0, b);
+    };
+  };
+  const auto ones = gguf_logits(random_llama_gguf(with_factors(1.0f)));
+  const auto twos = gguf_logits(random_llama_gguf(with_factors(2.0f)));
+  const auto linear = gguf_logits(random_llama_gguf([](testing::GgufBuilder* g) {
+    g->add_string("llama.rope.scaling.type", "linear");
+    g->add_f32("llama.rope.scaling.factor", 2.0f);
+  }));
+  ASSERT_FALSE(plain.empty());
+  EXPECT_EQ(ones, plain);
+  EXPECT_EQ(twos, linear);
+  EXPECT_NE(twos, plain);
 }
 
 }  // namespace

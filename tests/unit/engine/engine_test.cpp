@@ -446,7 +446,13 @@ TEST(Engine, RejectsConfigsThatCannotWork) {
   EXPECT_EQ(make(c).status().code(), StatusCode::kInvalidArgument);
   c = {};
   c.kv_cache_memory_bytes = 8 * 16 * 10;  // 9 usable blocks of 16 < 1024 tokens
+  c.max_model_len = 1024;
   EXPECT_EQ(make(c).status().code(), StatusCode::kResourceExhausted);
+  // Without an explicit max_model_len the engine serves the context that fits.
+  c.max_model_len = 0;
+  auto capped = make(c);
+  ASSERT_TRUE(capped.ok()) << capped.status().to_string();
+  EXPECT_EQ((*capped)->model_info().max_model_len, 9 * 16);
   c = {};
   c.scheduling_policy = "random";
   EXPECT_EQ(make(c).status().code(), StatusCode::kInvalidArgument);

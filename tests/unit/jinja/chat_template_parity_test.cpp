@@ -127,7 +127,7 @@ TEST_P(ChatTemplateParityTest, MatchesTransformers) {
     } else if (key == "eos_token") {
       in.eos_token = value.as_string();
     } else {
-      extra[key] = value;
+      in.other_special_tokens[key] = value.as_string();
     }
   }
   if (const bj::value* kwargs = conv->if_contains("kwargs")) {

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -42,7 +43,8 @@ TEST(ChatTemplateTest, SpecialTokensAndKwargs) {
   EXPECT_EQ(*t.render(in), "[|False||||None]");  // unset tokens are undefined, like transformers
   in.bos_token = "<s>";
   in.eos_token = "</s>";
-  in.extra_kwargs_json = R"({"enable_thinking": false, "pad_token": "<pad>", "eos_token": "E"})";
+  in.other_special_tokens["pad_token"] = "<pad>";
+  in.extra_kwargs_json = R"({"enable_thinking": false, "eos_token": "E"})";
   EXPECT_EQ(*t.render(in), "[<s>|True|E|False|<pad>|None]");  // kwargs override tokens
 }
 
@@ -137,6 +139,25 @@ TEST(ChatTemplateTest, ConcurrentRendersOfOneTemplate) {
     want.append("=").append(std::to_string(i + 1));
     EXPECT_EQ(results[i], want);
   }
+}
+
+}  // namespace
+}  // namespace kite
+
+namespace kite {
+namespace {
+
+TEST(ChatTemplateTest, SelectsTemplatesLikeTransformers) {
+  const std::map<std::string, std::string> named = {{"default", "D"}, {"tool_use", "T"}};
+  EXPECT_EQ(*select_chat_template(named, std::nullopt, false), "D");
+  EXPECT_EQ(*select_chat_template(named, std::nullopt, true), "T");
+  EXPECT_EQ(*select_chat_template(named, std::string("tool_use"), false), "T");
+  EXPECT_EQ(*select_chat_template(named, std::string("{{ 'own' }}"), true), "{{ 'own' }}");
+  EXPECT_EQ(*select_chat_template({{"default", "D"}}, std::nullopt, true), "D");
+  EXPECT_EQ(select_chat_template({}, std::nullopt, false).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(select_chat_template({{"rag", "R"}}, std::nullopt, false).status().code(),
+            StatusCode::kInvalidArgument);
 }
 
 }  // namespace

@@ -105,6 +105,7 @@ void run_stream(const StreamConfig& cfg) {
   int64_t step = 0;
   const int64_t kMaxSteps = 40000;
   SchedulerEvents events;
+  int last_admitted = -1;
   auto apply_events = [&]() {
     for (const ChoiceEvent& ev : events.choices) {
       RequestRecord& rec = records.at(ev.request->request_id);
@@ -115,6 +116,14 @@ void run_stream(const StreamConfig& cfg) {
         ++c.finishes;
         c.reason = ev.finish_reason;
       }
+    }
+    for (const auto& [info, cached] : events.first_scheduled) {
+      // FCFS admits requests in arrival order (the waiting queue's head blocks the rest).
+      const int index = std::stoi(info->request_id.substr(1));
+      if (cfg.policy == SchedulingPolicy::kFcfs) {
+        EXPECT_GT(index, last_admitted) << "request admitted out of arrival order";
+      }
+      last_admitted = std::max(last_admitted, index);
     }
     for (const auto& f : events.finished) {
       RequestRecord& rec = records.at(f.request->request_id);

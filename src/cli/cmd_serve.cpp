@@ -1,0 +1,149 @@
+// `kite serve MODEL`: the OpenAI-compatible HTTP server (src/server). Engine flags are the
+// shared vLLM-named ones (cli/engine_args.h); see docs/serving.md.
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cli/command.h"
+#include "cli/engine_args.h"
+#include "core/logging.h"
+#include "kite/engine.h"
+#include "server/server.h"
+
+namespace kite::cli {
+namespace {
+
+struct ServeOptions {
+  EngineArgs engine;
+  server::ServerConfig server;
+  std::vector<std::string> served_model_names;
+  std::vector<std::string> allowed_origins;
+  double shutdown_timeout_s = 30.0;
+  double read_timeout_s = 60.0;
+  double write_timeout_s = 60.0;
+};
+
+// --allowed-origins takes "a,b", repeated flags, or vLLM's JSON list '["*"]'.
+std::vector<std::string> parse_origins(const std::vector<std::string>& raw) {
+  std::vector<std::string> out;
+  for (std::string s : raw) {
+    for (char& c : s) {
+      if (c == '[' || c == ']' || c == '"' || c == '\'') c = ' ';
+    }
+    size_t start = 0;
+    while (true) {
+      size_t comma = s.find(',', start);
+      std::string item = s.substr(start, comma == std::string::npos ? comma : comma - start);
+      size_t b = item.find_first_not_of(' ');
+      size_t e = item.find_last_not_of(' ');
+      if (b != std::string::npos) out.push_back(item.substr(b, e - b + 1));
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+  }
+  return out;
+}
+
+std::chrono::milliseconds to_ms(double seconds) {
+  return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000.0));
+}
+
+int run_serve(ServeOptions& o) {
+  if (Status s = finish_engine_args(&o.engine); !s.ok()) {
+    std::fprintf(stderr, "kite serve: %s\n", s.message().c_str());
+    return 2;
+  }
+  EngineConfig& ecfg = o.engine.config;
+  if (o.server.api_key.empty()) {
+    if (const char* key = std::getenv("KITE_API_KEY")) o.server.api_key = key;
+  }
+  o.server.allowed_origins = parse_origins(o.allowed_origins);
+  o.server.served_model_names = o.served_model_names;
+  if (!o.served_model_names.empty()) ecfg.served_model_name = o.served_model_names[0];
+  o.server.model_path = ecfg.model;
+  o.server.shutdown_timeout = to_ms(o.shutdown_timeout_s);
+  o.server.read_timeout = to_ms(o.read_timeout_s);
+  o.server.write_timeout = to_ms(o.write_timeout_s);
+
+  server::HttpServer srv(o.server);
+  if (Status s = srv.start(); !s.ok()) {
+    std::fprintf(stderr, "kite serve: %s\n", s.to_string().c_str());
+    return 1;
+  }
+  // The model loads on its own thread; /health answers 503 meanwhile.
+  std::atomic<bool> load_done{false};
+  std::atomic<bool> load_failed{false};
+  std::thread loader([&] {
+    KITE_LOG_INFO("loading model {}", ecfg.model);
+    Result<std::unique_ptr<Engine>> engine = Engine::create(ecfg);
+    if (!engine.ok()) {
+      KITE_LOG_ERROR("cannot load the model: {}", engine.status().to_string());
+      load_failed = true;
+      srv.request_shutdown();
+    } else {
+      std::shared_ptr<Engine> shared = std::move(*engine);
+      const ModelInfo& info = shared->model_info();
+      KITE_LOG_INFO("serving {} ({}, {} backend, max_model_len {}, {} KV blocks of {} tokens)",
+                    info.served_model_name, info.architecture, info.backend, info.max_model_len,
+                    info.num_kv_blocks, info.block_size);
+      srv.set_engine(std::move(shared));
+    }
+    load_done = true;
+  });
+  srv.wait();
+  if (!load_done) {
+    // Engine::create cannot be interrupted: leave without waiting for it.
+    KITE_LOG_WARN("shut down while the model was loading");
+    std::fflush(nullptr);
+    std::_Exit(0);
+  }
+  loader.join();
+  return load_failed ? 1 : 0;
+}
+
+std::function<int()> setup_serve(CLI::App& app) {
+  auto o = std::make_shared<ServeOptions>();
+  server::ServerConfig& s = o->server;
+  app.add_option("model", o->engine.config.model, "HF model directory or .gguf file")->required();
+  add_engine_args(app, &o->engine);
+  // The API answers to several names (as vLLM): replace the shared single-name flag.
+  app.remove_option(app.get_option("--served-model-name"));
+  app.add_option("--served-model-name", o->served_model_names,
+                 "name(s) the API answers to; the first is reported (default: the model path's "
+                 "last component)");
+  app.add_option("--host", s.host, "address to listen on")->capture_default_str();
+  app.add_option("--port", s.port, "port to listen on (0: any free port)")->capture_default_str();
+  app.add_option("--api-key", s.api_key,
+                 "require 'Authorization: Bearer KEY' on /v1/* (or set KITE_API_KEY)");
+  app.add_option("--allowed-origins", o->allowed_origins,
+                 "CORS origins allowed to call the API ('*': any; comma-separated or a JSON list)");
+  app.add_flag("--allow-credentials", s.allow_credentials, "CORS: allow credentials");
+  app.add_option("--shutdown-timeout", o->shutdown_timeout_s,
+                 "seconds running requests get to finish after SIGTERM/SIGINT before they are "
+                 "aborted")
+      ->capture_default_str();
+  app.add_option("--http-threads", s.num_threads, "Asio threads serving HTTP")
+      ->capture_default_str();
+  app.add_option("--max-request-body-bytes", s.max_body_bytes,
+                 "largest request body accepted (413 beyond)")
+      ->capture_default_str();
+  app.add_option("--read-timeout", o->read_timeout_s,
+                 "seconds to read one request, or to keep an idle connection")
+      ->capture_default_str();
+  app.add_option("--write-timeout", o->write_timeout_s,
+                 "seconds one write may wait on a client that does not read")
+      ->capture_default_str();
+  return [o] { return run_serve(*o); };
+}
+
+}  // namespace
+
+KITE_REGISTER_COMMAND(serve, "serve", "Serve a model over an OpenAI-compatible HTTP API",
+                      setup_serve);
+
+}  // namespace kite::cli

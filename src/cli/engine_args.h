@@ -1,0 +1,50 @@
+// Engine and sampling flags shared by the commands that start an engine (generate, serve,
+// bench), named like vLLM's where the concept is the same.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "kite/engine.h"
+#include "kite/sampling_params.h"
+
+namespace kite::cli {
+
+struct EngineArgs {
+  EngineConfig config;
+  std::string kv_cache_memory;  // "2GiB", "512MiB", "1000000" (bytes)
+  bool enable_prefix_caching = true;
+  bool enable_chunked_prefill = true;
+};
+
+// Adds --tokenizer, --served-model-name, --load-format, --dtype, --device, --max-model-len,
+// --max-num-seqs, --max-num-batched-tokens, --block-size, --kv-cache-memory,
+// --gpu-memory-utilization, --kv-cache-dtype, --enable-prefix-caching /
+// --no-enable-prefix-caching, --enable-chunked-prefill / --no-enable-chunked-prefill,
+// --scheduling-policy, --max-waiting-requests, --enforce-eager, --tensor-parallel-size,
+// --threads, --seed. The positional MODEL is the caller's (args->config.model).
+void add_engine_args(CLI::App& app, EngineArgs* args);
+// Resolves the parsed flags into args->config. kInvalidArgument for a bad --kv-cache-memory.
+Status finish_engine_args(EngineArgs* args);
+
+// "2GiB" / "512MiB" / "1.5GB" / "4096" -> bytes. kInvalidArgument otherwise.
+Result<int64_t> parse_byte_size(const std::string& text);
+
+// Sampling flags: the defaults of every request (--temperature, --top-p, --top-k, --min-p,
+// --max-tokens, --min-tokens, --repetition-penalty, --presence-penalty, --frequency-penalty,
+// --n, --stop, --stop-token-ids, --ignore-eos, --logprobs, --sampling-seed).
+struct SamplingArgs {
+  SamplingParams params;
+  std::vector<CLI::Option*> model_default_options;  // flags that override generation_config
+  std::optional<uint64_t> seed;
+};
+void add_sampling_args(CLI::App& app, SamplingArgs* args);
+// The request defaults: args.params (the command's defaults, then the flags given), except that
+// generation_config.json values (model_defaults, where they differ from SamplingParams')
+// replace the command's defaults for flags that were not given. Set args->params' defaults
+// before add_sampling_args (the help text shows them).
+SamplingParams sampling_defaults(const SamplingArgs& args, const SamplingParams& model_defaults);
+
+}  // namespace kite::cli
