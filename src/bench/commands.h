@@ -87,6 +87,9 @@ struct PlotCommand {
   std::string out = "report.html";
   std::string markdown;
   std::string title = "kite bench report";
+  // Each chart also as DIR/<name>.svg; with --markdown, the table is followed by links to them
+  // (relative to the Markdown file).
+  std::string svg_dir;
 };
 
 struct StartupCommand {
@@ -104,7 +107,7 @@ int run_sweep_command(SweepCommand& cmd);
 int run_plot_command(const PlotCommand& cmd);
 int run_startup_command(StartupCommand& cmd);
 
-// Creates an engine (kUnimplemented when this kite was built without one).
+// Creates an engine (Engine::create, timed by the callers).
 Result<std::unique_ptr<Engine>> create_engine(const EngineConfig& config);
 
 }  // namespace kite::bench

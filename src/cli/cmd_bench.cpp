@@ -8,8 +8,11 @@
 // Engine and dataset flags use vLLM's names.
 #include <memory>
 
+#include <fmt/format.h>
+
 #include "bench/commands.h"
 #include "cli/command.h"
+#include "cli/engine_args.h"
 
 namespace kite::cli {
 namespace {
@@ -29,7 +32,16 @@ struct Given {
   int top_k_value = 0;
   double temperature_value = 0.0;
   bool server_default_temperature = false;
+  std::string kv_cache_memory;  // --kv-cache-memory, as kite serve/generate take it
 };
+
+// The engine flags that need more than a plain assignment (as src/cli/engine_args.cpp does).
+Status finish_engine(const Given& g, EngineConfig& c) {
+  if (!g.kv_cache_memory.empty()) {
+    KITE_ASSIGN_OR_RETURN(c.kv_cache_memory_bytes, parse_byte_size(g.kv_cache_memory));
+  }
+  return ok_status();
+}
 
 void add_engine_options(CLI::App* app, EngineConfig& c, Given& g, std::string* max_num_seqs_grid) {
   app->add_option("--tokenizer", c.tokenizer,
@@ -37,8 +49,10 @@ void add_engine_options(CLI::App* app, EngineConfig& c, Given& g, std::string* m
   app->add_option("--served-model-name", c.served_model_name, "Model name in results");
   app->add_option("--load-format", c.load_format, "auto|safetensors|gguf|dummy (random weights)")
       ->check(CLI::IsMember({"auto", "safetensors", "gguf", "dummy"}));
-  app->add_option("--dtype", c.dtype, "auto|float32|bfloat16|float16");
-  app->add_option("--device", c.device, "auto|cpu|cuda");
+  app->add_option("--dtype", c.dtype, "auto|float32|bfloat16|float16")
+      ->check(CLI::IsMember({"auto", "float32", "bfloat16", "float16"}));
+  app->add_option("--device", c.device, "auto|cpu|cuda")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   g.max_model_len = app->add_option("--max-model-len", c.max_model_len,
                                     "Context length (0: the model's; presets: input + output)");
   if (max_num_seqs_grid != nullptr) {
@@ -51,7 +65,8 @@ void add_engine_options(CLI::App* app, EngineConfig& c, Given& g, std::string* m
   app->add_option("--block-size", c.block_size, "Tokens per KV block");
   app->add_option("--gpu-memory-utilization", c.gpu_memory_utilization,
                   "Fraction of GPU memory for weights + KV cache");
-  app->add_option("--kv-cache-memory-bytes", c.kv_cache_memory_bytes, "Explicit KV cache budget");
+  app->add_option("--kv-cache-memory", g.kv_cache_memory,
+                  "KV cache size, e.g. 2GiB (CPU default: up to 1 GiB)");
   app->add_option("--kv-cache-dtype", c.kv_cache_dtype, "auto|...");
   app->add_flag("--enable-prefix-caching,!--no-enable-prefix-caching", c.enable_prefix_caching,
                 "Prefix caching (default on)");
@@ -60,7 +75,7 @@ void add_engine_options(CLI::App* app, EngineConfig& c, Given& g, std::string* m
   app->add_option("--scheduling-policy", c.scheduling_policy, "fcfs|priority");
   app->add_flag("--enforce-eager", c.enforce_eager, "CUDA: no graphs");
   app->add_option("--tensor-parallel-size", c.tensor_parallel_size, "GPUs per model");
-  app->add_option("--num-threads", c.num_threads, "CPU backend threads (0: all cores)");
+  app->add_option("--threads,--num-threads", c.num_threads, "CPU backend threads (0: all cores)");
 }
 
 void add_dataset_options(CLI::App* app, DatasetOptions& d, Given& g) {
@@ -163,6 +178,11 @@ struct State {
   bench::StartupCommand startup;
 };
 
+int usage_error(const Status& s) {
+  fmt::print(stderr, "kite bench: {}\n", s.message());
+  return 2;
+}
+
 std::function<int()> setup_bench(CLI::App& bench_app) {
   auto st = std::make_shared<State>();
   bench_app.require_subcommand(1);
@@ -238,6 +258,8 @@ std::function<int()> setup_bench(CLI::App& bench_app) {
   pl->add_option("--out,-o", st->plot.out, "HTML report (default report.html)");
   pl->add_option("--markdown", st->plot.markdown, "Markdown table (default: stdout)");
   pl->add_option("--title", st->plot.title, "Report title");
+  pl->add_option("--svg-dir", st->plot.svg_dir,
+                 "Also write each chart as DIR/<name>.svg (linked from the Markdown)");
 
   return [st, tp, sv, sw, swt, sws, su, pl]() -> int {
     if (tp->parsed()) {
@@ -245,6 +267,7 @@ std::function<int()> setup_bench(CLI::App& bench_app) {
       st->throughput.data.num_prompts_set = g.num_prompts->count() > 0;
       st->throughput.max_model_len_set = g.max_model_len->count() > 0;
       st->throughput.engine.seed = st->throughput.data.seed;
+      if (Status s = finish_engine(g, st->throughput.engine); !s.ok()) return usage_error(s);
       finish_sampling(g, st->throughput.run.temperature, st->throughput.run.top_p,
                       st->throughput.run.top_k);
       return bench::run_throughput_command(st->throughput);
@@ -266,6 +289,7 @@ std::function<int()> setup_bench(CLI::App& bench_app) {
         s.throughput.data.num_prompts_set = g.num_prompts->count() > 0;
         s.throughput.max_model_len_set = g.max_model_len->count() > 0;
         s.throughput.engine.seed = s.throughput.data.seed;
+        if (Status e = finish_engine(g, s.throughput.engine); !e.ok()) return usage_error(e);
         finish_sampling(g, s.throughput.run.temperature, s.throughput.run.top_p,
                         s.throughput.run.top_k);
       } else {

@@ -22,21 +22,12 @@ testing::CommandResult kite_bench(const std::string& args) {
   return testing::run_command("KITE_NO_PROGRESS=1 " + kite() + " bench " + args);
 }
 
-bool has_engine(const testing::CommandResult& r) {
-  return r.output.find("built without the engine") == std::string::npos;
-}
-
-bool has_kite_serve() {
-  return testing::run_command(kite() + " serve --help").exit_code == 0;
-}
-
 TEST(BenchE2e, ThroughputInProcessOnTinyStories) {
   testing::TempDir dir;
   testing::CommandResult r = kite_bench(
       "throughput " + model() +
       " --num-prompts 12 --random-input-len 24 --random-output-len 10 --ignore-eos"
-      " --max-num-seqs 4 --num-threads 2 --no-progress --output-json " + (dir / "t.json"));
-  if (!has_engine(r)) GTEST_SKIP() << "this build has no Engine::create yet: " << r.output;
+      " --max-num-seqs 4 --threads 2 --no-progress --output-json " + (dir / "t.json"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   Result<bj::object> res = read_result(dir / "t.json");
   ASSERT_TRUE(res.ok()) << res.status().to_string();
@@ -58,7 +49,7 @@ TEST(BenchE2e, ThroughputInProcessOnTinyStories) {
   // A max-num-seqs sweep over the same workload finds a best point.
   r = kite_bench("sweep throughput " + model() +
                  " --max-num-seqs 1,4 --num-prompts 6 --random-input-len 16"
-                 " --random-output-len 6 --ignore-eos --num-threads 2 --no-progress"
+                 " --random-output-len 6 --ignore-eos --threads 2 --no-progress"
                  " --subject-to 'tpot_mean<60s' --output-json " + (dir / "s.json"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   Result<bj::object> sw = read_result(dir / "s.json");
@@ -75,9 +66,8 @@ TEST(BenchE2e, ShareGptLengthsFromTheModelsTokenizer) {
                       R"(to play in the park with her big red ball every day."}]}])");
   testing::CommandResult r = kite_bench(
       "throughput " + model() + " --dataset-name sharegpt --dataset-path " + (dir / "sg.json") +
-      " --num-prompts 1 --ignore-eos --num-threads 2 --no-progress --output-json " +
+      " --num-prompts 1 --ignore-eos --threads 2 --no-progress --output-json " +
       (dir / "t.json"));
-  if (!has_engine(r)) GTEST_SKIP() << "this build has no Engine::create yet: " << r.output;
   ASSERT_EQ(r.exit_code, 0) << r.output;
   Result<bj::object> res = read_result(dir / "t.json");
   ASSERT_TRUE(res.ok());
@@ -91,13 +81,12 @@ TEST(BenchE2e, ShareGptLengthsFromTheModelsTokenizer) {
 class KiteServeTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!has_kite_serve()) GTEST_SKIP() << "`kite serve` is not part of this build yet";
     Result<int> port = pick_free_port();
     ASSERT_TRUE(port.ok());
     port_ = *port;
     Result<std::unique_ptr<ServerProcess>> p = ServerProcess::spawn(
         {kite(), "serve", model(), "--host", "127.0.0.1", "--port", std::to_string(port_),
-         "--served-model-name", "tiny", "--num-threads", "2"},
+         "--served-model-name", "tiny", "--threads", "2"},
         dir_ / "server.log");
     ASSERT_TRUE(p.ok()) << p.status().to_string();
     server_ = std::move(*p);
@@ -146,11 +135,10 @@ TEST_F(KiteServeTest, TokenCountsMatchTheServersUsage) {
 }
 
 TEST(BenchE2e, StartupOfKiteServe) {
-  if (!has_kite_serve()) GTEST_SKIP() << "`kite serve` is not part of this build yet";
   testing::TempDir dir;
   testing::CommandResult r =
       kite_bench("startup " + model() + " --timeout 120 --server-log " + (dir / "server.log") +
-                 " --output-json " + (dir / "w6.json") + " -- --num-threads 2");
+                 " --output-json " + (dir / "w6.json") + " -- --threads 2");
   ASSERT_EQ(r.exit_code, 0) << r.output << testing::read_text(dir / "server.log");
   Result<bj::object> res = read_result(dir / "w6.json");
   ASSERT_TRUE(res.ok());
