@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -18,22 +20,55 @@
 
 namespace kite::bench {
 
-Result<int> pick_free_port() {
+namespace {
+
+// Binds 127.0.0.1:port (0: any), returns the bound port or -1 with errno set.
+int try_bind(int port) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return unavailable(fmt::format("socket: {}", std::strerror(errno)));
+  if (fd < 0) return -1;
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
   socklen_t len = sizeof addr;
   if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
       ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
     const int err = errno;
     ::close(fd);
-    return unavailable(fmt::format("cannot find a free port: {}", std::strerror(err)));
+    errno = err;
+    return -1;
   }
   ::close(fd);
   return static_cast<int>(ntohs(addr.sin_port));
+}
+
+}  // namespace
+
+Result<int> pick_free_port() {
+  const char* range = std::getenv("KITE_BENCH_PORT_RANGE");
+  if (range == nullptr || *range == '\0') {
+    const int port = try_bind(0);
+    if (port < 0) {
+      return unavailable(fmt::format("cannot find a free port: {}", std::strerror(errno)));
+    }
+    return port;
+  }
+  int lo = 0, hi = 0;
+  if (std::sscanf(range, "%d-%d", &lo, &hi) != 2 || lo < 1 || hi > 65535 || lo > hi) {
+    return invalid_argument(
+        fmt::format("KITE_BENCH_PORT_RANGE must be LO-HI within 1-65535, got '{}'", range));
+  }
+  // Start at a point that differs between processes, so that parallel tests rarely collide.
+  const int n = hi - lo + 1;
+  const int start = static_cast<int>(
+      (static_cast<uint64_t>(::getpid()) * 7919u +
+       static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count())) %
+      static_cast<uint64_t>(n));
+  for (int i = 0; i < n; ++i) {
+    const int port = lo + (start + i) % n;
+    if (try_bind(port) == port) return port;
+  }
+  return unavailable(fmt::format("no free port in KITE_BENCH_PORT_RANGE {}", range));
 }
 
 std::string self_executable() {

@@ -15,7 +15,9 @@
 
 namespace kite::bench {
 
-// A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0, read it, close).
+// A TCP port on 127.0.0.1 that was free a moment ago (bound, read, closed): one within
+// $KITE_BENCH_PORT_RANGE ("LO-HI", e.g. 20000-20999; for machines that reserve port ranges)
+// when that is set, else any ephemeral port.
 Result<int> pick_free_port();
 
 // The running kite binary (/proc/self/exe).

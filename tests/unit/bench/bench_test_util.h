@@ -15,6 +15,13 @@
 
 namespace kite::bench::testing {
 
+// Servers that the tests start (through pick_free_port, also in child kite processes) listen on
+// ports 20000-20999, a range kept for tests on shared machines.
+inline constexpr int kTestPortLo = 20000;
+inline constexpr int kTestPortHi = 20999;
+inline const bool kTestPortRangeSet =
+    ::setenv("KITE_BENCH_PORT_RANGE", "20000-20999", /*overwrite=*/0) == 0;
+
 // A fresh directory under $TMPDIR (or /tmp), removed with its contents on destruction.
 class TempDir {
  public:

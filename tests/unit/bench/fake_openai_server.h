@@ -1,5 +1,5 @@
 // A scripted OpenAI-compatible streaming server for the load-generator tests (its own thread
-// and io_context, 127.0.0.1, an ephemeral port). The behaviour of each request is picked by its
+// and io_context, 127.0.0.1, a free port in the tests' range 20000-20999). The behaviour of each request is picked by its
 // prompt: a token-id prompt streams max_tokens one-token chunks then usage and [DONE]; a text
 // prompt names a scenario ("ok", "503", "slow", "stream_error", "no_done", "close", "bad_usage",
 // "malformed", "crlf", "multi_token"). Chunked transfer encoding, keep-alive.
@@ -14,13 +14,30 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <stdexcept>
 #include <vector>
+
+#include "bench_test_util.h"
 
 namespace kite::bench::testing {
 
 class FakeOpenAiServer {
  public:
-  FakeOpenAiServer() : acceptor_(ioc_, {boost::asio::ip::make_address("127.0.0.1"), 0}) {
+  FakeOpenAiServer() : acceptor_(ioc_) {
+    const auto loopback = boost::asio::ip::make_address("127.0.0.1");
+    const int n = kTestPortHi - kTestPortLo + 1;
+    const int start = static_cast<int>(
+        (static_cast<uintptr_t>(::getpid()) * 7919u + reinterpret_cast<uintptr_t>(this) / 64) %
+        static_cast<uintptr_t>(n));
+    for (int i = 0; i < n && !acceptor_.is_open(); ++i) {
+      boost::system::error_code ec;
+      acceptor_.open(tcp::v4(), ec);
+      const auto port = static_cast<unsigned short>(kTestPortLo + (start + i) % n);
+      if (!ec) acceptor_.bind({loopback, port}, ec);
+      if (!ec) acceptor_.listen(boost::asio::socket_base::max_listen_connections, ec);
+      if (ec) acceptor_.close();
+    }
+    if (!acceptor_.is_open()) throw std::runtime_error("no free port in 20000-20999");
     boost::asio::co_spawn(ioc_, accept_loop(), boost::asio::detached);
     thread_ = std::thread([this] { ioc_.run(); });
   }
