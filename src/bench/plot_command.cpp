@@ -50,7 +50,22 @@ int run_plot_command(const PlotCommand& cmd) {
   opt.title = cmd.title;
   Status s = write_text(cmd.out, render_html_report(*results, opt));
   if (!s.ok()) return report_error("plot", s);
-  const std::string md = render_markdown_report(*results);
+  std::string md = render_markdown_report(*results);
+  if (!cmd.svg_dir.empty()) {
+    std::error_code ec;
+    const fs::path base =
+        cmd.markdown.empty() ? fs::current_path(ec) : fs::absolute(cmd.markdown).parent_path();
+    std::string links;
+    for (const Chart& c : render_charts(*results, opt)) {
+      const fs::path file = fs::path(cmd.svg_dir) / (c.name + ".svg");
+      s = write_text(file.string(), c.svg);
+      if (!s.ok()) return report_error("plot", s);
+      const std::string rel = fs::relative(fs::absolute(file), base, ec).generic_string();
+      links += fmt::format("\n![{}]({})\n\n_{}_\n", c.name, ec ? file.generic_string() : rel,
+                           c.caption);
+    }
+    if (!links.empty()) md += "\n" + links;
+  }
   if (!cmd.markdown.empty()) {
     s = write_text(cmd.markdown, md);
     if (!s.ok()) return report_error("plot", s);

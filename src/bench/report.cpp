@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <ctime>
@@ -137,11 +138,27 @@ std::string label_of(const bj::object& r) {
 
 // ---- Charts ----
 
-std::string figure(const std::string& svg, const std::string& caption) {
-  return "<figure>\n" + svg + "<figcaption>" + xml_escape(caption) + "</figcaption>\n</figure>\n";
+std::string figure(const Chart& c) {
+  return "<figure>\n" + c.svg + "<figcaption>" + xml_escape(c.caption) +
+         "</figcaption>\n</figure>\n";
 }
 
-std::optional<std::string> throughput_by_workload_chart(const std::vector<LoadedResult>& rs) {
+// "kite · W2 sweep" -> "kite-w2-sweep": file names for standalone charts.
+std::string slug(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    const unsigned char u = static_cast<unsigned char>(c);
+    if (std::isalnum(u)) {
+      out += static_cast<char>(std::tolower(u));
+    } else if (!out.empty() && out.back() != '-') {
+      out += '-';
+    }
+  }
+  while (!out.empty() && out.back() == '-') out.pop_back();
+  return out.empty() ? "chart" : out;
+}
+
+std::optional<Chart> throughput_by_workload_chart(const std::vector<LoadedResult>& rs) {
   std::vector<LoadedResult> runs;
   for (const LoadedResult& r : rs) {
     if (is_run(r.json) && row_metrics(r.json)) runs.push_back(r);
@@ -166,12 +183,13 @@ std::optional<std::string> throughput_by_workload_chart(const std::vector<Loaded
     }
     c.groups.push_back(std::move(g));
   }
-  return figure(render_svg(c), "Output tokens per second of every run, grouped by workload.");
+  return Chart{"throughput-by-workload", render_svg(c),
+               "Output tokens per second of every run, grouped by workload."};
 }
 
 // Throughput against a latency metric: single runs as markers (one series per label), sweeps
 // as connected curves (one series per sweep).
-std::optional<std::string> throughput_vs_latency_chart(const std::vector<LoadedResult>& rs,
+std::optional<Chart> throughput_vs_latency_chart(const std::vector<LoadedResult>& rs,
                                                        std::string_view latency,
                                                        std::string_view latency_title) {
   LineChart c;
@@ -213,10 +231,10 @@ std::optional<std::string> throughput_vs_latency_chart(const std::vector<LoadedR
     }
   }
   if (c.series.empty()) return std::nullopt;
-  return figure(render_svg(c),
-                fmt::format("Each marker is one run; sweeps are curves through their settings "
-                            "(hover a point for its workload or setting). x: mean {}.",
-                            latency_title));
+  return Chart{"throughput-vs-" + slug(latency_title), render_svg(c),
+               fmt::format("Each marker is one run; sweeps are curves through their settings "
+                           "(hover a point for its workload or setting). x: mean {}.",
+                           latency_title)};
 }
 
 // Empirical CDF of a per-request field of the samples, at most ~200 points per series.
@@ -233,7 +251,7 @@ std::vector<std::pair<double, double>> cdf_points(std::vector<double> v) {
   return pts;
 }
 
-std::optional<std::string> cdf_chart(const std::vector<LoadedResult>& rs, std::string_view field,
+std::optional<Chart> cdf_chart(const std::vector<LoadedResult>& rs, std::string_view field,
                                      std::string_view title, size_t max_series) {
   LineChart c;
   c.title = fmt::format("{} distribution (CDF)", title);
@@ -262,12 +280,12 @@ std::optional<std::string> cdf_chart(const std::vector<LoadedResult>& rs, std::s
     c.series.push_back({run_name(r.json), cdf_points(std::move(vals)), true, false, {}});
   }
   if (c.series.empty()) return std::nullopt;
-  return figure(render_svg(c),
-                fmt::format("Per-request {} of every run that saved samples.", title));
+  return Chart{"cdf-" + slug(title), render_svg(c),
+               fmt::format("Per-request {} of every run that saved samples.", title)};
 }
 
 // W4: wall time of the whole batch against the batch size, one curve per engine label.
-std::optional<std::string> batch_time_chart(const std::vector<LoadedResult>& rs) {
+std::optional<Chart> batch_time_chart(const std::vector<LoadedResult>& rs) {
   LineChart c;
   c.title = "Offline batch wall time (W4)";
   c.x_label = "batch size (requests)";
@@ -289,13 +307,14 @@ std::optional<std::string> batch_time_chart(const std::vector<LoadedResult>& rs)
   if (c.series.empty()) return std::nullopt;
   for (ChartSeries& s : c.series) std::sort(s.points.begin(), s.points.end());
   c.x_ticks.assign(ticks.begin(), ticks.end());
-  return figure(render_svg(c), "Wall time to finish a batch of chat prompts (128 new tokens).");
+  return Chart{"w4-batch-time", render_svg(c),
+               "Wall time to finish a batch of chat prompts (128 new tokens)."};
 }
 
-std::string sweep_charts(const LoadedResult& r) {
+std::vector<Chart> sweep_charts(const LoadedResult& r) {
   const bj::object& o = r.json;
   const bj::value* pts = get_path(o, "sweep.points");
-  if (!pts || !pts->is_array()) return "";
+  if (!pts || !pts->is_array()) return {};
   const std::string param = get_string(o, "sweep.parameter", "setting");
   const std::string objective = get_string(o, "sweep.objective", "output_throughput");
   std::vector<Constraint> constraints;
@@ -313,7 +332,7 @@ std::string sweep_charts(const LoadedResult& r) {
     const bj::value* m = get_path(p.get_object(), "metrics");
     if (v && std::isfinite(*v) && m && m->is_object()) points.emplace_back(*v, &m->get_object());
   }
-  if (points.empty()) return "";
+  if (points.empty()) return {};
   std::sort(points.begin(), points.end(),
             [](const auto& a, const auto& b) { return a.first < b.first; });
   std::optional<double> best = get_number(o, "sweep.best_value");
@@ -344,17 +363,20 @@ std::string sweep_charts(const LoadedResult& r) {
     c.ref_lines = refs;
     return render_svg(c);
   };
-  std::string html;
-  html += figure(chart_for(objective, objective, {}),
-                 fmt::format("Objective {} at each {}; the ring marks the best feasible setting.",
-                             objective, param));
+  const std::string stem = "sweep-" + slug(run_name(o));
+  std::vector<Chart> charts;
+  charts.push_back(
+      {stem + "-" + slug(objective), chart_for(objective, objective, {}),
+       fmt::format("Objective {} at each {}; the ring marks the best feasible setting.",
+                   objective, param)});
   for (const Constraint& c : constraints) {
     const std::string ytitle = is_latency_metric(c.metric) ? c.metric + " (ms)" : c.metric;
-    html += figure(chart_for(c.metric, ytitle, {{true, c.value, "SLO " + c.text}}),
-                   fmt::format("{} at each {}; the dashed line is the constraint {}.", c.metric,
-                               param, c.text));
+    charts.push_back({stem + "-" + slug(c.metric),
+                      chart_for(c.metric, ytitle, {{true, c.value, "SLO " + c.text}}),
+                      fmt::format("{} at each {}; the dashed line is the constraint {}.",
+                                  c.metric, param, c.text)});
   }
-  return html;
+  return charts;
 }
 
 // ---- Tables ----
@@ -531,6 +553,39 @@ std::string md_cell(std::string s) {
 
 }  // namespace
 
+static std::vector<Chart> summary_charts(const std::vector<LoadedResult>& rs,
+                                         const ReportOptions& opt) {
+  std::vector<Chart> out;
+  for (auto& c :
+       {throughput_by_workload_chart(rs), throughput_vs_latency_chart(rs, "tpot_mean", "TPOT"),
+        throughput_vs_latency_chart(rs, "ttft_mean", "TTFT"), batch_time_chart(rs),
+        cdf_chart(rs, "ttft_ms", "TTFT", opt.max_cdf_series),
+        cdf_chart(rs, "tpot_ms", "TPOT", opt.max_cdf_series),
+        cdf_chart(rs, "itl_ms", "ITL", opt.max_cdf_series),
+        cdf_chart(rs, "e2e_ms", "E2E latency", opt.max_cdf_series)}) {
+    if (c) out.push_back(*c);
+  }
+  return out;
+}
+
+std::vector<Chart> render_charts(const std::vector<LoadedResult>& rs, const ReportOptions& opt) {
+  std::vector<Chart> out = summary_charts(rs, opt);
+  std::set<std::string> names;
+  for (const Chart& c : out) names.insert(c.name);
+  for (const LoadedResult& r : rs) {
+    if (get_string(r.json, "kind") != "sweep") continue;
+    for (Chart& c : sweep_charts(r)) {
+      // Two sweeps with the same label and workload: number the later ones.
+      std::string name = c.name;
+      for (int i = 2; names.count(name); ++i) name = fmt::format("{}-{}", c.name, i);
+      names.insert(name);
+      c.name = name;
+      out.push_back(std::move(c));
+    }
+  }
+  return out;
+}
+
 std::string render_html_report(const std::vector<LoadedResult>& rs, const ReportOptions& opt) {
   std::string h = "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n";
   h += "<title>" + html_escape(opt.title) + "</title>\n<style>" + kStyle + "</style>\n</head>\n";
@@ -541,15 +596,7 @@ std::string render_html_report(const std::vector<LoadedResult>& rs, const Report
        "</section>\n";
   h += "<section id=\"summary\">\n<h2>Summary</h2>\n" + summary_table_html(rs) + "</section>\n";
   std::string charts;
-  for (const auto& c :
-       {throughput_by_workload_chart(rs), throughput_vs_latency_chart(rs, "tpot_mean", "TPOT"),
-        throughput_vs_latency_chart(rs, "ttft_mean", "TTFT"), batch_time_chart(rs),
-        cdf_chart(rs, "ttft_ms", "TTFT", opt.max_cdf_series),
-        cdf_chart(rs, "tpot_ms", "TPOT", opt.max_cdf_series),
-        cdf_chart(rs, "itl_ms", "ITL", opt.max_cdf_series),
-        cdf_chart(rs, "e2e_ms", "E2E latency", opt.max_cdf_series)}) {
-    if (c) charts += *c;
-  }
+  for (const Chart& c : summary_charts(rs, opt)) charts += figure(c);
   if (!charts.empty()) h += "<section id=\"charts\">\n<h2>Charts</h2>\n" + charts + "</section>\n";
   std::string sweeps;
   for (const LoadedResult& r : rs) {
@@ -570,7 +617,8 @@ std::string render_html_report(const std::vector<LoadedResult>& rs, const Report
                 : "maximize",
             get_string(r.json, "sweep.objective"), get_string(r.json, "sweep.parameter"),
             cons.empty() ? "nothing" : cons)) +
-        "</p>\n" + sweep_table_html(r) + sweep_charts(r);
+        "</p>\n" + sweep_table_html(r);
+    for (const Chart& c : sweep_charts(r)) sweeps += figure(c);
   }
   if (!sweeps.empty()) h += "<section id=\"sweeps\">\n<h2>Sweeps</h2>\n" + sweeps + "</section>\n";
   std::string startup = startup_table_html(rs);

@@ -141,6 +141,39 @@ TEST(Report, HtmlAndMarkdownAreWellFormedWithTheExpectedCharts) {
   EXPECT_NE(r.output.find("OK"), std::string::npos) << r.output;
 }
 
+TEST(Report, StandaloneChartsAreTheReportsChartsWithUniqueFileNames) {
+  testing::TempDir dir;
+  std::vector<bj::object> results = {
+      run_result("kite", "W1", "W1 (128,128)", 10, 0.05, 0.01),
+      run_result("transformers", "W4", "W4 batch 4", 4, 0.1, 0.05),
+      sweep_result(),
+      sweep_result(),  // the same label and workload twice: the second's files are numbered
+  };
+  std::vector<std::string> paths;
+  for (size_t i = 0; i < results.size(); ++i) {
+    paths.push_back(dir / ("r" + std::to_string(i) + ".json"));
+    ASSERT_TRUE(write_result(results[i], paths.back()).ok());
+  }
+  Result<std::vector<LoadedResult>> loaded = load_results(paths);
+  ASSERT_TRUE(loaded.ok());
+  const std::vector<Chart> charts = render_charts(*loaded, ReportOptions{});
+  std::vector<std::string> names;
+  for (const Chart& c : charts) names.push_back(c.name);
+  EXPECT_EQ(names, (std::vector<std::string>{
+                       "throughput-by-workload", "throughput-vs-tpot", "throughput-vs-ttft",
+                       "w4-batch-time", "cdf-ttft", "cdf-tpot", "cdf-itl", "cdf-e2e-latency",
+                       "sweep-kite-w2-tpot-bound-output-throughput",
+                       "sweep-kite-w2-tpot-bound-tpot-mean",
+                       "sweep-kite-w2-tpot-bound-output-throughput-2",
+                       "sweep-kite-w2-tpot-bound-tpot-mean-2"}));
+  const std::string html = render_html_report(*loaded, ReportOptions{});
+  for (const Chart& c : charts) {
+    EXPECT_EQ(c.svg.rfind("<svg xmlns=\"http://www.w3.org/2000/svg\"", 0), 0u) << c.name;
+    EXPECT_NE(html.find(c.svg), std::string::npos) << c.name << " is not the report's chart";
+    EXPECT_FALSE(c.caption.empty()) << c.name;
+  }
+}
+
 TEST(Report, RejectsFilesThatAreNotResults) {
   testing::TempDir dir;
   testing::write_text(dir / "x.json", "{\"hello\": 1}");
