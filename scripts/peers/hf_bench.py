@@ -56,6 +56,16 @@ SHAPES = {
         "hidden_act": "silu", "bos_token_id": 128000,
         "eos_token_id": [128001, 128008, 128009], "torch_dtype": "bfloat16",
     },
+    # For testing this script on a CPU (tests/e2e/test_peers.py); not a reference shape.
+    "tiny-llama": {
+        "architectures": ["LlamaForCausalLM"], "model_type": "llama",
+        "vocab_size": 128256, "hidden_size": 64, "intermediate_size": 128,
+        "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+        "max_position_embeddings": 4096, "rms_norm_eps": 1e-5, "rope_theta": 500000.0,
+        "rope_scaling": None, "tie_word_embeddings": True, "attention_bias": False,
+        "mlp_bias": False, "hidden_act": "silu", "bos_token_id": 128000,
+        "eos_token_id": 128001, "torch_dtype": "bfloat16",
+    },
 }
 W1_DATASETS = [(128, 128), (2048, 128), (128, 2048), (2048, 2048)]
 
@@ -92,18 +102,23 @@ class Peer:
         self.deadline = time.monotonic() + args.time_budget if args.time_budget > 0 else None
         cfg_dir = write_config(args.shape, os.path.join(args.work, args.shape))
         config = transformers.AutoConfig.from_pretrained(cfg_dir)
+        self.device = torch.device(args.device)
         t = time.perf_counter()
         torch.manual_seed(0)
-        with torch.device("cuda"):
+        with self.device:
             self.model = transformers.AutoModelForCausalLM.from_config(
                 config, attn_implementation=args.attn, dtype=torch.bfloat16)
         self.model.eval()
-        torch.cuda.synchronize()
+        self.sync()
         self.load_s = time.perf_counter() - t
         self.vocab = config.vocab_size
         print(f"[hf] {args.shape}: random weights on the GPU in {self.load_s:.1f} s "
               f"(transformers {transformers.__version__}, torch {torch.__version__}, "
               f"attn {args.attn})", flush=True)
+
+    def sync(self):
+        if self.device.type == "cuda":
+            self.torch.cuda.synchronize()
 
     def out_of_time(self, what):
         if self.deadline is not None and time.monotonic() > self.deadline:
@@ -155,7 +170,7 @@ class Peer:
         for k, p in enumerate(batch):  # left padding
             ids[k, width - len(p):] = torch.tensor(p)
             mask[k, width - len(p):] = 1
-        ids, mask = ids.cuda(), mask.cuda()
+        ids, mask = ids.to(self.device), mask.to(self.device)
         times = []
 
         class Streamer(self.transformers.generation.streamers.BaseStreamer):
@@ -175,12 +190,12 @@ class Peer:
         gen = self.transformers.GenerationConfig(
             max_new_tokens=out_len, min_new_tokens=out_len, do_sample=False, pad_token_id=0,
             eos_token_id=SHAPES[self.args.shape]["eos_token_id"])
-        torch.cuda.synchronize()
+        self.sync()
         start = time.perf_counter()
         with torch.no_grad():
             out = self.model.generate(input_ids=ids, attention_mask=mask, generation_config=gen,
                                       streamer=Streamer())
-        torch.cuda.synchronize()
+        self.sync()
         end = time.perf_counter()
         produced = out.shape[1] - width
         return start, times, end, produced, lens
@@ -229,11 +244,11 @@ class Peer:
     def run_generate_batch(self, prompts, out_len, workload):
         gen = self.transformers.GenerationConfig(max_new_tokens=out_len, do_sample=False,
                                                  eos_token_id=-1, pad_token_id=0)
-        self.torch.cuda.synchronize()
+        self.sync()
         wall0 = time.perf_counter()
         results = self.model.generate_batch(inputs=prompts, generation_config=gen,
                                             record_timestamps=True, progress_bar=False)
-        self.torch.cuda.synchronize()
+        self.sync()
         wall = time.perf_counter() - wall0
         outs = list(results.values())
         if len(outs) != len(prompts) or any(o.error for o in outs):
@@ -295,6 +310,7 @@ def main():
     ap.add_argument("--out", default="results")
     ap.add_argument("--work", default="/tmp/kite-peers", help="where config.json files go")
     ap.add_argument("--attn", default="sdpa", help="attn_implementation (sdpa, eager, ...)")
+    ap.add_argument("--device", default="cuda", help="torch device (cpu only for testing)")
     ap.add_argument("--cb-prompts", default="256,32,0,0",
                     help="W1 generate_batch requests per dataset (128,128),(2048,128),"
                          "(128,2048),(2048,2048); 0 skips")
