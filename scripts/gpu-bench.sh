@@ -118,6 +118,14 @@ row "peers" "$("$python" -c 'import torch, transformers; print("transformers", t
 "$python" scripts/peers/hf_bench.py --write-config llama-3-8b "$work/llama-3-8b" >/dev/null &&
   "$python" scripts/peers/hf_bench.py --write-config llama-3.2-3b "$work/llama-3.2-3b" >/dev/null ||
   row "configs" "could not write the model configs"
+# The Llama-3 tokenizer beside both configs: `kite serve` then streams text (a model without a
+# tokenizer streams empty chunks, which leave nothing to time a first token by), and the
+# in-process runs detokenize as a deployment would.
+for d in llama-3-8b llama-3.2-3b; do
+  for f in tokenizer.json tokenizer_config.json; do
+    gzip -dc "tests/data/tokenizers/llama3.1/$f.gz" >"$work/$d/$f" || row "tokenizer" "missing $f"
+  done
+done
 
 for step in "${steps[@]}"; do
   case "$step" in

@@ -84,6 +84,8 @@ class StreamRecorder {
     sample_.expected_output_tokens = output_tokens;
   }
   int64_t num_chunks() const { return sample_.num_chunks; }
+  // usage.completion_tokens so far (0 before the usage object).
+  int64_t reported_output_tokens() const { return sample_.output_tokens; }
 
   // The response ended completely at `t_s`. Without a usage object, the output token count
   // falls back to the number of token-carrying chunks (usage_reported stays false).

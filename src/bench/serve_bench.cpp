@@ -114,6 +114,14 @@ awaitable<RequestSample> measure_one(RunContext& ctx, const PromptSpec& prompt, 
                        sse.num_events() == 0 ? "the response had no SSE events"
                                              : "the stream ended without [DONE]");
   }
+  if (rec.num_chunks() == 0 && rec.reported_output_tokens() > 0) {
+    // Nothing to time a first token by: a server streaming empty text, e.g. for a model
+    // without a tokenizer. Counting it would report a TTFT of zero.
+    co_return rec.fail(end_s, FailureKind::kProtocol,
+                       fmt::format("usage reports {} output tokens but no chunk carried output "
+                                   "(empty text; does the served model have a tokenizer?)",
+                                   rec.reported_output_tokens()));
+  }
   // E2E ends when the response is complete: the [DONE] event (or the last event before the
   // body ended).
   co_return rec.succeed(ctx.seconds(last_event));

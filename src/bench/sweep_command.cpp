@@ -122,8 +122,9 @@ int run_sweep_command(SweepCommand& cmd) {
   const int refine = cmd.refine >= 0 ? cmd.refine : (preset ? preset->refine : 0);
   const std::string label = !out.label.empty()              ? out.label
                             : tp                            ? "kite"
-                            : cmd.serve.engine_name.empty() ? "server"
-                                                            : cmd.serve.engine_name;
+                            : !cmd.serve.engine_name.empty() ? cmd.serve.engine_name
+                            : !cmd.launch_model.empty()      ? "kite serve"
+                                                             : "server";
 
   // Serve mode: the server to load (given, or launched here).
   ServeOptions serve = cmd.serve.serve;

@@ -2,7 +2,7 @@
 // and io_context, 127.0.0.1, a free port in the tests' range 20000-20999). The behaviour of each request is picked by its
 // prompt: a token-id prompt streams max_tokens one-token chunks then usage and [DONE]; a text
 // prompt names a scenario ("ok", "503", "slow", "stream_error", "no_done", "close", "bad_usage",
-// "malformed", "crlf", "multi_token"). Chunked transfer encoding, keep-alive.
+// "malformed", "crlf", "multi_token", "empty_text"). Chunked transfer encoding, keep-alive.
 #pragma once
 
 #include <fmt/format.h>
@@ -178,6 +178,9 @@ class FakeOpenAiServer {
           co_await write(sock, token_event("xy"));
           co_await sleep_ms(2);
         }
+      } else if (scenario == "empty_text") {
+        // What a server sends for a model without a tokenizer: chunks with empty text.
+        for (int64_t k = 0; k < max_tokens; ++k, ++produced) co_await write(sock, token_event(""));
       } else {
         for (int64_t k = 0; k < max_tokens; ++k, ++produced) {
           co_await write(sock, token_event("t"));
@@ -186,7 +189,7 @@ class FakeOpenAiServer {
       }
       if (scenario == "bad_usage") produced = max_tokens - 1;
       if (scenario == "ok" || scenario == "crlf" || scenario == "bad_usage" ||
-          scenario == "multi_token") {
+          scenario == "multi_token" || scenario == "empty_text") {
         if (usage) {
           tail += event(fmt::format(
               R"({{"choices":[],"usage":{{"prompt_tokens":{},"completion_tokens":{},"total_tokens":{}}}}})",

@@ -93,8 +93,10 @@ TEST(ServeBench, ClassifiesFailures) {
   testing::FakeOpenAiServer server;
   ServeOptions o = options(server);
   o.request_timeout_s = 1.0;
-  std::vector<std::string> scenarios = {"ok",    "503",       "stream_error", "no_done", "slow",
-                                        "close", "bad_usage", "malformed",    "crlf"};
+  std::vector<std::string> scenarios = {"ok",        "503",       "stream_error",
+                                        "no_done",   "slow",      "close",
+                                        "bad_usage", "malformed", "crlf",
+                                        "empty_text"};
   std::vector<PromptSpec> prompts;
   for (const std::string& s : scenarios) prompts.push_back({s, -1, 4});
   Result<ServeRun> run = run_serve_benchmark(o, prompts);
@@ -117,14 +119,17 @@ TEST(ServeBench, ClassifiesFailures) {
   EXPECT_EQ(sample("malformed").failure, FailureKind::kProtocol);
   EXPECT_TRUE(sample("crlf").success) << sample("crlf").error;
   EXPECT_EQ(sample("crlf").num_chunks, 4);
+  // Usage says 4 tokens, yet no chunk carried any: no TTFT to measure, so not a success.
+  EXPECT_EQ(sample("empty_text").failure, FailureKind::kProtocol);
+  EXPECT_NE(sample("empty_text").error.find("no chunk carried output"), std::string::npos);
 
   BenchmarkMetrics m = compute_metrics(run->samples, run->duration_s, Slo{}, {99});
   EXPECT_EQ(m.completed, 3);
-  EXPECT_EQ(m.failed, 6);
+  EXPECT_EQ(m.failed, 7);
   EXPECT_EQ(m.failures.at("http_503"), 1);
   EXPECT_EQ(m.failures.at("timeout"), 1);
   EXPECT_EQ(m.failures.at("connect"), 1);
-  EXPECT_EQ(m.failures.at("protocol"), 2);
+  EXPECT_EQ(m.failures.at("protocol"), 3);
   EXPECT_EQ(m.failures.at("stream_error"), 1);
   // Text prompts have no known length; the output count must equal max_tokens (EOS ignored).
   EXPECT_EQ(m.output_token_mismatches, 1);
