@@ -121,6 +121,7 @@ def test_bench_serve_token_counts_match_the_servers_usage(server, tmp_path):
                    "--num-prompts", str(n), "--random-input-len", "20", "--random-output-len",
                    "10", "--random-range-ratio", "0.5", "--ignore-eos", "--request-rate", "40",
                    "--seed", "3", "--skip-initial-test", "--save-detailed", "--no-progress",
+                   "--request-timeout", "60",
                    "--output-json", str(out))
     assert "Serving Benchmark Result" in r.stdout or "Successful requests" in r.stdout, r.stdout
     after = get(server + "/metrics")[1]

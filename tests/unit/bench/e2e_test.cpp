@@ -105,12 +105,14 @@ TEST_F(KiteServeTest, TokenCountsMatchTheServersUsage) {
   testing::CommandResult r = kite_bench(
       "serve --base-url " + url() + " --model tiny --model-path " + model() +
       " --num-prompts 20 --random-input-len 24 --random-output-len 12 --ignore-eos"
-      " --request-rate 50 --seed 1 --no-progress --save-detailed --output-json " +
+      " --request-rate 50 --seed 1 --request-timeout 60 --no-progress --save-detailed"
+      " --output-json " +
       (dir_ / "s.json"));
   ASSERT_EQ(r.exit_code, 0) << r.output << server_->log_tail();
   Result<bj::object> res = read_result(dir_ / "s.json");
   ASSERT_TRUE(res.ok()) << res.status().to_string();
-  EXPECT_EQ(*get_number(*res, "metrics.completed"), 20.0);
+  EXPECT_EQ(*get_number(*res, "metrics.completed"), 20.0)
+      << bj::serialize(res->at("failures")) << server_->log_tail();
   EXPECT_EQ(*get_number(*res, "metrics.failed"), 0.0);
   EXPECT_EQ(*get_number(*res, "token_check.usage_missing"), 0.0);
   EXPECT_EQ(*get_number(*res, "token_check.prompt_mismatches"), 0.0);
@@ -125,11 +127,13 @@ TEST_F(KiteServeTest, TokenCountsMatchTheServersUsage) {
   // With a concurrency cap instead of a rate.
   r = kite_bench("serve --base-url " + url() + " --model tiny --model-path " + model() +
                  " --num-prompts 8 --random-input-len 8 --random-output-len 5 --ignore-eos"
-                 " --max-concurrency 2 --no-progress --output-json " + (dir_ / "c.json"));
+                 " --max-concurrency 2 --request-timeout 60 --no-progress --output-json " +
+                 (dir_ / "c.json"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   res = read_result(dir_ / "c.json");
   ASSERT_TRUE(res.ok());
-  EXPECT_EQ(*get_number(*res, "metrics.completed"), 8.0);
+  EXPECT_EQ(*get_number(*res, "metrics.completed"), 8.0)
+      << bj::serialize(res->at("failures")) << server_->log_tail();
   EXPECT_LE(*get_number(*res, "metrics.max_concurrency_observed"), 2.0);
   EXPECT_EQ(*get_number(*res, "token_check.output_mismatches"), 0.0);
 }
