@@ -5,10 +5,17 @@ set(CMAKE_CUDA_ARCHITECTURES OFF)
 if(NOT CMAKE_CUDA_COMPILER)
   set(CMAKE_CUDA_COMPILER /usr/local/cuda/bin/nvcc)
 endif()
-set(CMAKE_CUDA_STANDARD 20)
-set(CMAKE_CUDA_STANDARD_REQUIRED ON)
 enable_language(CUDA)
 find_package(CUDAToolkit REQUIRED)
+# CMake 3.25 does not know nvcc's C++20 flag (nvcc 12+ has it): teach it, after the compiler
+# checks, so CUDA sources follow CMAKE_CXX_STANDARD like C++ ones.
+if(NOT CMAKE_CUDA20_STANDARD_COMPILE_OPTION)
+  set(CMAKE_CUDA20_STANDARD_COMPILE_OPTION "-std=c++20")
+  set(CMAKE_CUDA20_EXTENSION_COMPILE_OPTION "-std=c++20")
+endif()
+set(CMAKE_CUDA_STANDARD 20)
+set(CMAKE_CUDA_STANDARD_REQUIRED ON)
+set(CMAKE_CUDA_EXTENSIONS OFF)
 
 set(_kite_gencode "")
 foreach(arch IN LISTS KITE_CUDA_GENCODE)
@@ -19,3 +26,6 @@ if(KITE_WERROR)
   set(CMAKE_CUDA_FLAGS "${CMAKE_CUDA_FLAGS} -Werror all-warnings")
 endif()
 add_compile_definitions(KITE_WITH_CUDA=1)
+# Binaries find their non-system shared libraries next to them (scripts/gpu-bundle.sh copies
+# them to <bundle>/lib) and cuBLASLt in the GPU machine's toolkit.
+list(APPEND CMAKE_BUILD_RPATH "\$ORIGIN/../lib" "${CUDAToolkit_LIBRARY_DIR}" "/usr/local/cuda/lib64")

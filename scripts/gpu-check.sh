@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine, from the repo root, over a bundle made by scripts/gpu-bundle.sh:
+#   tests   the GPU test suite (kernels vs the CPU ops, sampler vs the CPU sampler, runner)
+#   tiny    shipped TinyStories-656K / stories260K: GPU greedy text vs the CPU backend's
+#   models  random-weight models at real shapes vs transformers (tests/gpu/hf_compare.py)
+#   bench   kernel benchmarks and W5 (kite_cuda_bench)
+#   engine  the product path on the GPU: `kite generate --device cuda` vs `--device cpu` greedy
+#           text of the tiny models, `kite serve --device cuda` answering a completion, and an
+#           8B-shape offline batch (dummy weights) through the Engine (continuous batching +
+#           CUDA graphs)
+#   startup `kite generate` of the transformers-written Llama-3.1-8B files that
+#           `models` kept (KITE_HF_KEEP, page cache warm): process start to exit after 1 token
+# Writes logs under $OUT (default ./gpu-out) and prints a short table last.
+#
+#   scripts/gpu-check.sh [BUNDLE] [STEP...]       (default: .gpu-bundle, all steps; run from the
+#                                                  repository root: models come from tests/data)
+#   KITE_HF_MODELS=llama3.1-8b KITE_HF_LAYERS=qwen3-8b=8 scripts/gpu-check.sh .gpu-bundle models
+set -uo pipefail
+bundle="${1:-.gpu-bundle}"
+shift || true
+steps=("$@")
+if [ ${#steps[@]} -eq 0 ]; then steps=(tests tiny models bench); fi
+out="${OUT:-$PWD/gpu-out}"
+mkdir -p "$out"
+# The test models (TinyStories, stories260K) from the repository.
+models="${KITE_TEST_MODELS:-tests/data/models}"
+if [ -f "$bundle/bin.tar.xz" ]; then  # unpack the compressed binaries once
+  unpacked="${TMPDIR:-/tmp}/kite-gpu-bundle"
+  rm -rf "$unpacked" && mkdir -p "$unpacked" && tar -C "$unpacked" -xJf "$bundle/bin.tar.xz"
+  bin="$unpacked/bin"
+  lib="$unpacked/lib"
+else
+  bin="$bundle/bin"
+  lib="$bundle/lib"
+fi
+export LD_LIBRARY_PATH="$lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export PYTHONUNBUFFERED=1
+summary="$out/summary.txt"
+: >"$summary"
+row() { printf '%-34s %s\n' "$1" "$2" | tee -a "$summary"; }
+
+row "gpu" "$(nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.max.sm,clocks.mem \
+  --format=csv,noheader 2>&1 | head -1)"
+
+gtest_row() {  # name, binary, log
+  local name=$1 exe=$2 log=$3
+  timeout "${KITE_TEST_TIMEOUT:-300}" "$exe" --gtest_color=no >"$log" 2>&1
+  local rc=$?
+  local passed failed
+  passed=$(grep -c '^\[       OK \]' "$log")
+  failed=$(grep -c '^\[  FAILED  \]' "$log")
+  row "$name" "rc=$rc passed=$passed failed_lines=$failed"
+}
+
+for step in "${steps[@]}"; do
+  case "$step" in
+    tests)
+      gtest_row "cuda_kernels_test" "$bin/cuda_kernels_test" "$out/kernels.log"
+      gtest_row "cuda_runner_test" "$bin/cuda_runner_test" "$out/runner.log"
+      ;;
+    tiny)
+      : >"$out/tiny.log"
+      # TinyStories-656K: BOS, and "Once upon a time" (ids from its tokenizer.json);
+      # stories260K: BOS only (its publisher's greedy text, tests/data/models/stories260k/GOLDEN.md).
+      printf '1\n1 80 147 201 282 57\n' >"$out/tiny_prompts_656k.txt"
+      printf '1\n' >"$out/tiny_prompts_260k.txt"
+      cp "$out/tiny_prompts_656k.txt" "$out/tiny_prompts_656k-q8.txt"
+      for pair in "tinystories-656k:656k" "tinystories-656k-q8_0.gguf:656k-q8" \
+                  "stories260k/stories260K.gguf:260k"; do
+        m="$models/${pair%%:*}"
+        timeout 120 "$bin/kite_cuda_model_check" --model "$m" --prompts "$out/tiny_prompts_${pair##*:}.txt" \
+          --max-new 200 --compare-cpu --gpu-mem 0.3 >"$out/tiny_${pair##*:}.log" 2>&1
+        rc=$?
+        cat "$out/tiny_${pair##*:}.log" >>"$out/tiny.log"
+        agree=$(grep -o 'agree on [0-9]* of [0-9]*' "$out/tiny_${pair##*:}.log" | tr '\n' ';')
+        path=$(grep -o 'attention path [a-z-]*' "$out/tiny_${pair##*:}.log" | tail -1)
+        row "tiny ${pair##*:}" "rc=$rc $agree $path"
+      done
+      rm -f "$out"/tiny_*.txt "$out"/tiny_656k.log "$out"/tiny_656k-q8.log "$out"/tiny_260k.log
+      ;;
+    models)
+      timeout "${KITE_MODELS_TIMEOUT:-500}" python3 "$bundle/hf_compare.py" --tool "$bin/kite_cuda_model_check" \
+        --work "${KITE_MODEL_WORK:-/tmp/kite-models}" \
+        --models "${KITE_HF_MODELS:-llama3.1-8b,qwen2.5-7b,qwen3-8b,mistral-7b}" \
+        --layers "${KITE_HF_LAYERS:-}" --keep "${KITE_HF_KEEP:-}" --out "$out/models.json" \
+        >"$out/models.log" 2>&1
+      row "models vs transformers" "rc=$?"
+      sed -n '/^model | layers/,$p' "$out/models.log" | tee -a "$summary"
+      ;;
+    bench)
+      rm -f "$out/bench.jsonl"
+      timeout "${KITE_BENCH_TIMEOUT:-300}" "$bin/kite_cuda_bench" --out "$out/bench.jsonl" >"$out/bench.log" 2>&1
+      row "kite_cuda_bench" "rc=$?"
+      # W5 variants: unfused cuBLASLt linears, no CUDA graphs, no programmatic dependent launch.
+      if [ "${KITE_BENCH_VARIANTS:-1}" = "1" ]; then
+        timeout 120 "$bin/kite_cuda_bench" --only-w5 --gemv-max-m 0 --tag "cuBLASLt, unfused" \
+          --out "$out/bench.jsonl" >>"$out/bench.log" 2>&1
+        timeout 120 "$bin/kite_cuda_bench" --only-w5 --graphs 0 --tag "no graphs" \
+          --out "$out/bench.jsonl" >>"$out/bench.log" 2>&1
+        KITE_CUDA_PDL=0 timeout 120 "$bin/kite_cuda_bench" --only-w5 --tag "no PDL" \
+          --out "$out/bench.jsonl" >>"$out/bench.log" 2>&1
+      fi
+      grep -E 'ceiling|M=1 |attention|W5 (TPOT mean|prefill|weight bytes)' "$out/bench.log" | tee -a "$summary"
+      ;;
+    engine)
+      kite="$bin/kite"
+      # Tiny models through the Engine: greedy token ids on the GPU vs the CPU.
+      tiny_pairs=("tinystories-656k:1,80,147,201,282,57" "stories260k/stories260K.gguf:1"
+                  "tinystories-656k-q8_0.gguf:1,80,147,201,282,57")
+      if [ "${KITE_ENGINE_SKIP_TINY:-0}" = "1" ]; then tiny_pairs=(); fi
+      for pair in "${tiny_pairs[@]}"; do
+        m="$models/${pair%%:*}"
+        tag=$(basename "${pair%%:*}")
+        for dev in cpu cuda; do
+          timeout 120 "$kite" generate "$m" --device "$dev" --prompt-ids "${pair##*:}" \
+            --max-tokens 200 --temperature 0 --ignore-eos --print-ids --no-progress \
+            >"$out/engine_${tag}_$dev.txt" 2>"$out/engine_${tag}_$dev.log"
+        done
+        how=$(grep -o 'cuda: [^ ]* on device.*' "$out/engine_${tag}_cuda.log" | sed 's/.*), //' | head -1)
+        if cmp -s "$out/engine_${tag}_cpu.txt" "$out/engine_${tag}_cuda.txt" &&
+           [ -s "$out/engine_${tag}_cpu.txt" ]; then
+          row "engine greedy $tag" "gpu == cpu (200 tokens; $how)"
+        else
+          row "engine greedy $tag" "DIFFER ($how): see engine_${tag}_*.txt"
+        fi
+      done
+      # kite serve --device cuda: one completion over HTTP.
+      "$kite" serve "$models/tinystories-656k" --device cuda --port 18123 >"$out/serve.log" 2>&1 &
+      serve_pid=$!
+      python3 - >"$out/serve_completion.json" 2>&1 <<'PY'
+import json, time, urllib.request
+base = "http://127.0.0.1:18123"
+for _ in range(120):
+    try:
+        urllib.request.urlopen(base + "/health", timeout=1)
+        break
+    except Exception:
+        time.sleep(0.5)
+req = urllib.request.Request(base + "/v1/completions", method="POST",
+                             headers={"Content-Type": "application/json"},
+                             data=json.dumps({"model": "tinystories-656k",
+                                              "prompt": "Once upon a time", "max_tokens": 24,
+                                              "temperature": 0}).encode())
+print(urllib.request.urlopen(req, timeout=30).read().decode())
+PY
+      kill "$serve_pid" 2>/dev/null
+      wait "$serve_pid" 2>/dev/null
+      row "kite serve --device cuda" "$(head -c 300 "$out/serve_completion.json")"
+      # 8B shape, dummy weights: offline batches through the Engine.
+      for shape in ${KITE_ENGINE_BATCHES:-256x128x128 64x2048x128 1x128x256}; do
+        IFS=x read -r n inl outl <<<"$shape"
+        python3 - "$n" "$inl" "$outl" >"$out/reqs_$shape.jsonl" <<'PY'
+import json, random, sys
+n, inl, outl = map(int, sys.argv[1:])
+rng = random.Random(0)
+for i in range(n):
+    print(json.dumps({"prompt_token_ids": [rng.randrange(128000) for _ in range(inl)],
+                      "max_tokens": outl, "ignore_eos": True, "temperature": 0}))
+PY
+        start=$(date +%s.%N)
+        # shellcheck disable=SC2086  # KITE_ENGINE_FLAGS: extra engine flags, word-split
+        timeout 300 "$kite" generate tests/data/configs/llama-3-8b --load-format dummy --device cuda \
+          ${KITE_ENGINE_FLAGS:-} \
+          --input "$out/reqs_$shape.jsonl" --output "$out/engine_out_$shape.jsonl" --no-progress \
+          >"$out/engine_8b_$shape.log" 2>&1
+        rc=$?
+        end=$(date +%s.%N)
+        row "engine 8B dummy $shape ${KITE_ENGINE_FLAGS:-}" "rc=$rc process $(awk "BEGIN {printf \"%.2f\", $end - $start}") s; $(grep -E '^(throughput|TPOT|TTFT)' "$out/engine_8b_$shape.log" | tr '\n' ' ')"
+        rm -f "$out/reqs_$shape.jsonl" "$out/engine_out_$shape.jsonl"
+      done
+      ;;
+    attnref)  # torch SDPA on kite_cuda_bench's prefill shapes (a reference, not a test)
+      timeout 180 python3 "$bundle/torch_attention_ref.py" >"$out/attnref.log" 2>&1
+      row "torch attention reference" "rc=$?"
+      grep -E 'TFLOP|unavailable|torch ' "$out/attnref.log" | tee -a "$summary"
+      ;;
+    startup)
+      m="${KITE_MODEL_WORK:-/tmp/kite-models}/${KITE_STARTUP_MODEL:-llama3.1-8b}"
+      if [ ! -f "$m/config.json" ]; then
+        row "startup" "SKIPPED: no $m (run the models step with KITE_HF_KEEP first)"
+      else
+        cat "$m"/*.safetensors >/dev/null  # page cache warm, as W6 asks
+        for i in 1 2; do
+          start=$(date +%s.%N)
+          timeout 120 "$bin/kite" generate "$m" --device cuda --prompt-ids 128000,791,1917 \
+            --max-tokens 1 --temperature 0 --print-ids --no-progress >"$out/startup_$i.txt" \
+            2>"$out/startup_$i.log"
+          rc=$?
+          end=$(date +%s.%N)
+          row "startup 8B to first token ($i)" "rc=$rc $(awk "BEGIN {printf \"%.2f\", $end - $start}") s (process start to exit)"
+        done
+        grep -E 'loaded|profil|KV cache|captured|engine:' "$out/startup_1.log" | tee -a "$summary"
+        rm -rf "$m"
+      fi
+      ;;
+    *)
+      echo "unknown step $step" >&2
+      ;;
+  esac
+done
+echo "==== summary ===="
+cat "$summary"

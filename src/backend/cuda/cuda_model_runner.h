@@ -1,0 +1,78 @@
+// CudaModelRunner: the ModelRunner of one GPU (Llama-family decoders in BF16).
+//
+// Lifecycle: create() loads the weights (BF16, or F32 in the float32 mode, on the device; q/k/v
+// and gate/up fused) ->
+// determine_num_kv_blocks() sizes the activation buffers for max_num_batched_tokens, runs a
+// profiling forward and turns the rest of gpu_memory_utilization into KV blocks ->
+// allocate_kv_cache() allocates the cache and captures CUDA graphs of decode-only steps at the
+// batch sizes in decode_graph_sizes() -> forward()/sample() per step.
+//
+// All device memory is allocated before the first step; forward() and sample() only copy the
+// step's inputs (one host-to-device copy), launch kernels (or replay a graph) and copy the
+// sampled tokens back. Everything runs on the runner's own stream; the engine thread is the
+// only caller.
+#pragma once
+
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include "backend/cuda/cuda_weights.h"
+#include "executor/model_runner.h"
+
+namespace kite::cuda {
+
+struct CudaRunnerOptions {
+  int device = 0;
+  bool use_cuda_graphs = true;  // decode-only steps replay captured graphs
+  int max_graph_batch = 256;    // largest captured decode batch (capped by max_num_seqs)
+  int gemv_max_m = 4;           // linear layers with at most this many rows use the GEMV kernel
+  // Element type of weights, activations and KV cache: kBF16, or kF32 (the float32 compute mode:
+  // pure-FP32 cuBLASLt, F32 kernels, the CPU backend's arithmetic; models on the generic
+  // attention path only, i.e. head_dim <= 32).
+  DType dtype = DType::kBF16;
+};
+
+// The compute dtype for `requested` ("auto", "bfloat16", "float32"; EngineConfig::dtype):
+// auto is float32 when the checkpoint's embedding is F32 and the model takes the generic
+// attention path (the tiny models, whose greedy text then matches the CPU backend), else
+// bfloat16. kInvalidArgument for an unknown name, kUnimplemented for float16 or float32 on the
+// tensor-core path.
+Result<DType> choose_compute_dtype(const ModelConfig& cfg, const WeightLookup& weights,
+                                   std::string_view requested);
+
+class CudaModelRunner final : public ModelRunner {
+ public:
+  ~CudaModelRunner() override;
+
+  // Errors: kUnavailable without a usable GPU; kUnimplemented for shapes the kernels do not
+  // support (head_dim, GQA group); plus load_device_weights()'s errors.
+  static Result<std::unique_ptr<CudaModelRunner>> create(const ModelConfig& cfg,
+                                                         const WeightLookup& weights,
+                                                         const CudaRunnerOptions& opts = {});
+
+  const ModelConfig& config() const override;
+  Device device() const override { return Device::kCuda; }
+  int64_t kv_block_bytes(int block_size) const override;
+  Result<int64_t> determine_num_kv_blocks(const KvCacheConfig& cfg) override;
+  Status allocate_kv_cache(int64_t num_blocks, const KvCacheConfig& cfg) override;
+  Status forward(const ForwardBatch& batch, TensorView* logits) override;
+  Status sample(const TensorView& logits, const SamplingBatch& params, SamplerOutput* out) override;
+  Status logits_to_host(const TensorView& logits, float* out) override;
+
+  // Batch sizes with a captured decode graph (empty before allocate_kv_cache or when off).
+  std::vector<int> decode_graph_sizes() const;
+  // Which attention kernels serve this model ("tensor-core" or "generic").
+  const char* attention_path_name() const;
+  // kBF16 or kF32 (see CudaRunnerOptions::dtype).
+  DType compute_dtype() const;
+  // Whether the last forward() replayed a CUDA graph (tests and benchmarks).
+  bool last_forward_used_graph() const;
+
+ private:
+  struct Impl;
+  explicit CudaModelRunner(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace kite::cuda

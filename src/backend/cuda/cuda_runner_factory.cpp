@@ -1,0 +1,45 @@
+// The CUDA backend's side of the engine's runner seam (executor/runner_factory.h): a
+// CudaModelRunner for a loaded WeightStore and an EngineConfig.
+#include <algorithm>
+#include <memory>
+#include <string>
+
+#include "backend/cuda/cuda_model_runner.h"
+#include "kite/engine.h"
+#include "model/weights.h"
+
+#if __has_include("executor/runner_factory.h")
+#include "executor/runner_factory.h"
+#else
+namespace kite {
+Result<std::unique_ptr<ModelRunner>> create_cuda_model_runner(
+    std::shared_ptr<const WeightStore> weights, const EngineConfig& config);
+}  // namespace kite
+#endif
+
+namespace kite {
+
+Result<std::unique_ptr<ModelRunner>> create_cuda_model_runner(
+    std::shared_ptr<const WeightStore> weights, const EngineConfig& config) {
+  const std::shared_ptr<const WeightStore> store = weights;
+  cuda::WeightLookup lookup = [store](std::string_view name) { return store->get(name); };
+  // bfloat16, or float32 for F32 checkpoints on the generic attention path (auto) or when asked.
+  KITE_ASSIGN_OR_RETURN(DType dtype,
+                        cuda::choose_compute_dtype(weights->config(), lookup, config.dtype));
+  const std::string kv = config.kv_cache_dtype;
+  if (kv != "auto" && !(kv == "bfloat16" && dtype == DType::kBF16) &&
+      !(kv == "float32" && dtype == DType::kF32)) {
+    return unimplemented("the CUDA backend keeps its KV cache in the compute dtype (" +
+                         std::string(dtype == DType::kF32 ? "float32" : "bfloat16") +
+                         "); kv_cache_dtype '" + kv + "' is not supported");
+  }
+  cuda::CudaRunnerOptions options;
+  options.use_cuda_graphs = !config.enforce_eager;
+  options.max_graph_batch = std::min(config.max_num_seqs, 256);
+  options.dtype = dtype;
+  KITE_ASSIGN_OR_RETURN(std::unique_ptr<cuda::CudaModelRunner> runner,
+                        cuda::CudaModelRunner::create(weights->config(), lookup, options));
+  return std::unique_ptr<ModelRunner>(std::move(runner));
+}
+
+}  // namespace kite

@@ -1,0 +1,116 @@
+#include "backend/cuda/gemm.h"
+
+#include <cublasLt.h>
+
+#include <string>
+
+#include "backend/cuda/cuda_check.h"
+
+namespace kite::cuda {
+
+struct GemmRunner::Plan {
+  cublasLtMatmulDesc_t desc = nullptr;
+  cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+  cublasLtMatmulAlgo_t algo{};
+  bool has_bias = false;
+  ~Plan() {
+    if (c != nullptr) KITE_CUBLAS_WARN(cublasLtMatrixLayoutDestroy(c));
+    if (b != nullptr) KITE_CUBLAS_WARN(cublasLtMatrixLayoutDestroy(b));
+    if (a != nullptr) KITE_CUBLAS_WARN(cublasLtMatrixLayoutDestroy(a));
+    if (desc != nullptr) KITE_CUBLAS_WARN(cublasLtMatmulDescDestroy(desc));
+  }
+};
+
+GemmRunner::~GemmRunner() {
+  plans_.clear();
+  if (handle_ != nullptr) KITE_CUBLAS_WARN(cublasLtDestroy(static_cast<cublasLtHandle_t>(handle_)));
+}
+
+Result<std::unique_ptr<GemmRunner>> GemmRunner::create() {
+  std::unique_ptr<GemmRunner> r(new GemmRunner());
+  cublasLtHandle_t h = nullptr;
+  KITE_RETURN_IF_ERROR(cublas_status(cublasLtCreate(&h), "cublasLtCreate"));
+  r->handle_ = h;
+  KITE_ASSIGN_OR_RETURN(r->workspace_,
+                        DeviceBuffer::allocate(kWorkspaceBytes, "cuBLASLt workspace"));
+  return r;
+}
+
+Result<GemmRunner::Plan*> GemmRunner::plan_for(const GemmArgs& g) {
+  const Key key{g.m, g.n, g.k, g.ldx, g.ldw, g.ldy, g.out_f32, g.bias != nullptr, g.f32};
+  auto it = plans_.find(key);
+  if (it != plans_.end()) return it->second.get();
+
+  // Row-major Y[m,n] = X W^T is column-major Y'[n,m] = op(A) B with A = W stored as a
+  // column-major [k, n] matrix (transposed), B = X stored as column-major [k, m].
+  auto plan = std::make_unique<Plan>();
+  const std::string what = "cuBLASLt plan m=" + std::to_string(g.m) + " n=" + std::to_string(g.n) +
+                           " k=" + std::to_string(g.k);
+  KITE_RETURN_IF_ERROR(
+      cublas_status(cublasLtMatmulDescCreate(&plan->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F), what));
+  const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+  KITE_RETURN_IF_ERROR(cublas_status(
+      cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)),
+      what));
+  KITE_RETURN_IF_ERROR(cublas_status(
+      cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)),
+      what));
+  if (g.bias != nullptr) {
+    const cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
+    KITE_RETURN_IF_ERROR(
+        cublas_status(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_EPILOGUE,
+                                                     &epi, sizeof(epi)),
+                      what));
+    const cudaDataType_t bias_type = g.f32 ? CUDA_R_32F : CUDA_R_16BF;
+    KITE_RETURN_IF_ERROR(cublas_status(
+        cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type,
+                                       sizeof(bias_type)),
+        what));
+    plan->has_bias = true;
+  }
+  const cudaDataType_t in_type = g.f32 ? CUDA_R_32F : CUDA_R_16BF;
+  const cudaDataType_t out_type = g.out_f32 || g.f32 ? CUDA_R_32F : CUDA_R_16BF;
+  KITE_RETURN_IF_ERROR(
+      cublas_status(cublasLtMatrixLayoutCreate(&plan->a, in_type, g.k, g.n, g.ldw), what));
+  KITE_RETURN_IF_ERROR(
+      cublas_status(cublasLtMatrixLayoutCreate(&plan->b, in_type, g.k, g.m, g.ldx), what));
+  KITE_RETURN_IF_ERROR(
+      cublas_status(cublasLtMatrixLayoutCreate(&plan->c, out_type, g.n, g.m, g.ldy), what));
+
+  cublasLtMatmulPreference_t pref = nullptr;
+  KITE_RETURN_IF_ERROR(cublas_status(cublasLtMatmulPreferenceCreate(&pref), what));
+  const uint64_t ws = kWorkspaceBytes;
+  cublasStatus_t st = cublasLtMatmulPreferenceSetAttribute(
+      pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws));
+  cublasLtMatmulHeuristicResult_t result{};
+  int found = 0;
+  if (st == CUBLAS_STATUS_SUCCESS) {
+    st = cublasLtMatmulAlgoGetHeuristic(static_cast<cublasLtHandle_t>(handle_), plan->desc, plan->a,
+                                        plan->b, plan->c, plan->c, pref, 1, &result, &found);
+  }
+  KITE_CUBLAS_WARN(cublasLtMatmulPreferenceDestroy(pref));
+  KITE_RETURN_IF_ERROR(cublas_status(st, what + " heuristic"));
+  if (found == 0) return unimplemented(what + ": cuBLASLt has no algorithm for this shape");
+  plan->algo = result.algo;
+  Plan* raw = plan.get();
+  plans_.emplace(key, std::move(plan));
+  return raw;
+}
+
+Status GemmRunner::gemm(const GemmArgs& g, cudaStream_t stream) {
+  if (g.m == 0) return ok_status();
+  KITE_ASSIGN_OR_RETURN(Plan * plan, plan_for(g));
+  if (plan->has_bias) {
+    KITE_RETURN_IF_ERROR(
+        cublas_status(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
+                                                     &g.bias, sizeof(g.bias)),
+                      "cuBLASLt bias pointer"));
+  }
+  const float alpha = 1.f, beta = 0.f;
+  return cublas_status(cublasLtMatmul(static_cast<cublasLtHandle_t>(handle_), plan->desc, &alpha,
+                                      g.w, plan->a, g.x, plan->b, &beta, g.y, plan->c, g.y, plan->c,
+                                      &plan->algo, workspace_.data(), kWorkspaceBytes, stream),
+                       "cublasLtMatmul");
+}
+
+}  // namespace kite::cuda

@@ -1,0 +1,31 @@
+// RMSNorm, optionally fused with the residual add and with a row gather.
+//
+// With x = residual[src] (+ delta[src] when delta != nullptr), rounded to bf16, the output row is
+//   out = bf16(weight * bf16(x * rsqrt(mean(x^2) + eps)))
+// which is how Hugging Face's LlamaRMSNorm rounds. With `f32` every tensor is F32 and nothing is
+// rounded: out = x * (1 / sqrt(mean(x^2) + eps)) * weight, the CPU backend's arithmetic. src =
+// row_indices[i] when row_indices is given, else i. The residual is updated in place (residual[i] =
+// x) only when delta is given and row_indices is not.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+namespace kite::cuda {
+
+struct RmsNormParams {
+  void* residual = nullptr;              // [*, hidden] bf16, row stride `hidden`
+  const void* delta = nullptr;           // nullptr or [*, hidden] bf16
+  const int32_t* row_indices = nullptr;  // nullptr or [num_rows]
+  const void* weight = nullptr;          // [hidden] bf16
+  void* out = nullptr;                   // [num_rows, hidden] bf16
+  int num_rows = 0;
+  int hidden = 0;
+  float eps = 1e-6f;
+  bool f32 = false;
+};
+
+void rms_norm(const RmsNormParams& p, cudaStream_t stream);
+
+}  // namespace kite::cuda

@@ -1,0 +1,55 @@
+// Per-token attention input preparation, one kernel: optional per-head RMSNorm of q and k
+// (Qwen3), rotary position embedding of q and k (neox / rotate-half layout: dims i and
+// i + head_dim/2 form a pair), and the write of k and v into the paged KV cache.
+//
+// Rotation of pair i at position pos, with f = float(pos) * inv_freq[i] (float32, as
+// Hugging Face computes it), c = cos(f), s = sin(f):
+//   x[i] <- x[i] c - x[i + d/2] s,   x[i + d/2] <- x[i + d/2] c + x[i] s
+// inv_freq already holds any rope scaling (linear, llama3); see rope_inv_freq().
+//
+// With `f32` (the float32 compute mode) q/k/v, the norms and the cache are F32, nothing is
+// rounded, and the angle is computed in double from inv_freq64, c and s rounded to float: the
+// CPU backend's arithmetic.
+//
+// KV cache layout (both K and V): [num_blocks, num_kv_heads, block_size, head_dim] bf16; token
+// with slot s goes to block s / block_size, offset s % block_size. slot -1 = not written.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "model/config.h"
+
+namespace kite::cuda {
+
+struct RopeKvWriteParams {
+  void* qkv = nullptr;     // [num_tokens, qkv_stride] bf16: q heads, then k heads, then v heads
+  int64_t qkv_stride = 0;  // elements between tokens
+  const int32_t* positions = nullptr;     // [num_tokens]
+  const int32_t* slot_mapping = nullptr;  // [num_tokens]
+  const float* inv_freq = nullptr;        // [head_dim / 2]
+  const void* q_norm = nullptr;           // nullptr or [head_dim] bf16
+  const void* k_norm = nullptr;           // nullptr or [head_dim] bf16 (both or neither)
+  void* k_cache = nullptr;                // nullptr = no cache write
+  void* v_cache = nullptr;
+  int num_tokens = 0;
+  int num_q_heads = 0;
+  int num_kv_heads = 0;
+  int head_dim = 0;  // even, <= 512
+  int block_size = 0;
+  float eps = 1e-6f;
+  bool f32 = false;
+  const double* inv_freq64 = nullptr;  // [head_dim / 2], required with f32
+};
+
+void rope_kv_write(const RopeKvWriteParams& p, cudaStream_t stream);
+
+// Inverse frequencies [head_dim / 2] for `cfg`'s rope_theta and rope_scaling, computed in
+// double; `freq_factors` (GGUF rope_freqs.weight, [head_dim / 2]) divide them after the scaling
+// when given. rope_inv_freq rounds them to float (the bf16 path).
+std::vector<double> rope_inv_freq64(const ModelConfig& cfg, const float* freq_factors = nullptr);
+std::vector<float> rope_inv_freq(const ModelConfig& cfg, const float* freq_factors = nullptr);
+
+}  // namespace kite::cuda

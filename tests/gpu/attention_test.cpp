@@ -1,0 +1,283 @@
+// Paged attention kernels (decode split-KV, tensor-core prefill, generic small-head path)
+// against cpu::paged_attention on batches that mix prefill chunks over cached prefixes and
+// decodes, with scattered blocks, block-boundary lengths and every supported head dim.
+//
+// Bound, per output element o = sum_j p_j v_j / sum_j p_j (p from fp32 scores):
+//   2^-8 * |o|                        the output's bf16 rounding
+// + 2^-8 * sum_j p_j |v_j| / sum_j p_j  the prefill kernel rounds p to bf16 before the P.V
+//                                     product (relative error 2^-8 per term; the decode and
+//                                     generic kernels keep p in fp32)
+// + 2^-16 * sum_j p_j |v_j| / sum_j p_j  fp32 accumulation order and exp2f (a few ulp)
+// The second term is computed by the CPU op itself, run on |V|. Relative L2 error <= 2 * 2^-8.
+#include "backend/cuda/attention.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <numeric>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backend/cpu/ops.h"
+#include "backend/cuda/launch.h"
+#include "core/thread_pool.h"
+#include "gpu_test_util.h"
+
+namespace kite::cuda::test {
+namespace {
+
+ThreadPool& pool() {
+  static ThreadPool p(std::max(1u, std::thread::hardware_concurrency()));
+  return p;
+}
+
+struct Case {
+  std::string name;
+  int nq, nkv, hd, block_size;
+  std::vector<int> seq_lens, q_lens;
+  int force_splits = 0;  // 0: the planner's choice
+};
+
+void run_case(const Case& c, uint32_t seed) {
+  SCOPED_TRACE(c.name);
+  std::mt19937 rng(seed);
+  const int ns = static_cast<int>(c.seq_lens.size());
+  const int hd = c.hd, bs = c.block_size;
+  const int64_t kv_dim = static_cast<int64_t>(c.nkv) * hd, q_dim = static_cast<int64_t>(c.nq) * hd;
+  int total_blocks = 1 + 2;
+  for (int s : c.seq_lens) total_blocks += (s + bs - 1) / bs;
+  std::vector<int32_t> ids(static_cast<size_t>(total_blocks - 1));
+  std::iota(ids.begin(), ids.end(), 1);
+  std::shuffle(ids.begin(), ids.end(), rng);
+
+  std::vector<int32_t> qsl{0}, seq_lens, indptr{0}, table;
+  for (int s = 0; s < ns; ++s) {
+    for (int b = 0; b < (c.seq_lens[s] + bs - 1) / bs; ++b) table.push_back(ids[table.size()]);
+    indptr.push_back(static_cast<int32_t>(table.size()));
+    qsl.push_back(qsl.back() + c.q_lens[s]);
+    seq_lens.push_back(c.seq_lens[s]);
+  }
+  const int T = qsl.back();
+  // Caches hold random values everywhere (garbage beyond each sequence's length).
+  const size_t cache_elems = static_cast<size_t>(total_blocks) * bs * kv_dim;
+  auto kc = random_bf16(cache_elems, rng, -1.f, 1.f);
+  auto vc = random_bf16(cache_elems, rng, -1.f, 1.f);
+  // q with a row stride wider than the heads (as inside the fused qkv row).
+  const int64_t q_stride = q_dim + 2 * kv_dim;
+  auto q = random_bf16(static_cast<size_t>(T) * q_stride, rng, -1.f, 1.f);
+
+  // CPU reference over the NHD layout [slot, kv_head, d].
+  std::vector<float> kf(cache_elems), vf(cache_elems);
+  {
+    const auto kt = to_float(kc), vt = to_float(vc);
+    for (int64_t blk = 0; blk < total_blocks; ++blk) {
+      for (int h = 0; h < c.nkv; ++h) {
+        for (int off = 0; off < bs; ++off) {
+          for (int d = 0; d < hd; ++d) {
+            const int64_t mine = ((blk * c.nkv + h) * bs + off) * hd + d;
+            const int64_t theirs = ((blk * bs + off) * c.nkv + h) * hd + d;
+            kf[theirs] = kt[mine];
+            vf[theirs] = vt[mine];
+          }
+        }
+      }
+    }
+  }
+  const auto qf = to_float(q);
+  std::vector<float> ref(static_cast<size_t>(T) * q_dim);
+  cpu::PagedAttentionParams cp;
+  cp.q = qf.data();
+  cp.q_stride = q_stride;
+  cp.k_cache = kf.data();
+  cp.v_cache = vf.data();
+  cp.out = ref.data();
+  cp.out_stride = q_dim;
+  cp.num_blocks = total_blocks;
+  cp.num_heads = c.nq;
+  cp.num_kv_heads = c.nkv;
+  cp.head_dim = hd;
+  cp.block_size = bs;
+  cp.scale = 1.f / std::sqrt(static_cast<float>(hd));
+  cp.num_seqs = ns;
+  cp.query_start_loc = qsl.data();
+  cp.seq_lens = seq_lens.data();
+  cp.block_table_indptr = indptr.data();
+  cp.block_table = table.data();
+  cpu::paged_attention(cp, &pool());
+  // sum_j p_j |v_j| / sum_j p_j: the same attention over |V|.
+  std::vector<float> abs_ref(ref.size());
+  {
+    std::vector<float> vabs(vf.size());
+    for (size_t i = 0; i < vf.size(); ++i) vabs[i] = std::abs(vf[i]);
+    cpu::PagedAttentionParams ca = cp;
+    ca.v_cache = vabs.data();
+    ca.out = abs_ref.data();
+    cpu::paged_attention(ca, &pool());
+  }
+  std::vector<double> allowed(ref.size());
+  for (size_t i = 0; i < ref.size(); ++i) {
+    allowed[i] = kBf16Roundoff * (std::abs(ref[i]) + abs_ref[i]) + std::ldexp(abs_ref[i], -16);
+  }
+
+  auto path = attention_path(hd, c.nq, c.nkv);
+  ASSERT_TRUE(path.ok()) << path.status().to_string();
+  const int max_seq = *std::max_element(seq_lens.begin(), seq_lens.end());
+  AttentionPlan plan =
+      plan_attention(qsl.data(), seq_lens.data(), ns, max_seq, c.nq, c.nkv, num_sms());
+  if (c.force_splits > 0) plan.num_splits = c.force_splits;
+
+  DeviceArray<uint16_t> d_q(q), d_k(kc), d_v(vc), d_out(static_cast<size_t>(T) * q_dim);
+  DeviceArray<int32_t> d_qsl(qsl), d_sl(seq_lens), d_ind(indptr), d_tab(table);
+  DeviceArray<int32_t> d_tseq(plan.prefill_tile_seq), d_tq(plan.prefill_tile_q_start),
+      d_dec(plan.decode_seqs);
+  DeviceArray<float> d_ws(decode_workspace_bytes(kMaxSplitRows, c.nq, hd) / 4);
+  DeviceArray<int32_t> d_cnt(decode_counter_bytes(ns, c.nkv) / 4);
+  KITE_TEST_CUDA(cudaMemset(d_cnt.get(), 0, d_cnt.size() * 4));
+  AttentionParams p;
+  p.q = d_q.get();
+  p.q_stride = q_stride;
+  p.out = d_out.get();
+  p.k_cache = d_k.get();
+  p.v_cache = d_v.get();
+  p.query_start_loc = d_qsl.get();
+  p.seq_lens = d_sl.get();
+  p.block_table_indptr = d_ind.get();
+  p.block_table = d_tab.get();
+  p.num_tokens = T;
+  p.num_seqs = ns;
+  p.num_q_heads = c.nq;
+  p.num_kv_heads = c.nkv;
+  p.head_dim = hd;
+  p.block_size = bs;
+  p.scale = cp.scale;
+  p.prefill_tile_seq = d_tseq.get();
+  p.prefill_tile_q_start = d_tq.get();
+  p.num_prefill_tiles = static_cast<int>(plan.prefill_tile_seq.size());
+  p.decode_seqs = plan.all_decode ? nullptr : d_dec.get();
+  p.num_decode = plan.num_decode;
+  p.num_splits = plan.num_splits;
+  p.split_out = d_ws.get();
+  p.split_lse = d_ws.get() + static_cast<size_t>(kMaxSplitRows) * c.nq * hd;
+  p.split_counters = d_cnt.get();
+  // Twice: the split-KV counters must come back to zero for the next launch.
+  for (int rep = 0; rep < 2; ++rep) {
+    d_out.poison();
+    attention(p, *path, nullptr);
+    const std::vector<float> got = to_float(d_out.download());
+    EXPECT_LE(compare(got, ref).rel_l2, 2 * kBf16Roundoff);
+    EXPECT_TRUE(within_each(got, ref, allowed))
+        << "run " << rep << " path " << (*path == AttentionPath::kGeneric ? "generic" : "tc")
+        << " decode " << plan.num_decode << " splits " << plan.num_splits << " tiles "
+        << p.num_prefill_tiles;
+  }
+  const auto cnt = d_cnt.download();
+  EXPECT_TRUE(std::all_of(cnt.begin(), cnt.end(), [](int32_t v) { return v == 0; }));
+}
+
+std::vector<int> repeat(const std::vector<int>& pattern, int n) {
+  std::vector<int> v;
+  for (int i = 0; i < n; ++i) v.push_back(pattern[i % pattern.size()]);
+  return v;
+}
+
+TEST(CudaAttention, DecodeBatchesAndLengths) {
+  KITE_REQUIRE_GPU();
+  const std::vector<int> lens = {1, 15, 16, 17, 1000, 4097};
+  uint32_t seed = 10;
+  for (int batch : {1, 3, 17, 128}) {
+    for (int hd : {64, 128, 256}) {
+      Case c{"decode b" + std::to_string(batch) + " hd" + std::to_string(hd),
+             32,
+             8,
+             hd,
+             16,
+             repeat(lens, batch),
+             std::vector<int>(batch, 1)};
+      if (batch == 1) c.seq_lens = {4097};
+      run_case(c, seed++);
+    }
+  }
+}
+
+TEST(CudaAttention, DecodeGroupsAndForcedSplits) {
+  KITE_REQUIRE_GPU();
+  const std::vector<int> lens = {1, 17, 4097, 1000, 16};
+  uint32_t seed = 30;
+  for (auto [nq, nkv] : std::vector<std::pair<int, int>>{{28, 4}, {8, 8}, {16, 2}, {12, 6}}) {
+    for (int splits : {1, 3, kMaxDecodeSplits}) {
+      run_case({"group " + std::to_string(nq / nkv) + " splits " + std::to_string(splits), nq, nkv,
+                128, 16, repeat(lens, 5), std::vector<int>(5, 1), splits},
+               seed++);
+    }
+  }
+  // Block size 32 and 8 (not the default 16).
+  run_case({"bs32", 32, 8, 128, 32, repeat(lens, 5), std::vector<int>(5, 1)}, seed++);
+  run_case({"bs8", 32, 8, 64, 8, repeat(lens, 5), std::vector<int>(5, 1)}, seed++);
+}
+
+TEST(CudaAttention, PrefillChunksOverCachedPrefixes) {
+  KITE_REQUIRE_GPU();
+  uint32_t seed = 50;
+  for (int hd : {64, 128, 256}) {
+    // (seq_len, q_len): fresh prompts, chunks after a prefix, tile/block boundaries, decodes.
+    run_case({"prefill hd" + std::to_string(hd),
+              32,
+              8,
+              hd,
+              16,
+              {15, 16, 17, 1000, 1017, 4097, 80, 5},
+              {15, 16, 17, 1000, 17, 1, 64, 1}},
+             seed++);
+  }
+  run_case({"prefill group7", 28, 4, 128, 16, {1000, 300, 33}, {1000, 100, 33}}, seed++);
+  run_case({"prefill mha", 8, 8, 128, 16, {4097, 17}, {97, 17}}, seed++);
+  run_case({"prefill group16 (no decode kernel)", 32, 2, 128, 16, {17, 40, 1}, {1, 40, 1}}, seed++);
+  run_case({"prefill bs32", 16, 4, 128, 32, {100, 64, 33}, {100, 31, 1}}, seed++);
+}
+
+TEST(CudaAttention, GenericSmallHeadDims) {
+  KITE_REQUIRE_GPU();
+  uint32_t seed = 70;
+  for (int hd : {8, 16, 32}) {
+    run_case({"generic hd" + std::to_string(hd),
+              8,
+              4,
+              hd,
+              16,
+              {1, 15, 16, 17, 300, 50},
+              {1, 15, 16, 1, 300, 7}},
+             seed++);
+  }
+}
+
+TEST(CudaAttention, RejectsUnsupportedShapesLoudly) {
+  EXPECT_EQ(attention_path(96, 32, 8).status().code(), StatusCode::kUnimplemented);
+  EXPECT_EQ(attention_path(128, 30, 8).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(attention_path(128, 256, 2).status().code(), StatusCode::kUnimplemented);
+  EXPECT_EQ(*attention_path(16, 8, 4), AttentionPath::kGeneric);
+  EXPECT_EQ(*attention_path(128, 32, 8), AttentionPath::kTensorCore);
+}
+
+TEST(CudaAttention, PlannerSplitsAndTiles) {
+  // Pure decode: no tiles, all_decode, splits fill the GPU and respect the caps.
+  const std::vector<int32_t> qsl = {0, 1, 2, 3}, sl = {100, 5000, 1};
+  AttentionPlan p = plan_attention(qsl.data(), sl.data(), 3, 5000, 32, 8, 132);
+  EXPECT_TRUE(p.all_decode);
+  EXPECT_EQ(p.num_decode, 3);
+  EXPECT_TRUE(p.prefill_tile_seq.empty());
+  EXPECT_EQ(p.num_splits, 11);  // ceil(264 / 24)
+  EXPECT_EQ(decode_num_splits(1, 8, 0, 132), kMaxDecodeSplits);
+  EXPECT_EQ(decode_num_splits(1, 8, 100, 132), 2);
+  EXPECT_EQ(decode_num_splits(512, 8, 0, 132), 1);
+  // Mixed: tiles of 64/group tokens, longest KV range first.
+  const std::vector<int32_t> qsl2 = {0, 20, 21}, sl2 = {50, 9};
+  AttentionPlan m = plan_attention(qsl2.data(), sl2.data(), 2, 50, 32, 8, 132);
+  EXPECT_FALSE(m.all_decode);
+  EXPECT_EQ(m.decode_seqs, std::vector<int32_t>({1}));
+  EXPECT_EQ(m.prefill_tile_seq, std::vector<int32_t>({0, 0}));
+  EXPECT_EQ(m.prefill_tile_q_start, std::vector<int32_t>({16, 0}));
+}
+
+}  // namespace
+}  // namespace kite::cuda::test

@@ -1,0 +1,653 @@
+// kite_cuda_bench: kernel-level and single-stream benchmarks of the CUDA backend on the
+// Llama-3-8B shape (random data; speed does not depend on the values).
+//
+//   kite_cuda_bench [--out results.json] [--skip-w5] [--graphs 0|1] [--gemv-max-m N]
+//
+// Measures, with CUDA events around warmed-up launches (median of repeats):
+//   - ceilings: device-to-device copy (bytes read + written per second)
+//   - linear layers at decode shapes (M = 1..16): our GEMV and cuBLASLt, TB/s of weights
+//     streamed (weights rotate over > 400 MB so L2 never holds them)
+//   - decode attention: TB/s of K/V read; prefill attention: TFLOP/s (causal FLOPs)
+//   - W5: batch-1 decode of the full 8B shape (128 prompt tokens, 256 generated), the engine's
+//     call sequence (forward, sample) timed on the host: TPOT mean and median.
+// Prints a table and writes every number as JSON lines.
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backend/cuda/attention.h"
+#include "backend/cuda/cuda_model_runner.h"
+#include "backend/cuda/gemm.h"
+#include "backend/cuda/gemv.h"
+#include "backend/cuda/launch.h"
+#include "core/dtype.h"
+#include "core/thread_pool.h"
+
+namespace kite::cuda {
+namespace {
+
+#define BENCH_CUDA(expr)                                                                         \
+  do {                                                                                           \
+    cudaError_t e_ = (expr);                                                                     \
+    if (e_ != cudaSuccess) {                                                                     \
+      std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #expr, cudaGetErrorString(e_)); \
+      std::exit(1);                                                                              \
+    }                                                                                            \
+  } while (0)
+
+std::FILE* g_json = nullptr;
+std::string g_tag;  // appended to W5 names (variants: graphs off, PDL off, ...)
+
+void record(const std::string& name_in, const std::string& metric, double value,
+            const std::string& unit, const std::string& extra = "") {
+  const std::string name =
+      name_in.rfind("W5", 0) == 0 && !g_tag.empty() ? name_in + " [" + g_tag + "]" : name_in;
+  std::printf("%-52s %-10s %10.3f %s\n", name.c_str(), metric.c_str(), value, unit.c_str());
+  if (g_json != nullptr) {
+    std::fprintf(g_json,
+                 "{\"engine\":\"kite\",\"gpu\":\"H100\",\"name\":\"%s\",\"metric\":\"%s\","
+                 "\"value\":%.6g,\"unit\":\"%s\"%s}\n",
+                 name.c_str(), metric.c_str(), value, unit.c_str(), extra.c_str());
+    std::fflush(g_json);
+  }
+}
+
+// Fills n random bf16 values of magnitude in [scale, 2 * scale) with random signs and
+// mantissas (parallel; 4 values per 64-bit draw). scale must be a power of two.
+void fill_random_bf16(uint16_t* dst, size_t n, float scale, uint64_t seed, ThreadPool& pool) {
+  const uint16_t base = f32_to_bf16(scale).bits & 0x7f80;  // the exponent of scale
+  pool.parallel_for(static_cast<int64_t>((n + 4095) / 4096), [&](int64_t b, int64_t e) {
+    for (int64_t blk = b; blk < e; ++blk) {
+      uint64_t s = seed ^ (0x9E3779B97F4A7C15ull * static_cast<uint64_t>(blk + 1));
+      const size_t i0 = static_cast<size_t>(blk) * 4096, i1 = std::min(n, i0 + 4096);
+      for (size_t i = i0; i < i1; i += 4) {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        for (size_t j = 0; j < 4 && i + j < i1; ++j) {
+          const uint16_t r = static_cast<uint16_t>(s >> (16 * j));
+          dst[i + j] = static_cast<uint16_t>((r & 0x807f) | base);
+        }
+      }
+    }
+  });
+}
+
+void* device_random(size_t elems, float scale, uint64_t seed, ThreadPool& pool) {
+  std::vector<uint16_t> h(elems);
+  fill_random_bf16(h.data(), elems, scale, seed, pool);
+  void* d = nullptr;
+  BENCH_CUDA(cudaMalloc(&d, elems * 2));
+  BENCH_CUDA(cudaMemcpy(d, h.data(), elems * 2, cudaMemcpyHostToDevice));
+  return d;
+}
+
+// Median milliseconds of `fn` (launch work on stream 0) over `reps` after `warmup`.
+double time_ms(const std::function<void(int)>& fn, int warmup = 3, int reps = 20) {
+  cudaEvent_t a, b;
+  BENCH_CUDA(cudaEventCreate(&a));
+  BENCH_CUDA(cudaEventCreate(&b));
+  for (int i = 0; i < warmup; ++i) fn(i);
+  BENCH_CUDA(cudaDeviceSynchronize());
+  std::vector<double> t;
+  for (int i = 0; i < reps; ++i) {
+    BENCH_CUDA(cudaEventRecord(a));
+    fn(warmup + i);
+    BENCH_CUDA(cudaEventRecord(b));
+    BENCH_CUDA(cudaEventSynchronize(b));
+    float ms = 0;
+    BENCH_CUDA(cudaEventElapsedTime(&ms, a, b));
+    t.push_back(ms);
+  }
+  BENCH_CUDA(cudaGetLastError());
+  cudaEventDestroy(a);
+  cudaEventDestroy(b);
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+// Replays of a captured graph (median ms per replay).
+double time_graph_ms(cudaStream_t stream, const std::function<void()>& body, int reps = 10) {
+  cudaGraph_t graph = nullptr;
+  cudaGraphExec_t exec = nullptr;
+  BENCH_CUDA(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+  body();
+  BENCH_CUDA(cudaStreamEndCapture(stream, &graph));
+  BENCH_CUDA(cudaGraphInstantiate(&exec, graph, 0));
+  cudaEvent_t a, b;
+  BENCH_CUDA(cudaEventCreate(&a));
+  BENCH_CUDA(cudaEventCreate(&b));
+  std::vector<double> t;
+  for (int i = 0; i < reps + 2; ++i) {
+    BENCH_CUDA(cudaEventRecord(a, stream));
+    BENCH_CUDA(cudaGraphLaunch(exec, stream));
+    BENCH_CUDA(cudaEventRecord(b, stream));
+    BENCH_CUDA(cudaEventSynchronize(b));
+    float ms = 0;
+    BENCH_CUDA(cudaEventElapsedTime(&ms, a, b));
+    if (i >= 2) t.push_back(ms);
+  }
+  cudaEventDestroy(a);
+  cudaEventDestroy(b);
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+void bench_copy() {
+  const size_t bytes = 4ull << 30;
+  void *a = nullptr, *b = nullptr;
+  BENCH_CUDA(cudaMalloc(&a, bytes));
+  BENCH_CUDA(cudaMalloc(&b, bytes));
+  BENCH_CUDA(cudaMemset(a, 0x5a, bytes));
+  const double ms =
+      time_ms([&](int) { BENCH_CUDA(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice)); });
+  record("ceiling: device-to-device copy 4 GiB", "TB/s", 2.0 * bytes / ms / 1e9, "TB/s");
+  cudaFree(a);
+  cudaFree(b);
+}
+
+void bench_linear(ThreadPool& pool) {
+  struct Shape {
+    const char* name;
+    int n, k;
+    bool gated, f32;
+  };
+  const Shape shapes[] = {{"qkv 6144x4096", 6144, 4096, false, false},
+                          {"o 4096x4096", 4096, 4096, false, false},
+                          {"gate_up+silu 28672x4096", 28672, 4096, true, false},
+                          {"down 4096x14336", 4096, 14336, false, false},
+                          {"lm_head 128256x4096 f32", 128256, 4096, false, true}};
+  auto gemm = GemmRunner::create();
+  if (!gemm.ok()) std::exit(1);
+  for (const Shape& s : shapes) {
+    const size_t w_elems = static_cast<size_t>(s.n) * s.k;
+    const int copies = static_cast<int>(std::max<size_t>(1, (400ull << 20) / (w_elems * 2) + 1));
+    uint16_t* w = static_cast<uint16_t*>(device_random(w_elems * copies, 1.f / 32, 1, pool));
+    uint16_t* x = static_cast<uint16_t*>(device_random(16ull * s.k, 0.5f, 2, pool));
+    void* y = nullptr;
+    BENCH_CUDA(cudaMalloc(&y, 16ull * s.n * 4));
+    void* gu = nullptr;
+    BENCH_CUDA(cudaMalloc(&gu, 16ull * s.n * 2));
+    for (int m : {1, 2, 4, 8, 16}) {
+      const double bytes = static_cast<double>(w_elems) * 2;
+      if (m <= kGemvMaxM) {
+        const double ms = time_ms([&](int i) {
+          GemvParams p;
+          p.x = x;
+          p.w = w + (i % copies) * w_elems;
+          p.y = y;
+          p.m = m;
+          p.n = s.n;
+          p.k = s.k;
+          p.x_stride = s.k;
+          p.y_stride = s.gated ? s.n / 2 : s.n;
+          p.epilogue = s.gated ? GemvEpilogue::kSiluMul : GemvEpilogue::kNone;
+          p.out_f32 = s.f32;
+          gemv(p, nullptr);
+        });
+        record(std::string("gemv ") + s.name + " M=" + std::to_string(m), "TB/s", bytes / ms / 1e9,
+               "TB/s", ",\"ms\":" + std::to_string(ms));
+      }
+      const double ms = time_ms([&](int i) {
+        GemmArgs a;
+        a.x = x;
+        a.ldx = s.k;
+        a.w = w + (i % copies) * w_elems;
+        a.ldw = s.k;
+        a.y = s.gated ? gu : y;
+        a.ldy = s.n;
+        a.m = m;
+        a.n = s.n;
+        a.k = s.k;
+        a.out_f32 = s.f32;
+        if (!(*gemm)->gemm(a, nullptr).ok()) std::exit(1);
+      });
+      record(std::string("cublasLt ") + s.name + " M=" + std::to_string(m), "TB/s",
+             bytes / ms / 1e9, "TB/s", ",\"ms\":" + std::to_string(ms));
+    }
+    // The decode path's fused forms (M = 1): norm prologue, residual epilogue.
+    if (!s.f32) {
+      const double ms = time_ms([&](int i) {
+        GemvParams p;
+        p.x = x;
+        p.w = w + (i % copies) * w_elems;
+        p.m = 1;
+        p.n = s.n;
+        p.k = s.k;
+        p.x_stride = s.k;
+        p.epilogue = s.gated ? GemvEpilogue::kSiluMul : GemvEpilogue::kNone;
+        p.y_stride = s.gated ? s.n / 2 : s.n;
+        p.y = gu;
+        if (s.gated || s.n == 6144) {
+          p.norm_weight = x;  // any [k] bf16 vector
+        } else {
+          p.residual = gu;
+        }
+        gemv(p, nullptr);
+      });
+      record(std::string("gemv fused ") + (s.gated || s.n == 6144 ? "norm+" : "residual+") +
+                 s.name + " M=1",
+             "TB/s", static_cast<double>(w_elems) * 2 / ms / 1e9, "TB/s",
+             ",\"ms\":" + std::to_string(ms));
+    }
+    cudaFree(w);
+    cudaFree(x);
+    cudaFree(y);
+    cudaFree(gu);
+  }
+}
+
+struct AttnSetup {
+  std::vector<int32_t> qsl, sl, indptr, table;
+  int tokens = 0;
+};
+
+AttnSetup make_batch(const std::vector<int>& seq_lens, const std::vector<int>& q_lens, int bs) {
+  AttnSetup s;
+  s.qsl = {0};
+  s.indptr = {0};
+  int next = 1;
+  for (size_t i = 0; i < seq_lens.size(); ++i) {
+    for (int b = 0; b < (seq_lens[i] + bs - 1) / bs; ++b) s.table.push_back(next++);
+    s.indptr.push_back(static_cast<int32_t>(s.table.size()));
+    s.qsl.push_back(s.qsl.back() + q_lens[i]);
+    s.sl.push_back(seq_lens[i]);
+  }
+  s.tokens = s.qsl.back();
+  return s;
+}
+
+template <typename T>
+T* to_device(const std::vector<T>& v) {
+  T* d = nullptr;
+  BENCH_CUDA(cudaMalloc(reinterpret_cast<void**>(&d), std::max<size_t>(1, v.size()) * sizeof(T)));
+  if (!v.empty()) BENCH_CUDA(cudaMemcpy(d, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice));
+  return d;
+}
+
+void bench_attention(ThreadPool& pool, bool prefill, int batch, int ctx) {
+  const int nq = 32, nkv = 8, hd = 128, bs = 16;
+  std::vector<int> sl(batch, ctx), ql(batch, prefill ? ctx : 1);
+  AttnSetup s = make_batch(sl, ql, bs);
+  const size_t blocks = s.table.size() + 1;
+  const size_t cache_elems = blocks * bs * nkv * hd;
+  void* kc = device_random(cache_elems, 0.5f, 3, pool);
+  void* vc = device_random(cache_elems, 0.5f, 4, pool);
+  const int64_t q_stride = (nq + 2 * nkv) * hd;
+  void* q = device_random(static_cast<size_t>(s.tokens) * q_stride, 0.5f, 5, pool);
+  void* out = nullptr;
+  BENCH_CUDA(cudaMalloc(&out, static_cast<size_t>(s.tokens) * nq * hd * 2));
+  AttentionPlan plan = plan_attention(s.qsl.data(), s.sl.data(), batch, ctx, nq, nkv, num_sms());
+  int32_t *qsl = to_device(s.qsl), *sld = to_device(s.sl), *ind = to_device(s.indptr),
+          *tab = to_device(s.table), *tseq = to_device(plan.prefill_tile_seq),
+          *tq = to_device(plan.prefill_tile_q_start);
+  float* ws = nullptr;
+  BENCH_CUDA(
+      cudaMalloc(reinterpret_cast<void**>(&ws), decode_workspace_bytes(kMaxSplitRows, nq, hd)));
+  int32_t* cnt = nullptr;
+  BENCH_CUDA(cudaMalloc(reinterpret_cast<void**>(&cnt), decode_counter_bytes(batch, nkv)));
+  BENCH_CUDA(cudaMemset(cnt, 0, decode_counter_bytes(batch, nkv)));
+  AttentionParams p;
+  p.q = q;
+  p.q_stride = q_stride;
+  p.out = out;
+  p.k_cache = kc;
+  p.v_cache = vc;
+  p.query_start_loc = qsl;
+  p.seq_lens = sld;
+  p.block_table_indptr = ind;
+  p.block_table = tab;
+  p.num_tokens = s.tokens;
+  p.num_seqs = batch;
+  p.num_q_heads = nq;
+  p.num_kv_heads = nkv;
+  p.head_dim = hd;
+  p.block_size = bs;
+  p.scale = 1.f / std::sqrt(128.f);
+  p.prefill_tile_seq = tseq;
+  p.prefill_tile_q_start = tq;
+  p.num_prefill_tiles = static_cast<int>(plan.prefill_tile_seq.size());
+  p.num_decode = plan.num_decode;
+  p.num_splits = plan.num_splits;
+  p.split_out = ws;
+  p.split_lse = ws + static_cast<size_t>(kMaxSplitRows) * nq * hd;
+  p.split_counters = cnt;
+  const double ms = time_ms([&](int) { attention(p, AttentionPath::kTensorCore, nullptr); });
+  const std::string name = std::string(prefill ? "prefill" : "decode") + " attention b" +
+                           std::to_string(batch) + " ctx" + std::to_string(ctx) +
+                           " (32/8 heads, hd128)";
+  if (prefill) {
+    // Causal: each query attends to (its position + 1) keys; QK^T and PV are 2 FLOP per MAC.
+    const double macs = static_cast<double>(batch) * nq * hd * ctx * (ctx + 1) / 2.0;
+    record(name, "TFLOP/s", 4.0 * macs / ms / 1e9, "TFLOP/s", ",\"ms\":" + std::to_string(ms));
+  } else {
+    const double bytes = static_cast<double>(batch) * ctx * nkv * hd * 2 * 2;
+    record(name, "TB/s", bytes / ms / 1e9, "TB/s",
+           ",\"ms\":" + std::to_string(ms) + ",\"splits\":" + std::to_string(plan.num_splits));
+    // Back to back in a CUDA graph, as in a decode step (launch latency overlapped).
+    cudaStream_t st;
+    BENCH_CUDA(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+    const double gms = time_graph_ms(st, [&] {
+      for (int i = 0; i < 32; ++i) attention(p, AttentionPath::kTensorCore, st);
+    });
+    record(name + " x32 in a graph, per launch", "us", gms * 1000.0 / 32, "us");
+    cudaStreamDestroy(st);
+  }
+  for (void* ptr : {kc, vc, q, out, static_cast<void*>(ws), static_cast<void*>(cnt),
+                    static_cast<void*>(qsl), static_cast<void*>(sld), static_cast<void*>(ind),
+                    static_cast<void*>(tab), static_cast<void*>(tseq), static_cast<void*>(tq)}) {
+    cudaFree(ptr);
+  }
+}
+
+// The decode step's GEMV stream alone (32 layers of fused qkv/o/gate-up/down GEMVs + lm_head,
+// M = 1, weights rotating over 4 layer sets so L2 never holds them) and 32 batch-1 decode
+// attentions, each captured in a CUDA graph: what W5 would be with nothing else in the step.
+void bench_decode_stream(ThreadPool& pool) {
+  cudaStream_t st;
+  BENCH_CUDA(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+  const int H = 4096, I = 14336, QKV = 6144, V = 128256, kSets = 4;
+  struct Layer {
+    uint16_t *qkv, *o, *gu, *down;
+  };
+  std::vector<Layer> sets;
+  for (int i = 0; i < kSets; ++i) {
+    sets.push_back(
+        {static_cast<uint16_t*>(device_random(size_t{QKV} * H, 1.f / 64, 10 + i, pool)),
+         static_cast<uint16_t*>(device_random(size_t{H} * H, 1.f / 64, 20 + i, pool)),
+         static_cast<uint16_t*>(device_random(size_t{2} * I * H, 1.f / 64, 30 + i, pool)),
+         static_cast<uint16_t*>(device_random(size_t{H} * I, 1.f / 64, 40 + i, pool))});
+  }
+  uint16_t* lm = static_cast<uint16_t*>(device_random(size_t{V} * H, 1.f / 64, 50, pool));
+  uint16_t* h = static_cast<uint16_t*>(device_random(H, 0.5f, 51, pool));
+  uint16_t* nw = static_cast<uint16_t*>(device_random(H, 1.f, 52, pool));
+  uint16_t* attn = static_cast<uint16_t*>(device_random(H, 0.5f, 53, pool));
+  void *qkv = nullptr, *act = nullptr, *logits = nullptr;
+  BENCH_CUDA(cudaMalloc(&qkv, QKV * 2));
+  BENCH_CUDA(cudaMalloc(&act, I * 2));
+  BENCH_CUDA(cudaMalloc(&logits, size_t{V} * 4));
+  auto gemv1 = [&](const void* x, const void* w, void* y, int n, int k, GemvEpilogue e,
+                   const void* norm, const void* res, bool f32) {
+    GemvParams p;
+    p.x = x;
+    p.w = w;
+    p.y = y;
+    p.m = 1;
+    p.n = n;
+    p.k = k;
+    p.x_stride = k;
+    p.y_stride = e == GemvEpilogue::kSiluMul ? n / 2 : n;
+    p.epilogue = e;
+    p.norm_weight = norm;
+    p.residual = res;
+    p.out_f32 = f32;
+    gemv(p, st);
+  };
+  const double ms = time_graph_ms(st, [&] {
+    for (int l = 0; l < 32; ++l) {
+      const Layer& w = sets[l % kSets];
+      gemv1(h, w.qkv, qkv, QKV, H, GemvEpilogue::kNone, nw, nullptr, false);
+      gemv1(attn, w.o, h, H, H, GemvEpilogue::kNone, nullptr, h, false);
+      gemv1(h, w.gu, act, 2 * I, H, GemvEpilogue::kSiluMul, nw, nullptr, false);
+      gemv1(act, w.down, h, H, I, GemvEpilogue::kNone, nullptr, h, false);
+    }
+    gemv1(h, lm, logits, V, H, GemvEpilogue::kNone, nullptr, nullptr, true);
+  });
+  const double bytes =
+      2.0 * (32.0 * (4096.0 * 6144 + 4096.0 * 4096 + 3 * 4096.0 * 14336) + 128256.0 * 4096);
+  record("decode GEMV stream in a graph (32 layers + lm_head, M=1)", "ms", ms, "ms",
+         ",\"tbps\":" + std::to_string(bytes / ms / 1e9));
+  record("decode GEMV stream in a graph: weight bytes / time", "TB/s", bytes / ms / 1e9, "TB/s");
+  for (Layer& w : sets) {
+    cudaFree(w.qkv);
+    cudaFree(w.o);
+    cudaFree(w.gu);
+    cudaFree(w.down);
+  }
+  for (void* ptr : {static_cast<void*>(lm), static_cast<void*>(h), static_cast<void*>(nw),
+                    static_cast<void*>(attn), qkv, act, logits}) {
+    cudaFree(ptr);
+  }
+  cudaStreamDestroy(st);
+}
+
+// W5: single stream on the Llama-3-8B shape with random weights.
+void bench_w5(ThreadPool& pool, const CudaRunnerOptions& opts) {
+  ModelConfig c;
+  c.architecture = "LlamaForCausalLM";
+  c.family = ModelFamily::kLlama;
+  c.vocab_size = 128256;
+  c.hidden_size = 4096;
+  c.intermediate_size = 14336;
+  c.num_hidden_layers = 32;
+  c.num_attention_heads = 32;
+  c.num_key_value_heads = 8;
+  c.head_dim = 128;
+  c.max_position_embeddings = 8192;
+  c.rms_norm_eps = 1e-5;
+  c.rope_theta = 500000.0;
+  c.torch_dtype = DType::kBF16;
+  struct Owned {
+    std::vector<uint16_t> data;
+    std::vector<int64_t> shape;
+  };
+  std::map<std::string, Owned> tensors;
+  auto add = [&](const std::string& name, std::vector<int64_t> shape, float scale) {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    Owned& o = tensors[name];
+    o.data.resize(static_cast<size_t>(n));
+    o.shape = shape;
+    fill_random_bf16(o.data.data(), o.data.size(), scale, std::hash<std::string>()(name), pool);
+  };
+  const auto t0 = std::chrono::steady_clock::now();
+  const int64_t H = 4096, I = 14336, kv = 1024;
+  add("model.embed_tokens.weight", {c.vocab_size, H}, 0.5f);
+  add("lm_head.weight", {c.vocab_size, H}, 1.f / 64);
+  add("model.norm.weight", {H}, 1.f);
+  for (int l = 0; l < 32; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    add(p + "input_layernorm.weight", {H}, 1.f);
+    add(p + "post_attention_layernorm.weight", {H}, 1.f);
+    add(p + "self_attn.q_proj.weight", {H, H}, 1.f / 64);
+    add(p + "self_attn.k_proj.weight", {kv, H}, 1.f / 64);
+    add(p + "self_attn.v_proj.weight", {kv, H}, 1.f / 64);
+    add(p + "self_attn.o_proj.weight", {H, H}, 1.f / 64);
+    add(p + "mlp.gate_proj.weight", {I, H}, 1.f / 64);
+    add(p + "mlp.up_proj.weight", {I, H}, 1.f / 64);
+    add(p + "mlp.down_proj.weight", {H, I}, 1.f / 64);
+  }
+  const auto t1 = std::chrono::steady_clock::now();
+  WeightLookup lookup = [&](std::string_view name) -> Result<TensorView> {
+    auto it = tensors.find(std::string(name));
+    if (it == tensors.end()) return not_found(std::string(name));
+    return TensorView::contiguous(it->second.data.data(), DType::kBF16, it->second.shape.data(),
+                                  static_cast<int>(it->second.shape.size()));
+  };
+  auto runner = CudaModelRunner::create(c, lookup, opts);
+  if (!runner.ok()) {
+    std::fprintf(stderr, "W5: %s\n", runner.status().to_string().c_str());
+    return;
+  }
+  const auto t2 = std::chrono::steady_clock::now();
+  tensors.clear();
+  CudaModelRunner& r = **runner;
+  KvCacheConfig kc;
+  kc.dtype = DType::kBF16;
+  kc.max_num_seqs = 256;
+  kc.max_num_batched_tokens = 8192;
+  kc.gpu_memory_utilization = 0.9;
+  auto nb = r.determine_num_kv_blocks(kc);
+  if (!nb.ok() || !r.allocate_kv_cache(*nb, kc).ok()) {
+    std::fprintf(stderr, "W5: KV cache setup failed\n");
+    return;
+  }
+  const auto t3 = std::chrono::steady_clock::now();
+  auto secs = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
+  record("W5 setup: random weights on host (s)", "s", secs(t0, t1), "s");
+  record("W5 setup: weights to device (s)", "s", secs(t1, t2), "s");
+  record("W5 setup: profile + KV + graphs (s)", "s", secs(t2, t3), "s",
+         ",\"kv_blocks\":" + std::to_string(*nb));
+
+  const int prompt = 128, gen = 256;
+  std::vector<int32_t> blocks;
+  for (int i = 0; i < (prompt + gen) / 16 + 1; ++i) blocks.push_back(i + 1);
+  SamplingBatch sb;
+  sb.temperature = {0.f};
+  sb.top_k = {0};
+  sb.top_p = {1.f};
+  sb.min_p = {0.f};
+  sb.repetition_penalty = {1.f};
+  sb.frequency_penalty = {0.f};
+  sb.presence_penalty = {0.f};
+  sb.seed = {0};
+  sb.step = {0};
+  sb.num_logprobs = {-1};
+  sb.all_greedy = true;
+  for (int trial = 0; trial < 2; ++trial) {
+    ForwardBatch b;
+    for (int i = 0; i < prompt; ++i) {
+      b.token_ids.push_back((i * 7919) % 128000);
+      b.positions.push_back(i);
+      b.slot_mapping.push_back(16 + i);
+    }
+    b.query_start_loc = {0, prompt};
+    b.seq_lens = {prompt};
+    b.block_table_indptr = {0, prompt / 16};
+    b.block_table.assign(blocks.begin(), blocks.begin() + prompt / 16);
+    b.logits_indices = {prompt - 1};
+    b.max_query_len = prompt;
+    b.max_seq_len = prompt;
+    TensorView logits;
+    SamplerOutput so;
+    const auto p0 = std::chrono::steady_clock::now();
+    if (!r.forward(b, &logits).ok() || !r.sample(logits, sb, &so).ok()) std::exit(1);
+    const auto p1 = std::chrono::steady_clock::now();
+    std::vector<double> tpot;
+    int graphs = 0;
+    for (int s = 0; s < gen; ++s) {
+      const int pos = prompt + s;
+      ForwardBatch d;
+      d.token_ids = {so.token_ids[0]};
+      d.positions = {pos};
+      d.slot_mapping = {16 + pos};
+      d.query_start_loc = {0, 1};
+      d.seq_lens = {pos + 1};
+      const int nblk = pos / 16 + 1;
+      d.block_table_indptr = {0, nblk};
+      d.block_table.assign(blocks.begin(), blocks.begin() + nblk);
+      d.logits_indices = {0};
+      d.max_query_len = 1;
+      d.max_seq_len = pos + 1;
+      const auto s0 = std::chrono::steady_clock::now();
+      if (!r.forward(d, &logits).ok() || !r.sample(logits, sb, &so).ok()) std::exit(1);
+      const auto s1 = std::chrono::steady_clock::now();
+      graphs += r.last_forward_used_graph() ? 1 : 0;
+      tpot.push_back(secs(s0, s1) * 1000.0);
+    }
+    double mean = 0;
+    for (double t : tpot) mean += t;
+    mean /= tpot.size();
+    std::sort(tpot.begin(), tpot.end());
+    if (trial == 1) {
+      record("W5 prefill 128 tokens (TTFT, ms)", "ms", secs(p0, p1) * 1000.0, "ms");
+      record("W5 TPOT mean (8B shape, bs1, 128 in/256 out)", "ms", mean, "ms",
+             ",\"graph_steps\":" + std::to_string(graphs));
+      record("W5 TPOT median", "ms", tpot[tpot.size() / 2], "ms");
+      record("W5 TPOT p99", "ms", tpot[tpot.size() * 99 / 100], "ms");
+      // Device time of one decode step: the same step's forward() 100 times back to back (no
+      // sampling, no host sync in between), then one sync.
+      ForwardBatch d;
+      const int pos = prompt + gen - 1;
+      d.token_ids = {so.token_ids[0]};
+      d.positions = {pos};
+      d.slot_mapping = {16 + pos};
+      d.query_start_loc = {0, 1};
+      d.seq_lens = {pos + 1};
+      d.block_table_indptr = {0, pos / 16 + 1};
+      d.block_table.assign(blocks.begin(), blocks.begin() + pos / 16 + 1);
+      d.logits_indices = {0};
+      d.max_query_len = 1;
+      d.max_seq_len = pos + 1;
+      std::vector<float> row(128256);
+      if (!r.forward(d, &logits).ok() || !r.logits_to_host(logits, row.data()).ok()) std::exit(1);
+      const auto f0 = std::chrono::steady_clock::now();
+      for (int i = 0; i < 100; ++i) {
+        if (!r.forward(d, &logits).ok()) std::exit(1);
+      }
+      if (!r.logits_to_host(logits, row.data()).ok()) std::exit(1);
+      const double fwd = secs(f0, std::chrono::steady_clock::now()) * 1000.0 / 100;
+      record("W5 device time per decode step (forward only)", "ms", fwd, "ms");
+      // 8.03e9 parameters, minus the embedding table that decode never reads.
+      const double bytes =
+          2.0 * (32.0 * (4096.0 * 6144 + 4096.0 * 4096 + 3 * 4096.0 * 14336) + 128256.0 * 4096);
+      record("W5 weight bytes / TPOT", "TB/s", bytes / (mean / 1000.0) / 1e12, "TB/s");
+    }
+  }
+}
+
+}  // namespace
+}  // namespace kite::cuda
+
+int main(int argc, char** argv) {
+  using namespace kite::cuda;
+  std::string out;
+  bool w5 = true, kernels = true;
+  std::string tag;
+  CudaRunnerOptions opts;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--out" && i + 1 < argc)
+      out = argv[++i];
+    else if (a == "--skip-w5")
+      w5 = false;
+    else if (a == "--only-w5")
+      kernels = false;
+    else if (a == "--tag" && i + 1 < argc)
+      tag = argv[++i];
+    else if (a == "--graphs" && i + 1 < argc)
+      opts.use_cuda_graphs = std::atoi(argv[++i]) != 0;
+    else if (a == "--gemv-max-m" && i + 1 < argc)
+      opts.gemv_max_m = std::atoi(argv[++i]);
+    else {
+      std::fprintf(stderr,
+                   "usage: kite_cuda_bench [--out F] [--skip-w5] [--only-w5] "
+                   "[--graphs 0|1] [--gemv-max-m N] [--tag T]\n");
+      return 2;
+    }
+  }
+  if (!out.empty()) g_json = std::fopen(out.c_str(), "a");
+  kite::ThreadPool pool(0);
+  cudaDeviceProp prop{};
+  BENCH_CUDA(cudaGetDeviceProperties(&prop, 0));
+  std::printf("device: %s, %d SMs, %.0f MB L2, PDL %s\n", prop.name, prop.multiProcessorCount,
+              prop.l2CacheSize / 1e6, pdl_enabled() ? "on" : "off");
+  if (kernels) {
+    bench_copy();
+    bench_linear(pool);
+    bench_attention(pool, false, 1, 384);
+    bench_attention(pool, false, 1, 8192);
+    bench_attention(pool, false, 64, 4096);
+    bench_attention(pool, false, 256, 1024);
+    bench_attention(pool, true, 1, 4096);
+    bench_attention(pool, true, 8, 2048);
+    bench_attention(pool, true, 1, 16384);
+    bench_decode_stream(pool);
+  }
+  g_tag = tag;
+  if (w5) bench_w5(pool, opts);
+  if (g_json != nullptr) std::fclose(g_json);
+  return 0;
+}

@@ -1,0 +1,493 @@
+// CudaModelRunner end to end on small random models of every family variant (biases, q/k norm,
+// tied embeddings, GQA, head dims 128/64/16) against a float32 forward built from the CPU
+// reference ops; CUDA-graph decode vs eager; chunked prefill; error paths.
+//
+// Bound for whole-model logits: every layer adds about six bf16 roundings of activations on the
+// GPU (qkv, attention output, o-proj, residual, norm, MLP) that the float32 reference does not
+// make; with two layers the logits' relative L2 error stays below 2^-5 (= 8 roundings' worth of
+// unit roundoff), and the greedy token must agree wherever the reference's top-2 gap exceeds
+// four times the largest logit error.
+//
+// The float32 compute mode (generic path) rounds nothing: the GPU and the reference differ only
+// in summation order (dot products of <= 1000 terms: a few 2^-24 relative each) and the last ulp
+// of exp; with two layers the logits stay within 2^-16 relative L2.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
+#include <numeric>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backend/cpu/ops.h"
+#include "backend/cuda/cuda_model_runner.h"
+#include "core/thread_pool.h"
+#include "gpu_test_util.h"
+
+namespace kite::cuda::test {
+namespace {
+
+ThreadPool& pool() {
+  static ThreadPool p(std::max(1u, std::thread::hardware_concurrency()));
+  return p;
+}
+
+struct TinyModel {
+  ModelConfig cfg;
+  std::map<std::string, std::vector<uint16_t>> bf16;  // every tensor, bf16 bits
+  std::map<std::string, std::vector<int64_t>> shapes;
+
+  WeightLookup lookup() {
+    return [this](std::string_view name) -> Result<TensorView> {
+      auto it = bf16.find(std::string(name));
+      if (it == bf16.end()) return not_found("no tensor " + std::string(name));
+      const auto& s = shapes.at(std::string(name));
+      return TensorView::contiguous(it->second.data(), DType::kBF16, s.data(),
+                                    static_cast<int>(s.size()));
+    };
+  }
+  std::vector<float> f(const std::string& name) const { return to_float(bf16.at(name)); }
+  TensorView view(const std::string& name) {
+    const auto& s = shapes.at(name);
+    return TensorView::contiguous(bf16.at(name).data(), DType::kBF16, s.data(),
+                                  static_cast<int>(s.size()));
+  }
+};
+
+TinyModel make_model(ModelFamily family, int64_t hd, int64_t nq, int64_t nkv, bool tied,
+                     uint32_t seed) {
+  TinyModel m;
+  ModelConfig& c = m.cfg;
+  c.architecture = "LlamaForCausalLM";
+  c.family = family;
+  c.vocab_size = 1000;
+  c.hidden_size = 256;
+  c.intermediate_size = 512;
+  c.num_hidden_layers = 2;
+  c.num_attention_heads = nq;
+  c.num_key_value_heads = nkv;
+  c.head_dim = hd;
+  c.max_position_embeddings = 4096;
+  c.rms_norm_eps = 1e-6;
+  c.rope_theta = 10000.0;
+  c.tie_word_embeddings = tied;
+  c.attention_bias = family == ModelFamily::kQwen2;
+  c.qk_norm = family == ModelFamily::kQwen3;
+  std::mt19937 rng(seed);
+  auto add = [&](const std::string& name, std::vector<int64_t> shape, float lo, float hi) {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    m.bf16[name] = random_bf16(static_cast<size_t>(n), rng, lo, hi);
+    m.shapes[name] = shape;
+  };
+  const int64_t H = c.hidden_size, I = c.intermediate_size;
+  add("model.embed_tokens.weight", {c.vocab_size, H}, -1.f, 1.f);
+  for (int l = 0; l < c.num_hidden_layers; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    const float a = 1.f / std::sqrt(static_cast<float>(H));
+    add(p + "input_layernorm.weight", {H}, 0.8f, 1.2f);
+    add(p + "self_attn.q_proj.weight", {nq * hd, H}, -a, a);
+    add(p + "self_attn.k_proj.weight", {nkv * hd, H}, -a, a);
+    add(p + "self_attn.v_proj.weight", {nkv * hd, H}, -a, a);
+    if (c.attention_bias) {
+      add(p + "self_attn.q_proj.bias", {nq * hd}, -0.5f, 0.5f);
+      add(p + "self_attn.k_proj.bias", {nkv * hd}, -0.5f, 0.5f);
+      add(p + "self_attn.v_proj.bias", {nkv * hd}, -0.5f, 0.5f);
+    }
+    if (c.qk_norm) {
+      add(p + "self_attn.q_norm.weight", {hd}, 0.8f, 1.2f);
+      add(p + "self_attn.k_norm.weight", {hd}, 0.8f, 1.2f);
+    }
+    add(p + "self_attn.o_proj.weight", {H, nq * hd}, -a, a);
+    add(p + "post_attention_layernorm.weight", {H}, 0.8f, 1.2f);
+    add(p + "mlp.gate_proj.weight", {I, H}, -a, a);
+    add(p + "mlp.up_proj.weight", {I, H}, -a, a);
+    add(p + "mlp.down_proj.weight", {H, I}, -1.f / 16, 1.f / 16);
+  }
+  add("model.norm.weight", {H}, 0.8f, 1.2f);
+  if (!tied) add("lm_head.weight", {c.vocab_size, H}, -1.f / 16, 1.f / 16);
+  return m;
+}
+
+// Float32 reference forward over the same paged layout (CPU cache layout [slot, head, d]).
+class CpuReference {
+ public:
+  CpuReference(TinyModel& m, int64_t num_slots) : m_(m), num_slots_(num_slots) {
+    const ModelConfig& c = m.cfg;
+    kv_.assign(
+        static_cast<size_t>(c.num_hidden_layers),
+        {std::vector<float>(num_slots * c.kv_size()), std::vector<float>(num_slots * c.kv_size())});
+    inv_ = cpu::rope_inv_freq(c.head_dim, c.rope_theta, c.rope_scaling);
+  }
+  std::vector<float> forward(const ForwardBatch& b, int block_size) {
+    const ModelConfig& c = m_.cfg;
+    const int64_t T = b.num_tokens(), H = c.hidden_size, I = c.intermediate_size;
+    const int64_t qkv_dim = c.q_size() + 2 * c.kv_size();
+    const float eps = static_cast<float>(c.rms_norm_eps);
+    std::vector<float> res(T * H), x(T * H), qkv(T * qkv_dim), att(T * c.q_size()), d(T * H),
+        gu(T * 2 * I), act(T * I);
+    cpu::embedding(m_.view("model.embed_tokens.weight"), b.token_ids.data(), T, res.data(),
+                   nullptr);
+    for (int l = 0; l < c.num_hidden_layers; ++l) {
+      const std::string p = "model.layers." + std::to_string(l) + ".";
+      if (l == 0) {
+        cpu::rms_norm(res.data(), m_.f(p + "input_layernorm.weight").data(), T, H, eps, x.data(),
+                      nullptr);
+      } else {
+        cpu::add_rms_norm(res.data(), d.data(), m_.f(p + "input_layernorm.weight").data(), T, H,
+                          eps, x.data(), nullptr);
+      }
+      auto lin = [&](const std::string& w, const std::string& bias, float* y, int64_t ldy) {
+        std::vector<float> bv;
+        if (!bias.empty()) bv = m_.f(bias);
+        cpu::linear(x.data(), T, H, m_.view(w), bias.empty() ? nullptr : bv.data(), y, ldy,
+                    &pool());
+      };
+      const bool qb = c.attention_bias;
+      lin(p + "self_attn.q_proj.weight", qb ? p + "self_attn.q_proj.bias" : "", qkv.data(),
+          qkv_dim);
+      lin(p + "self_attn.k_proj.weight", qb ? p + "self_attn.k_proj.bias" : "",
+          qkv.data() + c.q_size(), qkv_dim);
+      lin(p + "self_attn.v_proj.weight", qb ? p + "self_attn.v_proj.bias" : "",
+          qkv.data() + c.q_size() + c.kv_size(), qkv_dim);
+      if (c.qk_norm) {
+        cpu::head_rms_norm(qkv.data(), T, qkv_dim, c.num_attention_heads, c.head_dim,
+                           m_.f(p + "self_attn.q_norm.weight").data(), eps, nullptr);
+        cpu::head_rms_norm(qkv.data() + c.q_size(), T, qkv_dim, c.num_key_value_heads, c.head_dim,
+                           m_.f(p + "self_attn.k_norm.weight").data(), eps, nullptr);
+      }
+      cpu::rope_neox(qkv.data(), T, qkv_dim, c.num_attention_heads, c.head_dim, b.positions.data(),
+                     inv_.data(), nullptr);
+      cpu::rope_neox(qkv.data() + c.q_size(), T, qkv_dim, c.num_key_value_heads, c.head_dim,
+                     b.positions.data(), inv_.data(), nullptr);
+      cpu::kv_cache_write(qkv.data() + c.q_size(), qkv_dim, qkv.data() + c.q_size() + c.kv_size(),
+                          qkv_dim, T, c.kv_size(), b.slot_mapping.data(), num_slots_,
+                          kv_[l].first.data(), kv_[l].second.data());
+      cpu::PagedAttentionParams ap;
+      ap.q = qkv.data();
+      ap.q_stride = qkv_dim;
+      ap.k_cache = kv_[l].first.data();
+      ap.v_cache = kv_[l].second.data();
+      ap.out = att.data();
+      ap.out_stride = c.q_size();
+      ap.num_blocks = num_slots_ / block_size;
+      ap.num_heads = static_cast<int>(c.num_attention_heads);
+      ap.num_kv_heads = static_cast<int>(c.num_key_value_heads);
+      ap.head_dim = static_cast<int>(c.head_dim);
+      ap.block_size = block_size;
+      ap.scale = 1.f / std::sqrt(static_cast<float>(c.head_dim));
+      ap.num_seqs = b.num_seqs();
+      ap.query_start_loc = b.query_start_loc.data();
+      ap.seq_lens = b.seq_lens.data();
+      ap.block_table_indptr = b.block_table_indptr.data();
+      ap.block_table = b.block_table.data();
+      cpu::paged_attention(ap, &pool());
+      cpu::linear(att.data(), T, c.q_size(), m_.view(p + "self_attn.o_proj.weight"), nullptr,
+                  d.data(), H, &pool());
+      cpu::add_rms_norm(res.data(), d.data(), m_.f(p + "post_attention_layernorm.weight").data(), T,
+                        H, eps, x.data(), nullptr);
+      lin(p + "mlp.gate_proj.weight", "", gu.data(), 2 * I);
+      lin(p + "mlp.up_proj.weight", "", gu.data() + I, 2 * I);
+      cpu::silu_mul(gu.data(), T, I, act.data(), nullptr);
+      cpu::linear(act.data(), T, I, m_.view(p + "mlp.down_proj.weight"), nullptr, d.data(), H,
+                  &pool());
+    }
+    const int64_t L = b.num_logits();
+    std::vector<float> rows(L * H), normed(L * H), logits(L * c.vocab_size);
+    for (int64_t i = 0; i < L; ++i) {
+      const int64_t t = b.logits_indices[i];
+      for (int64_t j = 0; j < H; ++j) rows[i * H + j] = res[t * H + j] + d[t * H + j];
+    }
+    cpu::rms_norm(rows.data(), m_.f("model.norm.weight").data(), L, H, eps, normed.data(), nullptr);
+    x = normed;
+    cpu::linear(normed.data(), L, H,
+                m_.view(c.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight"),
+                nullptr, logits.data(), c.vocab_size, &pool());
+    return logits;
+  }
+
+ private:
+  TinyModel& m_;
+  int64_t num_slots_;
+  std::vector<std::pair<std::vector<float>, std::vector<float>>> kv_;
+  std::vector<double> inv_;
+};
+
+// Sequences with their own blocks (block ids handed out from 1 upward).
+struct Seqs {
+  int block_size = 16;
+  int next_block = 1;
+  std::vector<std::vector<int32_t>> blocks;
+  std::vector<std::vector<int32_t>> tokens;
+  std::vector<int> computed;
+
+  int add(std::vector<int32_t> prompt) {
+    tokens.push_back(std::move(prompt));
+    blocks.emplace_back();
+    computed.push_back(0);
+    return static_cast<int>(tokens.size()) - 1;
+  }
+  // A step over `which` sequences, each scheduling up to `chunk` of its pending tokens.
+  ForwardBatch step(const std::vector<int>& which, int chunk) {
+    ForwardBatch b;
+    b.query_start_loc = {0};
+    b.block_table_indptr = {0};
+    for (int s : which) {
+      const int start = computed[s];
+      const int end = std::min<int>(static_cast<int>(tokens[s].size()), start + chunk);
+      while (static_cast<int>(blocks[s].size()) * block_size < end) {
+        blocks[s].push_back(next_block++);
+      }
+      for (int i = start; i < end; ++i) {
+        b.token_ids.push_back(tokens[s][i]);
+        b.positions.push_back(i);
+        b.slot_mapping.push_back(blocks[s][i / block_size] * block_size + i % block_size);
+      }
+      b.query_start_loc.push_back(static_cast<int32_t>(b.token_ids.size()));
+      b.seq_lens.push_back(end);
+      b.block_table.insert(b.block_table.end(), blocks[s].begin(), blocks[s].end());
+      b.block_table_indptr.push_back(static_cast<int32_t>(b.block_table.size()));
+      b.logits_indices.push_back(static_cast<int32_t>(b.token_ids.size()) - 1);
+      b.max_query_len = std::max(b.max_query_len, end - start);
+      b.max_seq_len = std::max(b.max_seq_len, end);
+      computed[s] = end;
+    }
+    return b;
+  }
+};
+
+void expect_logits_close(const std::vector<float>& got, const std::vector<float>& ref,
+                         int64_t vocab, const std::string& what, double bound) {
+  const ErrorStats s = compare(got, ref);
+  EXPECT_TRUE(s.nan == 0 && s.rel_l2 <= bound) << what << ": " << s.to_string();
+  double max_err = 0;
+  for (size_t i = 0; i < got.size(); ++i)
+    max_err = std::max<double>(max_err, std::abs(got[i] - ref[i]));
+  const int64_t rows = static_cast<int64_t>(ref.size()) / vocab;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* g = got.data() + r * vocab;
+    const float* c = ref.data() + r * vocab;
+    std::vector<int32_t> order(static_cast<size_t>(vocab));
+    std::iota(order.begin(), order.end(), 0);
+    std::partial_sort(order.begin(), order.begin() + 2, order.end(),
+                      [&](int32_t a, int32_t b) { return c[a] > c[b]; });
+    if (c[order[0]] - c[order[1]] > 4 * max_err) {
+      EXPECT_EQ(cpu::argmax(g, vocab), order[0]) << what << " row " << r;
+    }
+  }
+}
+
+struct Variant {
+  std::string name;
+  ModelFamily family;
+  int64_t hd, nq, nkv;
+  bool tied;
+  DType dtype = DType::kBF16;
+  double bound() const { return dtype == DType::kF32 ? 1.0 / 65536 : 1.0 / 32; }
+};
+
+class CudaRunnerTest : public ::testing::TestWithParam<Variant> {};
+
+TEST_P(CudaRunnerTest, MatchesCpuReferenceAcrossPrefillChunksAndGraphDecode) {
+  KITE_REQUIRE_GPU();
+  const Variant& v = GetParam();
+  TinyModel m = make_model(v.family, v.hd, v.nq, v.nkv, v.tied, 7);
+  const int64_t V = m.cfg.vocab_size;
+  CudaRunnerOptions opts;
+  opts.max_graph_batch = 32;
+  opts.dtype = v.dtype;
+  auto runner = CudaModelRunner::create(m.cfg, m.lookup(), opts);
+  ASSERT_TRUE(runner.ok()) << runner.status().to_string();
+  CudaModelRunner& r = **runner;
+  KvCacheConfig kc;
+  kc.block_size = 16;
+  kc.dtype = DType::kBF16;
+  kc.max_num_seqs = 32;
+  kc.max_num_batched_tokens = 2048;
+  kc.gpu_memory_utilization = 0.5;
+  auto nb = r.determine_num_kv_blocks(kc);
+  ASSERT_TRUE(nb.ok()) << nb.status().to_string();
+  const int64_t blocks = std::min<int64_t>(*nb, 4096);
+  ASSERT_TRUE(r.allocate_kv_cache(blocks, kc).ok());
+  EXPECT_FALSE(r.decode_graph_sizes().empty());
+  CpuReference ref(m, blocks * kc.block_size);
+
+  std::mt19937 rng(11);
+  Seqs seqs;
+  std::vector<int> all;
+  for (int len : {1, 15, 16, 17, 300, 1000, 5, 64, 33, 2, 200, 77, 8, 9, 10, 11, 12}) {
+    std::vector<int32_t> p(static_cast<size_t>(len));
+    for (auto& t : p) t = static_cast<int32_t>(rng() % V);
+    all.push_back(seqs.add(std::move(p)));
+  }
+  // Prefill in chunks of at most 256 tokens per sequence: long prompts take several steps.
+  for (int round = 0; round < 4; ++round) {
+    std::vector<int> pending;
+    for (int s : all) {
+      if (seqs.computed[s] < static_cast<int>(seqs.tokens[s].size())) pending.push_back(s);
+    }
+    if (pending.empty()) break;
+    ForwardBatch b = seqs.step(pending, 256);
+    TensorView logits;
+    ASSERT_TRUE(r.forward(b, &logits).ok());
+    EXPECT_FALSE(r.last_forward_used_graph());
+    std::vector<float> got(static_cast<size_t>(b.num_logits()) * V);
+    ASSERT_TRUE(r.logits_to_host(logits, got.data()).ok());
+    expect_logits_close(got, ref.forward(b, kc.block_size), V,
+                        v.name + " prefill round " + std::to_string(round), v.bound());
+  }
+  // Greedy decode steps through CUDA graphs at batch 17 (padded to 24), 3 and 1.
+  for (int batch : {17, 3, 1}) {
+    for (int step = 0; step < 3; ++step) {
+      std::vector<int> which(all.begin(), all.begin() + batch);
+      // Append the greedy token of the previous step (or a random one) and decode it.
+      for (int s : which) seqs.tokens[s].push_back(static_cast<int32_t>(rng() % V));
+      ForwardBatch b = seqs.step(which, 1);
+      TensorView logits;
+      ASSERT_TRUE(r.forward(b, &logits).ok());
+      EXPECT_TRUE(r.last_forward_used_graph()) << "batch " << batch;
+      std::vector<float> got(static_cast<size_t>(b.num_logits()) * V);
+      ASSERT_TRUE(r.logits_to_host(logits, got.data()).ok());
+      expect_logits_close(got, ref.forward(b, kc.block_size), V,
+                          v.name + " decode batch " + std::to_string(batch), v.bound());
+      // Sampling on the device agrees with the host argmax of the same logits.
+      SamplingBatch sb;
+      for (int i = 0; i < batch; ++i) {
+        sb.temperature.push_back(0.f);
+        sb.top_k.push_back(0);
+        sb.top_p.push_back(1.f);
+        sb.min_p.push_back(0.f);
+        sb.repetition_penalty.push_back(1.f);
+        sb.frequency_penalty.push_back(0.f);
+        sb.presence_penalty.push_back(0.f);
+        sb.seed.push_back(i);
+        sb.step.push_back(0);
+        sb.num_logprobs.push_back(-1);
+      }
+      sb.all_greedy = true;
+      SamplerOutput so;
+      ASSERT_TRUE(r.sample(logits, sb, &so).ok());
+      for (int i = 0; i < batch; ++i) {
+        EXPECT_EQ(so.token_ids[i], cpu::argmax(got.data() + static_cast<int64_t>(i) * V, V));
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Families, CudaRunnerTest,
+    ::testing::Values(
+        Variant{"llama_gqa_hd128", ModelFamily::kLlama, 128, 8, 2, false},
+        Variant{"qwen2_bias_hd64", ModelFamily::kQwen2, 64, 7, 1, false},
+        Variant{"qwen3_qknorm_hd128", ModelFamily::kQwen3, 128, 4, 2, true},
+        Variant{"llama_mha_hd64_tied", ModelFamily::kLlama, 64, 4, 4, true},
+        Variant{"generic_hd16", ModelFamily::kLlama, 16, 8, 4, true},
+        Variant{"generic_hd16_f32", ModelFamily::kLlama, 16, 8, 4, true, DType::kF32},
+        Variant{"qwen3_qknorm_hd8_f32", ModelFamily::kQwen3, 8, 4, 2, false, DType::kF32},
+        Variant{"qwen2_bias_hd32_f32", ModelFamily::kQwen2, 32, 7, 1, false, DType::kF32}),
+    [](const ::testing::TestParamInfo<Variant>& i) { return i.param.name; });
+
+TEST(CudaRunner, GraphReplayEqualsEagerAndErrorsAreStatuses) {
+  KITE_REQUIRE_GPU();
+  TinyModel m = make_model(ModelFamily::kLlama, 128, 8, 2, false, 9);
+  KvCacheConfig kc;
+  kc.dtype = DType::kBF16;
+  kc.max_num_seqs = 8;
+  kc.max_num_batched_tokens = 512;
+  CudaRunnerOptions with_graphs, without;
+  without.use_cuda_graphs = false;
+  auto a = CudaModelRunner::create(m.cfg, m.lookup(), with_graphs);
+  auto e = CudaModelRunner::create(m.cfg, m.lookup(), without);
+  ASSERT_TRUE(a.ok() && e.ok());
+  ForwardBatch none;
+  TensorView logits;
+  EXPECT_EQ((*a)->forward(none, &logits).code(), StatusCode::kFailedPrecondition);
+  ASSERT_TRUE((*a)->allocate_kv_cache(256, kc).ok());
+  ASSERT_TRUE((*e)->allocate_kv_cache(256, kc).ok());
+  EXPECT_TRUE((*e)->decode_graph_sizes().empty());
+
+  Seqs s1, s2;
+  std::mt19937 rng(3);
+  for (int i = 0; i < 5; ++i) {
+    std::vector<int32_t> p(static_cast<size_t>(20 + 13 * i));
+    for (auto& t : p) t = static_cast<int32_t>(rng() % 1000);
+    s1.add(p);
+    s2.add(p);
+  }
+  const std::vector<int> which = {0, 1, 2, 3, 4};
+  for (int step = 0; step < 4; ++step) {
+    ForwardBatch b1 = s1.step(which, 1000), b2 = s2.step(which, 1000);
+    TensorView l1, l2;
+    ASSERT_TRUE((*a)->forward(b1, &l1).ok());
+    std::vector<float> g1(static_cast<size_t>(b1.num_logits()) * 1000), g2(g1.size());
+    ASSERT_TRUE((*a)->logits_to_host(l1, g1.data()).ok());
+    ASSERT_TRUE((*e)->forward(b2, &l2).ok());
+    ASSERT_TRUE((*e)->logits_to_host(l2, g2.data()).ok());
+    if (step > 0) {
+      EXPECT_TRUE((*a)->last_forward_used_graph());
+    }
+    EXPECT_FALSE((*e)->last_forward_used_graph());
+    // Same kernels, same per-row arithmetic; only the decode split count may differ (graphs
+    // plan without knowing the lengths): fp32 merge order only.
+    EXPECT_TRUE(within(compare(g1, g2), 1e-3)) << "step " << step;
+    for (int i : which) {
+      s1.tokens[i].push_back(cpu::argmax(g1.data() + i * 1000, 1000));
+      s2.tokens[i].push_back(s1.tokens[i].back());
+    }
+  }
+  // Bad input is a Status, never a crash.
+  ForwardBatch bad = s1.step({0}, 1);
+  bad.token_ids[0] = 1000;
+  EXPECT_EQ((*a)->forward(bad, &logits).code(), StatusCode::kInvalidArgument);
+  bad.token_ids[0] = 1;
+  bad.block_table[0] = 256;
+  EXPECT_EQ((*a)->forward(bad, &logits).code(), StatusCode::kInvalidArgument);
+  ForwardBatch big;
+  for (int i = 0; i < 600; ++i) {
+    big.token_ids.push_back(1);
+    big.positions.push_back(i);
+    big.slot_mapping.push_back(-1);
+  }
+  big.query_start_loc = {0, 600};
+  big.seq_lens = {600};
+  big.block_table_indptr = {0, 38};
+  big.block_table.assign(38, 1);
+  big.logits_indices = {599};
+  big.max_query_len = big.max_seq_len = 600;
+  EXPECT_EQ((*a)->forward(big, &logits).code(), StatusCode::kOutOfRange);
+  // A missing tensor names itself.
+  TinyModel broken = make_model(ModelFamily::kLlama, 128, 8, 2, false, 9);
+  broken.bf16.erase("model.layers.1.mlp.up_proj.weight");
+  auto br = CudaModelRunner::create(broken.cfg, broken.lookup());
+  ASSERT_FALSE(br.ok());
+  EXPECT_NE(br.status().message().find("model.layers.1.mlp.up_proj.weight"), std::string::npos);
+  // float32 compute is the generic path's: refused for head_dim 128, chosen by auto only for F32
+  // checkpoints on the generic path.
+  CudaRunnerOptions f32;
+  f32.dtype = DType::kF32;
+  EXPECT_EQ(CudaModelRunner::create(m.cfg, m.lookup(), f32).status().code(),
+            StatusCode::kUnimplemented);
+  EXPECT_EQ(choose_compute_dtype(m.cfg, m.lookup(), "float32").status().code(),
+            StatusCode::kUnimplemented);
+  EXPECT_EQ(choose_compute_dtype(m.cfg, m.lookup(), "half").status().code(),
+            StatusCode::kInvalidArgument);
+  TinyModel small = make_model(ModelFamily::kLlama, 16, 8, 4, true, 5);
+  auto bf16_auto = choose_compute_dtype(small.cfg, small.lookup(), "auto");
+  ASSERT_TRUE(bf16_auto.ok());
+  EXPECT_EQ(*bf16_auto, DType::kBF16);  // its checkpoint is BF16
+  const std::vector<float> embed_f32 = small.f("model.embed_tokens.weight");
+  WeightLookup f32_lookup = [&](std::string_view name) -> Result<TensorView> {
+    if (name != "model.embed_tokens.weight") return small.lookup()(name);
+    const auto& sh = small.shapes.at(std::string(name));
+    return TensorView::contiguous(const_cast<float*>(embed_f32.data()), DType::kF32, sh.data(),
+                                  static_cast<int>(sh.size()));
+  };
+  auto f32_auto = choose_compute_dtype(small.cfg, f32_lookup, "auto");
+  ASSERT_TRUE(f32_auto.ok());
+  EXPECT_EQ(*f32_auto, DType::kF32);
+  EXPECT_EQ(*choose_compute_dtype(m.cfg, f32_lookup, "auto"), DType::kBF16);  // hd 128
+}
+
+}  // namespace
+}  // namespace kite::cuda::test
