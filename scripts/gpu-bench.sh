@@ -16,9 +16,9 @@
 #   KITE_BENCH_W1_PROMPTS   kite W1 requests per dataset (128,128),(2048,128),(128,2048),(2048,2048)
 #                           [512,128,128,32]
 #   KITE_BENCH_W2_GRID      max-num-seqs grid [1,4,16,64,256]     KITE_BENCH_W2_SCALE [0.0625]
-#   KITE_BENCH_W3_GRID      request rates [2,4,8,16,32]            KITE_BENCH_W3_SCALE [0.25]
+#   KITE_BENCH_W3_GRID      request rates [2,4,8,16]               KITE_BENCH_W3_SCALE [0.25]
 #   KITE_BENCH_W3_POINT_S   seconds of arrivals per W3 point [10]
-#   KITE_BENCH_W5_PROMPTS   kite W5 requests [16]                   KITE_BENCH_HF_W5 [2]
+#   KITE_BENCH_W5_PROMPTS   kite W5 requests [8]                    KITE_BENCH_HF_W5 [2]
 #   KITE_BENCH_HF_CB        transformers generate_batch W1 counts [128,16,0,0]
 #   KITE_BENCH_HF_STATIC    transformers static generate W1 counts [32,8,0,0]
 #   KITE_BENCH_ENGINE_ARGS  extra engine flags for every kite run [--dtype bfloat16]
@@ -131,38 +131,38 @@ for step in "${steps[@]}"; do
   case "$step" in
     kite-w5)
       need_kite "$step" && run "$step" 30 90 "$kite" bench throughput "$work/llama-3-8b" \
-        "${dummy[@]}" --workload W5 --preset-prompts "${KITE_BENCH_W5_PROMPTS:-16}" \
+        "${dummy[@]}" --workload W5 --preset-prompts "${KITE_BENCH_W5_PROMPTS:-8}" \
         --result-dir "$results" --no-progress ;;
     kite-w1)
-      need_kite "$step" && run "$step" 60 200 "$kite" bench throughput "$work/llama-3-8b" \
+      need_kite "$step" && run "$step" 60 150 "$kite" bench throughput "$work/llama-3-8b" \
         "${dummy[@]}" --workload W1 --preset-prompts "${KITE_BENCH_W1_PROMPTS:-512,128,128,32}" \
         --result-dir "$results" --no-progress ;;
     kite-w4)
       need_kite "$step" && run "$step" 30 90 "$kite" bench throughput "$work/llama-3.2-3b" \
         "${dummy[@]}" --workload W4 --result-dir "$results" --no-progress ;;
     kite-w2)
-      need_kite "$step" && run "$step" 60 150 "$kite" bench sweep throughput "$work/llama-3-8b" \
+      need_kite "$step" && run "$step" 60 120 "$kite" bench sweep throughput "$work/llama-3-8b" \
         "${dummy[@]}" --workload W2 --scale "${KITE_BENCH_W2_SCALE:-0.0625}" \
         --max-num-seqs "${KITE_BENCH_W2_GRID:-1,4,16,64,256}" --result-dir "$results" --no-progress ;;
     kite-w3)
-      need_kite "$step" && run "$step" 60 150 "$kite" bench sweep serve --launch "$work/llama-3-8b" \
+      need_kite "$step" && run "$step" 60 100 "$kite" bench sweep serve --launch "$work/llama-3-8b" \
         --server-binary "$kite" --workload W3 --scale "${KITE_BENCH_W3_SCALE:-0.25}" \
-        --request-rate "${KITE_BENCH_W3_GRID:-2,4,8,16,32}" \
+        --request-rate "${KITE_BENCH_W3_GRID:-2,4,8,16}" \
         --sweep-point-seconds "${KITE_BENCH_W3_POINT_S:-10}" --result-dir "$results" \
         --no-progress -- "${dummy[@]}" ;;
     kite-w6)
-      need_kite "$step" && run "$step" 30 120 "$kite" bench startup "$work/llama-3-8b" \
+      need_kite "$step" && run "$step" 20 40 "$kite" bench startup "$work/llama-3-8b" \
         --server-binary "$kite" --server-log "$logs/w6-server.log" --result-dir "$results" \
         --note "weights: --load-format dummy (random, no files read)" -- "${dummy[@]}" ;;
     hf-8b)
-      run "$step" 60 200 "$python" scripts/peers/hf_bench.py --shape llama-3-8b --workloads W5,W1 \
-        --out "$results" --work "$work/hf" --time-budget 150 \
+      run "$step" 60 150 "$python" scripts/peers/hf_bench.py --shape llama-3-8b --workloads W5,W1 \
+        --out "$results" --work "$work/hf" --time-budget 120 \
         --w5-repeats "${KITE_BENCH_HF_W5:-2}" \
         --cb-prompts "${KITE_BENCH_HF_CB:-128,16,0,0}" \
         --static-prompts "${KITE_BENCH_HF_STATIC:-32,8,0,0}" ;;
     hf-3b)
-      run "$step" 40 120 "$python" scripts/peers/hf_bench.py --shape llama-3.2-3b --workloads W4 \
-        --out "$results" --work "$work/hf" --time-budget 90 ;;
+      run "$step" 30 60 "$python" scripts/peers/hf_bench.py --shape llama-3.2-3b --workloads W4 \
+        --out "$results" --work "$work/hf" --time-budget 45 ;;
     report)
       if [ -n "$kite" ]; then
         run "$step" 1 30 "$kite" bench plot "$results" --out "$work/out/report.html" \
