@@ -98,7 +98,8 @@ std::string engine_text(const bj::object& r) {
   std::string e = get_string(r, "engine.name");
   std::string v = get_string(r, "engine.version");
   std::string c = get_string(r, "engine.commit");
-  if (!v.empty()) e += " " + v;
+  // kite's version string already starts with its name ("kite 0.1.0 (commit ...)").
+  if (!v.empty()) e = v.starts_with(e + " ") ? v : e + " " + v;
   if (!c.empty() && c != "unknown") e += " (" + c + ")";
   return e;
 }

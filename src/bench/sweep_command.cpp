@@ -145,7 +145,8 @@ int run_sweep_command(SweepCommand& cmd) {
       for (std::string& a : argv) {
         if (a == "{PORT}") a = std::to_string(*port);
       }
-      const std::string log = out.result_dir + "/" + label + "-server.log";
+      std::string log = result_path(out, label, "server", false);
+      log = log.substr(0, log.size() - 5) + ".log";  // ".json" -> ".log"
       std::error_code ec;
       std::filesystem::create_directories(out.result_dir, ec);
       Result<std::unique_ptr<ServerProcess>> p = ServerProcess::spawn(argv, log);

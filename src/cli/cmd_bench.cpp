@@ -120,7 +120,10 @@ void add_output_options(CLI::App* app, OutputOptions& o) {
   app->add_option("--scale", o.scale, "Multiply the preset's request counts (e.g. 0.25)");
   app->add_option("--preset-prompts", o.preset_prompts,
                   "Request counts of the preset's runs in order, e.g. 1024,256,256,64 (0 skips)");
-  app->add_option("--note", o.notes, "A note stored in the result (repeatable)");
+  // One value per --note, so that a note never swallows the arguments after `--`.
+  app->add_option("--note", o.notes, "A note stored in the result (repeatable)")
+      ->expected(1)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
 }
 
 void add_serve_client_options(CLI::App* app, bench::ServeCommand& c, std::string* rate_grid,
