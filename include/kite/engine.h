@@ -23,7 +23,7 @@ namespace kite {
 
 struct EngineConfig {
   std::string model;      // HF model directory, a .gguf file
-  std::string tokenizer;  // optional: a directory with tokenizer.json (default: the model's)
+  std::string tokenizer;  // optional: tokenizer.json directory or .gguf (default: the model's)
   std::string served_model_name;  // default: the model path's last component
   std::string load_format = "auto";  // auto | safetensors | gguf | dummy (random weights)
   std::string dtype = "auto";        // auto | float32 | bfloat16 | float16 (weights/compute)
@@ -73,6 +73,9 @@ struct EngineStats {
   int64_t prompt_tokens_total = 0;
   int64_t generation_tokens_total = 0;
   int64_t num_steps = 0;
+  // Tokens run through the model (prompt chunks not served by the prefix cache, recomputes
+  // after preemption, and one per decode step).
+  int64_t num_computed_tokens_total = 0;
   int64_t requests_finished_total = 0;
   int64_t requests_aborted_total = 0;
 };

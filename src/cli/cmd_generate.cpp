@@ -63,9 +63,9 @@ Status run_single(Engine& engine, const GenerateArgs& a, const SamplingParams& p
     req.prompt = std::move(ids);
   } else if (!a.prompt.empty()) {
     if (!has_tokenizer) {
-      return unimplemented(fmt::format(
-          "{} has no tokenizer kite can read (tokenizer.json; GGUF vocabularies are not "
-          "supported yet): pass token ids with --prompt-ids",
+      return failed_precondition(fmt::format(
+          "{} has no tokenizer kite can read (a tokenizer.json beside it or a vocabulary "
+          "embedded in the .gguf): pass token ids with --prompt-ids, or --tokenizer",
           a.engine.config.model));
     }
     req.prompt = a.prompt;

@@ -34,7 +34,7 @@ Result<int64_t> parse_byte_size(const std::string& text) {
 void add_engine_args(CLI::App& app, EngineArgs* a) {
   EngineConfig& c = a->config;
   app.add_option("--tokenizer", c.tokenizer,
-                 "directory with tokenizer.json (default: the model's)");
+                 "tokenizer.json directory or .gguf (default: the model's own)");
   app.add_option("--served-model-name", c.served_model_name, "model name in responses");
   app.add_option("--load-format", c.load_format, "auto|safetensors|gguf|dummy")
       ->check(CLI::IsMember({"auto", "safetensors", "gguf", "dummy"}));

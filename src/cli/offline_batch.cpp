@@ -519,12 +519,14 @@ std::string format_summary(const BatchSummary& s, const EngineStats& stats) {
       "TTFT (ms): {}\n"
       "TPOT (ms): {}\n"
       "E2E  (ms): {}\n"
-      "prefix cache hit rate: {:.1f}%, preemptions: {}\n",
+      "prefix cache hit rate: {:.1f}% ({} of {} prompt tokens), tokens computed: {}, "
+      "preemptions: {}\n",
       s.num_requests, s.num_failed, s.wall_seconds,
       static_cast<double>(s.num_requests - s.num_failed) / wall,
       static_cast<double>(s.output_tokens) / wall,
       static_cast<double>(s.prompt_tokens + s.output_tokens) / wall, s.prompt_tokens,
-      s.output_tokens, ms(s.ttft_s), ms(s.tpot_s), ms(s.e2e_s), hit_rate, stats.num_preemptions);
+      s.output_tokens, ms(s.ttft_s), ms(s.tpot_s), ms(s.e2e_s), hit_rate, stats.prefix_cache_hits,
+      stats.prefix_cache_queries, stats.num_computed_tokens_total, stats.num_preemptions);
 }
 
 }  // namespace kite::cli

@@ -326,6 +326,7 @@ void Engine::Impl::publish_stats() {
   st.prompt_tokens_total = prompt_tokens_total_;
   st.generation_tokens_total = generation_tokens_total_;
   st.num_steps = cs.num_steps;
+  st.num_computed_tokens_total = cs.num_scheduled_tokens;
   st.requests_finished_total = requests_finished_total_;
   st.requests_aborted_total = requests_aborted_total_;
   {

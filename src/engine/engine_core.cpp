@@ -51,6 +51,7 @@ bool EngineCore::step(SchedulerEvents* events, std::vector<std::pair<std::string
   for (int64_t id : out.finished_seq_ids) seq_requests_.erase(id);
   if (out.empty()) return false;
   ++num_steps_;
+  num_scheduled_tokens_ += out.total_num_scheduled_tokens;
   for (const NewSequenceData& d : out.new_seqs) seq_requests_[d.seq_id] = d.request->request_id;
   Status status = executor_.submit(out);
   if (!status.ok()) {
@@ -75,6 +76,7 @@ EngineCoreStats EngineCore::stats() const {
   st.num_running_requests = st.scheduler.num_running_requests;
   st.num_steps = num_steps_;
   st.num_failed_steps = num_failed_steps_;
+  st.num_scheduled_tokens = num_scheduled_tokens_;
   return st;
 }
 

@@ -36,6 +36,7 @@ struct EngineCoreStats {
   int64_t num_running_requests = 0;
   int64_t num_steps = 0;
   int64_t num_failed_steps = 0;
+  int64_t num_scheduled_tokens = 0;  // tokens run through the model, all steps
 };
 
 class EngineCore {
@@ -78,6 +79,7 @@ class EngineCore {
   Scheduler scheduler_;
   Executor executor_;
   int64_t num_steps_ = 0;
+  int64_t num_scheduled_tokens_ = 0;
   int64_t num_failed_steps_ = 0;
   // request id of every live sequence the executor has seen (for failing a step)
   std::unordered_map<int64_t, std::string> seq_requests_;

@@ -16,16 +16,41 @@ void add_unique(std::vector<int32_t>* ids, int32_t id) {
   if (std::find(ids->begin(), ids->end(), id) == ids->end()) ids->push_back(id);
 }
 
-// Where the tokenizer lives: --tokenizer, else the model directory (or the folder of a .gguf
-// or config.json). Empty when there is no tokenizer.json there.
-std::string tokenizer_dir(const EngineConfig& c) {
+bool is_gguf_path(const std::string& path) {
+  return path.size() >= 5 && path.compare(path.size() - 5, 5, ".gguf") == 0;
+}
+
+// The tokenizer: --tokenizer (a directory with tokenizer.json, or a .gguf); else, for a .gguf
+// model, the vocabulary embedded in it (tokenizer.ggml.*); else tokenizer.json in the model
+// directory (or beside the .gguf / config.json). nullptr when there is none: the engine then
+// takes and returns token ids only. A GGUF whose embedded tokenizer kite cannot build
+// (an unsupported tokenizer.ggml.model) is only a warning, so --prompt-ids still work.
+Result<std::shared_ptr<const Tokenizer>> load_tokenizer(const EngineConfig& c) {
   namespace fs = std::filesystem;
-  if (!c.tokenizer.empty()) return c.tokenizer;
+  if (!c.tokenizer.empty()) {
+    auto tok = is_gguf_path(c.tokenizer) ? Tokenizer::from_gguf_file(c.tokenizer)
+                                         : Tokenizer::from_pretrained(c.tokenizer);
+    if (!tok.ok()) return tok.status().with_context("loading the tokenizer from " + c.tokenizer);
+    return std::shared_ptr<const Tokenizer>(std::move(*tok));
+  }
   std::error_code ec;
   fs::path p(c.model);
+  if (is_gguf_path(c.model) && c.load_format != "dummy") {
+    auto tok = Tokenizer::from_gguf_file(c.model);
+    if (tok.ok()) return std::shared_ptr<const Tokenizer>(std::move(*tok));
+    if (tok.status().code() != StatusCode::kNotFound &&
+        tok.status().code() != StatusCode::kUnimplemented) {
+      return tok.status().with_context("loading the tokenizer embedded in " + c.model);
+    }
+    KITE_LOG_WARN("{}", tok.status().to_string());
+  }
   if (!fs::is_directory(p, ec)) p = p.parent_path();
-  if (fs::exists(p / "tokenizer.json", ec)) return p.string();
-  return {};
+  if (fs::exists(p / "tokenizer.json", ec)) {
+    auto tok = Tokenizer::from_pretrained(p.string());
+    if (!tok.ok()) return tok.status().with_context("loading the tokenizer from " + p.string());
+    return std::shared_ptr<const Tokenizer>(std::move(*tok));
+  }
+  return std::shared_ptr<const Tokenizer>();
 }
 
 }  // namespace
@@ -50,16 +75,12 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineConfig& config) {
   if (gc.repetition_penalty) d.repetition_penalty = *gc.repetition_penalty;
   if (gc.max_new_tokens) d.max_tokens = *gc.max_new_tokens;
 
-  const std::string tok_dir = tokenizer_dir(config);
-  if (!tok_dir.empty()) {
-    auto tok = Tokenizer::from_pretrained(tok_dir);
-    if (!tok.ok()) return tok.status().with_context("loading the tokenizer from " + tok_dir);
-    std::shared_ptr<const Tokenizer> tokenizer = std::move(*tok);
+  KITE_ASSIGN_OR_RETURN(std::shared_ptr<const Tokenizer> tokenizer, load_tokenizer(config));
+  if (tokenizer) {
     if (auto eos = tokenizer->eos_token_id()) add_unique(&info.eos_token_ids, *eos);
     KITE_ASSIGN_OR_RETURN(parts.text, make_frontend_text_io(std::move(tokenizer)));
   } else {
-    KITE_LOG_WARN("no tokenizer.json for {}: the engine takes and returns token ids only",
-                  config.model);
+    KITE_LOG_WARN("no tokenizer for {}: the engine takes and returns token ids only", config.model);
   }
   parts.runner = std::move(model.runner);
   return EngineFactory::create(std::move(parts));

@@ -6,6 +6,7 @@
 #include <array>
 #include <boost/json.hpp>
 #include <cmath>
+#include <limits>
 
 #include "core/json_util.h"
 
@@ -224,8 +225,19 @@ Result<ModelConfig> parse_config_object(const bj::object& o) {
 
   KITE_ASSIGN_OR_RETURN(std::optional<int64_t> window, json::get_int(o, "sliding_window"));
   KITE_ASSIGN_OR_RETURN(std::optional<bool> use_window, json::get_bool(o, "use_sliding_window"));
-  // Qwen2/3 configs carry a sliding_window that only applies with use_sliding_window.
-  if (window && use_window.value_or(c.family == ModelFamily::kMistral)) c.sliding_window = window;
+  // Qwen2/3 configs carry a sliding_window that only applies with use_sliding_window; there it
+  // covers only the layers from max_window_layers on, which kite does not implement.
+  if (window && use_window.value_or(c.family == ModelFamily::kMistral)) {
+    if (c.family != ModelFamily::kMistral) {
+      return unimplemented(
+          fmt::format("use_sliding_window true is not supported for {} (per-layer sliding windows)",
+                      c.architecture));
+    }
+    if (*window <= 0 || *window > std::numeric_limits<int32_t>::max()) {
+      return invalid_argument(fmt::format("sliding_window must be positive, got {}", *window));
+    }
+    c.sliding_window = window;
+  }
 
   KITE_ASSIGN_OR_RETURN(std::vector<int32_t> bos, int_or_list(o, "bos_token_id"));
   if (!bos.empty()) c.bos_token_id = bos[0];

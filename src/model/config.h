@@ -15,7 +15,7 @@ namespace kite {
 
 enum class ModelFamily {
   kLlama,    // Llama 2/3/3.1/3.2, SmolLM2, TinyStories, llama2.c
-  kMistral,  // Mistral (Llama layout; sliding window unsupported beyond max_model_len)
+  kMistral,  // Mistral: Llama layout, sliding-window attention when sliding_window is set
   kQwen2,    // Qwen2/2.5: q/k/v biases
   kQwen3,    // Qwen3: per-head RMSNorm on q and k, no biases
 };
@@ -47,6 +47,7 @@ struct ModelConfig {
   bool tie_word_embeddings = false;
   bool attention_bias = false;  // q/k/v projections have biases (Qwen2)
   bool qk_norm = false;         // per-head RMSNorm on q and k before RoPE (Qwen3)
+  // Mistral: each query attends to the last sliding_window positions (itself included).
   std::optional<int64_t> sliding_window;
   std::optional<int32_t> bos_token_id;
   std::vector<int32_t> eos_token_ids;

@@ -1,6 +1,7 @@
 #include "server/http_session.h"
 
 #include <fmt/format.h>
+#include <sys/socket.h>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/redirect_error.hpp>
@@ -11,6 +12,7 @@
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
+#include <cerrno>
 #include <exception>
 #include <optional>
 
@@ -137,24 +139,41 @@ awaitable<bool> Exchange::end_events() {
   co_return !ec;
 }
 
+namespace {
+
+// One wait for the peer's next bytes or its FIN. A completed wait_read is only a hint: Asio may
+// report a socket readable that has nothing to read (a readiness edge left over from the
+// request already read on this keep-alive connection), so the peek must not block — a blocking
+// receive here would stall the connection's strand, and with it the handler it is watching for,
+// until the client sent something. Spurious readiness re-arms the wait.
+void arm_disconnect_watch(tcp::socket& sock, std::shared_ptr<bool> alive,
+                          std::shared_ptr<bool> gone,
+                          std::shared_ptr<std::function<void()>> on_gone) {
+  sock.async_wait(tcp::socket::wait_read, [&sock, alive, gone, on_gone](beast::error_code ec) {
+    if (!*alive) return;  // unwatch() ran (and cancelled this wait)
+    if (!ec) {
+      char c = 0;
+      ssize_t n = ::recv(sock.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+      if (n > 0) return;  // a pipelined request: the client is still there; stop watching
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        arm_disconnect_watch(sock, alive, gone, on_gone);  // nothing there after all
+        return;
+      }
+      // n == 0: the peer closed its side; n < 0: the connection failed.
+    }
+    *gone = true;
+    (*on_gone)();
+  });
+}
+
+}  // namespace
+
 void Exchange::watch_disconnect(std::function<void()> on_gone) {
   if (watching_) return;
   watching_ = true;
   alive_ = std::make_shared<bool>(true);
-  tcp::socket& sock = stream_.socket();
-  sock.async_wait(tcp::socket::wait_read, [alive = alive_, gone = gone_, &sock,
-                                           on_gone = std::move(on_gone)](beast::error_code ec) {
-    if (!*alive) return;  // unwatch() ran (and cancelled this wait)
-    if (!ec) {
-      // Readable: either the peer closed (EOF) or it sent more bytes (a pipelined request).
-      char c = 0;
-      beast::error_code peek_ec;
-      size_t n = sock.receive(asio::buffer(&c, 1), tcp::socket::message_peek, peek_ec);
-      if (!peek_ec && n > 0) return;  // still there; stop watching
-    }
-    *gone = true;
-    on_gone();
-  });
+  arm_disconnect_watch(stream_.socket(), alive_, gone_,
+                       std::make_shared<std::function<void()>>(std::move(on_gone)));
 }
 
 void Exchange::unwatch() {

@@ -91,7 +91,8 @@ def test_offline_batch_of_1000_prompts(tmp_path):
     # The bad lines make the run exit 1, after writing everything.
     assert proc.returncode == 1, f"exit status {proc.returncode}"
     assert "5 of 1001 requests failed" in proc.stderr, proc.stderr[-500:]
-    for needle in ("throughput:", "output tok/s", "TTFT (ms):", "TPOT (ms):", "requests: 1001"):
+    for needle in ("throughput:", "output tok/s", "TTFT (ms):", "TPOT (ms):", "requests: 1001",
+                   "prefix cache hit rate:", "tokens computed:"):
         assert needle in proc.stdout, f"summary lacks {needle!r}"
 
     lines = open(out).read().splitlines()

@@ -42,13 +42,16 @@ std::vector<QueryInfo> query_infos(const PagedAttentionParams& p) {
   return infos;
 }
 
-// out_row = softmax(scale * K q) V over KV indices [0, kv_pos] of one (token, head).
+// out_row = softmax(scale * K q) V over KV indices [first, kv_pos] of one (token, head), where
+// first is 0, or kv_pos - sliding_window + 1 with a window.
 void attend_one(const PagedAttentionParams& p, const float* q, const int32_t* blocks,
                 int32_t kv_pos, int kv_head, float* scores, float* out_row) {
   const int64_t kv_dim = static_cast<int64_t>(p.num_kv_heads) * p.head_dim;
   const int64_t head_off = static_cast<int64_t>(kv_head) * p.head_dim;
-  const int32_t n = kv_pos + 1;
-  auto slot_of = [&](int32_t i) {
+  const int32_t first = p.sliding_window > 0 ? std::max(0, kv_pos - p.sliding_window + 1) : 0;
+  const int32_t n = kv_pos + 1 - first;
+  auto slot_of = [&](int32_t j) {
+    const int32_t i = first + j;
     return static_cast<int64_t>(blocks[i / p.block_size]) * p.block_size + i % p.block_size;
   };
   float mx = -std::numeric_limits<float>::infinity();
@@ -76,7 +79,7 @@ void attend_one(const PagedAttentionParams& p, const float* q, const int32_t* bl
 void paged_attention(const PagedAttentionParams& p, ThreadPool* pool) {
   KITE_CHECK(p.num_heads > 0 && p.num_kv_heads > 0 && p.num_heads % p.num_kv_heads == 0)
       << p.num_heads << " / " << p.num_kv_heads;
-  KITE_CHECK(p.block_size > 0 && p.head_dim > 0);
+  KITE_CHECK(p.block_size > 0 && p.head_dim > 0 && p.sliding_window >= 0);
   const std::vector<QueryInfo> infos = query_infos(p);
   const int64_t num_tokens = static_cast<int64_t>(infos.size());
   if (num_tokens == 0) return;

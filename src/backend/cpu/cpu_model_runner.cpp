@@ -242,6 +242,7 @@ void CpuModelRunner::run_layer(int64_t l, const ForwardBatch& batch) {
   ap.head_dim = static_cast<int>(c.head_dim);
   ap.block_size = block_size_;
   ap.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(c.head_dim)));
+  ap.sliding_window = static_cast<int32_t>(c.sliding_window.value_or(0));
   ap.num_seqs = batch.num_seqs();
   ap.query_start_loc = batch.query_start_loc.data();
   ap.seq_lens = batch.seq_lens.data();

@@ -6,6 +6,7 @@
 // last chunk adding its scalar tail). So a token's logits do not depend on what else is in the
 // batch, and GEMV (decode) and GEMM (prefill) agree bit for bit.
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "backend/cpu/ops.h"
@@ -110,6 +111,106 @@ void linear_block(const float* x, int64_t m, int64_t ldx, const T* w, int64_t k,
       }
     }
   }
+}
+
+// Q8_0 GEMV micro-kernel: y[r, c] += sum_{kk < kc} x[r, kk] * w[c, k0 + kk] for W rows stored
+// as Q8_0 blocks (34 bytes: F16 scale d, 32 int8 q; row c starts at w + c * row_bytes). Each
+// group of 8 weights is dequantized in registers to d * q (one F32 multiply, exactly what
+// dequantize_row stores) and fed to the same FMA sequence as micro_kernel over an F32 panel,
+// so the result equals linear_panel's bit for bit without writing the panel to memory.
+// REQUIRES: k0 and kc multiples of 32.
+template <int MR, int NR>
+void q8_0_kernel(const float* x, int64_t ldx, const uint8_t* w, int64_t row_bytes, int64_t k0,
+                 int64_t kc, float* y, int64_t ldy) {
+  constexpr int64_t kBlock = 32, kBlockBytes = 34;
+  simd::V8 acc[MR][NR];
+  for (int r = 0; r < MR; ++r) {
+    for (int c = 0; c < NR; ++c) acc[r][c] = simd::zero();
+  }
+  for (int64_t kk = 0; kk < kc; kk += kBlock) {
+    simd::V8 d[NR];
+    const int8_t* q[NR];
+    for (int c = 0; c < NR; ++c) {
+      const uint8_t* block = w + c * row_bytes + (k0 + kk) / kBlock * kBlockBytes;
+      uint16_t scale;
+      std::memcpy(&scale, block, 2);
+      d[c] = simd::set1(simd::f16_scalar(scale));
+      q[c] = reinterpret_cast<const int8_t*>(block + 2);
+    }
+    for (int64_t g = 0; g < kBlock; g += 8) {
+      simd::V8 wv[NR];
+      for (int c = 0; c < NR; ++c) wv[c] = simd::mul(d[c], simd::load(q[c] + g));
+      for (int r = 0; r < MR; ++r) {
+        const simd::V8 xv = simd::load(x + r * ldx + kk + g);
+        for (int c = 0; c < NR; ++c) acc[r][c] = simd::fmadd(xv, wv[c], acc[r][c]);
+      }
+    }
+  }
+  for (int r = 0; r < MR; ++r) {
+    for (int c = 0; c < NR; ++c) y[r * ldy + c] += simd::hsum(acc[r][c]);
+  }
+}
+
+using Q8KernelFn = void (*)(const float*, int64_t, const uint8_t*, int64_t, int64_t, int64_t,
+                            float*, int64_t);
+
+template <int MR>
+Q8KernelFn pick_q8_nr(int nr) {
+  switch (nr) {
+    case 1:
+      return &q8_0_kernel<MR, 1>;
+    case 2:
+      return &q8_0_kernel<MR, 2>;
+    default:
+      return &q8_0_kernel<MR, 3>;
+  }
+}
+
+Q8KernelFn pick_q8_kernel(int mr, int nr) {
+  switch (mr) {
+    case 1:
+      return pick_q8_nr<1>(nr);
+    case 2:
+      return pick_q8_nr<2>(nr);
+    case 3:
+      return pick_q8_nr<3>(nr);
+    default:
+      return pick_q8_nr<4>(nr);
+  }
+}
+
+// GEMV (m <= kGemvMaxM) over Q8_0 weights, in the chunk order of linear_panel.
+void linear_q8_0_gemv(const float* x, int64_t m, int64_t ldx, const TensorView& w,
+                      const float* bias, float* y, int64_t ldy, ThreadPool* pool) {
+  const int64_t n = w.dim(0);
+  const int64_t k = w.dim(1);
+  const int64_t row_bytes = w.row_bytes();
+  const auto* wbytes = static_cast<const uint8_t*>(w.data);
+  const int64_t num_blocks = (n + kNbGemv - 1) / kNbGemv;
+  const int mr = static_cast<int>(m);
+  auto run = [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t j0 = b * kNbGemv;
+      const int64_t j1 = std::min(n, j0 + kNbGemv);
+      for (int64_t i = 0; i < m; ++i) {
+        for (int64_t j = j0; j < j1; ++j) y[i * ldy + j] = bias ? bias[j] : 0.0f;
+      }
+      for (int64_t j = j0; j < j1; j += kNr) {
+        const Q8KernelFn kernel =
+            pick_q8_kernel(mr, static_cast<int>(std::min<int64_t>(kNr, j1 - j)));
+        for (int64_t k0 = 0; k0 < k; k0 += kKc) {
+          kernel(x + k0, ldx, wbytes + j * row_bytes, row_bytes, k0, std::min(kKc, k - k0), y + j,
+                 ldy);
+        }
+      }
+    }
+  };
+  const int64_t block_work = kNbGemv * m * k;
+  if (pool == nullptr || num_blocks * block_work <= (1 << 16)) {
+    run(0, num_blocks);
+    return;
+  }
+  pool->parallel_for(num_blocks, run, std::max<int64_t>(1, (1 << 16) / block_work));
 }
 
 template <typename T>
@@ -220,6 +321,13 @@ void linear(const float* x, int64_t m, int64_t ldx, const TensorView& w, const f
         linear_panel(x, m, ldx, w, bias, y, ldy, pool);
       } else {
         linear_typed(x, m, ldx, w.as<bf16_t>(), n, k, bias, y, ldy, pool);
+      }
+      break;
+    case DType::kQ8_0:
+      if (m <= kGemvMaxM) {
+        linear_q8_0_gemv(x, m, ldx, w, bias, y, ldy, pool);
+      } else {
+        linear_panel(x, m, ldx, w, bias, y, ldy, pool);
       }
       break;
     default:

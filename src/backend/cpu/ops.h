@@ -116,6 +116,9 @@ struct PagedAttentionParams {
   int head_dim = 0;
   int block_size = 0;
   float scale = 0;  // usually 1 / sqrt(head_dim)
+  // Sliding-window attention (Mistral): a query at KV index p reads only the last
+  // sliding_window indices [p - sliding_window + 1, p]. 0 = no window (full causal).
+  int32_t sliding_window = 0;
 
   // Batch structure (as in executor/forward_batch.h):
   int num_seqs = 0;
@@ -127,7 +130,8 @@ struct PagedAttentionParams {
 
 // Causal attention of each query token over its sequence's cached keys/values. Query j of
 // sequence s (q_len = query_start_loc[s+1] - query_start_loc[s]) sits at KV index
-// p = seq_lens[s] - q_len + j and attends to KV indices [0, p]; KV index i lives in slot
+// p = seq_lens[s] - q_len + j and attends to KV indices [0, p] (or [p - sliding_window + 1, p]
+// with a window, clamped at 0, as Hugging Face's sliding-window mask); KV index i lives in slot
 // block_table[s][i / block_size] * block_size + i % block_size.
 //   out[t, h, :] = sum_i softmax_i(scale * q[t, h, :] . K[i, kvh, :]) * V[i, kvh, :]
 // The cache must already hold this step's K/V (kv_cache_write first).

@@ -27,6 +27,13 @@ inline V8 load(const bf16_t* p) {
 inline V8 load(const f16_t* p) {
   return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
 }
+// One F16 value as F32 (exact).
+inline float f16_scalar(uint16_t bits) { return _cvtsh_ss(bits); }
+// Eight int8 values as F32 (exact).
+inline V8 load(const int8_t* p) {
+  const __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
+  return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b));
+}
 inline void store(float* p, V8 v) { _mm256_storeu_ps(p, v); }
 inline V8 fmadd(V8 a, V8 b, V8 c) { return _mm256_fmadd_ps(a, b, c); }
 inline V8 add(V8 a, V8 b) { return _mm256_add_ps(a, b); }
@@ -66,6 +73,12 @@ inline V8 load(const bf16_t* p) {
 inline V8 load(const f16_t* p) {
   V8 r;
   for (int i = 0; i < 8; ++i) r.v[i] = f16_to_f32(p[i]);
+  return r;
+}
+inline float f16_scalar(uint16_t bits) { return f16_to_f32_slow(bits); }
+inline V8 load(const int8_t* p) {
+  V8 r;
+  for (int i = 0; i < 8; ++i) r.v[i] = static_cast<float>(p[i]);
   return r;
 }
 inline void store(float* p, V8 v) { std::memcpy(p, v.v, sizeof(v.v)); }

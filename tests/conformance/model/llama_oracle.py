@@ -5,7 +5,8 @@ shards with model.safetensors.index.json; F32/F16/BF16) and recomputes full caus
 for every step (no KV cache), following the Hugging Face modeling code:
   x = embed[tokens]
   per layer: h = rmsnorm(x) * w1; q,k,v = h W^T (+ b); [Qwen3: per-head rmsnorm of q, k];
-             rope (rotate-half); softmax(q k^T / sqrt(d) + causal mask) v; x += o_proj;
+             rope (rotate-half); softmax(q k^T / sqrt(d) + causal mask) v, the mask also hiding
+             keys more than sliding_window - 1 positions back for Mistral; x += o_proj;
              h = rmsnorm(x) * w2; x += down(silu(gate(h)) * up(h))
   logits = rmsnorm(x) * w_final @ lm_head^T
 
@@ -116,6 +117,8 @@ class Model:
         self.eps = c.get("rms_norm_eps", 1e-6)
         self.layers = c["num_hidden_layers"]
         self.inv = inv_freq(c, self.head_dim)
+        # Mistral's sliding window (Qwen2 would need use_sliding_window, which kite refuses).
+        self.window = c.get("sliding_window") if self.arch == "MistralForCausalLM" else None
         if "lm_head.weight" not in self.w:
             self.w["lm_head.weight"] = self.w["model.embed_tokens.weight"]
         if "model.embed_tokens.weight" not in self.w:
@@ -132,6 +135,8 @@ class Model:
         pos = np.arange(T)
         x = w["model.embed_tokens.weight"][np.array(ids)]
         mask = np.triu(np.full((T, T), -np.inf), k=1)
+        if self.window:  # query t sees keys (t - window, t]
+            mask = mask + np.tril(np.full((T, T), -np.inf), k=-self.window)
         group = self.heads // self.kv_heads
         for l in range(self.layers):
             p = f"model.layers.{l}."

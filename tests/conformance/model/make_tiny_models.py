@@ -132,12 +132,13 @@ def main():
         "num_key_value_heads": 2, "head_dim": 24, "torch_dtype": "float32",
         "tie_word_embeddings": False, "attention_bias": False,
         "rope_parameters": {"rope_type": "linear", "factor": 2.0, "rope_theta": 5000.0}}, 3)
-    # Mistral style: multi-query attention (1 kv head), head_dim 16, sliding window metadata.
+    # Mistral style: multi-query attention (1 kv head), head_dim 16, and a sliding window of 8
+    # positions, shorter than the test sequences, so windowed attention is what is compared.
     make(out, "mistral-mqa", {
         "architectures": ["MistralForCausalLM"], "model_type": "mistral", "hidden_size": 64,
         "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
         "num_key_value_heads": 1, "rope_theta": 10000.0, "torch_dtype": "float32",
-        "sliding_window": 4096, "tie_word_embeddings": False}, 4)
+        "sliding_window": 8, "tie_word_embeddings": False}, 4)
 
 
 if __name__ == "__main__":

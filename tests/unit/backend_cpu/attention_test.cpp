@@ -21,6 +21,7 @@ struct Case {
   int block_size;
   std::vector<int> seq_lens;  // KV length after the step
   std::vector<int> q_lens;    // query tokens this step (<= seq_len)
+  int sliding_window = 0;     // 0: full causal
 };
 
 void run_case(const Case& c, uint32_t seed) {
@@ -85,6 +86,7 @@ void run_case(const Case& c, uint32_t seed) {
   p.head_dim = c.head_dim;
   p.block_size = c.block_size;
   p.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  p.sliding_window = c.sliding_window;
   p.num_seqs = num_seqs;
   p.query_start_loc = query_start_loc.data();
   p.seq_lens = seq_lens.data();
@@ -105,9 +107,11 @@ void run_case(const Case& c, uint32_t seed) {
       const int kv_pos = c.seq_lens[s] - c.q_lens[s] + j;
       for (int h = 0; h < c.num_heads; ++h) {
         const int kvh = h / group;
-        std::vector<double> scores(static_cast<size_t>(kv_pos + 1));
+        // The window keeps the last sliding_window KV indices, this one included.
+        const int first = c.sliding_window > 0 ? std::max(0, kv_pos - c.sliding_window + 1) : 0;
+        std::vector<double> scores(static_cast<size_t>(kv_pos + 1), -1e300);
         double mx = -1e300;
-        for (int i = 0; i <= kv_pos; ++i) {
+        for (int i = first; i <= kv_pos; ++i) {
           double dot = 0;
           for (int d = 0; d < c.head_dim; ++d) {
             dot += static_cast<double>(q[t * q_stride + h * c.head_dim + d]) *
@@ -120,7 +124,7 @@ void run_case(const Case& c, uint32_t seed) {
         for (double& sc : scores) sum += (sc = std::exp(sc - mx));
         for (int d = 0; d < c.head_dim; ++d) {
           double want = 0;
-          for (int i = 0; i <= kv_pos; ++i) {
+          for (int i = first; i <= kv_pos; ++i) {
             want += scores[i] / sum * dense_v[s][i * kv_dim + kvh * c.head_dim + d];
           }
           ASSERT_NEAR(out[t * q_dim + h * c.head_dim + d], want, 2e-6)
@@ -147,6 +151,14 @@ TEST(PagedAttentionTest, BlockSizeOneAndHeadDim128) {
 
 TEST(PagedAttentionTest, EmptyQueriesForSomeSequences) {
   run_case({2, 1, 16, 4, {6, 3}, {0, 3}}, 6);
+}
+
+// Mistral's sliding window: prefill chunks and decodes whose queries see more, fewer and
+// exactly sliding_window keys; a window wider than every sequence is full causal attention.
+TEST(PagedAttentionTest, SlidingWindow) {
+  run_case({4, 1, 16, 4, {30, 7, 12, 50}, {30, 7, 5, 1}, 6}, 7);
+  run_case({8, 2, 32, 16, {40, 3}, {17, 1}, 1}, 8);
+  run_case({4, 2, 16, 16, {33, 20}, {33, 2}, 1000}, 9);
 }
 
 }  // namespace

@@ -4,11 +4,13 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <numbers>
 #include <random>
 #include <vector>
 
 #include "core/thread_pool.h"
+#include "model/dequant.h"
 
 namespace kite::cpu {
 namespace {
@@ -131,6 +133,48 @@ INSTANTIATE_TEST_SUITE_P(Dtypes, LinearTest,
                          [](const auto& param_info) {
                            return std::string(dtype_name(param_info.param));
                          });
+
+// GGUF-quantized weights: linear over the blocks equals linear over the dequantized F32 matrix
+// bit for bit (GEMV through Q8_0's in-register kernel or the F32 panels, GEMM through the
+// panels), for k that ends mid k-chunk, with and without threads.
+TEST(LinearQuantizedTest, EqualsLinearOverTheDequantizedMatrix) {
+  ThreadPool pool(2);
+  for (DType dtype :
+       {DType::kQ8_0, DType::kQ4_0, DType::kQ4_1, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K}) {
+    const DTypeInfo& info = dtype_info(dtype);
+    for (int64_t k : {info.block_elems, 2 * info.block_elems, 256 + info.block_elems, 768}) {
+      if (k % info.block_elems != 0) continue;
+      for (int64_t n : {1, 2, 7, 50}) {
+        // Random blocks with small F16 scales (d, and dmin where the type has one).
+        std::mt19937 rng(static_cast<uint32_t>(k * 131 + n));
+        std::vector<uint8_t> bytes(static_cast<size_t>(dtype_bytes(dtype, n * k)));
+        for (uint8_t& b : bytes) b = static_cast<uint8_t>(rng());
+        const uint16_t scale = f32_to_f16_bits(0.01f);
+        const int64_t scale_at = dtype == DType::kQ6_K ? info.block_bytes - 2 : 0;
+        const bool two_scales =
+            dtype == DType::kQ4_1 || dtype == DType::kQ4_K || dtype == DType::kQ5_K;
+        for (size_t b = 0; b < bytes.size(); b += static_cast<size_t>(info.block_bytes)) {
+          std::memcpy(bytes.data() + b + scale_at, &scale, 2);
+          if (two_scales) std::memcpy(bytes.data() + b + 2, &scale, 2);
+        }
+        const TensorView wq(bytes.data(), dtype, {n, k});
+        std::vector<float> wf(static_cast<size_t>(n * k));
+        dequantize_row(dtype, bytes.data(), wf.data(), n * k);
+        const TensorView wf_view(wf.data(), DType::kF32, {n, k});
+        const auto bias = random_vec(static_cast<size_t>(n), 5);
+        for (int64_t m : {1, 2, 3, 4, 5, 9}) {
+          const auto xv = random_vec(static_cast<size_t>(m * k), static_cast<uint32_t>(m + k));
+          std::vector<float> want(static_cast<size_t>(m * n)), got(want.size()), got1(want.size());
+          linear(xv.data(), m, wf_view, bias.data(), want.data(), nullptr);
+          linear(xv.data(), m, wq, bias.data(), got.data(), &pool);
+          linear(xv.data(), m, wq, bias.data(), got1.data(), nullptr);
+          ASSERT_EQ(got, want) << dtype_name(dtype) << " m=" << m << " n=" << n << " k=" << k;
+          ASSERT_EQ(got1, want) << dtype_name(dtype) << " m=" << m << " n=" << n << " k=" << k;
+        }
+      }
+    }
+  }
+}
 
 TEST(EmbeddingTest, AllDtypes) {
   const int64_t vocab = 11, hidden = 19;

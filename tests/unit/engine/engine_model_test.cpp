@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <random>
 #include <string>
 #include <vector>
@@ -150,6 +151,7 @@ TEST(EngineModel, PrefixCachingReusesBlocksAndMatchesAColdRun) {
   SamplingParams p;
   p.temperature = 0.0;
   p.max_tokens = 20;
+  p.ignore_eos = true;  // a full-length continuation to compare
   collect(**engine->add_request(make_request(a, p)));
   const EngineStats before = engine->stats();
   Collected warm = collect(**engine->add_request(make_request(b, p)));
@@ -158,7 +160,16 @@ TEST(EngineModel, PrefixCachingReusesBlocksAndMatchesAColdRun) {
   EXPECT_GE(after.prefix_cache_hits - before.prefix_cache_hits, shared_blocks * 16);
   EXPECT_EQ(after.prefix_cache_queries - before.prefix_cache_queries,
             static_cast<int64_t>(b.size()));
-  EXPECT_EQ(warm.metrics.num_cached_tokens, after.prefix_cache_hits - before.prefix_cache_hits);
+  const int64_t hits = after.prefix_cache_hits - before.prefix_cache_hits;
+  EXPECT_EQ(warm.metrics.num_cached_tokens, hits);
+  // Only the suffix ran through the model: the uncached prompt tokens, then one token per
+  // decode step (the last sampled token is never fed back).
+  const int64_t computed = after.num_computed_tokens_total - before.num_computed_tokens_total;
+  const int64_t outputs = static_cast<int64_t>(warm.tokens[0].size());
+  EXPECT_EQ(computed, static_cast<int64_t>(b.size()) - hits + outputs - 1);
+  std::printf(
+      "[ prefix   ] second request: %zu prompt tokens, %lld from the cache, %lld computed\n",
+      b.size(), static_cast<long long>(hits), static_cast<long long>(computed));
 
   EngineConfig cold_cfg;
   cold_cfg.enable_prefix_caching = false;
@@ -167,6 +178,8 @@ TEST(EngineModel, PrefixCachingReusesBlocksAndMatchesAColdRun) {
   EXPECT_EQ(c.tokens[0], warm.tokens[0]);
   EXPECT_EQ(c.text[0], warm.text[0]);
   EXPECT_EQ(cold->stats().prefix_cache_hits, 0);
+  EXPECT_EQ(cold->stats().num_computed_tokens_total,
+            static_cast<int64_t>(b.size()) + static_cast<int64_t>(c.tokens[0].size()) - 1);
 }
 
 TEST(EngineModel, TextPromptsDetokenizeAndStopStrings) {

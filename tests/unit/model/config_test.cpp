@@ -172,6 +172,17 @@ TEST(ConfigErrorTest, UnsupportedFeatures) {
                "config.json: hidden_act 'gelu' is not supported (silu is)");
   expect_error(with(R"("mlp_bias": true)"), StatusCode::kUnimplemented,
                "config.json: mlp_bias true is not supported");
+  // Qwen2's sliding window covers only the layers from max_window_layers on.
+  expect_error(R"({"architectures": ["Qwen2ForCausalLM"], "vocab_size": 100, "hidden_size": 64,
+                   "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+                   "sliding_window": 64, "use_sliding_window": true})",
+               StatusCode::kUnimplemented,
+               "config.json: use_sliding_window true is not supported for Qwen2ForCausalLM "
+               "(per-layer sliding windows)");
+  expect_error(R"({"architectures": ["MistralForCausalLM"], "vocab_size": 100, "hidden_size": 64,
+                   "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+                   "sliding_window": 0})",
+               StatusCode::kInvalidArgument, "config.json: sliding_window must be positive, got 0");
   expect_error(with(R"("torch_dtype": "float64")"), StatusCode::kUnimplemented,
                "config.json: torch_dtype 'float64' is not supported (float32, float16, bfloat16 "
                "are)");

@@ -2,9 +2,10 @@
 // model-free executor (fake_executor.h): arrivals over time, mixed prompt lengths with shared
 // prefixes, n > 1, aborts, stop-string finishes, and a KV cache small enough to force
 // preemption. After every step the block pool is consistent and every block's ref count equals
-// its holders; at the end every request has ended exactly once (every choice too), no block
-// is held, and every choice that ran to EOS or its length limit produced exactly the tokens it
-// produces alone (so preemption and recompute lose nothing).
+// its holders, and every step with work left schedules tokens (no stall); at the end every request
+// has ended exactly once (every choice too), no block is held, and every choice that ran to EOS or
+// its length limit produced exactly the tokens it produces alone (so preemption and recompute lose
+// nothing).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -106,6 +107,7 @@ void run_stream(const StreamConfig& cfg) {
   const int64_t kMaxSteps = 40000;
   SchedulerEvents events;
   int last_admitted = -1;
+  int64_t max_latency_steps = 0;  // arrival to finish, over all requests
   auto apply_events = [&]() {
     for (const ChoiceEvent& ev : events.choices) {
       RequestRecord& rec = records.at(ev.request->request_id);
@@ -128,6 +130,7 @@ void run_stream(const StreamConfig& cfg) {
     for (const auto& f : events.finished) {
       RequestRecord& rec = records.at(f.request->request_id);
       ++rec.finished_events;
+      max_latency_steps = std::max(max_latency_steps, step - rec.added_step);
       for (const ChoiceRecord& c : rec.choices) EXPECT_EQ(c.finishes, 1);
       live.erase(std::find(live.begin(), live.end(), f.request->request_id));
     }
@@ -182,8 +185,13 @@ void run_stream(const StreamConfig& cfg) {
     }
     apply_events();
 
+    const bool had_work = sched.has_unfinished();
     const SchedulerOutput out = sched.schedule();
     EXPECT_LE(out.total_num_scheduled_tokens, cfg.max_num_batched_tokens);
+    // No step stalls while work is left: KV pressure preempts, it never deadlocks.
+    if (had_work) {
+      EXPECT_GT(out.total_num_scheduled_tokens, 0) << "step " << step << " scheduled nothing";
+    }
     EXPECT_LE(sched.stats().num_running_seqs, cfg.max_num_seqs);
     const ModelStepOutput result = exec.execute(out);
     sched.update(out, result, &events);
@@ -223,10 +231,13 @@ void run_stream(const StreamConfig& cfg) {
     }
   }
   EXPECT_GT(compared, cfg.num_requests / 2);
-  std::printf("stream %u: %lld steps, %lld preemptions, prefix hits %lld / %lld tokens\n", cfg.seed,
-              static_cast<long long>(step), static_cast<long long>(sched.stats().num_preemptions),
-              static_cast<long long>(kv.stats().prefix_cache_hits),
-              static_cast<long long>(kv.stats().prefix_cache_queries));
+  std::printf(
+      "stream %u: %lld steps, %lld preemptions, prefix hits %lld / %lld tokens, longest "
+      "request %lld steps\n",
+      cfg.seed, static_cast<long long>(step), static_cast<long long>(sched.stats().num_preemptions),
+      static_cast<long long>(kv.stats().prefix_cache_hits),
+      static_cast<long long>(kv.stats().prefix_cache_queries),
+      static_cast<long long>(max_latency_steps));
   // The stream must exercise what it claims to.
   EXPECT_GT(sched.stats().num_preemptions, 0);
   if (cfg.prefix_caching) {

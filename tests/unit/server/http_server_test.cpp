@@ -301,6 +301,31 @@ TEST_F(HttpServerTest, StreamedCompletion) {
   EXPECT_EQ(again.status, 200);
 }
 
+// Many generations in a row on one keep-alive connection, as the openai client sends them. The
+// disconnect watch once did a blocking peek after a spurious readiness of the socket, which
+// stalled the connection's strand (and the answer) until the client sent more bytes.
+TEST_F(HttpServerTest, KeepAliveConnectionNeverStalls) {
+  start();
+  auto run = std::async(std::launch::async, [this] {
+    Client c(port());
+    // The stall needed an unlucky interleaving of Asio threads: one in a few hundred requests.
+    for (int i = 0; i < 2000; ++i) {
+      const bool stream = i % 2 == 1;
+      c.send(http::verb::post, "/v1/completions", completion({1, 2, i % 50}, 8, stream));
+      Reply r = c.read_events();
+      EXPECT_EQ(r.status, 200) << "request " << i;
+      if (stream) {
+        EXPECT_NE(r.body.find("data: [DONE]"), std::string::npos) << "request " << i;
+      } else {
+        EXPECT_EQ(r.json().at("usage").at("completion_tokens"), 8) << "request " << i;
+      }
+    }
+  });
+  ASSERT_EQ(run.wait_for(std::chrono::seconds(60)), std::future_status::ready)
+      << "a request on a keep-alive connection stalled";
+  run.get();
+}
+
 TEST_F(HttpServerTest, StreamingDisconnectAbortsTheRequest) {
   start();
   step_delay_ms_ = 5;  // a long generation: ~2000 steps would take 10 s
