@@ -61,8 +61,8 @@ int run_plot_command(const PlotCommand& cmd) {
       s = write_text(file.string(), c.svg);
       if (!s.ok()) return report_error("plot", s);
       const std::string rel = fs::relative(fs::absolute(file), base, ec).generic_string();
-      links += fmt::format("\n![{}]({})\n\n_{}_\n", c.name, ec ? file.generic_string() : rel,
-                           c.caption);
+      links +=
+          fmt::format("\n![{}]({})\n\n_{}_\n", c.name, ec ? file.generic_string() : rel, c.caption);
     }
     if (!links.empty()) md += "\n" + links;
   }

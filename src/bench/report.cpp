@@ -191,8 +191,8 @@ std::optional<Chart> throughput_by_workload_chart(const std::vector<LoadedResult
 // Throughput against a latency metric: single runs as markers (one series per label), sweeps
 // as connected curves (one series per sweep).
 std::optional<Chart> throughput_vs_latency_chart(const std::vector<LoadedResult>& rs,
-                                                       std::string_view latency,
-                                                       std::string_view latency_title) {
+                                                 std::string_view latency,
+                                                 std::string_view latency_title) {
   LineChart c;
   c.title = fmt::format("Output throughput vs {}", latency_title);
   c.x_label = fmt::format("{} (ms)", latency_title);
@@ -253,7 +253,7 @@ std::vector<std::pair<double, double>> cdf_points(std::vector<double> v) {
 }
 
 std::optional<Chart> cdf_chart(const std::vector<LoadedResult>& rs, std::string_view field,
-                                     std::string_view title, size_t max_series) {
+                               std::string_view title, size_t max_series) {
   LineChart c;
   c.title = fmt::format("{} distribution (CDF)", title);
   c.x_label = fmt::format("{} (ms)", title);
@@ -368,14 +368,14 @@ std::vector<Chart> sweep_charts(const LoadedResult& r) {
   std::vector<Chart> charts;
   charts.push_back(
       {stem + "-" + slug(objective), chart_for(objective, objective, {}),
-       fmt::format("Objective {} at each {}; the ring marks the best feasible setting.",
-                   objective, param)});
+       fmt::format("Objective {} at each {}; the ring marks the best feasible setting.", objective,
+                   param)});
   for (const Constraint& c : constraints) {
     const std::string ytitle = is_latency_metric(c.metric) ? c.metric + " (ms)" : c.metric;
     charts.push_back({stem + "-" + slug(c.metric),
                       chart_for(c.metric, ytitle, {{true, c.value, "SLO " + c.text}}),
-                      fmt::format("{} at each {}; the dashed line is the constraint {}.",
-                                  c.metric, param, c.text)});
+                      fmt::format("{} at each {}; the dashed line is the constraint {}.", c.metric,
+                                  param, c.text)});
   }
   return charts;
 }

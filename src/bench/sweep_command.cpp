@@ -120,8 +120,8 @@ int run_sweep_command(SweepCommand& cmd) {
     constraints.push_back(*c);
   }
   const int refine = cmd.refine >= 0 ? cmd.refine : (preset ? preset->refine : 0);
-  const std::string label = !out.label.empty()              ? out.label
-                            : tp                            ? "kite"
+  const std::string label = !out.label.empty()               ? out.label
+                            : tp                             ? "kite"
                             : !cmd.serve.engine_name.empty() ? cmd.serve.engine_name
                             : !cmd.launch_model.empty()      ? "kite serve"
                                                              : "server";

@@ -6,9 +6,9 @@
 //   kite bench startup MODEL [-- kite serve flags]                  W6
 //   kite bench plot results/*.json --out report.html --markdown table.md
 // Engine and dataset flags use vLLM's names.
-#include <memory>
-
 #include <fmt/format.h>
+
+#include <memory>
 
 #include "bench/commands.h"
 #include "cli/command.h"

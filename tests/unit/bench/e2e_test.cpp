@@ -24,10 +24,11 @@ testing::CommandResult kite_bench(const std::string& args) {
 
 TEST(BenchE2e, ThroughputInProcessOnTinyStories) {
   testing::TempDir dir;
-  testing::CommandResult r = kite_bench(
-      "throughput " + model() +
-      " --num-prompts 12 --random-input-len 24 --random-output-len 10 --ignore-eos"
-      " --max-num-seqs 4 --threads 2 --no-progress --output-json " + (dir / "t.json"));
+  testing::CommandResult r =
+      kite_bench("throughput " + model() +
+                 " --num-prompts 12 --random-input-len 24 --random-output-len 10 --ignore-eos"
+                 " --max-num-seqs 4 --threads 2 --no-progress --output-json " +
+                 (dir / "t.json"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   Result<bj::object> res = read_result(dir / "t.json");
   ASSERT_TRUE(res.ok()) << res.status().to_string();
@@ -50,7 +51,8 @@ TEST(BenchE2e, ThroughputInProcessOnTinyStories) {
   r = kite_bench("sweep throughput " + model() +
                  " --max-num-seqs 1,4 --num-prompts 6 --random-input-len 16"
                  " --random-output-len 6 --ignore-eos --threads 2 --no-progress"
-                 " --subject-to 'tpot_mean<60s' --output-json " + (dir / "s.json"));
+                 " --subject-to 'tpot_mean<60s' --output-json " +
+                 (dir / "s.json"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   Result<bj::object> sw = read_result(dir / "s.json");
   ASSERT_TRUE(sw.ok());
@@ -66,8 +68,7 @@ TEST(BenchE2e, ShareGptLengthsFromTheModelsTokenizer) {
                       R"(to play in the park with her big red ball every day."}]}])");
   testing::CommandResult r = kite_bench(
       "throughput " + model() + " --dataset-name sharegpt --dataset-path " + (dir / "sg.json") +
-      " --num-prompts 1 --ignore-eos --threads 2 --no-progress --output-json " +
-      (dir / "t.json"));
+      " --num-prompts 1 --ignore-eos --threads 2 --no-progress --output-json " + (dir / "t.json"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   Result<bj::object> res = read_result(dir / "t.json");
   ASSERT_TRUE(res.ok());
@@ -90,8 +91,8 @@ class KiteServeTest : public ::testing::Test {
         dir_ / "server.log");
     ASSERT_TRUE(p.ok()) << p.status().to_string();
     server_ = std::move(*p);
-    Result<double> ready = server_->wait_healthy(
-        {"127.0.0.1", std::to_string(port_), ""}, "/health", std::chrono::seconds(120));
+    Result<double> ready = server_->wait_healthy({"127.0.0.1", std::to_string(port_), ""},
+                                                 "/health", std::chrono::seconds(120));
     ASSERT_TRUE(ready.ok()) << ready.status().to_string();
   }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
@@ -102,12 +103,12 @@ class KiteServeTest : public ::testing::Test {
 };
 
 TEST_F(KiteServeTest, TokenCountsMatchTheServersUsage) {
-  testing::CommandResult r = kite_bench(
-      "serve --base-url " + url() + " --model tiny --model-path " + model() +
-      " --num-prompts 20 --random-input-len 24 --random-output-len 12 --ignore-eos"
-      " --request-rate 50 --seed 1 --request-timeout 60 --no-progress --save-detailed"
-      " --output-json " +
-      (dir_ / "s.json"));
+  testing::CommandResult r =
+      kite_bench("serve --base-url " + url() + " --model tiny --model-path " + model() +
+                 " --num-prompts 20 --random-input-len 24 --random-output-len 12 --ignore-eos"
+                 " --request-rate 50 --seed 1 --request-timeout 60 --no-progress --save-detailed"
+                 " --output-json " +
+                 (dir_ / "s.json"));
   ASSERT_EQ(r.exit_code, 0) << r.output << server_->log_tail();
   Result<bj::object> res = read_result(dir_ / "s.json");
   ASSERT_TRUE(res.ok()) << res.status().to_string();

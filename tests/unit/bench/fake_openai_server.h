@@ -1,8 +1,9 @@
 // A scripted OpenAI-compatible streaming server for the load-generator tests (its own thread
-// and io_context, 127.0.0.1, a free port in the tests' range 20000-20999). The behaviour of each request is picked by its
-// prompt: a token-id prompt streams max_tokens one-token chunks then usage and [DONE]; a text
-// prompt names a scenario ("ok", "503", "slow", "stream_error", "no_done", "close", "bad_usage",
-// "malformed", "crlf", "multi_token", "empty_text"). Chunked transfer encoding, keep-alive.
+// and io_context, 127.0.0.1, a free port in the tests' range 20000-20999). The behaviour of each
+// request is picked by its prompt: a token-id prompt streams max_tokens one-token chunks then usage
+// and [DONE]; a text prompt names a scenario ("ok", "503", "slow", "stream_error", "no_done",
+// "close", "bad_usage", "malformed", "crlf", "multi_token", "empty_text"). Chunked transfer
+// encoding, keep-alive.
 #pragma once
 
 #include <fmt/format.h>
@@ -12,9 +13,9 @@
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <thread>
-#include <stdexcept>
 #include <vector>
 
 #include "bench_test_util.h"

@@ -145,8 +145,7 @@ TEST(Report, StandaloneChartsAreTheReportsChartsWithUniqueFileNames) {
   testing::TempDir dir;
   std::vector<bj::object> results = {
       run_result("kite", "W1", "W1 (128,128)", 10, 0.05, 0.01),
-      run_result("transformers", "W4", "W4 batch 4", 4, 0.1, 0.05),
-      sweep_result(),
+      run_result("transformers", "W4", "W4 batch 4", 4, 0.1, 0.05), sweep_result(),
       sweep_result(),  // the same label and workload twice: the second's files are numbered
   };
   std::vector<std::string> paths;
@@ -159,13 +158,13 @@ TEST(Report, StandaloneChartsAreTheReportsChartsWithUniqueFileNames) {
   const std::vector<Chart> charts = render_charts(*loaded, ReportOptions{});
   std::vector<std::string> names;
   for (const Chart& c : charts) names.push_back(c.name);
-  EXPECT_EQ(names, (std::vector<std::string>{
-                       "throughput-by-workload", "throughput-vs-tpot", "throughput-vs-ttft",
-                       "w4-batch-time", "cdf-ttft", "cdf-tpot", "cdf-itl", "cdf-e2e-latency",
-                       "sweep-kite-w2-tpot-bound-output-throughput",
-                       "sweep-kite-w2-tpot-bound-tpot-mean",
-                       "sweep-kite-w2-tpot-bound-output-throughput-2",
-                       "sweep-kite-w2-tpot-bound-tpot-mean-2"}));
+  EXPECT_EQ(
+      names,
+      (std::vector<std::string>{
+          "throughput-by-workload", "throughput-vs-tpot", "throughput-vs-ttft", "w4-batch-time",
+          "cdf-ttft", "cdf-tpot", "cdf-itl", "cdf-e2e-latency",
+          "sweep-kite-w2-tpot-bound-output-throughput", "sweep-kite-w2-tpot-bound-tpot-mean",
+          "sweep-kite-w2-tpot-bound-output-throughput-2", "sweep-kite-w2-tpot-bound-tpot-mean-2"}));
   const std::string html = render_html_report(*loaded, ReportOptions{});
   for (const Chart& c : charts) {
     EXPECT_EQ(c.svg.rfind("<svg xmlns=\"http://www.w3.org/2000/svg\"", 0), 0u) << c.name;

@@ -93,10 +93,9 @@ TEST(ServeBench, ClassifiesFailures) {
   testing::FakeOpenAiServer server;
   ServeOptions o = options(server);
   o.request_timeout_s = 1.0;
-  std::vector<std::string> scenarios = {"ok",        "503",       "stream_error",
-                                        "no_done",   "slow",      "close",
-                                        "bad_usage", "malformed", "crlf",
-                                        "empty_text"};
+  std::vector<std::string> scenarios = {"ok",   "503",       "stream_error", "no_done",
+                                        "slow", "close",     "bad_usage",    "malformed",
+                                        "crlf", "empty_text"};
   std::vector<PromptSpec> prompts;
   for (const std::string& s : scenarios) prompts.push_back({s, -1, 4});
   Result<ServeRun> run = run_serve_benchmark(o, prompts);
