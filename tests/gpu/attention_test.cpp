@@ -16,10 +16,13 @@
 #include <algorithm>
 #include <numeric>
 #include <random>
+#include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "backend/cpu/ops.h"
+#include "backend/cuda/flashinfer_prefill.h"
 #include "backend/cuda/launch.h"
 #include "core/thread_pool.h"
 #include "gpu_test_util.h"
@@ -36,7 +39,9 @@ struct Case {
   std::string name;
   int nq, nkv, hd, block_size;
   std::vector<int> seq_lens, q_lens;
-  int force_splits = 0;  // 0: the planner's choice
+  int force_splits = 0;     // 0: the planner's choice
+  int window = 0;           // sliding_window (0: full causal)
+  bool flashinfer = false;  // every sequence through FlashInfer's prefill kernel instead
 };
 
 void run_case(const Case& c, uint32_t seed) {
@@ -104,6 +109,7 @@ void run_case(const Case& c, uint32_t seed) {
   cp.seq_lens = seq_lens.data();
   cp.block_table_indptr = indptr.data();
   cp.block_table = table.data();
+  cp.sliding_window = c.window;
   cpu::paged_attention(cp, &pool());
   // sum_j p_j |v_j| / sum_j p_j: the same attention over |V|.
   std::vector<float> abs_ref(ref.size());
@@ -160,6 +166,20 @@ void run_case(const Case& c, uint32_t seed) {
   p.split_out = d_ws.get();
   p.split_lse = d_ws.get() + static_cast<size_t>(kMaxSplitRows) * c.nq * hd;
   p.split_counters = d_cnt.get();
+  p.sliding_window = c.window;
+  if (c.flashinfer) {
+    std::vector<int32_t> all(ns);
+    std::iota(all.begin(), all.end(), 0);
+    const FlashInferPlan fp = plan_flashinfer_prefill(qsl.data(), seq_lens.data(), indptr.data(),
+                                                      all, c.nq, hd, num_sms());
+    DeviceArray<int32_t> d_work(fp.work);
+    d_out.poison();
+    flashinfer_prefill(p, d_work.get(), fp.num_ctas, fp.num_works, nullptr);
+    const std::vector<float> got = to_float(d_out.download());
+    EXPECT_LE(compare(got, ref).rel_l2, 2 * kBf16Roundoff);
+    EXPECT_TRUE(within_each(got, ref, allowed)) << "flashinfer, " << fp.num_works << " works";
+    return;
+  }
   // Twice: the split-KV counters must come back to zero for the next launch.
   for (int rep = 0; rep < 2; ++rep) {
     d_out.poison();
@@ -234,6 +254,92 @@ TEST(CudaAttention, PrefillChunksOverCachedPrefixes) {
   run_case({"prefill mha", 8, 8, 128, 16, {4097, 17}, {97, 17}}, seed++);
   run_case({"prefill group16 (no decode kernel)", 32, 2, 128, 16, {17, 40, 1}, {1, 40, 1}}, seed++);
   run_case({"prefill bs32", 16, 4, 128, 32, {100, 64, 33}, {100, 31, 1}}, seed++);
+}
+
+TEST(CudaAttention, SlidingWindowMatchesCpu) {
+  KITE_REQUIRE_GPU();
+  uint32_t seed = 70;
+  // Windows smaller than the sequences, not multiples of the block or tile sizes; decodes,
+  // fresh prompts and chunks over a cached prefix; a window larger than every sequence.
+  for (int hd : {64, 128}) {
+    run_case({"window 37 hd" + std::to_string(hd),
+              32,
+              8,
+              hd,
+              16,
+              {15, 200, 1000, 1017, 4097, 80, 300},
+              {15, 200, 17, 1, 1, 64, 1},
+              0,
+              37},
+             seed++);
+  }
+  run_case({"window 100 forced splits", 32, 8, 128, 16, {1000, 4097, 33}, {1, 1, 1}, 7, 100},
+           seed++);
+  run_case({"window 256 group7", 28, 4, 128, 16, {1000, 300}, {1000, 100}, 0, 256}, seed++);
+  run_case({"window larger than all", 32, 8, 128, 16, {100, 17}, {100, 1}, 0, 4096}, seed++);
+  run_case({"window 5 generic hd16", 8, 2, 16, 16, {40, 33}, {40, 1}, 0, 5}, seed++);
+}
+
+TEST(CudaAttention, FlashInferPrefillMatchesCpu) {
+  KITE_REQUIRE_GPU();
+  if (!flashinfer_prefill_available()) {
+    GTEST_SKIP() << "this build has no FlashInfer (KITE_FLASHINFER_INCLUDE) or no sm_90 device";
+  }
+  uint32_t seed = 90;
+  for (int hd : {64, 128}) {
+    run_case({"flashinfer hd" + std::to_string(hd),
+              32,
+              8,
+              hd,
+              16,
+              {15, 16, 17, 1000, 1017, 4097, 80, 5, 300},
+              {15, 16, 17, 1000, 17, 1, 64, 1, 300},
+              0,
+              0,
+              true},
+             seed++);
+    run_case({"flashinfer window 37 hd" + std::to_string(hd),
+              32,
+              8,
+              hd,
+              16,
+              {200, 1017, 4097},
+              {200, 17, 300},
+              0,
+              37,
+              true},
+             seed++);
+  }
+  run_case({"flashinfer group7", 28, 4, 128, 16, {1000, 300, 33}, {1000, 100, 33}, 0, 0, true},
+           seed++);
+  run_case({"flashinfer bs32", 16, 4, 128, 32, {100, 64, 33}, {100, 31, 1}, 0, 0, true}, seed++);
+}
+
+TEST(CudaAttention, FlashInferPlanCoversEveryTileOnce) {
+  // Host-only: every (sequence, query tile, q head) appears exactly once, CTAs in order.
+  const std::vector<int32_t> qsl{0, 300, 301, 1301}, sl{300, 900, 1000}, ind{0, 19, 76, 139};
+  const FlashInferPlan fp =
+      plan_flashinfer_prefill(qsl.data(), sl.data(), ind.data(), {0, 2}, 32, 128, 132);
+  ASSERT_EQ(fp.num_ctas, 132);
+  const int tiles = 3 + 8;  // ceil(300 / 128) + ceil(1000 / 128)
+  ASSERT_EQ(fp.num_works, tiles * 32);
+  const int32_t* indptr = fp.work.data();
+  EXPECT_EQ(indptr[0], 0);
+  EXPECT_EQ(indptr[132], fp.num_works);
+  const size_t n = fp.num_works;
+  const int32_t* tile = indptr + 133;
+  const int32_t* qo = tile + n;
+  const int32_t* kv = qo + n;
+  const int32_t* head = kv + 3 * n;
+  std::set<std::tuple<int, int, int>> seen;
+  for (size_t w = 0; w < n; ++w) {
+    const int seq = qo[w] == 0 ? 0 : 2;
+    EXPECT_EQ(qo[w], qsl[seq]);
+    EXPECT_EQ(kv[w], ind[seq]);
+    EXPECT_TRUE(seen.insert({seq, tile[w], head[w]}).second);
+  }
+  EXPECT_EQ(seen.size(), n);
+  EXPECT_EQ(flashinfer_prefill_supports(256), false);
 }
 
 TEST(CudaAttention, GenericSmallHeadDims) {

@@ -27,6 +27,7 @@
 
 #include "backend/cuda/attention.h"
 #include "backend/cuda/cuda_model_runner.h"
+#include "backend/cuda/flashinfer_prefill.h"
 #include "backend/cuda/gemm.h"
 #include "backend/cuda/gemv.h"
 #include "backend/cuda/launch.h"
@@ -277,9 +278,38 @@ T* to_device(const std::vector<T>& v) {
   return d;
 }
 
-void bench_attention(ThreadPool& pool, bool prefill, int batch, int ctx) {
-  const int nq = 32, nkv = 8, hd = 128, bs = 16;
-  std::vector<int> sl(batch, ctx), ql(batch, prefill ? ctx : 1);
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// Max |a - b| over n bf16 values (device), and max |a|.
+std::pair<double, double> max_abs_diff(const void* a, const void* b, size_t n) {
+  std::vector<uint16_t> ha(n), hb(n);
+  BENCH_CUDA(cudaMemcpy(ha.data(), a, n * 2, cudaMemcpyDeviceToHost));
+  BENCH_CUDA(cudaMemcpy(hb.data(), b, n * 2, cudaMemcpyDeviceToHost));
+  auto f = [](uint16_t v) {
+    uint32_t u = static_cast<uint32_t>(v) << 16;
+    float x;
+    std::memcpy(&x, &u, 4);
+    return static_cast<double>(x);
+  };
+  double d = 0, m = 0;
+  for (size_t i = 0; i < n; ++i) {
+    d = std::max(d, std::abs(f(ha[i]) - f(hb[i])));
+    m = std::max(m, std::abs(f(ha[i])));
+  }
+  return {d, m};
+}
+
+// Paged attention at the 8B shapes (32 q / 8 kv heads, block 16): `batch` sequences of `ctx`
+// tokens; prefill computes the last `qlen` of them (qlen < ctx: a chunk over a cached prefix),
+// decode one. Prefill also runs FlashInfer's sm90 kernel on the same inputs when the build has
+// it (outputs compared, both timed).
+void bench_attention(ThreadPool& pool, bool prefill, int batch, int ctx, int qlen = 0,
+                     int hd = 128) {
+  const int nq = 32, nkv = 8, bs = 16;
+  if (qlen == 0) qlen = prefill ? ctx : 1;
+  std::vector<int> sl(batch, ctx), ql(batch, qlen);
   AttnSetup s = make_batch(sl, ql, bs);
   const size_t blocks = s.table.size() + 1;
   const size_t cache_elems = blocks * bs * nkv * hd;
@@ -288,7 +318,8 @@ void bench_attention(ThreadPool& pool, bool prefill, int batch, int ctx) {
   const int64_t q_stride = (nq + 2 * nkv) * hd;
   void* q = device_random(static_cast<size_t>(s.tokens) * q_stride, 0.5f, 5, pool);
   void* out = nullptr;
-  BENCH_CUDA(cudaMalloc(&out, static_cast<size_t>(s.tokens) * nq * hd * 2));
+  const size_t out_elems = static_cast<size_t>(s.tokens) * nq * hd;
+  BENCH_CUDA(cudaMalloc(&out, out_elems * 2));
   AttentionPlan plan = plan_attention(s.qsl.data(), s.sl.data(), batch, ctx, nq, nkv, num_sms());
   int32_t *qsl = to_device(s.qsl), *sld = to_device(s.sl), *ind = to_device(s.indptr),
           *tab = to_device(s.table), *tseq = to_device(plan.prefill_tile_seq),
@@ -315,7 +346,7 @@ void bench_attention(ThreadPool& pool, bool prefill, int batch, int ctx) {
   p.num_kv_heads = nkv;
   p.head_dim = hd;
   p.block_size = bs;
-  p.scale = 1.f / std::sqrt(128.f);
+  p.scale = 1.f / std::sqrt(static_cast<float>(hd));
   p.prefill_tile_seq = tseq;
   p.prefill_tile_q_start = tq;
   p.num_prefill_tiles = static_cast<int>(plan.prefill_tile_seq.size());
@@ -325,13 +356,43 @@ void bench_attention(ThreadPool& pool, bool prefill, int batch, int ctx) {
   p.split_lse = ws + static_cast<size_t>(kMaxSplitRows) * nq * hd;
   p.split_counters = cnt;
   const double ms = time_ms([&](int) { attention(p, AttentionPath::kTensorCore, nullptr); });
-  const std::string name = std::string(prefill ? "prefill" : "decode") + " attention b" +
-                           std::to_string(batch) + " ctx" + std::to_string(ctx) +
-                           " (32/8 heads, hd128)";
+  std::string shape = "b" + std::to_string(batch) + " ctx" + std::to_string(ctx);
+  if (prefill && qlen != ctx) shape += " q" + std::to_string(qlen);
+  shape += " (32/8 heads, hd" + std::to_string(hd) + ")";
+  const std::string name = std::string(prefill ? "prefill" : "decode") + " attention " + shape;
   if (prefill) {
-    // Causal: each query attends to (its position + 1) keys; QK^T and PV are 2 FLOP per MAC.
-    const double macs = static_cast<double>(batch) * nq * hd * ctx * (ctx + 1) / 2.0;
+    // Causal: the query at position i attends to i + 1 keys; QK^T and PV are 2 FLOP per MAC.
+    const double prefix = ctx - qlen;
+    const double macs = static_cast<double>(batch) * nq * hd *
+                        (qlen * prefix + static_cast<double>(qlen) * (qlen + 1) / 2.0);
     record(name, "TFLOP/s", 4.0 * macs / ms / 1e9, "TFLOP/s", ",\"ms\":" + std::to_string(ms));
+    if (flashinfer_prefill_available() && flashinfer_prefill_supports(hd)) {
+      std::vector<int32_t> seqs(batch);
+      for (int i = 0; i < batch; ++i) seqs[i] = i;
+      const double t0 = now_s();
+      FlashInferPlan fplan = plan_flashinfer_prefill(s.qsl.data(), s.sl.data(), s.indptr.data(),
+                                                     seqs, nq, hd, num_sms());
+      const double plan_us = (now_s() - t0) * 1e6;
+      int32_t* work = to_device(fplan.work);
+      void* out2 = nullptr;
+      BENCH_CUDA(cudaMalloc(&out2, out_elems * 2));
+      BENCH_CUDA(cudaMemset(out2, 0, out_elems * 2));
+      AttentionParams pf = p;
+      pf.out = out2;
+      flashinfer_prefill(pf, work, fplan.num_ctas, fplan.num_works, nullptr);
+      BENCH_CUDA(cudaDeviceSynchronize());
+      const auto [diff, mag] = max_abs_diff(out, out2, out_elems);
+      const double fms = time_ms(
+          [&](int) { flashinfer_prefill(pf, work, fplan.num_ctas, fplan.num_works, nullptr); });
+      record("flashinfer " + name, "TFLOP/s", 4.0 * macs / fms / 1e9, "TFLOP/s",
+             ",\"ms\":" + std::to_string(fms) + ",\"max_abs_diff_vs_ours\":" +
+                 std::to_string(diff) + ",\"max_abs_out\":" + std::to_string(mag) +
+                 ",\"plan_us\":" + std::to_string(plan_us));
+      std::printf("  flashinfer vs ours: max |diff| %.3g (max |out| %.3g), plan %.0f us\n", diff,
+                  mag, plan_us);
+      cudaFree(work);
+      cudaFree(out2);
+    }
   } else {
     const double bytes = static_cast<double>(batch) * ctx * nkv * hd * 2 * 2;
     record(name, "TB/s", bytes / ms / 1e9, "TB/s",
@@ -644,6 +705,10 @@ int main(int argc, char** argv) {
     bench_attention(pool, true, 1, 4096);
     bench_attention(pool, true, 8, 2048);
     bench_attention(pool, true, 1, 16384);
+    bench_attention(pool, true, 8, 2048, 512);  // 512-token chunks over 1536 cached tokens
+    bench_attention(pool, true, 16, 512);
+    bench_attention(pool, true, 1, 4096, 0, 64);
+    bench_attention(pool, true, 8, 2048, 512, 64);
     bench_decode_stream(pool);
   }
   g_tag = tag;

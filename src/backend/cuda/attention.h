@@ -40,6 +40,8 @@ struct AttentionParams {
   int head_dim = 0;
   int block_size = 0;
   float scale = 0.f;  // softmax scale, usually 1 / sqrt(head_dim)
+  // > 0: the query at position p attends to keys [p - sliding_window + 1, p] only (Mistral).
+  int sliding_window = 0;
   bool f32 = false;   // q, cache and out are F32 (float32 compute mode; generic path only)
 
   // Work lists (device memory), from AttentionPlan.

@@ -50,9 +50,11 @@ __global__ void __launch_bounds__(kWarps * 32, kGroup <= 4 ? 4 : 1)
   const int qtok = p.query_start_loc[seq + 1] - 1;
   const int S = p.num_splits;
 
-  int chunk = (seq_len + S - 1) / S;
+  // Sliding window: only the last sliding_window keys (the query's own included).
+  const int kv_first = p.sliding_window > 0 ? max(0, seq_len - p.sliding_window) : 0;
+  int chunk = (seq_len - kv_first + S - 1) / S;
   chunk = (chunk + kStep - 1) / kStep * kStep;
-  const int t_begin = min(seq_len, split * chunk);
+  const int t_begin = min(seq_len, kv_first + split * chunk);
   const int t_end = min(seq_len, t_begin + chunk);
 
   const int32_t* bt = p.block_table + p.block_table_indptr[seq];

@@ -78,7 +78,9 @@ __global__ void __launch_bounds__(kWarps * 32) generic_kernel(AttentionParams p)
   const int32_t* bt = p.block_table + p.block_table_indptr[seq];
   const T* kc = static_cast<const T*>(p.k_cache);
   const T* vc = static_cast<const T*>(p.v_cache);
-  for (int j = lane; j <= qpos; j += 32) {
+  // Sliding window: keys [qpos - sliding_window + 1, qpos] only.
+  const int kv_first = p.sliding_window > 0 ? max(0, qpos - p.sliding_window + 1) : 0;
+  for (int j = kv_first + lane; j <= qpos; j += 32) {
     const int64_t page = bt[j / p.block_size];
     const int64_t off = ((page * p.num_kv_heads + kvh) * p.block_size + j % p.block_size) * hd;
     float s = 0.f;

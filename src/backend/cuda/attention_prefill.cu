@@ -116,7 +116,10 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(AttentionParams p) {
   };
 
   const int num_tiles = (kv_end + kBlockN - 1) / kBlockN;
-  load_kv(0, 0);
+  // Sliding window: KV tiles before the first query's window start are skipped.
+  const int window = p.sliding_window;
+  const int first_tile = window > 0 ? max(0, prefix + q_start - window + 1) / kBlockN : 0;
+  load_kv(first_tile, 0);
   cp_async_commit();  // group 0: Q + KV tile 0
 
   const float scale_log2 = p.scale * kLog2e;
@@ -137,8 +140,8 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(AttentionParams p) {
   // Q fragments stay in registers for head_dim <= 128 (loaded once the first copy lands).
   constexpr bool kQInRegs = kHeadDim <= 128;
   uint32_t qf[kQInRegs ? kHeadDim / 16 : 1][4];
-  for (int j = 0; j < num_tiles; ++j) {
-    const int stage = j & 1;
+  for (int j = first_tile; j < num_tiles; ++j) {
+    const int stage = (j - first_tile) & 1;
     if (j + 1 < num_tiles) {
       load_kv(j + 1, stage ^ 1);
       cp_async_commit();
@@ -149,7 +152,7 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(AttentionParams p) {
     __syncthreads();
 
     if constexpr (kQInRegs) {
-      if (j == 0) {
+      if (j == first_tile) {
 #pragma unroll
         for (int kk = 0; kk < kHeadDim / 16; ++kk) {
           ldmatrix_x4(qf[kk],
@@ -189,7 +192,8 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(AttentionParams p) {
 
     // Scale, causal mask, online softmax.
     const int n0 = j * kBlockN;
-    const bool need_mask = n0 + kBlockN - 1 > min_qpos;
+    // Causal: keys after the query; window: keys at or before qpos - window.
+    const bool need_mask = n0 + kBlockN - 1 > min_qpos || (window > 0 && n0 <= kv_end - 1 - window);
     float mx[2] = {m[0], m[1]};
 #pragma unroll
     for (int i = 0; i < kBlockN / 8; ++i) {
@@ -198,7 +202,8 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(AttentionParams p) {
         float v = s[i][e] * scale_log2;
         if (need_mask) {
           const int col = n0 + i * 8 + t_col * 2 + (e & 1);
-          if (col > (e < 2 ? qpos0 : qpos1)) v = -INFINITY;
+          const int qpos = e < 2 ? qpos0 : qpos1;
+          if (col > qpos || (window > 0 && col <= qpos - window)) v = -INFINITY;
         }
         s[i][e] = v;
         mx[e >> 1] = fmaxf(mx[e >> 1], v);

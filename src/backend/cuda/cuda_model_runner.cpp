@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <string>
@@ -10,6 +11,7 @@
 #include "backend/cuda/attention.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/embedding.h"
+#include "backend/cuda/flashinfer_prefill.h"
 #include "backend/cuda/gemm.h"
 #include "backend/cuda/gemv.h"
 #include "backend/cuda/launch.h"
@@ -27,10 +29,12 @@ constexpr size_t kAlign = 256;
 // Device memory kept free beyond the measured peak: CUDA graphs, lazily loaded modules.
 constexpr int64_t kGraphReserveBytes = 256ll << 20;
 
+// Decode batches with a captured graph: 1-8, then every 8 up to 256, every 16 above (a padded
+// row costs ~1/256 of a step there), and max_batch itself.
 std::vector<int> graph_batch_sizes(int max_batch) {
   std::vector<int> sizes;
   for (int b = 1; b <= std::min(8, max_batch); ++b) sizes.push_back(b);
-  for (int b = 16; b <= max_batch; b += 8) sizes.push_back(b);
+  for (int b = 16; b <= max_batch; b += b < 256 ? 8 : 16) sizes.push_back(b);
   if (!sizes.empty() && sizes.back() != max_batch && max_batch > 8) sizes.push_back(max_batch);
   return sizes;
 }
@@ -45,6 +49,11 @@ struct CudaModelRunner::Impl {
   DeviceBuffer inv_freq;
   DeviceBuffer inv_freq64;  // float32 mode: RoPE angles in double, as the CPU backend
   AttentionPath attn_path = AttentionPath::kTensorCore;
+  // Prefill attention through FlashInfer's sm90 kernel (builds with KITE_FLASHINFER_INCLUDE, bf16,
+  // head_dim 64/128; KITE_FLASHINFER=0 turns it off). Eager steps only: graphs are decode-only.
+  bool use_flashinfer = false;
+  DeviceBuffer fi_work;           // int32 [flashinfer_plan_capacity]: the step's work lists
+  int fi_ctas = 0, fi_works = 0;  // of the current step's plan; 0 works = not used this step
   std::unique_ptr<GemmRunner> gemm;
   std::unique_ptr<GpuSampler> sampler;
   int sms = 1;
@@ -174,6 +183,12 @@ Status CudaModelRunner::Impl::ensure_buffers(const KvCacheConfig& c) {
   KITE_CUDA_RETURN_IF_ERROR(
       cudaMemsetAsync(split_counters.data(), 0, split_counters.size(), stream));
   KITE_ASSIGN_OR_RETURN(sampler, GpuSampler::create(cap.logits, cfg.vocab_size));
+  if (use_flashinfer) {
+    const size_t ints =
+        flashinfer_plan_capacity(cap.tokens, cap.seqs, static_cast<int>(cfg.num_attention_heads),
+                                 static_cast<int>(cfg.head_dim), sms);
+    KITE_ASSIGN_OR_RETURN(fi_work, DeviceBuffer::allocate(ints * 4, "flashinfer work lists"));
+  }
   buffers_ready = true;
   KITE_LOG_INFO("cuda: activations for {} tokens / {} sequences: {:.2f} GiB", cap.tokens, cap.seqs,
                 static_cast<double>(total) / (1u << 30));
@@ -285,6 +300,7 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
   ap.split_out = split_ws.as<float>();
   ap.split_lse = split_ws.as<float>() + static_cast<size_t>(kMaxSplitRows) * nq * hd;
   ap.split_counters = split_counters.as<int32_t>();
+  ap.sliding_window = static_cast<int>(cfg.sliding_window.value_or(0));
 
   RopeKvWriteParams rp;
   rp.qkv = qkv;
@@ -344,6 +360,7 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
     ap.k_cache = rp.k_cache;
     ap.v_cache = rp.v_cache;
     attention(ap, attn_path, stream);
+    if (fi_works > 0) flashinfer_prefill(ap, fi_work.as<int32_t>(), fi_ctas, fi_works, stream);
     GemvParams o;
     o.x = attn;
     o.x_stride = q_dim();
@@ -482,7 +499,28 @@ Status CudaModelRunner::Impl::forward_eager(const ForwardBatch& b, float** logit
   StepDims d{b.num_tokens(),  b.num_seqs(),    b.num_logits(), c.tiles,
              plan.num_decode, plan.num_splits, plan.all_decode};
   if (attn_path == AttentionPath::kGeneric) d.tiles = d.decode = 0;
-  KITE_RETURN_IF_ERROR(run_model(layout, d, out));
+  fi_works = 0;
+  if (use_flashinfer && d.tiles > 0) {
+    // The sequences our prefill kernel would have served go to FlashInfer's; decodes stay ours.
+    std::vector<char> mark(b.num_seqs(), 0);
+    std::vector<int32_t> seqs;
+    for (const int32_t s : plan.prefill_tile_seq) {
+      if (!mark[s]) seqs.push_back(s), mark[s] = 1;
+    }
+    const FlashInferPlan fp = plan_flashinfer_prefill(
+        b.query_start_loc.data(), b.seq_lens.data(), b.block_table_indptr.data(), seqs,
+        static_cast<int>(cfg.num_attention_heads), static_cast<int>(cfg.head_dim), sms);
+    KITE_CHECK_LE(fp.work.size() * 4, fi_work.size());
+    // Pageable source: the copy is staged before cudaMemcpyAsync returns.
+    KITE_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(fi_work.data(), fp.work.data(), fp.work.size() * 4,
+                                              cudaMemcpyHostToDevice, stream));
+    fi_ctas = fp.num_ctas;
+    fi_works = fp.num_works;
+    d.tiles = 0;
+  }
+  const Status st = run_model(layout, d, out);
+  fi_works = 0;
+  KITE_RETURN_IF_ERROR(st);
   *logits_out = out;
   return ok_status();
 }
@@ -620,6 +658,13 @@ Result<std::unique_ptr<CudaModelRunner>> CudaModelRunner::create(const ModelConf
   impl->opts.gemv_max_m = opts.dtype == DType::kF32 ? 0 : std::clamp(opts.gemv_max_m, 0, kGemvMaxM);
   impl->attn_path = path;
   impl->sms = num_sms();
+  {
+    const char* env = std::getenv("KITE_FLASHINFER");
+    impl->use_flashinfer = path == AttentionPath::kTensorCore && opts.dtype != DType::kF32 &&
+                           flashinfer_prefill_available() &&
+                           flashinfer_prefill_supports(static_cast<int>(cfg.head_dim)) &&
+                           !(env != nullptr && std::string(env) == "0");
+  }
   KITE_CUDA_RETURN_IF_ERROR(cudaStreamCreateWithFlags(&impl->stream, cudaStreamNonBlocking));
   KITE_CUDA_RETURN_IF_ERROR(cudaEventCreateWithFlags(&impl->inputs_copied, cudaEventDisableTiming));
   KITE_ASSIGN_OR_RETURN(impl->w, load_device_weights(cfg, weights, opts.dtype, impl->stream));
@@ -636,7 +681,9 @@ Result<std::unique_ptr<CudaModelRunner>> CudaModelRunner::create(const ModelConf
   KITE_ASSIGN_OR_RETURN(impl->gemm, GemmRunner::create());
   KITE_LOG_INFO("cuda: {} on device {} ({} SMs), {} compute, attention path {}", cfg.architecture,
                 opts.device, impl->sms, dtype_name(opts.dtype),
-                path == AttentionPath::kGeneric ? "generic" : "tensor-core");
+                path == AttentionPath::kGeneric ? "generic"
+                : impl->use_flashinfer          ? "tensor-core (prefill: FlashInfer sm90)"
+                                                : "tensor-core");
   return std::unique_ptr<CudaModelRunner>(new CudaModelRunner(std::move(impl)));
 }
 

@@ -25,7 +25,7 @@ namespace kite::cuda {
 struct CudaRunnerOptions {
   int device = 0;
   bool use_cuda_graphs = true;  // decode-only steps replay captured graphs
-  int max_graph_batch = 256;    // largest captured decode batch (capped by max_num_seqs)
+  int max_graph_batch = 256;    // largest captured decode batch (the engine: max_num_seqs)
   int gemv_max_m = 4;           // linear layers with at most this many rows use the GEMV kernel
   // Element type of weights, activations and KV cache: kBF16, or kF32 (the float32 compute mode:
   // pure-FP32 cuBLASLt, F32 kernels, the CPU backend's arithmetic; models on the generic

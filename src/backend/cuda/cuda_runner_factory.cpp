@@ -35,7 +35,7 @@ Result<std::unique_ptr<ModelRunner>> create_cuda_model_runner(
   }
   cuda::CudaRunnerOptions options;
   options.use_cuda_graphs = !config.enforce_eager;
-  options.max_graph_batch = std::min(config.max_num_seqs, 256);
+  options.max_graph_batch = config.max_num_seqs;  // decode of every batch size replays a graph
   options.dtype = dtype;
   KITE_ASSIGN_OR_RETURN(std::unique_ptr<cuda::CudaModelRunner> runner,
                         cuda::CudaModelRunner::create(weights->config(), lookup, options));
