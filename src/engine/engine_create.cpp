@@ -53,9 +53,27 @@ Result<std::shared_ptr<const Tokenizer>> load_tokenizer(const EngineConfig& c) {
   return std::shared_ptr<const Tokenizer>();
 }
 
+// Settings checked before the model is loaded, so a bad value costs no load time.
+Status validate_before_load(const EngineConfig& c) {
+  if (!(c.gpu_memory_utilization > 0.0 && c.gpu_memory_utilization <= 1.0)) {
+    return invalid_argument("gpu_memory_utilization must be in (0, 1], got " +
+                            std::to_string(c.gpu_memory_utilization));
+  }
+  if (c.tensor_parallel_size < 1) {
+    return invalid_argument("tensor_parallel_size must be >= 1, got " +
+                            std::to_string(c.tensor_parallel_size));
+  }
+  if (c.tensor_parallel_size > 1) {
+    return unimplemented("tensor_parallel_size " + std::to_string(c.tensor_parallel_size) +
+                         " is not supported yet: this build runs a model on one device");
+  }
+  return ok_status();
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Engine>> Engine::create(const EngineConfig& config) {
+  KITE_RETURN_IF_ERROR(validate_before_load(config));
   KITE_ASSIGN_OR_RETURN(LoadedModel model, create_model_runner(config));
   const ModelConfig& mc = model.weights->config();
   const GenerationConfig& gc = model.weights->generation_config();

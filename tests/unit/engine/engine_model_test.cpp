@@ -237,6 +237,20 @@ TEST(EngineModel, ModelInfoAndBadInput) {
   bad.model = kModel;
   bad.device = "tpu";
   EXPECT_EQ(Engine::create(bad).status().code(), StatusCode::kInvalidArgument);
+  bad.device = "auto";
+  for (double u : {0.0, -0.5, 1.5}) {
+    bad.gpu_memory_utilization = u;
+    Status st = Engine::create(bad).status();
+    EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << u;
+    EXPECT_NE(st.message().find("gpu_memory_utilization"), std::string::npos) << st.message();
+  }
+  bad.gpu_memory_utilization = 0.9;
+  bad.tensor_parallel_size = 2;  // one device only: refused, never silently ignored
+  Status tp = Engine::create(bad).status();
+  EXPECT_EQ(tp.code(), StatusCode::kUnimplemented);
+  EXPECT_NE(tp.message().find("tensor_parallel_size"), std::string::npos) << tp.message();
+  bad.tensor_parallel_size = 0;
+  EXPECT_EQ(Engine::create(bad).status().code(), StatusCode::kInvalidArgument);
 }
 
 }  // namespace
