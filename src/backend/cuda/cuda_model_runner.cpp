@@ -663,7 +663,10 @@ Result<std::unique_ptr<CudaModelRunner>> CudaModelRunner::create(const ModelConf
     impl->use_flashinfer = path == AttentionPath::kTensorCore && opts.dtype != DType::kF32 &&
                            flashinfer_prefill_available() &&
                            flashinfer_prefill_supports(static_cast<int>(cfg.head_dim)) &&
-                           !(env != nullptr && std::string(env) == "0");
+                           // Opt-in: with FlashInfer's prefill the runner-level tests
+                           // (tests/gpu/runner_test.cpp) disagree with the CPU reference
+                           // (rel_l2 up to 0.5 on H100), so it is experimental until fixed.
+                           env != nullptr && std::string(env) == "1";
   }
   KITE_CUDA_RETURN_IF_ERROR(cudaStreamCreateWithFlags(&impl->stream, cudaStreamNonBlocking));
   KITE_CUDA_RETURN_IF_ERROR(cudaEventCreateWithFlags(&impl->inputs_copied, cudaEventDisableTiming));
