@@ -317,6 +317,15 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
   rp.f32 = f32();
   rp.inv_freq64 = inv_freq64.as<double>();
 
+  // Attention of one layer (ap's caches set): our kernels for the decode rows (and the prefill
+  // tiles left in d.tiles), FlashInfer's for the prefill sequences of its plan. Both the fused
+  // and the unfused layer loop must go through here, or the prefill rows of `attn` keep stale
+  // values when FlashInfer serves them.
+  auto attend = [&] {
+    attention(ap, attn_path, stream);
+    if (fi_works > 0) flashinfer_prefill(ap, fi_work.as<int32_t>(), fi_ctas, fi_works, stream);
+  };
+
   // Decode-sized steps (every linear layer on the GEMV) fuse the neighbours of each GEMV:
   // RMSNorm into the prologue of the qkv and gate/up GEMVs, the residual add into the epilogue
   // of the o and down GEMVs, RoPE + KV write into the qkv GEMV (models without q/k norms).
@@ -359,8 +368,7 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
     }
     ap.k_cache = rp.k_cache;
     ap.v_cache = rp.v_cache;
-    attention(ap, attn_path, stream);
-    if (fi_works > 0) flashinfer_prefill(ap, fi_work.as<int32_t>(), fi_ctas, fi_works, stream);
+    attend();
     GemvParams o;
     o.x = attn;
     o.x_stride = q_dim();
@@ -420,7 +428,7 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
     rope_kv_write(rp, stream);
     ap.k_cache = rp.k_cache;
     ap.v_cache = rp.v_cache;
-    attention(ap, attn_path, stream);
+    attend();
     KITE_RETURN_IF_ERROR(
         linear(attn, q_dim(), lw.o, lw.o_bias, delta, H, T, H, static_cast<int>(q_dim()), false));
     np.delta = delta;
@@ -663,10 +671,7 @@ Result<std::unique_ptr<CudaModelRunner>> CudaModelRunner::create(const ModelConf
     impl->use_flashinfer = path == AttentionPath::kTensorCore && opts.dtype != DType::kF32 &&
                            flashinfer_prefill_available() &&
                            flashinfer_prefill_supports(static_cast<int>(cfg.head_dim)) &&
-                           // Opt-in: with FlashInfer's prefill the runner-level tests
-                           // (tests/gpu/runner_test.cpp) disagree with the CPU reference
-                           // (rel_l2 up to 0.5 on H100), so it is experimental until fixed.
-                           env != nullptr && std::string(env) == "1";
+                           !(env != nullptr && std::string(env) == "0");
   }
   KITE_CUDA_RETURN_IF_ERROR(cudaStreamCreateWithFlags(&impl->stream, cudaStreamNonBlocking));
   KITE_CUDA_RETURN_IF_ERROR(cudaEventCreateWithFlags(&impl->inputs_copied, cudaEventDisableTiming));
