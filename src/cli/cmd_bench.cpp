@@ -308,9 +308,13 @@ std::function<int()> setup_bench(CLI::App& bench_app) {
         finish_sampling(g, s.serve.serve.request.temperature, s.serve.serve.request.top_p,
                         s.serve.serve.request.top_k);
       }
+      for (const std::string& a : passthrough_args()) s.serve_args.push_back(a);
       return bench::run_sweep_command(s);
     }
-    if (su->parsed()) return bench::run_startup_command(st->startup);
+    if (su->parsed()) {
+      for (const std::string& a : passthrough_args()) st->startup.serve_args.push_back(a);
+      return bench::run_startup_command(st->startup);
+    }
     if (pl->parsed()) return bench::run_plot_command(st->plot);
     return 2;
   };

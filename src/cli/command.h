@@ -20,6 +20,11 @@ struct Command {
 
 std::vector<Command>& command_registry();
 
+// The arguments after the first standalone "--" on the command line (kite bench startup and
+// sweep pass them to the `kite serve` they launch). main.cpp takes them off before CLI11 parses
+// the rest: CLI11 2.1 mis-parses "--opt VALUE -- --flags" when --opt is repeatable.
+std::vector<std::string>& passthrough_args();
+
 struct CommandRegistrar {
   explicit CommandRegistrar(Command c) { command_registry().push_back(std::move(c)); }
 };

@@ -2,12 +2,19 @@
 #include <algorithm>
 #include <cstdio>
 #include <exception>
+#include <string>
+#include <vector>
 
 #include "cli/command.h"
 #include "core/logging.h"
 #include "core/version.h"
 
 namespace kite::cli {
+
+std::vector<std::string>& passthrough_args() {
+  static std::vector<std::string> args;
+  return args;
+}
 
 std::vector<Command>& command_registry() {
   static std::vector<Command> commands;
@@ -33,14 +40,30 @@ int main(int argc, char** argv) {
     CLI::App* sub = app.add_subcommand(cmd.name, cmd.description);
     runners.emplace_back(sub, cmd.setup(*sub));
   }
+  // Everything after the first "--" goes to the command untouched (see passthrough_args()).
+  std::vector<std::string> head;
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]) == "--") {
+      kite::cli::passthrough_args().assign(argv + i + 1, argv + argc);
+      break;
+    }
+    head.emplace_back(argv[i]);
+  }
+  std::reverse(head.begin(), head.end());  // CLI11 takes the arguments in reverse order
   try {
-    app.parse(argc, argv);
+    app.parse(head);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
   kite::init_logging(log_level);
   for (auto& [sub, run] : runners) {
     if (sub->parsed()) {
+      if (!kite::cli::passthrough_args().empty() && sub->get_name() != "bench") {
+        std::fprintf(stderr, "kite %s: error: arguments after \"--\" are only taken by "
+                     "`kite bench startup` and `kite bench sweep serve --launch`\n",
+                     sub->get_name().c_str());
+        return 2;
+      }
       try {
         return run();
       } catch (const std::exception& e) {

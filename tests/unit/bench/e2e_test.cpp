@@ -154,5 +154,23 @@ TEST(BenchE2e, StartupOfKiteServe) {
   EXPECT_GT(*get_number(*res, "startup.peak_rss_bytes"), 1e6);
 }
 
+// A repeatable option right before "--" (as scripts/gpu-bench.sh writes W6) must neither eat
+// nor reject the kite serve flags after it.
+TEST(BenchE2e, StartupWithANoteBeforeTheServeFlags) {
+  testing::TempDir dir;
+  testing::CommandResult r = kite_bench(
+      "startup " + model() + " --timeout 120 --server-log " + (dir / "server.log") +
+      " --output-json " + (dir / "w6.json") +
+      " --note first --note 'weights: shipped' -- --threads 2 --max-model-len 256");
+  ASSERT_EQ(r.exit_code, 0) << r.output << testing::read_text(dir / "server.log");
+  Result<bj::object> res = read_result(dir / "w6.json");
+  ASSERT_TRUE(res.ok());
+  const std::string json = bj::serialize(*res);
+  EXPECT_NE(json.find("weights: shipped"), std::string::npos) << json;
+  EXPECT_NE(json.find("first"), std::string::npos) << json;
+  EXPECT_NE(testing::read_text(dir / "server.log").find("max_model_len 256"), std::string::npos)
+      << testing::read_text(dir / "server.log");
+}
+
 }  // namespace
 }  // namespace kite::bench
