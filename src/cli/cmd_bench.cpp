@@ -244,12 +244,12 @@ std::function<int()> setup_bench(CLI::App& bench_app) {
   sws->add_option("--launch", st->sweep.launch_model,
                   "Start `kite serve MODEL [args after --]` for the sweep instead of --base-url");
   sws->add_option("--server-binary", st->sweep.server_binary, "kite binary to launch");
-  sws->add_option("serve_args", st->sweep.serve_args, "kite serve flags (after --)");
+  sws->footer("kite serve flags for --launch go after --");
 
   // startup
   CLI::App* su = bench_app.add_subcommand("startup", "W6: kite serve startup time and footprint");
   su->add_option("model", st->startup.model, "Model directory or .gguf")->required();
-  su->add_option("serve_args", st->startup.serve_args, "kite serve flags (after --)");
+  su->footer("kite serve flags go after --");
   su->add_option("--server-binary", st->startup.server_binary, "kite binary (default: this one)");
   su->add_option("--timeout", st->startup.timeout_s, "Seconds to wait for the server");
   su->add_option("--server-log", st->startup.log_path, "Server output file");
@@ -308,11 +308,11 @@ std::function<int()> setup_bench(CLI::App& bench_app) {
         finish_sampling(g, s.serve.serve.request.temperature, s.serve.serve.request.top_p,
                         s.serve.serve.request.top_k);
       }
-      for (const std::string& a : passthrough_args()) s.serve_args.push_back(a);
+      s.serve_args = passthrough_args();
       return bench::run_sweep_command(s);
     }
     if (su->parsed()) {
-      for (const std::string& a : passthrough_args()) st->startup.serve_args.push_back(a);
+      st->startup.serve_args = passthrough_args();
       return bench::run_startup_command(st->startup);
     }
     if (pl->parsed()) return bench::run_plot_command(st->plot);
