@@ -21,16 +21,17 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "backend/cuda/attention.h"
 #include "backend/cuda/cuda_model_runner.h"
+#include "backend/cuda/device_context.h"
 #include "backend/cuda/flashinfer_prefill.h"
 #include "backend/cuda/gemm.h"
 #include "backend/cuda/gemv.h"
-#include "backend/cuda/launch.h"
 #include "core/dtype.h"
 #include "core/thread_pool.h"
 
@@ -159,7 +160,7 @@ void bench_copy() {
   cudaFree(b);
 }
 
-void bench_linear(ThreadPool& pool) {
+void bench_linear(const DeviceContext& dev, ThreadPool& pool) {
   struct Shape {
     const char* name;
     int n, k;
@@ -195,8 +196,8 @@ void bench_linear(ThreadPool& pool) {
           p.x_stride = s.k;
           p.y_stride = s.gated ? s.n / 2 : s.n;
           p.epilogue = s.gated ? GemvEpilogue::kSiluMul : GemvEpilogue::kNone;
-          p.out_f32 = s.f32;
-          gemv(p, nullptr);
+          p.out_dtype = s.f32 ? DType::kF32 : DType::kBF16;
+          gemv(p, dev, nullptr);
         });
         record(std::string("gemv ") + s.name + " M=" + std::to_string(m), "TB/s", bytes / ms / 1e9,
                "TB/s", ",\"ms\":" + std::to_string(ms));
@@ -212,7 +213,7 @@ void bench_linear(ThreadPool& pool) {
         a.m = m;
         a.n = s.n;
         a.k = s.k;
-        a.out_f32 = s.f32;
+        a.out_dtype = s.f32 ? DType::kF32 : DType::kBF16;
         if (!(*gemm)->gemm(a, nullptr).ok()) std::exit(1);
       });
       record(std::string("cublasLt ") + s.name + " M=" + std::to_string(m), "TB/s",
@@ -236,7 +237,7 @@ void bench_linear(ThreadPool& pool) {
         } else {
           p.residual = gu;
         }
-        gemv(p, nullptr);
+        gemv(p, dev, nullptr);
       });
       record(std::string("gemv fused ") + (s.gated || s.n == 6144 ? "norm+" : "residual+") +
                  s.name + " M=1",
@@ -305,8 +306,8 @@ std::pair<double, double> max_abs_diff(const void* a, const void* b, size_t n) {
 // tokens; prefill computes the last `qlen` of them (qlen < ctx: a chunk over a cached prefix),
 // decode one. Prefill also runs FlashInfer's sm90 kernel on the same inputs when the build has
 // it (outputs compared, both timed).
-void bench_attention(ThreadPool& pool, bool prefill, int batch, int ctx, int qlen = 0,
-                     int hd = 128) {
+void bench_attention(const DeviceContext& dev, ThreadPool& pool, bool prefill, int batch, int ctx,
+                     int qlen = 0, int hd = 128) {
   const int nq = 32, nkv = 8, bs = 16;
   if (qlen == 0) qlen = prefill ? ctx : 1;
   std::vector<int> sl(batch, ctx), ql(batch, qlen);
@@ -320,7 +321,8 @@ void bench_attention(ThreadPool& pool, bool prefill, int batch, int ctx, int qle
   void* out = nullptr;
   const size_t out_elems = static_cast<size_t>(s.tokens) * nq * hd;
   BENCH_CUDA(cudaMalloc(&out, out_elems * 2));
-  AttentionPlan plan = plan_attention(s.qsl.data(), s.sl.data(), batch, ctx, nq, nkv, num_sms());
+  AttentionPlan plan =
+      plan_attention(s.qsl.data(), s.sl.data(), batch, ctx, nq, nkv, dev.num_sms());
   int32_t *qsl = to_device(s.qsl), *sld = to_device(s.sl), *ind = to_device(s.indptr),
           *tab = to_device(s.table), *tseq = to_device(plan.prefill_tile_seq),
           *tq = to_device(plan.prefill_tile_q_start);
@@ -355,7 +357,7 @@ void bench_attention(ThreadPool& pool, bool prefill, int batch, int ctx, int qle
   p.split_out = ws;
   p.split_lse = ws + static_cast<size_t>(kMaxSplitRows) * nq * hd;
   p.split_counters = cnt;
-  const double ms = time_ms([&](int) { attention(p, AttentionPath::kTensorCore, nullptr); });
+  const double ms = time_ms([&](int) { attention(p, AttentionPath::kTensorCore, dev, nullptr); });
   std::string shape = "b" + std::to_string(batch) + " ctx" + std::to_string(ctx);
   if (prefill && qlen != ctx) shape += " q" + std::to_string(qlen);
   shape += " (32/8 heads, hd" + std::to_string(hd) + ")";
@@ -366,12 +368,12 @@ void bench_attention(ThreadPool& pool, bool prefill, int batch, int ctx, int qle
     const double macs = static_cast<double>(batch) * nq * hd *
                         (qlen * prefix + static_cast<double>(qlen) * (qlen + 1) / 2.0);
     record(name, "TFLOP/s", 4.0 * macs / ms / 1e9, "TFLOP/s", ",\"ms\":" + std::to_string(ms));
-    if (flashinfer_prefill_available() && flashinfer_prefill_supports(hd)) {
+    if (flashinfer_prefill_available(dev) && flashinfer_prefill_supports(hd)) {
       std::vector<int32_t> seqs(batch);
       for (int i = 0; i < batch; ++i) seqs[i] = i;
       const double t0 = now_s();
       FlashInferPlan fplan = plan_flashinfer_prefill(s.qsl.data(), s.sl.data(), s.indptr.data(),
-                                                     seqs, nq, hd, num_sms());
+                                                     seqs, nq, hd, dev.num_sms());
       const double plan_us = (now_s() - t0) * 1e6;
       int32_t* work = to_device(fplan.work);
       void* out2 = nullptr;
@@ -379,11 +381,12 @@ void bench_attention(ThreadPool& pool, bool prefill, int batch, int ctx, int qle
       BENCH_CUDA(cudaMemset(out2, 0, out_elems * 2));
       AttentionParams pf = p;
       pf.out = out2;
-      flashinfer_prefill(pf, work, fplan.num_ctas, fplan.num_works, nullptr);
+      flashinfer_prefill(pf, work, fplan.num_ctas, fplan.num_works, dev, nullptr);
       BENCH_CUDA(cudaDeviceSynchronize());
       const auto [diff, mag] = max_abs_diff(out, out2, out_elems);
-      const double fms = time_ms(
-          [&](int) { flashinfer_prefill(pf, work, fplan.num_ctas, fplan.num_works, nullptr); });
+      const double fms = time_ms([&](int) {
+        flashinfer_prefill(pf, work, fplan.num_ctas, fplan.num_works, dev, nullptr);
+      });
       record("flashinfer " + name, "TFLOP/s", 4.0 * macs / fms / 1e9, "TFLOP/s",
              ",\"ms\":" + std::to_string(fms) + ",\"max_abs_diff_vs_ours\":" +
                  std::to_string(diff) + ",\"max_abs_out\":" + std::to_string(mag) +
@@ -401,7 +404,7 @@ void bench_attention(ThreadPool& pool, bool prefill, int batch, int ctx, int qle
     cudaStream_t st;
     BENCH_CUDA(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
     const double gms = time_graph_ms(st, [&] {
-      for (int i = 0; i < 32; ++i) attention(p, AttentionPath::kTensorCore, st);
+      for (int i = 0; i < 32; ++i) attention(p, AttentionPath::kTensorCore, dev, st);
     });
     record(name + " x32 in a graph, per launch", "us", gms * 1000.0 / 32, "us");
     cudaStreamDestroy(st);
@@ -416,7 +419,7 @@ void bench_attention(ThreadPool& pool, bool prefill, int batch, int ctx, int qle
 // The decode step's GEMV stream alone (32 layers of fused qkv/o/gate-up/down GEMVs + lm_head,
 // M = 1, weights rotating over 4 layer sets so L2 never holds them) and 32 batch-1 decode
 // attentions, each captured in a CUDA graph: what W5 would be with nothing else in the step.
-void bench_decode_stream(ThreadPool& pool) {
+void bench_decode_stream(const DeviceContext& dev, ThreadPool& pool) {
   cudaStream_t st;
   BENCH_CUDA(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
   const int H = 4096, I = 14336, QKV = 6144, V = 128256, kSets = 4;
@@ -453,8 +456,8 @@ void bench_decode_stream(ThreadPool& pool) {
     p.epilogue = e;
     p.norm_weight = norm;
     p.residual = res;
-    p.out_f32 = f32;
-    gemv(p, st);
+    p.out_dtype = f32 ? DType::kF32 : DType::kBF16;
+    gemv(p, dev, st);
   };
   const double ms = time_graph_ms(st, [&] {
     for (int l = 0; l < 32; ++l) {
@@ -691,25 +694,31 @@ int main(int argc, char** argv) {
   }
   if (!out.empty()) g_json = std::fopen(out.c_str(), "a");
   kite::ThreadPool pool(0);
+  auto dev_or = DeviceContext::create(0, /*make_stream=*/false);
+  if (!dev_or.ok()) {
+    std::fprintf(stderr, "kite_cuda_bench: %s\n", dev_or.status().to_string().c_str());
+    return 1;
+  }
+  const DeviceContext& dev = **dev_or;
   cudaDeviceProp prop{};
   BENCH_CUDA(cudaGetDeviceProperties(&prop, 0));
   std::printf("device: %s, %d SMs, %.0f MB L2, PDL %s\n", prop.name, prop.multiProcessorCount,
-              prop.l2CacheSize / 1e6, pdl_enabled() ? "on" : "off");
+              prop.l2CacheSize / 1e6, dev.pdl() ? "on" : "off");
   if (kernels) {
     bench_copy();
-    bench_linear(pool);
-    bench_attention(pool, false, 1, 384);
-    bench_attention(pool, false, 1, 8192);
-    bench_attention(pool, false, 64, 4096);
-    bench_attention(pool, false, 256, 1024);
-    bench_attention(pool, true, 1, 4096);
-    bench_attention(pool, true, 8, 2048);
-    bench_attention(pool, true, 1, 16384);
-    bench_attention(pool, true, 8, 2048, 512);  // 512-token chunks over 1536 cached tokens
-    bench_attention(pool, true, 16, 512);
-    bench_attention(pool, true, 1, 4096, 0, 64);
-    bench_attention(pool, true, 8, 2048, 512, 64);
-    bench_decode_stream(pool);
+    bench_linear(dev, pool);
+    bench_attention(dev, pool, false, 1, 384);
+    bench_attention(dev, pool, false, 1, 8192);
+    bench_attention(dev, pool, false, 64, 4096);
+    bench_attention(dev, pool, false, 256, 1024);
+    bench_attention(dev, pool, true, 1, 4096);
+    bench_attention(dev, pool, true, 8, 2048);
+    bench_attention(dev, pool, true, 1, 16384);
+    bench_attention(dev, pool, true, 8, 2048, 512);  // 512-token chunks over 1536 cached tokens
+    bench_attention(dev, pool, true, 16, 512);
+    bench_attention(dev, pool, true, 1, 4096, 0, 64);
+    bench_attention(dev, pool, true, 8, 2048, 512, 64);
+    bench_decode_stream(dev, pool);
   }
   g_tag = tag;
   if (w5) bench_w5(pool, opts);
