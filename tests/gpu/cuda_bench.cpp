@@ -2,6 +2,7 @@
 // Llama-3-8B shape (random data; speed does not depend on the values).
 //
 //   kite_cuda_bench [--out results.json] [--skip-w5] [--graphs 0|1] [--gemv-max-m N]
+//   kite_cuda_bench --ops [SUBSTRING] [--check] [--out results.json]
 //
 // Measures, with CUDA events around warmed-up launches (median of repeats):
 //   - ceilings: device-to-device copy (bytes read + written per second)
@@ -10,6 +11,12 @@
 //   - decode attention: TB/s of K/V read; prefill attention: TFLOP/s (causal FLOPs)
 //   - W5: batch-1 decode of the full 8B shape (128 prompt tokens, 256 generated), the engine's
 //     call sequence (forward, sample) timed on the host: TPOT mean and median.
+// --ops instead times every case of the op table (op_table.h; the cases cuda_ops_test checks),
+// or those whose name contains SUBSTRING: GB/s of the bytes a launch must move, or TFLOP/s for
+// FLOP-bound cases (GEMM, prefill attention), median of 20 launches; --check also compares each
+// case's first launch with the CPU reference. Small cases fit in L2 (50 MB on H100): their GB/s
+// are launch- and cache-bound, not HBM numbers (the default mode's linear benchmarks rotate their
+// weights for that).
 // Prints a table and writes every number as JSON lines.
 #include <cuda_runtime_api.h>
 
@@ -34,6 +41,7 @@
 #include "backend/cuda/gemv.h"
 #include "core/dtype.h"
 #include "core/thread_pool.h"
+#include "op_table.h"
 
 namespace kite::cuda {
 namespace {
@@ -662,14 +670,47 @@ void bench_w5(ThreadPool& pool, const CudaRunnerOptions& opts) {
   }
 }
 
+// Every op-table case whose name contains `filter`: one timed row each.
+int bench_ops(const DeviceContext& dev, const std::string& filter, bool check) {
+  int failed = 0;
+  for (const test::OpCase& c : test::op_table()) {
+    const std::string name = c.name();
+    if (name.find(filter) == std::string::npos) continue;
+    if (c.skip && !c.skip(dev).empty()) {
+      std::printf("%-52s skipped: %s\n", name.c_str(), c.skip(dev).c_str());
+      continue;
+    }
+    std::unique_ptr<test::OpRun> run = c.make(dev, 1234);
+    run->launch(dev, nullptr);
+    BENCH_CUDA(cudaDeviceSynchronize());
+    std::string extra;
+    if (check) {
+      const test::OpCheck r = run->check();
+      extra = std::string(",\"check\":\"") + (r.ok ? "ok" : "FAILED") + "\"";
+      if (!r.ok) {
+        ++failed;
+        std::printf("%-52s CHECK FAILED: %s\n", name.c_str(), r.detail.c_str());
+      }
+    }
+    const double ms = time_ms([&](int) { run->launch(dev, nullptr); });
+    extra += ",\"ms\":" + std::to_string(ms);
+    if (run->flops() > 0) {
+      record("op " + name, "TFLOP/s", run->flops() / ms / 1e9, "TFLOP/s", extra);
+    } else {
+      record("op " + name, "GB/s", run->bytes() / ms / 1e6, "GB/s", extra);
+    }
+  }
+  return failed == 0 ? 0 : 3;
+}
+
 }  // namespace
 }  // namespace kite::cuda
 
 int main(int argc, char** argv) {
   using namespace kite::cuda;
   std::string out;
-  bool w5 = true, kernels = true;
-  std::string tag;
+  bool w5 = true, kernels = true, ops = false, check = false;
+  std::string tag, ops_filter;
   CudaRunnerOptions opts;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -679,6 +720,11 @@ int main(int argc, char** argv) {
       w5 = false;
     else if (a == "--only-w5")
       kernels = false;
+    else if (a == "--ops") {
+      ops = true;
+      if (i + 1 < argc && argv[i + 1][0] != '-') ops_filter = argv[++i];
+    } else if (a == "--check")
+      check = true;
     else if (a == "--tag" && i + 1 < argc)
       tag = argv[++i];
     else if (a == "--graphs" && i + 1 < argc)
@@ -688,7 +734,8 @@ int main(int argc, char** argv) {
     else {
       std::fprintf(stderr,
                    "usage: kite_cuda_bench [--out F] [--skip-w5] [--only-w5] "
-                   "[--graphs 0|1] [--gemv-max-m N] [--tag T]\n");
+                   "[--graphs 0|1] [--gemv-max-m N] [--tag T]\n"
+                   "       kite_cuda_bench --ops [SUBSTRING] [--check] [--out F]\n");
       return 2;
     }
   }
@@ -704,6 +751,11 @@ int main(int argc, char** argv) {
   BENCH_CUDA(cudaGetDeviceProperties(&prop, 0));
   std::printf("device: %s, %d SMs, %.0f MB L2, PDL %s\n", prop.name, prop.multiProcessorCount,
               prop.l2CacheSize / 1e6, dev.pdl() ? "on" : "off");
+  if (ops) {
+    const int rc = bench_ops(dev, ops_filter, check);
+    if (g_json != nullptr) std::fclose(g_json);
+    return rc;
+  }
   if (kernels) {
     bench_copy();
     bench_linear(dev, pool);
