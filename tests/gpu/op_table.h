@@ -85,7 +85,7 @@ struct HostDeviceTensor {
   void* ptr() const { return dev.data(); }
 };
 
-// n uniform values in [lo, hi) (rounded to bf16 for bf16), uploaded.
+// n uniform values in [lo, hi] (rounded to bf16 for bf16), uploaded.
 HostDeviceTensor random_tensor(DType dtype, size_t n, std::mt19937& rng, float lo = -1.f,
                                float hi = 1.f);
 // A tensor holding `values` (rounded to bf16 for bf16), uploaded.
