@@ -9,7 +9,7 @@
 #   engine  the product path on the GPU: `kite generate --device cuda` vs `--device cpu` greedy
 #           text of the tiny models, `kite serve --device cuda` answering a completion, and an
 #           8B-shape offline batch (dummy weights) through the Engine (continuous batching +
-#           CUDA graphs)
+#           CUDA graphs; KITE_ENGINE_KEEP=1 keeps their outputs)
 #   startup `kite generate` of the transformers-written Llama-3.1-8B files that
 #           `models` kept (KITE_HF_KEEP, page cache warm): process start to exit after 1 token
 # Writes logs under $OUT (default ./gpu-out) and prints a short table last.
@@ -175,7 +175,9 @@ PY
         rc=$?
         end=$(date +%s.%N)
         row "engine 8B dummy $shape ${KITE_ENGINE_FLAGS:-}" "rc=$rc process $(awk "BEGIN {printf \"%.2f\", $end - $start}") s; $(grep -E '^(throughput|TPOT|TTFT)' "$out/engine_8b_$shape.log" | tr '\n' ' ')"
-        rm -f "$out/reqs_$shape.jsonl" "$out/engine_out_$shape.jsonl"
+        rm -f "$out/reqs_$shape.jsonl"
+        # KITE_ENGINE_KEEP=1 keeps the outputs (greedy token ids: compare two builds' numerics).
+        [ "${KITE_ENGINE_KEEP:-0}" = "1" ] || rm -f "$out/engine_out_$shape.jsonl"
       done
       ;;
     attnref)  # torch SDPA on kite_cuda_bench's prefill shapes (a reference, not a test)
