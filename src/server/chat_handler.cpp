@@ -79,13 +79,14 @@ std::string whole_response(const ChatContext& c, const PromptState& ps) {
     a.reasoning += b.reasoning;
     a.content += b.content;
     a.calls.insert(a.calls.end(), b.calls.begin(), b.calls.end());
-    // Whole calls: first delta (id, name) plus every fragment of its arguments.
+    // Whole calls: first delta (id, name) plus every fragment of its arguments (a first delta
+    // may already carry the fragments merged into it).
     bj::array calls;
     for (const ToolCallDelta& d : a.calls) {
       if (d.first) {
         bj::object fn;
         fn["name"] = d.name;
-        fn["arguments"] = "";
+        fn["arguments"] = d.arguments;
         bj::object call;
         call["id"] = d.id;
         call["type"] = "function";

@@ -185,10 +185,11 @@ TINY_CONFIGS = {
 TOKENIZER_DIRS = {"llama3.1": "llama3.1", "qwen3": "qwen3", "mistral": "llama2"}
 
 
-def make_chat_model_dir(family, dest):
+def make_chat_model_dir(family, dest, chat_template=None):
     """A model directory of `family` (llama3.1, qwen3 or mistral): a tiny config of that family, the
-    family's tokenizer.json and the tokenizer_config.json carrying its chat template. Weights come
-    from --load-format dummy. Returns the directory."""
+    family's tokenizer.json and the tokenizer_config.json carrying its chat template (or
+    `chat_template`, a file of tests/data/chat_templates, which then wins). Weights come from
+    --load-format dummy. Returns the directory."""
     config_dir, overrides = TINY_CONFIGS[family]
     os.makedirs(dest, exist_ok=True)
     with open(os.path.join(DATA, "configs", config_dir, "config.json")) as f:
@@ -202,4 +203,7 @@ def make_chat_model_dir(family, dest):
         shutil.copyfileobj(src, dst)
     shutil.copy(os.path.join(DATA, "chat_templates", family, "tokenizer_config.json"),
                 os.path.join(dest, "tokenizer_config.json"))
+    if chat_template:  # a template of tests/data/chat_templates, as chat_template.jinja
+        shutil.copy(os.path.join(DATA, "chat_templates", chat_template),
+                    os.path.join(dest, "chat_template.jinja"))
     return dest

@@ -1,5 +1,5 @@
 """Structured outputs through `kite serve` on the CPU with the official openai client: JSON
-schemas (220: hand-written and generated; nested, recursive $ref, enums, unions, bounds, formats)
+schemas (217: hand-written and generated; nested, recursive $ref, enums, unions, bounds, formats)
 via response_format on /v1/chat/completions and structured_outputs / guided_json on
 /v1/completions, regexes (fullmatch), choices (members), EBNF grammars, json_object — every
 output parses and validates with jsonschema. The schema batch runs concurrently on a server with
@@ -25,14 +25,14 @@ CONCURRENCY = 64
 
 @pytest.fixture(scope="module")
 def llama(tmp_path_factory):
-    """Llama-3.1 vocabulary (128k tokens), tiny dummy weights, a KV cache of 2 MiB (about 4,000
+    """Llama-3.1 vocabulary (128k tokens), tiny dummy weights, a KV cache of 512 KiB (1,024
     tokens): the concurrent schema batch does not fit, so the scheduler preempts."""
     import os
     if not os.path.exists(KITE):
         pytest.skip(f"no kite binary at {KITE}")
     model_dir = make_chat_model_dir("llama3.1", str(tmp_path_factory.mktemp("llama")))
-    server = KiteServer(model_dir, "--load-format", "dummy", "--max-model-len", "1024",
-                        "--kv-cache-memory", "2MiB", "--seed", "1", "--served-model-name", "m",
+    server = KiteServer(model_dir, "--load-format", "dummy", "--max-model-len", "512",
+                        "--kv-cache-memory", "512KiB", "--seed", "1", "--served-model-name", "m",
                         log_dir=str(tmp_path_factory.mktemp("llama-log")), name="so").start()
     server.model_dir = model_dir
     server.bias = closing_bias(model_dir)
@@ -51,11 +51,11 @@ def run_schema(server, i, schema):
             model="m", messages=[{"role": "user", "content": f"Give me JSON number {i}."}],
             response_format={"type": "json_schema",
                              "json_schema": {"name": f"s{i}", "schema": schema, "strict": True}},
-            max_tokens=600, temperature=1.0, seed=i, logit_bias=server.bias)
+            max_tokens=400, temperature=1.0, seed=i, logit_bias=server.bias)
         return r.choices[0].message.content, r.choices[0].finish_reason
     field = "structured_outputs" if i % 3 == 1 else "guided_json"
     body = {field: {"json": schema}} if field == "structured_outputs" else {field: schema}
-    r = c.completions.create(model="m", prompt=f"JSON number {i}:", max_tokens=600,
+    r = c.completions.create(model="m", prompt=f"JSON number {i}:", max_tokens=400,
                              temperature=1.0, seed=i, logit_bias=server.bias, extra_body=body)
     return r.choices[0].text, r.choices[0].finish_reason
 
@@ -77,7 +77,10 @@ def test_json_schemas_validate(llama):
     after = llama.metrics()
     # The batch did not fit the KV cache: sequences were preempted and resumed mid-grammar.
     assert after["kite:num_preemptions_total"] > before["kite:num_preemptions_total"]
-    assert after["kite:grammar_compiles_total"] >= len(schemas) - 5
+    # One compilation per distinct schema; repeats (the generator makes a few) hit the cache.
+    served = (after["kite:grammar_compiles_total"] - before["kite:grammar_compiles_total"] +
+              after["kite:grammar_cache_hits_total"] - before["kite:grammar_cache_hits_total"])
+    assert served == len(schemas)
 
 
 def test_schema_cache_and_prefix_cache(llama):

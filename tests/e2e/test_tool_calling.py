@@ -51,7 +51,10 @@ def family_server(request, tmp_path_factory):
     if not os.path.exists(KITE):
         pytest.skip(f"no kite binary at {KITE}")
     family = request.param
-    model_dir = make_chat_model_dir(family, str(tmp_path_factory.mktemp(family)))
+    # Llama-3.1's tool-calling template (the tokenizer_config.json of the test data has the
+    # basic one).
+    template = "meta-llama-Llama-3.1-8B-Instruct.jinja" if family == "llama3.1" else None
+    model_dir = make_chat_model_dir(family, str(tmp_path_factory.mktemp(family)), template)
     server = KiteServer(model_dir, "--load-format", "dummy", "--max-model-len", "2048",
                         "--kv-cache-memory", "64MiB", "--seed", "1", "--served-model-name", "m",
                         *FAMILIES[family], log_dir=str(tmp_path_factory.mktemp(f"{family}-log")),
