@@ -171,11 +171,14 @@ xg::VocabType to_xg(VocabKind k) {
 
 VocabKind detect_vocab_kind(const std::vector<std::string>& encoded) {
   bool byte_fallback = false, byte_level = false;
+  size_t metaspace = 0;  // pieces starting with "▁" (SentencePiece's space)
   for (const std::string& t : encoded) {
     if (t == "<0x0A>") byte_fallback = true;
     if (t == "\xC4\x8A" || t == "\xC4\xA0") byte_level = true;  // "Ċ", "Ġ"
+    if (t.rfind("\xE2\x96\x81", 0) == 0) ++metaspace;
   }
-  if (byte_fallback) return VocabKind::kByteFallback;
+  // A SentencePiece vocabulary without byte tokens still spells spaces "▁".
+  if (byte_fallback || metaspace * 200 > encoded.size()) return VocabKind::kByteFallback;
   if (byte_level) return VocabKind::kByteLevel;
   return VocabKind::kRaw;
 }
@@ -370,7 +373,8 @@ struct GrammarCompiler::Impl {
       if (too_slow.count(key) != 0) return invalid_argument(slow_message());
       auto running = inflight.find(key);
       if (running != inflight.end()) {
-        task = running->second;
+        task = running->second;  // shares the compilation in progress: counted as a hit
+        ++stats.num_cache_hits;
       } else {
         task = std::make_shared<Task>();
         task->key = key;

@@ -45,7 +45,7 @@ struct GrammarCompilerOptions {
 
 struct GrammarCompilerStats {
   int64_t num_compiled = 0;      // compilations that succeeded
-  int64_t num_cache_hits = 0;
+  int64_t num_cache_hits = 0;   // served from the cache or by a compilation already running
   int64_t num_rejected = 0;      // invalid, too large or too slow
   int64_t num_cached = 0;
   int64_t cached_bytes = 0;
@@ -91,8 +91,9 @@ class GrammarCompiler {
   std::unique_ptr<Impl> impl_;
 };
 
-// Vocabulary kind from the pieces: byte fallback when "<0x0A>" is a token, byte-level when
-// "Ċ" (byte 0x0A) or "Ġ" (space) is, raw otherwise.
+// Vocabulary kind from the pieces: byte fallback when "<0x0A>" is a token or more than 0.5% of
+// the pieces start with "▁" (SentencePiece), byte-level when "Ċ" (byte 0x0A) or "Ġ" (space) is,
+// raw otherwise.
 VocabKind detect_vocab_kind(const std::vector<std::string>& encoded);
 
 }  // namespace kite::structured

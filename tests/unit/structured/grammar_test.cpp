@@ -240,6 +240,7 @@ TEST(Grammar, DetectVocabKind) {
   EXPECT_EQ(detect_vocab_kind({"a", "<0x0A>", "\xE2\x96\x81the"}), VocabKind::kByteFallback);
   EXPECT_EQ(detect_vocab_kind({"a", "\xC4\xA0", "\xC4\xA0the"}), VocabKind::kByteLevel);
   EXPECT_EQ(detect_vocab_kind({"a", "b"}), VocabKind::kRaw);
+  EXPECT_EQ(detect_vocab_kind({"a", "\xE2\x96\x81the", "b"}), VocabKind::kByteFallback);
 }
 
 }  // namespace
