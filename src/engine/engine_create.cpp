@@ -1,5 +1,5 @@
 // Engine::create: loads the model, its tokenizer and chat template, picks the backend
-// (executor/runner_factory.h) and starts the engine.
+// (engine/runner_factory.h) and starts the engine.
 #include <algorithm>
 #include <filesystem>
 #include <thread>
@@ -7,7 +7,7 @@
 #include "core/logging.h"
 #include "engine/engine_impl.h"
 #include "engine/frontend_text_io.h"
-#include "executor/runner_factory.h"
+#include "engine/runner_factory.h"
 #include "kite/engine.h"
 
 namespace kite {

@@ -20,8 +20,8 @@
 
 #include "engine/engine_core.h"
 #include "engine/text_io.h"
-#include "executor/model_runner.h"
 #include "kite/engine.h"
+#include "runtime/model_runner.h"
 #include "structured/grammar_compiler.h"
 
 namespace kite {
