@@ -22,6 +22,11 @@ while [ $# -gt 0 ]; do
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
+kite="$(cd "$(dirname "$kite")" && pwd)/$(basename "$kite")"
+# A bundle's binary (scripts/gpu-bundle.sh) keeps its shared libraries in ../lib.
+if [ -d "$(dirname "$(dirname "$kite")")/lib" ]; then
+  export LD_LIBRARY_PATH="$(dirname "$(dirname "$kite")")/lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+fi
 out="${OUT:-/tmp/structured-bench}"
 work="$(mktemp -d)"
 port="${KITE_SB_PORT:-18080}"

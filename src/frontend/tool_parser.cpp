@@ -123,16 +123,18 @@ ToolCallText tool_call_text(ToolCallFormat format) {
   switch (format) {
     case ToolCallFormat::kHermes:
       return {"", "<tool_call>\n" + open, arguments, "}\n</tool_call>", "\n", ""};
-    case ToolCallFormat::kLlama3Json: return {"", open, parameters, "}", "; ", ""};
-    case ToolCallFormat::kMistral: return {"[TOOL_CALLS][", open, arguments, "}", ", ", "]"};
-    case ToolCallFormat::kJsonArray: return {"[", open, parameters, "}", ", ", "]"};
+    case ToolCallFormat::kLlama3Json:
+      return {"", open, parameters, "}", "; ", ""};
+    case ToolCallFormat::kMistral:
+      return {"[TOOL_CALLS][", open, arguments, "}", ", ", "]"};
+    case ToolCallFormat::kJsonArray:
+      return {"[", open, parameters, "}", ", ", "]"};
   }
   return {};
 }
 
 std::string ToolCallParser::make_call_id() {
-  static constexpr char kAlnum[] =
-      "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+  static constexpr char kAlnum[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
   thread_local std::mt19937_64 rng(std::random_device{}());
   std::string id = "call_";
   for (int i = 0; i < 24; ++i) id += kAlnum[rng() % (sizeof(kAlnum) - 1)];
@@ -271,8 +273,8 @@ ToolCallParser::Delta ToolCallParser::feed(std::string_view text) {
         kPythonTag.substr(0, rest.size()) == rest) {
       return d;  // maybe <|python_tag|>
     }
-    if (rest[0] == open ||
-        (format_ == ToolCallFormat::kLlama3Json && rest.substr(0, kPythonTag.size()) == kPythonTag)) {
+    if (rest[0] == open || (format_ == ToolCallFormat::kLlama3Json &&
+                            rest.substr(0, kPythonTag.size()) == kPythonTag)) {
       mode_ = Mode::kTools;
       tool_text_ = std::move(pending_);
       pending_.clear();
@@ -294,8 +296,7 @@ ToolCallParser::Delta ToolCallParser::feed(std::string_view text) {
     content_sent_ += d.content;
     return d;
   }
-  const std::string_view marker =
-      format_ == ToolCallFormat::kHermes ? kHermesOpen : kMistralOpen;
+  const std::string_view marker = format_ == ToolCallFormat::kHermes ? kHermesOpen : kMistralOpen;
   const size_t at = pending_.find(marker);
   if (at != std::string::npos) {
     d.content = pending_.substr(0, at);

@@ -29,8 +29,8 @@ std::optional<ToolCallFormat> tool_call_format_from_name(std::string_view name);
 // The text the grammar puts around calls of `format` (see structured::ToolCallGrammar).
 struct ToolCallText {
   std::string prefix;      // before the first call
-  std::string call_open;   // before the name: {"name": 
-  std::string args_key;    // between the name and the arguments: , "arguments": 
+  std::string call_open;   // before the name: {"name":
+  std::string args_key;    // between the name and the arguments: , "arguments":
   std::string call_close;  // after the arguments
   std::string separator;   // between calls
   std::string suffix;      // after the last call
@@ -75,11 +75,11 @@ class ToolCallParser {
  private:
   enum class Mode { kStart, kContent, kTools };
   struct Call {
-    std::string text;         // the call object so far, from '{'
+    std::string text;  // the call object so far, from '{'
     std::string id;
     std::string name;
-    bool announced = false;   // first delta sent
-    size_t args_sent = 0;     // bytes of the arguments value sent
+    bool announced = false;  // first delta sent
+    size_t args_sent = 0;    // bytes of the arguments value sent
     bool done = false;
   };
   void scan_tools(Delta* d, bool at_end);
@@ -87,10 +87,10 @@ class ToolCallParser {
 
   ToolCallFormat format_;
   Mode mode_ = Mode::kStart;
-  std::string pending_;        // undecided text (a possible marker start)
-  std::string tool_text_;      // everything since the tool section began (for fallbacks)
-  std::string content_sent_;   // content emitted so far
-  size_t scan_ = 0;            // position in tool_text_ of the scanner
+  std::string pending_;       // undecided text (a possible marker start)
+  std::string tool_text_;     // everything since the tool section began (for fallbacks)
+  std::string content_sent_;  // content emitted so far
+  size_t scan_ = 0;           // position in tool_text_ of the scanner
   std::vector<Call> calls_;
   bool in_call_ = false;
   int depth_ = 0;

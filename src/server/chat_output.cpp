@@ -1,7 +1,8 @@
 #include "server/chat_output.h"
 
-#include <boost/json.hpp>
 #include <fmt/format.h>
+
+#include <boost/json.hpp>
 
 #include "structured/grammar_spec.h"
 
@@ -55,7 +56,8 @@ ApiResult<ChatOutputPlan> plan_chat_output(const ServerConfig& config, bool temp
                          "'tools'): pass a tool-capable chat_template or leave 'tools' out");
   }
   switch (tc.kind) {
-    case ToolChoice::Kind::kNone: break;
+    case ToolChoice::Kind::kNone:
+      break;
     case ToolChoice::Kind::kAuto:
       // Without --enable-auto-tool-choice the tools reach the template and the text stays text.
       if (config.enable_auto_tool_choice && parser) plan.tool_format = parser;

@@ -21,10 +21,10 @@
 namespace kite::server {
 
 struct ChatOutputPlan {
-  bool reasoning = false;                   // split <think>…</think>
+  bool reasoning = false;                     // split <think>…</think>
   std::optional<ToolCallFormat> tool_format;  // parse calls in this format
-  std::string named_function;               // tool_choice names it: the output is its arguments
-  bool calls_finish_with_tool_calls = true;  // finish_reason "tool_calls" when calls were made
+  std::string named_function;                 // tool_choice names it: the output is its arguments
+  bool calls_finish_with_tool_calls = true;   // finish_reason "tool_calls" when calls were made
 };
 
 // Decides the plan and sets the request's grammar (req.params.structured_outputs) for

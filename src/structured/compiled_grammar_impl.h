@@ -1,10 +1,11 @@
 // Internal: what a CompiledGrammar holds (only src/structured includes xgrammar).
 #pragma once
 
+#include <xgrammar/xgrammar.h>
+
 #include <cstdint>
 #include <string>
 #include <utility>
-#include <xgrammar/xgrammar.h>
 
 #include "structured/grammar_compiler.h"
 

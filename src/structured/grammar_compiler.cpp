@@ -1,5 +1,7 @@
 #include "structured/grammar_compiler.h"
 
+#include <xgrammar/xgrammar.h>
+
 #include <atomic>
 #include <boost/json.hpp>
 #include <chrono>
@@ -14,7 +16,6 @@
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
-#include <xgrammar/xgrammar.h>
 
 #include "core/logging.h"
 #include "structured/compiled_grammar_impl.h"
@@ -28,9 +29,9 @@ using SteadyClock = std::chrono::steady_clock;
 namespace {
 
 // JSON-schema keywords whose numbers become repetition counts in the grammar.
-constexpr const char* kRepeatKeys[] = {"minLength", "maxLength", "minItems", "maxItems",
-                                       "minProperties", "maxProperties", "minContains",
-                                       "maxContains"};
+constexpr const char* kRepeatKeys[] = {"minLength",   "maxLength",     "minItems",
+                                       "maxItems",    "minProperties", "maxProperties",
+                                       "minContains", "maxContains"};
 
 Status check_schema_bounds(const bj::value& v, int64_t max_repeat, int depth) {
   if (depth > 128) return invalid_argument("the JSON schema nests deeper than 128 levels");
@@ -45,9 +46,11 @@ Status check_schema_bounds(const bj::value& v, int64_t max_repeat, int depth) {
                                   std::to_string(max_repeat));
       }
     }
-    for (const auto& kv : *o) KITE_RETURN_IF_ERROR(check_schema_bounds(kv.value(), max_repeat, depth + 1));
+    for (const auto& kv : *o)
+      KITE_RETURN_IF_ERROR(check_schema_bounds(kv.value(), max_repeat, depth + 1));
   } else if (const bj::array* a = v.if_array()) {
-    for (const bj::value& x : *a) KITE_RETURN_IF_ERROR(check_schema_bounds(x, max_repeat, depth + 1));
+    for (const bj::value& x : *a)
+      KITE_RETURN_IF_ERROR(check_schema_bounds(x, max_repeat, depth + 1));
   }
   return ok_status();
 }
@@ -85,11 +88,21 @@ std::string ebnf_literal(const std::string& s) {
   std::string out = "\"";
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20) {
           char buf[8];
@@ -116,8 +129,7 @@ xg::Grammar tool_calls_grammar(const ToolCallGrammar& t, bool any_ws) {
     if (!c.end.empty()) parts.push_back(literal_grammar(c.end));
     alternatives.push_back(xg::Grammar::Concat(parts));
   }
-  xg::Grammar call =
-      alternatives.size() == 1 ? alternatives[0] : xg::Grammar::Union(alternatives);
+  xg::Grammar call = alternatives.size() == 1 ? alternatives[0] : xg::Grammar::Union(alternatives);
   std::vector<xg::Grammar> seq;
   if (!t.prefix.empty()) seq.push_back(literal_grammar(t.prefix));
   seq.push_back(call);
@@ -160,9 +172,12 @@ xg::Grammar tool_calls_grammar(const ToolCallGrammar& t, bool any_ws) {
 
 xg::VocabType to_xg(VocabKind k) {
   switch (k) {
-    case VocabKind::kByteFallback: return xg::VocabType::BYTE_FALLBACK;
-    case VocabKind::kByteLevel: return xg::VocabType::BYTE_LEVEL;
-    case VocabKind::kRaw: break;
+    case VocabKind::kByteFallback:
+      return xg::VocabType::BYTE_FALLBACK;
+    case VocabKind::kByteLevel:
+      return xg::VocabType::BYTE_LEVEL;
+    case VocabKind::kRaw:
+      break;
   }
   return xg::VocabType::RAW;
 }
@@ -205,7 +220,9 @@ struct GrammarCompiler::Impl {
   };
 
   Impl(StructuredVocab v, GrammarCompilerOptions o, xg::TokenizerInfo info)
-      : vocab(std::move(v)), options(o), tokenizer_info(std::move(info)),
+      : vocab(std::move(v)),
+        options(o),
+        tokenizer_info(std::move(info)),
         compiler(tokenizer_info, std::max(1, o.num_threads), /*cache_enabled=*/false) {}
 
   static int64_t now_ms() {
@@ -249,7 +266,8 @@ struct GrammarCompiler::Impl {
           if (c.empty()) return invalid_argument("a choice must not be the empty string");
         }
         return ok_status();
-      case GrammarSpec::Kind::kJsonObject: return ok_status();
+      case GrammarSpec::Kind::kJsonObject:
+        return ok_status();
     }
     return ok_status();
   }
@@ -265,7 +283,9 @@ struct GrammarCompiler::Impl {
         case GrammarSpec::Kind::kJsonObject:
           cg = compiler.CompileJSONSchema("{\"type\": \"object\"}", ws);
           break;
-        case GrammarSpec::Kind::kRegex: cg = compiler.CompileRegex(spec.text); break;
+        case GrammarSpec::Kind::kRegex:
+          cg = compiler.CompileRegex(spec.text);
+          break;
         case GrammarSpec::Kind::kChoice: {
           std::string ebnf = "root ::= ";
           for (size_t i = 0; i < spec.choices.size(); ++i) {
@@ -275,7 +295,9 @@ struct GrammarCompiler::Impl {
           cg = compiler.CompileGrammar(ebnf, "root");
           break;
         }
-        case GrammarSpec::Kind::kEbnf: cg = compiler.CompileGrammar(spec.text, "root"); break;
+        case GrammarSpec::Kind::kEbnf:
+          cg = compiler.CompileGrammar(spec.text, "root");
+          break;
         case GrammarSpec::Kind::kToolCalls:
           cg = compiler.CompileGrammar(tool_calls_grammar(spec.tools, ws));
           break;

@@ -29,8 +29,8 @@ enum class VocabKind {
 struct StructuredVocab {
   std::vector<std::string> encoded;  // piece of each token id; "" = never allowed by a grammar
   VocabKind kind = VocabKind::kRaw;
-  bool add_prefix_space = false;      // SentencePiece tokenizers that prepend "▁"
-  int64_t model_vocab_size = 0;       // logits width (>= encoded.size())
+  bool add_prefix_space = false;        // SentencePiece tokenizers that prepend "▁"
+  int64_t model_vocab_size = 0;         // logits width (>= encoded.size())
   std::vector<int32_t> stop_token_ids;  // tokens that end a complete output (EOS)
 };
 
@@ -44,9 +44,9 @@ struct GrammarCompilerOptions {
 };
 
 struct GrammarCompilerStats {
-  int64_t num_compiled = 0;      // compilations that succeeded
-  int64_t num_cache_hits = 0;   // served from the cache or by a compilation already running
-  int64_t num_rejected = 0;      // invalid, too large or too slow
+  int64_t num_compiled = 0;    // compilations that succeeded
+  int64_t num_cache_hits = 0;  // served from the cache or by a compilation already running
+  int64_t num_rejected = 0;    // invalid, too large or too slow
   int64_t num_cached = 0;
   int64_t cached_bytes = 0;
   double total_compile_ms = 0;
@@ -61,7 +61,7 @@ class CompiledGrammar {
   ~CompiledGrammar();
   const Impl& impl() const { return *impl_; }
   int64_t memory_bytes() const;
-  int64_t vocab_size() const;  // logits width the masks cover
+  int64_t vocab_size() const;       // logits width the masks cover
   const std::string& kind() const;  // "json", "regex", ...
 
  private:

@@ -1,9 +1,10 @@
 #include "structured/grammar_matcher.h"
 
+#include <xgrammar/xgrammar.h>
+
 #include <algorithm>
 #include <cstring>
 #include <utility>
-#include <xgrammar/xgrammar.h>
 
 #include "core/check.h"
 #include "structured/bitmask.h"

@@ -41,7 +41,7 @@ class GrammarMatcher {
   std::unique_ptr<GrammarMatcher> fork() const;
 
   bool constrained() const { return gate_open_; }
-  bool terminated() const;  // a stop token was accepted
+  bool terminated() const;                                // a stop token was accepted
   int64_t num_accepted() const { return num_accepted_; }  // tokens since the gate opened
   int64_t vocab_size() const;
 

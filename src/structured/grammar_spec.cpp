@@ -11,12 +11,18 @@ namespace bj = boost::json;
 
 const char* GrammarSpec::kind_name() const {
   switch (kind) {
-    case Kind::kJsonSchema: return "json";
-    case Kind::kJsonObject: return "json_object";
-    case Kind::kRegex: return "regex";
-    case Kind::kChoice: return "choice";
-    case Kind::kEbnf: return "grammar";
-    case Kind::kToolCalls: return "tool_calls";
+    case Kind::kJsonSchema:
+      return "json";
+    case Kind::kJsonObject:
+      return "json_object";
+    case Kind::kRegex:
+      return "regex";
+    case Kind::kChoice:
+      return "choice";
+    case Kind::kEbnf:
+      return "grammar";
+    case Kind::kToolCalls:
+      return "tool_calls";
   }
   return "?";
 }
@@ -32,8 +38,12 @@ std::string GrammarSpec::cache_key() const {
       o["choices"] = std::move(a);
       break;
     }
-    case Kind::kToolCalls: o["tools"] = tool_call_grammar_to_json(tools); break;
-    default: o["text"] = text; break;
+    case Kind::kToolCalls:
+      o["tools"] = tool_call_grammar_to_json(tools);
+      break;
+    default:
+      o["text"] = text;
+      break;
   }
   return bj::serialize(o);
 }

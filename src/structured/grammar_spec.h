@@ -19,14 +19,14 @@ inline constexpr int kMaxParallelToolCalls = 4;
 
 struct ToolCallGrammar {
   struct Call {
-    std::string begin;        // e.g. "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": "
-    std::string parameters;   // JSON schema text of the arguments
-    std::string end;          // e.g. "}\n</tool_call>"
+    std::string begin;       // e.g. "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": "
+    std::string parameters;  // JSON schema text of the arguments
+    std::string end;         // e.g. "}\n</tool_call>"
   };
-  std::string prefix;     // before the first call (mistral: "[TOOL_CALLS][")
-  std::string separator;  // between calls
-  std::string suffix;     // after the last call
-  bool parallel = true;   // one or more calls; false: exactly one
+  std::string prefix;       // before the first call (mistral: "[TOOL_CALLS][")
+  std::string separator;    // between calls
+  std::string suffix;       // after the last call
+  bool parallel = true;     // one or more calls; false: exactly one
   std::vector<Call> calls;  // alternatives (one per tool); not empty
 };
 

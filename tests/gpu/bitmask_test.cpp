@@ -28,7 +28,8 @@ std::vector<int32_t> random_masks(int rows, int64_t vocab, double density, std::
   std::bernoulli_distribution bit(density);
   for (int r = 0; r < rows; ++r) {
     for (int64_t t = 0; t < vocab; ++t) {
-      if (bit(*rng)) m[static_cast<size_t>(r * words + (t >> 5))] |= static_cast<int32_t>(1u << (t & 31));
+      if (bit(*rng))
+        m[static_cast<size_t>(r * words + (t >> 5))] |= static_cast<int32_t>(1u << (t & 31));
     }
     const int64_t forced = static_cast<int64_t>((*rng)() % vocab);
     m[static_cast<size_t>(r * words + (forced >> 5))] |= static_cast<int32_t>(1u << (forced & 31));
@@ -91,7 +92,8 @@ void run_case(const SamplingParams& params, int64_t vocab, uint32_t seed, bool s
   batch.has_bitmask = {1, 1, 0, 1, 0, 1};  // rows 2 and 4 unconstrained
   if (starve_row0) {  // every allowed token of row 0 at -inf: the lowest allowed one is taken
     for (int64_t t = 0; t < vocab; ++t) {
-      if (allowed(batch.token_bitmask, batch.bitmask_words, 0, t)) logits[static_cast<size_t>(t)] = -INFINITY;
+      if (allowed(batch.token_bitmask, batch.bitmask_words, 0, t))
+        logits[static_cast<size_t>(t)] = -INFINITY;
     }
   }
   SamplerOutput want;

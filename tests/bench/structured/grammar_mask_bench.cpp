@@ -39,7 +39,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::string cases_path =
-      argc > 2 ? argv[2] : std::string(KITE_SOURCE_DIR) + "/scripts/benchmarks/grammar_mask_cases.json";
+      argc > 2 ? argv[2]
+               : std::string(KITE_SOURCE_DIR) + "/scripts/benchmarks/grammar_mask_cases.json";
   const int repeat = argc > 3 ? std::atoi(argv[3]) : 5;
   auto tok = kite::Tokenizer::from_pretrained(argv[1]);
   if (!tok.ok()) {
@@ -50,7 +51,8 @@ int main(int argc, char** argv) {
   st::StructuredVocab v;
   v.encoded.resize(static_cast<size_t>(t.vocab_size()));
   for (int64_t id = 0; id < t.vocab_size(); ++id) {
-    if (!t.is_special(static_cast<int32_t>(id))) v.encoded[id] = t.id_to_token(static_cast<int32_t>(id));
+    if (!t.is_special(static_cast<int32_t>(id)))
+      v.encoded[id] = t.id_to_token(static_cast<int32_t>(id));
   }
   v.kind = st::detect_vocab_kind(v.encoded);
   v.model_vocab_size = t.vocab_size();

@@ -88,9 +88,9 @@ void walk(Fixture& f, const std::shared_ptr<const CompiledGrammar>& g, const std
 
 TEST(Grammar, JsonSchemaWalkAndMasks) {
   Fixture f;
-  auto g = f.compile(json_spec(
-      R"({"type":"object","properties":{"n":{"type":"integer"},"c":{"enum":["x","y"]}},)"
-      R"("required":["n","c"],"additionalProperties":false})"));
+  auto g = f.compile(
+      json_spec(R"({"type":"object","properties":{"n":{"type":"integer"},"c":{"enum":["x","y"]}},)"
+                R"("required":["n","c"],"additionalProperties":false})"));
   ASSERT_NE(g, nullptr);
   walk(f, g, R"({"n": 12, "c": "y"})");
   GrammarMatcher m(g, {kEos});
@@ -102,16 +102,16 @@ TEST(Grammar, JsonSchemaWalkAndMasks) {
   }
   EXPECT_FALSE(bitmask_allows(mask.data(), kEos));
   EXPECT_TRUE(bitmask_allows(mask.data(), f.id_of("{\"")));  // a multi-character token
-  EXPECT_FALSE(m.accept(f.id_of("[")));                       // refused, state unchanged
+  EXPECT_FALSE(m.accept(f.id_of("[")));                      // refused, state unchanged
   EXPECT_TRUE(m.accept(f.id_of("{")));
 }
 
 TEST(Grammar, RecursiveRefUnionsAndJsonObject) {
   Fixture f;
-  auto tree = f.compile(json_spec(
-      R"({"$defs":{"n":{"type":"object","properties":{"v":{"anyOf":[{"type":"integer"},)"
-      R"({"type":"null"}]},"k":{"type":"array","items":{"$ref":"#/$defs/n"}}},)"
-      R"("required":["v","k"]}},"$ref":"#/$defs/n"})"));
+  auto tree = f.compile(
+      json_spec(R"({"$defs":{"n":{"type":"object","properties":{"v":{"anyOf":[{"type":"integer"},)"
+                R"({"type":"null"}]},"k":{"type":"array","items":{"$ref":"#/$defs/n"}}},)"
+                R"("required":["v","k"]}},"$ref":"#/$defs/n"})"));
   ASSERT_NE(tree, nullptr);
   walk(f, tree, R"({"v": 1, "k": [{"v": null, "k": []}]})");
   GrammarSpec obj;
@@ -143,7 +143,8 @@ TEST(Grammar, RegexChoiceEbnfAndToolCalls) {
   tools.tools.separator = ", ";
   tools.tools.suffix = "]";
   tools.tools.calls = {
-      {"{\"name\": \"f\", \"arguments\": ", R"({"type":"object","properties":{"a":{"type":"integer"}},"required":["a"]})", "}"},
+      {"{\"name\": \"f\", \"arguments\": ",
+       R"({"type":"object","properties":{"a":{"type":"integer"}},"required":["a"]})", "}"},
       {"{\"name\": \"g\", \"arguments\": ", R"({"type":"object"})", "}"}};
   auto g = f.compile(tools);
   walk(f, g, R"([{"name": "f", "arguments": {"a": 1}}])");

@@ -27,8 +27,10 @@ void check(const std::string& text, const std::string& reasoning, const std::str
 }
 
 TEST(ReasoningParser, Splits) {
-  check("<think>\nLet me see.\n</think>\n\nThe answer is 4.", "\nLet me see.\n", "\n\nThe answer is 4.");
-  check("Thinking without the opening tag</think>answer", "Thinking without the opening tag", "answer");
+  check("<think>\nLet me see.\n</think>\n\nThe answer is 4.", "\nLet me see.\n",
+        "\n\nThe answer is 4.");
+  check("Thinking without the opening tag</think>answer", "Thinking without the opening tag",
+        "answer");
   check("<think>cut by max_tokens", "cut by max_tokens", "");
   check("<think></think>{\"a\": 1}", "", "{\"a\": 1}");
   check("a < b </thi", "a < b </thi", "");  // an unfinished tag at the end is thinking text

@@ -52,8 +52,8 @@ ToolCallParser::Result stream(ToolCallFormat f, const std::string& text,
 
 void check(ToolCallFormat f, const std::string& text, const Expected& want) {
   SCOPED_TRACE(text);
-  std::vector<ToolCallParser::Result> results = {ToolCallParser::parse(f, text),
-                                                 stream(f, text, std::vector<size_t>(text.size(), 1))};
+  std::vector<ToolCallParser::Result> results = {
+      ToolCallParser::parse(f, text), stream(f, text, std::vector<size_t>(text.size(), 1))};
   std::mt19937 rng(static_cast<uint32_t>(text.size()));
   for (int k = 0; k < 5; ++k) {
     std::vector<size_t> cuts;
@@ -73,8 +73,10 @@ void check(ToolCallFormat f, const std::string& text, const Expected& want) {
 
 TEST(ToolParser, Hermes) {
   const auto f = ToolCallFormat::kHermes;
-  check(f, "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Oslo\"}}\n</tool_call>",
-        {"", {{"get_weather", "{\"city\": \"Oslo\"}"}}});
+  check(
+      f,
+      "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Oslo\"}}\n</tool_call>",
+      {"", {{"get_weather", "{\"city\": \"Oslo\"}"}}});
   check(f,
         "Let me check.<tool_call>\n{\"name\": \"a\", \"arguments\": {\"x\": [1, {\"y\": \"}\"}]}}\n"
         "</tool_call>\n<tool_call>\n{\"arguments\": {}, \"name\": \"b\"}\n</tool_call>",
@@ -88,7 +90,9 @@ TEST(ToolParser, Llama3Json) {
   const auto f = ToolCallFormat::kLlama3Json;
   check(f, "{\"name\": \"add\", \"parameters\": {\"a\": 1, \"b\": 2}}",
         {"", {{"add", "{\"a\": 1, \"b\": 2}"}}});
-  check(f, "<|python_tag|>{\"name\": \"f\", \"parameters\": {}}; {\"name\": \"g\", \"parameters\": {\"s\": \"a;b\"}}",
+  check(f,
+        "<|python_tag|>{\"name\": \"f\", \"parameters\": {}}; {\"name\": \"g\", \"parameters\": "
+        "{\"s\": \"a;b\"}}",
         {"", {{"f", "{}"}, {"g", "{\"s\": \"a;b\"}"}}});
   check(f, "Hello {\"name\": \"f\"}", {"Hello {\"name\": \"f\"}", {}});  // not at the start
   // Arguments as a JSON-encoded string.
@@ -97,7 +101,8 @@ TEST(ToolParser, Llama3Json) {
 
 TEST(ToolParser, MistralAndJsonArray) {
   check(ToolCallFormat::kMistral,
-        "[TOOL_CALLS][{\"name\": \"a\", \"arguments\": {\"q\": \"x\"}}, {\"name\": \"b\", \"arguments\": {}}]",
+        "[TOOL_CALLS][{\"name\": \"a\", \"arguments\": {\"q\": \"x\"}}, {\"name\": \"b\", "
+        "\"arguments\": {}}]",
         {"", {{"a", "{\"q\": \"x\"}"}, {"b", "{}"}}});
   check(ToolCallFormat::kMistral, "Sure [TOOL_CALLS] [{\"name\": \"a\", \"arguments\": {}}]",
         {"Sure ", {{"a", "{}"}}});
