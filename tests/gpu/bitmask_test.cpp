@@ -102,7 +102,7 @@ void run_case(const SamplingParams& params, int64_t vocab, uint32_t seed, bool s
   ASSERT_TRUE(sampler.ok()) << sampler.status().to_string();
   DeviceArray<float> d_logits(logits);
   SamplerOutput got;
-  const Status st = (*sampler)->sample(d_logits.get(), rows, batch, &got, nullptr);
+  const Status st = (*sampler)->sample(d_logits.get(), rows, batch, &got, test_device(), nullptr);
   ASSERT_TRUE(st.ok()) << st.to_string();
   for (int r = 0; r < rows; ++r) {
     if (batch.has_bitmask[static_cast<size_t>(r)] != 0) {
