@@ -47,6 +47,11 @@ struct EngineConfig {
   int tensor_parallel_size = 1;
   int num_threads = 0;  // CPU backend threads (0: all cores)
   uint64_t seed = 0;    // seeds requests that set none
+  // Structured outputs with a reasoning model: "qwen3" or "deepseek_r1" make a request's
+  // grammar apply after the end-of-thinking token ("</think>"), so the schema constrains the
+  // answer, not the thinking; "" applies grammars from the first output token.
+  std::string reasoning_parser;
+  int grammar_compile_timeout_ms = 10000;  // a slower schema is refused
 };
 
 // What the engine knows about the loaded model (read-only after create()).
@@ -59,6 +64,7 @@ struct ModelInfo {
   std::vector<int32_t> eos_token_ids;
   std::optional<int32_t> bos_token_id;
   bool has_chat_template = false;
+  bool chat_template_supports_tools = false;  // the template reads `tools`
   // generation_config.json defaults (unset fields stay at SamplingParams' defaults).
   SamplingParams default_sampling;
   int64_t num_kv_blocks = 0;
@@ -82,6 +88,15 @@ struct EngineStats {
   int64_t num_computed_tokens_total = 0;
   int64_t requests_finished_total = 0;
   int64_t requests_aborted_total = 0;
+  // Structured outputs: grammars compiled / served from the cache, and the token bitmasks
+  // (computed on CPU threads while the forward runs; `wait` is the part sampling waited for).
+  int64_t grammar_compiles_total = 0;
+  int64_t grammar_cache_hits_total = 0;
+  double grammar_compile_ms_total = 0;
+  int64_t grammar_mask_steps_total = 0;
+  int64_t grammar_masks_total = 0;
+  double grammar_mask_fill_ms_total = 0;
+  double grammar_mask_wait_ms_total = 0;
 };
 
 struct ChatTemplateOptions {

@@ -11,6 +11,7 @@ import copy
 import json
 import math
 import numbers
+from dataclasses import dataclass, fields as dataclass_fields
 from typing import Any, Dict, List, Optional, Union
 
 from . import _core
@@ -49,6 +50,52 @@ def _json_value(name: str, value: Any) -> Any:
                     f"dict), got {type(value).__name__}")
 
 
+@dataclass
+class StructuredOutputsParams:
+    """A constraint on the output (vLLM's ``StructuredOutputsParams``): set exactly one of
+    ``json`` (a JSON schema: dict, JSON string, or a pydantic model class), ``regex``,
+    ``choice`` (list of strings), ``grammar`` (EBNF) or ``json_object=True``. The engine compiles
+    it with xgrammar and masks every token that would leave it."""
+
+    json: Optional[Union[str, Dict[str, Any], type]] = None
+    regex: Optional[str] = None
+    choice: Optional[List[str]] = None
+    grammar: Optional[str] = None
+    json_object: Optional[bool] = None
+    disable_any_whitespace: bool = False
+    disable_fallback: bool = False
+    disable_additional_properties: bool = False
+    whitespace_pattern: Optional[str] = None
+    structural_tag: Optional[str] = None
+
+    def _as_fields(self) -> Dict[str, Any]:
+        out: Dict[str, Any] = {}
+        for f in dataclass_fields(self):
+            v = getattr(self, f.name)
+            if v is None or v is False:
+                continue
+            if f.name == "json" and isinstance(v, type) and hasattr(v, "model_json_schema"):
+                v = v.model_json_schema()  # a pydantic model class
+            out[f.name] = v
+        return out
+
+
+@dataclass
+class GuidedDecodingParams(StructuredOutputsParams):
+    """vLLM's older name for the same constraint (``SamplingParams(guided_decoding=...)``);
+    ``backend`` may be None, "auto" or "xgrammar"."""
+
+    backend: Optional[str] = None
+
+    def _as_fields(self) -> Dict[str, Any]:
+        out = super()._as_fields()
+        backend = out.pop("backend", None)
+        if backend not in (None, "auto", "xgrammar"):
+            raise ValueError(f"guided_decoding backend must be 'xgrammar' or 'auto', got "
+                             f"{backend!r}")
+        return out
+
+
 class SamplingParams:
     """Sampling parameters for text generation (vLLM's ``SamplingParams``).
 
@@ -73,6 +120,8 @@ class SamplingParams:
         spaces_between_special_tokens: put spaces between special tokens in the text.
         include_stop_str_in_output: keep the matched stop string in the text.
         logit_bias: {token id: bias in [-100, 100]} added to the logits.
+        structured_outputs: a StructuredOutputsParams constraint (JSON schema, regex, choice,
+            grammar); guided_decoding: the same as vLLM's older GuidedDecodingParams.
     """
 
     def __init__(
@@ -98,6 +147,8 @@ class SamplingParams:
         spaces_between_special_tokens: bool = True,
         include_stop_str_in_output: bool = False,
         logit_bias: Optional[Dict[int, float]] = None,
+        structured_outputs: Optional[StructuredOutputsParams] = None,
+        guided_decoding: Optional[StructuredOutputsParams] = None,
     ) -> None:
         self.n = n
         self.temperature = temperature
@@ -123,6 +174,16 @@ class SamplingParams:
         self.spaces_between_special_tokens = spaces_between_special_tokens
         self.include_stop_str_in_output = include_stop_str_in_output
         self.logit_bias = logit_bias
+        if structured_outputs is not None and guided_decoding is not None:
+            raise ValueError("give either structured_outputs or guided_decoding, not both")
+        for name, v in (("structured_outputs", structured_outputs),
+                        ("guided_decoding", guided_decoding)):
+            if v is not None and not isinstance(v, StructuredOutputsParams):
+                raise TypeError(f"'{name}' must be a StructuredOutputsParams or "
+                                f"GuidedDecodingParams, got {type(v).__name__}")
+        self.structured_outputs = structured_outputs if structured_outputs is not None \
+            else guided_decoding
+        self.guided_decoding = self.structured_outputs
         self._to_core(stop=stop)
 
     # ---- conversion -------------------------------------------------------------------------
@@ -132,6 +193,9 @@ class SamplingParams:
         against `vocab_size` when it is known). `given` overrides fields with the values as
         the caller wrote them (stop="" is reported as the server reports it, not as [""])."""
         fields = {f: _json_value(f, given.get(f, getattr(self, f))) for f in _FIELDS}
+        if self.structured_outputs is not None:
+            fields["structured_outputs"] = _json_value("structured_outputs",
+                                                       self.structured_outputs._as_fields())
         defaults = _core.SamplingParams()
         if fields["max_tokens"] is None:  # absent for the parser: the default is "unlimited"
             defaults.max_tokens = _UNLIMITED_TOKENS
@@ -166,7 +230,8 @@ class SamplingParams:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, SamplingParams):
             return NotImplemented
-        return all(getattr(self, f) == getattr(other, f) for f in _FIELDS)
+        return (all(getattr(self, f) == getattr(other, f) for f in _FIELDS)
+                and self.structured_outputs == other.structured_outputs)
 
     def __repr__(self) -> str:
         return "SamplingParams(" + ", ".join(f"{f}={getattr(self, f)!r}" for f in _FIELDS) + ")"

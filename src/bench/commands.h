@@ -61,6 +61,7 @@ struct ServeCommand {
   std::string request_rate = "inf";
   std::string engine_name;  // what runs behind the URL ("vllm", "tgi", "kite", ...)
   std::string model_path;   // optional local copy: vocabulary size and shape for the result
+  std::string response_format_file;  // see read_response_formats (bench/openai_stream.h)
 };
 
 struct SweepCommand {

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <boost/json.hpp>
+#include <fstream>
+#include <sstream>
 
 #include "core/json_util.h"
 
@@ -20,7 +22,51 @@ Status validate(const RequestOptions& o) {
   return ok_status();
 }
 
-Result<std::string> build_request_body(const RequestOptions& o, const PromptSpec& p) {
+Result<std::vector<std::string>> read_response_formats(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return not_found("--response-format-file: cannot open " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string text = ss.str();
+  std::vector<bj::value> items;
+  boost::system::error_code ec;
+  bj::value whole = bj::parse(text, ec);
+  if (!ec && whole.is_array()) {
+    for (const bj::value& v : whole.get_array()) items.push_back(v);
+  } else {
+    std::istringstream lines(text);
+    std::string line;
+    while (std::getline(lines, line)) {
+      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+      KITE_ASSIGN_OR_RETURN(bj::value v, json::parse(line, "--response-format-file line"));
+      items.push_back(std::move(v));
+    }
+  }
+  std::vector<std::string> out;
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (!items[i].is_object()) {
+      return invalid_argument("--response-format-file: entry " + std::to_string(i) +
+                              " is not a JSON object");
+    }
+    const bj::object& o = items[i].get_object();
+    const bj::value* type = o.if_contains("type");
+    if (type != nullptr && type->is_string() &&
+        (type->get_string() == "json_schema" || type->get_string() == "json_object" ||
+         type->get_string() == "text")) {
+      out.push_back(bj::serialize(o));
+    } else {
+      bj::object js;
+      js["name"] = "schema_" + std::to_string(i);
+      js["schema"] = o;
+      out.push_back(bj::serialize(bj::object{{"type", "json_schema"}, {"json_schema", js}}));
+    }
+  }
+  if (out.empty()) return invalid_argument("--response-format-file: no entries in " + path);
+  return out;
+}
+
+Result<std::string> build_request_body(const RequestOptions& o, const PromptSpec& p,
+                                       size_t index) {
   bj::object body;
   body["model"] = o.model;
   if (o.api == ApiKind::kChatCompletions) {
@@ -47,6 +93,9 @@ Result<std::string> build_request_body(const RequestOptions& o, const PromptSpec
   if (o.ignore_eos) body["ignore_eos"] = true;
   body["stream"] = true;
   if (o.include_usage) body["stream_options"] = bj::object{{"include_usage", true}};
+  if (!o.response_formats.empty()) {
+    body["response_format"] = bj::parse(o.response_formats[index % o.response_formats.size()]);
+  }
   if (!o.extra_body_json.empty()) {
     KITE_ASSIGN_OR_RETURN(bj::value extra, json::parse(o.extra_body_json, "--extra-body"));
     if (!extra.is_object()) return invalid_argument("--extra-body must be a JSON object");

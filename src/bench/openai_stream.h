@@ -23,14 +23,24 @@ struct RequestOptions {
   std::optional<int> top_k;     // a vLLM/SGLang extension; sent only when set
   bool include_usage = true;    // stream_options.include_usage
   std::string extra_body_json;  // a JSON object merged into every request ("" = none)
+  // response_format objects (JSON text); request i carries response_formats[i % size()]
+  // (structured outputs: JSON schemas, json_object). Empty: none.
+  std::vector<std::string> response_formats;
 };
+
+// Reads --response-format-file: a JSON array of response_format objects, or a JSONL file with one
+// per line. A bare JSON schema (an object without "type") becomes
+// {"type": "json_schema", "json_schema": {"name": "schema_<i>", "schema": ...}}.
+Result<std::vector<std::string>> read_response_formats(const std::string& path);
 
 // Checks extra_body_json (an object) and that chat requests have text prompts' support.
 Status validate(const RequestOptions& options);
 
 // The JSON body of one streaming request for `prompt`. Token-id prompts go to /v1/completions
 // as a list of ids; chat requests need text prompts (kInvalidArgument otherwise).
-Result<std::string> build_request_body(const RequestOptions& options, const PromptSpec& prompt);
+// `index`: the request's position in the run (picks its response_format).
+Result<std::string> build_request_body(const RequestOptions& options, const PromptSpec& prompt,
+                                       size_t index = 0);
 
 // What one SSE event of the stream says.
 struct StreamChunk {

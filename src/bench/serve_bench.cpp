@@ -151,8 +151,8 @@ Result<ServeRun> run_serve_benchmark(const ServeOptions& opt,
   // Build every body first: a bad prompt fails the run before anything is sent.
   std::vector<std::string> bodies;
   bodies.reserve(prompts.size());
-  for (const PromptSpec& p : prompts) {
-    KITE_ASSIGN_OR_RETURN(std::string b, build_request_body(opt.request, p));
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    KITE_ASSIGN_OR_RETURN(std::string b, build_request_body(opt.request, prompts[i], i));
     bodies.push_back(std::move(b));
   }
 

@@ -130,6 +130,9 @@ Result<ServeOutcome> run_one_serve(const ServeCommand& cmd, const ServeOptions& 
   if (serve.request.top_p) cfg["top_p"] = *serve.request.top_p;
   if (serve.request.top_k) cfg["top_k"] = *serve.request.top_k;
   if (!serve.request.extra_body_json.empty()) cfg["extra_body"] = serve.request.extra_body_json;
+  if (!serve.request.response_formats.empty()) {
+    cfg["response_formats"] = static_cast<int64_t>(serve.request.response_formats.size());
+  }
   r["config"] = std::move(cfg);
   add_run_sections(r, o.metrics, run.samples, slo, cmd.out, std::move(notes));
   return o;
@@ -143,6 +146,11 @@ int run_serve_command(ServeCommand& cmd) {
   Result<double> rate = parse_rate(cmd.request_rate);
   if (!rate.ok()) return report_error("serve", rate.status());
   ServeOptions serve = cmd.serve;
+  if (!cmd.response_format_file.empty()) {
+    auto formats = read_response_formats(cmd.response_format_file);
+    if (!formats.ok()) return report_error("serve", formats.status());
+    serve.request.response_formats = std::move(*formats);
+  }
   serve.arrivals.request_rate = *rate;
   serve.arrivals.seed = cmd.data.seed;
   if (serve.api_key.empty()) {

@@ -154,6 +154,9 @@ void add_serve_client_options(CLI::App* app, bench::ServeCommand& c, std::string
   app->add_flag("!--skip-initial-test", s.initial_test, "Do not send the initial test request");
   app->add_option("--num-warmups", s.num_warmups, "Unmeasured requests before the run");
   app->add_option("--extra-body", s.request.extra_body_json, "JSON merged into every request");
+  app->add_option("--response-format-file", c.response_format_file,
+                  "structured outputs: a JSON array (or JSONL) of response_format objects or bare "
+                  "JSON schemas; request i carries entry i mod N");
   app->add_flag("!--no-stream-usage", s.request.include_usage,
                 "Do not ask for stream_options.include_usage");
 }

@@ -69,6 +69,11 @@ int run_serve(ServeOptions& o) {
   o.server.shutdown_timeout = to_ms(o.shutdown_timeout_s);
   o.server.read_timeout = to_ms(o.read_timeout_s);
   o.server.write_timeout = to_ms(o.write_timeout_s);
+  if (o.server.enable_auto_tool_choice && o.server.tool_call_parser.empty()) {
+    std::fprintf(stderr, "kite serve: --enable-auto-tool-choice needs --tool-call-parser\n");
+    return 2;
+  }
+  ecfg.reasoning_parser = o.server.reasoning_parser;
 
   server::HttpServer srv(o.server);
   if (Status s = srv.start(); !s.ok()) {
@@ -137,6 +142,21 @@ std::function<int()> setup_serve(CLI::App& app) {
       ->capture_default_str();
   app.add_option("--write-timeout", o->write_timeout_s,
                  "seconds one write may wait on a client that does not read")
+      ->capture_default_str();
+  app.add_option("--tool-call-parser", s.tool_call_parser,
+                 "how the model writes tool calls: parsed into message.tool_calls and the format "
+                 "tool_choice required/named is held to")
+      ->check(CLI::IsMember({"llama3_json", "hermes", "mistral"}));
+  app.add_flag("--enable-auto-tool-choice", s.enable_auto_tool_choice,
+               "parse tool calls the model chooses to make (tool_choice auto; needs "
+               "--tool-call-parser)");
+  app.add_option("--reasoning-parser", s.reasoning_parser,
+                 "split <think>...</think> into reasoning_content; grammars (response_format, "
+                 "tools) apply to the answer after it")
+      ->check(CLI::IsMember({"qwen3", "deepseek_r1"}));
+  app.add_option("--grammar-compile-timeout", o->engine.config.grammar_compile_timeout_ms,
+                 "milliseconds one structured-output grammar may take to compile (a slower "
+                 "schema is refused with 400)")
       ->capture_default_str();
   return [o] { return run_serve(*o); };
 }

@@ -73,7 +73,15 @@ Status Engine::Impl::init(EngineParts parts) {
   info_ = std::move(parts.info);
   runner_ = std::move(parts.runner);
   text_ = std::move(parts.text);
+  make_grammar_compiler_ = std::move(parts.make_grammar_compiler);
+  think_start_token_ = parts.think_start_token;
+  think_end_token_ = parts.think_end_token;
   KITE_CHECK(runner_ != nullptr);
+  if (!config_.reasoning_parser.empty() && config_.reasoning_parser != "qwen3" &&
+      config_.reasoning_parser != "deepseek_r1") {
+    return invalid_argument("reasoning_parser must be qwen3 or deepseek_r1, got '" +
+                            config_.reasoning_parser + "'");
+  }
   const ModelConfig& mc = runner_->config();
   EngineConfig& c = config_;
   if (c.block_size < 1 || c.block_size > 1024) {
@@ -179,6 +187,11 @@ Status Engine::Impl::init(EngineParts parts) {
   // Overlap only pays where the device works apart from the host.
   cc.async_execution = parts.async_execution.value_or(runner_->device() == Device::kCuda);
   async_ = cc.async_execution;
+  // Bitmasks overlap the forward on their own threads when the device works apart from the host;
+  // on the CPU the forward uses every core, so they are computed inline before it.
+  cc.grammar_threads =
+      async_ ? static_cast<int>(std::clamp<unsigned>(std::thread::hardware_concurrency() / 4, 1, 8))
+             : 0;
   core_ = std::make_unique<EngineCore>(cc, runner_.get());
   seed_rng_.seed(c.seed);
   publish_stats();
@@ -232,6 +245,7 @@ Result<std::shared_ptr<RequestStream>> Engine::Impl::add_request(GenerateRequest
   }
   info->params = params;
   info->max_tokens = std::min<int64_t>(params.max_tokens, info_.max_model_len - prompt_len);
+  if (params.structured_outputs) KITE_RETURN_IF_ERROR(prepare_grammar(params, info.get()));
   info->eos_token_ids = info_.eos_token_ids;
   info->priority = request.priority;
 
@@ -269,6 +283,45 @@ Result<std::shared_ptr<RequestStream>> Engine::Impl::add_request(GenerateRequest
   }
   cv_.notify_all();
   return stream;
+}
+
+Status Engine::Impl::prepare_grammar(const SamplingParams& params, RequestInfo* info) {
+  if (!make_grammar_compiler_) {
+    return failed_precondition("structured outputs need the model's tokenizer, which this engine "
+                               "does not have");
+  }
+  std::call_once(grammar_once_, [&] {
+    auto compiler = make_grammar_compiler_();
+    if (compiler.ok()) {
+      grammar_compiler_ = std::move(*compiler);
+      grammar_compiler_ready_ = true;
+    } else {
+      grammar_compiler_status_ = compiler.status();
+    }
+  });
+  if (grammar_compiler_ == nullptr) return grammar_compiler_status_;
+  KITE_ASSIGN_OR_RETURN(structured::GrammarSpec spec,
+                        structured::grammar_spec_from(*params.structured_outputs));
+  auto grammar = grammar_compiler_->compile(spec);
+  if (!grammar.ok()) {
+    // Too large or too slow is the request's fault too: a 400 that says what to change.
+    return invalid_argument(grammar.status().message());
+  }
+  info->grammar = std::move(*grammar);
+  // With a reasoning parser the grammar waits for the end of thinking, unless the prompt has
+  // already closed it (e.g. Qwen3 with enable_thinking=false ends its prompt with
+  // "<think>\n\n</think>\n\n").
+  if (!config_.reasoning_parser.empty() && think_end_token_) {
+    const std::vector<int32_t>& p = info->prompt_token_ids;
+    bool ended = false;
+    const size_t tail = std::min<size_t>(p.size(), 8);
+    for (size_t i = p.size() - tail; i < p.size(); ++i) {
+      if (p[i] == *think_end_token_) ended = true;
+      if (think_start_token_ && p[i] == *think_start_token_) ended = false;
+    }
+    if (!ended) info->grammar_after_token = think_end_token_;
+  }
+  return ok_status();
 }
 
 void Engine::Impl::abort(const std::string& request_id) {
@@ -329,6 +382,16 @@ void Engine::Impl::publish_stats() {
   st.num_computed_tokens_total = cs.num_scheduled_tokens;
   st.requests_finished_total = requests_finished_total_;
   st.requests_aborted_total = requests_aborted_total_;
+  st.grammar_mask_steps_total = cs.grammar.num_steps;
+  st.grammar_masks_total = cs.grammar.num_masks;
+  st.grammar_mask_fill_ms_total = cs.grammar.fill_ms_total;
+  st.grammar_mask_wait_ms_total = cs.grammar.wait_ms_total;
+  if (grammar_compiler_ready_.load()) {
+    const structured::GrammarCompilerStats gs = grammar_compiler_->stats();
+    st.grammar_compiles_total = gs.num_compiled;
+    st.grammar_cache_hits_total = gs.num_cache_hits;
+    st.grammar_compile_ms_total = gs.total_compile_ms;
+  }
   {
     std::lock_guard<std::mutex> lock(stats_mu_);
     stats_ = st;

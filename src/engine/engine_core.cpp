@@ -10,7 +10,8 @@ EngineCore::EngineCore(const EngineCoreConfig& config, ModelRunner* runner)
     : config_(config),
       kv_(config.num_kv_blocks, config.block_size, config.enable_prefix_caching),
       scheduler_(config.scheduler, &kv_),
-      executor_(runner, ExecutorOptions{config.block_size, config.async_execution}) {}
+      executor_(runner, ExecutorOptions{config.block_size, config.async_execution,
+                                        config.grammar_threads}) {}
 
 Status EngineCore::add_request(std::shared_ptr<const RequestInfo> info) {
   return scheduler_.add_request(std::move(info));
@@ -77,6 +78,7 @@ EngineCoreStats EngineCore::stats() const {
   st.num_steps = num_steps_;
   st.num_failed_steps = num_failed_steps_;
   st.num_scheduled_tokens = num_scheduled_tokens_;
+  st.grammar = executor_.grammar_stats();
   return st;
 }
 

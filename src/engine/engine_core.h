@@ -28,6 +28,7 @@ struct EngineCoreConfig {
   bool enable_prefix_caching = true;
   int64_t num_kv_blocks = 0;  // counts block 0; the runner's cache must hold as many
   bool async_execution = false;
+  int grammar_threads = 0;  // see ExecutorOptions
 };
 
 struct EngineCoreStats {
@@ -37,6 +38,7 @@ struct EngineCoreStats {
   int64_t num_steps = 0;
   int64_t num_failed_steps = 0;
   int64_t num_scheduled_tokens = 0;  // tokens run through the model, all steps
+  GrammarStepStats grammar;
 };
 
 class EngineCore {

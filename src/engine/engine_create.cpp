@@ -2,6 +2,7 @@
 // (engine/runner_factory.h) and starts the engine.
 #include <algorithm>
 #include <filesystem>
+#include <thread>
 
 #include "core/logging.h"
 #include "engine/engine_impl.h"
@@ -53,6 +54,36 @@ Result<std::shared_ptr<const Tokenizer>> load_tokenizer(const EngineConfig& c) {
   return std::shared_ptr<const Tokenizer>();
 }
 
+// The grammar compiler over the tokenizer's vocabulary. Special tokens get no piece: a grammar
+// never produces them (their text, e.g. "<|eot_id|>", must not appear inside a JSON string);
+// the EOS ids end a complete output.
+Result<std::unique_ptr<structured::GrammarCompiler>> make_grammar_compiler(
+    const Tokenizer& tok, int64_t model_vocab, const std::vector<int32_t>& eos, int timeout_ms) {
+  structured::StructuredVocab v;
+  // Ids past the model's logits can never be sampled: the masks cover exactly the logits.
+  const int64_t n = std::min(tok.vocab_size(), model_vocab);
+  v.encoded.resize(static_cast<size_t>(n));
+  for (int64_t id = 0; id < n; ++id) {
+    const auto t = static_cast<int32_t>(id);
+    if (!tok.is_special(t)) v.encoded[static_cast<size_t>(id)] = tok.id_to_token(t);
+  }
+  // Nor the thinking delimiters (added tokens some vocabularies do not flag special): an answer
+  // that contained "</think>" would be split by the reasoning parser.
+  for (const char* delimiter : {"<think>", "</think>"}) {
+    if (auto id = tok.token_to_id(delimiter); id && *id < n) v.encoded[static_cast<size_t>(*id)].clear();
+  }
+  v.kind = structured::detect_vocab_kind(v.encoded);
+  // SentencePiece-style vocabularies ("▁" words) prepend a space to the first word.
+  v.add_prefix_space = v.kind == structured::VocabKind::kByteFallback;
+  v.model_vocab_size = model_vocab;
+  v.stop_token_ids = eos;
+  structured::GrammarCompilerOptions o;
+  o.max_compile_ms = timeout_ms;
+  o.num_threads =
+      static_cast<int>(std::clamp<unsigned>(std::thread::hardware_concurrency() / 2, 1, 8));
+  return structured::GrammarCompiler::create(std::move(v), o);
+}
+
 // Settings checked before the model is loaded, so a bad value costs no load time.
 Status validate_before_load(const EngineConfig& c) {
   if (!(c.gpu_memory_utilization > 0.0 && c.gpu_memory_utilization <= 1.0)) {
@@ -96,6 +127,15 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineConfig& config) {
   KITE_ASSIGN_OR_RETURN(std::shared_ptr<const Tokenizer> tokenizer, load_tokenizer(config));
   if (tokenizer) {
     if (auto eos = tokenizer->eos_token_id()) add_unique(&info.eos_token_ids, *eos);
+    info.chat_template_supports_tools =
+        tokenizer->chat_template() &&
+        tokenizer->chat_template()->find("tools") != std::string::npos;
+    parts.think_start_token = tokenizer->token_to_id("<think>");
+    parts.think_end_token = tokenizer->token_to_id("</think>");
+    parts.make_grammar_compiler = [tokenizer, vocab = mc.vocab_size, eos = info.eos_token_ids,
+                                   timeout = config.grammar_compile_timeout_ms] {
+      return make_grammar_compiler(*tokenizer, vocab, eos, timeout);
+    };
     KITE_ASSIGN_OR_RETURN(parts.text, make_frontend_text_io(std::move(tokenizer)));
   } else {
     KITE_LOG_WARN("no tokenizer for {}: the engine takes and returns token ids only", config.model);

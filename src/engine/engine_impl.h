@@ -3,7 +3,9 @@
 // their own.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -20,6 +22,7 @@
 #include "engine/text_io.h"
 #include "kite/engine.h"
 #include "runtime/model_runner.h"
+#include "structured/grammar_compiler.h"
 
 namespace kite {
 
@@ -31,6 +34,12 @@ struct EngineParts {
   std::shared_ptr<const TextIo> text;  // tokenizer side; nullptr: token ids only
   // Run the model on a device thread so output processing overlaps it (default: CUDA only).
   std::optional<bool> async_execution;
+  // Builds the grammar compiler on the first structured-output request (nullptr function: the
+  // engine refuses structured outputs, e.g. without a tokenizer).
+  std::function<Result<std::unique_ptr<structured::GrammarCompiler>>()> make_grammar_compiler;
+  // The reasoning model's thinking delimiters (for EngineConfig::reasoning_parser).
+  std::optional<int32_t> think_start_token;
+  std::optional<int32_t> think_end_token;
 };
 
 class EngineFactory {
@@ -80,12 +89,20 @@ struct Engine::Impl {
   void publish_stats();
   void publish_waiting();  // the max_waiting_requests count
   void end_live_id(const std::string& id);
+  // Compiles the request's structured-output constraint into info->grammar (caller's thread).
+  Status prepare_grammar(const SamplingParams& params, RequestInfo* info);
 
   EngineConfig config_;
   ModelInfo info_;
   std::unique_ptr<ModelRunner> runner_;
   std::shared_ptr<const TextIo> text_;
   std::unique_ptr<EngineCore> core_;
+  std::function<Result<std::unique_ptr<structured::GrammarCompiler>>()> make_grammar_compiler_;
+  std::once_flag grammar_once_;
+  std::unique_ptr<structured::GrammarCompiler> grammar_compiler_;  // after grammar_once_
+  Status grammar_compiler_status_;
+  std::atomic<bool> grammar_compiler_ready_{false};  // grammar_compiler_ may be read
+  std::optional<int32_t> think_start_token_, think_end_token_;
   bool async_ = false;
   std::unordered_map<std::string, LiveRequest> live_;  // engine thread only
 

@@ -1,17 +1,23 @@
 #include "executor/executor.h"
 
 #include <algorithm>
+#include <chrono>
 #include <span>
 #include <string>
 #include <utility>
 
 #include "core/check.h"
+#include "core/logging.h"
 #include "sampling/cpu_sampler.h"
+#include "structured/bitmask.h"
 
 namespace kite {
 
 Executor::Executor(ModelRunner* runner, const ExecutorOptions& options)
-    : runner_(runner), options_(options), vocab_(runner->config().vocab_size) {
+    : runner_(runner),
+      options_(options),
+      vocab_(runner->config().vocab_size),
+      filler_(options.grammar_threads) {
   if (options_.async) device_thread_ = std::thread([this] { device_loop(); });
 }
 
@@ -36,6 +42,22 @@ Status Executor::apply_diffs(const SchedulerOutput& out) {
     s.token_ids = d.token_ids;
     s.block_ids = d.block_ids;
     s.num_computed_tokens = d.num_computed_tokens;
+    s.matcher.reset();
+    if (d.request->grammar != nullptr) {
+      // A new, resumed (after preemption) or forked sequence: the matcher is rebuilt from the
+      // tokens it has generated, so its state always equals the token list.
+      const RequestInfo& req = *d.request;
+      std::vector<int32_t> stops = req.eos_token_ids;
+      stops.insert(stops.end(), req.params.stop_token_ids.begin(), req.params.stop_token_ids.end());
+      s.matcher = std::make_unique<structured::GrammarMatcher>(req.grammar, stops,
+                                                               req.grammar_after_token);
+      for (size_t i = static_cast<size_t>(req.num_prompt_tokens()); i < s.token_ids.size(); ++i) {
+        if (!s.matcher->accept(s.token_ids[i])) {
+          KITE_LOG_WARN("request {}: replaying output token {} into its grammar failed",
+                        req.request_id, s.token_ids[i]);
+        }
+      }
+    }
   }
   for (const CachedSequenceData& d : out.cached_seqs) {
     auto it = seqs_.find(d.seq_id);
@@ -62,6 +84,7 @@ Status Executor::build_inputs(const SchedulerOutput& out) {
   b.block_table_indptr.push_back(0);
   sampling_.reset();
   plan_.clear();
+  masks_.clear();
   num_sample_rows_ = 0;
   num_prompt_rows_ = 0;
   std::vector<int32_t> prompt_rows;  // token rows of prompt-logprob positions
@@ -105,6 +128,7 @@ Status Executor::build_inputs(const SchedulerOutput& out) {
       }
       plan.num_samples = sc.num_samples;
       plan.first_sample_row = num_sample_rows_;
+      if (s.matcher != nullptr) masks_.push_back({sc.seq_id, num_sample_rows_, sc.num_samples, 0});
       const std::span<const int32_t> prompt(req.prompt_token_ids);
       const std::span<const int32_t> outputs =
           std::span<const int32_t>(s.token_ids).subspan(static_cast<size_t>(prompt_len));
@@ -148,9 +172,66 @@ Status Executor::build_inputs(const SchedulerOutput& out) {
   return ok_status();
 }
 
+void Executor::start_masks() {
+  if (masks_.empty()) return;
+  SamplingBatch& sb = sampling_.batch();
+  const int64_t words = structured::bitmask_words(vocab_);
+  sb.bitmask_words = words;
+  sb.token_bitmask.assign(static_cast<size_t>(sb.num_rows()) * static_cast<size_t>(words), 0);
+  sb.has_bitmask.assign(static_cast<size_t>(sb.num_rows()), 0);
+  std::vector<structured::BitmaskFiller::Job> jobs;
+  jobs.reserve(masks_.size());
+  for (MaskPlan& m : masks_) {
+    structured::BitmaskFiller::Job job;
+    job.matcher = seqs_.at(m.seq_id).matcher.get();
+    job.mask = sb.token_bitmask.data() + static_cast<size_t>(m.first_row) * static_cast<size_t>(words);
+    job.constrained = &m.constrained;
+    jobs.push_back(job);
+  }
+  filler_.start(std::move(jobs));
+}
+
+void Executor::finish_masks() {
+  if (masks_.empty()) return;
+  const auto t0 = std::chrono::steady_clock::now();
+  const double fill_ms = filler_.wait();
+  const double wait_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  SamplingBatch& sb = sampling_.batch();
+  const size_t words = static_cast<size_t>(sb.bitmask_words);
+  int64_t num_masks = 0;
+  for (const MaskPlan& m : masks_) {
+    if (m.constrained == 0) continue;  // reasoning: not constrained yet
+    ++num_masks;
+    const int32_t* first = sb.token_bitmask.data() + static_cast<size_t>(m.first_row) * words;
+    for (int i = 0; i < m.num_rows; ++i) {
+      const size_t row = static_cast<size_t>(m.first_row + i);
+      sb.has_bitmask[row] = 1;
+      if (i > 0) std::copy(first, first + words, sb.token_bitmask.data() + row * words);
+    }
+  }
+  if (num_masks == 0) {  // nothing constrained: no masks at all
+    sb.token_bitmask.clear();
+    sb.has_bitmask.clear();
+    sb.bitmask_words = 0;
+  }
+  std::lock_guard<std::mutex> lock(stats_mu_);
+  ++grammar_stats_.num_steps;
+  grammar_stats_.num_masks += num_masks;
+  grammar_stats_.fill_ms_total += fill_ms;
+  grammar_stats_.wait_ms_total += wait_ms;
+}
+
+GrammarStepStats Executor::grammar_stats() const {
+  std::lock_guard<std::mutex> lock(stats_mu_);
+  return grammar_stats_;
+}
+
 Status Executor::run_step() {
   TensorView logits;
-  KITE_RETURN_IF_ERROR(runner_->forward(batch_, &logits));
+  const Status forward_status = runner_->forward(batch_, &logits);
+  finish_masks();  // always: the bitmask threads must be done before the next step
+  KITE_RETURN_IF_ERROR(forward_status);
   if (num_sample_rows_ > 0) {
     TensorView rows = logits;
     rows.shape[0] = num_sample_rows_;
@@ -220,8 +301,15 @@ void Executor::finish_step() {
     auto it = seqs_.find(plan.seq_id);
     if (it == seqs_.end()) continue;
     if (plan.num_samples > 0) {
-      it->second.token_ids.push_back(
-          sampler_out_.token_ids[static_cast<size_t>(plan.first_sample_row)]);
+      const int32_t token = sampler_out_.token_ids[static_cast<size_t>(plan.first_sample_row)];
+      it->second.token_ids.push_back(token);
+      if (it->second.matcher != nullptr && !it->second.matcher->accept(token) &&
+          !it->second.matcher->terminated()) {
+        // Only possible when no allowed token had a finite logit (the sampler then takes the
+        // lowest allowed one, which a grammar accepts): count it, keep the state.
+        std::lock_guard<std::mutex> lock(stats_mu_);
+        ++grammar_stats_.num_rejected;
+      }
     }
   }
   for (int32_t i = 0; i < batch_.num_seqs(); ++i) {
@@ -234,6 +322,7 @@ Status Executor::submit(const SchedulerOutput& out) {
   KITE_CHECK(!in_flight_) << "submit() with a step in flight";
   KITE_RETURN_IF_ERROR(apply_diffs(out));
   KITE_RETURN_IF_ERROR(build_inputs(out));
+  start_masks();
   in_flight_ = true;
   if (!options_.async) {
     step_status_ = run_step();

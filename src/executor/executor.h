@@ -28,12 +28,25 @@
 #include "runtime/model_step_output.h"
 #include "sampling/sampling_batch_builder.h"
 #include "scheduler/scheduler_output.h"
+#include "structured/bitmask_filler.h"
+#include "structured/grammar_matcher.h"
 
 namespace kite {
 
 struct ExecutorOptions {
   int block_size = 16;
   bool async = false;  // run the model on a device thread (see above)
+  // Threads that compute grammar bitmasks while the forward runs (0: inline before it).
+  int grammar_threads = 0;
+};
+
+// Structured-output work of the steps so far.
+struct GrammarStepStats {
+  int64_t num_steps = 0;       // steps with at least one constrained row
+  int64_t num_masks = 0;       // bitmasks computed
+  double fill_ms_total = 0;    // wall time of the bitmask batches
+  double wait_ms_total = 0;    // time sampling waited for them after the forward (not hidden)
+  int64_t num_rejected = 0;    // sampled tokens a grammar refused (should stay 0)
 };
 
 class Executor {
@@ -53,6 +66,7 @@ class Executor {
   Status execute(const SchedulerOutput& out, ModelStepOutput* result);
 
   bool async() const { return options_.async; }
+  GrammarStepStats grammar_stats() const;
   int64_t num_sequences() const { return static_cast<int64_t>(seqs_.size()); }
 
  private:
@@ -62,6 +76,14 @@ class Executor {
     std::vector<int32_t> token_ids;
     std::vector<int32_t> block_ids;
     int64_t num_computed_tokens = 0;
+    std::unique_ptr<structured::GrammarMatcher> matcher;  // structured outputs only
+  };
+  // Bitmask rows of one constrained sequence in the step.
+  struct MaskPlan {
+    int64_t seq_id = 0;
+    int first_row = 0;
+    int num_rows = 0;  // a forking sequence's choices share the first row's mask
+    uint8_t constrained = 0;
   };
   // What a step needs after the device work, to assemble the ModelStepOutput.
   struct RowPlan {
@@ -80,6 +102,8 @@ class Executor {
   // forward + sample + prompt logprobs into result_ (device thread or inline).
   Status run_step();
   void finish_step();  // appends sampled tokens to the sequences (engine thread)
+  void start_masks();  // starts the step's bitmasks (engine thread, after build_inputs)
+  void finish_masks();  // waits for them (before sampling)
   void device_loop();
 
   ModelRunner* runner_;
@@ -97,6 +121,10 @@ class Executor {
   std::vector<float> prompt_logits_;  // host copy of the prompt-logprob rows
   ModelStepOutput result_;
   Status step_status_;
+  std::vector<MaskPlan> masks_;
+  structured::BitmaskFiller filler_;
+  mutable std::mutex stats_mu_;
+  GrammarStepStats grammar_stats_;
   bool in_flight_ = false;
 
   // Device thread (async only).

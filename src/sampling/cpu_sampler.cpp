@@ -67,7 +67,28 @@ std::pair<int32_t, int32_t> csr_range(const std::vector<int32_t>& indptr, int32_
 
 bool is_greedy(const SamplingBatch& b, int32_t r) { return b.temperature[r] < kGreedyTemperature; }
 
+bool has_mask(const SamplingBatch& b, int32_t r) {
+  return !b.has_bitmask.empty() && b.has_bitmask[static_cast<size_t>(r)] != 0;
+}
+
+const int32_t* mask_row(const SamplingBatch& b, int32_t r) {
+  return b.token_bitmask.data() + static_cast<size_t>(r) * static_cast<size_t>(b.bitmask_words);
+}
+
+bool mask_allows(const int32_t* mask, int64_t t) {
+  return (static_cast<uint32_t>(mask[t >> 5]) >> (t & 31)) & 1u;
+}
+
+// The lowest token a mask allows within [0, vocab) (0 when none).
+int32_t first_allowed(const int32_t* mask, int64_t vocab) {
+  for (int64_t t = 0; t < vocab; ++t) {
+    if (mask_allows(mask, t)) return static_cast<int32_t>(t);
+  }
+  return 0;
+}
+
 bool needs_processing(const SamplingBatch& b, int32_t r) {
+  if (has_mask(b, r)) return true;
   auto nonempty = [&](const std::vector<int32_t>& indptr) {
     auto [s, e] = csr_range(indptr, r);
     return e > s;
@@ -208,7 +229,10 @@ void sample_one_row(const float* logits, int64_t vocab, const SamplingBatch& b, 
     apply_logits_processing(s.x.data(), vocab, b, r);
     x = s.x.data();
   }
-  const int32_t token = is_greedy(b, r) ? argmax_lowest(x, vocab) : sample_row(x, vocab, b, r, s);
+  int32_t token = is_greedy(b, r) ? argmax_lowest(x, vocab) : sample_row(x, vocab, b, r, s);
+  if (has_mask(b, r) && !mask_allows(mask_row(b, r), token)) {
+    token = first_allowed(mask_row(b, r), vocab);  // nothing allowed was finite
+  }
   out->token_ids[static_cast<size_t>(r)] = token;
   if (b.max_num_logprobs < 0) return;
   const size_t max_top = static_cast<size_t>(b.max_num_logprobs);
@@ -288,6 +312,15 @@ Status check_sampling_batch(const SamplingBatch& b, int64_t vocab) {
   KITE_RETURN_IF_ERROR(check_ids(b.banned_token_ids, vocab, "banned"));
   KITE_RETURN_IF_ERROR(check_ids(b.prompt_token_ids, vocab, "prompt tokens"));
   KITE_RETURN_IF_ERROR(check_ids(b.output_token_ids, vocab, "output tokens"));
+  if (!b.has_bitmask.empty()) {
+    if (b.has_bitmask.size() != n) {
+      return invalid_argument("sampling: has_bitmask must have num_rows entries");
+    }
+    if (b.bitmask_words < (vocab + 31) / 32 ||
+        b.token_bitmask.size() != n * static_cast<size_t>(b.bitmask_words)) {
+      return invalid_argument("sampling: token_bitmask must hold num_rows * ceil(vocab / 32) words");
+    }
+  }
   for (int32_t r = 0; r < rows; ++r) {
     if (b.num_logprobs[r] > b.max_num_logprobs) {
       return invalid_argument("sampling: num_logprobs of row " + std::to_string(r) +
@@ -301,7 +334,12 @@ Status check_sampling_batch(const SamplingBatch& b, int64_t vocab) {
 }
 
 void apply_logits_processing(float* row, int64_t vocab, const SamplingBatch& b, int32_t r) {
-  (void)vocab;
+  if (has_mask(b, r)) {  // 0. grammar mask
+    const int32_t* mask = mask_row(b, r);
+    for (int64_t t = 0; t < vocab; ++t) {
+      if (!mask_allows(mask, t)) row[t] = kNegInf;
+    }
+  }
   {  // 1. logit_bias
     auto [s, e] = csr_range(b.bias_indptr, r);
     for (int32_t i = s; i < e; ++i) row[b.bias_token_ids[i]] += b.bias_values[i];

@@ -2,6 +2,10 @@
 //
 // Row r of the logits [num_rows, vocab] is processed in this order (CPU and GPU samplers
 // implement the same definition, so their results agree):
+//   0. grammar mask (structured outputs): a constrained row's tokens whose bit is clear in its
+//                    bitmask get -inf (applied first: -inf survives every later step, so the
+//                    order is immaterial; logprobs therefore see the mask). If the processed
+//                    row has no finite token left, the lowest allowed token is taken.
 //   1. logit_bias:   logits[t] += bias
 //   2. min_tokens:   banned tokens (EOS and stop_token_ids while the choice has fewer than
 //                    min_tokens outputs) get -inf
@@ -56,7 +60,15 @@ struct SamplingBatch {
   std::vector<int32_t> output_tokens_indptr;   // all three penalties
   std::vector<int32_t> output_token_ids;
 
-  bool all_greedy = false;      // fast path: argmax only, no processing
+  // Grammar bitmasks: [num_rows * bitmask_words] int32 (bit t % 32 of word t / 32 set = token t
+  // allowed; structured/bitmask.h), meaningful for rows with has_bitmask[r] != 0. Both empty
+  // when no row is constrained. The executor fills them after building the batch (on the
+  // structured-output threads, while the forward runs).
+  std::vector<int32_t> token_bitmask;
+  std::vector<uint8_t> has_bitmask;  // [num_rows] or empty
+  int64_t bitmask_words = 0;
+
+  bool all_greedy = false;      // fast path: argmax only, no processing (masks still apply)
   int32_t max_num_logprobs = -1;
 
   int32_t num_rows() const { return static_cast<int32_t>(temperature.size()); }

@@ -27,6 +27,9 @@ void SamplingBatchBuilder::reset() {
   b.prompt_token_ids.clear();
   b.output_tokens_indptr.assign(1, 0);
   b.output_token_ids.clear();
+  b.token_bitmask.clear();
+  b.has_bitmask.clear();
+  b.bitmask_words = 0;
   b.all_greedy = false;
   b.max_num_logprobs = -1;
   any_processing_ = false;

@@ -89,6 +89,20 @@ Status SamplingParams::validate(int64_t vocab_size) const {
     return bad("prompt_logprobs must be in [0, " + std::to_string(kMaxLogprobs) + "], got " +
                std::to_string(*prompt_logprobs));
   }
+  if (structured_outputs) {
+    const StructuredOutputs& so = *structured_outputs;
+    const int k = so.num_constraints();
+    if (k == 0) {
+      return bad("structured_outputs must set one of json, regex, choice, grammar or json_object");
+    }
+    if (k > 1) {
+      return bad("structured_outputs sets " + std::to_string(k) +
+                 " constraints (json, regex, choice, grammar, json_object or tools); give one");
+    }
+    if (so.choice && so.choice->empty()) return bad("structured_outputs.choice must not be empty");
+    // min_tokens bans EOS, which can be the only token a finished grammar allows.
+    if (min_tokens > 0) return bad("min_tokens cannot be combined with structured outputs");
+  }
   return ok_status();
 }
 

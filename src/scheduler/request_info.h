@@ -3,12 +3,18 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "kite/sampling_params.h"
 
 namespace kite {
+
+namespace structured {
+class CompiledGrammar;  // src/structured (only the executor looks inside)
+}  // namespace structured
 
 struct RequestInfo {
   std::string request_id;
@@ -19,6 +25,11 @@ struct RequestInfo {
   int64_t max_tokens = 0;   // effective: min(params.max_tokens, max_model_len - prompt length)
   int priority = 0;         // lower runs first under the priority policy
   uint64_t cache_salt = 0;  // keys the first prefix-cache block (0: shared cache)
+  // Structured outputs: the compiled grammar every choice's tokens must follow (nullptr: none).
+  std::shared_ptr<const structured::CompiledGrammar> grammar;
+  // With a reasoning parser: the grammar starts after this token (end of thinking) is generated;
+  // nullopt when it applies from the first output token.
+  std::optional<int32_t> grammar_after_token;
 
   int64_t num_prompt_tokens() const { return static_cast<int64_t>(prompt_token_ids.size()); }
   int n() const { return params.n; }

@@ -4,6 +4,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
 
+#include "server/chat_output.h"
 #include "server/engine_requests.h"
 #include "server/generation_common.h"
 #include "server/handlers.h"
@@ -22,7 +23,34 @@ struct ChatContext {
   const std::string& id;
   int64_t created;
   TokenTextCache& token_text;
+  const ChatOutputPlan& plan;
+  std::vector<ChatChoiceOutput>& outputs;  // streaming: one per choice
 };
+
+bj::array tool_calls_json(const std::vector<ToolCallDelta>& calls) {
+  bj::array a;
+  for (const ToolCallDelta& c : calls) {
+    bj::object fn;
+    if (c.first) fn["name"] = c.name;
+    fn["arguments"] = c.arguments;
+    bj::object call;
+    call["index"] = c.index;
+    if (c.first) {
+      call["id"] = c.id;
+      call["type"] = "function";
+    }
+    call["function"] = std::move(fn);
+    a.emplace_back(std::move(call));
+  }
+  return a;
+}
+
+const char* chat_finish_reason(const ChatContext& c, FinishReason r, bool made_calls) {
+  if (made_calls && c.plan.calls_finish_with_tool_calls && r == FinishReason::kStop) {
+    return "tool_calls";
+  }
+  return nullptr;
+}
 
 bj::object chunk_header(const ChatContext& c, const char* object) {
   bj::object o;
@@ -45,10 +73,45 @@ std::string whole_response(const ChatContext& c, const PromptState& ps) {
   bj::array choices;
   for (size_t k = 0; k < ps.choices.size(); ++k) {
     const ChoiceAccum& acc = ps.choices[k];
+    ChatChoiceOutput parser(c.plan);
+    ChatChoiceOutput::Delta a = parser.feed(acc.text);
+    ChatChoiceOutput::Delta b = parser.finish();
+    a.reasoning += b.reasoning;
+    a.content += b.content;
+    a.calls.insert(a.calls.end(), b.calls.begin(), b.calls.end());
+    // Whole calls: first delta (id, name) plus every fragment of its arguments (a first delta
+    // may already carry the fragments merged into it).
+    bj::array calls;
+    for (const ToolCallDelta& d : a.calls) {
+      if (d.first) {
+        bj::object fn;
+        fn["name"] = d.name;
+        fn["arguments"] = d.arguments;
+        bj::object call;
+        call["id"] = d.id;
+        call["type"] = "function";
+        call["function"] = std::move(fn);
+        calls.emplace_back(std::move(call));
+      } else if (d.index < static_cast<int>(calls.size())) {
+        bj::object& fn = calls[static_cast<size_t>(d.index)].as_object()["function"].as_object();
+        fn["arguments"] = std::string(fn["arguments"].as_string()) + d.arguments;
+      }
+    }
     bj::object message;
     message["role"] = "assistant";
-    message["content"] = acc.text;
-    message["tool_calls"] = bj::array();
+    if (a.content.empty() && !calls.empty()) {
+      message["content"] = nullptr;
+    } else {
+      message["content"] = sanitize_utf8(a.content);
+    }
+    if (c.plan.reasoning) {
+      if (a.reasoning.empty()) {
+        message["reasoning_content"] = nullptr;
+      } else {
+        message["reasoning_content"] = sanitize_utf8(a.reasoning);
+      }
+    }
+    message["tool_calls"] = std::move(calls);
     bj::object choice;
     choice["index"] = static_cast<int64_t>(k);
     choice["message"] = std::move(message);
@@ -61,7 +124,11 @@ std::string whole_response(const ChatContext& c, const PromptState& ps) {
     } else {
       choice["logprobs"] = nullptr;
     }
-    choice["finish_reason"] = finish_reason_json(acc.finish_reason);
+    if (const char* r = chat_finish_reason(c, acc.finish_reason, parser.made_calls())) {
+      choice["finish_reason"] = r;
+    } else {
+      choice["finish_reason"] = finish_reason_json(acc.finish_reason);
+    }
     choice["stop_reason"] = stop_reason_json(acc.stop_reason);
     if (c.req.return_token_ids) choice["token_ids"] = ids_json(acc.token_ids);
     choices.emplace_back(std::move(choice));
@@ -101,8 +168,22 @@ void stream_output(const ChatContext& c, PromptState& ps, const RequestOutput& o
     if (d.index < 0 || d.index >= n) continue;
     const bool finishing = d.finish_reason != FinishReason::kNone;
     if (d.text.empty() && d.token_ids.empty() && !finishing) continue;
+    ChatChoiceOutput& parser = c.outputs[static_cast<size_t>(d.index)];
+    ChatChoiceOutput::Delta pd = parser.feed(d.text);
+    if (finishing) {
+      ChatChoiceOutput::Delta end = parser.finish();
+      pd.reasoning += end.reasoning;
+      pd.content += end.content;
+      pd.calls.insert(pd.calls.end(), end.calls.begin(), end.calls.end());
+    }
+    if (pd.reasoning.empty() && pd.content.empty() && pd.calls.empty() && d.token_ids.empty() &&
+        !finishing) {
+      continue;
+    }
     bj::object delta;
-    if (!d.text.empty()) delta["content"] = sanitize_utf8(d.text);
+    if (!pd.reasoning.empty()) delta["reasoning_content"] = sanitize_utf8(pd.reasoning);
+    if (!pd.content.empty()) delta["content"] = sanitize_utf8(pd.content);
+    if (!pd.calls.empty()) delta["tool_calls"] = tool_calls_json(pd.calls);
     bj::object choice;
     choice["index"] = d.index;
     choice["delta"] = std::move(delta);
@@ -115,7 +196,11 @@ void stream_output(const ChatContext& c, PromptState& ps, const RequestOutput& o
     } else {
       choice["logprobs"] = nullptr;
     }
-    choice["finish_reason"] = finish_reason_json(d.finish_reason);
+    if (const char* r = chat_finish_reason(c, d.finish_reason, parser.made_calls())) {
+      choice["finish_reason"] = r;
+    } else {
+      choice["finish_reason"] = finish_reason_json(d.finish_reason);
+    }
     choice["stop_reason"] = stop_reason_json(d.stop_reason);
     bool with_prompt_ids = false;
     if (c.req.return_token_ids) {
@@ -139,8 +224,18 @@ awaitable<void> handle_chat_completions(Exchange& ex) {
     co_await ex.send_error(parsed.error());
     co_return;
   }
-  const ChatCompletionRequest& req = parsed.value();
+  ChatCompletionRequest& req = parsed.value();
   Engine& engine = *model->engine;
+  const bool template_has_tools =
+      req.template_options.chat_template
+          ? req.template_options.chat_template->find("tools") != std::string::npos
+          : model->info.chat_template_supports_tools;
+  ApiResult<ChatOutputPlan> plan =
+      plan_chat_output(ex.state().config(), template_has_tools, req);
+  if (!plan.ok()) {
+    co_await ex.send_error(plan.error());
+    co_return;
+  }
   ApiResult<std::string> prompt =
       render_chat(engine, req.messages_json, req.template_options, req.continue_final_message);
   if (!prompt.ok()) {
@@ -149,7 +244,9 @@ awaitable<void> handle_chat_completions(Exchange& ex) {
   }
   const std::string id = random_id("chatcmpl-");
   TokenTextCache token_text(engine);
-  ChatContext ctx{req, id, unix_time_now(), token_text};
+  std::vector<ChatChoiceOutput> outputs(static_cast<size_t>(req.params.n),
+                                        ChatChoiceOutput(plan.value()));
+  ChatContext ctx{req, id, unix_time_now(), token_text, plan.value(), outputs};
 
   InFlightGuard in_flight(ex.state());
   EngineRequests requests(engine, co_await asio::this_coro::executor, ex.state().metrics());

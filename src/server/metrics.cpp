@@ -183,6 +183,28 @@ std::string ServerMetrics::render(const EngineStats* stats, const ModelInfo* inf
     families.push_back(counter_family("kite:engine_requests_aborted_total",
                                       "Requests the engine aborted",
                                       double(s.requests_aborted_total)));
+    // Structured outputs (grammars compiled once per distinct constraint; token bitmasks
+    // computed on CPU threads while the forward runs).
+    families.push_back(counter_family("kite:grammar_compiles_total",
+                                      "Structured-output grammars compiled",
+                                      double(s.grammar_compiles_total)));
+    families.push_back(counter_family("kite:grammar_cache_hits_total",
+                                      "Structured-output requests served by a cached grammar",
+                                      double(s.grammar_cache_hits_total)));
+    families.push_back(counter_family("kite:grammar_compile_seconds_total",
+                                      "Time spent compiling grammars",
+                                      s.grammar_compile_ms_total / 1e3));
+    families.push_back(counter_family("kite:grammar_mask_steps_total",
+                                      "Engine steps with constrained rows",
+                                      double(s.grammar_mask_steps_total)));
+    families.push_back(counter_family("kite:grammar_masks_total", "Token bitmasks computed",
+                                      double(s.grammar_masks_total)));
+    families.push_back(counter_family("kite:grammar_mask_seconds_total",
+                                      "Wall time of the steps' bitmask batches",
+                                      s.grammar_mask_fill_ms_total / 1e3));
+    families.push_back(counter_family("kite:grammar_mask_wait_seconds_total",
+                                      "Time sampling waited for bitmasks after the forward",
+                                      s.grammar_mask_wait_ms_total / 1e3));
   }
   return pm::TextSerializer().Serialize(families);
 }

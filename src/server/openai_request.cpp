@@ -68,6 +68,102 @@ std::vector<Prompt> read_prompts(FieldReader& r, const ParseContext& ctx) {
   return prompts;
 }
 
+// tools (already checked by read_template_options), tool_choice, parallel_tool_calls and
+// chat_template_kwargs.enable_thinking.
+void read_tools(FieldReader& r, ChatCompletionRequest& req) {
+  if (!r.ok()) return;
+  if (const bj::array* tools = r.array("tools")) {
+    for (const bj::value& t : *tools) {
+      const bj::object& fn = t.as_object().at("function").as_object();
+      ToolFunction f;
+      f.name = std::string(fn.at("name").as_string());
+      auto params = fn.find("parameters");
+      if (params != fn.end() && !params->value().is_null()) {
+        if (!params->value().is_object()) {
+          r.fail(invalid_type("tools", fmt::format("the parameters of tool '{}' must be a JSON "
+                                                   "schema object", f.name)));
+          return;
+        }
+        f.parameters_json = bj::serialize(params->value());
+      } else {
+        f.parameters_json = "{\"type\": \"object\"}";
+      }
+      req.tools.push_back(std::move(f));
+    }
+  }
+  req.tool_choice.kind = req.tools.empty() ? ToolChoice::Kind::kNone : ToolChoice::Kind::kAuto;
+  if (const bj::value* tc = r.find("tool_choice")) {
+    if (tc->is_string()) {
+      const std::string_view v = tc->get_string();
+      if (v == "none") {
+        req.tool_choice.kind = ToolChoice::Kind::kNone;
+      } else if (v == "auto") {
+        req.tool_choice.kind = ToolChoice::Kind::kAuto;
+      } else if (v == "required") {
+        req.tool_choice.kind = ToolChoice::Kind::kRequired;
+      } else {
+        r.fail(invalid_value("tool_choice", fmt::format("'tool_choice' must be none, auto, required "
+                                                        "or a named function, got '{}'", v)));
+        return;
+      }
+    } else if (tc->is_object()) {
+      FieldReader cr(tc->get_object(), "tool_choice");
+      cr.reject_unknown({"type", "function"});
+      std::optional<std::string> type = cr.string("type");
+      const bj::object* fn = cr.object("function");
+      if (cr.ok() && (type.value_or("function") != "function" || !fn)) {
+        cr.fail(invalid_value("tool_choice", "a named 'tool_choice' must be {\"type\": "
+                                             "\"function\", \"function\": {\"name\": ...}}"));
+      }
+      std::optional<std::string> name;
+      if (cr.ok()) {
+        FieldReader nr(*fn, "tool_choice.function");
+        name = nr.string("name");
+        if (nr.ok() && !name) nr.fail(missing_field("tool_choice.function.name"));
+        if (!nr.ok()) cr.fail(nr.error());
+      }
+      if (!cr.ok()) {
+        r.fail(cr.error());
+        return;
+      }
+      req.tool_choice.kind = ToolChoice::Kind::kNamed;
+      req.tool_choice.name = *name;
+    } else {
+      r.fail(invalid_type("tool_choice", "'tool_choice' must be a string or an object"));
+      return;
+    }
+  }
+  const ToolChoice::Kind k = req.tool_choice.kind;
+  if ((k == ToolChoice::Kind::kRequired || k == ToolChoice::Kind::kNamed) && req.tools.empty()) {
+    r.fail(invalid_value("tool_choice", "'tool_choice' requires 'tools'"));
+    return;
+  }
+  if (k == ToolChoice::Kind::kNamed) {
+    bool found = false;
+    for (const ToolFunction& f : req.tools) found = found || f.name == req.tool_choice.name;
+    if (!found) {
+      r.fail(invalid_value("tool_choice",
+                           fmt::format("'tool_choice' names function '{}', which is not in 'tools'",
+                                       req.tool_choice.name)));
+      return;
+    }
+  }
+  if ((k == ToolChoice::Kind::kRequired || k == ToolChoice::Kind::kNamed) &&
+      req.params.structured_outputs) {
+    r.fail(invalid_value("tool_choice", "tool_choice 'required' or a named function constrains "
+                                        "the output: it cannot be combined with response_format "
+                                        "or structured_outputs"));
+    return;
+  }
+  req.parallel_tool_calls = r.boolean("parallel_tool_calls").value_or(true);
+  if (const bj::object* kw = r.object("chat_template_kwargs")) {
+    auto it = kw->find("enable_thinking");
+    if (it != kw->end() && it->value().is_bool() && !it->value().get_bool()) {
+      req.thinking_disabled = true;
+    }
+  }
+}
+
 }  // namespace
 
 ApiResult<CompletionRequest> parse_completion_request(std::string_view body,
@@ -82,12 +178,15 @@ ApiResult<CompletionRequest> parse_completion_request(std::string_view body,
                     "top_k", "min_p", "repetition_penalty", "min_tokens", "stop_token_ids",
                     "ignore_eos", "skip_special_tokens", "spaces_between_special_tokens",
                     "include_stop_str_in_output", "add_special_tokens", "prompt_logprobs",
-                    "priority", "return_token_ids", "response_format", "use_beam_search"});
+                    "priority", "return_token_ids", "response_format", "use_beam_search",
+                    "structured_outputs", "guided_json", "guided_regex", "guided_choice",
+                    "guided_grammar", "guided_decoding_backend", "guided_whitespace_pattern"});
   CompletionRequest req;
   req.params = ctx.default_sampling;
   if (auto m = detail::read_model(r, ctx)) req.model = std::move(*m);
   req.prompts = read_prompts(r, ctx);
   detail::read_sampling_fields(r, ctx, req.params);
+  detail::read_structured_outputs(r, req.params);
   detail::read_token_limits(r, {"max_tokens"}, std::nullopt, req.params);
   if (auto lp = r.integer("logprobs", 0, kMaxLogprobs)) req.params.logprobs = static_cast<int>(*lp);
   req.echo = r.boolean("echo").value_or(false);
@@ -120,12 +219,15 @@ ApiResult<ChatCompletionRequest> parse_chat_request(std::string_view body,
        "top_k", "min_p", "repetition_penalty", "min_tokens", "stop_token_ids", "ignore_eos",
        "skip_special_tokens", "spaces_between_special_tokens", "include_stop_str_in_output",
        "add_generation_prompt", "continue_final_message", "add_special_tokens", "chat_template",
-       "chat_template_kwargs", "priority", "return_token_ids", "prompt_logprobs"});
+       "chat_template_kwargs", "priority", "return_token_ids", "prompt_logprobs",
+       "structured_outputs", "guided_json", "guided_regex", "guided_choice", "guided_grammar",
+       "guided_decoding_backend", "guided_whitespace_pattern"});
   ChatCompletionRequest req;
   req.params = ctx.default_sampling;
   if (auto m = detail::read_model(r, ctx)) req.model = std::move(*m);
   if (auto msgs = detail::read_messages(r)) req.messages_json = std::move(*msgs);
   detail::read_sampling_fields(r, ctx, req.params);
+  detail::read_structured_outputs(r, req.params);
   // OpenAI's chat default is "as many as fit": the engine caps max_tokens by the context left.
   std::optional<int64_t> default_max;
   if (ctx.max_model_len > 0) default_max = ctx.max_model_len;
@@ -146,7 +248,7 @@ ApiResult<ChatCompletionRequest> parse_chat_request(std::string_view body,
   req.return_token_ids = r.boolean("return_token_ids").value_or(false);
   if (auto p = r.integer("priority", INT32_MIN, INT32_MAX)) req.priority = static_cast<int>(*p);
   r.string("user");
-  r.boolean("parallel_tool_calls");
+  read_tools(r, req);
   r.boolean("store");
   r.object("metadata");
   detail::reject_unsupported_features(r);

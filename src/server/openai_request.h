@@ -49,6 +49,20 @@ struct CompletionRequest {
   int priority = 0;
 };
 
+// A function the model may call (tools[i].function).
+struct ToolFunction {
+  std::string name;
+  std::string parameters_json;  // JSON schema of the arguments ({"type": "object"} when absent)
+};
+
+// tool_choice: none, auto (the model decides; parsed with --tool-call-parser), required (at
+// least one call, enforced by grammar) or one named function (enforced by grammar).
+struct ToolChoice {
+  enum class Kind { kNone, kAuto, kRequired, kNamed };
+  Kind kind = Kind::kNone;
+  std::string name;  // kNamed
+};
+
 // POST /v1/chat/completions
 struct ChatCompletionRequest {
   std::string model;
@@ -64,6 +78,10 @@ struct ChatCompletionRequest {
   bool add_special_tokens = false;  // the template already holds BOS
   bool return_token_ids = false;
   int priority = 0;
+  std::vector<ToolFunction> tools;
+  ToolChoice tool_choice;            // default: auto with tools, none without
+  bool parallel_tool_calls = true;
+  bool thinking_disabled = false;    // chat_template_kwargs enable_thinking = false
 };
 
 // POST /tokenize (vLLM): either a text prompt or chat messages.

@@ -228,21 +228,171 @@ void read_stream(FieldReader& r, bool& stream, StreamOptions& opts) {
   if (!sr.ok()) r.fail(sr.error());
 }
 
-void reject_unsupported_features(FieldReader& r) {
+namespace {
+
+// A JSON schema given as an object (or a string holding one, as vLLM's guided_json allows).
+std::optional<std::string> schema_text(FieldReader& r, const bj::value& v, const std::string& param) {
+  if (v.is_object() || v.is_bool()) return bj::serialize(v);
+  if (v.is_string()) {
+    boost::system::error_code ec;
+    bj::value parsed = bj::parse(v.get_string(), ec);
+    if (ec || !(parsed.is_object() || parsed.is_bool())) {
+      r.fail(invalid_value(param, fmt::format("'{}' is not a valid JSON schema (not a JSON object)",
+                                              param)));
+      return std::nullopt;
+    }
+    return bj::serialize(parsed);
+  }
+  r.fail(invalid_type(param, fmt::format("'{}' must be a JSON schema object, got {}", param,
+                                         json_kind_name(v))));
+  return std::nullopt;
+}
+
+std::optional<std::vector<std::string>> string_list(FieldReader& r, const bj::value& v,
+                                                    const std::string& param) {
+  if (!v.is_array() || v.get_array().empty()) {
+    r.fail(invalid_value(param, fmt::format("'{}' must be a non-empty array of strings", param)));
+    return std::nullopt;
+  }
+  std::vector<std::string> out;
+  for (const bj::value& x : v.get_array()) {
+    if (!x.is_string() || x.get_string().empty()) {
+      r.fail(invalid_value(param, fmt::format("'{}' must hold non-empty strings", param)));
+      return std::nullopt;
+    }
+    out.emplace_back(x.get_string());
+  }
+  return out;
+}
+
+// Adds one constraint source; two sources conflict.
+void set_constraint(FieldReader& r, std::optional<StructuredOutputs>& so, std::string& source,
+                    const std::string& param, StructuredOutputs next) {
+  if (so) {
+    r.fail(invalid_value(param, fmt::format("'{}' conflicts with '{}': give one output constraint",
+                                            param, source)));
+    return;
+  }
+  so = std::move(next);
+  source = param;
+}
+
+}  // namespace
+
+void read_structured_outputs(FieldReader& r, SamplingParams& p) {
+  std::optional<StructuredOutputs> so;
+  std::string source;
   if (const bj::object* rf = r.object("response_format")) {
     FieldReader fr(*rf, "response_format");
+    fr.reject_unknown({"type", "json_schema", "schema"});
     std::optional<std::string> type = fr.string("type");
-    if (!fr.ok()) {
-      r.fail(fr.error());
-    } else if (!type) {
-      r.fail(missing_field("response_format.type"));
-    } else if (*type != "text") {
-      r.fail(unsupported("response_format.type",
-                         fmt::format("response_format type '{}' is not supported (structured "
-                                     "output is not implemented); use 'text'",
-                                     *type)));
+    if (fr.ok() && !type) fr.fail(missing_field("response_format.type"));
+    if (fr.ok() && *type == "json_object") {
+      StructuredOutputs x;
+      x.json_object = true;
+      set_constraint(r, so, source, "response_format", std::move(x));
+    } else if (fr.ok() && *type == "json_schema") {
+      const bj::object* js = fr.object("json_schema");
+      if (fr.ok() && !js) fr.fail(missing_field("response_format.json_schema"));
+      if (fr.ok()) {
+        FieldReader jr(*js, "response_format.json_schema");
+        jr.reject_unknown({"name", "description", "schema", "strict"});
+        jr.string("name");
+        jr.string("description");
+        jr.boolean("strict");  // the grammar enforces the schema either way
+        const bj::value* schema = jr.find("schema");
+        if (jr.ok() && !schema) jr.fail(missing_field("response_format.json_schema.schema"));
+        if (jr.ok()) {
+          if (auto text = schema_text(jr, *schema, "response_format.json_schema.schema")) {
+            StructuredOutputs x;
+            x.json = std::move(*text);
+            set_constraint(r, so, source, "response_format", std::move(x));
+          }
+        }
+        if (!jr.ok()) fr.fail(jr.error());
+      }
+    } else if (fr.ok() && *type != "text") {
+      fr.fail(invalid_value("response_format.type",
+                            fmt::format("response_format type '{}' is not one of text, "
+                                        "json_object, json_schema",
+                                        *type)));
+    }
+    if (!fr.ok()) r.fail(fr.error());
+  }
+  if (const bj::object* sob = r.object("structured_outputs")) {
+    FieldReader sr(*sob, "structured_outputs");
+    sr.reject_unknown({"json", "regex", "choice", "grammar", "json_object",
+                       "disable_any_whitespace", "disable_fallback",
+                       "disable_additional_properties", "whitespace_pattern", "structural_tag"});
+    StructuredOutputs x;
+    if (const bj::value* j = sr.find("json")) {
+      if (auto t = schema_text(sr, *j, "structured_outputs.json")) x.json = std::move(*t);
+    }
+    x.regex = sr.string("regex");
+    if (const bj::value* c = sr.find("choice")) x.choice = string_list(sr, *c, "structured_outputs.choice");
+    x.grammar = sr.string("grammar");
+    x.json_object = sr.boolean("json_object").value_or(false);
+    x.disable_any_whitespace = sr.boolean("disable_any_whitespace").value_or(false);
+    sr.boolean("disable_fallback");
+    sr.boolean("disable_additional_properties");
+    if (sr.has("whitespace_pattern") || sr.has("structural_tag")) {
+      sr.fail(unsupported("structured_outputs",
+                          "structured_outputs.whitespace_pattern and structural_tag are not "
+                          "supported"));
+    }
+    if (sr.ok() && x.num_constraints() != 1) {
+      sr.fail(invalid_value("structured_outputs",
+                            x.num_constraints() == 0
+                                ? "'structured_outputs' must set one of json, regex, choice, "
+                                  "grammar, json_object"
+                                : "'structured_outputs' sets more than one of json, regex, "
+                                  "choice, grammar, json_object: give one"));
+    }
+    if (!sr.ok()) {
+      r.fail(sr.error());
+    } else {
+      set_constraint(r, so, source, "structured_outputs", std::move(x));
     }
   }
+  // vLLM's older guided_* fields.
+  if (const bj::value* g = r.find("guided_json")) {
+    if (auto t = schema_text(r, *g, "guided_json")) {
+      StructuredOutputs x;
+      x.json = std::move(*t);
+      set_constraint(r, so, source, "guided_json", std::move(x));
+    }
+  }
+  if (auto g = r.string("guided_regex")) {
+    StructuredOutputs x;
+    x.regex = std::move(*g);
+    set_constraint(r, so, source, "guided_regex", std::move(x));
+  }
+  if (const bj::value* g = r.find("guided_choice")) {
+    if (auto c = string_list(r, *g, "guided_choice")) {
+      StructuredOutputs x;
+      x.choice = std::move(*c);
+      set_constraint(r, so, source, "guided_choice", std::move(x));
+    }
+  }
+  if (auto g = r.string("guided_grammar")) {
+    StructuredOutputs x;
+    x.grammar = std::move(*g);
+    set_constraint(r, so, source, "guided_grammar", std::move(x));
+  }
+  if (auto backend = r.string("guided_decoding_backend")) {
+    if (*backend != "xgrammar" && *backend != "auto") {
+      r.fail(unsupported("guided_decoding_backend",
+                         "guided_decoding_backend must be 'xgrammar' or 'auto' (kite's grammar "
+                         "engine is xgrammar)"));
+    }
+  }
+  if (r.has("guided_whitespace_pattern")) {
+    r.fail(unsupported("guided_whitespace_pattern", "'guided_whitespace_pattern' is not supported"));
+  }
+  if (r.ok() && so) p.structured_outputs = std::move(so);
+}
+
+void reject_unsupported_features(FieldReader& r) {
   if (r.has("best_of")) {
     std::optional<int64_t> best_of = r.integer("best_of", 1, kMaxChoices);
     std::optional<int64_t> n = r.integer("n", 1, kMaxChoices);
@@ -268,14 +418,6 @@ void reject_unsupported_features(FieldReader& r) {
         r.fail(unsupported("modalities", "only the 'text' modality is supported"));
         break;
       }
-    }
-  }
-  if (const bj::value* tc = r.find("tool_choice")) {
-    bool ok = tc->is_string() && (tc->get_string() == "none" || tc->get_string() == "auto");
-    if (!ok) {
-      r.fail(unsupported("tool_choice",
-                         "'tool_choice' must be \"none\" or \"auto\" (tool-call parsing is not "
-                         "implemented; tools are passed to the chat template)"));
     }
   }
 }

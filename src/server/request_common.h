@@ -33,7 +33,10 @@ void read_token_limits(FieldReader& r, std::initializer_list<std::string_view> m
                        std::optional<int64_t> default_max, SamplingParams& p);
 // stream + stream_options (stream_options only with stream: true, as OpenAI).
 void read_stream(FieldReader& r, bool& stream, StreamOptions& opts);
-// OpenAI fields that kite accepts only at their neutral value (response_format text, ...).
+// response_format, structured_outputs and vLLM's guided_* fields -> p.structured_outputs
+// (400 when two of them constrain the output).
+void read_structured_outputs(FieldReader& r, SamplingParams& p);
+// OpenAI fields that kite accepts only at their neutral value (suffix, best_of, ...).
 void reject_unsupported_features(FieldReader& r);
 
 // "messages" -> normalized JSON array text (see ChatCompletionRequest::messages_json).

@@ -43,6 +43,12 @@ struct ServerConfig {
   // SIGTERM/SIGINT: running requests get this long to finish; then they are aborted.
   std::chrono::milliseconds shutdown_timeout{30'000};
   bool handle_signals = true;  // install SIGINT/SIGTERM handlers
+  // Tool calling: the family format of the model's tool calls ("hermes", "llama3_json",
+  // "mistral"; "" = none). tool_choice "auto" parses calls only with enable_auto_tool_choice.
+  std::string tool_call_parser;
+  bool enable_auto_tool_choice = false;
+  // "qwen3" | "deepseek_r1": chat responses split <think>…</think> into reasoning_content.
+  std::string reasoning_parser;
 };
 
 class HttpServer {

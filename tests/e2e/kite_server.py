@@ -174,13 +174,22 @@ TINY_CONFIGS = {
     "qwen3": ("qwen3-0.6b", dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                                  num_attention_heads=4, num_key_value_heads=2, head_dim=16,
                                  max_window_layers=2)),
+    # Mistral-7B's architecture with the Llama-2 SentencePiece vocabulary (32,000 tokens, byte
+    # fallback) and a tool-calling template in Mistral's format (chat_templates/mistral).
+    "mistral": ("mistral-7b-v0.1", dict(hidden_size=64, intermediate_size=128,
+                                        num_hidden_layers=2, num_attention_heads=4,
+                                        num_key_value_heads=2, head_dim=16)),
 }
 
+# Where each family's tokenizer.json comes from (tests/data/tokenizers/<dir>).
+TOKENIZER_DIRS = {"llama3.1": "llama3.1", "qwen3": "qwen3", "mistral": "llama2"}
 
-def make_chat_model_dir(family, dest):
-    """A model directory of `family` (llama3.1 or qwen3): a tiny config of that family, the
-    family's tokenizer.json and the tokenizer_config.json carrying its chat template. Weights come
-    from --load-format dummy. Returns the directory."""
+
+def make_chat_model_dir(family, dest, chat_template=None):
+    """A model directory of `family` (llama3.1, qwen3 or mistral): a tiny config of that family, the
+    family's tokenizer.json and the tokenizer_config.json carrying its chat template (or
+    `chat_template`, a file of tests/data/chat_templates, which then wins). Weights come from
+    --load-format dummy. Returns the directory."""
     config_dir, overrides = TINY_CONFIGS[family]
     os.makedirs(dest, exist_ok=True)
     with open(os.path.join(DATA, "configs", config_dir, "config.json")) as f:
@@ -188,9 +197,13 @@ def make_chat_model_dir(family, dest):
     config.update(overrides)
     with open(os.path.join(dest, "config.json"), "w") as f:
         json.dump(config, f, indent=2)
-    with gzip.open(os.path.join(DATA, "tokenizers", family, "tokenizer.json.gz"), "rb") as src, \
+    with gzip.open(os.path.join(DATA, "tokenizers", TOKENIZER_DIRS[family], "tokenizer.json.gz"),
+                   "rb") as src, \
             open(os.path.join(dest, "tokenizer.json"), "wb") as dst:
         shutil.copyfileobj(src, dst)
     shutil.copy(os.path.join(DATA, "chat_templates", family, "tokenizer_config.json"),
                 os.path.join(dest, "tokenizer_config.json"))
+    if chat_template:  # a template of tests/data/chat_templates, as chat_template.jinja
+        shutil.copy(os.path.join(DATA, "chat_templates", chat_template),
+                    os.path.join(dest, "chat_template.jinja"))
     return dest

@@ -23,6 +23,26 @@ size_t out_bytes(int rows, int top) {
   return static_cast<size_t>(rows) * (3 + 2 * static_cast<size_t>(top)) * 4;
 }
 
+// A constrained row whose allowed tokens all had -inf logits samples a masked token through
+// the kernels' fallback; the definition takes the lowest allowed token instead.
+void fix_masked_fallbacks(const SamplingBatch& b, SamplerOutput* out) {
+  if (b.has_bitmask.empty()) return;
+  const size_t words = static_cast<size_t>(b.bitmask_words);
+  for (size_t r = 0; r < out->token_ids.size(); ++r) {
+    if (b.has_bitmask[r] == 0) continue;
+    const int32_t* mask = b.token_bitmask.data() + r * words;
+    const int32_t t = out->token_ids[r];
+    if ((static_cast<uint32_t>(mask[t >> 5]) >> (t & 31)) & 1u) continue;
+    for (size_t w = 0; w < words; ++w) {
+      if (mask[w] != 0) {
+        out->token_ids[r] = static_cast<int32_t>(w * 32) +
+                            __builtin_ctz(static_cast<uint32_t>(mask[w]));
+        break;
+      }
+    }
+  }
+}
+
 }  // namespace
 
 Result<std::unique_ptr<GpuSampler>> GpuSampler::create(int max_rows, int64_t vocab) {
@@ -42,6 +62,10 @@ Result<std::unique_ptr<GpuSampler>> GpuSampler::create(int max_rows, int64_t voc
   KITE_ASSIGN_OR_RETURN(
       s->out_h_, PinnedBuffer::allocate(out_bytes(max_rows, kInitialTop), "sampler outputs"));
   KITE_RETURN_IF_ERROR(s->reserve_lists(1 << 16));
+  s->mask_words_ = (vocab + 31) / 32;
+  const size_t mask_bytes = static_cast<size_t>(max_rows) * (s->mask_words_ + 1) * 4;
+  KITE_ASSIGN_OR_RETURN(s->mask_d_, DeviceBuffer::allocate(mask_bytes, "sampler bitmasks"));
+  KITE_ASSIGN_OR_RETURN(s->mask_h_, PinnedBuffer::allocate(mask_bytes, "sampler bitmasks"));
   KITE_ASSIGN_OR_RETURN(
       s->argmax_ws_, DeviceBuffer::allocate(argmax_workspace_bytes(max_rows), "argmax workspace"));
   KITE_CUDA_RETURN_IF_ERROR(cudaMemset(s->argmax_ws_.data(), 0, s->argmax_ws_.size()));
@@ -59,7 +83,36 @@ Status GpuSampler::reserve_lists(size_t n) {
   return ok_status();
 }
 
-Status GpuSampler::sample(const float* logits, int num_rows, const SamplingBatch& b,
+Status GpuSampler::apply_bitmasks(float* logits, int num_rows, const SamplingBatch& b,
+                                  cudaStream_t stream) {
+  if (b.has_bitmask.empty()) return ok_status();
+  if (b.bitmask_words != mask_words_) {
+    return invalid_argument("sample: bitmask rows have " + std::to_string(b.bitmask_words) +
+                            " words, the vocabulary needs " + std::to_string(mask_words_));
+  }
+  // Only the constrained rows travel: [n, words] masks, then their n row indices.
+  int32_t* h = mask_h_.as<int32_t>();
+  int32_t* h_rows = h + static_cast<size_t>(max_rows_) * mask_words_;
+  int n = 0;
+  for (int32_t r = 0; r < num_rows; ++r) {
+    if (b.has_bitmask[static_cast<size_t>(r)] == 0) continue;
+    std::memcpy(h + static_cast<size_t>(n) * mask_words_,
+                b.token_bitmask.data() + static_cast<size_t>(r) * mask_words_,
+                static_cast<size_t>(mask_words_) * 4);
+    h_rows[n++] = r;
+  }
+  if (n == 0) return ok_status();
+  int32_t* d = mask_d_.as<int32_t>();
+  int32_t* d_rows = d + static_cast<size_t>(max_rows_) * mask_words_;
+  KITE_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(d, h, static_cast<size_t>(n) * mask_words_ * 4,
+                                            cudaMemcpyHostToDevice, stream));
+  KITE_CUDA_RETURN_IF_ERROR(
+      cudaMemcpyAsync(d_rows, h_rows, static_cast<size_t>(n) * 4, cudaMemcpyHostToDevice, stream));
+  apply_token_bitmask(logits, vocab_, d, mask_words_, d_rows, n, stream);
+  return ok_status();
+}
+
+Status GpuSampler::sample(float* logits, int num_rows, const SamplingBatch& b,
                           SamplerOutput* out, const DeviceContext& dev, cudaStream_t stream) {
   KITE_RETURN_IF_ERROR(check_sampling_batch(b, vocab_));
   if (num_rows != b.num_rows()) {
@@ -71,6 +124,8 @@ Status GpuSampler::sample(const float* logits, int num_rows, const SamplingBatch
                         std::to_string(max_rows_));
   }
   out->token_ids.assign(static_cast<size_t>(num_rows), 0);
+  // The pinned mask buffer is reused per call: the previous call synchronized the stream.
+  KITE_RETURN_IF_ERROR(apply_bitmasks(logits, num_rows, b, stream));
   const bool want_lp = b.max_num_logprobs >= 0;
   int32_t* tokens_d = out_d_.as<int32_t>();
   if (b.all_greedy && !want_lp) {
@@ -78,6 +133,7 @@ Status GpuSampler::sample(const float* logits, int num_rows, const SamplingBatch
     KITE_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(out->token_ids.data(), tokens_d, num_rows * 4,
                                               cudaMemcpyDeviceToHost, stream));
     KITE_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream));
+    fix_masked_fallbacks(b, out);
     out->logprobs.clear();
     out->ranks.clear();
     out->top_token_ids.clear();
@@ -189,6 +245,7 @@ Status GpuSampler::sample(const float* logits, int num_rows, const SamplingBatch
   KITE_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream));
   const int32_t* h = out_h_.as<int32_t>();
   std::memcpy(out->token_ids.data(), h, num_rows * 4);
+  fix_masked_fallbacks(b, out);
   if (want_lp) {
     out->logprobs.assign(reinterpret_cast<const float*>(h + max_rows_),
                          reinterpret_cast<const float*>(h + max_rows_) + num_rows);

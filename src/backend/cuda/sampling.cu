@@ -502,6 +502,27 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(SampleParams p) {
 
 }  // namespace
 
+// One thread per token: grid (ceil(vocab / kMaskThreads), num_masked).
+constexpr int kMaskThreads = 256;
+
+__global__ void __launch_bounds__(kMaskThreads)
+    apply_token_bitmask_kernel(float* logits, int64_t vocab, const int32_t* bitmask,
+                               int64_t words, const int32_t* rows) {
+  const int64_t t = static_cast<int64_t>(blockIdx.x) * kMaskThreads + threadIdx.x;
+  const int i = blockIdx.y;
+  if (t >= vocab) return;
+  const uint32_t word = static_cast<uint32_t>(bitmask[i * words + (t >> 5)]);
+  if (((word >> (t & 31)) & 1u) == 0) logits[static_cast<int64_t>(rows[i]) * vocab + t] = -INFINITY;
+}
+
+void apply_token_bitmask(float* logits, int64_t vocab, const int32_t* bitmask, int64_t words,
+                         const int32_t* rows, int num_masked, cudaStream_t stream) {
+  if (num_masked == 0) return;
+  const unsigned blocks = static_cast<unsigned>((vocab + kMaskThreads - 1) / kMaskThreads);
+  apply_token_bitmask_kernel<<<dim3(blocks, num_masked), kMaskThreads, 0, stream>>>(
+      logits, vocab, bitmask, words, rows);
+}
+
 void sample_rows(const SampleParams& p, const DeviceContext& dev, cudaStream_t stream) {
   if (p.num_rows == 0) return;
   launch(sample_kernel, dim3(p.num_rows), dim3(kThreads), 0, dev, stream, p);

@@ -73,20 +73,30 @@ size_t argmax_workspace_bytes(int max_rows);
 void argmax_rows(const float* logits, int64_t vocab, int num_rows, int32_t* out, void* workspace,
                  int max_rows, const DeviceContext& dev, cudaStream_t stream);
 
+// Grammar masks (structured outputs, step 0 of sampling_batch.h), in place:
+// logits[rows[i], t] = -inf for every t < vocab whose bit is clear in bitmask row i.
+// bitmask: [num_masked, words] int32 (words >= ceil(vocab / 32)); rows: [num_masked].
+void apply_token_bitmask(float* logits, int64_t vocab, const int32_t* bitmask, int64_t words,
+                         const int32_t* rows, int num_masked, cudaStream_t stream);
+
 class GpuSampler {
  public:
   // max_rows: the most logits rows one call samples.
   static Result<std::unique_ptr<GpuSampler>> create(int max_rows, int64_t vocab);
 
-  // logits: device F32 [num_rows, vocab], row stride vocab, on `dev`'s device (current). Waits
-  // for the stream (the tokens are on the host when it returns). kInvalidArgument for an
-  // inconsistent batch.
-  Status sample(const float* logits, int num_rows, const SamplingBatch& batch, SamplerOutput* out,
+  // logits: device F32 [num_rows, vocab], row stride vocab, on `dev`'s device (current); rows
+  // with a grammar bitmask are masked in place (the forward's logits buffer, valid until the
+  // next forward). Waits for the stream (the tokens are on the host when it returns).
+  // kInvalidArgument for an inconsistent batch.
+  Status sample(float* logits, int num_rows, const SamplingBatch& batch, SamplerOutput* out,
                 const DeviceContext& dev, cudaStream_t stream);
 
  private:
   GpuSampler() = default;
   Status reserve_lists(size_t n);
+  // Uploads the constrained rows' bitmasks and masks those logits rows.
+  Status apply_bitmasks(float* logits, int num_rows, const SamplingBatch& batch,
+                        cudaStream_t stream);
 
   int max_rows_ = 0;
   int64_t vocab_ = 0;
@@ -101,6 +111,9 @@ class GpuSampler {
   PinnedBuffer out_h_;
   int out_top_capacity_ = 0;
   std::vector<int32_t> tmp_ids_;
+  int64_t mask_words_ = 0;    // ceil(vocab / 32)
+  DeviceBuffer mask_d_;       // [max_rows, mask_words_] bitmasks, then [max_rows] row ids
+  PinnedBuffer mask_h_;
 };
 
 }  // namespace kite::cuda

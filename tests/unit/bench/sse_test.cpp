@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include <boost/json.hpp>
 
 #include "bench/http_client.h"
@@ -120,6 +122,40 @@ TEST(RequestBody, CompletionsWithTokenIds) {
   EXPECT_NE(body.find(R"("top_k":5)"), std::string::npos);
   EXPECT_NE(body.find(R"("min_tokens":16)"), std::string::npos);
   EXPECT_EQ(body.find("temperature"), std::string::npos);
+}
+
+TEST(RequestBody, ResponseFormatsCycleByRequestIndex) {
+  const std::string path = ::testing::TempDir() + "/formats.json";
+  {
+    std::ofstream f(path);
+    // A bare schema (wrapped as json_schema) and a response_format object as given.
+    f << R"([{"type": "object", "properties": {"a": {"type": "integer"}}},
+             {"type": "json_object"}])";
+  }
+  auto formats = read_response_formats(path);
+  ASSERT_TRUE(formats.ok()) << formats.status().to_string();
+  ASSERT_EQ(formats->size(), 2u);
+  RequestOptions o;
+  o.model = "m";
+  o.response_formats = *formats;
+  PromptSpec p{std::vector<int32_t>{1}, 1, 4};
+  for (size_t i : {0, 1, 2, 3}) {
+    boost::json::object b = boost::json::parse(*build_request_body(o, p, i)).as_object();
+    const boost::json::object& rf = b.at("response_format").as_object();
+    if (i % 2 == 0) {
+      EXPECT_EQ(rf.at("type"), "json_schema");
+      EXPECT_EQ(rf.at("json_schema").at("name"), "schema_0");
+      EXPECT_EQ(rf.at("json_schema").at("schema").at("type"), "object");
+    } else {
+      EXPECT_EQ(rf.at("type"), "json_object");
+    }
+  }
+  {
+    std::ofstream f(path);
+    f << "{\"type\": \"json_object\"}\n\n[1]\n";  // JSONL with a non-object line
+  }
+  EXPECT_FALSE(read_response_formats(path).ok());
+  EXPECT_FALSE(read_response_formats(path + ".missing").ok());
 }
 
 TEST(RequestBody, ChatNeedsText) {

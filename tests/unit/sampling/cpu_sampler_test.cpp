@@ -355,3 +355,95 @@ TEST(CpuSampler, RejectsMalformedBatches) {
 
 }  // namespace
 }  // namespace kite
+
+namespace kite {
+namespace {
+
+// Grammar bitmasks (structured outputs): step 0 of the definition.
+void set_mask(SamplingBatch* b, int64_t vocab, const std::vector<std::vector<int32_t>>& allowed) {
+  b->bitmask_words = (vocab + 31) / 32;
+  b->token_bitmask.assign(allowed.size() * static_cast<size_t>(b->bitmask_words), 0);
+  b->has_bitmask.assign(allowed.size(), 0);
+  for (size_t r = 0; r < allowed.size(); ++r) {
+    if (allowed[r].empty()) continue;  // unconstrained row
+    b->has_bitmask[r] = 1;
+    for (int32_t t : allowed[r]) {
+      b->token_bitmask[r * b->bitmask_words + (t >> 5)] |= static_cast<int32_t>(1u << (t & 31));
+    }
+  }
+}
+
+TEST(CpuSamplerMask, OnlyAllowedTokensAndMaskedLogprobs) {
+  const int64_t vocab = 100;
+  const std::vector<float> logits = random_logits(vocab, 5);
+  RowSpec greedy, hot;
+  greedy.params.temperature = 0;
+  greedy.params.logprobs = 3;
+  hot.params.temperature = 1.0;
+  hot.seed = 9;
+  std::vector<float> two_rows = logits;
+  two_rows.insert(two_rows.end(), logits.begin(), logits.end());
+  SamplingBatch b = build({greedy, hot});
+  const std::vector<int32_t> allowed = {7, 40, 41, 99};
+  set_mask(&b, vocab, {allowed, {}});
+  SamplerOutput out;
+  ASSERT_TRUE(cpu_sample(two_rows.data(), vocab, b, &out).ok());
+  int32_t best = allowed[0];
+  for (int32_t t : allowed) {
+    if (logits[t] > logits[best]) best = t;
+  }
+  EXPECT_EQ(out.token_ids[0], best);
+  // Logprobs are those of the masked distribution: the allowed tokens share all the mass.
+  double mass = 0;
+  for (int32_t t : allowed) mass += std::exp(logits[t] - logits[best]);
+  EXPECT_NEAR(out.logprobs[0], -std::log(mass), 1e-5);
+  EXPECT_EQ(out.ranks[0], 1);
+  for (int k = 0; k < 3; ++k) {
+    EXPECT_NE(std::find(allowed.begin(), allowed.end(), out.top_token_ids[k]), allowed.end());
+  }
+  // The unconstrained row samples as without masks.
+  SamplingBatch plain = build({greedy, hot});
+  SamplerOutput want;
+  ASSERT_TRUE(cpu_sample(two_rows.data(), vocab, plain, &want).ok());
+  EXPECT_EQ(out.token_ids[1], want.token_ids[1]);
+  // Sampling (not greedy) stays inside the mask over many seeds.
+  for (uint64_t seed = 0; seed < 200; ++seed) {
+    RowSpec r;
+    r.params.temperature = 1.5;
+    r.seed = seed;
+    SamplingBatch one = build({r});
+    set_mask(&one, vocab, {allowed});
+    ASSERT_TRUE(cpu_sample(logits.data(), vocab, one, &out).ok());
+    EXPECT_NE(std::find(allowed.begin(), allowed.end(), out.token_ids[0]), allowed.end());
+  }
+}
+
+TEST(CpuSamplerMask, NoFiniteAllowedTokenTakesTheLowestAllowed) {
+  const int64_t vocab = 64;
+  std::vector<float> logits = random_logits(vocab, 2);
+  logits[33] = -kInf;
+  logits[50] = -kInf;
+  RowSpec row;
+  row.params.temperature = 0;
+  SamplingBatch b = build({row});
+  set_mask(&b, vocab, {{50, 33}});
+  SamplerOutput out;
+  ASSERT_TRUE(cpu_sample(logits.data(), vocab, b, &out).ok());
+  EXPECT_EQ(out.token_ids[0], 33);
+}
+
+TEST(CpuSamplerMask, RejectsMalformedMasks) {
+  RowSpec row;
+  SamplingBatch b = build({row});
+  set_mask(&b, 64, {{1}});
+  b.token_bitmask.pop_back();
+  std::vector<float> logits(64, 0.f);
+  SamplerOutput out;
+  EXPECT_EQ(cpu_sample(logits.data(), 64, b, &out).code(), StatusCode::kInvalidArgument);
+  set_mask(&b, 64, {{1}});
+  b.has_bitmask.push_back(1);
+  EXPECT_EQ(cpu_sample(logits.data(), 64, b, &out).code(), StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace kite

@@ -201,11 +201,45 @@ TEST(CompletionRequestTest, InvalidValues) {
 TEST(CompletionRequestTest, UnsupportedFeatures) {
   EXPECT_EQ(parse_err(R"({"prompt": "x", "suffix": "y"})").code, "unsupported_value");
   EXPECT_EQ(parse_err(R"({"prompt": "x", "best_of": 2})").param, "best_of");
-  EXPECT_EQ(parse_err(R"({"prompt": "x", "response_format": {"type": "json_object"}})").param,
+  EXPECT_EQ(parse_err(R"({"prompt": "x", "response_format": {"type": "xml"}})").param,
             "response_format.type");
   EXPECT_EQ(parse_err(R"({"prompt": "x", "use_beam_search": true})").param, "use_beam_search");
   // Neutral values pass.
   parse_ok(R"({"prompt": "x", "suffix": "", "best_of": 1, "response_format": {"type": "text"}})");
+}
+
+TEST(CompletionRequestTest, StructuredOutputs) {
+  // Every spelling of a constraint lands in params.structured_outputs.
+  CompletionRequest r = parse_ok(R"({"prompt": "x", "response_format": {"type": "json_object"}})");
+  ASSERT_TRUE(r.params.structured_outputs);
+  EXPECT_TRUE(r.params.structured_outputs->json_object);
+  r = parse_ok(R"({"prompt": "x", "response_format": {"type": "json_schema", "json_schema":
+                   {"name": "a", "strict": true, "schema": {"type": "object"}}}})");
+  EXPECT_EQ(r.params.structured_outputs->json.value_or(""), R"({"type":"object"})");
+  r = parse_ok(R"({"prompt": "x", "guided_json": "{\"type\": \"integer\"}"})");
+  EXPECT_EQ(r.params.structured_outputs->json.value_or(""), R"({"type":"integer"})");
+  r = parse_ok(R"({"prompt": "x", "structured_outputs": {"regex": "a+",
+                   "disable_any_whitespace": true}})");
+  EXPECT_EQ(r.params.structured_outputs->regex.value_or(""), "a+");
+  EXPECT_TRUE(r.params.structured_outputs->disable_any_whitespace);
+  r = parse_ok(R"({"prompt": "x", "guided_choice": ["a", "b"]})");
+  EXPECT_EQ(r.params.structured_outputs->choice->size(), 2u);
+  r = parse_ok(R"({"prompt": "x", "guided_grammar": "root ::= \"a\""})");
+  EXPECT_TRUE(r.params.structured_outputs->grammar);
+  r = parse_ok(R"({"prompt": "x", "response_format": {"type": "text"}})");
+  EXPECT_FALSE(r.params.structured_outputs);
+  // Two constraints conflict; bad shapes name the field.
+  EXPECT_NE(parse_err(R"({"prompt": "x", "guided_json": {}, "guided_regex": "a"})")
+                .message.find("conflicts"),
+            std::string::npos);
+  EXPECT_EQ(parse_err(R"({"prompt": "x", "guided_json": 3})").param, "guided_json");
+  EXPECT_EQ(parse_err(R"({"prompt": "x", "guided_choice": [1]})").param, "guided_choice");
+  EXPECT_EQ(parse_err(R"({"prompt": "x", "structured_outputs": {}})").param,
+            "structured_outputs");
+  EXPECT_EQ(parse_err(R"({"prompt": "x", "structured_outputs": {"jsn": {}}})").param,
+            "structured_outputs.jsn");
+  EXPECT_EQ(parse_err(R"({"prompt": "x", "response_format": {"type": "json_schema"}})").param,
+            "response_format.json_schema");
 }
 
 TEST(CompletionRequestTest, NullMeansAbsent) {
