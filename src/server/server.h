@@ -43,6 +43,8 @@ struct ServerConfig {
   // SIGTERM/SIGINT: running requests get this long to finish; then they are aborted.
   std::chrono::milliseconds shutdown_timeout{30'000};
   bool handle_signals = true;  // install SIGINT/SIGTERM handlers
+  // OTLP/HTTP collector for request traces ("http://host:4318"); empty: no tracing.
+  std::string otlp_traces_endpoint;
 };
 
 class HttpServer {
