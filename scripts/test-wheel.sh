@@ -4,6 +4,7 @@
 # `from kite import LLM` there. A full build of the engine, so a script rather than CI.
 #   scripts/test-wheel.sh             # wheel into dist/, venv in a temp folder
 #   KITE_WHEEL_CUDA=OFF scripts/test-wheel.sh   # CPU-only wheel even where nvcc exists
+#   KITE_WHEEL_GENCODE=90a scripts/test-wheel.sh # CUDA kernels for sm_90a only (quicker)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 python="${KITE_PYTHON:-python3}"
@@ -11,6 +12,9 @@ mkdir -p dist
 start=$SECONDS
 args=()
 if [ -n "${KITE_WHEEL_CUDA:-}" ]; then args+=(-C "cmake.define.KITE_CUDA=${KITE_WHEEL_CUDA}"); fi
+if [ -n "${KITE_WHEEL_GENCODE:-}" ]; then
+  args+=(-C "cmake.define.KITE_CUDA_GENCODE=${KITE_WHEEL_GENCODE}")
+fi
 .venv/bin/pip wheel . --no-deps --no-build-isolation -w dist "${args[@]}"
 wheel="$(ls -t dist/kite-*.whl | head -1)"
 echo "test-wheel: built $wheel in $((SECONDS - start)) s"

@@ -222,6 +222,8 @@ KITE_REGISTER_COMMAND(
       // A chat reply may use the rest of the context, as OpenAI's chat API does by default.
       args->sampling.params.max_tokens = int64_t{1} << 40;
       add_sampling_args(sub, &args->sampling);
+      sub.get_option("--max-tokens")
+          ->description("tokens per reply (default: the rest of the context)");
       add_engine_args(sub, &args->engine);
       return [args]() -> int { return run_chat(*args); };
     });

@@ -78,7 +78,7 @@ void DownloadProgress::finish() {
   std::lock_guard<std::mutex> lock(mu_);
   if (finished_) return;
   finished_ = true;
-  if (drawn_) draw_locked(true);
+  if (drawn_ || files_done_ > 0) draw_locked(true);  // the final state, even of a quick one
 }
 
 }  // namespace kite::hub

@@ -309,3 +309,15 @@ print("EOS", llm.get_tokenizer().eos_token)
     lines = [x.split(" ", 1)[1] for x in out.splitlines() if x.startswith(("TEXT ", "EOS "))]
     assert eval(lines[0]) + "\n" == reference_text
     assert lines[1] == "<|end_story|>"  # tokenizer_config.json found in the snapshot
+
+
+def test_progress_bar_on_a_terminal(hub, tmp_path):
+    pexpect = pytest.importorskip("pexpect")
+    env = env_for(hub, tmp_path / "hub")
+    child = pexpect.spawn(KITE, ["generate", REPO, "--prompt", PROMPT, "--max-tokens", "4"],
+                          env=env, encoding="utf-8", timeout=120)
+    # The last redraw of the bar: every byte of the five files, on one line.
+    child.expect(r"kite-test/tinystories-656k\s+100% [\d.]+ \w?B/[\d.]+ \w?B\s+\S+/s\s+5/5 files")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
