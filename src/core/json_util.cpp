@@ -9,7 +9,8 @@ namespace bj = boost::json;
 Result<bj::value> parse(std::string_view text, std::string_view what) {
   boost::system::error_code ec;
   bj::parse_options opts;
-  opts.allow_invalid_utf8 = true;  // some tokenizer files hold raw bytes; we validate where it matters
+  opts.allow_invalid_utf8 =
+      true;  // some tokenizer files hold raw bytes; we validate where it matters
   bj::value v = bj::parse(text, ec, {}, opts);
   if (ec) return invalid_argument(std::string(what) + ": malformed JSON: " + ec.message());
   return v;
@@ -20,16 +21,23 @@ Result<bj::value> parse_file(const std::string& path) {
   return parse(text, path);
 }
 
-std::string_view kind_name(const bj::value& v) {
+std::string_view kind_name(const bj::value& v, std::string_view bool_name) {
   switch (v.kind()) {
-    case bj::kind::object: return "object";
-    case bj::kind::array: return "array";
-    case bj::kind::string: return "string";
+    case bj::kind::object:
+      return "object";
+    case bj::kind::array:
+      return "array";
+    case bj::kind::string:
+      return "string";
     case bj::kind::int64:
-    case bj::kind::uint64: return "integer";
-    case bj::kind::double_: return "number";
-    case bj::kind::bool_: return "bool";
-    case bj::kind::null: return "null";
+    case bj::kind::uint64:
+      return "integer";
+    case bj::kind::double_:
+      return "number";
+    case bj::kind::bool_:
+      return bool_name;
+    case bj::kind::null:
+      return "null";
   }
   return "unknown";
 }

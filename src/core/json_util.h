@@ -25,6 +25,8 @@ Result<std::optional<bool>> get_bool(const boost::json::object& obj, std::string
 Result<std::optional<std::string>> get_string(const boost::json::object& obj, std::string_view key);
 
 // "object", "array", "string", "int64", "double", "bool", "null".
-std::string_view kind_name(const boost::json::value& v);
+// "object", "array", "string", "integer", "number", "null", and `bool_name` for booleans
+// ("bool" in kite's file-format errors, "boolean" in the OpenAI-style API errors).
+std::string_view kind_name(const boost::json::value& v, std::string_view bool_name = "bool");
 
 }  // namespace kite::json

@@ -16,8 +16,8 @@
 #include <vector>
 
 #include "executor/executor.h"
-#include "executor/model_runner.h"
 #include "kv_cache/kv_cache_manager.h"
+#include "runtime/model_runner.h"
 #include "scheduler/scheduler.h"
 
 namespace kite {

@@ -1,12 +1,12 @@
 // Engine::create: loads the model, its tokenizer and chat template, picks the backend
-// (executor/runner_factory.h) and starts the engine.
+// (engine/runner_factory.h) and starts the engine.
 #include <algorithm>
 #include <filesystem>
 
 #include "core/logging.h"
 #include "engine/engine_impl.h"
 #include "engine/frontend_text_io.h"
-#include "executor/runner_factory.h"
+#include "engine/runner_factory.h"
 #include "hub/hub.h"
 #include "kite/engine.h"
 

@@ -18,8 +18,8 @@
 
 #include "engine/engine_core.h"
 #include "engine/text_io.h"
-#include "executor/model_runner.h"
 #include "kite/engine.h"
+#include "runtime/model_runner.h"
 
 namespace kite {
 

@@ -22,10 +22,10 @@
 #include <unordered_map>
 #include <vector>
 
-#include "executor/forward_batch.h"
-#include "executor/model_runner.h"
-#include "executor/model_step_output.h"
 #include "kite/status.h"
+#include "runtime/forward_batch.h"
+#include "runtime/model_runner.h"
+#include "runtime/model_step_output.h"
 #include "sampling/sampling_batch_builder.h"
 #include "scheduler/scheduler_output.h"
 

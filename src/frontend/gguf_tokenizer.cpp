@@ -1,8 +1,8 @@
 // Tokenizer::from_gguf: reads the tokenizer.ggml.* metadata of a GGUF file into a GgufVocab.
+#include "checkpoint/gguf.h"
 #include "frontend/gguf_vocab.h"
 #include "frontend/tokenizer.h"
 #include "frontend/tokenizer_impl.h"
-#include "model/gguf.h"
 
 namespace kite {
 

@@ -1,31 +1,13 @@
 #include "frontend/json_reader.h"
 
+#include "core/json_util.h"
 #include "frontend/utf8.h"
 
 namespace kite::tokjson {
 
 namespace bj = boost::json;
 
-std::string_view kind_name(const bj::value& v) {
-  switch (v.kind()) {
-    case bj::kind::object:
-      return "object";
-    case bj::kind::array:
-      return "array";
-    case bj::kind::string:
-      return "string";
-    case bj::kind::int64:
-    case bj::kind::uint64:
-      return "integer";
-    case bj::kind::double_:
-      return "number";
-    case bj::kind::bool_:
-      return "bool";
-    case bj::kind::null:
-      return "null";
-  }
-  return "unknown";
-}
+std::string_view kind_name(const bj::value& v) { return json::kind_name(v); }
 
 Result<JsonObj> JsonObj::of(const bj::value& v, std::string path) {
   if (!v.is_object()) {

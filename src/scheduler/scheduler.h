@@ -18,10 +18,10 @@
 #include <variant>
 #include <vector>
 
-#include "executor/model_step_output.h"
 #include "kite/request.h"
 #include "kite/status.h"
 #include "kv_cache/kv_cache_manager.h"
+#include "runtime/model_step_output.h"
 #include "scheduler/scheduler_output.h"
 #include "scheduler/sequence.h"
 

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/json_util.h"
+
 namespace kite::server {
 
 namespace bj = boost::json;
@@ -27,26 +29,7 @@ std::optional<int64_t> as_integer(const bj::value& v) {
   return std::nullopt;
 }
 
-std::string_view json_kind_name(const bj::value& v) {
-  switch (v.kind()) {
-    case bj::kind::object:
-      return "object";
-    case bj::kind::array:
-      return "array";
-    case bj::kind::string:
-      return "string";
-    case bj::kind::int64:
-    case bj::kind::uint64:
-      return "integer";
-    case bj::kind::double_:
-      return "number";
-    case bj::kind::bool_:
-      return "boolean";
-    case bj::kind::null:
-      return "null";
-  }
-  return "unknown";
-}
+std::string_view json_kind_name(const bj::value& v) { return json::kind_name(v, "boolean"); }
 
 void FieldReader::fail(ApiError e) {
   if (!error_) error_ = std::move(e);

@@ -22,8 +22,9 @@
 
 #include "backend/cpu/cpu_model_runner.h"
 #include "backend/cuda/cuda_model_runner.h"
+#include "checkpoint/weights.h"
 #include "core/logging.h"
-#include "model/weights.h"
+#include "models/load.h"
 
 namespace kite {
 namespace {

@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "executor/model_runner.h"
+#include "runtime/model_runner.h"
 #include "sampling/cpu_sampler.h"
 
 namespace kite::testing {

@@ -5,23 +5,16 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <numeric>
 
 #include "backend/cpu/ops.h"
 #include "core/check.h"
-#include "model/dequant.h"
+#include "models/fusion.h"
+#include "models/model_weights.h"
+#include "models/registry.h"
 #include "sampling/cpu_sampler.h"
 
 namespace kite {
-namespace {
-
-// The small vectors (norm weights, biases) as F32.
-Result<std::vector<float>> small_f32(const WeightStore& w, const std::string& name) {
-  KITE_ASSIGN_OR_RETURN(TensorView t, w.get(name));
-  KITE_ASSIGN_OR_RETURN(std::vector<float> v, dequantize_to_f32(t));
-  return v;
-}
-
-}  // namespace
 
 CpuModelRunner::CpuModelRunner(std::shared_ptr<const WeightStore> weights, int num_threads)
     : weights_(std::move(weights)), pool_(num_threads) {}
@@ -29,6 +22,7 @@ CpuModelRunner::CpuModelRunner(std::shared_ptr<const WeightStore> weights, int n
 Result<std::unique_ptr<CpuModelRunner>> CpuModelRunner::create(
     std::shared_ptr<const WeightStore> weights, const CpuRunnerOptions& options) {
   std::unique_ptr<CpuModelRunner> r(new CpuModelRunner(std::move(weights), options.num_threads));
+  r->options_fused_ = options.fused_ops;
   KITE_RETURN_IF_ERROR(r->init());
   return r;
 }
@@ -36,47 +30,22 @@ Result<std::unique_ptr<CpuModelRunner>> CpuModelRunner::create(
 Status CpuModelRunner::init() {
   const WeightStore& w = *weights_;
   const ModelConfig& c = w.config();
-  KITE_ASSIGN_OR_RETURN(embed_tokens_, w.get("model.embed_tokens.weight"));
-  KITE_ASSIGN_OR_RETURN(lm_head_, w.get("lm_head.weight"));
-  KITE_ASSIGN_OR_RETURN(final_norm_, small_f32(w, "model.norm.weight"));
+  KITE_ASSIGN_OR_RETURN(graph_, build_model_graph(c));
+  TensorLookup lookup = [&w](std::string_view name) { return w.find(name); };
+  KITE_ASSIGN_OR_RETURN(ModelWeights bound, bind_weights(graph_, lookup));
+  KITE_ASSIGN_OR_RETURN(weights_cpu_, cpu::make_cpu_weights(bound));
   const float* freq_factors = nullptr;
-  if (const TensorView* f = w.find("rope_freqs.weight")) {
-    if (f->dtype != DType::kF32 || f->numel() != c.head_dim / 2) {
-      return invalid_argument("rope_freqs.weight must be F32[head_dim / 2]");
-    }
-    freq_factors = f->as<float>();
+  if (graph_.rope_freqs != kNoWeight && weight(graph_.rope_freqs).present) {
+    freq_factors = weight(graph_.rope_freqs).vec.data();
   }
   inv_freq_ = cpu::rope_inv_freq(c.head_dim, c.rope_theta, c.rope_scaling, freq_factors);
-
-  layers_.resize(static_cast<size_t>(c.num_hidden_layers));
-  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
-    Layer& L = layers_[static_cast<size_t>(l)];
-    const std::string p = fmt::format("model.layers.{}.", l);
-    KITE_ASSIGN_OR_RETURN(L.q_proj, w.get(p + "self_attn.q_proj.weight"));
-    KITE_ASSIGN_OR_RETURN(L.k_proj, w.get(p + "self_attn.k_proj.weight"));
-    KITE_ASSIGN_OR_RETURN(L.v_proj, w.get(p + "self_attn.v_proj.weight"));
-    KITE_ASSIGN_OR_RETURN(L.o_proj, w.get(p + "self_attn.o_proj.weight"));
-    KITE_ASSIGN_OR_RETURN(L.gate_proj, w.get(p + "mlp.gate_proj.weight"));
-    KITE_ASSIGN_OR_RETURN(L.up_proj, w.get(p + "mlp.up_proj.weight"));
-    KITE_ASSIGN_OR_RETURN(L.down_proj, w.get(p + "mlp.down_proj.weight"));
-    KITE_ASSIGN_OR_RETURN(L.input_norm, small_f32(w, p + "input_layernorm.weight"));
-    KITE_ASSIGN_OR_RETURN(L.post_attention_norm,
-                          small_f32(w, p + "post_attention_layernorm.weight"));
-    if (c.qk_norm) {
-      KITE_ASSIGN_OR_RETURN(L.q_norm, small_f32(w, p + "self_attn.q_norm.weight"));
-      KITE_ASSIGN_OR_RETURN(L.k_norm, small_f32(w, p + "self_attn.k_norm.weight"));
-    }
-    // Biases: required by the config where it says so (validate_weights checked), used
-    // wherever present.
-    for (auto [name, dst] : {std::pair<const char*, std::vector<float>*>{"q_proj", &L.q_bias},
-                             {"k_proj", &L.k_bias},
-                             {"v_proj", &L.v_bias},
-                             {"o_proj", &L.o_bias}}) {
-      const std::string bias = p + "self_attn." + name + ".bias";
-      if (w.find(bias) != nullptr) {
-        KITE_ASSIGN_OR_RETURN(*dst, small_f32(w, bias));
-      }
-    }
+  values_.resize(graph_.values.size());
+  if (options_fused_) {
+    FusionOptions all;
+    all.residual_epilogue = all.norm_prologue = all.rope_epilogue = all.silu_epilogue = true;
+    ops_ = fuse_ops(graph_, all);
+  } else {
+    ops_ = graph_.ops;
   }
   return ok_status();
 }
@@ -137,164 +106,163 @@ Status CpuModelRunner::allocate_kv_cache(int64_t num_blocks, const KvCacheConfig
   return ok_status();
 }
 
-Status CpuModelRunner::validate_batch(const ForwardBatch& b) const {
-  auto bad = [](std::string m) { return invalid_argument("forward batch: " + std::move(m)); };
-  if (num_blocks_ == 0) return failed_precondition("forward before allocate_kv_cache");
-  const int32_t n = b.num_tokens();
-  const int32_t s = b.num_seqs();
-  if (b.positions.size() != static_cast<size_t>(n) ||
-      b.slot_mapping.size() != static_cast<size_t>(n)) {
-    return bad("positions and slot_mapping must have one entry per token");
-  }
-  if (b.query_start_loc.size() != static_cast<size_t>(s) + 1 || b.query_start_loc[0] != 0 ||
-      b.query_start_loc[static_cast<size_t>(s)] != n) {
-    return bad("query_start_loc must have num_seqs + 1 entries from 0 to num_tokens");
-  }
-  if (b.block_table_indptr.size() != static_cast<size_t>(s) + 1 || b.block_table_indptr[0] != 0 ||
-      b.block_table_indptr[static_cast<size_t>(s)] != static_cast<int32_t>(b.block_table.size())) {
-    return bad("block_table_indptr must have num_seqs + 1 entries from 0 to the table size");
-  }
-  const int64_t vocab = config().vocab_size;
-  for (int32_t t = 0; t < n; ++t) {
-    if (b.token_ids[t] < 0 || b.token_ids[t] >= vocab) {
-      return bad(
-          fmt::format("token id {} is outside the vocabulary [0, {})", b.token_ids[t], vocab));
-    }
-    if (b.positions[t] < 0) return bad(fmt::format("negative position {}", b.positions[t]));
-    if (b.slot_mapping[t] < -1 || b.slot_mapping[t] >= num_blocks_ * block_size_) {
-      return bad(fmt::format("slot {} is outside the cache ({} slots)", b.slot_mapping[t],
-                             num_blocks_ * block_size_));
-    }
-  }
-  for (int32_t i = 0; i < s; ++i) {
-    const int32_t q_len = b.query_start_loc[i + 1] - b.query_start_loc[i];
-    const int32_t seq_len = b.seq_lens[i];
-    if (q_len < 0 || seq_len < q_len) {
-      return bad(
-          fmt::format("sequence {}: {} query tokens for a KV length of {}", i, q_len, seq_len));
-    }
-    const int32_t blocks = b.block_table_indptr[i + 1] - b.block_table_indptr[i];
-    if (blocks < 0 || static_cast<int64_t>(blocks) * block_size_ < seq_len) {
-      return bad(fmt::format("sequence {}: {} blocks cannot hold {} tokens", i, blocks, seq_len));
-    }
-    for (int32_t j = b.block_table_indptr[i]; j < b.block_table_indptr[i + 1]; ++j) {
-      if (b.block_table[j] < 0 || b.block_table[j] >= num_blocks_) {
-        return bad(fmt::format("block id {} is outside the cache ({} blocks)", b.block_table[j],
-                               num_blocks_));
+void CpuModelRunner::run_op(const Op& op, const ForwardBatch& batch) {
+  const ModelConfig& c = config();
+  ThreadPool* pool = &pool_;
+  const int64_t n = batch.num_tokens();
+  const int64_t m = batch.num_logits();
+  auto width = [&](ValueId v) { return graph_.value(v).width; };
+  switch (op.kind) {
+    case OpKind::kEmbedding:
+      cpu::embedding(weight(op.weight).parts[0], batch.token_ids.data(), n, buf(op.out), pool);
+      return;
+    case OpKind::kRmsNorm: {
+      const int64_t d = width(op.in);
+      const float* w = weight(op.weight).vec.data();
+      float* residual = buf(op.in);
+      if (op.gather_logits) {
+        // Rows of the logits positions only; the residual stream is not written.
+        float* out = buf(op.out);
+        const float* delta = op.delta != kNoValue ? buf(op.delta) : nullptr;
+        for (int64_t r = 0; r < m; ++r) {
+          const int64_t t = batch.logits_indices[static_cast<size_t>(r)];
+          for (int64_t j = 0; j < d; ++j) {
+            out[r * d + j] = residual[t * d + j] + (delta != nullptr ? delta[t * d + j] : 0.f);
+          }
+        }
+        cpu::rms_norm(out, w, m, d, op.eps, out, pool);
+      } else if (op.delta == kNoValue) {
+        cpu::rms_norm(residual, w, n, d, op.eps, buf(op.out), pool);
+      } else {
+        cpu::add_rms_norm(residual, buf(op.delta), w, n, d, op.eps, buf(op.out), pool);
       }
+      return;
     }
+    case OpKind::kLinear:
+      run_linear(op, batch);
+      return;
+    case OpKind::kRopeKvWrite:
+      rope_kv_write(buf(op.in), width(op.in), op.layer, op.weight, op.weight2, op.eps, batch);
+      return;
+    case OpKind::kAttention: {
+      cpu::PagedAttentionParams ap;
+      ap.q = buf(op.in);
+      ap.q_stride = width(op.in);
+      ap.k_cache = k_cache_[static_cast<size_t>(op.layer)].as<float>();
+      ap.v_cache = v_cache_[static_cast<size_t>(op.layer)].as<float>();
+      ap.out = buf(op.out);
+      ap.out_stride = width(op.out);
+      ap.num_blocks = num_blocks_;
+      ap.num_heads = static_cast<int>(c.num_attention_heads);
+      ap.num_kv_heads = static_cast<int>(c.num_key_value_heads);
+      ap.head_dim = static_cast<int>(c.head_dim);
+      ap.block_size = block_size_;
+      ap.scale = op.scale;
+      ap.sliding_window = op.sliding_window;
+      ap.num_seqs = batch.num_seqs();
+      ap.query_start_loc = batch.query_start_loc.data();
+      ap.seq_lens = batch.seq_lens.data();
+      ap.block_table_indptr = batch.block_table_indptr.data();
+      ap.block_table = batch.block_table.data();
+      cpu::paged_attention(ap, pool);
+      return;
+    }
+    case OpKind::kSiluMul:
+      cpu::silu_mul(buf(op.in), n, width(op.out), buf(op.out), pool);
+      return;
   }
-  for (int32_t idx : b.logits_indices) {
-    if (idx < 0 || idx >= n) return bad(fmt::format("logits index {} is not a token row", idx));
-  }
-  return ok_status();
+  KITE_CHECK(false) << "unknown op";
 }
 
-void CpuModelRunner::run_layer(int64_t l, const ForwardBatch& batch) {
+void CpuModelRunner::rope_kv_write(float* qkv, int64_t stride, int layer, WeightId q_norm,
+                                   WeightId k_norm, float eps, const ForwardBatch& batch) {
   const ModelConfig& c = config();
-  const Layer& L = layers_[static_cast<size_t>(l)];
-  const int64_t n = batch.num_tokens();
-  const int64_t hidden = c.hidden_size, q = c.q_size(), kv = c.kv_size();
-  const int64_t qkv_dim = q + 2 * kv, inter = c.intermediate_size;
-  const float eps = static_cast<float>(c.rms_norm_eps);
   ThreadPool* pool = &pool_;
-
-  // Pre-attention norm: layer 0 normalises the embeddings; later layers first add the
-  // previous MLP output into the residual stream.
-  if (l == 0) {
-    cpu::rms_norm(residual_.data(), L.input_norm.data(), n, hidden, eps, hidden_.data(), pool);
-  } else {
-    cpu::add_rms_norm(residual_.data(), delta_.data(), L.input_norm.data(), n, hidden, eps,
-                      hidden_.data(), pool);
-  }
-  float* qp = qkv_.data();
+  const int64_t n = batch.num_tokens();
+  const int64_t q = c.q_size(), kv = c.kv_size();
+  float* qp = qkv;
   float* kp = qp + q;
   float* vp = kp + kv;
-  auto bias = [](const std::vector<float>& b) { return b.empty() ? nullptr : b.data(); };
-  cpu::linear(hidden_.data(), n, hidden, L.q_proj, bias(L.q_bias), qp, qkv_dim, pool);
-  cpu::linear(hidden_.data(), n, hidden, L.k_proj, bias(L.k_bias), kp, qkv_dim, pool);
-  cpu::linear(hidden_.data(), n, hidden, L.v_proj, bias(L.v_bias), vp, qkv_dim, pool);
-  if (c.qk_norm) {
-    cpu::head_rms_norm(qp, n, qkv_dim, c.num_attention_heads, c.head_dim, L.q_norm.data(), eps,
-                       pool);
-    cpu::head_rms_norm(kp, n, qkv_dim, c.num_key_value_heads, c.head_dim, L.k_norm.data(), eps,
-                       pool);
+  if (q_norm != kNoWeight) {
+    cpu::head_rms_norm(qp, n, stride, c.num_attention_heads, c.head_dim, weight(q_norm).vec.data(),
+                       eps, pool);
+    cpu::head_rms_norm(kp, n, stride, c.num_key_value_heads, c.head_dim, weight(k_norm).vec.data(),
+                       eps, pool);
   }
-  cpu::rope_neox(qp, n, qkv_dim, c.num_attention_heads, c.head_dim, batch.positions.data(),
+  cpu::rope_neox(qp, n, stride, c.num_attention_heads, c.head_dim, batch.positions.data(),
                  inv_freq_.data(), pool);
-  cpu::rope_neox(kp, n, qkv_dim, c.num_key_value_heads, c.head_dim, batch.positions.data(),
+  cpu::rope_neox(kp, n, stride, c.num_key_value_heads, c.head_dim, batch.positions.data(),
                  inv_freq_.data(), pool);
+  cpu::kv_cache_write(kp, stride, vp, stride, n, kv, batch.slot_mapping.data(),
+                      num_blocks_ * block_size_, k_cache_[static_cast<size_t>(layer)].as<float>(),
+                      v_cache_[static_cast<size_t>(layer)].as<float>());
+}
 
-  float* k_cache = k_cache_[static_cast<size_t>(l)].as<float>();
-  float* v_cache = v_cache_[static_cast<size_t>(l)].as<float>();
-  cpu::kv_cache_write(kp, qkv_dim, vp, qkv_dim, n, kv, batch.slot_mapping.data(),
-                      num_blocks_ * block_size_, k_cache, v_cache);
-  cpu::PagedAttentionParams ap;
-  ap.q = qp;
-  ap.q_stride = qkv_dim;
-  ap.k_cache = k_cache;
-  ap.v_cache = v_cache;
-  ap.out = attn_.data();
-  ap.out_stride = q;
-  ap.num_blocks = num_blocks_;
-  ap.num_heads = static_cast<int>(c.num_attention_heads);
-  ap.num_kv_heads = static_cast<int>(c.num_key_value_heads);
-  ap.head_dim = static_cast<int>(c.head_dim);
-  ap.block_size = block_size_;
-  ap.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(c.head_dim)));
-  ap.sliding_window = static_cast<int32_t>(c.sliding_window.value_or(0));
-  ap.num_seqs = batch.num_seqs();
-  ap.query_start_loc = batch.query_start_loc.data();
-  ap.seq_lens = batch.seq_lens.data();
-  ap.block_table_indptr = batch.block_table_indptr.data();
-  ap.block_table = batch.block_table.data();
-  cpu::paged_attention(ap, pool);
-  cpu::linear(attn_.data(), n, q, L.o_proj, bias(L.o_bias), delta_.data(), hidden, pool);
-
-  cpu::add_rms_norm(residual_.data(), delta_.data(), L.post_attention_norm.data(), n, hidden, eps,
-                    hidden_.data(), pool);
-  cpu::linear(hidden_.data(), n, hidden, L.gate_proj, nullptr, gate_up_.data(), 2 * inter, pool);
-  cpu::linear(hidden_.data(), n, hidden, L.up_proj, nullptr, gate_up_.data() + inter, 2 * inter,
-              pool);
-  cpu::silu_mul(gate_up_.data(), n, inter, act_.data(), pool);
-  cpu::linear(act_.data(), n, inter, L.down_proj, nullptr, delta_.data(), hidden, pool);
+void CpuModelRunner::run_linear(const Op& op, const ForwardBatch& batch) {
+  ThreadPool* pool = &pool_;
+  const cpu::CpuWeight& w = weight(op.weight);
+  const ValueDecl& in = graph_.value(op.in);
+  const int64_t rows = in.rows == RowSpace::kLogits ? batch.num_logits() : batch.num_tokens();
+  const int64_t k = in.width;
+  const int64_t out_rows =
+      static_cast<int64_t>(std::accumulate(w.part_rows.begin(), w.part_rows.end(), int64_t{0}));
+  // A fused linear computes its parts one after the other, exactly as the plain list does.
+  const float* x = buf(op.in);
+  if (op.prologue_norm != kNoWeight) {
+    prologue_.resize(static_cast<size_t>(rows * k));
+    cpu::rms_norm(x, weight(op.prologue_norm).vec.data(), rows, k, op.eps, prologue_.data(), pool);
+    x = prologue_.data();
+  }
+  float* y = buf(op.out);
+  int64_t ldy = graph_.value(op.out).width;
+  if (op.epilogue != Epilogue::kNone && op.epilogue != Epilogue::kRopeKv) {
+    product_.resize(static_cast<size_t>(rows * out_rows));
+    y = product_.data();
+    ldy = out_rows;
+  }
+  float* part_out = y;
+  for (size_t p = 0; p < w.parts.size(); ++p) {
+    const float* bias = w.bias.empty() ? nullptr : w.bias[p].data();
+    cpu::linear(x, rows, k, w.parts[p], bias, part_out, ldy, pool);
+    part_out += w.part_rows[p];
+  }
+  switch (op.epilogue) {
+    case Epilogue::kNone:
+      return;
+    case Epilogue::kResidualAdd: {
+      float* residual = buf(op.out);
+      for (int64_t i = 0; i < rows * out_rows; ++i) residual[i] += product_[static_cast<size_t>(i)];
+      return;
+    }
+    case Epilogue::kRopeKv:
+      rope_kv_write(buf(op.out), ldy, op.layer, kNoWeight, kNoWeight, op.eps, batch);
+      return;
+    case Epilogue::kSiluMul:
+      cpu::silu_mul(product_.data(), rows, out_rows / 2, buf(op.out), pool);
+      return;
+  }
 }
 
 Status CpuModelRunner::forward(const ForwardBatch& batch, TensorView* logits) {
-  KITE_RETURN_IF_ERROR(validate_batch(batch));
-  const ModelConfig& c = config();
+  if (num_blocks_ == 0) return failed_precondition("forward before allocate_kv_cache");
+  BatchLimits limits;
+  limits.vocab_size = config().vocab_size;
+  limits.num_blocks = num_blocks_;
+  limits.block_size = block_size_;
+  KITE_RETURN_IF_ERROR(validate_batch(batch, limits));
   const int64_t n = batch.num_tokens();
-  const int64_t hidden = c.hidden_size;
-  auto grow = [](std::vector<float>* v, int64_t size) {
-    if (v->size() < static_cast<size_t>(size)) v->resize(static_cast<size_t>(size));
-  };
-  grow(&residual_, n * hidden);
-  grow(&hidden_, n * hidden);
-  grow(&delta_, n * hidden);
-  grow(&qkv_, n * (c.q_size() + 2 * c.kv_size()));
-  grow(&attn_, n * c.q_size());
-  grow(&gate_up_, n * 2 * c.intermediate_size);
-  grow(&act_, n * c.intermediate_size);
-
-  if (n > 0) {
-    cpu::embedding(embed_tokens_, batch.token_ids.data(), n, residual_.data(), &pool_);
-    for (int64_t l = 0; l < c.num_hidden_layers; ++l) run_layer(l, batch);
-  }
-
-  // Final norm and LM head only for the rows that need logits.
   const int64_t m = batch.num_logits();
-  grow(&last_, m * hidden);
-  logits_.resize(static_cast<size_t>(m * c.vocab_size));
-  for (int64_t r = 0; r < m; ++r) {
-    const int64_t t = batch.logits_indices[static_cast<size_t>(r)];
-    for (int64_t j = 0; j < hidden; ++j) {
-      last_[r * hidden + j] = residual_[t * hidden + j] + delta_[t * hidden + j];
-    }
+  for (size_t v = 0; v < values_.size(); ++v) {
+    const ValueDecl& d = graph_.values[v];
+    const int64_t need = (d.rows == RowSpace::kLogits ? m : n) * d.width;
+    if (values_[v].size() < static_cast<size_t>(need)) values_[v].resize(static_cast<size_t>(need));
   }
-  cpu::rms_norm(last_.data(), final_norm_.data(), m, hidden, static_cast<float>(c.rms_norm_eps),
-                last_.data(), &pool_);
-  cpu::linear(last_.data(), m, hidden, lm_head_, nullptr, logits_.data(), c.vocab_size, &pool_);
-  *logits = TensorView(logits_.data(), DType::kF32, {m, c.vocab_size});
+  for (const Op& op : ops_) {
+    // A step without tokens computes nothing but may still ask for no logits.
+    if (n == 0 && graph_.value(op.out).rows == RowSpace::kTokens) continue;
+    run_op(op, batch);
+  }
+  *logits = TensorView(buf(graph_.logits), DType::kF32, {m, config().vocab_size});
   return ok_status();
 }
 

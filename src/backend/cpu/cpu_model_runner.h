@@ -1,36 +1,34 @@
-// CpuModelRunner: the CPU backend's ModelRunner. Runs the shared decoder of every supported
-// family (Llama 2/3, Mistral, Qwen2/2.5, Qwen3, SmolLM2) in F32 over the weights of a
-// WeightStore (F32/F16/BF16, or GGUF-quantized, read in place) with a paged F32 KV cache.
-//
-// One layer, for the n tokens of a ForwardBatch:
-//   h = rms_norm(residual)                      (fused with the residual add after layer 0)
-//   [q | k | v] = h @ [Wq; Wk; Wv]^T (+ biases)  (Qwen2: q/k/v bias)
-//   q, k = head_rms_norm(q, k)                   (Qwen3)
-//   q, k = rope_neox(q, k, positions)
-//   cache[slot_mapping] = k, v
-//   a = paged_attention(q, cache) @ Wo^T
-//   h = rms_norm(residual += a)
-//   residual += (silu(h @ Wg^T) * (h @ Wu^T)) @ Wd^T
-// then logits = rms_norm(residual[logits_indices]) @ lm_head^T.
+// CpuModelRunner: the CPU backend's ModelRunner. Runs a model definition's op list
+// (models/model_graph.h: every supported family) in F32 over the weights of a WeightStore
+// (F32/F16/BF16, or GGUF-quantized, read in place) with a paged F32 KV cache. Each op maps to
+// the reference ops of backend/cpu/ops.h; by default nothing is fused, so this is the reference
+// every other backend's fused execution is tested against.
 #pragma once
 
 #include <memory>
 #include <vector>
 
+#include "backend/cpu/cpu_weights.h"
+#include "checkpoint/weights.h"
 #include "core/tensor.h"
 #include "core/thread_pool.h"
-#include "executor/model_runner.h"
-#include "model/weights.h"
+#include "models/model_graph.h"
+#include "runtime/model_runner.h"
 
 namespace kite {
 
 struct CpuRunnerOptions {
   int num_threads = 0;  // 0 = hardware concurrency
+  // Run the fused op list (models/fusion.h: every fusion) instead of the plain one. Each fused
+  // linear runs as its parts, in F32 the same arithmetic: tests use it to check the fusion pass
+  // against the plain list.
+  bool fused_ops = false;
 };
 
 class CpuModelRunner final : public ModelRunner {
  public:
-  // Errors: the weights' own validation errors (kNotFound/kInvalidArgument naming a tensor).
+  // Errors: the definition's and the weights' validation errors (kNotFound/kInvalidArgument
+  // naming a tensor), kUnimplemented for weights the CPU backend cannot compute.
   static Result<std::unique_ptr<CpuModelRunner>> create(std::shared_ptr<const WeightStore> weights,
                                                         const CpuRunnerOptions& options = {});
 
@@ -42,8 +40,7 @@ class CpuModelRunner final : public ModelRunner {
   Result<int64_t> determine_num_kv_blocks(const KvCacheConfig& cfg) override;
   // kUnimplemented for a KV dtype other than F32.
   Status allocate_kv_cache(int64_t num_blocks, const KvCacheConfig& cfg) override;
-  // Validates the batch (token ids in the vocabulary, slots and blocks inside the cache,
-  // consistent sizes: kInvalidArgument otherwise), then runs the model.
+  // Validates the batch (runtime/forward_batch.h: kInvalidArgument), then runs the model.
   Status forward(const ForwardBatch& batch, TensorView* logits) override;
   // The CPU reference sampler (sampling/cpu_sampler.h) over host logits.
   Status sample(const TensorView& logits, const SamplingBatch& params, SamplerOutput* out) override;
@@ -53,25 +50,22 @@ class CpuModelRunner final : public ModelRunner {
   int64_t num_kv_blocks() const { return num_blocks_; }
 
  private:
-  struct Layer {
-    TensorView q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj;
-    // F32 copies of the small vectors; empty when the family has none.
-    std::vector<float> input_norm, post_attention_norm, q_norm, k_norm;
-    std::vector<float> q_bias, k_bias, v_bias, o_bias;
-  };
-
   CpuModelRunner(std::shared_ptr<const WeightStore> weights, int num_threads);
   Status init();
-  Status validate_batch(const ForwardBatch& batch) const;
-  void run_layer(int64_t l, const ForwardBatch& batch);
+  void run_op(const Op& op, const ForwardBatch& batch);
+  void run_linear(const Op& op, const ForwardBatch& batch);
+  void rope_kv_write(float* qkv, int64_t stride, int layer, WeightId q_norm, WeightId k_norm,
+                     float eps, const ForwardBatch& batch);
+  float* buf(ValueId v) { return values_[static_cast<size_t>(v)].data(); }
+  const cpu::CpuWeight& weight(WeightId w) const { return weights_cpu_[static_cast<size_t>(w)]; }
 
   std::shared_ptr<const WeightStore> weights_;
   ThreadPool pool_;
-  TensorView embed_tokens_;
-  TensorView lm_head_;
-  std::vector<float> final_norm_;
-  std::vector<double> inv_freq_;  // [head_dim / 2]
-  std::vector<Layer> layers_;
+  bool options_fused_ = false;
+  ModelGraph graph_;
+  std::vector<cpu::CpuWeight> weights_cpu_;  // parallel to graph_.weights
+  std::vector<Op> ops_;                      // graph_.ops, or the fused list
+  std::vector<double> inv_freq_;             // [head_dim / 2]
 
   // KV cache: per layer [num_blocks, block_size, num_kv_heads, head_dim] for K and V.
   int64_t num_blocks_ = 0;
@@ -79,16 +73,11 @@ class CpuModelRunner final : public ModelRunner {
   std::vector<HostBuffer> k_cache_;
   std::vector<HostBuffer> v_cache_;
 
-  // Activations of the current step (grown as needed, kept between steps).
-  std::vector<float> residual_;  // [n, hidden]
-  std::vector<float> hidden_;    // [n, hidden] normed input of the current sub-layer
-  std::vector<float> delta_;     // [n, hidden] output of the current sub-layer
-  std::vector<float> qkv_;       // [n, q + 2 kv]
-  std::vector<float> attn_;      // [n, q]
-  std::vector<float> gate_up_;   // [n, 2 * intermediate]
-  std::vector<float> act_;       // [n, intermediate]
-  std::vector<float> last_;      // [num_logits, hidden]
-  std::vector<float> logits_;    // [num_logits, vocab]
+  // Activations of the current step, one buffer per graph value ([rows, width]; grown as
+  // needed, kept between steps).
+  std::vector<std::vector<float>> values_;
+  std::vector<float> prologue_;  // fused lists: a linear's normalized input
+  std::vector<float> product_;   // fused lists: a linear's product before its epilogue
 };
 
 }  // namespace kite

@@ -11,9 +11,9 @@
 
 #include "backend/cpu/ops.h"
 #include "backend/cpu/simd.h"
+#include "checkpoint/dequant.h"
 #include "core/check.h"
 #include "core/thread_pool.h"
-#include "model/dequant.h"
 
 namespace kite::cpu {
 namespace {

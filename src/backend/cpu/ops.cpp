@@ -8,9 +8,9 @@
 #include <numbers>
 
 #include "backend/cpu/simd.h"
+#include "checkpoint/dequant.h"
 #include "core/check.h"
 #include "core/thread_pool.h"
-#include "model/dequant.h"
 
 namespace kite::cpu {
 namespace {

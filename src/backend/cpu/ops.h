@@ -17,8 +17,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "checkpoint/config.h"
 #include "core/tensor.h"
-#include "model/config.h"
 
 namespace kite {
 class ThreadPool;
@@ -120,7 +120,7 @@ struct PagedAttentionParams {
   // sliding_window indices [p - sliding_window + 1, p]. 0 = no window (full causal).
   int32_t sliding_window = 0;
 
-  // Batch structure (as in executor/forward_batch.h):
+  // Batch structure (as in runtime/forward_batch.h):
   int num_seqs = 0;
   const int32_t* query_start_loc = nullptr;     // [num_seqs + 1]
   const int32_t* seq_lens = nullptr;            // [num_seqs] KV length incl. this step

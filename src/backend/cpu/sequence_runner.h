@@ -8,7 +8,7 @@
 #include <span>
 #include <vector>
 
-#include "executor/model_runner.h"
+#include "runtime/model_runner.h"
 
 namespace kite {
 

@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "backend/cuda/cuda_weights.h"
-#include "executor/model_runner.h"
+#include "runtime/model_runner.h"
 
 namespace kite::cuda {
 

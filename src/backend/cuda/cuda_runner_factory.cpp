@@ -1,21 +1,12 @@
-// The CUDA backend's side of the engine's runner seam (executor/runner_factory.h): a
+// The CUDA backend's side of the engine's runner seam (engine/runner_factory.h): a
 // CudaModelRunner for a loaded WeightStore and an EngineConfig.
+#include "backend/cuda/cuda_runner_factory.h"
+
 #include <algorithm>
 #include <memory>
 #include <string>
 
 #include "backend/cuda/cuda_model_runner.h"
-#include "kite/engine.h"
-#include "model/weights.h"
-
-#if __has_include("executor/runner_factory.h")
-#include "executor/runner_factory.h"
-#else
-namespace kite {
-Result<std::unique_ptr<ModelRunner>> create_cuda_model_runner(
-    std::shared_ptr<const WeightStore> weights, const EngineConfig& config);
-}  // namespace kite
-#endif
 
 namespace kite {
 

@@ -3,14 +3,15 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <map>
 #include <string>
 #include <thread>
 
 #include "backend/cuda/cuda_check.h"
+#include "checkpoint/dequant.h"
 #include "core/dtype.h"
 #include "core/logging.h"
 #include "core/thread_pool.h"
-#include "model/dequant.h"
 
 namespace kite::cuda {
 
@@ -26,31 +27,6 @@ struct Region {
   size_t offset = 0;
   size_t bytes = 0;  // bytes on the device
 };
-
-std::string shape_str(const std::vector<int64_t>& s) {
-  std::string out = "[";
-  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
-  return out + "]";
-}
-
-Result<TensorView> fetch(const WeightLookup& lookup, const std::string& name,
-                         std::vector<int64_t> shape) {
-  Result<TensorView> t = lookup(name);
-  if (!t.ok()) return t.status();
-  const TensorView& v = *t;
-  bool match = v.ndim == static_cast<int>(shape.size());
-  for (int i = 0; match && i < v.ndim; ++i) match = v.shape[i] == shape[i];
-  if (!match) {
-    return invalid_argument("weight " + name + " has shape " + v.to_string() + ", expected " +
-                            shape_str(shape));
-  }
-  if (!can_dequantize(v.dtype)) {
-    return unimplemented("weight " + name + " has dtype " + std::string(dtype_name(v.dtype)) +
-                         ", which the CUDA backend cannot convert to BF16");
-  }
-  if (!v.is_contiguous()) return invalid_argument("weight " + name + " is not contiguous");
-  return t;
-}
 
 // Converts `n` values of `src` starting at element `first` into f32. For block-quantized dtypes
 // `first` and `n` are whole blocks (the caller chunks in multiples of 256 values).
@@ -189,14 +165,12 @@ Status upload(const std::vector<Region>& regions, char* arena, DType dtype, cuda
 
 }  // namespace
 
-Result<DeviceWeights> load_device_weights(const ModelConfig& cfg, const WeightLookup& lookup,
+Result<DeviceWeights> load_device_weights(const ModelGraph& graph, const ModelWeights& weights,
                                           DType dtype, cudaStream_t stream) {
   if (dtype != DType::kBF16 && dtype != DType::kF32) {
     return unimplemented("device weights are BF16 or F32, not " + std::string(dtype_name(dtype)));
   }
   const size_t es = dtype == DType::kF32 ? 4 : 2;
-  const int64_t H = cfg.hidden_size, I = cfg.intermediate_size, V = cfg.vocab_size;
-  const int64_t hd = cfg.head_dim, nq = cfg.num_attention_heads, nkv = cfg.num_key_value_heads;
   std::vector<Region> regions;
   size_t total = 0;
   auto add = [&](std::string what, std::vector<TensorView> parts) -> size_t {
@@ -209,60 +183,40 @@ Result<DeviceWeights> load_device_weights(const ModelConfig& cfg, const WeightLo
     regions.push_back(std::move(r));
     return regions.back().offset;
   };
-  auto one = [&](const std::string& name, std::vector<int64_t> shape) -> Result<size_t> {
-    KITE_ASSIGN_OR_RETURN(TensorView t, fetch(lookup, name, std::move(shape)));
-    return add(name, {t});
+  constexpr size_t kNone = SIZE_MAX;
+  struct Offsets {
+    size_t data = kNone, bias = kNone;
   };
-
-  struct LayerOffsets {
-    size_t input_norm, qkv, qkv_bias = SIZE_MAX, q_norm = SIZE_MAX, k_norm = SIZE_MAX, o,
-                            o_bias = SIZE_MAX, post_norm, gate_up, down;
-  };
-  KITE_ASSIGN_OR_RETURN(size_t embed_off, one("model.embed_tokens.weight", {V, H}));
-  std::vector<LayerOffsets> lo(static_cast<size_t>(cfg.num_hidden_layers));
-  for (int64_t l = 0; l < cfg.num_hidden_layers; ++l) {
-    const std::string p = "model.layers." + std::to_string(l) + ".";
-    LayerOffsets& o = lo[static_cast<size_t>(l)];
-    KITE_ASSIGN_OR_RETURN(o.input_norm, one(p + "input_layernorm.weight", {H}));
-    KITE_ASSIGN_OR_RETURN(TensorView q, fetch(lookup, p + "self_attn.q_proj.weight", {nq * hd, H}));
-    KITE_ASSIGN_OR_RETURN(TensorView k,
-                          fetch(lookup, p + "self_attn.k_proj.weight", {nkv * hd, H}));
-    KITE_ASSIGN_OR_RETURN(TensorView v,
-                          fetch(lookup, p + "self_attn.v_proj.weight", {nkv * hd, H}));
-    o.qkv = add(p + "qkv", {q, k, v});
-    const bool has_qkv_bias = cfg.attention_bias || lookup(p + "self_attn.q_proj.bias").ok();
-    if (has_qkv_bias) {
-      KITE_ASSIGN_OR_RETURN(TensorView qb, fetch(lookup, p + "self_attn.q_proj.bias", {nq * hd}));
-      KITE_ASSIGN_OR_RETURN(TensorView kb, fetch(lookup, p + "self_attn.k_proj.bias", {nkv * hd}));
-      KITE_ASSIGN_OR_RETURN(TensorView vb, fetch(lookup, p + "self_attn.v_proj.bias", {nkv * hd}));
-      o.qkv_bias = add(p + "qkv_bias", {qb, kb, vb});
-    }
-    if (cfg.qk_norm) {
-      KITE_ASSIGN_OR_RETURN(o.q_norm, one(p + "self_attn.q_norm.weight", {hd}));
-      KITE_ASSIGN_OR_RETURN(o.k_norm, one(p + "self_attn.k_norm.weight", {hd}));
-    }
-    KITE_ASSIGN_OR_RETURN(o.o, one(p + "self_attn.o_proj.weight", {H, nq * hd}));
-    if (lookup(p + "self_attn.o_proj.bias").ok()) {
-      KITE_ASSIGN_OR_RETURN(o.o_bias, one(p + "self_attn.o_proj.bias", {H}));
-    }
-    KITE_ASSIGN_OR_RETURN(o.post_norm, one(p + "post_attention_layernorm.weight", {H}));
-    KITE_ASSIGN_OR_RETURN(TensorView g, fetch(lookup, p + "mlp.gate_proj.weight", {I, H}));
-    KITE_ASSIGN_OR_RETURN(TensorView u, fetch(lookup, p + "mlp.up_proj.weight", {I, H}));
-    o.gate_up = add(p + "gate_up", {g, u});
-    KITE_ASSIGN_OR_RETURN(o.down, one(p + "mlp.down_proj.weight", {H, I}));
-  }
-  KITE_ASSIGN_OR_RETURN(size_t norm_off, one("model.norm.weight", {H}));
-  size_t lm_off = embed_off;
-  if (!cfg.tie_word_embeddings) {
-    KITE_ASSIGN_OR_RETURN(lm_off, one("lm_head.weight", {V, H}));
-  }
-
+  std::vector<Offsets> offsets(graph.weights.size());
+  std::map<const void*, size_t> uploaded;  // host tensor -> arena offset (tied embeddings)
   DeviceWeights w;
-  if (Result<TensorView> f = lookup("rope_freqs.weight"); f.ok()) {
-    if (f->dtype != DType::kF32 || f->numel() != hd / 2) {
-      return invalid_argument("rope_freqs.weight must be F32[head_dim / 2], got " + f->to_string());
+  for (size_t i = 0; i < graph.weights.size(); ++i) {
+    const Weight& b = weights.weights[i];
+    const WeightDecl& d = graph.weights[i];
+    if (!b.present()) continue;
+    if (static_cast<WeightId>(i) == graph.rope_freqs) {
+      // RoPE frequency factors feed the host's inverse-frequency table only.
+      w.rope_freq_factors.assign(b.parts[0].as<float>(), b.parts[0].as<float>() + d.rows);
+      continue;
     }
-    w.rope_freq_factors.assign(f->as<float>(), f->as<float>() + hd / 2);
+    if (b.quantized()) {
+      return unimplemented(d.name + ": " + std::string(quant_scheme_name(b.scales.scheme)) +
+                           " weights are not supported by the CUDA backend yet");
+    }
+    for (const TensorView& p : b.parts) {
+      if (!can_dequantize(p.dtype)) {
+        return unimplemented("weight " + d.name + " has dtype " + std::string(dtype_name(p.dtype)) +
+                             ", which the CUDA backend cannot convert to BF16");
+      }
+    }
+    const void* key = b.parts.size() == 1 ? b.parts[0].data : nullptr;
+    if (auto it = key != nullptr ? uploaded.find(key) : uploaded.end(); it != uploaded.end()) {
+      offsets[i].data = it->second;
+    } else {
+      offsets[i].data = add(d.name, b.parts);
+      if (key != nullptr) uploaded.emplace(key, offsets[i].data);
+    }
+    if (!b.bias.empty()) offsets[i].bias = add(d.name + ".bias", b.bias);
   }
   const auto t0 = std::chrono::steady_clock::now();
   KITE_ASSIGN_OR_RETURN(w.arena, DeviceBuffer::allocate(total, "model weights"));
@@ -270,14 +224,14 @@ Result<DeviceWeights> load_device_weights(const ModelConfig& cfg, const WeightLo
   w.dtype = dtype;
   char* base = w.arena.as<char>();
   KITE_RETURN_IF_ERROR(upload(regions, base, dtype, stream).with_context("uploading weights"));
-  auto at = [&](size_t off) -> const void* { return off == SIZE_MAX ? nullptr : base + off; };
-  w.embed = at(embed_off);
-  w.final_norm = at(norm_off);
-  w.lm_head = at(lm_off);
-  for (const LayerOffsets& o : lo) {
-    w.layers.push_back(LayerWeights{at(o.input_norm), at(o.qkv), at(o.qkv_bias), at(o.q_norm),
-                                    at(o.k_norm), at(o.o), at(o.o_bias), at(o.post_norm),
-                                    at(o.gate_up), at(o.down)});
+  auto at = [&](size_t off) -> const void* { return off == kNone ? nullptr : base + off; };
+  w.weights.resize(graph.weights.size());
+  for (size_t i = 0; i < graph.weights.size(); ++i) {
+    DeviceWeight& dw = w.weights[i];
+    dw.data = at(offsets[i].data);
+    dw.bias = at(offsets[i].bias);
+    dw.rows = graph.weights[i].rows;
+    dw.cols = graph.weights[i].cols;
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   KITE_LOG_INFO("cuda: loaded {} weight tensors, {:.2f} GiB of {} in {:.2f} s ({:.1f} GB/s)",

@@ -20,7 +20,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "model/config.h"
+#include "checkpoint/config.h"
 
 namespace kite::cuda {
 

@@ -7,15 +7,15 @@
 #include <cstdint>
 
 #include "backend/cuda/attention.h"
-#include "executor/forward_batch.h"
 #include "kite/status.h"
+#include "runtime/forward_batch.h"
 
 namespace kite::cuda {
 
 struct StepCapacity {
   int tokens = 0;
   int seqs = 0;
-  int logits = 0;  // rows of logits one step may ask for (validate_batch allows up to tokens)
+  int logits = 0;  // logits rows of one step's buffers (a step may ask for up to `tokens`)
   int tiles = 0;
   int block_table = 0;
 };
@@ -30,12 +30,6 @@ struct StepLayout {
 };
 
 StepLayout make_step_layout(const StepCapacity& cap);
-
-// Checks what a buggy or malicious caller could get wrong in a batch before it reaches a kernel:
-// array sizes, monotone offsets, query lengths vs seq_lens, token ids in [0, vocab), block ids
-// in [0, num_blocks), slots in range, logits rows in range, and the runner's capacities.
-Status validate_batch(const ForwardBatch& b, int64_t vocab, int64_t num_blocks, int block_size,
-                      const StepCapacity& cap);
 
 // Writes the batch (and the attention plan's work lists) at `layout` into `dst` (int32 array of
 // at least layout.total(block_table.size())). Sequences num_seqs .. pad_seqs-1 (CUDA-graph

@@ -15,8 +15,9 @@
 #include "backend/cpu/cpu_model_runner.h"
 #include "backend/cpu/ops.h"
 #include "backend/cpu/sequence_runner.h"
+#include "checkpoint/weights.h"
 #include "core/thread_pool.h"
-#include "model/weights.h"
+#include "models/load.h"
 
 namespace kite {
 namespace {
@@ -44,8 +45,7 @@ struct Matrix {
         if (dtype == DType::kF32) {
           std::memcpy(bytes.data() + 4 * i, &v, 4);
         } else {
-          const uint16_t h =
-              dtype == DType::kBF16 ? f32_to_bf16(v).bits : f32_to_f16_bits(v);
+          const uint16_t h = dtype == DType::kBF16 ? f32_to_bf16(v).bits : f32_to_f16_bits(v);
           std::memcpy(bytes.data() + 2 * i, &h, 2);
         }
       }
@@ -53,8 +53,8 @@ struct Matrix {
       for (auto& b : bytes) b = static_cast<uint8_t>(rng());
       const uint16_t scale = f32_to_f16_bits(0.01f);
       const int64_t scale_at = dtype == DType::kQ6_K ? info.block_bytes - 2 : 0;
-      const bool two_scales = dtype == DType::kQ4_1 || dtype == DType::kQ4_K ||
-                              dtype == DType::kQ5_K;
+      const bool two_scales =
+          dtype == DType::kQ4_1 || dtype == DType::kQ4_K || dtype == DType::kQ5_K;
       for (size_t b = 0; b < bytes.size(); b += static_cast<size_t>(info.block_bytes)) {
         std::memcpy(bytes.data() + b + scale_at, &scale, 2);
         if (two_scales) std::memcpy(bytes.data() + b + 2, &scale, 2);

@@ -9,7 +9,8 @@
 #include "backend/cpu/cpu_model_runner.h"
 #include "backend/cpu/ops.h"
 #include "backend/cpu/sequence_runner.h"
-#include "model/weights.h"
+#include "checkpoint/weights.h"
+#include "models/load.h"
 #include "support/test_util.h"
 
 namespace kite {

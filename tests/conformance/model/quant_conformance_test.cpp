@@ -15,9 +15,10 @@
 #include "backend/cpu/cpu_model_runner.h"
 #include "backend/cpu/ops.h"
 #include "backend/cpu/sequence_runner.h"
-#include "model/dequant.h"
-#include "model/gguf.h"
-#include "model/weights.h"
+#include "checkpoint/dequant.h"
+#include "checkpoint/gguf.h"
+#include "checkpoint/weights.h"
+#include "models/load.h"
 #include "support/test_util.h"
 
 namespace kite {

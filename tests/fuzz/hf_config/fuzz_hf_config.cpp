@@ -5,9 +5,10 @@
 #include <cstdlib>
 #include <string_view>
 
-#include "model/config.h"
-#include "model/generation_config.h"
-#include "model/weights.h"
+#include "checkpoint/config.h"
+#include "checkpoint/generation_config.h"
+#include "checkpoint/weights.h"
+#include "models/load.h"
 
 namespace {
 

@@ -4,7 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "model/safetensors.h"
+#include "checkpoint/safetensors.h"
 
 namespace {
 

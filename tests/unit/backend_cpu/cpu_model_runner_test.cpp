@@ -13,8 +13,9 @@
 
 #include "backend/cpu/ops.h"
 #include "backend/cpu/sequence_runner.h"
+#include "models/load.h"
 #include "support/test_util.h"
-#include "unit/model/gguf_builder.h"
+#include "unit/checkpoint/gguf_builder.h"
 
 namespace kite {
 namespace {

@@ -11,7 +11,8 @@
 
 #include "backend/cpu/cpu_model_runner.h"
 #include "backend/cpu/sequence_runner.h"
-#include "model/weights.h"
+#include "checkpoint/weights.h"
+#include "models/load.h"
 
 namespace kite {
 namespace {

@@ -9,8 +9,8 @@
 #include <random>
 #include <vector>
 
+#include "checkpoint/dequant.h"
 #include "core/thread_pool.h"
-#include "model/dequant.h"
 
 namespace kite::cpu {
 namespace {

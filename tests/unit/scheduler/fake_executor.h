@@ -13,8 +13,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "executor/model_step_output.h"
 #include "kv_cache/kv_cache_manager.h"
+#include "runtime/model_step_output.h"
 #include "sampling/sampling_batch_builder.h"
 #include "scheduler/scheduler_output.h"
 

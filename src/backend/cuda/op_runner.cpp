@@ -1,0 +1,192 @@
+// The model graph's ops on the device: each op of the (plain or fused) list becomes one kernel
+// launch (or one GEMV / cuBLASLt call), in order, on the runner's stream. Ops over logits rows
+// (the final norm and the LM head) run in chunks of cap.logits rows.
+#include <algorithm>
+
+#include "backend/cuda/activation.h"
+#include "backend/cuda/embedding.h"
+#include "backend/cuda/flashinfer_prefill.h"
+#include "backend/cuda/gemv.h"
+#include "backend/cuda/norm.h"
+#include "backend/cuda/rope.h"
+#include "backend/cuda/runner_state.h"
+#include "core/check.h"
+
+namespace kite::cuda {
+
+Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, int fi_ctas,
+                                        int fi_works, float* logits_out) {
+  const int32_t* in = inputs_d.as<int32_t>();
+  const int T = d.tokens;
+  const bool fused = fused_ok && T <= opts.gemv_max_m;
+  const std::vector<Op>& ops = fused ? fused_ops : plain_ops;
+  auto val = [&](ValueId v) { return mem.values[static_cast<size_t>(v)]; };
+  auto width = [&](ValueId v) { return graph.value(v).width; };
+  auto logit_rows = [&](ValueId v) { return graph.value(v).rows == RowSpace::kLogits; };
+
+  AttentionParams ap;
+  ap.query_start_loc = in + L.query_start_loc;
+  ap.seq_lens = in + L.seq_lens;
+  ap.block_table_indptr = in + L.block_table_indptr;
+  ap.block_table = in + L.block_table;
+  ap.num_tokens = T;
+  ap.num_seqs = d.seqs;
+  ap.num_q_heads = static_cast<int>(cfg.num_attention_heads);
+  ap.num_kv_heads = static_cast<int>(cfg.num_key_value_heads);
+  ap.head_dim = static_cast<int>(cfg.head_dim);
+  ap.block_size = block_size;
+  ap.f32 = f32();
+  ap.prefill_tile_seq = in + L.tile_seq;
+  ap.prefill_tile_q_start = in + L.tile_q_start;
+  ap.num_prefill_tiles = d.tiles;
+  ap.decode_seqs = d.all_decode ? nullptr : in + L.decode_seqs;
+  ap.num_decode = d.decode;
+  ap.num_splits = d.splits;
+  ap.split_out = mem.split_ws.as<float>();
+  ap.split_lse =
+      mem.split_ws.as<float>() + static_cast<size_t>(kMaxSplitRows) * ap.num_q_heads * ap.head_dim;
+  ap.split_counters = mem.split_counters.as<int32_t>();
+
+  RopeKvWriteParams rp;
+  rp.positions = in + L.positions;
+  rp.slot_mapping = in + L.slot_mapping;
+  rp.inv_freq = inv_freq.as<float>();
+  rp.inv_freq64 = inv_freq64.as<double>();
+  rp.num_tokens = T;
+  rp.num_q_heads = ap.num_q_heads;
+  rp.num_kv_heads = ap.num_kv_heads;
+  rp.head_dim = ap.head_dim;
+  rp.block_size = block_size;
+  rp.f32 = f32();
+
+  // One op over `rows` rows; logits-row ops see chunk rows r0 .. r0 + rows - 1.
+  auto run = [&](const Op& op, int rows, int r0) -> Status {
+    switch (op.kind) {
+      case OpKind::kEmbedding: {
+        EmbeddingParams ep;
+        ep.token_ids = in + L.token_ids;
+        ep.table = w[op.weight].data;
+        ep.out = val(op.out);
+        ep.num_tokens = rows;
+        ep.hidden = static_cast<int>(width(op.out));
+        ep.vocab = static_cast<int>(cfg.vocab_size);
+        ep.f32 = f32();
+        embedding(ep, stream);
+        return ok_status();
+      }
+      case OpKind::kRmsNorm: {
+        RmsNormParams np;
+        np.residual = val(op.in);
+        np.delta = op.delta == kNoValue ? nullptr : val(op.delta);
+        np.row_indices = op.gather_logits ? in + L.logits_indices + r0 : nullptr;
+        np.weight = w[op.weight].data;
+        np.out = val(op.out);
+        np.num_rows = rows;
+        np.hidden = static_cast<int>(width(op.in));
+        np.eps = op.eps;
+        np.f32 = f32();
+        rms_norm(np, stream);
+        return ok_status();
+      }
+      case OpKind::kLinear: {
+        if (op.prologue_norm != kNoWeight || op.epilogue == Epilogue::kResidualAdd ||
+            op.epilogue == Epilogue::kRopeKv) {
+          fused_linear(op, L, rows);
+          return ok_status();
+        }
+        if (op.epilogue == Epilogue::kSiluMul) {
+          // The GEMV's SiLU epilogue when it fits this step, else the product then the SiLU.
+          GemvParams g;
+          g.x = val(op.in);
+          g.x_stride = width(op.in);
+          g.w = w[op.weight].data;
+          g.y = val(op.out);
+          g.y_stride = width(op.out);
+          g.m = rows;
+          g.n = static_cast<int>(w[op.weight].rows);
+          g.k = static_cast<int>(w[op.weight].cols);
+          g.epilogue = GemvEpilogue::kSiluMul;
+          if (!f32() && rows <= opts.gemv_max_m && gemv_supported(g)) {
+            gemv(g, stream);
+            return ok_status();
+          }
+          KITE_CHECK_NE(op.scratch, kNoValue);
+          KITE_RETURN_IF_ERROR(linear(val(op.in), width(op.in), w[op.weight], val(op.scratch),
+                                      width(op.scratch), rows, false));
+          SiluMulParams sp;
+          sp.gate_up = val(op.scratch);
+          sp.out = val(op.out);
+          sp.num_tokens = rows;
+          sp.inter = static_cast<int>(width(op.out));
+          sp.f32 = f32();
+          silu_mul(sp, stream);
+          return ok_status();
+        }
+        const bool to_logits = op.out == graph.logits;
+        void* y = to_logits
+                      ? static_cast<void*>(logits_out + static_cast<int64_t>(r0) * cfg.vocab_size)
+                      : val(op.out);
+        return linear(val(op.in), width(op.in), w[op.weight], y, width(op.out), rows,
+                      graph.value(op.out).f32);
+      }
+      case OpKind::kRopeKvWrite: {
+        RopeKvWriteParams r = rp;
+        r.qkv = val(op.in);
+        r.qkv_stride = width(op.in);
+        r.q_norm = op.weight == kNoWeight ? nullptr : w[op.weight].data;
+        r.k_norm = op.weight2 == kNoWeight ? nullptr : w[op.weight2].data;
+        r.eps = op.eps;
+        r.k_cache = k_cache(op.layer);
+        r.v_cache = v_cache(op.layer);
+        rope_kv_write(r, stream);
+        return ok_status();
+      }
+      case OpKind::kAttention: {
+        // Our kernels for the decode rows (and the prefill tiles left in d.tiles), FlashInfer's
+        // for the prefill sequences of its plan.
+        AttentionParams a = ap;
+        a.q = val(op.in);
+        a.q_stride = width(op.in);
+        a.out = val(op.out);
+        a.k_cache = k_cache(op.layer);
+        a.v_cache = v_cache(op.layer);
+        a.scale = op.scale;
+        a.sliding_window = op.sliding_window;
+        attention(a, attn_path, stream);
+        if (fi_works > 0) {
+          flashinfer_prefill(a, mem.fi_work.as<int32_t>(), fi_ctas, fi_works, stream);
+        }
+        return ok_status();
+      }
+      case OpKind::kSiluMul: {
+        SiluMulParams sp;
+        sp.gate_up = val(op.in);
+        sp.out = val(op.out);
+        sp.num_tokens = rows;
+        sp.inter = static_cast<int>(width(op.out));
+        sp.f32 = f32();
+        silu_mul(sp, stream);
+        return ok_status();
+      }
+    }
+    return internal_error("unknown op");
+  };
+
+  size_t first_logits_op = ops.size();
+  for (size_t i = 0; i < ops.size(); ++i) {
+    if (logit_rows(ops[i].out)) {
+      first_logits_op = i;
+      break;
+    }
+  }
+  for (size_t i = 0; i < first_logits_op; ++i) KITE_RETURN_IF_ERROR(run(ops[i], T, 0));
+  for (int r0 = 0; r0 < d.logits; r0 += mem.cap.logits) {
+    const int rows = std::min(mem.cap.logits, d.logits - r0);
+    for (size_t i = first_logits_op; i < ops.size(); ++i) {
+      KITE_RETURN_IF_ERROR(run(ops[i], rows, r0));
+    }
+  }
+  return ok_status();
+}
+
+}  // namespace kite::cuda

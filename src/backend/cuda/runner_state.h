@@ -1,0 +1,139 @@
+// The state of one CudaModelRunner, shared by the files that implement it (internal to the
+// backend):
+//   cuda_model_runner.cpp  lifecycle: create, KV sizing (profiling forward), allocation, steps
+//   step_memory.cpp        activation buffers for a step's capacities, KV-cache addressing
+//   step_plan.cpp          a step's plan (attention work lists, FlashInfer plan, input layout)
+//                          and the one host-to-device copy of its inputs
+//   op_runner.cpp          the model graph's ops on the device (fused or plain op list)
+//   linear_dispatch.cpp    linear layers: GEMV (with fused prologue/epilogue) or cuBLASLt GEMM
+//   graph_runner.cpp       CUDA graphs of decode-only steps: capture and replay
+#pragma once
+
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "backend/cuda/attention.h"
+#include "backend/cuda/cuda_model_runner.h"
+#include "backend/cuda/cuda_weights.h"
+#include "backend/cuda/device_buffer.h"
+#include "backend/cuda/device_context.h"
+#include "backend/cuda/sampling.h"
+#include "backend/cuda/step_inputs.h"
+#include "models/model_graph.h"
+
+namespace kite::cuda {
+
+// Sizes of one step as the kernels see them.
+struct StepDims {
+  int tokens = 0, seqs = 0, logits = 0;
+  int tiles = 0;   // prefill tiles of our kernel (0 when FlashInfer or the generic path serves)
+  int decode = 0;  // decode rows of the split-KV kernel (0 on the generic path)
+  int splits = 1;
+  bool all_decode = false;
+};
+
+// Device memory of a step's activations (step_memory.cpp), sized once for the capacities.
+struct StepMemory {
+  StepCapacity cap;
+  DeviceBuffer arena;
+  std::vector<void*> values;  // per ValueId: [rows, width] (token rows or logits rows)
+  DeviceBuffer logits_big;    // eager steps with more logits rows than cap.logits
+  DeviceBuffer split_ws;
+  DeviceBuffer split_counters;
+  DeviceBuffer fi_work;  // int32 FlashInfer work lists (when FlashInfer serves prefill)
+  bool ready = false;
+};
+
+// The host half of a step (step_plan.cpp).
+struct StepPlan {
+  AttentionPlan attention;
+  StepLayout layout;
+  StepDims dims;
+  int pad_seqs = 0;  // CUDA-graph padding: the batch is padded to this many sequences
+  int fi_ctas = 0;   // FlashInfer plan (0 works = not used this step)
+  int fi_works = 0;
+  std::vector<int32_t> fi_work;  // host work lists, copied to StepMemory::fi_work
+};
+
+struct CudaModelRunner::Impl {
+  ModelConfig cfg;
+  CudaRunnerOptions opts;
+  std::unique_ptr<DeviceContext> dev;
+  cudaStream_t stream = nullptr;  // dev->stream()
+  ModelGraph graph;
+  // The op lists the device runs: `plain` for every step, `fused` (norm prologues, residual /
+  // RoPE+KV / SiLU epilogues in the GEMV) for steps of at most gemv_max_m tokens when every
+  // linear fits the GEMV (fused_ok).
+  std::vector<Op> plain_ops, fused_ops;
+  bool fused_ok = false;
+  DeviceWeights w;
+  DeviceBuffer inv_freq;
+  DeviceBuffer inv_freq64;  // float32 mode: RoPE angles in double, as the CPU backend
+  AttentionPath attn_path = AttentionPath::kTensorCore;
+  // Prefill attention through FlashInfer's sm90 kernel (builds with KITE_FLASHINFER_INCLUDE, bf16,
+  // head_dim 64/128; KITE_FLASHINFER=0 turns it off). Eager steps only: graphs are decode-only.
+  bool use_flashinfer = false;
+  std::unique_ptr<GpuSampler> sampler;
+
+  KvCacheConfig kv_cfg;
+  StepMemory mem;
+
+  // Step inputs: one pinned staging buffer and its device copy.
+  DeviceBuffer inputs_d;
+  PinnedBuffer inputs_h;
+  size_t inputs_capacity = 0;  // int32 elements
+  cudaEvent_t inputs_copied = nullptr;
+  bool inputs_pending = false;
+
+  // KV cache: per layer K then V, each [num_blocks, num_kv_heads, block_size, head_dim].
+  DeviceBuffer kv;
+  int64_t num_blocks = 0;
+  int block_size = 16;
+
+  struct Graph {
+    cudaGraphExec_t exec = nullptr;
+    StepLayout layout;
+    int splits = 1;
+  };
+  std::map<int, Graph> graphs;
+  bool last_used_graph = false;
+
+  ~Impl();
+
+  bool f32() const { return opts.dtype == DType::kF32; }
+  int64_t es() const { return f32() ? 4 : 2; }  // bytes per weight / activation / KV element
+  int64_t kv_elems_per_block(int bs) const { return cfg.num_key_value_heads * bs * cfg.head_dim; }
+  void* k_cache(int layer) const;
+  void* v_cache(int layer) const;
+
+  // step_memory.cpp
+  Status ensure_buffers(const KvCacheConfig& c);
+  Status ensure_inputs(size_t elems);
+
+  // step_plan.cpp
+  StepPlan plan_step(const ForwardBatch& b) const;
+  Status upload(const ForwardBatch& b, const StepPlan& plan);
+
+  // linear_dispatch.cpp: y = x W^T (+ bias) for m rows, through the GEMV (m <= gemv_max_m, shape
+  // supported) or cuBLASLt.
+  Status linear(const void* x, int64_t ldx, const DeviceWeight& wt, void* y, int64_t ldy, int m,
+                bool out_f32);
+  // A linear op of the fused list: its prologue/epilogue in the GEMV. REQUIRES: fused_ok and
+  // m <= gemv_max_m.
+  void fused_linear(const Op& op, const StepLayout& L, int m);
+
+  // op_runner.cpp: the step's ops (fused when d.tokens <= gemv_max_m and fused_ok); FlashInfer
+  // serves the prefill sequences of its plan when fi_works > 0 (work lists in mem.fi_work).
+  Status run_model(const StepLayout& L, const StepDims& d, int fi_ctas, int fi_works,
+                   float* logits_out);
+
+  // graph_runner.cpp
+  Status capture_graphs();
+  // Replays the graph for this decode-only batch, if one fits; false when none applies.
+  Result<bool> replay_graph(const ForwardBatch& b);
+
+  Status forward_eager(const ForwardBatch& b, float** logits_out);
+};
+
+}  // namespace kite::cuda

@@ -1,0 +1,342 @@
+// Hugging Face config.json -> ModelConfig, and ModelConfig::validate.
+#include "checkpoint/config.h"
+
+#include <fmt/format.h>
+
+#include <array>
+#include <boost/json.hpp>
+#include <cmath>
+#include <limits>
+
+#include "core/json_util.h"
+
+namespace kite {
+namespace {
+
+namespace bj = boost::json;
+
+struct ArchInfo {
+  std::string_view architecture;  // config.json "architectures"[0]
+  std::string_view model_type;    // config.json "model_type"
+  ModelFamily family;
+};
+
+constexpr std::array<ArchInfo, 4> kArchitectures = {{
+    {"LlamaForCausalLM", "llama", ModelFamily::kLlama},
+    {"MistralForCausalLM", "mistral", ModelFamily::kMistral},
+    {"Qwen2ForCausalLM", "qwen2", ModelFamily::kQwen2},
+    {"Qwen3ForCausalLM", "qwen3", ModelFamily::kQwen3},
+}};
+
+// Sizes above this are not a real model; rejecting them keeps products far from overflow.
+constexpr int64_t kMaxDim = int64_t{1} << 24;
+
+std::string supported_architectures() {
+  std::string s;
+  for (const ArchInfo& a : kArchitectures) {
+    if (!s.empty()) s += ", ";
+    s += a.architecture;
+  }
+  return s;
+}
+
+Status missing(std::string_view key) {
+  return invalid_argument(fmt::format("missing field '{}'", key));
+}
+
+Result<int64_t> required_int(const bj::object& o, std::string_view key) {
+  KITE_ASSIGN_OR_RETURN(std::optional<int64_t> v, json::get_int(o, key));
+  if (!v) return missing(key);
+  return *v;
+}
+
+// An int or a list of ints (eos_token_id is either).
+Result<std::vector<int32_t>> int_or_list(const bj::object& o, std::string_view key) {
+  std::vector<int32_t> out;
+  auto it = o.find(key);
+  if (it == o.end() || it->value().is_null()) return out;
+  auto to_id = [&](const bj::value& v) -> Result<int32_t> {
+    if (v.is_int64() && v.get_int64() >= 0 && v.get_int64() <= INT32_MAX) {
+      return static_cast<int32_t>(v.get_int64());
+    }
+    if (v.is_uint64() && v.get_uint64() <= INT32_MAX) return static_cast<int32_t>(v.get_uint64());
+    return invalid_argument(
+        fmt::format("field '{}' must be a token id or a list of token ids, "
+                    "got {}",
+                    key, json::kind_name(v)));
+  };
+  if (it->value().is_array()) {
+    for (const bj::value& v : it->value().get_array()) {
+      KITE_ASSIGN_OR_RETURN(int32_t id, to_id(v));
+      out.push_back(id);
+    }
+    return out;
+  }
+  KITE_ASSIGN_OR_RETURN(int32_t id, to_id(it->value()));
+  out.push_back(id);
+  return out;
+}
+
+Result<DType> parse_torch_dtype(const bj::object& o) {
+  // transformers 5 writes "dtype"; earlier versions "torch_dtype".
+  KITE_ASSIGN_OR_RETURN(std::optional<std::string> s, json::get_string(o, "dtype"));
+  if (!s) {
+    KITE_ASSIGN_OR_RETURN(s, json::get_string(o, "torch_dtype"));
+  }
+  if (!s) return DType::kF32;
+  if (*s == "float32") return DType::kF32;
+  if (*s == "float16") return DType::kF16;
+  if (*s == "bfloat16") return DType::kBF16;
+  return unimplemented(
+      fmt::format("torch_dtype '{}' is not supported (float32, float16, bfloat16 are)", *s));
+}
+
+// rope_scaling (transformers < 5) or rope_parameters (transformers 5, which also holds
+// rope_theta).
+Status parse_rope(const bj::object& o, ModelConfig* c) {
+  const bj::object* rope = nullptr;
+  std::string_view field = "rope_scaling";
+  for (std::string_view key : {"rope_parameters", "rope_scaling"}) {
+    auto it = o.find(key);
+    if (it == o.end() || it->value().is_null()) continue;
+    if (!it->value().is_object()) {
+      return invalid_argument(
+          fmt::format("field '{}' must be an object, got {}", key, json::kind_name(it->value())));
+    }
+    rope = &it->value().get_object();
+    field = key;
+    break;
+  }
+  KITE_ASSIGN_OR_RETURN(std::optional<double> theta, json::get_double(o, "rope_theta"));
+  if (rope != nullptr && !theta) {
+    KITE_ASSIGN_OR_RETURN(theta, json::get_double(*rope, "rope_theta"));
+  }
+  c->rope_theta = theta.value_or(10000.0);
+  if (rope == nullptr) return ok_status();
+
+  auto with_field = [&](Status s) { return s.with_context(std::string(field)); };
+  KITE_ASSIGN_OR_RETURN(std::optional<std::string> type, json::get_string(*rope, "rope_type"));
+  if (!type) {
+    auto t = json::get_string(*rope, "type");
+    if (!t.ok()) return with_field(t.status());
+    type = *t;
+  }
+  const std::string kind = type.value_or("default");
+  RopeScaling& rs = c->rope_scaling;
+  if (kind == "default") {
+    rs.type = RopeScaling::Type::kNone;
+    return ok_status();
+  }
+  if (kind != "linear" && kind != "llama3") {
+    return unimplemented(
+        fmt::format("{} type '{}' is not supported (default, linear and llama3 are)", field, kind));
+  }
+  auto factor = json::get_double(*rope, "factor");
+  if (!factor.ok()) return with_field(factor.status());
+  if (!*factor) return with_field(missing("factor"));
+  rs.factor = **factor;
+  if (kind == "linear") {
+    rs.type = RopeScaling::Type::kLinear;
+    return ok_status();
+  }
+  rs.type = RopeScaling::Type::kLlama3;
+  for (auto [key, dst] :
+       {std::pair<std::string_view, double*>{"low_freq_factor", &rs.low_freq_factor},
+        {"high_freq_factor", &rs.high_freq_factor}}) {
+    auto v = json::get_double(*rope, key);
+    if (!v.ok()) return with_field(v.status());
+    if (!*v) return with_field(missing(key));
+    *dst = **v;
+  }
+  auto orig = json::get_int(*rope, "original_max_position_embeddings");
+  if (!orig.ok()) return with_field(orig.status());
+  if (!*orig) return with_field(missing("original_max_position_embeddings"));
+  rs.original_max_position_embeddings = **orig;
+  return ok_status();
+}
+
+Result<ModelConfig> parse_config_object(const bj::object& o) {
+  ModelConfig c;
+  // Architecture: "architectures"[0], else "model_type".
+  std::string arch;
+  if (auto it = o.find("architectures"); it != o.end() && !it->value().is_null()) {
+    if (!it->value().is_array() || it->value().get_array().empty() ||
+        !it->value().get_array()[0].is_string()) {
+      return invalid_argument("field 'architectures' must be a non-empty list of strings");
+    }
+    arch = std::string(it->value().get_array()[0].get_string());
+  }
+  KITE_ASSIGN_OR_RETURN(std::optional<std::string> model_type, json::get_string(o, "model_type"));
+  const ArchInfo* info = nullptr;
+  for (const ArchInfo& a : kArchitectures) {
+    if ((!arch.empty() && arch == a.architecture) || (arch.empty() && model_type == a.model_type)) {
+      info = &a;
+    }
+  }
+  if (info == nullptr) {
+    if (arch.empty() && !model_type) return missing("architectures");
+    return unimplemented(fmt::format("architecture '{}' is not supported (supported: {})",
+                                     arch.empty() ? *model_type : arch, supported_architectures()));
+  }
+  c.architecture = std::string(info->architecture);
+  c.family = info->family;
+
+  KITE_ASSIGN_OR_RETURN(c.vocab_size, required_int(o, "vocab_size"));
+  KITE_ASSIGN_OR_RETURN(c.hidden_size, required_int(o, "hidden_size"));
+  KITE_ASSIGN_OR_RETURN(c.intermediate_size, required_int(o, "intermediate_size"));
+  KITE_ASSIGN_OR_RETURN(c.num_hidden_layers, required_int(o, "num_hidden_layers"));
+  KITE_ASSIGN_OR_RETURN(c.num_attention_heads, required_int(o, "num_attention_heads"));
+  KITE_ASSIGN_OR_RETURN(std::optional<int64_t> kv, json::get_int(o, "num_key_value_heads"));
+  c.num_key_value_heads = kv.value_or(c.num_attention_heads);
+  KITE_ASSIGN_OR_RETURN(std::optional<int64_t> head_dim, json::get_int(o, "head_dim"));
+  if (head_dim) {
+    c.head_dim = *head_dim;
+  } else {
+    if (c.num_attention_heads <= 0) {
+      return invalid_argument(
+          fmt::format("num_attention_heads must be positive, got {}", c.num_attention_heads));
+    }
+    if (c.hidden_size % c.num_attention_heads != 0) {
+      return invalid_argument(fmt::format(
+          "hidden_size {} is not a multiple of num_attention_heads {} (and no head_dim is given)",
+          c.hidden_size, c.num_attention_heads));
+    }
+    c.head_dim = c.hidden_size / c.num_attention_heads;
+  }
+  KITE_ASSIGN_OR_RETURN(std::optional<int64_t> max_pos,
+                        json::get_int(o, "max_position_embeddings"));
+  c.max_position_embeddings = max_pos.value_or(2048);  // transformers' LlamaConfig default
+  KITE_ASSIGN_OR_RETURN(std::optional<double> eps, json::get_double(o, "rms_norm_eps"));
+  c.rms_norm_eps = eps.value_or(1e-6);
+  KITE_RETURN_IF_ERROR(parse_rope(o, &c));
+  KITE_ASSIGN_OR_RETURN(std::optional<bool> tie, json::get_bool(o, "tie_word_embeddings"));
+  c.tie_word_embeddings = tie.value_or(false);
+
+  KITE_ASSIGN_OR_RETURN(std::optional<std::string> act, json::get_string(o, "hidden_act"));
+  if (act && *act != "silu") {
+    return unimplemented(fmt::format("hidden_act '{}' is not supported (silu is)", *act));
+  }
+  KITE_ASSIGN_OR_RETURN(std::optional<bool> mlp_bias, json::get_bool(o, "mlp_bias"));
+  if (mlp_bias.value_or(false)) return unimplemented("mlp_bias true is not supported");
+  KITE_ASSIGN_OR_RETURN(std::optional<bool> attn_bias, json::get_bool(o, "attention_bias"));
+  // Qwen2 always has q/k/v biases (its config has no key for it); Llama/Qwen3 say so.
+  c.attention_bias = c.family == ModelFamily::kQwen2 || attn_bias.value_or(false);
+  c.qk_norm = c.family == ModelFamily::kQwen3;
+
+  KITE_ASSIGN_OR_RETURN(std::optional<int64_t> window, json::get_int(o, "sliding_window"));
+  KITE_ASSIGN_OR_RETURN(std::optional<bool> use_window, json::get_bool(o, "use_sliding_window"));
+  // Qwen2/3 configs carry a sliding_window that only applies with use_sliding_window; there it
+  // covers only the layers from max_window_layers on, which kite does not implement.
+  if (window && use_window.value_or(c.family == ModelFamily::kMistral)) {
+    if (c.family != ModelFamily::kMistral) {
+      return unimplemented(
+          fmt::format("use_sliding_window true is not supported for {} (per-layer sliding windows)",
+                      c.architecture));
+    }
+    if (*window <= 0 || *window > std::numeric_limits<int32_t>::max()) {
+      return invalid_argument(fmt::format("sliding_window must be positive, got {}", *window));
+    }
+    c.sliding_window = window;
+  }
+
+  KITE_ASSIGN_OR_RETURN(std::vector<int32_t> bos, int_or_list(o, "bos_token_id"));
+  if (!bos.empty()) c.bos_token_id = bos[0];
+  KITE_ASSIGN_OR_RETURN(c.eos_token_ids, int_or_list(o, "eos_token_id"));
+  KITE_ASSIGN_OR_RETURN(c.torch_dtype, parse_torch_dtype(o));
+  if (auto q = o.find("quantization_config"); q != o.end() && !q->value().is_null()) {
+    KITE_ASSIGN_OR_RETURN(c.quantization, parse_quantization_config(bj::serialize(q->value())));
+  }
+  KITE_RETURN_IF_ERROR(c.validate());
+  return c;
+}
+
+}  // namespace
+
+std::string_view model_family_name(ModelFamily f) {
+  switch (f) {
+    case ModelFamily::kLlama:
+      return "llama";
+    case ModelFamily::kMistral:
+      return "mistral";
+    case ModelFamily::kQwen2:
+      return "qwen2";
+    case ModelFamily::kQwen3:
+      return "qwen3";
+  }
+  return "unknown";
+}
+
+Status ModelConfig::validate() const {
+  auto positive = [](std::string_view name, int64_t v) -> Status {
+    if (v <= 0) return invalid_argument(fmt::format("{} must be positive, got {}", name, v));
+    if (v > kMaxDim) {
+      return invalid_argument(
+          fmt::format("{} {} is larger than kite supports ({})", name, v, kMaxDim));
+    }
+    return ok_status();
+  };
+  KITE_RETURN_IF_ERROR(positive("vocab_size", vocab_size));
+  KITE_RETURN_IF_ERROR(positive("hidden_size", hidden_size));
+  KITE_RETURN_IF_ERROR(positive("intermediate_size", intermediate_size));
+  KITE_RETURN_IF_ERROR(positive("num_hidden_layers", num_hidden_layers));
+  KITE_RETURN_IF_ERROR(positive("num_attention_heads", num_attention_heads));
+  KITE_RETURN_IF_ERROR(positive("num_key_value_heads", num_key_value_heads));
+  KITE_RETURN_IF_ERROR(positive("head_dim", head_dim));
+  KITE_RETURN_IF_ERROR(positive("max_position_embeddings", max_position_embeddings));
+  if (num_hidden_layers > 4096) {
+    return invalid_argument(fmt::format("num_hidden_layers {} is too large", num_hidden_layers));
+  }
+  if (num_attention_heads % num_key_value_heads != 0) {
+    return invalid_argument(
+        fmt::format("num_attention_heads {} is not a multiple of num_key_value_heads {}",
+                    num_attention_heads, num_key_value_heads));
+  }
+  if (head_dim % 2 != 0) {
+    return invalid_argument(fmt::format("head_dim {} must be even (RoPE rotates pairs)", head_dim));
+  }
+  if (q_size() > kMaxDim) {
+    return invalid_argument(
+        fmt::format("num_attention_heads * head_dim = {} is too large", q_size()));
+  }
+  if (!(rms_norm_eps > 0) || !std::isfinite(rms_norm_eps)) {
+    return invalid_argument(fmt::format("rms_norm_eps must be positive, got {}", rms_norm_eps));
+  }
+  if (!(rope_theta > 0) || !std::isfinite(rope_theta)) {
+    return invalid_argument(fmt::format("rope_theta must be positive, got {}", rope_theta));
+  }
+  if (rope_scaling.type != RopeScaling::Type::kNone) {
+    if (!(rope_scaling.factor > 0) || !std::isfinite(rope_scaling.factor)) {
+      return invalid_argument(
+          fmt::format("rope_scaling factor must be positive, got {}", rope_scaling.factor));
+    }
+  }
+  if (rope_scaling.type == RopeScaling::Type::kLlama3) {
+    if (!(rope_scaling.high_freq_factor > rope_scaling.low_freq_factor) ||
+        !(rope_scaling.low_freq_factor > 0) || !std::isfinite(rope_scaling.high_freq_factor) ||
+        rope_scaling.original_max_position_embeddings <= 0) {
+      return invalid_argument(fmt::format(
+          "rope_scaling llama3 needs 0 < low_freq_factor < high_freq_factor and a positive "
+          "original_max_position_embeddings (got {}, {}, {})",
+          rope_scaling.low_freq_factor, rope_scaling.high_freq_factor,
+          rope_scaling.original_max_position_embeddings));
+    }
+  }
+  if (bos_token_id && (*bos_token_id < 0 || *bos_token_id >= vocab_size)) {
+    return invalid_argument(
+        fmt::format("bos_token_id {} is outside the vocabulary ({})", *bos_token_id, vocab_size));
+  }
+  return ok_status();
+}
+
+Result<ModelConfig> parse_hf_config(std::string_view json_text) {
+  KITE_ASSIGN_OR_RETURN(bj::value v, json::parse(json_text, "config.json"));
+  if (!v.is_object()) {
+    return invalid_argument(
+        fmt::format("config.json: must be a JSON object, got {}", json::kind_name(v)));
+  }
+  auto c = parse_config_object(v.get_object());
+  if (!c.ok()) return c.status().with_context("config.json");
+  return c;
+}
+
+}  // namespace kite

@@ -1,0 +1,107 @@
+// ModelConfig: the shape and hyper-parameters of a decoder-only model, from a Hugging Face
+// config.json or GGUF metadata. One struct for every supported family (they share one decoder).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/dtype.h"
+#include "kite/status.h"
+
+namespace kite {
+
+enum class ModelFamily {
+  kLlama,    // Llama 2/3/3.1/3.2, SmolLM2, TinyStories, llama2.c
+  kMistral,  // Mistral: Llama layout, sliding-window attention when sliding_window is set
+  kQwen2,    // Qwen2/2.5: q/k/v biases
+  kQwen3,    // Qwen3: per-head RMSNorm on q and k, no biases
+};
+std::string_view model_family_name(ModelFamily f);
+
+struct RopeScaling {
+  enum class Type { kNone, kLinear, kLlama3 };
+  Type type = Type::kNone;
+  double factor = 1.0;
+  double low_freq_factor = 1.0;                     // llama3
+  double high_freq_factor = 4.0;                    // llama3
+  int64_t original_max_position_embeddings = 8192;  // llama3
+};
+
+// How a checkpoint's linear weights are quantized (config.json's quantization_config).
+enum class QuantScheme : uint8_t {
+  kNone,
+  kFp8PerTensor,   // float8_e4m3fn weights, one F32 scale per tensor ([1])
+  kFp8PerChannel,  // one scale per output row ([rows, 1])
+  kFp8Block,       // one scale per block_rows x block_cols tile ([ceil(rows/b0), ceil(cols/b1)])
+};
+std::string_view quant_scheme_name(QuantScheme s);
+
+// How activations entering a quantized linear are scaled.
+enum class ActivationQuant : uint8_t {
+  kNone,              // weight-only quantization
+  kDynamicPerToken,   // a scale per token row, computed at run time
+  kDynamicPerTensor,  // one scale per step, computed at run time
+  kStaticPerTensor,   // the checkpoint's input_scale
+};
+
+struct QuantizationConfig {
+  std::string method;  // "" (none), "fp8", "compressed-tensors"
+  QuantScheme scheme = QuantScheme::kNone;
+  ActivationQuant activations = ActivationQuant::kNone;
+  int64_t block_rows = 0, block_cols = 0;  // kFp8Block
+  std::string weight_scale_name;           // "weight_scale" or "weight_scale_inv"
+  // Modules kept in the checkpoint's float dtype: exact module names ("lm_head") or "re:"
+  // regular expressions over them, as compressed-tensors and vLLM write them.
+  std::vector<std::string> ignore;
+
+  bool enabled() const { return scheme != QuantScheme::kNone; }
+  // Whether the linear module `name` ("model.layers.0.self_attn.q_proj", "lm_head") is stored
+  // quantized.
+  bool quantizes(std::string_view module) const;
+};
+
+// Parses config.json's "quantization_config" object. Supported: quant_method "fp8" (per-tensor,
+// or 128x128-style block scales with weight_block_size; dynamic or static activations) and
+// "compressed-tensors" with format "float-quantized" (8-bit float weights, strategy tensor,
+// channel or block; input activations none, dynamic per token/tensor, or static per tensor).
+// Anything else is kUnimplemented naming what is supported; malformed fields kInvalidArgument.
+Result<QuantizationConfig> parse_quantization_config(std::string_view json_object_text);
+
+struct ModelConfig {
+  std::string architecture;  // "LlamaForCausalLM", "Qwen2ForCausalLM", ...
+  ModelFamily family = ModelFamily::kLlama;
+  int64_t vocab_size = 0;
+  int64_t hidden_size = 0;
+  int64_t intermediate_size = 0;
+  int64_t num_hidden_layers = 0;
+  int64_t num_attention_heads = 0;
+  int64_t num_key_value_heads = 0;
+  int64_t head_dim = 0;  // `head_dim` key, else hidden_size / num_attention_heads
+  int64_t max_position_embeddings = 0;
+  double rms_norm_eps = 1e-6;
+  double rope_theta = 10000.0;
+  RopeScaling rope_scaling;
+  bool tie_word_embeddings = false;
+  bool attention_bias = false;  // q/k/v projections have biases (Qwen2)
+  bool qk_norm = false;         // per-head RMSNorm on q and k before RoPE (Qwen3)
+  // Mistral: each query attends to the last sliding_window positions (itself included).
+  std::optional<int64_t> sliding_window;
+  std::optional<int32_t> bos_token_id;
+  std::vector<int32_t> eos_token_ids;
+  DType torch_dtype = DType::kF32;  // dtype the checkpoint declares
+  QuantizationConfig quantization;  // none unless config.json has a quantization_config
+
+  int64_t q_size() const { return num_attention_heads * head_dim; }
+  int64_t kv_size() const { return num_key_value_heads * head_dim; }
+  // Checks the invariants every backend relies on (positive sizes, heads divide, ...).
+  Status validate() const;
+};
+
+// Parses a Hugging Face config.json. Unknown architectures are kUnimplemented with a message
+// naming the supported ones; missing/mistyped fields are kInvalidArgument naming the field.
+Result<ModelConfig> parse_hf_config(std::string_view json_text);
+
+}  // namespace kite

@@ -1,0 +1,64 @@
+#include "engine/runner_factory.h"
+
+#include "backend/cpu/cpu_model_runner.h"
+#include "core/logging.h"
+#include "models/load.h"
+#ifdef KITE_WITH_CUDA
+#include "backend/cuda/cuda_runner_factory.h"
+#endif
+
+namespace kite {
+
+Result<LoadedModel> create_model_runner(const EngineConfig& config) {
+  if (config.tensor_parallel_size != 1) {
+    return unimplemented("tensor_parallel_size " + std::to_string(config.tensor_parallel_size) +
+                         ": only 1 is supported");
+  }
+  if (config.device != "auto" && config.device != "cpu" && config.device != "cuda") {
+    return invalid_argument("device must be auto, cpu or cuda, got '" + config.device + "'");
+  }
+  if (config.dtype != "auto" && config.dtype != "float32" && config.dtype != "bfloat16" &&
+      config.dtype != "float16") {
+    return invalid_argument("dtype must be auto, float32, bfloat16 or float16, got '" +
+                            config.dtype + "'");
+  }
+  LoadOptions load;
+  load.load_format = config.load_format;
+  load.seed = config.seed;
+  load.num_threads = config.num_threads;
+  KITE_ASSIGN_OR_RETURN(std::unique_ptr<WeightStore> store, load_model(config.model, load));
+  LoadedModel m;
+  m.weights = std::move(store);
+#ifdef KITE_WITH_CUDA
+  if (config.device != "cpu") {
+    auto runner = create_cuda_model_runner(m.weights, config);
+    if (runner.ok()) {
+      m.runner = std::move(*runner);
+      return m;
+    }
+    if (config.device == "cuda" || runner.status().code() != StatusCode::kUnavailable) {
+      return runner.status();
+    }
+    KITE_LOG_INFO("no usable GPU ({}); running on the CPU", runner.status().message());
+  }
+#else
+  if (config.device == "cuda") {
+    return unavailable("this kite build has no CUDA backend (build with the cuda preset)");
+  }
+#endif
+  if (config.dtype == "bfloat16" || config.dtype == "float16") {
+    KITE_LOG_WARN("the CPU backend computes in float32 (dtype {} applies to CUDA only)",
+                  config.dtype);
+  }
+  if (config.kv_cache_dtype != "auto" && config.kv_cache_dtype != "float32") {
+    return unimplemented("the CPU backend keeps its KV cache in float32; kv_cache_dtype '" +
+                         config.kv_cache_dtype + "' is not supported");
+  }
+  CpuRunnerOptions options;
+  options.num_threads = config.num_threads;
+  KITE_ASSIGN_OR_RETURN(auto runner, CpuModelRunner::create(m.weights, options));
+  m.runner = std::move(runner);
+  return m;
+}
+
+}  // namespace kite

@@ -1,0 +1,160 @@
+#include "models/model_graph.h"
+
+#include <fmt/format.h>
+
+namespace kite {
+
+std::string_view shard_dim_name(ShardDim d) {
+  switch (d) {
+    case ShardDim::kReplicated:
+      return "replicated";
+    case ShardDim::kColumn:
+      return "column";
+    case ShardDim::kRow:
+      return "row";
+    case ShardDim::kVocab:
+      return "vocab";
+  }
+  return "?";
+}
+
+std::string_view op_kind_name(OpKind k) {
+  switch (k) {
+    case OpKind::kEmbedding:
+      return "embedding";
+    case OpKind::kRmsNorm:
+      return "rms_norm";
+    case OpKind::kLinear:
+      return "linear";
+    case OpKind::kRopeKvWrite:
+      return "rope_kv_write";
+    case OpKind::kAttention:
+      return "attention";
+    case OpKind::kSiluMul:
+      return "silu_mul";
+  }
+  return "?";
+}
+
+std::vector<const TensorDecl*> ModelGraph::tensors() const {
+  std::vector<const TensorDecl*> out;
+  for (const WeightDecl& w : weights) {
+    for (const TensorDecl& t : w.parts) out.push_back(&t);
+    for (const TensorDecl& t : w.bias) out.push_back(&t);
+    for (const TensorDecl& t : w.quant.weight_scales) out.push_back(&t);
+    for (const TensorDecl& t : w.quant.input_scales) out.push_back(&t);
+  }
+  return out;
+}
+
+namespace {
+
+Status bad(const Op& op, size_t index, std::string_view what) {
+  return internal_error(
+      fmt::format("model graph: op {} ({}): {}", index, op_kind_name(op.kind), what));
+}
+
+}  // namespace
+
+Status check_graph(const ModelGraph& g) {
+  const auto nv = static_cast<ValueId>(g.values.size());
+  const auto nw = static_cast<WeightId>(g.weights.size());
+  auto value_ok = [&](ValueId v) { return v >= 0 && v < nv; };
+  auto weight_ok = [&](WeightId w) { return w >= 0 && w < nw; };
+  auto width = [&](ValueId v) { return g.value(v).width; };
+  for (const WeightDecl& w : g.weights) {
+    int64_t rows = 0;
+    for (const TensorDecl& t : w.parts) rows += t.shape.empty() ? 0 : t.shape[0];
+    if (rows != w.rows || w.parts.empty()) {
+      return internal_error(fmt::format("model graph: weight {}: parts have {} rows, declared {}",
+                                        w.name, rows, w.rows));
+    }
+    if (w.bias_mode != BiasMode::kNone && w.bias.size() != w.parts.size()) {
+      return internal_error(fmt::format("model graph: weight {}: one bias per part", w.name));
+    }
+  }
+  for (size_t i = 0; i < g.ops.size(); ++i) {
+    const Op& op = g.ops[i];
+    if (!value_ok(op.out)) return bad(op, i, "no output value");
+    const bool fused = op.prologue_norm != kNoWeight || op.epilogue != Epilogue::kNone;
+    if (fused && op.kind != OpKind::kLinear) return bad(op, i, "fusion fields on a non-linear");
+    switch (op.kind) {
+      case OpKind::kEmbedding:
+        if (!weight_ok(op.weight) || g.weight(op.weight).kind != WeightKind::kEmbedding ||
+            g.weight(op.weight).cols != width(op.out)) {
+          return bad(op, i, "needs an embedding table as wide as its output");
+        }
+        break;
+      case OpKind::kRmsNorm:
+        if (!value_ok(op.in) || !weight_ok(op.weight) || width(op.in) != width(op.out) ||
+            g.weight(op.weight).rows != width(op.in) ||
+            (op.delta != kNoValue && (!value_ok(op.delta) || width(op.delta) != width(op.in)))) {
+          return bad(op, i, "residual, delta, weight and output widths differ");
+        }
+        if (op.gather_logits != (g.value(op.out).rows == RowSpace::kLogits)) {
+          return bad(op, i, "a gathering norm writes logits rows, any other token rows");
+        }
+        break;
+      case OpKind::kLinear: {
+        if (!value_ok(op.in) || !weight_ok(op.weight)) return bad(op, i, "operands");
+        const WeightDecl& w = g.weight(op.weight);
+        const int64_t out_w = op.epilogue == Epilogue::kSiluMul ? w.rows / 2 : w.rows;
+        if (w.cols != width(op.in) || out_w != width(op.out)) {
+          return bad(op, i,
+                     fmt::format("{} is [{}, {}] between widths {} and {}", w.name, w.rows, w.cols,
+                                 width(op.in), width(op.out)));
+        }
+        if (op.prologue_norm != kNoWeight && !weight_ok(op.prologue_norm)) {
+          return bad(op, i, "prologue norm weight");
+        }
+        break;
+      }
+      case OpKind::kRopeKvWrite:
+      case OpKind::kAttention:
+        if (!value_ok(op.in) || op.layer < 0 || op.layer >= g.num_kv_layers) {
+          return bad(op, i, "needs an input and a KV-cache layer in range");
+        }
+        break;
+      case OpKind::kSiluMul:
+        if (!value_ok(op.in) || width(op.in) != 2 * width(op.out)) {
+          return bad(op, i, "input must be twice as wide as the output");
+        }
+        break;
+    }
+  }
+  if (!value_ok(g.logits) || !g.value(g.logits).f32) {
+    return internal_error("model graph: no F32 logits value");
+  }
+  return ok_status();
+}
+
+std::string format_ops(const ModelGraph& g, const std::vector<Op>& ops) {
+  std::string s;
+  auto v = [&](ValueId id) { return id == kNoValue ? std::string("-") : g.value(id).name; };
+  auto w = [&](WeightId id) { return id == kNoWeight ? std::string("-") : g.weight(id).name; };
+  for (const Op& op : ops) {
+    s += fmt::format("{} {} <- {}", op_kind_name(op.kind), v(op.out), v(op.in));
+    if (op.delta != kNoValue) s += " + " + v(op.delta);
+    if (op.weight != kNoWeight) s += " [" + w(op.weight) + "]";
+    if (op.layer >= 0) s += fmt::format(" layer {}", op.layer);
+    if (op.gather_logits) s += " gather";
+    if (op.prologue_norm != kNoWeight) s += " prologue(" + w(op.prologue_norm) + ")";
+    switch (op.epilogue) {
+      case Epilogue::kNone:
+        break;
+      case Epilogue::kResidualAdd:
+        s += " epilogue(residual)";
+        break;
+      case Epilogue::kRopeKv:
+        s += fmt::format(" epilogue(rope_kv layer {})", op.layer);
+        break;
+      case Epilogue::kSiluMul:
+        s += " epilogue(silu_mul)";
+        break;
+    }
+    s += '\n';
+  }
+  return s;
+}
+
+}  // namespace kite

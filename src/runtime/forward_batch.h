@@ -1,0 +1,58 @@
+// ForwardBatch: one engine step flattened for the model (all host memory, int32).
+//
+// The step mixes prefill chunks and decodes of many sequences: sequence i contributes the
+// query tokens [query_start_loc[i], query_start_loc[i+1]) at positions
+// seq_lens[i] - num_query_tokens(i) ... seq_lens[i] - 1. Their K/V are written to
+// slot_mapping[token] (block_id * block_size + offset) before attention, and attention for
+// sequence i reads the first seq_lens[i] cached tokens through its block table (causal within
+// the chunk).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "kite/status.h"
+
+namespace kite {
+
+struct ForwardBatch {
+  std::vector<int32_t> token_ids;           // [num_tokens]
+  std::vector<int32_t> positions;           // [num_tokens]
+  std::vector<int32_t> query_start_loc;     // [num_seqs + 1], query_start_loc[0] = 0
+  std::vector<int32_t> seq_lens;            // [num_seqs] KV length after this step
+  std::vector<int32_t> slot_mapping;        // [num_tokens]; -1 = do not write (padding)
+  std::vector<int32_t> block_table_indptr;  // [num_seqs + 1] CSR offsets into block_table
+  std::vector<int32_t> block_table;         // [block_table_indptr[num_seqs]] block ids
+  std::vector<int32_t> logits_indices;      // [num_logits] token rows that need logits
+  int32_t max_query_len = 0;
+  int32_t max_seq_len = 0;
+
+  int32_t num_tokens() const { return static_cast<int32_t>(token_ids.size()); }
+  int32_t num_seqs() const { return static_cast<int32_t>(seq_lens.size()); }
+  int32_t num_logits() const { return static_cast<int32_t>(logits_indices.size()); }
+  // Every sequence has exactly one query token (CUDA-graph eligible).
+  bool decode_only() const { return max_query_len == 1; }
+};
+
+// What a runner can accept; validate_batch checks a batch against it.
+struct BatchLimits {
+  int64_t vocab_size = 0;
+  int64_t num_blocks = 0;  // KV-cache blocks (block ids in [0, num_blocks))
+  int block_size = 0;      // tokens per block
+  // Capacities of a runner with fixed step buffers; 0 = unbounded. Beyond them: kOutOfRange.
+  int64_t max_tokens = 0;       // tokens and logits rows
+  int64_t max_seqs = 0;         // sequences
+  int64_t max_block_table = 0;  // block_table entries
+  // Runners that plan with max_query_len / max_seq_len need them exact (>= for max_seq_len),
+  // at least one sequence and at least one logits row.
+  bool planned = false;
+};
+
+// The one check of a batch before it reaches a backend: array sizes, offsets that run from 0 to
+// the totals, every sequence with at least one query token and enough blocks for its KV length,
+// token ids in the vocabulary, non-negative positions, slots and block ids inside the cache,
+// logits rows that are token rows. kInvalidArgument naming the first problem ("forward batch:
+// ..."), kOutOfRange beyond the capacities.
+Status validate_batch(const ForwardBatch& batch, const BatchLimits& limits);
+
+}  // namespace kite

@@ -1,0 +1,242 @@
+#include "checkpoint/config.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "checkpoint/generation_config.h"
+#include "core/mapped_file.h"
+
+namespace kite {
+namespace {
+
+const std::string kConfigs = std::string(KITE_SOURCE_DIR) + "/tests/data/configs/";
+
+ModelConfig parse_file(const std::string& path) {
+  auto text = read_file(path);
+  EXPECT_TRUE(text.ok()) << path;
+  auto c = parse_hf_config(*text);
+  EXPECT_TRUE(c.ok()) << path << ": " << c.status().to_string();
+  return c.ok() ? *c : ModelConfig{};
+}
+
+void expect_error(const std::string& json, StatusCode code, const std::string& message) {
+  auto c = parse_hf_config(json);
+  ASSERT_FALSE(c.ok()) << json;
+  EXPECT_EQ(c.status().code(), code) << c.status().to_string();
+  EXPECT_EQ(c.status().message(), message);
+}
+
+// A valid config with one field replaced or added.
+std::string with(const std::string& field_json) {
+  return R"({"architectures": ["LlamaForCausalLM"], "vocab_size": 100, "hidden_size": 64,
+             "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4, )" +
+         field_json + "}";
+}
+
+TEST(ConfigTest, Llama3_8B) {
+  const ModelConfig c = parse_file(kConfigs + "llama-3-8b/config.json");
+  EXPECT_EQ(c.architecture, "LlamaForCausalLM");
+  EXPECT_EQ(c.family, ModelFamily::kLlama);
+  EXPECT_EQ(c.vocab_size, 128256);
+  EXPECT_EQ(c.hidden_size, 4096);
+  EXPECT_EQ(c.intermediate_size, 14336);
+  EXPECT_EQ(c.num_hidden_layers, 32);
+  EXPECT_EQ(c.num_attention_heads, 32);
+  EXPECT_EQ(c.num_key_value_heads, 8);
+  EXPECT_EQ(c.head_dim, 128);
+  EXPECT_EQ(c.max_position_embeddings, 8192);
+  EXPECT_DOUBLE_EQ(c.rms_norm_eps, 1e-5);
+  EXPECT_DOUBLE_EQ(c.rope_theta, 500000.0);
+  EXPECT_EQ(c.rope_scaling.type, RopeScaling::Type::kNone);
+  EXPECT_FALSE(c.tie_word_embeddings);
+  EXPECT_FALSE(c.attention_bias);
+  EXPECT_FALSE(c.qk_norm);
+  EXPECT_EQ(c.bos_token_id, 128000);
+  EXPECT_EQ(c.eos_token_ids, std::vector<int32_t>{128001});
+  EXPECT_EQ(c.torch_dtype, DType::kBF16);
+  EXPECT_EQ(c.q_size(), 4096);
+  EXPECT_EQ(c.kv_size(), 1024);
+}
+
+TEST(ConfigTest, Llama31RopeScaling) {
+  const ModelConfig c = parse_file(kConfigs + "llama-3.1-8b/config.json");
+  EXPECT_EQ(c.rope_scaling.type, RopeScaling::Type::kLlama3);
+  EXPECT_DOUBLE_EQ(c.rope_scaling.factor, 8.0);
+  EXPECT_DOUBLE_EQ(c.rope_scaling.low_freq_factor, 1.0);
+  EXPECT_DOUBLE_EQ(c.rope_scaling.high_freq_factor, 4.0);
+  EXPECT_EQ(c.rope_scaling.original_max_position_embeddings, 8192);
+  EXPECT_EQ(c.max_position_embeddings, 131072);
+  EXPECT_EQ(c.eos_token_ids, (std::vector<int32_t>{128001, 128008, 128009}));
+}
+
+TEST(ConfigTest, Qwen25HasBiasesTiedEmbeddingsAndNoWindow) {
+  const ModelConfig c = parse_file(kConfigs + "qwen2.5-0.5b/config.json");
+  EXPECT_EQ(c.family, ModelFamily::kQwen2);
+  EXPECT_TRUE(c.attention_bias);
+  EXPECT_TRUE(c.tie_word_embeddings);
+  EXPECT_FALSE(c.sliding_window.has_value());  // use_sliding_window is false
+  EXPECT_EQ(c.head_dim, 64);
+  EXPECT_EQ(c.num_key_value_heads, 2);
+  EXPECT_EQ(c.torch_dtype, DType::kF32);
+}
+
+TEST(ConfigTest, Qwen3HeadDimAndQkNorm) {
+  const ModelConfig c = parse_file(kConfigs + "qwen3-0.6b/config.json");
+  EXPECT_EQ(c.family, ModelFamily::kQwen3);
+  EXPECT_TRUE(c.qk_norm);
+  EXPECT_FALSE(c.attention_bias);
+  EXPECT_EQ(c.head_dim, 128);  // not hidden / heads (64)
+  EXPECT_EQ(c.q_size(), 2048);
+}
+
+TEST(ConfigTest, MistralSlidingWindow) {
+  const ModelConfig c = parse_file(kConfigs + "mistral-7b-v0.1/config.json");
+  EXPECT_EQ(c.family, ModelFamily::kMistral);
+  EXPECT_EQ(c.sliding_window, 4096);
+}
+
+TEST(ConfigTest, TinyStories) {
+  const ModelConfig c =
+      parse_file(std::string(KITE_SOURCE_DIR) + "/tests/data/models/tinystories-656k/config.json");
+  EXPECT_EQ(c.head_dim, 16);
+  EXPECT_TRUE(c.tie_word_embeddings);
+  EXPECT_EQ(c.torch_dtype, DType::kF32);
+}
+
+TEST(ConfigTest, TransformersFiveRopeParametersAndModelTypeFallback) {
+  auto c = parse_hf_config(R"({"model_type": "qwen3", "vocab_size": 10, "hidden_size": 8,
+      "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
+      "dtype": "float16",
+      "rope_parameters": {"rope_type": "linear", "factor": 2.0, "rope_theta": 5000.0}})");
+  ASSERT_TRUE(c.ok()) << c.status().to_string();
+  EXPECT_EQ(c->architecture, "Qwen3ForCausalLM");
+  EXPECT_DOUBLE_EQ(c->rope_theta, 5000.0);
+  EXPECT_EQ(c->rope_scaling.type, RopeScaling::Type::kLinear);
+  EXPECT_DOUBLE_EQ(c->rope_scaling.factor, 2.0);
+  EXPECT_EQ(c->torch_dtype, DType::kF16);
+  EXPECT_EQ(c->num_key_value_heads, 2);  // defaults to num_attention_heads
+}
+
+TEST(ConfigErrorTest, MalformedJson) {
+  auto c = parse_hf_config(R"({"architectures": ["LlamaForCausalLM"], )");
+  EXPECT_EQ(c.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(c.status().message().rfind("config.json: malformed JSON", 0), 0u)
+      << c.status().message();
+  expect_error("[1, 2]", StatusCode::kInvalidArgument,
+               "config.json: must be a JSON object, got array");
+}
+
+TEST(ConfigErrorTest, UnknownArchitectureNamesTheSupportedOnes) {
+  expect_error(R"({"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2"})",
+               StatusCode::kUnimplemented,
+               "config.json: architecture 'GPT2LMHeadModel' is not supported (supported: "
+               "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM)");
+  expect_error(R"({"model_type": "gemma"})", StatusCode::kUnimplemented,
+               "config.json: architecture 'gemma' is not supported (supported: "
+               "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM)");
+  expect_error("{}", StatusCode::kInvalidArgument, "config.json: missing field 'architectures'");
+  expect_error(R"({"architectures": []})", StatusCode::kInvalidArgument,
+               "config.json: field 'architectures' must be a non-empty list of strings");
+}
+
+TEST(ConfigErrorTest, MissingAndMistypedFields) {
+  expect_error(R"({"architectures": ["LlamaForCausalLM"], "vocab_size": 100})",
+               StatusCode::kInvalidArgument, "config.json: missing field 'hidden_size'");
+  expect_error(R"({"architectures": ["LlamaForCausalLM"], "vocab_size": "100"})",
+               StatusCode::kInvalidArgument,
+               "config.json: field 'vocab_size' must be an integer, got string");
+  // A number outside int64's range (found by fuzzing: the cast used to come before the check).
+  expect_error(with(R"("num_key_value_heads": 3.5e30)"), StatusCode::kInvalidArgument,
+               "config.json: field 'num_key_value_heads' must be an integer, got number");
+  expect_error(with(R"("rms_norm_eps": "small")"), StatusCode::kInvalidArgument,
+               "config.json: field 'rms_norm_eps' must be a number, got string");
+  expect_error(with(R"("tie_word_embeddings": 1)"), StatusCode::kInvalidArgument,
+               "config.json: field 'tie_word_embeddings' must be a bool, got integer");
+  expect_error(with(R"("eos_token_id": [2, "x"])"), StatusCode::kInvalidArgument,
+               "config.json: field 'eos_token_id' must be a token id or a list of token ids, got "
+               "string");
+  expect_error(with(R"("rope_scaling": 8)"), StatusCode::kInvalidArgument,
+               "config.json: field 'rope_scaling' must be an object, got integer");
+}
+
+TEST(ConfigErrorTest, UnsupportedFeatures) {
+  expect_error(with(R"("rope_scaling": {"rope_type": "yarn", "factor": 4.0})"),
+               StatusCode::kUnimplemented,
+               "config.json: rope_scaling type 'yarn' is not supported (default, linear and "
+               "llama3 are)");
+  expect_error(with(R"("rope_scaling": {"rope_type": "llama3", "factor": 8.0})"),
+               StatusCode::kInvalidArgument,
+               "config.json: rope_scaling: missing field 'low_freq_factor'");
+  expect_error(with(R"("hidden_act": "gelu")"), StatusCode::kUnimplemented,
+               "config.json: hidden_act 'gelu' is not supported (silu is)");
+  expect_error(with(R"("mlp_bias": true)"), StatusCode::kUnimplemented,
+               "config.json: mlp_bias true is not supported");
+  // Qwen2's sliding window covers only the layers from max_window_layers on.
+  expect_error(R"({"architectures": ["Qwen2ForCausalLM"], "vocab_size": 100, "hidden_size": 64,
+                   "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+                   "sliding_window": 64, "use_sliding_window": true})",
+               StatusCode::kUnimplemented,
+               "config.json: use_sliding_window true is not supported for Qwen2ForCausalLM "
+               "(per-layer sliding windows)");
+  expect_error(R"({"architectures": ["MistralForCausalLM"], "vocab_size": 100, "hidden_size": 64,
+                   "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+                   "sliding_window": 0})",
+               StatusCode::kInvalidArgument, "config.json: sliding_window must be positive, got 0");
+  expect_error(with(R"("torch_dtype": "float64")"), StatusCode::kUnimplemented,
+               "config.json: torch_dtype 'float64' is not supported (float32, float16, bfloat16 "
+               "are)");
+}
+
+TEST(ConfigErrorTest, ValidationNamesTheField) {
+  expect_error(with(R"("num_key_value_heads": 3)"), StatusCode::kInvalidArgument,
+               "config.json: num_attention_heads 4 is not a multiple of num_key_value_heads 3");
+  expect_error(with(R"("num_key_value_heads": 0)"), StatusCode::kInvalidArgument,
+               "config.json: num_key_value_heads must be positive, got 0");
+  expect_error(with(R"("head_dim": 15)"), StatusCode::kInvalidArgument,
+               "config.json: head_dim 15 must be even (RoPE rotates pairs)");
+  expect_error(with(R"("max_position_embeddings": -1)"), StatusCode::kInvalidArgument,
+               "config.json: max_position_embeddings must be positive, got -1");
+  expect_error(with(R"("rms_norm_eps": 0)"), StatusCode::kInvalidArgument,
+               "config.json: rms_norm_eps must be positive, got 0");
+  expect_error(with(R"("head_dim": 4000000000)"), StatusCode::kInvalidArgument,
+               "config.json: head_dim 4000000000 is larger than kite supports (16777216)");
+  expect_error(with(R"("bos_token_id": 100)"), StatusCode::kInvalidArgument,
+               "config.json: bos_token_id 100 is outside the vocabulary (100)");
+  expect_error(
+      R"({"architectures": ["LlamaForCausalLM"], "vocab_size": 100, "hidden_size": 65,
+          "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4})",
+      StatusCode::kInvalidArgument,
+      "config.json: hidden_size 65 is not a multiple of num_attention_heads 4 (and no head_dim "
+      "is given)");
+}
+
+TEST(GenerationConfigTest, Qwen25Defaults) {
+  auto text = read_file(kConfigs + "qwen2.5-0.5b/generation_config.json");
+  ASSERT_TRUE(text.ok());
+  auto g = parse_generation_config(*text);
+  ASSERT_TRUE(g.ok()) << g.status().to_string();
+  EXPECT_EQ(g->do_sample, true);
+  EXPECT_DOUBLE_EQ(*g->temperature, 0.7);
+  EXPECT_DOUBLE_EQ(*g->top_p, 0.8);
+  EXPECT_EQ(g->top_k, 20);
+  EXPECT_DOUBLE_EQ(*g->repetition_penalty, 1.1);
+  EXPECT_EQ(g->eos_token_ids, (std::vector<int32_t>{151645, 151643}));
+  EXPECT_EQ(g->bos_token_id, 151643);
+  EXPECT_EQ(g->pad_token_id, 151643);
+  EXPECT_FALSE(g->min_p.has_value());
+}
+
+TEST(GenerationConfigTest, Errors) {
+  EXPECT_EQ(parse_generation_config("{").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(parse_generation_config(R"({"temperature": "hot"})").status().message(),
+            "generation_config.json: field 'temperature' must be a number, got string");
+  EXPECT_EQ(parse_generation_config(R"({"top_p": 1.5})").status().message(),
+            "generation_config.json: top_p must be in (0, 1], got 1.5");
+  EXPECT_EQ(parse_generation_config(R"({"eos_token_id": -1})").status().message(),
+            "generation_config.json: field 'eos_token_id' must be a token id or a list of token "
+            "ids, got integer");
+}
+
+}  // namespace
+}  // namespace kite

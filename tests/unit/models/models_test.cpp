@@ -1,0 +1,315 @@
+// The model-definition layer: what the Llama-like definition declares for each family, the
+// fusion pass (checked by running fused and plain op lists on the CPU backend: the logits must
+// be bit-identical), quantization_config parsing and the typed binding of FP8 checkpoints.
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+#include <cstring>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "backend/cpu/cpu_model_runner.h"
+#include "backend/cpu/sequence_runner.h"
+#include "checkpoint/config.h"
+#include "models/fusion.h"
+#include "models/load.h"
+#include "models/model_weights.h"
+#include "models/registry.h"
+#include "support/test_util.h"
+#include "unit/checkpoint/safetensors_writer.h"
+
+namespace kite {
+namespace {
+
+using testing::TempDir;
+
+std::string config_text(const std::string& name) {
+  return testing::read_text(std::string(KITE_SOURCE_DIR) + "/tests/data/configs/" + name +
+                            "/config.json");
+}
+
+ModelConfig config(const std::string& name, int layers = 2) {
+  auto o = boost::json::parse(config_text(name)).as_object();
+  o["num_hidden_layers"] = layers;
+  auto c = parse_hf_config(boost::json::serialize(o));
+  EXPECT_TRUE(c.ok()) << c.status().to_string();
+  return *c;
+}
+
+const WeightDecl* find_weight(const ModelGraph& g, const std::string& name) {
+  for (const WeightDecl& w : g.weights) {
+    if (w.name == name) return &w;
+  }
+  return nullptr;
+}
+
+std::vector<std::string> op_kinds(const std::vector<Op>& ops) {
+  std::vector<std::string> out;
+  for (const Op& op : ops) {
+    std::string s(op_kind_name(op.kind));
+    if (op.prologue_norm != kNoWeight) s += "+prologue";
+    if (op.epilogue == Epilogue::kResidualAdd) s += "+residual";
+    if (op.epilogue == Epilogue::kRopeKv) s += "+rope";
+    if (op.epilogue == Epilogue::kSiluMul) s += "+silu";
+    out.push_back(s);
+  }
+  return out;
+}
+
+TEST(ModelGraphTest, LlamaDeclaresEveryTensorOnceWithItsShardDim) {
+  const ModelConfig c = config("llama-3.1-8b");
+  auto g = build_model_graph(c);
+  ASSERT_TRUE(g.ok()) << g.status().to_string();
+  EXPECT_TRUE(check_graph(*g).ok());
+  std::set<std::string> names;
+  for (const TensorDecl* t : g->tensors()) {
+    EXPECT_TRUE(names.insert(t->name).second) << "declared twice: " << t->name;
+  }
+  const WeightDecl* qkv = find_weight(*g, "model.layers.1.self_attn.qkv_proj");
+  ASSERT_NE(qkv, nullptr);
+  ASSERT_EQ(qkv->parts.size(), 3u);
+  EXPECT_EQ(qkv->parts[0].name, "model.layers.1.self_attn.q_proj.weight");
+  EXPECT_EQ(qkv->parts[1].gguf_name, "blk.1.attn_k.weight");
+  EXPECT_EQ(qkv->parts[1].gguf_permuted_heads, 8);  // llama GGUFs permute Q/K rows
+  EXPECT_EQ(qkv->parts[2].gguf_permuted_heads, 0);
+  EXPECT_EQ(qkv->rows, 4096 + 2 * 1024);
+  EXPECT_EQ(qkv->cols, 4096);
+  EXPECT_EQ(qkv->shard, ShardDim::kColumn);
+  EXPECT_EQ(find_weight(*g, "model.layers.0.self_attn.o_proj")->shard, ShardDim::kRow);
+  EXPECT_EQ(find_weight(*g, "model.layers.0.mlp.gate_up_proj")->rows, 2 * 14336);
+  EXPECT_EQ(find_weight(*g, "model.layers.0.mlp.down_proj")->shard, ShardDim::kRow);
+  EXPECT_EQ(find_weight(*g, "model.embed_tokens")->shard, ShardDim::kVocab);
+  EXPECT_EQ(find_weight(*g, "lm_head")->shard, ShardDim::kVocab);
+  EXPECT_EQ(find_weight(*g, "model.norm")->shard, ShardDim::kReplicated);
+  EXPECT_TRUE(find_weight(*g, "rope_freqs")->optional);
+  // One op list: embedding, 9 ops per layer, final norm, LM head.
+  EXPECT_EQ(g->ops.size(), 1u + 9u * 2u + 2u);
+  EXPECT_EQ(g->num_kv_layers, 2);
+}
+
+TEST(ModelGraphTest, FamilySwitches) {
+  auto qwen2 = build_model_graph(config("qwen2.5-0.5b"));
+  ASSERT_TRUE(qwen2.ok());
+  const WeightDecl* qkv = find_weight(*qwen2, "model.layers.0.self_attn.qkv_proj");
+  EXPECT_EQ(qkv->bias_mode, BiasMode::kRequired);
+  EXPECT_EQ(qkv->bias[2].name, "model.layers.0.self_attn.v_proj.bias");
+  EXPECT_EQ(qkv->parts[0].gguf_permuted_heads, 0);  // qwen2 GGUFs keep the HF row order
+  EXPECT_EQ(find_weight(*qwen2, "model.layers.0.self_attn.o_proj")->bias_mode,
+            BiasMode::kIfPresent);
+  EXPECT_EQ(find_weight(*qwen2, "lm_head")->tied_to, "model.embed_tokens.weight");
+
+  auto qwen3 = build_model_graph(config("qwen3-0.6b"));
+  ASSERT_TRUE(qwen3.ok());
+  EXPECT_NE(find_weight(*qwen3, "model.layers.1.self_attn.q_norm"), nullptr);
+  int rope_with_norms = 0;
+  for (const Op& op : qwen3->ops) {
+    rope_with_norms += op.kind == OpKind::kRopeKvWrite && op.weight != kNoWeight ? 1 : 0;
+  }
+  EXPECT_EQ(rope_with_norms, 2);
+
+  auto mistral = build_model_graph(config("mistral-7b-v0.1"));
+  ASSERT_TRUE(mistral.ok());
+  for (const Op& op : mistral->ops) {
+    if (op.kind == OpKind::kAttention) {
+      EXPECT_EQ(op.sliding_window, 4096);
+    }
+  }
+}
+
+TEST(FusionTest, DecodeListOfLlamaAndQwen3) {
+  FusionOptions all;
+  all.residual_epilogue = all.norm_prologue = all.rope_epilogue = all.silu_epilogue = true;
+  auto llama = build_model_graph(config("llama-3-8b", 2));
+  ASSERT_TRUE(llama.ok());
+  const std::vector<Op> fused = fuse_ops(*llama, all);
+  const std::vector<std::string> layer = {"linear+prologue+rope", "attention", "linear+residual",
+                                          "linear+prologue+silu", "linear+residual"};
+  std::vector<std::string> want = {"embedding"};
+  for (int l = 0; l < 2; ++l) want.insert(want.end(), layer.begin(), layer.end());
+  want.push_back("rms_norm");  // the final norm gathers the logits rows, no delta left
+  want.push_back("linear");
+  EXPECT_EQ(op_kinds(fused), want) << format_ops(*llama, fused);
+  EXPECT_EQ(fused[fused.size() - 2].delta, kNoValue);
+  // The residual-add linears write the residual stream in place.
+  EXPECT_EQ(fused[3].out, fused[1].in);
+
+  // Qwen3's per-head q/k norms keep RoPE a separate op.
+  auto qwen3 = build_model_graph(config("qwen3-0.6b", 1));
+  ASSERT_TRUE(qwen3.ok());
+  EXPECT_EQ(op_kinds(fuse_ops(*qwen3, all)),
+            (std::vector<std::string>{"embedding", "linear+prologue", "rope_kv_write", "attention",
+                                      "linear+residual", "linear+prologue+silu", "linear+residual",
+                                      "rms_norm", "linear"}));
+  // Only the SiLU fusion (the CUDA backend's list for larger steps).
+  FusionOptions silu;
+  silu.silu_epilogue = true;
+  const std::vector<Op> plain = fuse_ops(*llama, silu);
+  EXPECT_EQ(plain.size(), llama->ops.size() - 2);
+  for (const Op& op : plain) {
+    if (op.epilogue == Epilogue::kSiluMul) {
+      EXPECT_NE(op.scratch, kNoValue);
+    }
+  }
+  for (const auto* g : {&*llama, &*qwen3}) {
+    ModelGraph copy = *g;
+    copy.ops = fuse_ops(*g, all);
+    EXPECT_TRUE(check_graph(copy).ok()) << check_graph(copy).to_string();
+  }
+}
+
+// Fused and plain op lists run on the CPU backend: F32 makes every fused linear the same
+// arithmetic as the ops it replaced, so the logits must agree bit for bit over prefill chunks
+// and decode steps.
+std::vector<float> run_tokens(const std::shared_ptr<const WeightStore>& w, bool fused) {
+  auto r = CpuModelRunner::create(w, {.num_threads = 2, .fused_ops = fused});
+  EXPECT_TRUE(r.ok()) << r.status().to_string();
+  KvCacheConfig kv;
+  kv.block_size = 16;
+  EXPECT_TRUE((*r)->allocate_kv_cache(16, kv).ok());
+  SequenceRunner seq(r->get(), 16, 16);
+  std::vector<float> all;
+  const std::vector<int32_t> prompt = {1, 17, 99, 5, 42, 7, 300, 12, 8, 64, 3};
+  auto first = seq.feed(std::span<const int32_t>(prompt).subspan(0, 7), /*all_logits=*/true);
+  EXPECT_TRUE(first.ok());
+  all.insert(all.end(), first->begin(), first->end());
+  auto rest = seq.feed(std::span<const int32_t>(prompt).subspan(7));
+  EXPECT_TRUE(rest.ok());
+  all.insert(all.end(), rest->begin(), rest->end());
+  for (int32_t t : {5, 6, 7}) {
+    auto step = seq.feed(std::vector<int32_t>{t});
+    EXPECT_TRUE(step.ok());
+    all.insert(all.end(), step->begin(), step->end());
+  }
+  return all;
+}
+
+void expect_fused_equals_plain(const std::shared_ptr<const WeightStore>& w) {
+  const std::vector<float> plain = run_tokens(w, false);
+  const std::vector<float> fused = run_tokens(w, true);
+  ASSERT_EQ(plain.size(), fused.size());
+  ASSERT_FALSE(plain.empty());
+  EXPECT_EQ(std::memcmp(plain.data(), fused.data(), plain.size() * sizeof(float)), 0);
+}
+
+TEST(FusionTest, FusedListEqualsPlainOnTinyStories) {
+  auto m = load_model(std::string(KITE_SOURCE_DIR) + "/tests/data/models/tinystories-656k");
+  ASSERT_TRUE(m.ok()) << m.status().to_string();
+  expect_fused_equals_plain(std::shared_ptr<const WeightStore>(std::move(*m)));
+}
+
+TEST(FusionTest, FusedListEqualsPlainWithBiasesAndQkNorms) {
+  for (const std::string name : {"qwen2.5-0.5b", "qwen3-0.6b"}) {
+    TempDir tmp;
+    auto o = boost::json::parse(config_text(name)).as_object();
+    o["num_hidden_layers"] = 2;
+    o["vocab_size"] = 512;
+    o["hidden_size"] = 64;
+    o["intermediate_size"] = 96;
+    o["num_attention_heads"] = 4;
+    o["num_key_value_heads"] = 2;
+    o["head_dim"] = 16;
+    o["bos_token_id"] = 1;
+    o["eos_token_id"] = 2;
+    o["torch_dtype"] = "float32";
+    testing::write_text(tmp / "config.json", boost::json::serialize(o));
+    LoadOptions opts;
+    opts.load_format = "dummy";
+    auto m = load_model(tmp.path(), opts);
+    ASSERT_TRUE(m.ok()) << m.status().to_string();
+    SCOPED_TRACE(name);
+    expect_fused_equals_plain(std::shared_ptr<const WeightStore>(std::move(*m)));
+  }
+}
+
+// ---- quantization_config ----------------------------------------------------------------------
+
+TEST(QuantizationConfigTest, Fp8BlockAndCompressedTensors) {
+  auto block = parse_quantization_config(
+      R"({"quant_method": "fp8", "fmt": "e4m3", "activation_scheme": "dynamic",
+          "weight_block_size": [128, 128]})");
+  ASSERT_TRUE(block.ok()) << block.status().to_string();
+  EXPECT_EQ(block->scheme, QuantScheme::kFp8Block);
+  EXPECT_EQ(block->block_rows, 128);
+  EXPECT_EQ(block->weight_scale_name, "weight_scale_inv");
+  EXPECT_TRUE(block->quantizes("model.layers.0.mlp.down_proj"));
+
+  auto ct = parse_quantization_config(R"({"quant_method": "compressed-tensors",
+      "format": "float-quantized", "ignore": ["lm_head", "re:.*mlp\\.down_proj$"],
+      "config_groups": {"group_0": {"targets": ["Linear"],
+        "weights": {"num_bits": 8, "type": "float", "strategy": "channel", "dynamic": false},
+        "input_activations": {"num_bits": 8, "type": "float", "strategy": "token",
+                              "dynamic": true}}}})");
+  ASSERT_TRUE(ct.ok()) << ct.status().to_string();
+  EXPECT_EQ(ct->scheme, QuantScheme::kFp8PerChannel);
+  EXPECT_EQ(ct->activations, ActivationQuant::kDynamicPerToken);
+  EXPECT_FALSE(ct->quantizes("lm_head"));
+  EXPECT_FALSE(ct->quantizes("model.layers.3.mlp.down_proj"));
+  EXPECT_TRUE(ct->quantizes("model.layers.3.mlp.up_proj"));
+
+  auto awq = parse_quantization_config(R"({"quant_method": "awq", "bits": 4})");
+  EXPECT_EQ(awq.status().code(), StatusCode::kUnimplemented);
+  EXPECT_NE(awq.status().message().find("quant_method 'awq'"), std::string::npos);
+  EXPECT_NE(awq.status().message().find("supported: quant_method 'fp8'"), std::string::npos);
+  auto int8 = parse_quantization_config(R"({"quant_method": "compressed-tensors",
+      "format": "int-quantized", "config_groups": {}})");
+  EXPECT_EQ(int8.status().code(), StatusCode::kUnimplemented);
+  auto bad = parse_quantization_config(R"({"quant_method": "fp8", "weight_block_size": [0]})");
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+}
+
+// A tiny compressed-tensors FP8 checkpoint: the definition declares each linear's F8E4M3 parts
+// with their per-channel scales, binding checks them, and the CPU backend says it cannot run it.
+TEST(QuantizationConfigTest, Fp8CheckpointBindsTypedWeightsAndCpuRefusesIt) {
+  TempDir tmp;
+  testing::write_text(tmp / "config.json", R"({"architectures": ["LlamaForCausalLM"],
+      "vocab_size": 64, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+      "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 16,
+      "tie_word_embeddings": false, "torch_dtype": "bfloat16",
+      "quantization_config": {"quant_method": "compressed-tensors", "format": "float-quantized",
+        "ignore": ["lm_head"], "config_groups": {"g": {"targets": ["Linear"],
+        "weights": {"num_bits": 8, "type": "float", "strategy": "channel"},
+        "input_activations": null}}}})");
+  auto cfg = parse_hf_config(testing::read_text(tmp / "config.json"));
+  ASSERT_TRUE(cfg.ok()) << cfg.status().to_string();
+  auto g = build_model_graph(*cfg);
+  ASSERT_TRUE(g.ok()) << g.status().to_string();
+  std::vector<testing::StEntry> entries;
+  auto add = [&](const std::string& name, const std::string& dtype, std::vector<int64_t> shape) {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    const int64_t bytes = n * (dtype == "F8_E4M3" ? 1 : dtype == "F32" ? 4 : 2);
+    entries.push_back({name, dtype, shape, std::vector<uint8_t>(static_cast<size_t>(bytes), 0x30)});
+  };
+  for (const WeightDecl& w : g->weights) {
+    if (w.optional) continue;
+    for (const TensorDecl& t : w.parts) {
+      add(t.name, w.quant.scheme != QuantScheme::kNone ? "F8_E4M3" : "BF16", t.shape);
+    }
+    for (const TensorDecl& t : w.quant.weight_scales) add(t.name, "F32", t.shape);
+  }
+  const auto bytes = testing::safetensors_bytes(entries, {});
+  testing::write_bytes(tmp / "model.safetensors", bytes.data(), bytes.size());
+  auto m = load_model(tmp.path());
+  ASSERT_TRUE(m.ok()) << m.status().to_string();
+  const WeightStore& store = **m;
+  TensorLookup lookup = [&](std::string_view n) { return store.find(n); };
+  auto bound = bind_weights(*g, lookup);
+  ASSERT_TRUE(bound.ok()) << bound.status().to_string();
+  const WeightDecl* down = find_weight(*g, "model.layers.0.mlp.down_proj");
+  const Weight& w = (*bound)[static_cast<WeightId>(down - g->weights.data())];
+  EXPECT_EQ(w.dtype, DType::kF8E4M3);
+  EXPECT_EQ(w.scales.scheme, QuantScheme::kFp8PerChannel);
+  ASSERT_EQ(w.scales.weight_scale.size(), 1u);
+  EXPECT_EQ(w.scales.weight_scale[0].to_string(), "F32[32, 1]");
+  EXPECT_FALSE(
+      (*bound)[static_cast<WeightId>(find_weight(*g, "lm_head") - g->weights.data())].quantized());
+  auto cpu = CpuModelRunner::create(std::shared_ptr<const WeightStore>(std::move(*m)));
+  EXPECT_EQ(cpu.status().code(), StatusCode::kUnimplemented);
+  EXPECT_NE(cpu.status().message().find("fp8 per-channel weights are not supported by the CPU"),
+            std::string::npos)
+      << cpu.status().to_string();
+}
+
+}  // namespace
+}  // namespace kite
