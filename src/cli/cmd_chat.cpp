@@ -4,14 +4,16 @@
 //   /system TEXT, /clear, /save FILE, /help, /bye (or Ctrl-D)
 //   Ctrl-C stops a reply and keeps the chat; at the prompt it only clears the line.
 #include <fmt/format.h>
+#include <poll.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
-#include <iostream>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "cli/chat_backends.h"
 #include "cli/chat_session.h"
@@ -27,7 +29,7 @@ std::atomic<bool> g_interrupted{false};
 
 void on_sigint(int) { g_interrupted = true; }
 
-// SIGINT without SA_RESTART: a blocked read returns (EINTR), so the prompt notices Ctrl-C.
+// SIGINT only sets a flag: the reply loops and the line reader poll it.
 void install_sigint() {
   struct sigaction sa {};
   sa.sa_handler = on_sigint;
@@ -46,19 +48,46 @@ struct ChatArgs {
   std::string chat_template;  // a file
 };
 
-// Reads one line; nullopt at end of input. *interrupted: Ctrl-C came while waiting.
-std::optional<std::string> read_line(bool* interrupted) {
-  std::string line;
-  *interrupted = false;
-  if (std::getline(std::cin, line)) return line;
-  if (g_interrupted.exchange(false)) {
-    std::cin.clear();
-    std::clearerr(stdin);
-    *interrupted = true;
-    return std::string();
+// Reads stdin line by line. Waits with poll() in short slices so that a Ctrl-C that lands just
+// before the wait is still seen (a blocking read would miss it and hang).
+class LineReader {
+ public:
+  // One line without its newline; nullopt at end of input. *interrupted: Ctrl-C came first (the
+  // partial line is dropped, as the terminal drops it).
+  std::optional<std::string> next(bool* interrupted) {
+    *interrupted = false;
+    while (true) {
+      const size_t nl = buf_.find('\n');
+      if (nl != std::string::npos) {
+        std::string line = buf_.substr(0, nl);
+        buf_.erase(0, nl + 1);
+        return line;
+      }
+      if (eof_) {
+        if (buf_.empty()) return std::nullopt;
+        return std::exchange(buf_, std::string());
+      }
+      if (g_interrupted.exchange(false)) {
+        buf_.clear();
+        *interrupted = true;
+        return std::string();
+      }
+      pollfd pfd{STDIN_FILENO, POLLIN, 0};
+      if (::poll(&pfd, 1, 100) <= 0) continue;  // time-out or EINTR: check the flag again
+      char chunk[4096];
+      const ssize_t n = ::read(STDIN_FILENO, chunk, sizeof chunk);
+      if (n > 0) {
+        buf_.append(chunk, static_cast<size_t>(n));
+      } else if (n == 0 || errno != EINTR) {
+        eof_ = true;
+      }
+    }
   }
-  return std::nullopt;
-}
+
+ private:
+  std::string buf_;
+  bool eof_ = false;
+};
 
 const char* kHelp =
     "  /system TEXT   set the system prompt (empty: remove it)\n"
@@ -72,11 +101,12 @@ int chat_loop(ChatBackend& backend, ChatSession& session) {
   std::printf("kite chat: %s. /help for commands, /bye or Ctrl-D to leave.\n",
               backend.description().c_str());
   InputAssembler input;
+  LineReader reader;
   while (true) {
     std::fputs(input.in_block() ? "... " : ">>> ", stdout);
     std::fflush(stdout);
     bool interrupted = false;
-    std::optional<std::string> line = read_line(&interrupted);
+    std::optional<std::string> line = reader.next(&interrupted);
     if (!line) {
       std::fputs("\n", stdout);
       return 0;

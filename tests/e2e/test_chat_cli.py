@@ -88,7 +88,8 @@ def test_clear_and_ctrl_c_stop_a_reply(model_dir, tmp_path):
     say(child, "A first question")
     assert "(conversation cleared)" in say(child, "/clear")
     child.sendline("Tell me a very long story")
-    child.expect(r"\S")  # the reply has begun streaming
+    child.expect_exact("Tell me a very long story\r\n")  # the terminal's echo of the line
+    child.expect(r"\S")  # the reply has begun streaming (so kite has read the line)
     child.sendintr()     # Ctrl-C
     child.expect_exact("(stopped)")
     child.expect_exact(PROMPT)
