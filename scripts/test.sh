@@ -45,7 +45,7 @@ elif [ ! -x "$nvcc" ]; then
   [ "$cuda_ci" = "1" ] && status=1
 else
   cuda_start=$SECONDS
-  cuda_targets=(kite_backend_cuda kite_executor cuda_kernels_test cuda_runner_test kite_cuda_bench
+  cuda_targets=(kite_backend_cuda kite_engine cuda_kernels_test cuda_runner_test kite_cuda_bench
                 kite_cuda_model_check)
   if cmake --preset cuda-ci >/dev/null &&
      cmake --build --preset cuda-ci -j "$jobs" --target "${cuda_targets[@]}"; then

@@ -33,7 +33,7 @@ Status CudaModelRunner::Impl::forward_eager(const ForwardBatch& b, float** logit
   KITE_RETURN_IF_ERROR(ensure_inputs(plan.layout.total(static_cast<int>(b.block_table.size()))));
   KITE_RETURN_IF_ERROR(upload(b, plan));
   float* out = static_cast<float*>(mem.values[static_cast<size_t>(graph.logits)]);
-  if (b.num_logits() > mem.mem.cap.logits) {
+  if (b.num_logits() > mem.cap.logits) {
     const size_t need = static_cast<size_t>(b.num_logits()) * cfg.vocab_size * 4;
     if (mem.logits_big.size() < need) {
       KITE_LOG_WARN("cuda: allocating {} logits rows ({:.2f} GiB) for one step", b.num_logits(),
