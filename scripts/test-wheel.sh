@@ -5,6 +5,7 @@
 #   scripts/test-wheel.sh             # wheel into dist/, venv in a temp folder
 #   KITE_WHEEL_CUDA=OFF scripts/test-wheel.sh   # CPU-only wheel even where nvcc exists
 #   KITE_WHEEL_GENCODE=90a scripts/test-wheel.sh # CUDA kernels for sm_90a only (quicker)
+#   KITE_WHEEL_BUILD_DIR=build-cuda-ci scripts/test-wheel.sh   # reuse a build tree's objects
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 python="${KITE_PYTHON:-python3}"
@@ -12,6 +13,7 @@ mkdir -p dist
 start=$SECONDS
 args=()
 if [ -n "${KITE_WHEEL_CUDA:-}" ]; then args+=(-C "cmake.define.KITE_CUDA=${KITE_WHEEL_CUDA}"); fi
+if [ -n "${KITE_WHEEL_BUILD_DIR:-}" ]; then args+=(-C "build-dir=${KITE_WHEEL_BUILD_DIR}"); fi
 if [ -n "${KITE_WHEEL_GENCODE:-}" ]; then
   args+=(-C "cmake.define.KITE_CUDA_GENCODE=${KITE_WHEEL_GENCODE}")
 fi
