@@ -16,7 +16,7 @@ cd "$root"
 configure=(cmake --preset cuda)
 if [ -n "${KITE_CUDA_GENCODE:-}" ]; then configure+=("-DKITE_CUDA_GENCODE=${KITE_CUDA_GENCODE}"); fi
 "${configure[@]}" >/dev/null
-targets=(kite cuda_kernels_test cuda_runner_test kite_cuda_bench kite_cuda_model_check)
+targets=(kite cuda_kernels_test cuda_ops_test cuda_runner_test kite_cuda_bench kite_cuda_model_check)
 known=$(cmake --build --preset cuda --target help | sed -n 's/^\([A-Za-z0-9_]*\):.*/\1/p')
 present=()
 for t in "${targets[@]}"; do
@@ -26,8 +26,9 @@ cmake --build --preset cuda -j "${KITE_JOBS:-2}" --target "${present[@]}"
 
 rm -rf "$out"
 mkdir -p "$out/bin" "$out/lib"
-bins=(build-cuda/bin/kite build-cuda/tests/gpu/cuda_kernels_test build-cuda/tests/gpu/cuda_runner_test
-      build-cuda/bin/kite_cuda_bench build-cuda/bin/kite_cuda_model_check)
+bins=(build-cuda/bin/kite build-cuda/tests/gpu/cuda_kernels_test build-cuda/tests/gpu/cuda_ops_test
+      build-cuda/tests/gpu/cuda_runner_test build-cuda/bin/kite_cuda_bench
+      build-cuda/bin/kite_cuda_model_check)
 for b in "${bins[@]}"; do
   [ -f "$b" ] || continue
   cp "$b" "$out/bin/"

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine, from the repo root, over a bundle made by scripts/gpu-bundle.sh:
-#   tests   the GPU test suite (kernels vs the CPU ops, sampler vs the CPU sampler, runner)
+#   tests   the GPU test suite (kernels vs the CPU ops, the op table's cases vs the CPU ops,
+#           sampler vs the CPU sampler, runner)
 #   tiny    shipped TinyStories-656K / stories260K: GPU greedy text vs the CPU backend's
 #   models  random-weight models at real shapes vs transformers (tests/gpu/hf_compare.py)
 #   bench   kernel benchmarks and W5 (kite_cuda_bench)
+#   ops     every op-table case timed (kite_cuda_bench --ops; KITE_OPS_FILTER: a name substring)
 #   engine  the product path on the GPU: `kite generate --device cuda` vs `--device cpu` greedy
 #           text of the tiny models, `kite serve --device cuda` answering a completion, and an
 #           8B-shape offline batch (dummy weights) through the Engine (continuous batching +
-#           CUDA graphs)
+#           CUDA graphs; KITE_ENGINE_KEEP=1 keeps their outputs)
 #   startup `kite generate` of the transformers-written Llama-3.1-8B files that
 #           `models` kept (KITE_HF_KEEP, page cache warm): process start to exit after 1 token
 # Writes logs under $OUT (default ./gpu-out) and prints a short table last.
@@ -56,6 +58,7 @@ for step in "${steps[@]}"; do
   case "$step" in
     tests)
       gtest_row "cuda_kernels_test" "$bin/cuda_kernels_test" "$out/kernels.log"
+      gtest_row "cuda_ops_test" "$bin/cuda_ops_test" "$out/ops.log"
       gtest_row "cuda_runner_test" "$bin/cuda_runner_test" "$out/runner.log"
       ;;
     tiny)
@@ -101,6 +104,12 @@ for step in "${steps[@]}"; do
           --out "$out/bench.jsonl" >>"$out/bench.log" 2>&1
       fi
       grep -E 'ceiling|M=1 |attention|W5 (TPOT mean|prefill|weight bytes)' "$out/bench.log" | tee -a "$summary"
+      ;;
+    ops)
+      rm -f "$out/bench_ops.jsonl"
+      timeout "${KITE_BENCH_TIMEOUT:-300}" "$bin/kite_cuda_bench" --ops ${KITE_OPS_FILTER:-} \
+        --out "$out/bench_ops.jsonl" >"$out/bench_ops.log" 2>&1
+      row "kite_cuda_bench --ops" "rc=$? cases=$(grep -c '^op ' "$out/bench_ops.log")"
       ;;
     engine)
       kite="$bin/kite"
@@ -166,7 +175,9 @@ PY
         rc=$?
         end=$(date +%s.%N)
         row "engine 8B dummy $shape ${KITE_ENGINE_FLAGS:-}" "rc=$rc process $(awk "BEGIN {printf \"%.2f\", $end - $start}") s; $(grep -E '^(throughput|TPOT|TTFT)' "$out/engine_8b_$shape.log" | tr '\n' ' ')"
-        rm -f "$out/reqs_$shape.jsonl" "$out/engine_out_$shape.jsonl"
+        rm -f "$out/reqs_$shape.jsonl"
+        # KITE_ENGINE_KEEP=1 keeps the outputs (greedy token ids: compare two builds' numerics).
+        [ "${KITE_ENGINE_KEEP:-0}" = "1" ] || rm -f "$out/engine_out_$shape.jsonl"
       done
       ;;
     attnref)  # torch SDPA on kite_cuda_bench's prefill shapes (a reference, not a test)

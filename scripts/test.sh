@@ -45,8 +45,8 @@ elif [ ! -x "$nvcc" ]; then
   [ "$cuda_ci" = "1" ] && status=1
 else
   cuda_start=$SECONDS
-  cuda_targets=(kite_backend_cuda kite_engine cuda_kernels_test cuda_runner_test kite_cuda_bench
-                kite_cuda_model_check)
+  cuda_targets=(kite_backend_cuda kite_engine cuda_kernels_test cuda_ops_test cuda_runner_test
+                kite_cuda_bench kite_cuda_model_check)
   if cmake --preset cuda-ci >/dev/null &&
      cmake --build --preset cuda-ci -j "$jobs" --target "${cuda_targets[@]}"; then
     echo "CUDA build OK in $((SECONDS - cuda_start)) s; GPU tests NOT RUN (no GPU in CI;" \

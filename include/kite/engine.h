@@ -26,29 +26,33 @@ struct EngineConfig {
   // "org/name/file.gguf") resolved in the Hugging Face cache, downloading what is missing
   // (src/hub/hub.h; HF_TOKEN, HF_ENDPOINT, HF_HUB_OFFLINE, HF_HUB_CACHE apply).
   std::string model;
-  std::string tokenizer;  // optional: tokenizer.json directory, .gguf or Hub id (default: the model's)
+  std::string tokenizer;  // optional: tokenizer.json directory, .gguf or Hub id (default: model's)
   std::string revision;            // Hub branch, tag or commit of `model` ("" = main)
   std::string tokenizer_revision;  // of `tokenizer` ("" = `revision` if it is the model's repo)
-  std::string download_dir;        // Hub cache folder ("" = $HF_HUB_CACHE or ~/.cache/huggingface/hub)
-  std::string served_model_name;  // default: the model path's last component
-  std::string load_format = "auto";  // auto | safetensors | gguf | dummy (random weights)
-  std::string dtype = "auto";        // auto | float32 | bfloat16 | float16 (weights/compute)
-  std::string device = "auto";       // auto | cpu | cuda
-  int64_t max_model_len = 0;         // 0: the model's max_position_embeddings
-  int max_num_seqs = 256;            // sequences per step
+  std::string download_dir;  // Hub cache folder ("" = $HF_HUB_CACHE or ~/.cache/huggingface/hub)
+  std::string served_model_name;       // default: the model path's last component
+  std::string load_format = "auto";    // auto | safetensors | gguf | dummy (random weights)
+  std::string dtype = "auto";          // auto | float32 | bfloat16 | float16 (weights/compute)
+  std::string device = "auto";         // auto | cpu | cuda
+  int64_t max_model_len = 0;           // 0: the model's max_position_embeddings
+  int max_num_seqs = 256;              // sequences per step
   int64_t max_num_batched_tokens = 0;  // token budget per step; 0: default (8192, >= max_num_seqs)
-  int block_size = 16;               // tokens per KV block
+  int block_size = 16;                 // tokens per KV block
   double gpu_memory_utilization = 0.9;
   int64_t kv_cache_memory_bytes = 0;  // explicit KV budget (CPU default: 1 GiB or less)
   std::string kv_cache_dtype = "auto";
+  // "" = the checkpoint's own format; "fp8" = FP8 E4M3 linear layers with per-channel scales
+  // computed at load (a BF16/F16/F32 checkpoint; an FP8 checkpoint keeps its own), as vLLM's
+  // --quantization fp8.
+  std::string quantization;
   bool enable_prefix_caching = true;
   bool enable_chunked_prefill = true;
   std::string scheduling_policy = "fcfs";  // fcfs | priority
-  int max_waiting_requests = 0;       // 0: unbounded; beyond it add_request is kUnavailable
-  bool enforce_eager = false;         // CUDA: no graphs
+  int max_waiting_requests = 0;            // 0: unbounded; beyond it add_request is kUnavailable
+  bool enforce_eager = false;              // CUDA: no graphs
   int tensor_parallel_size = 1;
-  int num_threads = 0;                // CPU backend threads (0: all cores)
-  uint64_t seed = 0;                  // seeds requests that set none
+  int num_threads = 0;  // CPU backend threads (0: all cores)
+  uint64_t seed = 0;    // seeds requests that set none
 };
 
 // What the engine knows about the loaded model (read-only after create()).
@@ -124,8 +128,7 @@ class Engine {
 
   // Tokenizer and chat template of the model.
   Result<std::vector<int32_t>> tokenize(std::string_view text, bool add_special_tokens) const;
-  Result<std::string> detokenize(const std::vector<int32_t>& ids,
-                                 bool skip_special_tokens) const;
+  Result<std::string> detokenize(const std::vector<int32_t>& ids, bool skip_special_tokens) const;
   // messages_json: a JSON array of {"role", "content", ...} objects (OpenAI chat format).
   Result<std::string> apply_chat_template(std::string_view messages_json,
                                           const ChatTemplateOptions& options) const;

@@ -80,9 +80,11 @@ class LLM:
         tokenizer_mode = kwargs.pop("tokenizer_mode", "auto")
         if tokenizer_mode != "auto":
             raise NotImplementedError(f"tokenizer_mode={tokenizer_mode!r}: only 'auto' exists")
-        if kwargs.pop("quantization", None) is not None:
-            raise NotImplementedError(
-                "quantization: kite reads quantized GGUF files as they are; pass the .gguf file")
+        quantization = kwargs.pop("quantization", None)
+        if quantization not in (None, "fp8"):
+            raise ValueError(f"quantization={quantization!r}: kite supports 'fp8' (FP8 weights "
+                             "with per-channel scales made at load); FP8 checkpoints and GGUF "
+                             "files are read in their own format without it")
         unknown = sorted(set(kwargs) - set(_ENGINE_KWARGS))
         if unknown:
             raise TypeError(f"LLM() got unexpected keyword arguments: {', '.join(unknown)} "
@@ -93,6 +95,7 @@ class LLM:
         if tokenizer is not None:
             config.tokenizer = os.fspath(tokenizer)
         config.dtype = _dtype_name(dtype)
+        config.quantization = quantization or ""
         config.max_model_len = 0 if max_model_len is None else int(max_model_len)
         if max_num_seqs is not None:
             config.max_num_seqs = int(max_num_seqs)

@@ -45,6 +45,7 @@ void bind_config(nb::module_& m) {
       .def_rw("gpu_memory_utilization", &EngineConfig::gpu_memory_utilization)
       .def_rw("kv_cache_memory_bytes", &EngineConfig::kv_cache_memory_bytes)
       .def_rw("kv_cache_dtype", &EngineConfig::kv_cache_dtype)
+      .def_rw("quantization", &EngineConfig::quantization)
       .def_rw("enable_prefix_caching", &EngineConfig::enable_prefix_caching)
       .def_rw("enable_chunked_prefill", &EngineConfig::enable_chunked_prefill)
       .def_rw("scheduling_policy", &EngineConfig::scheduling_policy)

@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "core/check.h"
@@ -172,6 +174,65 @@ Result<std::vector<float>> dequantize_to_f32(const TensorView& t) {
   std::vector<float> out(static_cast<size_t>(t.numel()));
   dequantize_row(t.dtype, t.data, out.data(), t.numel());
   return out;
+}
+
+Result<std::vector<float>> dequantize_fp8(const TensorView& w, const TensorView& scale,
+                                          QuantScheme scheme, int64_t block_rows,
+                                          int64_t block_cols) {
+  if (w.dtype != DType::kF8E4M3 || w.ndim != 2 || !w.is_contiguous()) {
+    return invalid_argument("dequantize_fp8: the weight must be a contiguous F8_E4M3 matrix, got " +
+                            w.to_string());
+  }
+  const int64_t rows = w.dim(0), cols = w.dim(1);
+  KITE_ASSIGN_OR_RETURN(std::vector<float> s, dequantize_to_f32(scale));
+  int64_t srows = 1, scols = 1;  // scale grid: row r, col c use s[(r / br) * scols + c / bc]
+  int64_t br = rows, bc = cols;
+  switch (scheme) {
+    case QuantScheme::kFp8PerTensor:
+      break;
+    case QuantScheme::kFp8PerChannel:
+      srows = rows;
+      br = 1;
+      break;
+    case QuantScheme::kFp8Block:
+      if (block_rows <= 0 || block_cols <= 0) {
+        return invalid_argument("dequantize_fp8: block sizes must be positive");
+      }
+      br = block_rows;
+      bc = block_cols;
+      srows = (rows + br - 1) / br;
+      scols = (cols + bc - 1) / bc;
+      break;
+    case QuantScheme::kNone:
+      return invalid_argument("dequantize_fp8: no quantization scheme");
+  }
+  if (static_cast<int64_t>(s.size()) != srows * scols) {
+    return invalid_argument("dequantize_fp8: scale " + scale.to_string() + " does not fit a " +
+                            w.to_string() + " weight (" + std::to_string(srows * scols) +
+                            " scales expected)");
+  }
+  std::vector<float> out(static_cast<size_t>(rows * cols));
+  const auto* q = static_cast<const uint8_t*>(w.data);
+  float lut[256];
+  for (int i = 0; i < 256; ++i) lut[i] = fp8e4m3_to_f32(static_cast<uint8_t>(i));
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* srow = s.data() + (r / br) * scols;
+    for (int64_t c = 0; c < cols; ++c) {
+      out[static_cast<size_t>(r * cols + c)] = lut[q[r * cols + c]] * srow[c / bc];
+    }
+  }
+  return out;
+}
+
+void quantize_fp8_rows(const float* w, int64_t rows, int64_t cols, uint8_t* q, float* scale) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = w + r * cols;
+    float amax = 0.0f;
+    for (int64_t c = 0; c < cols; ++c) amax = std::max(amax, std::fabs(row[c]));
+    const float s = amax > 0.0f ? amax / 448.0f : 1.0f;
+    scale[r] = s;
+    for (int64_t c = 0; c < cols; ++c) q[r * cols + c] = f32_to_fp8e4m3(row[c] / s);
+  }
 }
 
 }  // namespace kite

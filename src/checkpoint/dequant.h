@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "checkpoint/config.h"
 #include "core/dtype.h"
 #include "core/tensor.h"
 #include "kite/status.h"
@@ -33,5 +34,19 @@ void dequantize_row(DType dtype, const void* src, float* dst, int64_t n);
 // The whole tensor as F32 (row-major, same shape). kUnimplemented for other dtypes;
 // REQUIRES: contiguous.
 Result<std::vector<float>> dequantize_to_f32(const TensorView& t);
+
+// An FP8 E4M3 weight [rows, cols] times its dequantization scale (F32 or BF16): one scale
+// ([1] or a 0-d tensor) for kFp8PerTensor, [rows, 1] for kFp8PerChannel, [ceil(rows/block_rows),
+// ceil(cols/block_cols)] for kFp8Block (HF's weight_scale_inv, despite its name, multiplies).
+// value = float(fp8) * scale, one F32 rounding — what the checkpoint's writers mean by it.
+// kInvalidArgument for a weight or scale of another dtype or shape.
+Result<std::vector<float>> dequantize_fp8(const TensorView& weight, const TensorView& scale,
+                                          QuantScheme scheme, int64_t block_rows,
+                                          int64_t block_cols);
+
+// Per-channel FP8 quantization of an F32 matrix [rows, cols] (--quantization fp8 on a BF16
+// checkpoint, as vLLM does it): scale[r] = max|w[r, :]| / 448 (1 for an all-zero row),
+// q[r, c] = fp8(w[r, c] / scale[r]) rounded to nearest even, saturating.
+void quantize_fp8_rows(const float* w, int64_t rows, int64_t cols, uint8_t* q, float* scale);
 
 }  // namespace kite

@@ -73,6 +73,9 @@ Result<QuantizationConfig> parse_fp8(const bj::object& o) {
     q.activations =
         act == "static" ? ActivationQuant::kStaticPerTensor : ActivationQuant::kDynamicPerTensor;
   }
+  // The fp8 method never quantizes the LM head (transformers' default modules_to_not_convert,
+  // vLLM's Fp8Config).
+  q.ignore.push_back("lm_head");
   for (std::string_view key : {"modules_to_not_convert", "ignored_layers"}) {
     KITE_ASSIGN_OR_RETURN(std::vector<std::string> names, string_list(o, key));
     q.ignore.insert(q.ignore.end(), names.begin(), names.end());

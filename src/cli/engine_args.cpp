@@ -59,6 +59,10 @@ void add_engine_args(CLI::App& app, EngineArgs* a) {
   app.add_option("--gpu-memory-utilization", c.gpu_memory_utilization,
                  "fraction of GPU memory for weights, activations and KV (default 0.9)");
   app.add_option("--kv-cache-dtype", c.kv_cache_dtype, "auto|float32|bfloat16|fp8");
+  app.add_option("--quantization,-q", c.quantization,
+                 "fp8: FP8 weights with per-channel scales made at load (default: the "
+                 "checkpoint's own format)")
+      ->check(CLI::IsMember({"fp8"}));
   app.add_flag("--enable-prefix-caching,!--no-enable-prefix-caching", a->enable_prefix_caching,
                "reuse KV blocks of shared prompt prefixes (default on)");
   app.add_flag("--enable-chunked-prefill,!--no-enable-chunked-prefill", a->enable_chunked_prefill,

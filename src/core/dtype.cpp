@@ -108,19 +108,22 @@ float fp8e4m3_to_f32(uint8_t v) {
 uint8_t f32_to_fp8e4m3(float f) {
   if (std::isnan(f)) return 0x7f;
   const uint8_t sign = std::signbit(f) ? 0x80 : 0x00;
-  float a = std::fabs(f);
+  const float a = std::fabs(f);
   if (a >= 448.0f) return sign | 0x7e;  // saturate to max finite
-  // Find the candidate codes below and above and round to nearest even code.
-  uint8_t best = 0;
-  float best_err = a;
-  for (uint8_t code = 1; code <= 0x7e; ++code) {
-    const float err = std::fabs(fp8e4m3_to_f32(code) - a);
-    if (err < best_err || (err == best_err && (code & 1) == 0 && (best & 1) != 0)) {
-      best = code;
-      best_err = err;
-    }
+  // Below 2^-6 the codes are subnormal: value = m * 2^-9, m in [0, 8] (8 is the smallest
+  // normal, whose code is also 8). Scaling by 2^9 is exact; rint rounds half to even.
+  if (a < 0.015625f) return sign | static_cast<uint8_t>(std::nearbyint(a * 512.0f));
+  int e = 0;
+  const float m = std::frexp(a, &e);  // a = m * 2^e, m in [0.5, 1)
+  // 3 mantissa bits: a = (1 + q/8) * 2^(e-1); q = (2m - 1) * 8 = 16m - 8, exact in float.
+  int q = static_cast<int>(std::nearbyint(16.0f * m - 8.0f));
+  int exp = e - 1 + 7;
+  if (q == 8) {
+    q = 0;
+    ++exp;
   }
-  return sign | best;
+  const int code = (exp << 3) | q;
+  return sign | static_cast<uint8_t>(code > 0x7e ? 0x7e : code);
 }
 
 }  // namespace kite

@@ -22,11 +22,27 @@ Result<LoadedModel> create_model_runner(const EngineConfig& config) {
     return invalid_argument("dtype must be auto, float32, bfloat16 or float16, got '" +
                             config.dtype + "'");
   }
+  if (!config.quantization.empty() && config.quantization != "fp8") {
+    return invalid_argument(
+        "quantization must be fp8 (or unset: the checkpoint's own format), "
+        "got '" +
+        config.quantization + "'");
+  }
   LoadOptions load;
   load.load_format = config.load_format;
   load.seed = config.seed;
   load.num_threads = config.num_threads;
   KITE_ASSIGN_OR_RETURN(std::unique_ptr<WeightStore> store, load_model(config.model, load));
+  const QuantizationConfig& q = store->config().quantization;
+  if (config.quantization == "fp8" && q.enabled() && q.method != "fp8" &&
+      q.method != "compressed-tensors") {
+    return invalid_argument("--quantization fp8 does not apply to this checkpoint's " + q.method +
+                            " quantization");
+  }
+  if (config.quantization == "fp8" && q.enabled()) {
+    KITE_LOG_INFO("{} is already FP8 ({}); --quantization fp8 keeps its own scales", config.model,
+                  quant_scheme_name(q.scheme));
+  }
   LoadedModel m;
   m.weights = std::move(store);
 #ifdef KITE_WITH_CUDA
@@ -56,6 +72,7 @@ Result<LoadedModel> create_model_runner(const EngineConfig& config) {
   }
   CpuRunnerOptions options;
   options.num_threads = config.num_threads;
+  options.fp8_online = config.quantization == "fp8" && !q.enabled();
   KITE_ASSIGN_OR_RETURN(auto runner, CpuModelRunner::create(m.weights, options));
   m.runner = std::move(runner);
   return m;

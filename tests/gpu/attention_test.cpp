@@ -23,7 +23,6 @@
 
 #include "backend/cpu/ops.h"
 #include "backend/cuda/flashinfer_prefill.h"
-#include "backend/cuda/launch.h"
 #include "core/thread_pool.h"
 #include "gpu_test_util.h"
 
@@ -129,8 +128,8 @@ void run_case(const Case& c, uint32_t seed) {
   auto path = attention_path(hd, c.nq, c.nkv);
   ASSERT_TRUE(path.ok()) << path.status().to_string();
   const int max_seq = *std::max_element(seq_lens.begin(), seq_lens.end());
-  AttentionPlan plan =
-      plan_attention(qsl.data(), seq_lens.data(), ns, max_seq, c.nq, c.nkv, num_sms());
+  AttentionPlan plan = plan_attention(qsl.data(), seq_lens.data(), ns, max_seq, c.nq, c.nkv,
+                                      test_device().num_sms());
   if (c.force_splits > 0) plan.num_splits = c.force_splits;
 
   DeviceArray<uint16_t> d_q(q), d_k(kc), d_v(vc), d_out(static_cast<size_t>(T) * q_dim);
@@ -171,10 +170,10 @@ void run_case(const Case& c, uint32_t seed) {
     std::vector<int32_t> all(ns);
     std::iota(all.begin(), all.end(), 0);
     const FlashInferPlan fp = plan_flashinfer_prefill(qsl.data(), seq_lens.data(), indptr.data(),
-                                                      all, c.nq, hd, num_sms());
+                                                      all, c.nq, hd, test_device().num_sms());
     DeviceArray<int32_t> d_work(fp.work);
     d_out.poison();
-    flashinfer_prefill(p, d_work.get(), fp.num_ctas, fp.num_works, nullptr);
+    flashinfer_prefill(p, d_work.get(), fp.num_ctas, fp.num_works, test_device(), nullptr);
     const std::vector<float> got = to_float(d_out.download());
     EXPECT_LE(compare(got, ref).rel_l2, 2 * kBf16Roundoff);
     EXPECT_TRUE(within_each(got, ref, allowed)) << "flashinfer, " << fp.num_works << " works";
@@ -183,7 +182,7 @@ void run_case(const Case& c, uint32_t seed) {
   // Twice: the split-KV counters must come back to zero for the next launch.
   for (int rep = 0; rep < 2; ++rep) {
     d_out.poison();
-    attention(p, *path, nullptr);
+    attention(p, *path, test_device(), nullptr);
     const std::vector<float> got = to_float(d_out.download());
     EXPECT_LE(compare(got, ref).rel_l2, 2 * kBf16Roundoff);
     EXPECT_TRUE(within_each(got, ref, allowed))
@@ -282,7 +281,7 @@ TEST(CudaAttention, SlidingWindowMatchesCpu) {
 
 TEST(CudaAttention, FlashInferPrefillMatchesCpu) {
   KITE_REQUIRE_GPU();
-  if (!flashinfer_prefill_available()) {
+  if (!flashinfer_prefill_available(test_device())) {
     GTEST_SKIP() << "this build has no FlashInfer (KITE_FLASHINFER_INCLUDE) or no sm_90 device";
   }
   uint32_t seed = 90;

@@ -2,6 +2,7 @@
 // Llama-3-8B shape (random data; speed does not depend on the values).
 //
 //   kite_cuda_bench [--out results.json] [--skip-w5] [--graphs 0|1] [--gemv-max-m N]
+//   kite_cuda_bench --ops [SUBSTRING] [--check] [--out results.json]
 //
 // Measures, with CUDA events around warmed-up launches (median of repeats):
 //   - ceilings: device-to-device copy (bytes read + written per second)
@@ -10,6 +11,12 @@
 //   - decode attention: TB/s of K/V read; prefill attention: TFLOP/s (causal FLOPs)
 //   - W5: batch-1 decode of the full 8B shape (128 prompt tokens, 256 generated), the engine's
 //     call sequence (forward, sample) timed on the host: TPOT mean and median.
+// --ops instead times every case of the op table (op_table.h; the cases cuda_ops_test checks),
+// or those whose name contains SUBSTRING: GB/s of the bytes a launch must move, or TFLOP/s for
+// FLOP-bound cases (GEMM, prefill attention), median of 20 launches; --check also compares each
+// case's first launch with the CPU reference. Small cases fit in L2 (50 MB on H100): their GB/s
+// are launch- and cache-bound, not HBM numbers (the default mode's linear benchmarks rotate their
+// weights for that).
 // Prints a table and writes every number as JSON lines.
 #include <cuda_runtime_api.h>
 
@@ -21,18 +28,20 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "backend/cuda/attention.h"
 #include "backend/cuda/cuda_model_runner.h"
+#include "backend/cuda/device_context.h"
 #include "backend/cuda/flashinfer_prefill.h"
 #include "backend/cuda/gemm.h"
 #include "backend/cuda/gemv.h"
-#include "backend/cuda/launch.h"
 #include "core/dtype.h"
 #include "core/thread_pool.h"
+#include "op_table.h"
 
 namespace kite::cuda {
 namespace {
@@ -159,7 +168,7 @@ void bench_copy() {
   cudaFree(b);
 }
 
-void bench_linear(ThreadPool& pool) {
+void bench_linear(const DeviceContext& dev, ThreadPool& pool) {
   struct Shape {
     const char* name;
     int n, k;
@@ -195,8 +204,8 @@ void bench_linear(ThreadPool& pool) {
           p.x_stride = s.k;
           p.y_stride = s.gated ? s.n / 2 : s.n;
           p.epilogue = s.gated ? GemvEpilogue::kSiluMul : GemvEpilogue::kNone;
-          p.out_f32 = s.f32;
-          gemv(p, nullptr);
+          p.out_dtype = s.f32 ? DType::kF32 : DType::kBF16;
+          gemv(p, dev, nullptr);
         });
         record(std::string("gemv ") + s.name + " M=" + std::to_string(m), "TB/s", bytes / ms / 1e9,
                "TB/s", ",\"ms\":" + std::to_string(ms));
@@ -212,7 +221,7 @@ void bench_linear(ThreadPool& pool) {
         a.m = m;
         a.n = s.n;
         a.k = s.k;
-        a.out_f32 = s.f32;
+        a.out_dtype = s.f32 ? DType::kF32 : DType::kBF16;
         if (!(*gemm)->gemm(a, nullptr).ok()) std::exit(1);
       });
       record(std::string("cublasLt ") + s.name + " M=" + std::to_string(m), "TB/s",
@@ -236,7 +245,7 @@ void bench_linear(ThreadPool& pool) {
         } else {
           p.residual = gu;
         }
-        gemv(p, nullptr);
+        gemv(p, dev, nullptr);
       });
       record(std::string("gemv fused ") + (s.gated || s.n == 6144 ? "norm+" : "residual+") +
                  s.name + " M=1",
@@ -305,8 +314,8 @@ std::pair<double, double> max_abs_diff(const void* a, const void* b, size_t n) {
 // tokens; prefill computes the last `qlen` of them (qlen < ctx: a chunk over a cached prefix),
 // decode one. Prefill also runs FlashInfer's sm90 kernel on the same inputs when the build has
 // it (outputs compared, both timed).
-void bench_attention(ThreadPool& pool, bool prefill, int batch, int ctx, int qlen = 0,
-                     int hd = 128) {
+void bench_attention(const DeviceContext& dev, ThreadPool& pool, bool prefill, int batch, int ctx,
+                     int qlen = 0, int hd = 128) {
   const int nq = 32, nkv = 8, bs = 16;
   if (qlen == 0) qlen = prefill ? ctx : 1;
   std::vector<int> sl(batch, ctx), ql(batch, qlen);
@@ -320,7 +329,8 @@ void bench_attention(ThreadPool& pool, bool prefill, int batch, int ctx, int qle
   void* out = nullptr;
   const size_t out_elems = static_cast<size_t>(s.tokens) * nq * hd;
   BENCH_CUDA(cudaMalloc(&out, out_elems * 2));
-  AttentionPlan plan = plan_attention(s.qsl.data(), s.sl.data(), batch, ctx, nq, nkv, num_sms());
+  AttentionPlan plan =
+      plan_attention(s.qsl.data(), s.sl.data(), batch, ctx, nq, nkv, dev.num_sms());
   int32_t *qsl = to_device(s.qsl), *sld = to_device(s.sl), *ind = to_device(s.indptr),
           *tab = to_device(s.table), *tseq = to_device(plan.prefill_tile_seq),
           *tq = to_device(plan.prefill_tile_q_start);
@@ -355,7 +365,7 @@ void bench_attention(ThreadPool& pool, bool prefill, int batch, int ctx, int qle
   p.split_out = ws;
   p.split_lse = ws + static_cast<size_t>(kMaxSplitRows) * nq * hd;
   p.split_counters = cnt;
-  const double ms = time_ms([&](int) { attention(p, AttentionPath::kTensorCore, nullptr); });
+  const double ms = time_ms([&](int) { attention(p, AttentionPath::kTensorCore, dev, nullptr); });
   std::string shape = "b" + std::to_string(batch) + " ctx" + std::to_string(ctx);
   if (prefill && qlen != ctx) shape += " q" + std::to_string(qlen);
   shape += " (32/8 heads, hd" + std::to_string(hd) + ")";
@@ -366,12 +376,12 @@ void bench_attention(ThreadPool& pool, bool prefill, int batch, int ctx, int qle
     const double macs = static_cast<double>(batch) * nq * hd *
                         (qlen * prefix + static_cast<double>(qlen) * (qlen + 1) / 2.0);
     record(name, "TFLOP/s", 4.0 * macs / ms / 1e9, "TFLOP/s", ",\"ms\":" + std::to_string(ms));
-    if (flashinfer_prefill_available() && flashinfer_prefill_supports(hd)) {
+    if (flashinfer_prefill_available(dev) && flashinfer_prefill_supports(hd)) {
       std::vector<int32_t> seqs(batch);
       for (int i = 0; i < batch; ++i) seqs[i] = i;
       const double t0 = now_s();
       FlashInferPlan fplan = plan_flashinfer_prefill(s.qsl.data(), s.sl.data(), s.indptr.data(),
-                                                     seqs, nq, hd, num_sms());
+                                                     seqs, nq, hd, dev.num_sms());
       const double plan_us = (now_s() - t0) * 1e6;
       int32_t* work = to_device(fplan.work);
       void* out2 = nullptr;
@@ -379,11 +389,12 @@ void bench_attention(ThreadPool& pool, bool prefill, int batch, int ctx, int qle
       BENCH_CUDA(cudaMemset(out2, 0, out_elems * 2));
       AttentionParams pf = p;
       pf.out = out2;
-      flashinfer_prefill(pf, work, fplan.num_ctas, fplan.num_works, nullptr);
+      flashinfer_prefill(pf, work, fplan.num_ctas, fplan.num_works, dev, nullptr);
       BENCH_CUDA(cudaDeviceSynchronize());
       const auto [diff, mag] = max_abs_diff(out, out2, out_elems);
-      const double fms = time_ms(
-          [&](int) { flashinfer_prefill(pf, work, fplan.num_ctas, fplan.num_works, nullptr); });
+      const double fms = time_ms([&](int) {
+        flashinfer_prefill(pf, work, fplan.num_ctas, fplan.num_works, dev, nullptr);
+      });
       record("flashinfer " + name, "TFLOP/s", 4.0 * macs / fms / 1e9, "TFLOP/s",
              ",\"ms\":" + std::to_string(fms) + ",\"max_abs_diff_vs_ours\":" +
                  std::to_string(diff) + ",\"max_abs_out\":" + std::to_string(mag) +
@@ -401,7 +412,7 @@ void bench_attention(ThreadPool& pool, bool prefill, int batch, int ctx, int qle
     cudaStream_t st;
     BENCH_CUDA(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
     const double gms = time_graph_ms(st, [&] {
-      for (int i = 0; i < 32; ++i) attention(p, AttentionPath::kTensorCore, st);
+      for (int i = 0; i < 32; ++i) attention(p, AttentionPath::kTensorCore, dev, st);
     });
     record(name + " x32 in a graph, per launch", "us", gms * 1000.0 / 32, "us");
     cudaStreamDestroy(st);
@@ -416,7 +427,7 @@ void bench_attention(ThreadPool& pool, bool prefill, int batch, int ctx, int qle
 // The decode step's GEMV stream alone (32 layers of fused qkv/o/gate-up/down GEMVs + lm_head,
 // M = 1, weights rotating over 4 layer sets so L2 never holds them) and 32 batch-1 decode
 // attentions, each captured in a CUDA graph: what W5 would be with nothing else in the step.
-void bench_decode_stream(ThreadPool& pool) {
+void bench_decode_stream(const DeviceContext& dev, ThreadPool& pool) {
   cudaStream_t st;
   BENCH_CUDA(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
   const int H = 4096, I = 14336, QKV = 6144, V = 128256, kSets = 4;
@@ -453,8 +464,8 @@ void bench_decode_stream(ThreadPool& pool) {
     p.epilogue = e;
     p.norm_weight = norm;
     p.residual = res;
-    p.out_f32 = f32;
-    gemv(p, st);
+    p.out_dtype = f32 ? DType::kF32 : DType::kBF16;
+    gemv(p, dev, st);
   };
   const double ms = time_graph_ms(st, [&] {
     for (int l = 0; l < 32; ++l) {
@@ -659,14 +670,47 @@ void bench_w5(ThreadPool& pool, const CudaRunnerOptions& opts) {
   }
 }
 
+// Every op-table case whose name contains `filter`: one timed row each.
+int bench_ops(const DeviceContext& dev, const std::string& filter, bool check) {
+  int failed = 0;
+  for (const test::OpCase& c : test::op_table()) {
+    const std::string name = c.name();
+    if (name.find(filter) == std::string::npos) continue;
+    if (c.skip && !c.skip(dev).empty()) {
+      std::printf("%-52s skipped: %s\n", name.c_str(), c.skip(dev).c_str());
+      continue;
+    }
+    std::unique_ptr<test::OpRun> run = c.make(dev, 1234);
+    run->launch(dev, nullptr);
+    BENCH_CUDA(cudaDeviceSynchronize());
+    std::string extra;
+    if (check) {
+      const test::OpCheck r = run->check();
+      extra = std::string(",\"check\":\"") + (r.ok ? "ok" : "FAILED") + "\"";
+      if (!r.ok) {
+        ++failed;
+        std::printf("%-52s CHECK FAILED: %s\n", name.c_str(), r.detail.c_str());
+      }
+    }
+    const double ms = time_ms([&](int) { run->launch(dev, nullptr); });
+    extra += ",\"ms\":" + std::to_string(ms);
+    if (run->flops() > 0) {
+      record("op " + name, "TFLOP/s", run->flops() / ms / 1e9, "TFLOP/s", extra);
+    } else {
+      record("op " + name, "GB/s", run->bytes() / ms / 1e6, "GB/s", extra);
+    }
+  }
+  return failed == 0 ? 0 : 3;
+}
+
 }  // namespace
 }  // namespace kite::cuda
 
 int main(int argc, char** argv) {
   using namespace kite::cuda;
   std::string out;
-  bool w5 = true, kernels = true;
-  std::string tag;
+  bool w5 = true, kernels = true, ops = false, check = false;
+  std::string tag, ops_filter;
   CudaRunnerOptions opts;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -676,6 +720,11 @@ int main(int argc, char** argv) {
       w5 = false;
     else if (a == "--only-w5")
       kernels = false;
+    else if (a == "--ops") {
+      ops = true;
+      if (i + 1 < argc && argv[i + 1][0] != '-') ops_filter = argv[++i];
+    } else if (a == "--check")
+      check = true;
     else if (a == "--tag" && i + 1 < argc)
       tag = argv[++i];
     else if (a == "--graphs" && i + 1 < argc)
@@ -685,31 +734,43 @@ int main(int argc, char** argv) {
     else {
       std::fprintf(stderr,
                    "usage: kite_cuda_bench [--out F] [--skip-w5] [--only-w5] "
-                   "[--graphs 0|1] [--gemv-max-m N] [--tag T]\n");
+                   "[--graphs 0|1] [--gemv-max-m N] [--tag T]\n"
+                   "       kite_cuda_bench --ops [SUBSTRING] [--check] [--out F]\n");
       return 2;
     }
   }
   if (!out.empty()) g_json = std::fopen(out.c_str(), "a");
   kite::ThreadPool pool(0);
+  auto dev_or = DeviceContext::create(0, /*make_stream=*/false);
+  if (!dev_or.ok()) {
+    std::fprintf(stderr, "kite_cuda_bench: %s\n", dev_or.status().to_string().c_str());
+    return 1;
+  }
+  const DeviceContext& dev = **dev_or;
   cudaDeviceProp prop{};
   BENCH_CUDA(cudaGetDeviceProperties(&prop, 0));
   std::printf("device: %s, %d SMs, %.0f MB L2, PDL %s\n", prop.name, prop.multiProcessorCount,
-              prop.l2CacheSize / 1e6, pdl_enabled() ? "on" : "off");
+              prop.l2CacheSize / 1e6, dev.pdl() ? "on" : "off");
+  if (ops) {
+    const int rc = bench_ops(dev, ops_filter, check);
+    if (g_json != nullptr) std::fclose(g_json);
+    return rc;
+  }
   if (kernels) {
     bench_copy();
-    bench_linear(pool);
-    bench_attention(pool, false, 1, 384);
-    bench_attention(pool, false, 1, 8192);
-    bench_attention(pool, false, 64, 4096);
-    bench_attention(pool, false, 256, 1024);
-    bench_attention(pool, true, 1, 4096);
-    bench_attention(pool, true, 8, 2048);
-    bench_attention(pool, true, 1, 16384);
-    bench_attention(pool, true, 8, 2048, 512);  // 512-token chunks over 1536 cached tokens
-    bench_attention(pool, true, 16, 512);
-    bench_attention(pool, true, 1, 4096, 0, 64);
-    bench_attention(pool, true, 8, 2048, 512, 64);
-    bench_decode_stream(pool);
+    bench_linear(dev, pool);
+    bench_attention(dev, pool, false, 1, 384);
+    bench_attention(dev, pool, false, 1, 8192);
+    bench_attention(dev, pool, false, 64, 4096);
+    bench_attention(dev, pool, false, 256, 1024);
+    bench_attention(dev, pool, true, 1, 4096);
+    bench_attention(dev, pool, true, 8, 2048);
+    bench_attention(dev, pool, true, 1, 16384);
+    bench_attention(dev, pool, true, 8, 2048, 512);  // 512-token chunks over 1536 cached tokens
+    bench_attention(dev, pool, true, 16, 512);
+    bench_attention(dev, pool, true, 1, 4096, 0, 64);
+    bench_attention(dev, pool, true, 8, 2048, 512, 64);
+    bench_decode_stream(dev, pool);
   }
   g_tag = tag;
   if (w5) bench_w5(pool, opts);

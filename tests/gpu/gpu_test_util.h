@@ -17,10 +17,13 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "backend/cuda/device_context.h"
+#include "core/check.h"
 #include "core/dtype.h"
 
 namespace kite::cuda::test {
@@ -40,6 +43,17 @@ inline bool has_gpu() {
 
 #define KITE_REQUIRE_GPU() \
   if (!::kite::cuda::test::has_gpu()) GTEST_SKIP() << "no CUDA device visible"
+
+// The context the kernel tests launch on: device 0, described once per test binary (no stream:
+// the tests launch on the legacy default stream). REQUIRES: has_gpu().
+inline const DeviceContext& test_device() {
+  static const std::unique_ptr<DeviceContext> dev = [] {
+    Result<std::unique_ptr<DeviceContext>> r = DeviceContext::create(0, /*make_stream=*/false);
+    KITE_CHECK(r.ok()) << r.status().to_string();
+    return std::move(*r);
+  }();
+  return *dev;
+}
 
 template <typename T>
 class DeviceArray {

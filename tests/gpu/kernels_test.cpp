@@ -40,7 +40,7 @@ TEST(CudaEmbedding, CopiesRowsExactly) {
     DeviceArray<int32_t> d_ids(ids);
     d_out.poison();
     EmbeddingParams p{d_ids.get(), d_table.get(), d_out.get(), n, hidden, vocab};
-    embedding(p, nullptr);
+    embedding(p, test_device(), nullptr);
     const auto got = d_out.download();
     std::vector<float> ref(got.size());
     cpu::embedding(TensorView(table.data(), DType::kBF16, {vocab, hidden}), ids.data(), n,
@@ -72,7 +72,7 @@ TEST(CudaRmsNorm, PlainFusedAndGathered) {
         p.num_rows = n;
         p.hidden = hidden;
         p.eps = eps;
-        rms_norm(p, nullptr);
+        rms_norm(p, test_device(), nullptr);
         std::vector<float> ref(res.size());
         cpu::rms_norm(to_float(res).data(), wf.data(), n, hidden, eps, ref.data(), nullptr);
         EXPECT_TRUE(close_bf16(d_out.download(), ref, 2)) << "plain " << hidden << "x" << n;
@@ -89,7 +89,7 @@ TEST(CudaRmsNorm, PlainFusedAndGathered) {
         p.num_rows = n;
         p.hidden = hidden;
         p.eps = eps;
-        rms_norm(p, nullptr);
+        rms_norm(p, test_device(), nullptr);
         std::vector<float> ref_res = to_float(res), ref(res.size());
         cpu::add_rms_norm(ref_res.data(), to_float(del).data(), wf.data(), n, hidden, eps,
                           ref.data(), nullptr);
@@ -106,7 +106,7 @@ TEST(CudaRmsNorm, PlainFusedAndGathered) {
         p.residual = d_res2.get();
         p.row_indices = d_rows.get();
         p.out = d_out2.get();
-        rms_norm(p, nullptr);
+        rms_norm(p, test_device(), nullptr);
         std::vector<float> ref_g(res.size());
         for (int i = 0; i < n; ++i) {
           std::copy_n(ref.begin() + static_cast<int64_t>(rows[i]) * hidden, hidden,
@@ -195,7 +195,7 @@ TEST(CudaRopeKvWrite, MatchesCpuNormRopeAndCacheWrite) {
     p.head_dim = hd;
     p.block_size = c.block_size;
     p.eps = 1e-6f;
-    rope_kv_write(p, nullptr);
+    rope_kv_write(p, test_device(), nullptr);
 
     std::vector<float> ref = to_float(qkv);
     if (c.qk_norm) {
@@ -278,7 +278,7 @@ TEST(CudaSiluMul, MatchesCpu) {
       auto gu = random_bf16(static_cast<size_t>(n) * 2 * inter, rng, -6.f, 6.f);
       DeviceArray<uint16_t> d_gu(gu), d_out(static_cast<size_t>(n) * inter);
       d_out.poison();
-      silu_mul(SiluMulParams{d_gu.get(), d_out.get(), n, inter}, nullptr);
+      silu_mul(SiluMulParams{d_gu.get(), d_out.get(), n, inter}, test_device(), nullptr);
       std::vector<float> ref(static_cast<size_t>(n) * inter);
       cpu::silu_mul(to_float(gu).data(), n, inter, ref.data(), nullptr);
       EXPECT_TRUE(close_bf16(d_out.download(), ref, 2)) << inter << "x" << n;
@@ -323,13 +323,13 @@ TEST(CudaGemv, AllRowCountsAndEpilogues) {
       p.x_stride = c.k;
       p.y_stride = n_out;
       p.epilogue = c.gated ? GemvEpilogue::kSiluMul : GemvEpilogue::kNone;
-      p.out_f32 = c.f32;
+      p.out_dtype = c.f32 ? DType::kF32 : DType::kBF16;
       ASSERT_TRUE(gemv_supported(p));
       if (c.f32)
         d_yf.poison();
       else
         d_y.poison();
-      gemv(p, nullptr);
+      gemv(p, test_device(), nullptr);
       std::vector<float> y(static_cast<size_t>(m) * c.n), bf = to_float(b);
       cpu::linear(to_float(x).data(), m, c.k, TensorView(w.data(), DType::kBF16, {c.n, c.k}),
                   c.bias ? bf.data() : nullptr, y.data(), c.n, &pool());
@@ -374,7 +374,7 @@ TEST(CudaGemm, CublasLtShapesBiasAndF32Output) {
       a.m = m;
       a.n = n;
       a.k = k;
-      a.out_f32 = f32;
+      a.out_dtype = f32 ? DType::kF32 : DType::kBF16;
       if (f32)
         d_yf.poison();
       else
@@ -430,7 +430,8 @@ TEST(CudaGemm, PureFp32WithoutTf32) {
       a.m = m;
       a.n = n;
       a.k = k;
-      a.f32 = true;
+      a.dtype = DType::kF32;
+      a.out_dtype = DType::kF32;
       const Status st = (*runner)->gemm(a, nullptr);
       ASSERT_TRUE(st.ok()) << st.to_string();
       std::vector<float> ref(static_cast<size_t>(m) * n);
@@ -498,7 +499,7 @@ TEST(CudaGemv, FusedNormResidualAndRopeEpilogues) {
     p.norm_weight = d_nw.get();
     p.norm_eps = 1e-5f;
     d_y.poison();
-    gemv(p, nullptr);
+    gemv(p, test_device(), nullptr);
     std::vector<double> allowed(acc.size());
     for (size_t i = 0; i < acc.size(); ++i) {
       allowed[i] = kBf16Roundoff * (std::abs(acc[i]) + 2 * abs_acc[i]) + 1e-6 * abs_acc[i];
@@ -515,7 +516,7 @@ TEST(CudaGemv, FusedNormResidualAndRopeEpilogues) {
     p.norm_weight = nullptr;
     p.residual = d_r.get();
     p.y = d_r.get();
-    gemv(p, nullptr);
+    gemv(p, test_device(), nullptr);
     EXPECT_TRUE(within_each(to_float(d_r.download()), ref2, allowed)) << "residual";
 
     // ---- RoPE + KV write epilogue -----------------------------------------------------------
@@ -557,7 +558,7 @@ TEST(CudaGemv, FusedNormResidualAndRopeEpilogues) {
       g.rope = GemvRope{d_pos.get(), d_slots.get(), d_inv.get(), d_kc.get(), d_vc.get(),
                         nq,          nkv,           hd,          bs};
       ASSERT_TRUE(gemv_supported(g));
-      gemv(g, nullptr);
+      gemv(g, test_device(), nullptr);
       std::vector<float> ref(static_cast<size_t>(m) * qkv_dim);
       const auto bf = to_float(bq);
       cpu::linear(to_float(x).data(), m, K, TensorView(wq.data(), DType::kBF16, {qkv_dim, K}),

@@ -66,7 +66,7 @@ void run(const SamplerCase& s, int rows, int64_t vocab, uint32_t seed, int* near
   ASSERT_TRUE(sampler.ok()) << sampler.status().to_string();
   DeviceArray<float> d_logits(logits);
   SamplerOutput got;
-  const Status st = (*sampler)->sample(d_logits.get(), rows, batch, &got, nullptr);
+  const Status st = (*sampler)->sample(d_logits.get(), rows, batch, &got, test_device(), nullptr);
   ASSERT_TRUE(st.ok()) << st.to_string();
   ASSERT_EQ(got.token_ids.size(), want.token_ids.size());
   for (int r = 0; r < rows; ++r) {
@@ -174,10 +174,10 @@ TEST(CudaSampler, RejectsInconsistentBatches) {
   b.bias_values = {1.f};
   DeviceArray<float> logits(100);
   SamplerOutput out;
-  EXPECT_EQ((*sampler)->sample(logits.get(), 1, b, &out, nullptr).code(),
+  EXPECT_EQ((*sampler)->sample(logits.get(), 1, b, &out, test_device(), nullptr).code(),
             StatusCode::kInvalidArgument);
   b.bias_token_ids = {5};
-  EXPECT_EQ((*sampler)->sample(logits.get(), 2, b, &out, nullptr).code(),
+  EXPECT_EQ((*sampler)->sample(logits.get(), 2, b, &out, test_device(), nullptr).code(),
             StatusCode::kInvalidArgument);  // 2 logits rows for 1 parameter row
 }
 

@@ -175,3 +175,17 @@ def test_prompt_logprobs_length(tiny_llm, prompt):
     assert len(out.prompt_logprobs) == len(out.prompt_token_ids)
     assert out.prompt_logprobs[0] is None
     assert all(list(d) == [t] for d, t in zip(out.prompt_logprobs[1:], out.prompt_token_ids[1:]))
+
+
+def test_quantization_fp8_matches_the_cli(tmp_path):
+    # --quantization fp8: per-channel FP8 weights made at load; the CPU computes with them.
+    llm = kite.LLM(TINY, quantization="fp8", device="cpu")
+    params = kite.SamplingParams(temperature=0, max_tokens=24)
+    out = llm.generate([{"prompt_token_ids": [1, 80, 147, 201]}], params)[0].outputs[0]
+    cli = subprocess.run([KITE, "generate", TINY, "--device", "cpu", "--quantization", "fp8",
+                          "--prompt-ids", "1,80,147,201", "--max-tokens", "24", "--temperature",
+                          "0", "--print-ids", "--no-progress"],
+                         capture_output=True, text=True, check=True)
+    assert [int(t) for t in cli.stdout.strip().split(",")] == list(out.token_ids)
+    with pytest.raises(ValueError, match="supports 'fp8'"):
+        kite.LLM(TINY, quantization="awq")

@@ -22,7 +22,7 @@ CpuModelRunner::CpuModelRunner(std::shared_ptr<const WeightStore> weights, int n
 Result<std::unique_ptr<CpuModelRunner>> CpuModelRunner::create(
     std::shared_ptr<const WeightStore> weights, const CpuRunnerOptions& options) {
   std::unique_ptr<CpuModelRunner> r(new CpuModelRunner(std::move(weights), options.num_threads));
-  r->options_fused_ = options.fused_ops;
+  r->options_ = options;
   KITE_RETURN_IF_ERROR(r->init());
   return r;
 }
@@ -33,14 +33,14 @@ Status CpuModelRunner::init() {
   KITE_ASSIGN_OR_RETURN(graph_, build_model_graph(c));
   TensorLookup lookup = [&w](std::string_view name) { return w.find(name); };
   KITE_ASSIGN_OR_RETURN(ModelWeights bound, bind_weights(graph_, lookup));
-  KITE_ASSIGN_OR_RETURN(weights_cpu_, cpu::make_cpu_weights(bound));
+  KITE_ASSIGN_OR_RETURN(weights_cpu_, cpu::make_cpu_weights(bound, options_.fp8_online));
   const float* freq_factors = nullptr;
   if (graph_.rope_freqs != kNoWeight && weight(graph_.rope_freqs).present) {
     freq_factors = weight(graph_.rope_freqs).vec.data();
   }
   inv_freq_ = cpu::rope_inv_freq(c.head_dim, c.rope_theta, c.rope_scaling, freq_factors);
   values_.resize(graph_.values.size());
-  if (options_fused_) {
+  if (options_.fused_ops) {
     FusionOptions all;
     all.residual_epilogue = all.norm_prologue = all.rope_epilogue = all.silu_epilogue = true;
     ops_ = fuse_ops(graph_, all);

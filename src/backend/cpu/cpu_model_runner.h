@@ -23,6 +23,9 @@ struct CpuRunnerOptions {
   // linear runs as its parts, in F32 the same arithmetic: tests use it to check the fusion pass
   // against the plain list.
   bool fused_ops = false;
+  // --quantization fp8: linear layers (not the LM head) quantized per channel at load and run
+  // with those FP8 values (cpu_weights.h).
+  bool fp8_online = false;
 };
 
 class CpuModelRunner final : public ModelRunner {
@@ -61,7 +64,7 @@ class CpuModelRunner final : public ModelRunner {
 
   std::shared_ptr<const WeightStore> weights_;
   ThreadPool pool_;
-  bool options_fused_ = false;
+  CpuRunnerOptions options_;
   ModelGraph graph_;
   std::vector<cpu::CpuWeight> weights_cpu_;  // parallel to graph_.weights
   std::vector<Op> ops_;                      // graph_.ops, or the fused list

@@ -5,13 +5,16 @@
 // 0 ... its own position (the cache already holds this step's K/V). GQA: q head h reads kv head
 // h / (num_q_heads / num_kv_heads).
 //
-// Three kernels, chosen by attention_plan():
-//  - decode (head_dim 64/128/256, group <= 8): sequences with exactly one query token; split-KV:
-//    grid (num_splits, num_kv_heads, num_decode); each split reduces a slice of the context and
-//    the last split to finish merges them (no extra launch);
-//  - prefill (head_dim 64/128/256): tensor-core (mma.sync bf16) flash attention over tiles of
-//    64 (query token, head) rows of one kv head, 2-stage cp.async pipeline over KV tiles;
-//  - generic (head_dim <= 32, any group): one warp per (query token, q head); for small models.
+// Three kernels, chosen by attention_path() and plan_attention() from the shapes table
+// (kernel_support.h):
+//  - decode (bf16, head_dim 64/128/256, group <= 8): sequences with exactly one query token;
+//    split-KV: grid (num_splits, num_kv_heads, num_decode); each split reduces a slice of the
+//    context and the last split to finish merges them (no extra launch);
+//  - prefill (bf16, head_dim 64/128/256, group <= 64): tensor-core (mma.sync bf16) flash
+//    attention over tiles of 64 (query token, head) rows of one kv head, 2-stage cp.async
+//    pipeline over KV tiles;
+//  - generic (bf16 or f32, even head_dim <= 32, any group): one warp per (query token, q head);
+//    for small models.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -19,15 +22,18 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/dtype.h"
 #include "kite/status.h"
 
 namespace kite::cuda {
 
+class DeviceContext;
+
 struct AttentionParams {
-  const void* q = nullptr;        // bf16; head h of token t at q + t * q_stride + h * head_dim
+  const void* q = nullptr;        // of dtype; head h of token t at q + t * q_stride + h * head_dim
   int64_t q_stride = 0;           // elements
-  void* out = nullptr;            // [num_tokens, num_q_heads * head_dim] bf16
-  const void* k_cache = nullptr;  // [num_blocks, num_kv_heads, block_size, head_dim] bf16
+  void* out = nullptr;            // [num_tokens, num_q_heads * head_dim] of dtype
+  const void* k_cache = nullptr;  // [num_blocks, num_kv_heads, block_size, head_dim] of dtype
   const void* v_cache = nullptr;
   const int32_t* query_start_loc = nullptr;     // [num_seqs + 1]
   const int32_t* seq_lens = nullptr;            // [num_seqs]
@@ -42,7 +48,9 @@ struct AttentionParams {
   float scale = 0.f;  // softmax scale, usually 1 / sqrt(head_dim)
   // > 0: the query at position p attends to keys [p - sliding_window + 1, p] only (Mistral).
   int sliding_window = 0;
-  bool f32 = false;   // q, cache and out are F32 (float32 compute mode; generic path only)
+  // Element type of q, the caches and out: kBF16, or kF32 (the float32 compute mode; the generic
+  // path only: attention_path_supports).
+  DType dtype = DType::kBF16;
 
   // Work lists (device memory), from AttentionPlan.
   const int32_t* prefill_tile_seq = nullptr;      // [num_prefill_tiles]
@@ -60,8 +68,12 @@ struct AttentionParams {
 
 enum class AttentionPath { kTensorCore, kGeneric };
 
-// Which path serves these shapes, or kUnimplemented naming the unsupported value.
+// Which path serves these shapes, or kUnimplemented naming the unsupported value (the shapes
+// table, kernel_support.h).
 Result<AttentionPath> attention_path(int head_dim, int num_q_heads, int num_kv_heads);
+
+// Whether `path`'s kernels compute in `dtype` (tensor-core: bf16; generic: bf16 or f32).
+bool attention_path_supports(AttentionPath path, DType dtype);
 
 // Host-side plan of one step's attention (the CPU half of plan/run).
 struct AttentionPlan {
@@ -91,13 +103,14 @@ AttentionPlan plan_attention(const int32_t* query_start_loc, const int32_t* seq_
 size_t decode_workspace_bytes(int max_rows, int num_q_heads, int head_dim);
 size_t decode_counter_bytes(int max_decode, int num_kv_heads);
 
-// Runs the step's attention. REQUIRES: the work lists match p (from plan_attention) for the
-// tensor-core path; the generic path ignores them.
-void attention(const AttentionParams& p, AttentionPath path, cudaStream_t stream);
+// Runs the step's attention on `dev`'s device. REQUIRES: the work lists match p (from
+// plan_attention) for the tensor-core path; the generic path ignores them.
+void attention(const AttentionParams& p, AttentionPath path, const DeviceContext& dev,
+               cudaStream_t stream);
 
 // The individual kernels (tests call them directly).
-void attention_decode(const AttentionParams& p, cudaStream_t stream);
-void attention_prefill(const AttentionParams& p, cudaStream_t stream);
-void attention_generic(const AttentionParams& p, cudaStream_t stream);
+void attention_decode(const AttentionParams& p, const DeviceContext& dev, cudaStream_t stream);
+void attention_prefill(const AttentionParams& p, const DeviceContext& dev, cudaStream_t stream);
+void attention_generic(const AttentionParams& p, const DeviceContext& dev, cudaStream_t stream);
 
 }  // namespace kite::cuda

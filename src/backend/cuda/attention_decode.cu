@@ -8,6 +8,7 @@
 
 #include "backend/cuda/attention.h"
 #include "backend/cuda/common.cuh"
+#include "backend/cuda/dispatch.cuh"
 #include "core/check.h"
 
 namespace kite::cuda {
@@ -297,44 +298,25 @@ __global__ void __launch_bounds__(kWarps * 32, kGroup <= 4 ? 4 : 1)
   }
 }
 
-template <int kHeadDim>
-void launch_decode_hd(const AttentionParams& p, cudaStream_t stream) {
-  const int group = p.num_q_heads / p.num_kv_heads;
-  const dim3 grid(p.num_splits, p.num_kv_heads, p.num_decode);
-  const dim3 block(kWarps * 32);
-  if (group == 1) {
-    launch(decode_kernel<kHeadDim, 1>, grid, block, 0, stream, p);
-  } else if (group == 2) {
-    launch(decode_kernel<kHeadDim, 2>, grid, block, 0, stream, p);
-  } else if (group <= 4) {
-    launch(decode_kernel<kHeadDim, 4>, grid, block, 0, stream, p);
-  } else if (group <= 8) {
-    launch(decode_kernel<kHeadDim, 8>, grid, block, 0, stream, p);
-  } else {
-    KITE_CHECK(false) << "decode attention: GQA group " << group << " > 8 (plan_attention "
-                      << "routes these to the prefill kernel)";
-  }
-}
-
 }  // namespace
 
-void attention_decode(const AttentionParams& p, cudaStream_t stream) {
+void attention_decode(const AttentionParams& p, const DeviceContext& dev, cudaStream_t stream) {
   if (p.num_decode == 0) return;
   KITE_CHECK(p.num_splits == 1 || (p.split_out != nullptr && p.split_counters != nullptr))
       << "decode attention: split-KV needs a workspace";
-  switch (p.head_dim) {
-    case 64:
-      launch_decode_hd<64>(p, stream);
-      break;
-    case 128:
-      launch_decode_hd<128>(p, stream);
-      break;
-    case 256:
-      launch_decode_hd<256>(p, stream);
-      break;
-    default:
-      KITE_CHECK(false) << "decode attention: unsupported head_dim " << p.head_dim;
-  }
+  check_supported("attention_decode", "dtype", p.dtype, TensorCoreDTypes{});
+  static_assert(DecodeGroups::contains(kDecodeMaxGroup));
+  const int group = p.num_q_heads / p.num_kv_heads;
+  KITE_CHECK(decode_kernel_supports_group(group))
+      << "attention_decode: GQA group " << group << " is not supported (1 to " << kDecodeMaxGroup
+      << "; plan_attention routes these to the prefill kernel)";
+  const dim3 grid(p.num_splits, p.num_kv_heads, p.num_decode);
+  const dim3 block(kWarps * 32);
+  KITE_DISPATCH_VALUE("attention_decode", "head_dim", p.head_dim, TensorCoreHeadDims, kHeadDim, {
+    KITE_DISPATCH_AT_LEAST("attention_decode", "GQA group", group, DecodeGroups, kGroup, {
+      launch(decode_kernel<kHeadDim, kGroup>, grid, block, 0, dev, stream, p);
+    });
+  });
 }
 
 }  // namespace kite::cuda

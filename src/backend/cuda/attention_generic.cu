@@ -2,30 +2,20 @@
 // q head); lanes take the context's tokens round-robin with their own online-softmax state and
 // merge at the end. Used by the tiny models (head_dim 8 and 16); not a performance path.
 // T = float is the float32 compute mode: F32 q, cache and output, softmax in natural exp as the
-// CPU backend computes it.
+// CPU backend computes it; T = bf16 scores in log2 units (exp2f), as the tensor-core kernels.
 #include <cfloat>
 
 #include "backend/cuda/attention.h"
 #include "backend/cuda/common.cuh"
+#include "backend/cuda/dispatch.cuh"
 #include "core/check.h"
 
 namespace kite::cuda {
 
 namespace {
 
-constexpr int kMaxHeadDim = 32;
+constexpr int kMaxHeadDim = kGenericMaxHeadDim;  // q and o live in registers of this size
 constexpr int kWarps = 4;
-
-__device__ __forceinline__ float to_f(float x) { return x; }
-__device__ __forceinline__ float to_f(__nv_bfloat16 x) { return __bfloat162float(x); }
-template <typename T>
-__device__ __forceinline__ T from_f(float x) {
-  if constexpr (sizeof(T) == 4) {
-    return x;
-  } else {
-    return __float2bfloat16_rn(x);
-  }
-}
 // exp in the kernel's domain: base 2 for bf16 (scores prescaled by log2 e), base e for f32.
 template <typename T>
 __device__ __forceinline__ float softmax_exp(float x) {
@@ -125,16 +115,15 @@ __global__ void __launch_bounds__(kWarps * 32) generic_kernel(AttentionParams p)
 
 }  // namespace
 
-void attention_generic(const AttentionParams& p, cudaStream_t stream) {
+void attention_generic(const AttentionParams& p, const DeviceContext& dev, cudaStream_t stream) {
   if (p.num_tokens == 0) return;
-  KITE_CHECK(p.head_dim <= kMaxHeadDim) << "generic attention: head_dim " << p.head_dim;
+  KITE_CHECK(generic_attention_supports(p.head_dim))
+      << "attention_generic: head_dim " << p.head_dim << " is not supported (even, 2 to "
+      << kGenericMaxHeadDim << ")";
   const int items = p.num_tokens * p.num_q_heads;
   const dim3 grid((items + kWarps - 1) / kWarps), block(kWarps * 32);
-  if (p.f32) {
-    launch(generic_kernel<float>, grid, block, 0, stream, p);
-  } else {
-    launch(generic_kernel<__nv_bfloat16>, grid, block, 0, stream, p);
-  }
+  KITE_DISPATCH_DTYPE("attention_generic", p.dtype, GenericDTypes, T,
+                      { launch(generic_kernel<T>, grid, block, 0, dev, stream, p); });
 }
 
 }  // namespace kite::cuda

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "backend/cuda/attention.h"
+#include "backend/cuda/kernel_support.h"
 #include "core/check.h"
 
 namespace kite::cuda {
@@ -14,16 +15,22 @@ Result<AttentionPath> attention_path(int head_dim, int num_q_heads, int num_kv_h
                             " is not a multiple of num_kv_heads " + std::to_string(num_kv_heads));
   }
   const int group = num_q_heads / num_kv_heads;
-  if (head_dim == 64 || head_dim == 128 || head_dim == 256) {
-    if (group > 64) {
+  if (TensorCoreHeadDims::contains(head_dim)) {
+    if (!tensor_core_attention_supports(head_dim, group)) {
       return unimplemented("attention: GQA group " + std::to_string(group) +
-                           " > 64 is not supported");
+                           " is not supported (1 to " + std::to_string(kPrefillMaxGroup) + ")");
     }
     return AttentionPath::kTensorCore;
   }
-  if (head_dim >= 2 && head_dim <= 32 && head_dim % 2 == 0) return AttentionPath::kGeneric;
-  return unimplemented("attention: head_dim " + std::to_string(head_dim) +
-                       " is not supported (64, 128, 256, or even values up to 32)");
+  if (generic_attention_supports(head_dim)) return AttentionPath::kGeneric;
+  return unimplemented("attention: head_dim " + std::to_string(head_dim) + " is not supported (" +
+                       TensorCoreHeadDims::to_string() + ", or even values up to " +
+                       std::to_string(kGenericMaxHeadDim) + ")");
+}
+
+bool attention_path_supports(AttentionPath path, DType dtype) {
+  return path == AttentionPath::kGeneric ? GenericDTypes::contains(dtype)
+                                         : TensorCoreDTypes::contains(dtype);
 }
 
 int prefill_tokens_per_tile(int num_q_heads, int num_kv_heads) {
@@ -44,7 +51,7 @@ AttentionPlan plan_attention(const int32_t* query_start_loc, const int32_t* seq_
                              int max_seq_len, int num_q_heads, int num_kv_heads, int num_sms) {
   AttentionPlan plan;
   const int group = num_q_heads / num_kv_heads;
-  const bool decode_kernel_ok = group <= 8;
+  const bool decode_kernel_ok = decode_kernel_supports_group(group);
   const int tpt = prefill_tokens_per_tile(num_q_heads, num_kv_heads);
   struct Tile {
     int32_t seq, q_start, kv_end;
@@ -84,14 +91,14 @@ size_t decode_counter_bytes(int max_decode, int num_kv_heads) {
   return static_cast<size_t>(max_decode) * num_kv_heads * sizeof(int32_t);
 }
 
-void attention(const AttentionParams& p, AttentionPath path, cudaStream_t stream) {
+void attention(const AttentionParams& p, AttentionPath path, const DeviceContext& dev,
+               cudaStream_t stream) {
   if (path == AttentionPath::kGeneric) {
-    attention_generic(p, stream);
+    attention_generic(p, dev, stream);
     return;
   }
-  KITE_CHECK(!p.f32) << "the tensor-core attention kernels are bf16 only";
-  if (p.num_prefill_tiles > 0) attention_prefill(p, stream);
-  if (p.num_decode > 0) attention_decode(p, stream);
+  if (p.num_prefill_tiles > 0) attention_prefill(p, dev, stream);
+  if (p.num_decode > 0) attention_decode(p, dev, stream);
 }
 
 }  // namespace kite::cuda

@@ -11,6 +11,7 @@
 #include "backend/cuda/attention.h"
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/dispatch.cuh"
 #include "backend/cuda/mma.cuh"
 #include "core/check.h"
 
@@ -283,37 +284,26 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(AttentionParams p) {
   }
 }
 
-template <int kHeadDim>
-void launch_prefill_hd(const AttentionParams& p, cudaStream_t stream) {
-  constexpr size_t smem = PrefillTraits<kHeadDim>::kSmemBytes;
-  static const bool configured = [] {
-    KITE_CUDA_CHECK(cudaFuncSetAttribute(prefill_kernel<kHeadDim>,
-                                         cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         static_cast<int>(smem)));
-    return true;
-  }();
-  (void)configured;
-  launch(prefill_kernel<kHeadDim>, dim3(p.num_prefill_tiles, p.num_kv_heads), dim3(kThreads), smem,
-         stream, p);
-}
-
 }  // namespace
 
-void attention_prefill(const AttentionParams& p, cudaStream_t stream) {
+void attention_prefill(const AttentionParams& p, const DeviceContext& dev, cudaStream_t stream) {
   if (p.num_prefill_tiles == 0) return;
-  switch (p.head_dim) {
-    case 64:
-      launch_prefill_hd<64>(p, stream);
-      break;
-    case 128:
-      launch_prefill_hd<128>(p, stream);
-      break;
-    case 256:
-      launch_prefill_hd<256>(p, stream);
-      break;
-    default:
-      KITE_CHECK(false) << "prefill attention: unsupported head_dim " << p.head_dim;
-  }
+  check_supported("attention_prefill", "dtype", p.dtype, TensorCoreDTypes{});
+  const int group = p.num_q_heads / p.num_kv_heads;
+  KITE_CHECK(tensor_core_attention_supports(p.head_dim, group))
+      << "attention_prefill: head_dim " << p.head_dim << " / GQA group " << group
+      << " is not supported (head_dim " << TensorCoreHeadDims::to_string() << ", group 1 to "
+      << kPrefillMaxGroup << ")";
+  KITE_DISPATCH_VALUE("attention_prefill", "head_dim", p.head_dim, TensorCoreHeadDims, kHeadDim, {
+    constexpr size_t smem = PrefillTraits<kHeadDim>::kSmemBytes;
+    auto* kernel = prefill_kernel<kHeadDim>;
+    // Above 48 KiB of dynamic shared memory a kernel must opt in, once per device.
+    dev.once(reinterpret_cast<const void*>(kernel), [&] {
+      KITE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                           static_cast<int>(smem)));
+    });
+    launch(kernel, dim3(p.num_prefill_tiles, p.num_kv_heads), dim3(kThreads), smem, dev, stream, p);
+  });
 }
 
 }  // namespace kite::cuda

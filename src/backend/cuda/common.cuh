@@ -1,5 +1,5 @@
-// Device-side helpers shared by the kernels: bf16 vectors, warp/block reductions, programmatic
-// dependent launch (PDL), and the launch wrapper every launcher uses.
+// Device-side helpers shared by the kernels: bf16 vectors, element conversions, warp/block
+// reductions, programmatic dependent launch (PDL), and the launch wrapper every launcher uses.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -7,6 +7,7 @@
 
 #include <cstdint>
 
+#include "backend/cuda/device_context.h"
 #include "backend/cuda/launch.h"
 
 namespace kite::cuda {
@@ -34,6 +35,19 @@ __device__ __forceinline__ uint4 pack_bf16x8(const float (&f)[8]) {
 
 __device__ __forceinline__ float round_bf16(float x) {
   return __bfloat162float(__float2bfloat16_rn(x));
+}
+
+// Element <-> float for the kernels templated on their element type (bf16 or f32): to_f is exact,
+// from_f rounds to nearest even for bf16 and is the identity for f32.
+__device__ __forceinline__ float to_f(float x) { return x; }
+__device__ __forceinline__ float to_f(__nv_bfloat16 x) { return __bfloat162float(x); }
+template <typename T>
+__device__ __forceinline__ T from_f(float x) {
+  if constexpr (sizeof(T) == 4) {
+    return x;
+  } else {
+    return __float2bfloat16_rn(x);
+  }
 }
 
 __device__ __forceinline__ uint32_t pack_bf16x2(float a, float b) {
@@ -86,11 +100,12 @@ __device__ __forceinline__ void pdl_launch_dependents() {
 #endif
 }
 
-// Launches `kernel` on `stream`, with the PDL attribute when pdl_enabled(). Aborts when the launch
-// is rejected (a bad configuration is a bug in the launcher, never user input).
+// Launches `kernel` on `stream` (a stream of `dev`'s device, which is current), with the PDL
+// attribute when dev.pdl(). Aborts when the launch is rejected (a bad configuration is a bug in
+// the launcher, never user input).
 template <typename... KernelArgs, typename... Args>
 void launch(void (*kernel)(KernelArgs...), dim3 grid, dim3 block, size_t smem_bytes,
-            cudaStream_t stream, Args&&... args) {
+            const DeviceContext& dev, cudaStream_t stream, Args&&... args) {
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = grid;
   cfg.blockDim = block;
@@ -100,7 +115,7 @@ void launch(void (*kernel)(KernelArgs...), dim3 grid, dim3 block, size_t smem_by
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attr[0].val.programmaticStreamSerializationAllowed = 1;
   cfg.attrs = attr;
-  cfg.numAttrs = pdl_enabled() ? 1 : 0;
+  cfg.numAttrs = dev.pdl() ? 1 : 0;
   check_launch(cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...), grid, block,
                smem_bytes);
 }

@@ -12,6 +12,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/flashinfer_prefill.h"
 #include "backend/cuda/gemv.h"
+#include "backend/cuda/kernel_support.h"
 #include "backend/cuda/rope.h"
 #include "backend/cuda/runner_state.h"
 #include "core/logging.h"
@@ -60,7 +61,7 @@ Result<DType> choose_compute_dtype(const ModelConfig& cfg, const WeightLookup& w
       attention_path(static_cast<int>(cfg.head_dim), static_cast<int>(cfg.num_attention_heads),
                      static_cast<int>(cfg.num_key_value_heads)));
   if (requested == "float32") {
-    if (path != AttentionPath::kGeneric) {
+    if (!attention_path_supports(path, DType::kF32)) {
       return unimplemented(
           "float32 compute needs the generic attention path (head_dim <= 32); "
           "head_dim " +
@@ -81,7 +82,7 @@ Result<DType> choose_compute_dtype(const ModelConfig& cfg, const WeightLookup& w
     if (!embed.ok() && !d.tied_to.empty()) embed = weights(d.tied_to);
     f32_checkpoint = embed.ok() && embed->dtype == DType::kF32;
   }
-  return f32_checkpoint && path == AttentionPath::kGeneric ? DType::kF32 : DType::kBF16;
+  return f32_checkpoint && attention_path_supports(path, DType::kF32) ? DType::kF32 : DType::kBF16;
 }
 
 // ---- CudaModelRunner -------------------------------------------------------------------------
@@ -103,11 +104,11 @@ Result<std::unique_ptr<CudaModelRunner>> CudaModelRunner::create(const ModelConf
       attention_path(static_cast<int>(cfg.head_dim), static_cast<int>(cfg.num_attention_heads),
                      static_cast<int>(cfg.num_key_value_heads)));
   if (cfg.head_dim % 2 != 0) return unimplemented("rotary embedding needs an even head_dim");
-  if (opts.dtype != DType::kBF16 && opts.dtype != DType::kF32) {
+  if (!ElementwiseDTypes::contains(opts.dtype)) {
     return unimplemented("the CUDA backend computes in bfloat16 or float32, not " +
                          std::string(dtype_name(opts.dtype)));
   }
-  if (opts.dtype == DType::kF32 && path != AttentionPath::kGeneric) {
+  if (!attention_path_supports(path, opts.dtype)) {
     return unimplemented(
         "float32 compute needs the generic attention path (head_dim <= 32); "
         "head_dim " +
@@ -119,12 +120,13 @@ Result<std::unique_ptr<CudaModelRunner>> CudaModelRunner::create(const ModelConf
   impl->stream = dev->stream();
   impl->dev = std::move(dev);
   // The GEMV kernels are bf16: the float32 mode runs every linear layer on cuBLASLt.
-  impl->opts.gemv_max_m = opts.dtype == DType::kF32 ? 0 : std::clamp(opts.gemv_max_m, 0, kGemvMaxM);
+  impl->opts.gemv_max_m =
+      GemvDTypes::contains(opts.dtype) ? std::clamp(opts.gemv_max_m, 0, kGemvMaxM) : 0;
   impl->attn_path = path;
   {
     const char* env = std::getenv("KITE_FLASHINFER");
     impl->use_flashinfer = path == AttentionPath::kTensorCore && opts.dtype != DType::kF32 &&
-                           flashinfer_prefill_available() &&
+                           flashinfer_prefill_available(*impl->dev) &&
                            flashinfer_prefill_supports(static_cast<int>(cfg.head_dim)) &&
                            !(env != nullptr && std::string(env) == "0");
   }
@@ -151,10 +153,11 @@ Result<std::unique_ptr<CudaModelRunner>> CudaModelRunner::create(const ModelConf
   FusionOptions all;
   all.residual_epilogue = all.norm_prologue = all.rope_epilogue = all.silu_epilogue = true;
   impl->fused_ops = fuse_ops(impl->graph, all);
-  // Decode-sized steps take the fused list when every linear fits the GEMV (k % 8 == 0).
-  impl->fused_ok = opts.dtype != DType::kF32;
+  // Decode-sized steps take the fused list when every linear fits the GEMV (its dtype, k a
+  // multiple of kGemvKAlign).
+  impl->fused_ok = GemvDTypes::contains(opts.dtype);
   for (const Op& op : impl->fused_ops) {
-    if (op.kind == OpKind::kLinear && impl->graph.weight(op.weight).cols % 8 != 0) {
+    if (op.kind == OpKind::kLinear && impl->graph.weight(op.weight).cols % kGemvKAlign != 0) {
       impl->fused_ok = false;
     }
   }
@@ -316,7 +319,7 @@ Status CudaModelRunner::sample(const TensorView& logits, const SamplingBatch& pa
         logits.to_string());
   }
   if (m.sampler == nullptr) return failed_precondition("sample before allocate_kv_cache");
-  return m.sampler->sample(logits.as<float>(), static_cast<int>(logits.dim(0)), params, out,
+  return m.sampler->sample(logits.as<float>(), static_cast<int>(logits.dim(0)), params, out, *m.dev,
                            m.stream);
 }
 

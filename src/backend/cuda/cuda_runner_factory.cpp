@@ -17,6 +17,11 @@ Result<std::unique_ptr<ModelRunner>> create_cuda_model_runner(
   // bfloat16, or float32 for F32 checkpoints on the generic attention path (auto) or when asked.
   KITE_ASSIGN_OR_RETURN(DType dtype,
                         cuda::choose_compute_dtype(weights->config(), lookup, config.dtype));
+  if (config.quantization == "fp8" && !weights->config().quantization.enabled()) {
+    return unimplemented(
+        "--quantization fp8 is not implemented on the CUDA backend yet (the CPU backend runs "
+        "it); serve the BF16 checkpoint without it");
+  }
   const std::string kv = config.kv_cache_dtype;
   if (kv != "auto" && !(kv == "bfloat16" && dtype == DType::kBF16) &&
       !(kv == "float32" && dtype == DType::kF32)) {

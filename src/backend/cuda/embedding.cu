@@ -1,4 +1,5 @@
 #include "backend/cuda/common.cuh"
+#include "backend/cuda/dispatch.cuh"
 #include "backend/cuda/embedding.h"
 
 namespace kite::cuda {
@@ -31,20 +32,16 @@ __global__ void embedding_kernel(EmbeddingParams p) {
 
 }  // namespace
 
-void embedding(const EmbeddingParams& p, cudaStream_t stream) {
+void embedding(const EmbeddingParams& p, const DeviceContext& dev, cudaStream_t stream) {
   if (p.num_tokens == 0) return;
   const dim3 grid(p.num_tokens), block(128);
-  if (p.f32) {
-    if (p.hidden % 4 == 0) {
-      launch(embedding_kernel<float, true>, grid, block, 0, stream, p);
+  KITE_DISPATCH_DTYPE("embedding", p.dtype, ElementwiseDTypes, T, {
+    if (p.hidden % static_cast<int>(16 / sizeof(T)) == 0) {
+      launch(embedding_kernel<T, true>, grid, block, 0, dev, stream, p);
     } else {
-      launch(embedding_kernel<float, false>, grid, block, 0, stream, p);
+      launch(embedding_kernel<T, false>, grid, block, 0, dev, stream, p);
     }
-  } else if (p.hidden % 8 == 0) {
-    launch(embedding_kernel<__nv_bfloat16, true>, grid, block, 0, stream, p);
-  } else {
-    launch(embedding_kernel<__nv_bfloat16, false>, grid, block, 0, stream, p);
-  }
+  });
 }
 
 }  // namespace kite::cuda

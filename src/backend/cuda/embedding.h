@@ -1,22 +1,27 @@
-// Embedding lookup: out[t] = table[token_ids[t]] (BF16 rows, or F32 rows with `f32`).
+// Embedding lookup: out[t] = table[token_ids[t]], rows of `dtype` (bf16, or f32 in the float32
+// compute mode).
 #pragma once
 
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
 
+#include "core/dtype.h"
+
 namespace kite::cuda {
+
+class DeviceContext;
 
 struct EmbeddingParams {
   const int32_t* token_ids = nullptr;  // [num_tokens]; ids outside [0, vocab) give zero rows
-  const void* table = nullptr;         // [vocab, hidden] bf16 (f32 when `f32`)
-  void* out = nullptr;                 // [num_tokens, hidden], the table's type
+  const void* table = nullptr;         // [vocab, hidden] of dtype
+  void* out = nullptr;                 // [num_tokens, hidden] of dtype
   int num_tokens = 0;
   int hidden = 0;
   int vocab = 0;
-  bool f32 = false;
+  DType dtype = DType::kBF16;  // ElementwiseDTypes (kernel_support.h)
 };
 
-void embedding(const EmbeddingParams& p, cudaStream_t stream);
+void embedding(const EmbeddingParams& p, const DeviceContext& dev, cudaStream_t stream);
 
 }  // namespace kite::cuda

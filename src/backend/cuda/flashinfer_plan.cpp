@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "backend/cuda/flashinfer_prefill.h"
+#include "backend/cuda/kernel_support.h"
 #include "core/check.h"
 
 namespace kite::cuda {
@@ -17,7 +18,7 @@ int cta_tile_q(int head_dim) { return head_dim == 64 ? 192 : 128; }
 
 }  // namespace
 
-bool flashinfer_prefill_supports(int head_dim) { return head_dim == 64 || head_dim == 128; }
+bool flashinfer_prefill_supports(int head_dim) { return FlashInferHeadDims::contains(head_dim); }
 
 size_t flashinfer_plan_capacity(int max_tokens, int max_seqs, int num_q_heads, int head_dim,
                                 int num_sms) {

@@ -2,8 +2,9 @@
 // FlashInfer's headers only when KITE_HAVE_FLASHINFER is defined (CMake option
 // KITE_FLASHINFER_INCLUDE); otherwise the path reports itself unavailable.
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/device_context.h"
 #include "backend/cuda/flashinfer_prefill.h"
-#include "backend/cuda/launch.h"
+#include "backend/cuda/kernel_support.h"
 #include "core/check.h"
 
 #ifdef KITE_HAVE_FLASHINFER
@@ -14,20 +15,20 @@
 namespace kite::cuda {
 namespace {
 
-using DType = cutlass::bfloat16_t;
+using FiDType = cutlass::bfloat16_t;
 
 // The parameter block FlashInfer's sm90 paged prefill reads (the fields its
 // BatchPrefillWithPagedKVCacheDispatched template accesses; shapes as in our layout).
 struct FiPagedParams {
-  using DTypeQ = DType;
-  using DTypeKV = DType;
-  using DTypeO = DType;
+  using DTypeQ = FiDType;
+  using DTypeKV = FiDType;
+  using DTypeO = FiDType;
   using IdType = int32_t;
-  DTypeQ* q_ptr;      // token t, q head h at q_ptr + t * q_stride_n + h * q_stride_h
-  DTypeKV* k_ptr;     // [num_blocks, num_kv_heads, block_size, head_dim] (HND pages)
+  DTypeQ* q_ptr;   // token t, q head h at q_ptr + t * q_stride_n + h * q_stride_h
+  DTypeKV* k_ptr;  // [num_blocks, num_kv_heads, block_size, head_dim] (HND pages)
   DTypeKV* v_ptr;
-  DTypeO* o_ptr;      // [num_tokens, num_q_heads, head_dim]
-  float* lse_ptr;     // unused (nullptr)
+  DTypeO* o_ptr;            // [num_tokens, num_q_heads, head_dim]
+  float* lse_ptr;           // unused (nullptr)
   IdType* qo_tile_indices;  // [num_works] and the following: the plan's arrays
   IdType* qo_indptr;
   IdType* kv_indptr;
@@ -63,23 +64,16 @@ struct FiPagedParams {
 
 namespace kite::cuda {
 
-bool flashinfer_prefill_available() {
-  static const bool ok = [] {
-    int dev = 0, major = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess) return false;
-    if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) {
-      return false;
-    }
-    return major == 9;  // the kernels are built for sm_90a only
-  }();
-  return ok;
+bool flashinfer_prefill_available(const DeviceContext& dev) {
+  return dev.cc_major() == kFlashInferCcMajor;  // the kernels are built for sm_90a only
 }
 
 void flashinfer_prefill(const AttentionParams& p, const int32_t* work_device, int num_ctas,
-                        int num_works, cudaStream_t stream) {
-  KITE_CHECK(!p.f32 && flashinfer_prefill_supports(p.head_dim)) << "flashinfer prefill: hd "
-                                                                 << p.head_dim;
-  KITE_CHECK(num_ctas == num_sms()) << "flashinfer plan was made for " << num_ctas << " CTAs";
+                        int num_works, const DeviceContext& dev, cudaStream_t stream) {
+  KITE_CHECK(p.dtype == DType::kBF16 && flashinfer_prefill_supports(p.head_dim))
+      << "flashinfer_prefill: dtype " << dtype_name(p.dtype) << " head_dim " << p.head_dim
+      << " is not supported (bf16, head_dim " << FlashInferHeadDims::to_string() << ")";
+  KITE_CHECK(num_ctas == dev.num_sms()) << "flashinfer plan was made for " << num_ctas << " CTAs";
   if (num_works == 0) return;
   FiPagedParams f{};
   auto* w = const_cast<int32_t*>(work_device);
@@ -92,10 +86,10 @@ void flashinfer_prefill(const AttentionParams& p, const int32_t* work_device, in
   f.kv_lens = f.qo_lens + n;
   f.head_indices = f.kv_lens + n;
   f.batch_indices = f.head_indices + n;
-  f.q_ptr = static_cast<DType*>(const_cast<void*>(p.q));
-  f.k_ptr = static_cast<DType*>(const_cast<void*>(p.k_cache));
-  f.v_ptr = static_cast<DType*>(const_cast<void*>(p.v_cache));
-  f.o_ptr = static_cast<DType*>(p.out);
+  f.q_ptr = static_cast<FiDType*>(const_cast<void*>(p.q));
+  f.k_ptr = static_cast<FiDType*>(const_cast<void*>(p.k_cache));
+  f.v_ptr = static_cast<FiDType*>(const_cast<void*>(p.v_cache));
+  f.o_ptr = static_cast<FiDType*>(p.out);
   f.lse_ptr = nullptr;
   f.kv_indices = const_cast<int32_t*>(p.block_table);
   f.additional_params.maybe_scale_v = nullptr;
@@ -127,8 +121,9 @@ void flashinfer_prefill(const AttentionParams& p, const int32_t* work_device, in
                                                                Variant>(f, false, stream);
       break;
     case 129:
-      err = flashinfer::BatchPrefillWithPagedKVCacheDispatched<64, 64, kCausal, true, false,
-                                                               Variant>(f, false, stream);
+      err =
+          flashinfer::BatchPrefillWithPagedKVCacheDispatched<64, 64, kCausal, true, false, Variant>(
+              f, false, stream);
       break;
     case 256:
       err = flashinfer::BatchPrefillWithPagedKVCacheDispatched<128, 128, kCausal, false, false,
@@ -150,9 +145,10 @@ void flashinfer_prefill(const AttentionParams& p, const int32_t* work_device, in
 
 namespace kite::cuda {
 
-bool flashinfer_prefill_available() { return false; }
+bool flashinfer_prefill_available(const DeviceContext&) { return false; }
 
-void flashinfer_prefill(const AttentionParams&, const int32_t*, int, int, cudaStream_t) {
+void flashinfer_prefill(const AttentionParams&, const int32_t*, int, int, const DeviceContext&,
+                        cudaStream_t) {
   KITE_CHECK(false) << "flashinfer prefill: this build has no FlashInfer (KITE_FLASHINFER_INCLUDE)";
 }
 

@@ -20,10 +20,13 @@
 
 namespace kite::cuda {
 
-// True when this build has the FlashInfer prefill kernels (and the device is sm_90).
-bool flashinfer_prefill_available();
+class DeviceContext;
 
-// Head dims the FlashInfer path is instantiated for (64 and 128).
+// True when this build has the FlashInfer prefill kernels and `dev` can run them (compute
+// capability 9.x).
+bool flashinfer_prefill_available(const DeviceContext& dev);
+
+// Head dims the FlashInfer path is instantiated for (FlashInferHeadDims, kernel_support.h).
 bool flashinfer_prefill_supports(int head_dim);
 
 // Host plan of one step: the persistent CTAs' work lists, laid out as one int32 array that the
@@ -51,8 +54,9 @@ FlashInferPlan plan_flashinfer_prefill(const int32_t* query_start_loc, const int
 
 // Runs the kernel for a plan whose `work` array is at `work_device`. p: as for
 // attention_prefill (q, q_stride, out, caches, block_table, sizes, scale, sliding_window).
-// REQUIRES: flashinfer_prefill_available(), flashinfer_prefill_supports(p.head_dim), !p.f32.
+// REQUIRES: flashinfer_prefill_available(dev), flashinfer_prefill_supports(p.head_dim), p.dtype
+// bf16, num_ctas == dev.num_sms() (the plan's).
 void flashinfer_prefill(const AttentionParams& p, const int32_t* work_device, int num_ctas,
-                        int num_works, cudaStream_t stream);
+                        int num_works, const DeviceContext& dev, cudaStream_t stream);
 
 }  // namespace kite::cuda

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/kernel_support.h"
 
 namespace kite::cuda {
 
@@ -36,8 +37,14 @@ Result<std::unique_ptr<GemmRunner>> GemmRunner::create() {
   return r;
 }
 
+namespace {
+
+cudaDataType_t cuda_type(DType d) { return d == DType::kF32 ? CUDA_R_32F : CUDA_R_16BF; }
+
+}  // namespace
+
 Result<GemmRunner::Plan*> GemmRunner::plan_for(const GemmArgs& g) {
-  const Key key{g.m, g.n, g.k, g.ldx, g.ldw, g.ldy, g.out_f32, g.bias != nullptr, g.f32};
+  const Key key{g.m, g.n, g.k, g.ldx, g.ldw, g.ldy, g.dtype, g.out_dtype, g.bias != nullptr};
   auto it = plans_.find(key);
   if (it != plans_.end()) return it->second.get();
 
@@ -61,15 +68,15 @@ Result<GemmRunner::Plan*> GemmRunner::plan_for(const GemmArgs& g) {
         cublas_status(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_EPILOGUE,
                                                      &epi, sizeof(epi)),
                       what));
-    const cudaDataType_t bias_type = g.f32 ? CUDA_R_32F : CUDA_R_16BF;
+    const cudaDataType_t bias_type = cuda_type(g.dtype);
     KITE_RETURN_IF_ERROR(cublas_status(
         cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type,
                                        sizeof(bias_type)),
         what));
     plan->has_bias = true;
   }
-  const cudaDataType_t in_type = g.f32 ? CUDA_R_32F : CUDA_R_16BF;
-  const cudaDataType_t out_type = g.out_f32 || g.f32 ? CUDA_R_32F : CUDA_R_16BF;
+  const cudaDataType_t in_type = cuda_type(g.dtype);
+  const cudaDataType_t out_type = cuda_type(g.out_dtype);
   KITE_RETURN_IF_ERROR(
       cublas_status(cublasLtMatrixLayoutCreate(&plan->a, in_type, g.k, g.n, g.ldw), what));
   KITE_RETURN_IF_ERROR(
@@ -98,6 +105,10 @@ Result<GemmRunner::Plan*> GemmRunner::plan_for(const GemmArgs& g) {
 }
 
 Status GemmRunner::gemm(const GemmArgs& g, cudaStream_t stream) {
+  if (!gemm_supports(g.dtype, g.out_dtype)) {
+    return unimplemented("cuBLASLt GEMM: " + std::string(dtype_name(g.dtype)) + " -> " +
+                         std::string(dtype_name(g.out_dtype)) + " is not supported");
+  }
   if (g.m == 0) return ok_status();
   KITE_ASSIGN_OR_RETURN(Plan * plan, plan_for(g));
   if (plan->has_bias) {

@@ -1,7 +1,8 @@
-// Dense GEMMs through cuBLASLt: Y[m, n] = X[m, k] W[n, k]^T (+ bias[n]), BF16 inputs, FP32
-// accumulation, BF16 or F32 output; all row-major with leading dimensions in elements. With `f32`
-// every operand is F32 and the arithmetic is pure FP32 (CUBLAS_COMPUTE_32F: no TF32, no BF16
-// down-conversion), the float32 compute mode.
+// Dense GEMMs through cuBLASLt: Y[m, n] = X[m, k] W[n, k]^T (+ bias[n]), FP32 accumulation; all
+// row-major with leading dimensions in elements. dtype bf16: BF16 inputs, BF16 or F32 output.
+// dtype f32 (the float32 compute mode): every operand F32 and pure FP32 arithmetic
+// (CUBLAS_COMPUTE_32F: no TF32, no BF16 down-conversion). The pairs: gemm_supports
+// (kernel_support.h).
 //
 // A GemmRunner owns the cuBLASLt handle and one workspace. The heuristic's algorithm, the
 // descriptors and the layouts are created once per distinct shape and cached, so the step path
@@ -16,19 +17,20 @@
 #include <tuple>
 
 #include "backend/cuda/device_buffer.h"
+#include "core/dtype.h"
 #include "kite/status.h"
 
 namespace kite::cuda {
 
 struct GemmArgs {
-  const void* x = nullptr;     // [m, k] bf16, leading dimension ldx
-  const void* w = nullptr;     // [n, k] bf16, leading dimension ldw
-  const void* bias = nullptr;  // nullptr or [n] bf16 (bf16 output only)
-  void* y = nullptr;           // [m, n], leading dimension ldy
+  const void* x = nullptr;     // [m, k] of dtype, leading dimension ldx
+  const void* w = nullptr;     // [n, k] of dtype, leading dimension ldw
+  const void* bias = nullptr;  // nullptr or [n] of dtype (output dtype == dtype only)
+  void* y = nullptr;           // [m, n] of out_dtype, leading dimension ldy
   int m = 0, n = 0, k = 0;
   int64_t ldx = 0, ldw = 0, ldy = 0;
-  bool out_f32 = false;
-  bool f32 = false;  // x, w, bias and y are F32 (implies out_f32)
+  DType dtype = DType::kBF16;      // x, w, bias
+  DType out_dtype = DType::kBF16;  // y
 };
 
 class GemmRunner {
@@ -40,7 +42,8 @@ class GemmRunner {
   static constexpr size_t kWorkspaceBytes = 32u << 20;
   static Result<std::unique_ptr<GemmRunner>> create();
 
-  // kUnimplemented when cuBLASLt has no algorithm for the shape; kInternal on a failed launch.
+  // kUnimplemented for a dtype pair outside gemm_supports or when cuBLASLt has no algorithm for
+  // the shape; kInternal on a failed launch.
   Status gemm(const GemmArgs& a, cudaStream_t stream);
 
   // Number of shapes planned so far (tests check the cache).
@@ -48,7 +51,7 @@ class GemmRunner {
 
  private:
   struct Plan;
-  using Key = std::tuple<int, int, int, int64_t, int64_t, int64_t, bool, bool, bool>;
+  using Key = std::tuple<int, int, int, int64_t, int64_t, int64_t, DType, DType, bool>;
   GemmRunner() = default;
   Result<Plan*> plan_for(const GemmArgs& a);
 

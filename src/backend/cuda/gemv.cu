@@ -2,8 +2,8 @@
 
 #include "backend/cuda/activation_math.cuh"
 #include "backend/cuda/common.cuh"
+#include "backend/cuda/dispatch.cuh"
 #include "backend/cuda/gemv.h"
-#include "backend/cuda/launch.h"
 #include "core/check.h"
 
 namespace kite::cuda {
@@ -261,91 +261,60 @@ __global__ void __launch_bounds__(kThreads, M == 1 ? 3 : (M <= 4 ? 2 : 1))
 }
 
 template <int M, typename OutT, GemvEpilogue kEpi>
-void launch_kernel(const GemvParams& p, cudaStream_t stream) {
-  static const int ctas_per_sm = [] {
-    int n = 0;
-    KITE_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, gemv_kernel<M, OutT, kEpi>,
-                                                             kThreads, 0) == cudaSuccess);
-    return std::max(n, 1);
-  }();
+void launch_kernel(const GemvParams& p, const DeviceContext& dev, cudaStream_t stream) {
+  auto* kernel = gemv_kernel<M, OutT, kEpi>;
+  // Persistent: as many CTAs as fit on the device at once (occupancy computed once per context).
+  const int ctas_per_sm = dev.ctas_per_sm(reinterpret_cast<const void*>(kernel), kThreads, 0);
   const int groups = num_row_groups<kEpi>(p);
-  const int grid = std::min(groups, num_sms() * ctas_per_sm);
-  launch(gemv_kernel<M, OutT, kEpi>, dim3(grid), dim3(kThreads), 0, stream, p, groups);
+  const int grid = std::min(groups, dev.num_sms() * ctas_per_sm);
+  launch(kernel, dim3(grid), dim3(kThreads), 0, dev, stream, p, groups);
 }
 
-template <int M>
-void launch_m(const GemvParams& p, cudaStream_t stream) {
-  switch (p.epilogue) {
-    case GemvEpilogue::kSiluMul:
-      launch_kernel<M, __nv_bfloat16, GemvEpilogue::kSiluMul>(p, stream);
-      break;
-    case GemvEpilogue::kRopeKv:
-      launch_kernel<M, __nv_bfloat16, GemvEpilogue::kRopeKv>(p, stream);
-      break;
-    case GemvEpilogue::kNone:
-      if (p.out_f32) {
-        launch_kernel<M, float, GemvEpilogue::kNone>(p, stream);
-      } else {
-        launch_kernel<M, __nv_bfloat16, GemvEpilogue::kNone>(p, stream);
-      }
-      break;
-  }
-}
+using GemvEpilogues = ValueSet<GemvEpilogue::kNone, GemvEpilogue::kSiluMul, GemvEpilogue::kRopeKv>;
 
 }  // namespace
 
 bool gemv_supported(const GemvParams& p) {
-  if (p.m < 1 || p.m > kGemvMaxM || p.k % 8 != 0 || p.k <= 0 || p.n <= 0) return false;
-  if (p.x_stride % 8 != 0) return false;
+  if (!GemvDTypes::contains(p.dtype)) return false;
+  if (p.m < 1 || p.m > kGemvMaxM || p.k % kGemvKAlign != 0 || p.k <= 0 || p.n <= 0) return false;
+  if (p.x_stride % kGemvKAlign != 0) return false;
   if (reinterpret_cast<uintptr_t>(p.x) % 16 != 0 || reinterpret_cast<uintptr_t>(p.w) % 16 != 0 ||
       reinterpret_cast<uintptr_t>(p.norm_weight) % 16 != 0) {
     return false;
   }
   switch (p.epilogue) {
     case GemvEpilogue::kSiluMul:
-      return p.n % 2 == 0 && !p.out_f32 && p.bias == nullptr && p.residual == nullptr;
+      return p.n % 2 == 0 && p.out_dtype == DType::kBF16 && p.bias == nullptr &&
+             p.residual == nullptr;
     case GemvEpilogue::kRopeKv: {
       const GemvRope& r = p.rope;
-      return !p.out_f32 && p.residual == nullptr && r.head_dim > 0 && r.head_dim % 2 == 0 &&
-             p.n == (r.num_q_heads + 2 * r.num_kv_heads) * r.head_dim && r.positions != nullptr &&
-             r.slot_mapping != nullptr && r.inv_freq != nullptr && r.block_size > 0;
+      return p.out_dtype == DType::kBF16 && p.residual == nullptr && r.head_dim > 0 &&
+             r.head_dim % 2 == 0 && p.n == (r.num_q_heads + 2 * r.num_kv_heads) * r.head_dim &&
+             r.positions != nullptr && r.slot_mapping != nullptr && r.inv_freq != nullptr &&
+             r.block_size > 0;
     }
     case GemvEpilogue::kNone:
-      return !(p.out_f32 && p.residual != nullptr);
+      return GemvOutDTypes::contains(p.out_dtype) &&
+             !(p.out_dtype == DType::kF32 && p.residual != nullptr);
   }
   return false;
 }
 
-void gemv(const GemvParams& p, cudaStream_t stream) {
-  KITE_CHECK(gemv_supported(p)) << "gemv: unsupported m=" << p.m << " n=" << p.n << " k=" << p.k;
-  switch (p.m) {
-    case 1:
-      launch_m<1>(p, stream);
-      break;
-    case 2:
-      launch_m<2>(p, stream);
-      break;
-    case 3:
-      launch_m<3>(p, stream);
-      break;
-    case 4:
-      launch_m<4>(p, stream);
-      break;
-    case 5:
-      launch_m<5>(p, stream);
-      break;
-    case 6:
-      launch_m<6>(p, stream);
-      break;
-    case 7:
-      launch_m<7>(p, stream);
-      break;
-    case 8:
-      launch_m<8>(p, stream);
-      break;
-    default:
-      KITE_CHECK(false) << "gemv: m=" << p.m;
-  }
+void gemv(const GemvParams& p, const DeviceContext& dev, cudaStream_t stream) {
+  KITE_CHECK(gemv_supported(p)) << "gemv: unsupported m=" << p.m << " n=" << p.n << " k=" << p.k
+                                << " dtype " << dtype_name(p.dtype) << " -> "
+                                << dtype_name(p.out_dtype) << " epilogue "
+                                << static_cast<int>(p.epilogue);
+  KITE_DISPATCH_VALUE("gemv", "m", p.m, GemvRows, kM, {
+    KITE_DISPATCH_VALUE("gemv", "epilogue", p.epilogue, GemvEpilogues, kEpi, {
+      if constexpr (kEpi == GemvEpilogue::kNone) {
+        KITE_DISPATCH_DTYPE("gemv", p.out_dtype, GemvOutDTypes, OutT,
+                            { launch_kernel<kM, OutT, kEpi>(p, dev, stream); });
+      } else {
+        launch_kernel<kM, __nv_bfloat16, kEpi>(p, dev, stream);
+      }
+    });
+  });
 }
 
 }  // namespace kite::cuda

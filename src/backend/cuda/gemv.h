@@ -1,5 +1,7 @@
 // Skinny GEMM for the decode path (M <= kGemvMaxM rows): y = x W^T with W [N, K] row-major bf16,
 // streaming W once at close to the memory bandwidth, with the decode step's neighbours fused in.
+// What it is instantiated for (bf16 inputs, bf16/f32 outputs, m, k alignment) is in the shapes
+// table, kernel_support.h.
 //
 // Each CTA of 256 threads computes kGemvRows = 4 weight rows: the K dimension is spread over all
 // threads (16-byte vectors), partial sums are reduced through shared memory.
@@ -7,7 +9,7 @@
 // Prologue (norm_weight != nullptr): x rows are RMS-normalized on the fly, as rms_norm() would:
 //   x'[m] = bf16(norm_weight * bf16(x[m] * rsqrt(mean(x[m]^2) + norm_eps)))
 // Epilogues (acc = fp32 dot product; bf16 outputs):
-//   kNone:    y = bf16(acc + bias)                          (f32 output: y = acc + bias)
+//   kNone:    y = bf16(acc + bias)                       (out_dtype f32: y = acc + bias)
 //             with residual: y = bf16(residual + bf16(acc)) (residual may alias y)
 //   kSiluMul: W = [gate; up], N = 2 I: y[m, i] = bf16(bf16(silu(bf16(g))) * bf16(u)), I columns
 //   kRopeKv:  W = fused [q; k; v] of `rope` heads: each CTA takes two rotate-half pairs (rows
@@ -20,9 +22,12 @@
 
 #include <cstdint>
 
+#include "backend/cuda/kernel_support.h"
+#include "core/dtype.h"
+
 namespace kite::cuda {
 
-constexpr int kGemvMaxM = 8;
+class DeviceContext;
 
 enum class GemvEpilogue { kNone, kSiluMul, kRopeKv };
 
@@ -47,18 +52,19 @@ struct GemvParams {
   int64_t x_stride = 0;  // elements
   int64_t y_stride = 0;  // elements
   GemvEpilogue epilogue = GemvEpilogue::kNone;
-  bool out_f32 = false;               // kNone only
+  DType dtype = DType::kBF16;         // x, w, bias, norm_weight, residual (GemvDTypes)
+  DType out_dtype = DType::kBF16;     // y: GemvOutDTypes for kNone, bf16 for the others
   const void* norm_weight = nullptr;  // [k] bf16: RMS-normalize x first
   float norm_eps = 1e-6f;
   const void* residual = nullptr;  // kNone, bf16 output: [m, n] with row stride y_stride
   GemvRope rope;                   // kRopeKv
 };
 
-// Whether gemv() handles these arguments (m in [1, kGemvMaxM], k % 8 == 0, 16-byte aligned x/w
-// rows, the epilogue's constraints).
+// Whether gemv() handles these arguments (the dtypes, m in [1, kGemvMaxM], k % kGemvKAlign == 0,
+// 16-byte aligned x/w rows, the epilogue's constraints).
 bool gemv_supported(const GemvParams& p);
 
 // REQUIRES: gemv_supported(p).
-void gemv(const GemvParams& p, cudaStream_t stream);
+void gemv(const GemvParams& p, const DeviceContext& dev, cudaStream_t stream);
 
 }  // namespace kite::cuda

@@ -22,9 +22,10 @@ Status CudaModelRunner::Impl::linear(const void* x, int64_t ldx, const DeviceWei
     g.k = k;
     g.x_stride = ldx;
     g.y_stride = ldy;
-    g.out_f32 = out_f32;
+    g.dtype = opts.dtype;
+    g.out_dtype = out_f32 ? DType::kF32 : opts.dtype;
     if (gemv_supported(g)) {
-      gemv(g, stream);
+      gemv(g, *dev, stream);
       return ok_status();
     }
   }
@@ -39,8 +40,8 @@ Status CudaModelRunner::Impl::linear(const void* x, int64_t ldx, const DeviceWei
   a.m = m;
   a.n = n;
   a.k = k;
-  a.out_f32 = out_f32;
-  a.f32 = f32();
+  a.dtype = opts.dtype;
+  a.out_dtype = out_f32 ? DType::kF32 : opts.dtype;
   return dev->gemm().gemm(a, stream);
 }
 
@@ -59,6 +60,7 @@ void CudaModelRunner::Impl::fused_linear(const Op& op, const StepLayout& L, int 
   g.m = m;
   g.n = static_cast<int>(wt.rows);
   g.k = static_cast<int>(wt.cols);
+  g.dtype = opts.dtype;
   if (op.prologue_norm != kNoWeight) {
     g.norm_weight = w[op.prologue_norm].data;
     g.norm_eps = op.eps;
@@ -87,7 +89,7 @@ void CudaModelRunner::Impl::fused_linear(const Op& op, const StepLayout& L, int 
   }
   KITE_CHECK(gemv_supported(g)) << "fused linear " << graph.weight(op.weight).name
                                 << " does not fit the GEMV (m " << m << ")";
-  gemv(g, stream);
+  gemv(g, *dev, stream);
 }
 
 }  // namespace kite::cuda

@@ -1,4 +1,5 @@
 #include "backend/cuda/common.cuh"
+#include "backend/cuda/dispatch.cuh"
 #include "backend/cuda/norm.h"
 
 namespace kite::cuda {
@@ -7,21 +8,32 @@ namespace {
 
 constexpr int kThreads = 256;
 
+// x + delta as the dtype's arithmetic forms the residual: rounded to bf16, or exact in f32.
+template <typename T>
+__device__ __forceinline__ float residual_add(float x, T d) {
+  if constexpr (kIsF32<T>) {
+    return x + d;
+  } else {
+    return round_bf16(x + __bfloat162float(d));
+  }
+}
+
 // One block per output row. Pass 1 forms x (and writes it back to the residual when asked) and
-// its sum of squares; pass 2 re-reads x (from L1/L2) and normalizes.
-template <bool kVec>
+// its sum of squares; pass 2 re-reads x (from L1/L2) and normalizes. kVec (bf16 rows whose length
+// is a multiple of 8): 16-byte vectors. The f32 instantiation is scalar.
+template <typename T, bool kVec>
 __global__ void __launch_bounds__(kThreads) rms_norm_kernel(RmsNormParams p) {
+  static_assert(!(kVec && kIsF32<T>), "the f32 RMSNorm is scalar");
   __shared__ float scratch[32];
   pdl_launch_dependents();
   pdl_wait();
   const int row = blockIdx.x;
   const int64_t src = p.row_indices != nullptr ? p.row_indices[row] : row;
   const bool write_back = p.delta != nullptr && p.row_indices == nullptr;
-  __nv_bfloat16* res = static_cast<__nv_bfloat16*>(p.residual) + src * p.hidden;
-  const __nv_bfloat16* del =
-      p.delta != nullptr ? static_cast<const __nv_bfloat16*>(p.delta) + src * p.hidden : nullptr;
-  __nv_bfloat16* out = static_cast<__nv_bfloat16*>(p.out) + static_cast<int64_t>(row) * p.hidden;
-  const __nv_bfloat16* w = static_cast<const __nv_bfloat16*>(p.weight);
+  T* res = static_cast<T*>(p.residual) + src * p.hidden;
+  const T* del = p.delta != nullptr ? static_cast<const T*>(p.delta) + src * p.hidden : nullptr;
+  T* out = static_cast<T*>(p.out) + static_cast<int64_t>(row) * p.hidden;
+  const T* w = static_cast<const T*>(p.weight);
 
   float ss = 0.f;
   if constexpr (kVec) {
@@ -42,16 +54,25 @@ __global__ void __launch_bounds__(kThreads) rms_norm_kernel(RmsNormParams p) {
     }
   } else {
     for (int i = threadIdx.x; i < p.hidden; i += kThreads) {
-      float x = __bfloat162float(res[i]);
+      float x = to_f(res[i]);
       if (del != nullptr) {
-        x = round_bf16(x + __bfloat162float(del[i]));
-        if (write_back) res[i] = __float2bfloat16_rn(x);
+        x = residual_add(x, del[i]);
+        if (write_back) res[i] = from_f<T>(x);
       }
-      ss += x * x;
+      if constexpr (kIsF32<T>) {
+        ss = fmaf(x, x, ss);
+      } else {
+        ss += x * x;
+      }
     }
   }
   ss = block_sum(ss, scratch);
-  const float r = rsqrtf(ss / static_cast<float>(p.hidden) + p.eps);
+  float r;
+  if constexpr (kIsF32<T>) {
+    r = 1.f / sqrtf(ss / static_cast<float>(p.hidden) + p.eps);
+  } else {
+    r = rsqrtf(ss / static_cast<float>(p.hidden) + p.eps);
+  }
   // Pass 2: when the residual was written back, each thread re-reads exactly the elements it
   // wrote, so no barrier is needed between the passes.
   if constexpr (kVec) {
@@ -72,55 +93,31 @@ __global__ void __launch_bounds__(kThreads) rms_norm_kernel(RmsNormParams p) {
     }
   } else {
     for (int i = threadIdx.x; i < p.hidden; i += kThreads) {
-      float x = __bfloat162float(res[i]);
-      if (del != nullptr && !write_back) x = round_bf16(x + __bfloat162float(del[i]));
-      out[i] = __float2bfloat16_rn(__bfloat162float(w[i]) * round_bf16(x * r));
+      float x = to_f(res[i]);
+      if (del != nullptr && !write_back) x = residual_add(x, del[i]);
+      if constexpr (kIsF32<T>) {
+        out[i] = x * r * w[i];
+      } else {
+        out[i] = __float2bfloat16_rn(__bfloat162float(w[i]) * round_bf16(x * r));
+      }
     }
-  }
-}
-
-// F32 rows, no rounding (the float32 compute mode). Same two passes.
-__global__ void __launch_bounds__(kThreads) rms_norm_f32_kernel(RmsNormParams p) {
-  __shared__ float scratch[32];
-  pdl_launch_dependents();
-  pdl_wait();
-  const int row = blockIdx.x;
-  const int64_t src = p.row_indices != nullptr ? p.row_indices[row] : row;
-  const bool write_back = p.delta != nullptr && p.row_indices == nullptr;
-  float* res = static_cast<float*>(p.residual) + src * p.hidden;
-  const float* del =
-      p.delta != nullptr ? static_cast<const float*>(p.delta) + src * p.hidden : nullptr;
-  float* out = static_cast<float*>(p.out) + static_cast<int64_t>(row) * p.hidden;
-  const float* w = static_cast<const float*>(p.weight);
-  float ss = 0.f;
-  for (int i = threadIdx.x; i < p.hidden; i += kThreads) {
-    float x = res[i];
-    if (del != nullptr) {
-      x += del[i];
-      if (write_back) res[i] = x;
-    }
-    ss = fmaf(x, x, ss);
-  }
-  ss = block_sum(ss, scratch);
-  const float r = 1.f / sqrtf(ss / static_cast<float>(p.hidden) + p.eps);
-  for (int i = threadIdx.x; i < p.hidden; i += kThreads) {
-    float x = res[i];
-    if (del != nullptr && !write_back) x += del[i];
-    out[i] = x * r * w[i];
   }
 }
 
 }  // namespace
 
-void rms_norm(const RmsNormParams& p, cudaStream_t stream) {
+void rms_norm(const RmsNormParams& p, const DeviceContext& dev, cudaStream_t stream) {
   if (p.num_rows == 0) return;
-  if (p.f32) {
-    launch(rms_norm_f32_kernel, dim3(p.num_rows), dim3(kThreads), 0, stream, p);
-  } else if (p.hidden % 8 == 0) {
-    launch(rms_norm_kernel<true>, dim3(p.num_rows), dim3(kThreads), 0, stream, p);
-  } else {
-    launch(rms_norm_kernel<false>, dim3(p.num_rows), dim3(kThreads), 0, stream, p);
-  }
+  const dim3 grid(p.num_rows), block(kThreads);
+  KITE_DISPATCH_DTYPE("rms_norm", p.dtype, ElementwiseDTypes, T, {
+    if constexpr (kIsF32<T>) {
+      launch(rms_norm_kernel<T, false>, grid, block, 0, dev, stream, p);
+    } else if (p.hidden % 8 == 0) {
+      launch(rms_norm_kernel<T, true>, grid, block, 0, dev, stream, p);
+    } else {
+      launch(rms_norm_kernel<T, false>, grid, block, 0, dev, stream, p);
+    }
+  });
 }
 
 }  // namespace kite::cuda

@@ -35,7 +35,7 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
   ap.num_kv_heads = static_cast<int>(cfg.num_key_value_heads);
   ap.head_dim = static_cast<int>(cfg.head_dim);
   ap.block_size = block_size;
-  ap.f32 = f32();
+  ap.dtype = opts.dtype;
   ap.prefill_tile_seq = in + L.tile_seq;
   ap.prefill_tile_q_start = in + L.tile_q_start;
   ap.num_prefill_tiles = d.tiles;
@@ -57,7 +57,7 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
   rp.num_kv_heads = ap.num_kv_heads;
   rp.head_dim = ap.head_dim;
   rp.block_size = block_size;
-  rp.f32 = f32();
+  rp.dtype = opts.dtype;
 
   // One op over `rows` rows; logits-row ops see chunk rows r0 .. r0 + rows - 1.
   auto run = [&](const Op& op, int rows, int r0) -> Status {
@@ -70,8 +70,8 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
         ep.num_tokens = rows;
         ep.hidden = static_cast<int>(width(op.out));
         ep.vocab = static_cast<int>(cfg.vocab_size);
-        ep.f32 = f32();
-        embedding(ep, stream);
+        ep.dtype = opts.dtype;
+        embedding(ep, *dev, stream);
         return ok_status();
       }
       case OpKind::kRmsNorm: {
@@ -84,8 +84,8 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
         np.num_rows = rows;
         np.hidden = static_cast<int>(width(op.in));
         np.eps = op.eps;
-        np.f32 = f32();
-        rms_norm(np, stream);
+        np.dtype = opts.dtype;
+        rms_norm(np, *dev, stream);
         return ok_status();
       }
       case OpKind::kLinear: {
@@ -106,8 +106,9 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
           g.n = static_cast<int>(w[op.weight].rows);
           g.k = static_cast<int>(w[op.weight].cols);
           g.epilogue = GemvEpilogue::kSiluMul;
+          g.dtype = opts.dtype;
           if (!f32() && rows <= opts.gemv_max_m && gemv_supported(g)) {
-            gemv(g, stream);
+            gemv(g, *dev, stream);
             return ok_status();
           }
           KITE_CHECK_NE(op.scratch, kNoValue);
@@ -118,8 +119,8 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
           sp.out = val(op.out);
           sp.num_tokens = rows;
           sp.inter = static_cast<int>(width(op.out));
-          sp.f32 = f32();
-          silu_mul(sp, stream);
+          sp.dtype = opts.dtype;
+          silu_mul(sp, *dev, stream);
           return ok_status();
         }
         const bool to_logits = op.out == graph.logits;
@@ -138,7 +139,7 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
         r.eps = op.eps;
         r.k_cache = k_cache(op.layer);
         r.v_cache = v_cache(op.layer);
-        rope_kv_write(r, stream);
+        rope_kv_write(r, *dev, stream);
         return ok_status();
       }
       case OpKind::kAttention: {
@@ -152,9 +153,9 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
         a.v_cache = v_cache(op.layer);
         a.scale = op.scale;
         a.sliding_window = op.sliding_window;
-        attention(a, attn_path, stream);
+        attention(a, attn_path, *dev, stream);
         if (fi_works > 0) {
-          flashinfer_prefill(a, mem.fi_work.as<int32_t>(), fi_ctas, fi_works, stream);
+          flashinfer_prefill(a, mem.fi_work.as<int32_t>(), fi_ctas, fi_works, *dev, stream);
         }
         return ok_status();
       }
@@ -164,8 +165,8 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
         sp.out = val(op.out);
         sp.num_tokens = rows;
         sp.inter = static_cast<int>(width(op.out));
-        sp.f32 = f32();
-        silu_mul(sp, stream);
+        sp.dtype = opts.dtype;
+        silu_mul(sp, *dev, stream);
         return ok_status();
       }
     }

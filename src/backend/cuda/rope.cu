@@ -1,6 +1,8 @@
 #include <cmath>
+#include <type_traits>
 
 #include "backend/cuda/common.cuh"
+#include "backend/cuda/dispatch.cuh"
 #include "backend/cuda/rope.h"
 
 namespace kite::cuda {
@@ -9,15 +11,18 @@ namespace {
 
 constexpr int kWarps = 8;
 
-__device__ __forceinline__ __nv_bfloat16* cache_row(void* cache, int64_t slot, int kvh,
-                                                    const RopeKvWriteParams& p) {
+template <typename T>
+__device__ __forceinline__ T* cache_row(void* cache, int64_t slot, int kvh,
+                                        const RopeKvWriteParams& p) {
   const int64_t block = slot / p.block_size;
   const int64_t off = slot % p.block_size;
-  return static_cast<__nv_bfloat16*>(cache) +
+  return static_cast<T*>(cache) +
          ((block * p.num_kv_heads + kvh) * p.block_size + off) * p.head_dim;
 }
 
-// One block per token, one warp per head (q heads, k heads, v heads in turn).
+// One block per token, one warp per head (q heads, k heads, v heads in turn). The two dtypes
+// differ only in the marked arithmetic (see rope.h).
+template <typename T>
 __global__ void __launch_bounds__(kWarps * 32) rope_kv_write_kernel(RopeKvWriteParams p) {
   pdl_launch_dependents();
   pdl_wait();
@@ -26,104 +31,66 @@ __global__ void __launch_bounds__(kWarps * 32) rope_kv_write_kernel(RopeKvWriteP
   const int lane = threadIdx.x & 31;
   const int half = p.head_dim / 2;
   const int num_heads = p.num_q_heads + 2 * p.num_kv_heads;
-  const float pos = static_cast<float>(p.positions[t]);
+  // The position as each dtype's angle takes it: float (bf16, as transformers), double (f32).
+  using Pos = std::conditional_t<kIsF32<T>, double, float>;
+  const Pos pos = static_cast<Pos>(p.positions[t]);
   const int64_t slot = p.slot_mapping != nullptr ? p.slot_mapping[t] : -1;
   const bool write_cache = p.k_cache != nullptr && slot >= 0;
-  __nv_bfloat16* row = static_cast<__nv_bfloat16*>(p.qkv) + static_cast<int64_t>(t) * p.qkv_stride;
+  T* row = static_cast<T*>(p.qkv) + static_cast<int64_t>(t) * p.qkv_stride;
 
   for (int h = warp; h < num_heads; h += kWarps) {
-    __nv_bfloat16* x = row + static_cast<int64_t>(h) * p.head_dim;
+    T* x = row + static_cast<int64_t>(h) * p.head_dim;
     if (h >= p.num_q_heads + p.num_kv_heads) {  // v head: copy into the cache
       if (write_cache) {
-        __nv_bfloat16* dst = cache_row(p.v_cache, slot, h - p.num_q_heads - p.num_kv_heads, p);
+        T* dst = cache_row<T>(p.v_cache, slot, h - p.num_q_heads - p.num_kv_heads, p);
         for (int i = lane; i < p.head_dim; i += 32) dst[i] = x[i];
       }
       continue;
     }
     const bool is_k = h >= p.num_q_heads;
-    const __nv_bfloat16* norm_w = static_cast<const __nv_bfloat16*>(is_k ? p.k_norm : p.q_norm);
+    const T* norm_w = static_cast<const T*>(is_k ? p.k_norm : p.q_norm);
     float r = 1.f;
     if (norm_w != nullptr) {
       float ss = 0.f;
       for (int i = lane; i < p.head_dim; i += 32) {
-        const float v = __bfloat162float(x[i]);
-        ss += v * v;
+        if constexpr (kIsF32<T>) {
+          ss = fmaf(x[i], x[i], ss);
+        } else {
+          const float v = __bfloat162float(x[i]);
+          ss += v * v;
+        }
       }
       ss = warp_sum(ss);
-      r = rsqrtf(ss / static_cast<float>(p.head_dim) + p.eps);
-    }
-    __nv_bfloat16* dst =
-        (is_k && write_cache) ? cache_row(p.k_cache, slot, h - p.num_q_heads, p) : nullptr;
-    for (int i = lane; i < half; i += 32) {
-      float x1 = __bfloat162float(x[i]);
-      float x2 = __bfloat162float(x[i + half]);
-      if (norm_w != nullptr) {
-        x1 = round_bf16(__bfloat162float(norm_w[i]) * round_bf16(x1 * r));
-        x2 = round_bf16(__bfloat162float(norm_w[i + half]) * round_bf16(x2 * r));
+      if constexpr (kIsF32<T>) {
+        r = 1.f / sqrtf(ss / static_cast<float>(p.head_dim) + p.eps);
+      } else {
+        r = rsqrtf(ss / static_cast<float>(p.head_dim) + p.eps);
       }
+    }
+    T* dst = (is_k && write_cache) ? cache_row<T>(p.k_cache, slot, h - p.num_q_heads, p) : nullptr;
+    for (int i = lane; i < half; i += 32) {
+      float x1 = to_f(x[i]);
+      float x2 = to_f(x[i + half]);
       float s, c;
-      sincosf(pos * p.inv_freq[i], &s, &c);
-      const __nv_bfloat16 o1 = __float2bfloat16_rn(x1 * c - x2 * s);
-      const __nv_bfloat16 o2 = __float2bfloat16_rn(x2 * c + x1 * s);
-      x[i] = o1;
-      x[i + half] = o2;
-      if (dst != nullptr) {
-        dst[i] = o1;
-        dst[i + half] = o2;
+      if constexpr (kIsF32<T>) {
+        if (norm_w != nullptr) {
+          x1 = x1 * r * norm_w[i];
+          x2 = x2 * r * norm_w[i + half];
+        }
+        // The angle in double, as the CPU backend computes it.
+        const double a = pos * p.inv_freq64[i];
+        c = static_cast<float>(cos(a));
+        s = static_cast<float>(sin(a));
+      } else {
+        if (norm_w != nullptr) {
+          x1 = round_bf16(__bfloat162float(norm_w[i]) * round_bf16(x1 * r));
+          x2 = round_bf16(__bfloat162float(norm_w[i + half]) * round_bf16(x2 * r));
+        }
+        // float(pos) * inv_freq in float32, as transformers computes the angle.
+        sincosf(pos * p.inv_freq[i], &s, &c);
       }
-    }
-  }
-}
-
-// The F32 variant: one block per token, one warp per head.
-__global__ void __launch_bounds__(kWarps * 32) rope_kv_write_f32_kernel(RopeKvWriteParams p) {
-  pdl_launch_dependents();
-  pdl_wait();
-  const int t = blockIdx.x;
-  const int warp = threadIdx.x >> 5;
-  const int lane = threadIdx.x & 31;
-  const int half = p.head_dim / 2;
-  const int num_heads = p.num_q_heads + 2 * p.num_kv_heads;
-  const double pos = static_cast<double>(p.positions[t]);
-  const int64_t slot = p.slot_mapping != nullptr ? p.slot_mapping[t] : -1;
-  const bool write_cache = p.k_cache != nullptr && slot >= 0;
-  float* row = static_cast<float*>(p.qkv) + static_cast<int64_t>(t) * p.qkv_stride;
-  auto cache_at = [&](void* cache, int kvh) {
-    return static_cast<float*>(cache) +
-           ((slot / p.block_size * p.num_kv_heads + kvh) * p.block_size + slot % p.block_size) *
-               p.head_dim;
-  };
-  for (int h = warp; h < num_heads; h += kWarps) {
-    float* x = row + static_cast<int64_t>(h) * p.head_dim;
-    if (h >= p.num_q_heads + p.num_kv_heads) {
-      if (write_cache) {
-        float* dst = cache_at(p.v_cache, h - p.num_q_heads - p.num_kv_heads);
-        for (int i = lane; i < p.head_dim; i += 32) dst[i] = x[i];
-      }
-      continue;
-    }
-    const bool is_k = h >= p.num_q_heads;
-    const float* norm_w = static_cast<const float*>(is_k ? p.k_norm : p.q_norm);
-    float r = 1.f;
-    if (norm_w != nullptr) {
-      float ss = 0.f;
-      for (int i = lane; i < p.head_dim; i += 32) ss = fmaf(x[i], x[i], ss);
-      ss = warp_sum(ss);
-      r = 1.f / sqrtf(ss / static_cast<float>(p.head_dim) + p.eps);
-    }
-    float* dst = (is_k && write_cache) ? cache_at(p.k_cache, h - p.num_q_heads) : nullptr;
-    for (int i = lane; i < half; i += 32) {
-      float x1 = x[i];
-      float x2 = x[i + half];
-      if (norm_w != nullptr) {
-        x1 = x1 * r * norm_w[i];
-        x2 = x2 * r * norm_w[i + half];
-      }
-      const double a = pos * p.inv_freq64[i];
-      const float c = static_cast<float>(cos(a));
-      const float s = static_cast<float>(sin(a));
-      const float o1 = x1 * c - x2 * s;
-      const float o2 = x2 * c + x1 * s;
+      const T o1 = from_f<T>(x1 * c - x2 * s);
+      const T o2 = from_f<T>(x2 * c + x1 * s);
       x[i] = o1;
       x[i + half] = o2;
       if (dst != nullptr) {
@@ -136,13 +103,11 @@ __global__ void __launch_bounds__(kWarps * 32) rope_kv_write_f32_kernel(RopeKvWr
 
 }  // namespace
 
-void rope_kv_write(const RopeKvWriteParams& p, cudaStream_t stream) {
+void rope_kv_write(const RopeKvWriteParams& p, const DeviceContext& dev, cudaStream_t stream) {
   if (p.num_tokens == 0) return;
-  if (p.f32) {
-    launch(rope_kv_write_f32_kernel, dim3(p.num_tokens), dim3(kWarps * 32), 0, stream, p);
-    return;
-  }
-  launch(rope_kv_write_kernel, dim3(p.num_tokens), dim3(kWarps * 32), 0, stream, p);
+  KITE_DISPATCH_DTYPE("rope_kv_write", p.dtype, ElementwiseDTypes, T, {
+    launch(rope_kv_write_kernel<T>, dim3(p.num_tokens), dim3(kWarps * 32), 0, dev, stream, p);
+  });
 }
 
 std::vector<double> rope_inv_freq64(const ModelConfig& cfg, const float* freq_factors) {

@@ -7,12 +7,14 @@
 //   x[i] <- x[i] c - x[i + d/2] s,   x[i + d/2] <- x[i + d/2] c + x[i] s
 // inv_freq already holds any rope scaling (linear, llama3); see rope_inv_freq().
 //
-// With `f32` (the float32 compute mode) q/k/v, the norms and the cache are F32, nothing is
-// rounded, and the angle is computed in double from inv_freq64, c and s rounded to float: the
-// CPU backend's arithmetic.
+// dtype bf16: q/k/v, norms and cache bf16; the q/k norm rounds as Hugging Face's (x * rsqrt,
+// rounded, times the weight, rounded), the rotated values are rounded once. dtype f32 (the
+// float32 compute mode): everything F32, nothing rounded, the norm's sum of squares with fmaf and
+// 1 / sqrtf, the angle computed in double from inv_freq64 with c and s rounded to float: the CPU
+// backend's arithmetic.
 //
-// KV cache layout (both K and V): [num_blocks, num_kv_heads, block_size, head_dim] bf16; token
-// with slot s goes to block s / block_size, offset s % block_size. slot -1 = not written.
+// KV cache layout (both K and V): [num_blocks, num_kv_heads, block_size, head_dim] of dtype;
+// token with slot s goes to block s / block_size, offset s % block_size. slot -1 = not written.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -21,30 +23,33 @@
 #include <vector>
 
 #include "checkpoint/config.h"
+#include "core/dtype.h"
 
 namespace kite::cuda {
 
+class DeviceContext;
+
 struct RopeKvWriteParams {
-  void* qkv = nullptr;     // [num_tokens, qkv_stride] bf16: q heads, then k heads, then v heads
+  void* qkv = nullptr;     // [num_tokens, qkv_stride] of dtype: q heads, then k heads, then v heads
   int64_t qkv_stride = 0;  // elements between tokens
   const int32_t* positions = nullptr;     // [num_tokens]
   const int32_t* slot_mapping = nullptr;  // [num_tokens]
-  const float* inv_freq = nullptr;        // [head_dim / 2]
-  const void* q_norm = nullptr;           // nullptr or [head_dim] bf16
-  const void* k_norm = nullptr;           // nullptr or [head_dim] bf16 (both or neither)
+  const float* inv_freq = nullptr;        // [head_dim / 2] (bf16)
+  const void* q_norm = nullptr;           // nullptr or [head_dim] of dtype
+  const void* k_norm = nullptr;           // nullptr or [head_dim] of dtype (both or neither)
   void* k_cache = nullptr;                // nullptr = no cache write
   void* v_cache = nullptr;
   int num_tokens = 0;
   int num_q_heads = 0;
   int num_kv_heads = 0;
-  int head_dim = 0;  // even, <= 512
+  int head_dim = 0;  // even
   int block_size = 0;
   float eps = 1e-6f;
-  bool f32 = false;
+  DType dtype = DType::kBF16;          // ElementwiseDTypes (kernel_support.h)
   const double* inv_freq64 = nullptr;  // [head_dim / 2], required with f32
 };
 
-void rope_kv_write(const RopeKvWriteParams& p, cudaStream_t stream);
+void rope_kv_write(const RopeKvWriteParams& p, const DeviceContext& dev, cudaStream_t stream);
 
 // Inverse frequencies [head_dim / 2] for `cfg`'s rope_theta and rope_scaling, computed in
 // double; `freq_factors` (GGUF rope_freqs.weight, [head_dim / 2]) divide them after the scaling

@@ -60,7 +60,7 @@ Status GpuSampler::reserve_lists(size_t n) {
 }
 
 Status GpuSampler::sample(const float* logits, int num_rows, const SamplingBatch& b,
-                          SamplerOutput* out, cudaStream_t stream) {
+                          SamplerOutput* out, const DeviceContext& dev, cudaStream_t stream) {
   KITE_RETURN_IF_ERROR(check_sampling_batch(b, vocab_));
   if (num_rows != b.num_rows()) {
     return invalid_argument("sample: " + std::to_string(b.num_rows()) + " parameter rows for " +
@@ -74,7 +74,7 @@ Status GpuSampler::sample(const float* logits, int num_rows, const SamplingBatch
   const bool want_lp = b.max_num_logprobs >= 0;
   int32_t* tokens_d = out_d_.as<int32_t>();
   if (b.all_greedy && !want_lp) {
-    argmax_rows(logits, vocab_, num_rows, tokens_d, argmax_ws_.data(), max_rows_, stream);
+    argmax_rows(logits, vocab_, num_rows, tokens_d, argmax_ws_.data(), max_rows_, dev, stream);
     KITE_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(out->token_ids.data(), tokens_d, num_rows * 4,
                                               cudaMemcpyDeviceToHost, stream));
     KITE_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream));
@@ -182,7 +182,7 @@ Status GpuSampler::sample(const float* logits, int num_rows, const SamplingBatch
   p.out_top_ids = tokens_d + 3 * max_rows_;
   p.out_top_logprobs =
       reinterpret_cast<float*>(tokens_d + 3 * max_rows_ + static_cast<size_t>(max_rows_) * max_top);
-  sample_rows(p, stream);
+  sample_rows(p, dev, stream);
   const size_t bytes = out_bytes(max_rows_, max_top);
   KITE_CUDA_RETURN_IF_ERROR(
       cudaMemcpyAsync(out_h_.data(), out_d_.data(), bytes, cudaMemcpyDeviceToHost, stream));

@@ -1,7 +1,7 @@
 // Sampling kernels: argmax, and the full processing + exponential race of sampling_batch.h.
 // One CTA of kThreads per row; every phase is a pass over the row with block-wide reductions.
-#include <cfloat>
 #include <algorithm>
+#include <cfloat>
 #include <climits>
 
 #include "backend/cuda/common.cuh"
@@ -502,9 +502,9 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(SampleParams p) {
 
 }  // namespace
 
-void sample_rows(const SampleParams& p, cudaStream_t stream) {
+void sample_rows(const SampleParams& p, const DeviceContext& dev, cudaStream_t stream) {
   if (p.num_rows == 0) return;
-  launch(sample_kernel, dim3(p.num_rows), dim3(kThreads), 0, stream, p);
+  launch(sample_kernel, dim3(p.num_rows), dim3(kThreads), 0, dev, stream, p);
 }
 
 size_t argmax_workspace_bytes(int max_rows) {
@@ -512,13 +512,13 @@ size_t argmax_workspace_bytes(int max_rows) {
 }
 
 void argmax_rows(const float* logits, int64_t vocab, int num_rows, int32_t* out, void* workspace,
-                 int max_rows, cudaStream_t stream) {
+                 int max_rows, const DeviceContext& dev, cudaStream_t stream) {
   if (num_rows == 0) return;
   const int chunks = static_cast<int>(std::min<int64_t>(kArgmaxChunks, (vocab + 1023) / 1024));
   Best* partial = static_cast<Best*>(workspace);
-  int32_t* counters = reinterpret_cast<int32_t*>(partial + static_cast<size_t>(max_rows) *
-                                                               kArgmaxChunks);
-  launch(argmax_kernel, dim3(chunks, num_rows), dim3(kArgmaxThreads), 0, stream, logits, vocab,
+  int32_t* counters =
+      reinterpret_cast<int32_t*>(partial + static_cast<size_t>(max_rows) * kArgmaxChunks);
+  launch(argmax_kernel, dim3(chunks, num_rows), dim3(kArgmaxThreads), 0, dev, stream, logits, vocab,
          out, partial, counters);
 }
 

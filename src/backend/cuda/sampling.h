@@ -21,6 +21,8 @@
 
 namespace kite::cuda {
 
+class DeviceContext;
+
 // Per-row parameters as the kernel reads them.
 struct SampleRow {
   float temperature = 1.f;
@@ -61,7 +63,7 @@ struct SampleParams {
   float* out_top_logprobs = nullptr;
 };
 
-void sample_rows(const SampleParams& p, cudaStream_t stream);
+void sample_rows(const SampleParams& p, const DeviceContext& dev, cudaStream_t stream);
 
 // out[r] = argmax of logits row r (lowest id on ties; NaN never wins; all NaN -> 0).
 // `workspace` holds argmax_workspace_bytes(max_rows) bytes, zero before the first call (the
@@ -69,17 +71,18 @@ void sample_rows(const SampleParams& p, cudaStream_t stream);
 constexpr int kArgmaxChunks = 32;
 size_t argmax_workspace_bytes(int max_rows);
 void argmax_rows(const float* logits, int64_t vocab, int num_rows, int32_t* out, void* workspace,
-                 int max_rows, cudaStream_t stream);
+                 int max_rows, const DeviceContext& dev, cudaStream_t stream);
 
 class GpuSampler {
  public:
   // max_rows: the most logits rows one call samples.
   static Result<std::unique_ptr<GpuSampler>> create(int max_rows, int64_t vocab);
 
-  // logits: device F32 [num_rows, vocab], row stride vocab. Waits for the stream (the tokens
-  // are on the host when it returns). kInvalidArgument for an inconsistent batch.
+  // logits: device F32 [num_rows, vocab], row stride vocab, on `dev`'s device (current). Waits
+  // for the stream (the tokens are on the host when it returns). kInvalidArgument for an
+  // inconsistent batch.
   Status sample(const float* logits, int num_rows, const SamplingBatch& batch, SamplerOutput* out,
-                cudaStream_t stream);
+                const DeviceContext& dev, cudaStream_t stream);
 
  private:
   GpuSampler() = default;

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <limits>
 #include <random>
+#include <vector>
 
 namespace kite {
 namespace {
@@ -34,7 +35,7 @@ TEST(DTypeTest, F16KnownValues) {
   EXPECT_EQ(f32_to_f16(1.0f).bits, 0x3c00);
   EXPECT_EQ(f32_to_f16(-2.0f).bits, 0xc000);
   EXPECT_EQ(f32_to_f16(65504.0f).bits, 0x7bff);
-  EXPECT_EQ(f32_to_f16(65520.0f).bits, 0x7c00);  // rounds to inf
+  EXPECT_EQ(f32_to_f16(65520.0f).bits, 0x7c00);               // rounds to inf
   EXPECT_EQ(f32_to_f16(std::ldexp(1.0f, -24)).bits, 0x0001);  // smallest subnormal
   EXPECT_EQ(f32_to_f16(std::ldexp(1.0f, -25)).bits, 0x0000);  // tie to even: zero
   EXPECT_EQ(f16_to_f32(f16_t{0x0001}), std::ldexp(1.0f, -24));
@@ -85,6 +86,45 @@ TEST(DTypeTest, Fp8E4M3) {
     if (f == 0.0f) continue;
     EXPECT_EQ(f32_to_fp8e4m3(f), c) << c;
   }
+}
+
+// Round to nearest, ties to the even code, saturating at 448: against a search over all codes
+// (the definition), on every midpoint between neighbouring codes, just off them, and at random.
+TEST(DTypeTest, Fp8RoundingMatchesTheNearestCode) {
+  auto nearest = [](float f) -> uint8_t {
+    const uint8_t sign = std::signbit(f) ? 0x80 : 0x00;
+    const float a = std::fabs(f);
+    if (a >= 448.0f) return sign | 0x7e;
+    uint8_t best = 0;
+    float best_err = a;
+    for (uint8_t code = 1; code <= 0x7e; ++code) {
+      const float err = std::fabs(fp8e4m3_to_f32(code) - a);
+      if (err < best_err || (err == best_err && (code & 1) == 0 && (best & 1) != 0)) {
+        best = code;
+        best_err = err;
+      }
+    }
+    return sign | best;
+  };
+  std::vector<float> xs;
+  for (int c = 0; c < 0x7e; ++c) {
+    const float lo = fp8e4m3_to_f32(static_cast<uint8_t>(c));
+    const float hi = fp8e4m3_to_f32(static_cast<uint8_t>(c + 1));
+    const float mid = 0.5f * (lo + hi);
+    for (float x : {mid, std::nextafter(mid, 0.0f), std::nextafter(mid, 1000.0f)}) {
+      xs.push_back(x);
+      xs.push_back(-x);
+    }
+  }
+  uint32_t state = 12345;
+  for (int i = 0; i < 20000; ++i) {
+    state = state * 1664525u + 1013904223u;
+    const float u = static_cast<float>(state >> 8) / 16777216.0f;
+    xs.push_back((u - 0.5f) * std::ldexp(1.0f, static_cast<int>(state % 24) - 12));
+  }
+  xs.push_back(460.0f);
+  xs.push_back(-1e30f);
+  for (float x : xs) EXPECT_EQ(f32_to_fp8e4m3(x), nearest(x)) << x;
 }
 
 }  // namespace

@@ -259,8 +259,9 @@ TEST(QuantizationConfigTest, Fp8BlockAndCompressedTensors) {
 }
 
 // A tiny compressed-tensors FP8 checkpoint: the definition declares each linear's F8E4M3 parts
-// with their per-channel scales, binding checks them, and the CPU backend says it cannot run it.
-TEST(QuantizationConfigTest, Fp8CheckpointBindsTypedWeightsAndCpuRefusesIt) {
+// with their per-channel scales, binding checks them (a missing or mis-shaped scale is an
+// error naming it), and the CPU backend runs it (dequantized weights).
+TEST(QuantizationConfigTest, Fp8CheckpointBindsTypedWeights) {
   TempDir tmp;
   testing::write_text(tmp / "config.json", R"({"architectures": ["LlamaForCausalLM"],
       "vocab_size": 64, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
@@ -305,10 +306,32 @@ TEST(QuantizationConfigTest, Fp8CheckpointBindsTypedWeightsAndCpuRefusesIt) {
   EXPECT_FALSE(
       (*bound)[static_cast<WeightId>(find_weight(*g, "lm_head") - g->weights.data())].quantized());
   auto cpu = CpuModelRunner::create(std::shared_ptr<const WeightStore>(std::move(*m)));
-  EXPECT_EQ(cpu.status().code(), StatusCode::kUnimplemented);
-  EXPECT_NE(cpu.status().message().find("fp8 per-channel weights are not supported by the CPU"),
-            std::string::npos)
-      << cpu.status().to_string();
+  EXPECT_TRUE(cpu.ok()) << cpu.status().to_string();
+
+  // A scale of the wrong shape, then a missing one: errors naming the tensor.
+  for (const bool drop : {false, true}) {
+    TempDir bad;
+    testing::write_text(bad / "config.json", testing::read_text(tmp / "config.json"));
+    std::vector<testing::StEntry> changed;
+    for (const testing::StEntry& e : entries) {
+      if (e.name == "model.layers.0.mlp.down_proj.weight_scale") {
+        if (drop) continue;
+        testing::StEntry wrong = e;
+        wrong.shape = {16, 1};
+        wrong.data.resize(16 * 4);
+        changed.push_back(wrong);
+        continue;
+      }
+      changed.push_back(e);
+    }
+    const auto b = testing::safetensors_bytes(changed, {});
+    testing::write_bytes(bad / "model.safetensors", b.data(), b.size());
+    auto r = load_model(bad.path());
+    EXPECT_EQ(r.status().code(), drop ? StatusCode::kNotFound : StatusCode::kInvalidArgument);
+    EXPECT_NE(r.status().message().find("model.layers.0.mlp.down_proj.weight_scale"),
+              std::string::npos)
+        << r.status().to_string();
+  }
 }
 
 }  // namespace
