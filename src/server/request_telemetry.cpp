@@ -83,7 +83,8 @@ void ServerTelemetry::finish(const ExchangeRecord& r, std::string_view method,
   if (r.engine_requests_.empty()) {
     KITE_LOG_DEBUG("{} {} -> {}", method, route, status);
   }
-  if (!exporter_) return;
+  // Generation requests only: probes and scrapes (/health, /metrics) would drown the traces.
+  if (!exporter_ || r.engine_requests_.empty()) return;
   std::vector<Span> spans;
   Span server;
   server.trace_id = r.trace_id_;
