@@ -22,8 +22,14 @@
 namespace kite {
 
 struct EngineConfig {
-  std::string model;      // HF model directory, a .gguf file
-  std::string tokenizer;  // optional: tokenizer.json directory or .gguf (default: the model's)
+  // A Hugging Face model directory, a .gguf file, or a Hub id ("org/name", "org/name:Q4_K_M",
+  // "org/name/file.gguf") resolved in the Hugging Face cache, downloading what is missing
+  // (src/hub/hub.h; HF_TOKEN, HF_ENDPOINT, HF_HUB_OFFLINE, HF_HUB_CACHE apply).
+  std::string model;
+  std::string tokenizer;  // optional: tokenizer.json directory, .gguf or Hub id (default: model's)
+  std::string revision;            // Hub branch, tag or commit of `model` ("" = main)
+  std::string tokenizer_revision;  // of `tokenizer` ("" = `revision` if it is the model's repo)
+  std::string download_dir;  // Hub cache folder ("" = $HF_HUB_CACHE or ~/.cache/huggingface/hub)
   std::string served_model_name;       // default: the model path's last component
   std::string load_format = "auto";    // auto | safetensors | gguf | dummy (random weights)
   std::string dtype = "auto";          // auto | float32 | bfloat16 | float16 (weights/compute)
@@ -57,6 +63,8 @@ struct EngineConfig {
 // What the engine knows about the loaded model (read-only after create()).
 struct ModelInfo {
   std::string served_model_name;
+  std::string model_path;      // the local folder or .gguf loaded (a Hub id's cache snapshot)
+  std::string tokenizer_path;  // the tokenizer's folder or .gguf ("" when there is none)
   std::string architecture;  // "LlamaForCausalLM", ...
   std::string backend;       // "cpu" | "cuda"
   int64_t max_model_len = 0;

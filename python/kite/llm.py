@@ -22,7 +22,7 @@ _WAIT_MS = 100
 _ENGINE_KWARGS = (
     "served_model_name", "max_num_batched_tokens", "block_size", "kv_cache_memory_bytes",
     "kv_cache_dtype", "enable_chunked_prefill", "scheduling_policy", "max_waiting_requests",
-    "enforce_eager", "num_threads",
+    "enforce_eager", "num_threads", "revision", "tokenizer_revision", "download_dir",
 )
 
 _DTYPE_ALIASES = {"half": "float16", "float": "float32", "bf16": "bfloat16", "fp16": "float16",
@@ -41,9 +41,10 @@ class LLM:
     """A model loaded into the kite engine, for offline batch generation.
 
     Args:
-        model: a Hugging Face model directory (config.json, *.safetensors, tokenizer.json) or a
-            .gguf file.
-        tokenizer: a directory with tokenizer.json, when it is not the model's.
+        model: a Hugging Face model directory (config.json, *.safetensors, tokenizer.json), a
+            .gguf file, or a Hugging Face Hub id ("org/name", "org/name:Q4_K_M") resolved in the
+            Hugging Face cache and downloaded if missing (HF_TOKEN, HF_ENDPOINT, HF_HUB_OFFLINE).
+        tokenizer: a directory with tokenizer.json or a Hub id, when it is not the model's.
         dtype: "auto" (the checkpoint's), "bfloat16", "float16" or "float32".
         max_model_len: context length (prompt + output); default: the model's.
         max_num_seqs: most sequences per engine step.
@@ -55,7 +56,8 @@ class LLM:
         device: "auto", "cpu" or "cuda".
         **kwargs: other engine settings: served_model_name, max_num_batched_tokens, block_size,
             kv_cache_memory_bytes, kv_cache_dtype, enable_chunked_prefill, scheduling_policy,
-            max_waiting_requests, enforce_eager, num_threads. trust_remote_code is accepted
+            max_waiting_requests, enforce_eager, num_threads, revision, tokenizer_revision,
+            download_dir (the Hub cache folder). trust_remote_code is accepted
             and ignored (kite never runs code from a model).
     """
 
@@ -108,9 +110,10 @@ class LLM:
 
         self._engine = _core.Engine(config)  # loads the model (the GIL is released meanwhile)
         self._vocab_size = self._engine.model_info.vocab_size
-        model_path = config.model
-        self._tokenizer_dir = config.tokenizer or (
-            model_path if os.path.isdir(model_path) else os.path.dirname(model_path))
+        info = self._engine.model_info  # paths after Hub ids were resolved
+        tokenizer_path = info.tokenizer_path or info.model_path
+        self._tokenizer_dir = (tokenizer_path if os.path.isdir(tokenizer_path)
+                               else os.path.dirname(tokenizer_path))
         self._request_counter = itertools.count()
         self._tokenizer: Optional[Tokenizer] = None
         self._token_text: Dict[int, str] = {}  # logprob token texts, decoded once

@@ -31,6 +31,9 @@ void bind_config(nb::module_& m) {
       .def(nb::init<>())
       .def_rw("model", &EngineConfig::model)
       .def_rw("tokenizer", &EngineConfig::tokenizer)
+      .def_rw("revision", &EngineConfig::revision)
+      .def_rw("tokenizer_revision", &EngineConfig::tokenizer_revision)
+      .def_rw("download_dir", &EngineConfig::download_dir)
       .def_rw("served_model_name", &EngineConfig::served_model_name)
       .def_rw("load_format", &EngineConfig::load_format)
       .def_rw("dtype", &EngineConfig::dtype)
@@ -56,6 +59,8 @@ void bind_config(nb::module_& m) {
 void bind_info(nb::module_& m) {
   nb::class_<ModelInfo>(m, "ModelInfo")
       .def_ro("served_model_name", &ModelInfo::served_model_name)
+      .def_ro("model_path", &ModelInfo::model_path)
+      .def_ro("tokenizer_path", &ModelInfo::tokenizer_path)
       .def_ro("architecture", &ModelInfo::architecture)
       .def_ro("backend", &ModelInfo::backend)
       .def_ro("max_model_len", &ModelInfo::max_model_len)

@@ -13,6 +13,7 @@
 #include "bench/commands.h"
 #include "cli/command.h"
 #include "cli/engine_args.h"
+#include "hub/hub.h"
 
 namespace kite::cli {
 namespace {
@@ -45,7 +46,10 @@ Status finish_engine(const Given& g, EngineConfig& c) {
 
 void add_engine_options(CLI::App* app, EngineConfig& c, Given& g, std::string* max_num_seqs_grid) {
   app->add_option("--tokenizer", c.tokenizer,
-                  "Directory with tokenizer.json (default: the model's)");
+                  "Directory with tokenizer.json, .gguf or Hub id (default: the model's)");
+  app->add_option("--revision", c.revision, "Hub revision of a Hub id model (default: main)");
+  app->add_option("--download-dir", c.download_dir,
+                  "Hugging Face cache folder (default: $HF_HUB_CACHE)");
   app->add_option("--served-model-name", c.served_model_name, "Model name in results");
   app->add_option("--load-format", c.load_format, "auto|safetensors|gguf|dummy (random weights)")
       ->check(CLI::IsMember({"auto", "safetensors", "gguf", "dummy"}));
@@ -135,7 +139,8 @@ void add_serve_client_options(CLI::App* app, bench::ServeCommand& c, std::string
   app->add_option("--api-key", s.api_key, "Bearer token (default: $OPENAI_API_KEY)");
   app->add_option("--engine-name", c.engine_name, "What serves the URL (vllm, tgi, kite, ...)");
   app->add_option("--model-path", c.model_path,
-                  "Local model directory: vocabulary for random prompts, shape for the result");
+                  "Model directory or Hub id: vocabulary for random prompts, shape for the "
+                  "result");
   app->add_option("--random-vocab-size", c.data.vocab_size,
                   "Token ids of random prompts are drawn below this");
   if (rate_grid != nullptr) {
@@ -283,6 +288,11 @@ std::function<int()> setup_bench(CLI::App& bench_app) {
       st->serve.data.num_prompts_set = g.num_prompts->count() > 0;
       finish_sampling(g, st->serve.serve.request.temperature, st->serve.serve.request.top_p,
                       st->serve.serve.request.top_k);
+      if (!st->serve.model_path.empty()) {  // a Hub id: its config from the Hugging Face cache
+        auto local = hub::resolve(st->serve.model_path, hub::Need::kConfig, {});
+        if (!local.ok()) return usage_error(local.status());
+        st->serve.model_path = local->path;
+      }
       return bench::run_serve_command(st->serve);
     }
     if (sw->parsed()) {

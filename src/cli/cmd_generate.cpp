@@ -170,7 +170,8 @@ KITE_REGISTER_COMMAND(
     [](CLI::App& sub) -> std::function<int()> {
       auto args = std::make_shared<GenerateArgs>();
       sub.add_option("model", args->engine.config.model,
-                     "HF model directory, .gguf file, or config (with --load-format dummy)")
+                     "HF model directory, .gguf file, Hub id (org/name[:QUANT]), or config (with "
+                     "--load-format dummy)")
           ->required();
       sub.add_option("--prompt", args->prompt, "prompt text");
       sub.add_option("--prompt-ids", args->prompt_ids, "prompt token ids, e.g. 1,2,3");

@@ -62,6 +62,11 @@ int run_serve(ServeOptions& o) {
   if (o.server.api_key.empty()) {
     if (const char* key = std::getenv("KITE_API_KEY")) o.server.api_key = key;
   }
+  if (o.server.otlp_traces_endpoint.empty()) {
+    if (const char* e = std::getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")) {
+      o.server.otlp_traces_endpoint = e;
+    }
+  }
   o.server.allowed_origins = parse_origins(o.allowed_origins);
   o.server.served_model_names = o.served_model_names;
   if (!o.served_model_names.empty()) ecfg.served_model_name = o.served_model_names[0];
@@ -114,7 +119,9 @@ int run_serve(ServeOptions& o) {
 std::function<int()> setup_serve(CLI::App& app) {
   auto o = std::make_shared<ServeOptions>();
   server::ServerConfig& s = o->server;
-  app.add_option("model", o->engine.config.model, "HF model directory or .gguf file")->required();
+  app.add_option("model", o->engine.config.model,
+                 "HF model directory, .gguf file or Hugging Face Hub id (org/name[:QUANT])")
+      ->required();
   add_engine_args(app, &o->engine);
   // The API answers to several names (as vLLM): replace the shared single-name flag.
   app.remove_option(app.get_option("--served-model-name"));
@@ -140,6 +147,9 @@ std::function<int()> setup_serve(CLI::App& app) {
   app.add_option("--read-timeout", o->read_timeout_s,
                  "seconds to read one request, or to keep an idle connection")
       ->capture_default_str();
+  app.add_option("--otlp-traces-endpoint", s.otlp_traces_endpoint,
+                 "send request traces (spans: request, queue, prefill, decode) to this OTLP/HTTP "
+                 "collector, e.g. http://localhost:4318 (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)");
   app.add_option("--write-timeout", o->write_timeout_s,
                  "seconds one write may wait on a client that does not read")
       ->capture_default_str();

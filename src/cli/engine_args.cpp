@@ -34,7 +34,14 @@ Result<int64_t> parse_byte_size(const std::string& text) {
 void add_engine_args(CLI::App& app, EngineArgs* a) {
   EngineConfig& c = a->config;
   app.add_option("--tokenizer", c.tokenizer,
-                 "tokenizer.json directory or .gguf (default: the model's own)");
+                 "tokenizer.json directory, .gguf or Hugging Face Hub id (default: the model's "
+                 "own)");
+  app.add_option("--revision", c.revision,
+                 "Hub branch, tag or commit of a Hub id model (default: main)");
+  app.add_option("--tokenizer-revision", c.tokenizer_revision,
+                 "Hub revision of a Hub id --tokenizer (default: --revision for the model's repo)");
+  app.add_option("--download-dir", c.download_dir,
+                 "Hugging Face cache folder (default: $HF_HUB_CACHE, ~/.cache/huggingface/hub)");
   app.add_option("--served-model-name", c.served_model_name, "model name in responses");
   app.add_option("--load-format", c.load_format, "auto|safetensors|gguf|dummy")
       ->check(CLI::IsMember({"auto", "safetensors", "gguf", "dummy"}));

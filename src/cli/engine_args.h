@@ -19,7 +19,7 @@ struct EngineArgs {
   bool enable_chunked_prefill = true;
 };
 
-// Adds --tokenizer, --served-model-name, --load-format, --dtype, --device, --max-model-len,
+// Adds --tokenizer, --revision, --tokenizer-revision, --download-dir, --served-model-name, --load-format, --dtype, --device, --max-model-len,
 // --max-num-seqs, --max-num-batched-tokens, --block-size, --kv-cache-memory,
 // --gpu-memory-utilization, --kv-cache-dtype, --enable-prefix-caching /
 // --no-enable-prefix-caching, --enable-chunked-prefill / --no-enable-chunked-prefill,

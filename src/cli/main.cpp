@@ -30,7 +30,13 @@ int main(int argc, char** argv) {
   std::string log_level;
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error|off (or KITE_LOG_LEVEL)")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+  std::string log_format;
+  app.add_option("--log-format", log_format,
+                 "text|json: json writes one object per line with request ids (or "
+                 "KITE_LOG_FORMAT)")
+      ->check(CLI::IsMember({"text", "json"}));
   app.require_subcommand(1);
+  app.fallthrough();  // `kite serve MODEL --log-format json` reaches the global options
 
   auto& commands = kite::cli::command_registry();
   std::sort(commands.begin(), commands.end(),
@@ -55,7 +61,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  kite::init_logging(log_level);
+  kite::init_logging(log_level, log_format);
   for (auto& [sub, run] : runners) {
     if (sub->parsed()) {
       if (!kite::cli::passthrough_args().empty() && sub->get_name() != "bench") {

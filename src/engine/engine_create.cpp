@@ -8,6 +8,7 @@
 #include "engine/engine_impl.h"
 #include "engine/frontend_text_io.h"
 #include "engine/runner_factory.h"
+#include "hub/hub.h"
 #include "kite/engine.h"
 
 namespace kite {
@@ -26,9 +27,11 @@ bool is_gguf_path(const std::string& path) {
 // directory (or beside the .gguf / config.json). nullptr when there is none: the engine then
 // takes and returns token ids only. A GGUF whose embedded tokenizer kite cannot build
 // (an unsupported tokenizer.ggml.model) is only a warning, so --prompt-ids still work.
-Result<std::shared_ptr<const Tokenizer>> load_tokenizer(const EngineConfig& c) {
+// *path: where the tokenizer came from.
+Result<std::shared_ptr<const Tokenizer>> load_tokenizer(const EngineConfig& c, std::string* path) {
   namespace fs = std::filesystem;
   if (!c.tokenizer.empty()) {
+    *path = c.tokenizer;
     auto tok = is_gguf_path(c.tokenizer) ? Tokenizer::from_gguf_file(c.tokenizer)
                                          : Tokenizer::from_pretrained(c.tokenizer);
     if (!tok.ok()) return tok.status().with_context("loading the tokenizer from " + c.tokenizer);
@@ -38,7 +41,9 @@ Result<std::shared_ptr<const Tokenizer>> load_tokenizer(const EngineConfig& c) {
   fs::path p(c.model);
   if (is_gguf_path(c.model) && c.load_format != "dummy") {
     auto tok = Tokenizer::from_gguf_file(c.model);
+    *path = c.model;
     if (tok.ok()) return std::shared_ptr<const Tokenizer>(std::move(*tok));
+    path->clear();
     if (tok.status().code() != StatusCode::kNotFound &&
         tok.status().code() != StatusCode::kUnimplemented) {
       return tok.status().with_context("loading the tokenizer embedded in " + c.model);
@@ -47,6 +52,7 @@ Result<std::shared_ptr<const Tokenizer>> load_tokenizer(const EngineConfig& c) {
   }
   if (!fs::is_directory(p, ec)) p = p.parent_path();
   if (fs::exists(p / "tokenizer.json", ec)) {
+    *path = p.string();
     auto tok = Tokenizer::from_pretrained(p.string());
     if (!tok.ok()) return tok.status().with_context("loading the tokenizer from " + p.string());
     return std::shared_ptr<const Tokenizer>(std::move(*tok));
@@ -101,16 +107,46 @@ Status validate_before_load(const EngineConfig& c) {
   return ok_status();
 }
 
+// Hub ids in `model` / `tokenizer` -> paths in the Hugging Face cache (downloading what is
+// missing, src/hub/hub.h); local paths are kept. A hub model is served under its id.
+Status resolve_hub_ids(EngineConfig* c) {
+  hub::HubOptions options;
+  options.cache_dir = c->download_dir;
+  options.revision = c->revision;
+  const std::string model_spec = c->model;
+  const hub::Need need = c->load_format == "dummy" ? hub::Need::kConfig : hub::Need::kModel;
+  KITE_ASSIGN_OR_RETURN(hub::Resolved model, hub::resolve(model_spec, need, options));
+  if (!model.repo_id.empty()) {
+    KITE_LOG_INFO("{}: {}", model_spec, model.path);
+    if (c->served_model_name.empty()) c->served_model_name = model_spec;
+    c->model = model.path;
+  }
+  if (!c->tokenizer.empty()) {
+    const std::optional<hub::RepoRef> ref = hub::parse_repo_ref(c->tokenizer);
+    options.revision = c->tokenizer_revision;
+    if (options.revision.empty() && ref && model.repo_id == ref->repo_id) {
+      options.revision = c->revision;
+    }
+    KITE_ASSIGN_OR_RETURN(hub::Resolved tok,
+                          hub::resolve(c->tokenizer, hub::Need::kTokenizer, options));
+    c->tokenizer = tok.path;
+  }
+  return ok_status();
+}
+
 }  // namespace
 
-Result<std::unique_ptr<Engine>> Engine::create(const EngineConfig& config) {
-  KITE_RETURN_IF_ERROR(validate_before_load(config));
+Result<std::unique_ptr<Engine>> Engine::create(const EngineConfig& requested) {
+  KITE_RETURN_IF_ERROR(validate_before_load(requested));
+  EngineConfig config = requested;
+  KITE_RETURN_IF_ERROR(resolve_hub_ids(&config));
   KITE_ASSIGN_OR_RETURN(LoadedModel model, create_model_runner(config));
   const ModelConfig& mc = model.weights->config();
   const GenerationConfig& gc = model.weights->generation_config();
   EngineParts parts;
   parts.config = config;
   ModelInfo& info = parts.info;
+  info.model_path = config.model;
   info.architecture = mc.architecture;
   info.eos_token_ids = mc.eos_token_ids;
   for (int32_t id : gc.eos_token_ids) add_unique(&info.eos_token_ids, id);
@@ -124,7 +160,8 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineConfig& config) {
   if (gc.repetition_penalty) d.repetition_penalty = *gc.repetition_penalty;
   if (gc.max_new_tokens) d.max_tokens = *gc.max_new_tokens;
 
-  KITE_ASSIGN_OR_RETURN(std::shared_ptr<const Tokenizer> tokenizer, load_tokenizer(config));
+  KITE_ASSIGN_OR_RETURN(std::shared_ptr<const Tokenizer> tokenizer,
+                        load_tokenizer(config, &info.tokenizer_path));
   if (tokenizer) {
     if (auto eos = tokenizer->eos_token_id()) add_unique(&info.eos_token_ids, *eos);
     info.chat_template_supports_tools =

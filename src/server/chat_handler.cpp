@@ -249,7 +249,8 @@ awaitable<void> handle_chat_completions(Exchange& ex) {
   ChatContext ctx{req, id, unix_time_now(), token_text, plan.value(), outputs};
 
   InFlightGuard in_flight(ex.state());
-  EngineRequests requests(engine, co_await asio::this_coro::executor, ex.state().metrics());
+  EngineRequests requests(engine, co_await asio::this_coro::executor, ex.state().metrics(),
+                          &ex.record());
   GenerateRequest g;
   g.request_id = id;
   g.prompt = std::move(prompt.value());

@@ -184,7 +184,8 @@ awaitable<void> handle_completions(Exchange& ex) {
   CompletionContext ctx{req, id, unix_time_now(), token_text};
 
   InFlightGuard in_flight(ex.state());
-  EngineRequests requests(engine, co_await asio::this_coro::executor, ex.state().metrics());
+  EngineRequests requests(engine, co_await asio::this_coro::executor, ex.state().metrics(),
+                          &ex.record());
   std::vector<PromptState> prompts;
   prompts.reserve(req.prompts.size());
   for (size_t i = 0; i < req.prompts.size(); ++i) {

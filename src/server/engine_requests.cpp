@@ -29,8 +29,11 @@ asio::awaitable<void> Waker::wait() {
 }
 
 EngineRequests::EngineRequests(Engine& engine, asio::any_io_executor executor,
-                               ServerMetrics& metrics)
-    : engine_(engine), metrics_(metrics), waker_(std::make_shared<Waker>(std::move(executor))) {}
+                               ServerMetrics& metrics, ExchangeRecord* record)
+    : engine_(engine),
+      metrics_(metrics),
+      record_(record),
+      waker_(std::make_shared<Waker>(std::move(executor))) {}
 
 EngineRequests::~EngineRequests() { abort_all(); }
 
@@ -66,6 +69,9 @@ asio::awaitable<std::vector<std::pair<size_t, RequestOutput>>> EngineRequests::n
           }
           if (!o->error.ok()) reason = FinishReason::kError;
           metrics_.observe_finished(o->metrics, reason, e.num_choices);
+          if (record_ != nullptr) {
+            record_->add_engine_request(e.request_id, o->metrics, reason, o->error);
+          }
         }
         out.emplace_back(i, std::move(*o));
       }

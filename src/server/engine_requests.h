@@ -17,6 +17,7 @@
 #include "kite/engine.h"
 #include "kite/request.h"
 #include "server/metrics.h"
+#include "server/request_telemetry.h"
 
 namespace kite::server {
 
@@ -37,7 +38,9 @@ class Waker : public std::enable_shared_from_this<Waker> {
 
 class EngineRequests {
  public:
-  EngineRequests(Engine& engine, boost::asio::any_io_executor executor, ServerMetrics& metrics);
+  // `record`: where finished requests are reported for logs and traces (optional).
+  EngineRequests(Engine& engine, boost::asio::any_io_executor executor, ServerMetrics& metrics,
+                 ExchangeRecord* record = nullptr);
   ~EngineRequests();
   EngineRequests(const EngineRequests&) = delete;
   EngineRequests& operator=(const EngineRequests&) = delete;
@@ -68,6 +71,7 @@ class EngineRequests {
 
   Engine& engine_;
   ServerMetrics& metrics_;
+  ExchangeRecord* record_;
   std::shared_ptr<Waker> waker_;
   std::vector<Entry> entries_;
   bool interrupted_ = false;

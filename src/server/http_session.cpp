@@ -29,7 +29,11 @@ using asio::ip::tcp;
 
 Exchange::Exchange(ServerState& state, beast::tcp_stream& stream, HttpRequest& req,
                    RouteMatch route)
-    : state_(state), stream_(stream), req_(req), route_(std::move(route)) {
+    : state_(state),
+      stream_(stream),
+      req_(req),
+      route_(std::move(route)),
+      record_(req["traceparent"], req["x-request-id"]) {
   keep_alive_ = req_.keep_alive() && !state_.draining();
 }
 
@@ -37,6 +41,7 @@ Exchange::~Exchange() { unwatch(); }
 
 void Exchange::add_common_headers(http::fields& h) {
   h.set(http::field::server, "kite/" KITE_VERSION_STRING);
+  if (auto id = req_.find("x-request-id"); id != req_.end()) h.set("X-Request-Id", id->value());
   std::string allow = state_.cors().allow_origin(req_[http::field::origin]);
   if (!allow.empty()) {
     h.set(http::field::access_control_allow_origin, allow);
@@ -322,8 +327,8 @@ awaitable<void> run_connection(ServerState& state, tcp::socket socket,
       // The client left before the answer (nginx's "client closed request").
       state.metrics().observe_http(ex.route().label, 499);
     }
-    KITE_LOG_DEBUG("{} {} -> {}", std::string(req.method_string()), std::string(req.target()),
-                   ex.client_gone() ? 499 : ex.status());
+    state.telemetry().finish(ex.record(), req.method_string(), ex.route().label,
+                             ex.client_gone() && ex.status() == 0 ? 499 : ex.status());
     if (!ex.keep_alive() || ex.client_gone()) break;
   }
   beast::error_code ec;

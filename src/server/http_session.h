@@ -15,6 +15,7 @@
 #include <string_view>
 
 #include "server/api_error.h"
+#include "server/request_telemetry.h"
 #include "server/router.h"
 #include "server/server_state.h"
 
@@ -43,6 +44,8 @@ class Exchange {
   const HttpRequest& request() const { return req_; }
   const RouteMatch& route() const { return route_; }
   ServerState& state() { return state_; }
+  // Request id, trace context and engine requests of this exchange (logs, traces).
+  ExchangeRecord& record() { return record_; }
   // Keep the connection open after this exchange?
   bool keep_alive() const { return keep_alive_ && !failed_; }
   // The status sent (0 before anything was sent).
@@ -79,6 +82,7 @@ class Exchange {
   boost::beast::tcp_stream& stream_;
   HttpRequest& req_;
   RouteMatch route_;
+  ExchangeRecord record_;
   bool keep_alive_ = false;
   bool failed_ = false;
   bool streaming_ = false;

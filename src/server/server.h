@@ -49,6 +49,8 @@ struct ServerConfig {
   bool enable_auto_tool_choice = false;
   // "qwen3" | "deepseek_r1": chat responses split <think>…</think> into reasoning_content.
   std::string reasoning_parser;
+  // OTLP/HTTP collector for request traces ("http://host:4318"); empty: no tracing.
+  std::string otlp_traces_endpoint;
 };
 
 class HttpServer {

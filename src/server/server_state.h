@@ -11,6 +11,7 @@
 #include "server/http_policy.h"
 #include "server/metrics.h"
 #include "server/openai_request.h"
+#include "server/request_telemetry.h"
 #include "server/server.h"
 
 namespace kite::server {
@@ -29,11 +30,14 @@ enum class ServerPhase { kLoading, kServing, kDraining };
 class ServerState {
  public:
   explicit ServerState(ServerConfig config)
-      : config_(std::move(config)), cors_{config_.allowed_origins, config_.allow_credentials} {}
+      : config_(std::move(config)),
+        cors_{config_.allowed_origins, config_.allow_credentials},
+        telemetry_(config_.otlp_traces_endpoint) {}
 
   const ServerConfig& config() const { return config_; }
   const CorsPolicy& cors() const { return cors_; }
   ServerMetrics& metrics() { return metrics_; }
+  ServerTelemetry& telemetry() { return telemetry_; }
 
   // The model, or null while loading.
   std::shared_ptr<const LoadedModel> model() const {
@@ -62,6 +66,7 @@ class ServerState {
   ServerConfig config_;
   CorsPolicy cors_;
   ServerMetrics metrics_;
+  ServerTelemetry telemetry_;
   mutable std::mutex mu_;
   std::shared_ptr<const LoadedModel> model_;
   std::atomic<ServerPhase> phase_{ServerPhase::kLoading};
