@@ -7,8 +7,10 @@
 #   OUT=/tmp/out scripts/gpu-compare.sh OLD_BUNDLE NEW_BUNDLE [REPEATS]
 #
 # A bundle is a folder made by scripts/gpu-bundle.sh (bin.tar.xz with bin/kite and lib/), or a
-# folder with bin/kite. Environment: KITE_COMPARE_W1 (W1 counts, default 512,128,0,0),
-# KITE_COMPARE_W5 (W5 requests, default 8), KITE_BENCH_WORK (scratch, /tmp/kite-compare).
+# folder with bin/kite (the same bundle twice compares flags). Environment: KITE_COMPARE_W1 (W1
+# counts, default 512,128,0,0), KITE_COMPARE_W5 (W5 requests, default 8), KITE_COMPARE_OLD_ARGS /
+# KITE_COMPARE_NEW_ARGS (extra engine flags of each side, e.g. "--quantization fp8"),
+# KITE_BENCH_WORK (scratch, /tmp/kite-compare).
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 old="$1"
@@ -34,11 +36,13 @@ export KITE_NO_PROGRESS=1
 
 run() {  # tag kite workload counts rep
   local tag=$1 kite=$2 workload=$3 counts=$4 rep=$5
+  local extra="${KITE_COMPARE_OLD_ARGS:-}"
+  [ "$tag" = new ] && extra="${KITE_COMPARE_NEW_ARGS:-}"
   local dir="$work/results/$tag-$workload-$rep"
   rm -rf "$dir" && mkdir -p "$dir"
   LD_LIBRARY_PATH="$(dirname "$(dirname "$kite")")/lib:/usr/local/cuda/lib64" \
     timeout 300 "$kite" bench throughput "$model" --load-format dummy --dtype bfloat16 \
-    --workload "$workload" --preset-prompts "$counts" --result-dir "$dir" --no-progress \
+    --workload "$workload" --preset-prompts "$counts" --result-dir "$dir" --no-progress $extra \
     >"$out/$tag-$workload-$rep.log" 2>&1
   echo "$tag $workload rep $rep: rc=$?"
 }

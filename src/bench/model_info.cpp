@@ -106,6 +106,7 @@ bj::object engine_config_json(const EngineConfig& c) {
   o["gpu_memory_utilization"] = c.gpu_memory_utilization;
   o["kv_cache_memory_bytes"] = c.kv_cache_memory_bytes;
   o["kv_cache_dtype"] = c.kv_cache_dtype;
+  o["quantization"] = c.quantization;
   o["enable_prefix_caching"] = c.enable_prefix_caching;
   o["enable_chunked_prefill"] = c.enable_chunked_prefill;
   o["scheduling_policy"] = c.scheduling_policy;

@@ -72,6 +72,9 @@ void add_engine_options(CLI::App* app, EngineConfig& c, Given& g, std::string* m
   app->add_option("--kv-cache-memory", g.kv_cache_memory,
                   "KV cache size, e.g. 2GiB (CPU default: up to 1 GiB)");
   app->add_option("--kv-cache-dtype", c.kv_cache_dtype, "auto|...");
+  app->add_option("--quantization,-q", c.quantization,
+                  "fp8: FP8 weights with per-channel scales made at load")
+      ->check(CLI::IsMember({"fp8"}));
   app->add_flag("--enable-prefix-caching,!--no-enable-prefix-caching", c.enable_prefix_caching,
                 "Prefix caching (default on)");
   app->add_flag("--enable-chunked-prefill,!--no-enable-chunked-prefill", c.enable_chunked_prefill,

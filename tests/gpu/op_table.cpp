@@ -632,6 +632,7 @@ const std::vector<OpCase>& op_table() {
     add_elementwise_cases(c);
     add_linear_cases(c);
     add_attention_cases(c);
+    add_fp8_cases(c);
     return c;
   }();
   return cases;

@@ -56,11 +56,13 @@ TEST(CudaOpTable, CoversEveryOpInEveryDtype) {
     dtypes[c.op].insert(c.dtype);
   }
   const std::set<DType> both = {DType::kBF16, DType::kF32};
-  for (const char* op :
-       {"embedding", "rms_norm", "rope_kv_write", "silu_mul", "gemm", "attention"}) {
+  for (const char* op : {"embedding", "rms_norm", "rope_kv_write", "silu_mul", "attention"}) {
     EXPECT_EQ(dtypes[op], both) << op;
   }
-  EXPECT_EQ(dtypes["gemv"], std::set<DType>{DType::kBF16});
+  EXPECT_EQ(dtypes["gemm"], (std::set<DType>{DType::kBF16, DType::kF32, DType::kF8E4M3}));
+  EXPECT_EQ(dtypes["gemv"], (std::set<DType>{DType::kBF16, DType::kF8E4M3}));
+  EXPECT_EQ(dtypes["quantize_fp8"], std::set<DType>{DType::kBF16});
+  EXPECT_EQ(dtypes["dequantize_fp8"], std::set<DType>{DType::kF8E4M3});
   EXPECT_EQ(dtypes["flashinfer_prefill"], std::set<DType>{DType::kBF16});
   EXPECT_EQ(dtypes["argmax"], std::set<DType>{DType::kF32});
 }
@@ -119,6 +121,20 @@ TEST(CudaShapesTable, PlannersAgreeWithTheKernelTable) {
   EXPECT_FALSE(gemv_supported(g));  // the SiLU epilogue writes bf16 only
   EXPECT_TRUE(gemm_supports(DType::kBF16, DType::kF32));
   EXPECT_FALSE(gemm_supports(DType::kF32, DType::kBF16));
+  EXPECT_TRUE(gemm_supports(DType::kF8E4M3, DType::kBF16));
+  EXPECT_FALSE(gemm_supports(DType::kF8E4M3, DType::kF32));
+  // FP8 weights: only with their scales, per row or in 128x128 blocks.
+  g.epilogue = GemvEpilogue::kNone;
+  g.out_dtype = DType::kBF16;
+  g.w_dtype = DType::kF8E4M3;
+  EXPECT_FALSE(gemv_supported(g));
+  const float scale[4] = {1, 1, 1, 1};
+  g.w_scale = scale;
+  EXPECT_TRUE(gemv_supported(g));
+  g.w_scale_block = 64;
+  EXPECT_FALSE(gemv_supported(g));
+  g.w_scale_block = kGemvFp8ScaleBlock;
+  EXPECT_TRUE(gemv_supported(g));
 }
 
 }  // namespace

@@ -164,7 +164,12 @@ Result<std::unique_ptr<CudaModelRunner>> CudaModelRunner::create(const ModelConf
   KITE_LOG_DEBUG("cuda: fused decode ops:\n{}", format_ops(impl->graph, impl->fused_ops));
   KITE_CUDA_RETURN_IF_ERROR(cudaEventCreateWithFlags(&impl->inputs_copied, cudaEventDisableTiming));
   KITE_ASSIGN_OR_RETURN(impl->w,
-                        load_device_weights(impl->graph, *bound, opts.dtype, impl->stream));
+                        load_device_weights(impl->graph, *bound, opts.dtype, opts.fp8_online,
+                                            *impl->dev, impl->stream));
+  {
+    const char* env = std::getenv("KITE_FP8_GEMM");
+    impl->fp8_gemm_fallback = env != nullptr && std::string(env) == "dequant";
+  }
   const float* factors =
       impl->w.rope_freq_factors.empty() ? nullptr : impl->w.rope_freq_factors.data();
   const std::vector<float> inv = rope_inv_freq(cfg, factors);

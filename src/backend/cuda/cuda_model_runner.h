@@ -31,6 +31,9 @@ struct CudaRunnerOptions {
   // pure-FP32 cuBLASLt, F32 kernels, the CPU backend's arithmetic; models on the generic
   // attention path only, i.e. head_dim <= 32).
   DType dtype = DType::kBF16;
+  // --quantization fp8: every linear but the LM head quantized per row to FP8 at load (FP8
+  // checkpoints are FP8 whatever this says). bf16 compute only.
+  bool fp8_online = false;
 };
 
 // The compute dtype for `requested` ("auto", "bfloat16", "float32"; EngineConfig::dtype):

@@ -17,11 +17,6 @@ Result<std::unique_ptr<ModelRunner>> create_cuda_model_runner(
   // bfloat16, or float32 for F32 checkpoints on the generic attention path (auto) or when asked.
   KITE_ASSIGN_OR_RETURN(DType dtype,
                         cuda::choose_compute_dtype(weights->config(), lookup, config.dtype));
-  if (config.quantization == "fp8" && !weights->config().quantization.enabled()) {
-    return unimplemented(
-        "--quantization fp8 is not implemented on the CUDA backend yet (the CPU backend runs "
-        "it); serve the BF16 checkpoint without it");
-  }
   const std::string kv = config.kv_cache_dtype;
   if (kv != "auto" && !(kv == "bfloat16" && dtype == DType::kBF16) &&
       !(kv == "float32" && dtype == DType::kF32)) {
@@ -33,6 +28,7 @@ Result<std::unique_ptr<ModelRunner>> create_cuda_model_runner(
   options.use_cuda_graphs = !config.enforce_eager;
   options.max_graph_batch = config.max_num_seqs;  // decode of every batch size replays a graph
   options.dtype = dtype;
+  options.fp8_online = config.quantization == "fp8" && !weights->config().quantization.enabled();
   KITE_ASSIGN_OR_RETURN(std::unique_ptr<cuda::CudaModelRunner> runner,
                         cuda::CudaModelRunner::create(weights->config(), lookup, options));
   return std::unique_ptr<ModelRunner>(std::move(runner));

@@ -14,6 +14,7 @@ struct GemmRunner::Plan {
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
   cublasLtMatmulAlgo_t algo{};
   bool has_bias = false;
+  bool fp8 = false;
   ~Plan() {
     if (c != nullptr) KITE_CUBLAS_WARN(cublasLtMatrixLayoutDestroy(c));
     if (b != nullptr) KITE_CUBLAS_WARN(cublasLtMatrixLayoutDestroy(b));
@@ -39,12 +40,22 @@ Result<std::unique_ptr<GemmRunner>> GemmRunner::create() {
 
 namespace {
 
-cudaDataType_t cuda_type(DType d) { return d == DType::kF32 ? CUDA_R_32F : CUDA_R_16BF; }
+cudaDataType_t cuda_type(DType d) {
+  switch (d) {
+    case DType::kF32:
+      return CUDA_R_32F;
+    case DType::kF8E4M3:
+      return CUDA_R_8F_E4M3;
+    default:
+      return CUDA_R_16BF;
+  }
+}
 
 }  // namespace
 
 Result<GemmRunner::Plan*> GemmRunner::plan_for(const GemmArgs& g) {
-  const Key key{g.m, g.n, g.k, g.ldx, g.ldw, g.ldy, g.dtype, g.out_dtype, g.bias != nullptr};
+  const Key key{g.m,     g.n,         g.k, g.ldx, g.ldw, g.ldy, g.dtype, g.out_dtype,
+                g.bias != nullptr, g.fp8_scaling};
   auto it = plans_.find(key);
   if (it != plans_.end()) return it->second.get();
 
@@ -68,12 +79,31 @@ Result<GemmRunner::Plan*> GemmRunner::plan_for(const GemmArgs& g) {
         cublas_status(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_EPILOGUE,
                                                      &epi, sizeof(epi)),
                       what));
-    const cudaDataType_t bias_type = cuda_type(g.dtype);
+    const cudaDataType_t bias_type =
+        g.dtype == DType::kF8E4M3 ? CUDA_R_16BF : cuda_type(g.dtype);
     KITE_RETURN_IF_ERROR(cublas_status(
         cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type,
                                        sizeof(bias_type)),
         what));
     plan->has_bias = true;
+  }
+  if (g.dtype == DType::kF8E4M3) {
+    // A = the weights, B = the activations (see above); their scales multiply in FP32.
+    const bool block = g.fp8_scaling == Fp8Scaling::kBlock;
+    const cublasLtMatmulMatrixScale_t a_mode =
+        block ? CUBLASLT_MATMUL_MATRIX_SCALE_BLK128x128_32F
+              : CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F;
+    const cublasLtMatmulMatrixScale_t b_mode =
+        block ? CUBLASLT_MATMUL_MATRIX_SCALE_VEC128_32F : CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F;
+    KITE_RETURN_IF_ERROR(cublas_status(
+        cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &a_mode,
+                                       sizeof(a_mode)),
+        what + " (FP8 weight scale mode)"));
+    KITE_RETURN_IF_ERROR(cublas_status(
+        cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &b_mode,
+                                       sizeof(b_mode)),
+        what + " (FP8 activation scale mode)"));
+    plan->fp8 = true;
   }
   const cudaDataType_t in_type = cuda_type(g.dtype);
   const cudaDataType_t out_type = cuda_type(g.out_dtype);
@@ -97,7 +127,10 @@ Result<GemmRunner::Plan*> GemmRunner::plan_for(const GemmArgs& g) {
   }
   KITE_CUBLAS_WARN(cublasLtMatmulPreferenceDestroy(pref));
   KITE_RETURN_IF_ERROR(cublas_status(st, what + " heuristic"));
-  if (found == 0) return unimplemented(what + ": cuBLASLt has no algorithm for this shape");
+  if (found == 0) {
+    return unimplemented(what + " " + std::string(dtype_name(g.dtype)) +
+                         ": cuBLASLt has no algorithm for this shape");
+  }
   plan->algo = result.algo;
   Plan* raw = plan.get();
   plans_.emplace(key, std::move(plan));
@@ -116,6 +149,19 @@ Status GemmRunner::gemm(const GemmArgs& g, cudaStream_t stream) {
         cublas_status(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
                                                      &g.bias, sizeof(g.bias)),
                       "cuBLASLt bias pointer"));
+  }
+  if (plan->fp8) {
+    if (g.w_scale == nullptr || g.x_scale == nullptr) {
+      return invalid_argument("FP8 GEMM without its scales");
+    }
+    KITE_RETURN_IF_ERROR(cublas_status(
+        cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER,
+                                       &g.w_scale, sizeof(g.w_scale)),
+        "cuBLASLt FP8 weight scale"));
+    KITE_RETURN_IF_ERROR(cublas_status(
+        cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER,
+                                       &g.x_scale, sizeof(g.x_scale)),
+        "cuBLASLt FP8 activation scale"));
   }
   const float alpha = 1.f, beta = 0.f;
   return cublas_status(cublasLtMatmul(static_cast<cublasLtHandle_t>(handle_), plan->desc, &alpha,

@@ -22,15 +22,27 @@
 
 namespace kite::cuda {
 
+// How an FP8 GEMM's operands are scaled (cuBLASLt's matrix scale modes).
+enum class Fp8Scaling : uint8_t {
+  kRowwise,  // w_scale [n] per output channel, x_scale [m] per token (OUTER_VEC_32F)
+  kBlock,    // w_scale [ceil(n/128), ceil(k/128)] per 128x128 block (BLK128x128_32F), x_scale
+             // [m, ceil(k/128)] per token and 128-column group (VEC128_32F)
+};
+
 struct GemmArgs {
   const void* x = nullptr;     // [m, k] of dtype, leading dimension ldx
   const void* w = nullptr;     // [n, k] of dtype, leading dimension ldw
-  const void* bias = nullptr;  // nullptr or [n] of dtype (output dtype == dtype only)
+  const void* bias = nullptr;  // nullptr or [n] (bf16 with FP8 inputs; else of dtype, output
+                               // dtype == dtype only)
   void* y = nullptr;           // [m, n] of out_dtype, leading dimension ldy
   int m = 0, n = 0, k = 0;
   int64_t ldx = 0, ldw = 0, ldy = 0;
   DType dtype = DType::kBF16;      // x, w, bias
   DType out_dtype = DType::kBF16;  // y
+  // dtype kF8E4M3: y = (x_scale * x) (w_scale * w)^T with F32 scales as `fp8_scaling` says.
+  Fp8Scaling fp8_scaling = Fp8Scaling::kRowwise;
+  const float* w_scale = nullptr;
+  const float* x_scale = nullptr;
 };
 
 class GemmRunner {
@@ -51,7 +63,7 @@ class GemmRunner {
 
  private:
   struct Plan;
-  using Key = std::tuple<int, int, int, int64_t, int64_t, int64_t, DType, DType, bool>;
+  using Key = std::tuple<int, int, int, int64_t, int64_t, int64_t, DType, DType, bool, Fp8Scaling>;
   GemmRunner() = default;
   Result<Plan*> plan_for(const GemmArgs& a);
 

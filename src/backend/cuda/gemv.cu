@@ -1,4 +1,8 @@
+#include <cuda_fp16.h>
+#include <cuda_fp8.h>
+
 #include <algorithm>
+#include <type_traits>
 
 #include "backend/cuda/activation_math.cuh"
 #include "backend/cuda/common.cuh"
@@ -21,6 +25,29 @@ __device__ __forceinline__ uint4 load_stream(const uint4* p) {
                : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
                : "l"(p));
   return v;
+}
+__device__ __forceinline__ uint2 load_stream(const uint2* p) {
+  uint2 v;
+  asm volatile("ld.global.nc.L1::no_allocate.v2.u32 {%0,%1}, [%2];"
+               : "=r"(v.x), "=r"(v.y)
+               : "l"(p));
+  return v;
+}
+
+// 8 weights of one row: 16 bytes of bf16, or 8 bytes of FP8 E4M3.
+template <bool kFp8>
+using WVec = std::conditional_t<kFp8, uint2, uint4>;
+
+__device__ __forceinline__ void unpack_w8(const uint4& v, float (&f)[8]) { unpack_bf16x8(v, f); }
+__device__ __forceinline__ void unpack_w8(const uint2& v, float (&f)[8]) {
+  const uint32_t words[2] = {v.x, v.y};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const auto pair = static_cast<__nv_fp8x2_storage_t>(words[i / 2] >> (16 * (i % 2)));
+    const float2 h = __half22float2(__half2(__nv_cvt_fp8x2_to_halfraw2(pair, __NV_E4M3)));
+    f[2 * i] = h.x;
+    f[2 * i + 1] = h.y;
+  }
 }
 
 // Weight row j of row group `grp`, or -1 past the end.
@@ -50,7 +77,7 @@ int num_row_groups(const GemvParams& p) {
 // Persistent: CTA b handles row groups b, b + gridDim.x, ... While it reduces one group, the
 // first weights of its next group are already on their way (the memory system never drains
 // between groups, which short-lived CTAs could not avoid).
-template <int M, typename OutT, GemvEpilogue kEpi>
+template <int M, typename OutT, GemvEpilogue kEpi, bool kFp8>
 __global__ void __launch_bounds__(kThreads, M == 1 ? 3 : (M <= 4 ? 2 : 1))
     gemv_kernel(GemvParams p, int num_groups) {
   constexpr int kUnroll = M <= 4 ? 2 : 1;
@@ -65,7 +92,22 @@ __global__ void __launch_bounds__(kThreads, M == 1 ? 3 : (M <= 4 ? 2 : 1))
     for (int j = 0; j < kRows; ++j) row[j] = max(group_row<kEpi>(p, g, j), 0);
   };
   set_rows(grp);
-  const uint4* w = static_cast<const uint4*>(p.w);
+  using W8 = WVec<kFp8>;
+  const W8* w = static_cast<const W8*>(p.w);
+  // FP8: the dequantization scale of weight (row, k = 8 v .. 8 v + 7); one per row or per
+  // 128 x 128 block (8-value vectors never straddle a block).
+  const int scale_cols = (p.k + kGemvFp8ScaleBlock - 1) / kGemvFp8ScaleBlock;
+  auto w_scale = [&](int r, int v) -> float {
+    if constexpr (!kFp8) {
+      return 1.f;
+    } else {
+      v = min(v, nvec - 1);  // past the row's end the weights are zeros; any scale will do
+      return p.w_scale_block == 0
+                 ? __ldg(p.w_scale + r)
+                 : __ldg(p.w_scale + (r / kGemvFp8ScaleBlock) * scale_cols +
+                         (v * 8) / kGemvFp8ScaleBlock);
+    }
+  };
   const uint4* x = static_cast<const uint4*>(p.x);
   const uint4* nw = static_cast<const uint4*>(p.norm_weight);
   const int64_t xs = p.x_stride / 8;
@@ -74,15 +116,14 @@ __global__ void __launch_bounds__(kThreads, M == 1 ? 3 : (M <= 4 ? 2 : 1))
 
   pdl_launch_dependents();
   // The first weights do not depend on earlier kernels: start streaming them before waiting.
-  uint4 wv[kUnroll][kRows];
+  W8 wv[kUnroll][kRows];
   auto load_w = [&](int v0) {
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       const int v = v0 + u * kThreads;
 #pragma unroll
       for (int j = 0; j < kRows; ++j) {
-        wv[u][j] = v < nvec ? load_stream(w + static_cast<int64_t>(row[j]) * nvec + v)
-                            : make_uint4(0, 0, 0, 0);
+        wv[u][j] = v < nvec ? load_stream(w + static_cast<int64_t>(row[j]) * nvec + v) : W8{};
       }
     }
   };
@@ -141,7 +182,14 @@ __global__ void __launch_bounds__(kThreads, M == 1 ? 3 : (M <= 4 ? 2 : 1))
       for (int u = 0; u < kUnroll; ++u) {
         float wf[kRows][8];
 #pragma unroll
-        for (int j = 0; j < kRows; ++j) unpack_bf16x8(wv[u][j], wf[j]);
+        for (int j = 0; j < kRows; ++j) {
+          unpack_w8(wv[u][j], wf[j]);
+          if constexpr (kFp8) {
+            const float sc = w_scale(row[j], v0 + u * kThreads);
+#pragma unroll
+            for (int e = 0; e < 8; ++e) wf[j][e] *= sc;
+          }
+        }
         float nf[8];
         if (nw != nullptr) unpack_bf16x8(nv[u], nf);
 #pragma unroll
@@ -262,7 +310,8 @@ __global__ void __launch_bounds__(kThreads, M == 1 ? 3 : (M <= 4 ? 2 : 1))
 
 template <int M, typename OutT, GemvEpilogue kEpi>
 void launch_kernel(const GemvParams& p, const DeviceContext& dev, cudaStream_t stream) {
-  auto* kernel = gemv_kernel<M, OutT, kEpi>;
+  auto* kernel = p.w_dtype == DType::kF8E4M3 ? gemv_kernel<M, OutT, kEpi, true>
+                                             : gemv_kernel<M, OutT, kEpi, false>;
   // Persistent: as many CTAs as fit on the device at once (occupancy computed once per context).
   const int ctas_per_sm = dev.ctas_per_sm(reinterpret_cast<const void*>(kernel), kThreads, 0);
   const int groups = num_row_groups<kEpi>(p);
@@ -275,7 +324,12 @@ using GemvEpilogues = ValueSet<GemvEpilogue::kNone, GemvEpilogue::kSiluMul, Gemv
 }  // namespace
 
 bool gemv_supported(const GemvParams& p) {
-  if (!GemvDTypes::contains(p.dtype)) return false;
+  if (!GemvDTypes::contains(p.dtype) || !GemvWeightDTypes::contains(p.w_dtype)) return false;
+  if (p.w_dtype == DType::kF8E4M3 &&
+      (p.w_scale == nullptr ||
+       (p.w_scale_block != 0 && p.w_scale_block != kGemvFp8ScaleBlock))) {
+    return false;
+  }
   if (p.m < 1 || p.m > kGemvMaxM || p.k % kGemvKAlign != 0 || p.k <= 0 || p.n <= 0) return false;
   if (p.x_stride % kGemvKAlign != 0) return false;
   if (reinterpret_cast<uintptr_t>(p.x) % 16 != 0 || reinterpret_cast<uintptr_t>(p.w) % 16 != 0 ||

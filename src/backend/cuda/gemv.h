@@ -1,4 +1,5 @@
-// Skinny GEMM for the decode path (M <= kGemvMaxM rows): y = x W^T with W [N, K] row-major bf16,
+// Skinny GEMM for the decode path (M <= kGemvMaxM rows): y = x W^T with W [N, K] row-major bf16
+// or FP8 E4M3 with scales,
 // streaming W once at close to the memory bandwidth, with the decode step's neighbours fused in.
 // What it is instantiated for (bf16 inputs, bf16/f32 outputs, m, k alignment) is in the shapes
 // table, kernel_support.h.
@@ -45,14 +46,20 @@ struct GemvRope {
 
 struct GemvParams {
   const void* x = nullptr;     // [m, k] bf16, row stride x_stride
-  const void* w = nullptr;     // [n, k] bf16
+  const void* w = nullptr;     // [n, k] in w_dtype
   const void* bias = nullptr;  // nullptr or [n] bf16 (kNone, kRopeKv)
   void* y = nullptr;           // [m, n] (kSiluMul: [m, n / 2]), row stride y_stride
   int m = 0, n = 0, k = 0;
   int64_t x_stride = 0;  // elements
   int64_t y_stride = 0;  // elements
   GemvEpilogue epilogue = GemvEpilogue::kNone;
-  DType dtype = DType::kBF16;         // x, w, bias, norm_weight, residual (GemvDTypes)
+  DType dtype = DType::kBF16;         // x, bias, norm_weight, residual (GemvDTypes)
+  // Weights: bf16 (dtype), or FP8 E4M3 read one byte per weight and dequantized in registers
+  // (w = fp8 * scale, then the same FP32 dot product): w_scale is [n] per-row scales
+  // (w_scale_block 0) or [ceil(n/128), ceil(k/128)] scales of 128x128 blocks (w_scale_block 128).
+  DType w_dtype = DType::kBF16;       // GemvWeightDTypes
+  const float* w_scale = nullptr;
+  int w_scale_block = 0;
   DType out_dtype = DType::kBF16;     // y: GemvOutDTypes for kNone, bf16 for the others
   const void* norm_weight = nullptr;  // [k] bf16: RMS-normalize x first
   float norm_eps = 1e-6f;

@@ -85,6 +85,9 @@ inline bool generic_attention_supports(int head_dim) {
 // GEMV (decode-sized steps): bf16 weights and activations, m in [1, kGemvMaxM] rows, k a multiple
 // of kGemvKAlign elements (16-byte vectors) with 16-byte aligned rows; bf16 or f32 outputs.
 using GemvDTypes = ValueSet<DType::kBF16>;
+// Weights: bf16, or FP8 E4M3 with per-row or 128x128-block F32 scales (kGemvFp8ScaleBlock).
+using GemvWeightDTypes = ValueSet<DType::kBF16, DType::kF8E4M3>;
+constexpr int kGemvFp8ScaleBlock = 128;
 using GemvOutDTypes = ValueSet<DType::kBF16, DType::kF32>;
 constexpr int kGemvMaxM = 8;
 using GemvRows = ValueSet<1, 2, 3, 4, 5, 6, 7, 8>;  // one instantiation per m <= kGemvMaxM
@@ -94,7 +97,8 @@ constexpr int kGemvKAlign = 8;
 // cuBLASLt GEMM: (input, output) dtypes bf16 -> bf16, bf16 -> f32, f32 -> f32.
 inline bool gemm_supports(DType in, DType out) {
   return (in == DType::kBF16 && (out == DType::kBF16 || out == DType::kF32)) ||
-         (in == DType::kF32 && out == DType::kF32);
+         (in == DType::kF32 && out == DType::kF32) ||
+         (in == DType::kF8E4M3 && out == DType::kBF16);  // scaled FP8 (Hopper and newer)
 }
 
 }  // namespace kite::cuda

@@ -99,7 +99,7 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
           GemvParams g;
           g.x = val(op.in);
           g.x_stride = width(op.in);
-          g.w = w[op.weight].data;
+          set_gemv_weight(&g, w[op.weight]);
           g.y = val(op.out);
           g.y_stride = width(op.out);
           g.m = rows;

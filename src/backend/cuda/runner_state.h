@@ -18,6 +18,7 @@
 #include "backend/cuda/cuda_weights.h"
 #include "backend/cuda/device_buffer.h"
 #include "backend/cuda/device_context.h"
+#include "backend/cuda/gemv.h"
 #include "backend/cuda/sampling.h"
 #include "backend/cuda/step_inputs.h"
 #include "models/model_graph.h"
@@ -42,6 +43,11 @@ struct StepMemory {
   DeviceBuffer split_ws;
   DeviceBuffer split_counters;
   DeviceBuffer fi_work;  // int32 FlashInfer work lists (when FlashInfer serves prefill)
+  // FP8 linears with more rows than the GEMV: the quantized activations [cap.tokens, max k],
+  // their scales [cap.tokens, ceil(max k / 128)], and (fallback only) one dequantized weight.
+  DeviceBuffer fp8_x;
+  DeviceBuffer fp8_x_scale;
+  DeviceBuffer fp8_w_bf16;
   bool ready = false;
 };
 
@@ -55,6 +61,9 @@ struct StepPlan {
   int fi_works = 0;
   std::vector<int32_t> fi_work;  // host work lists, copied to StepMemory::fi_work
 };
+
+// The weight operand of a GEMV: bf16, or FP8 with its scales (linear_dispatch.cpp).
+void set_gemv_weight(GemvParams* g, const DeviceWeight& wt);
 
 struct CudaModelRunner::Impl {
   ModelConfig cfg;
@@ -122,6 +131,11 @@ struct CudaModelRunner::Impl {
   // A linear op of the fused list: its prologue/epilogue in the GEMV. REQUIRES: fused_ok and
   // m <= gemv_max_m.
   void fused_linear(const Op& op, const StepLayout& L, int m);
+  // An FP8 linear through cuBLASLt's scaled FP8 GEMM (or the dequantized fallback); bf16 y.
+  Status fp8_gemm(const void* x, int64_t ldx, const DeviceWeight& wt, void* y, int64_t ldy,
+                  int m);
+  bool fp8_gemm_fallback = false;  // no scaled FP8 GEMM here (or KITE_FP8_GEMM=dequant)
+  size_t fp8_w_bf16_bytes = 0;     // the largest FP8 linear as bf16
 
   // op_runner.cpp: the step's ops (fused when d.tokens <= gemv_max_m and fused_ok); FlashInfer
   // serves the prefill sequences of its plan when fi_works > 0 (work lists in mem.fi_work).

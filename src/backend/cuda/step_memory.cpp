@@ -79,6 +79,22 @@ Status CudaModelRunner::Impl::ensure_buffers(const KvCacheConfig& c) {
                                                  static_cast<int>(cfg.head_dim), dev->num_sms());
     KITE_ASSIGN_OR_RETURN(mem.fi_work, DeviceBuffer::allocate(ints * 4, "flashinfer work lists"));
   }
+  // FP8 linears: room for quantized activations of the widest FP8 input, and their scales.
+  int64_t fp8_k = 0;
+  fp8_w_bf16_bytes = 0;
+  for (const DeviceWeight& dw : w.weights) {
+    if (!dw.fp8()) continue;
+    fp8_k = std::max(fp8_k, dw.cols);
+    fp8_w_bf16_bytes = std::max(fp8_w_bf16_bytes, static_cast<size_t>(dw.rows * dw.cols * 2));
+  }
+  if (fp8_k > 0) {
+    KITE_ASSIGN_OR_RETURN(mem.fp8_x, DeviceBuffer::allocate(
+                                         static_cast<size_t>(cap.tokens) * fp8_k, "FP8 activations"));
+    KITE_ASSIGN_OR_RETURN(
+        mem.fp8_x_scale,
+        DeviceBuffer::allocate(static_cast<size_t>(cap.tokens) * ((fp8_k + 127) / 128) * 4,
+                               "FP8 activation scales"));
+  }
   mem.ready = true;
   KITE_LOG_INFO("cuda: activations for {} tokens / {} sequences: {:.2f} GiB", cap.tokens, cap.seqs,
                 static_cast<double>(total) / (1u << 30));
