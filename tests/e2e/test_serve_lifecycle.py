@@ -212,12 +212,15 @@ def test_signal_lets_running_requests_finish(tmp_path, sig):
 
 
 def test_sigterm_aborts_what_outlives_the_shutdown_timeout(tmp_path):
-    server = KiteServer(TINY, "--shutdown-timeout", "0.5", "--max-num-seqs", "4",
+    server = KiteServer(TINY, "--shutdown-timeout", "0.5", "--max-num-seqs", "2",
                         log_dir=str(tmp_path), name="abort").start()
-    # 32 streams of 480 tokens, 4 at a time, take far longer than 0.5 s.
-    streams, code, seconds, _ = run_and_signal(server, signal.SIGTERM, 32, 480, 8)
+    # 64 streams of 480 tokens, 2 at a time: ~31k tokens, about ten times what the CPU engine
+    # decodes in the 0.5 s it is given, so most of them outlive the timeout.
+    streams, code, seconds, _ = run_and_signal(server, signal.SIGTERM, 64, 480, 8)
     assert code == 0, server.log()
     assert seconds < 0.5 + 10, seconds
-    # Every stream ends properly: finish_reason "abort", then [DONE] (none ran to 480 tokens).
+    # Every stream ends properly with [DONE]: either it ran to its 480 tokens before the
+    # deadline, or it was aborted short of them. Which streams made it is timing, not contract.
     for finish, done, tokens in streams:
-        assert (finish, done) == ("abort", True) and tokens < 480, streams
+        assert done and (finish, tokens == 480) in {("length", True), ("abort", False)}, streams
+    assert sum(finish == "abort" for finish, _, _ in streams) > 0, streams

@@ -94,28 +94,45 @@ def test_engine_creation_errors():
 
 
 def test_ctrl_c_aborts_the_batch_and_reraises(llama3_llm):
-    """SIGINT (Ctrl-C) during generate: every request of the batch is aborted (none keeps
-    running), KeyboardInterrupt propagates, and the LLM keeps working."""
+    """SIGINT (Ctrl-C) during generate: every unfinished request of the batch is aborted (none
+    keeps running), KeyboardInterrupt propagates, and the LLM keeps working.
+
+    Deterministic: the signal is sent from inside generate (by the progress bar, when the
+    one-token request of the batch finishes), so the seven long requests are still running."""
     before = llama3_llm.stats()
-    params = kite.SamplingParams(temperature=0.8, seed=1, max_tokens=1500, ignore_eos=True)
+    short = kite.SamplingParams(temperature=0.8, seed=1, max_tokens=1, ignore_eos=True)
+    long = kite.SamplingParams(temperature=0.8, seed=1, max_tokens=1500, ignore_eos=True)
     prompts = [f"Story {i}:" for i in range(8)]
 
-    def interrupt_once_running():
-        # Wait until the engine is generating for this batch, then press Ctrl-C.
-        while llama3_llm.stats().generation_tokens_total == before.generation_tokens_total:
-            time.sleep(0.001)
-        os.kill(os.getpid(), signal.SIGINT)
+    class CtrlCBar:
+        def __init__(self, **kwargs):
+            pass
 
-    t = threading.Thread(target=interrupt_once_running)
-    t.start()
+        def set_postfix_str(self, s, refresh=True):
+            pass
+
+        def update(self, n):
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(6000):  # the handler raises KeyboardInterrupt here, in the main thread
+                time.sleep(0.01)
+            raise AssertionError("SIGINT was not delivered")
+
+        def close(self):
+            pass
+
     with pytest.raises(KeyboardInterrupt):
-        llama3_llm.generate(prompts, params, use_tqdm=False)
-    t.join()
+        llama3_llm.generate(prompts, [short] + [long] * 7, use_tqdm=CtrlCBar)
+    # The engine publishes its counters after the step that ended the requests: wait for them.
+    deadline = time.monotonic() + 60
     after = llama3_llm.stats()
+    while (after.requests_finished_total - before.requests_finished_total < 8
+           and time.monotonic() < deadline):
+        time.sleep(0.01)
+        after = llama3_llm.stats()
     assert after.num_running == 0 and after.num_waiting == 0
     assert after.requests_finished_total - before.requests_finished_total == 8  # all ended,
-    assert after.requests_aborted_total - before.requests_aborted_total == 8  # by the abort
-    assert after.generation_tokens_total - before.generation_tokens_total < 8 * 1500
+    assert after.requests_aborted_total - before.requests_aborted_total == 7  # 7 by the abort
+    assert after.generation_tokens_total - before.generation_tokens_total < 1 + 7 * 1500
     out = llama3_llm.generate("Once", GREEDY, use_tqdm=False)
     assert len(out[0].outputs[0].token_ids) == 8
 
