@@ -164,6 +164,9 @@ std::function<int()> setup_serve(CLI::App& app) {
                  "split <think>...</think> into reasoning_content; grammars (response_format, "
                  "tools) apply to the answer after it")
       ->check(CLI::IsMember({"qwen3", "deepseek_r1"}));
+  app.add_flag("--trust-request-chat-template", s.trust_request_chat_template,
+               "accept a chat_template in requests (chat endpoints, /tokenize); without it such "
+               "requests get 400, since a template is a program the server runs");
   app.add_option("--grammar-compile-timeout", o->engine.config.grammar_compile_timeout_ms,
                  "milliseconds one structured-output grammar may take to compile (a slower "
                  "schema is refused with 400)")

@@ -5,7 +5,10 @@
 
 namespace kite::server {
 
-bool path_requires_auth(std::string_view path) { return path == "/v1" || path.starts_with("/v1/"); }
+bool path_requires_auth(std::string_view path) {
+  return path == "/v1" || path.starts_with("/v1/") || path == "/tokenize" ||
+         path == "/detokenize";
+}
 
 bool bearer_matches(std::string_view authorization, std::string_view api_key) {
   constexpr std::string_view kScheme = "bearer ";

@@ -7,8 +7,9 @@
 
 namespace kite::server {
 
-// True when `path` is under /v1 (the OpenAI API), which --api-key protects. /health, /metrics,
-// /version, /tokenize, /detokenize and the chat page stay open (as vLLM).
+// True when `path` is under /v1 (the OpenAI API) or is /tokenize or /detokenize (they run the
+// tokenizer and the chat template, so they cost what the API costs), which --api-key protects.
+// /health, /metrics, /version and the chat page stay open (probes and scrapers need no key).
 bool path_requires_auth(std::string_view path);
 
 // True when the Authorization header carries "Bearer <api_key>" (constant-time comparison of the

@@ -47,8 +47,14 @@ const std::string& TokenTextCache::operator()(int32_t id) {
       .first->second;
 }
 
-ApiResult<std::string> render_chat(const Engine& engine, const std::string& messages_json,
+ApiResult<std::string> render_chat(const ServerConfig& config, const Engine& engine,
+                                   const std::string& messages_json,
                                    const ChatTemplateOptions& options, bool continue_final) {
+  if (options.chat_template && !config.trust_request_chat_template) {
+    return invalid_value("chat_template",
+                         "a chat_template in the request is refused: the server runs only its "
+                         "model's template unless started with --trust-request-chat-template");
+  }
   std::string messages = messages_json;
   if (continue_final) {
     ApiResult<std::string> tagged = tag_final_message(messages_json);
@@ -56,7 +62,13 @@ ApiResult<std::string> render_chat(const Engine& engine, const std::string& mess
     messages = std::move(tagged.value());
   }
   Result<std::string> rendered = engine.apply_chat_template(messages, options);
-  if (!rendered.ok()) return api_error_from_status(rendered.status(), "messages");
+  if (!rendered.ok()) {
+    // A tripped template guard is kOutOfRange, which is no context-length error here.
+    if (rendered.status().code() == StatusCode::kOutOfRange) {
+      return invalid_value("messages", rendered.status().message());
+    }
+    return api_error_from_status(rendered.status(), "messages");
+  }
   if (!continue_final) return std::move(*rendered);
   return cut_at_continue_tag(*rendered);
 }
@@ -152,7 +164,8 @@ awaitable<void> handle_tokenize(Exchange& ex) {
   std::string text;
   if (req.messages_json) {
     ApiResult<std::string> rendered =
-        render_chat(engine, *req.messages_json, req.template_options, req.continue_final_message);
+        render_chat(ex.state().config(), engine, *req.messages_json, req.template_options,
+                    req.continue_final_message);
     if (!rendered.ok()) {
       co_await ex.send_error(rendered.error());
       co_return;

@@ -51,6 +51,9 @@ struct ServerConfig {
   std::string reasoning_parser;
   // OTLP/HTTP collector for request traces ("http://host:4318"); empty: no tracing.
   std::string otlp_traces_endpoint;
+  // A request's own `chat_template` (chat endpoints, /tokenize) is refused unless this is set:
+  // a template is a program the server runs (as vLLM's --trust-request-chat-template).
+  bool trust_request_chat_template = false;
 };
 
 class HttpServer {

@@ -12,6 +12,9 @@ TEST(AuthTest, PathsUnderV1NeedAuth) {
   EXPECT_FALSE(path_requires_auth("/v10"));
   EXPECT_FALSE(path_requires_auth("/health"));
   EXPECT_FALSE(path_requires_auth("/metrics"));
+  EXPECT_TRUE(path_requires_auth("/tokenize"));
+  EXPECT_TRUE(path_requires_auth("/detokenize"));
+  EXPECT_FALSE(path_requires_auth("/tokenizer"));
   EXPECT_FALSE(path_requires_auth("/"));
 }
 
