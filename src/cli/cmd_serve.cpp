@@ -2,6 +2,7 @@
 // shared vLLM-named ones (cli/engine_args.h); see docs/serving.md.
 #include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -80,6 +81,9 @@ int run_serve(ServeOptions& o) {
   }
   ecfg.reasoning_parser = o.server.reasoning_parser;
 
+  // A peer or a log reader that goes away makes writes fail with EPIPE, never kills the
+  // process (a dead stdout pipe used to end the server with no drain).
+  std::signal(SIGPIPE, SIG_IGN);
   server::HttpServer srv(o.server);
   if (Status s = srv.start(); !s.ok()) {
     std::fprintf(stderr, "kite serve: %s\n", s.to_string().c_str());
@@ -93,8 +97,11 @@ int run_serve(ServeOptions& o) {
     Result<std::unique_ptr<Engine>> engine = Engine::create(ecfg);
     if (!engine.ok()) {
       KITE_LOG_ERROR("cannot load the model: {}", engine.status().to_string());
+      // Both before the shutdown: wait() may return before this thread runs again.
       load_failed = true;
+      load_done = true;
       srv.request_shutdown();
+      return;
     } else {
       std::shared_ptr<Engine> shared = std::move(*engine);
       const ModelInfo& info = shared->model_info();
@@ -106,7 +113,7 @@ int run_serve(ServeOptions& o) {
     load_done = true;
   });
   srv.wait();
-  if (!load_done) {
+  if (!load_done.load()) {
     // Engine::create cannot be interrupted: leave without waiting for it.
     KITE_LOG_WARN("shut down while the model was loading");
     std::fflush(nullptr);

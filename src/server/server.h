@@ -42,7 +42,10 @@ struct ServerConfig {
   std::chrono::milliseconds write_timeout{60'000};
   // SIGTERM/SIGINT: running requests get this long to finish; then they are aborted.
   std::chrono::milliseconds shutdown_timeout{30'000};
-  bool handle_signals = true;  // install SIGINT/SIGTERM handlers
+  // The process owner's mode: SIGINT/SIGTERM handled on a thread of their own (a second one
+  // during the drain _Exits with 128 + signal), and a watchdog that _Exits(1) when the drain
+  // outlives shutdown_timeout + 3 s. Off for servers embedded in tests.
+  bool handle_signals = true;
   // Tool calling: the family format of the model's tool calls ("hermes", "llama3_json",
   // "mistral"; "" = none). tool_choice "auto" parses calls only with enable_auto_tool_choice.
   std::string tool_call_parser;

@@ -2,12 +2,16 @@
 with the documented status and the server keeps serving everyone else."""
 
 import json
+import shutil
+import signal
+import subprocess
 import threading
+import time
 
 import pytest
 from openai import OpenAI
 
-from kite_server import TINY, KiteServer, http
+from kite_server import KITE, TINY, KiteServer, free_port, http
 
 
 def error_of(status, body, want_status):
@@ -95,3 +99,108 @@ def test_hostile_templates_are_bounded(trusting_server, template, status):
         assert "limit" in err["message"] and err["code"] == "invalid_value"
     s, _, _ = trusting_server.get("/health", timeout=5)
     assert s == 200
+
+
+# ---- the process -------------------------------------------------------------------------------
+
+def test_a_model_that_cannot_load_exits_nonzero(tmp_path):
+    model = tmp_path / "broken"
+    shutil.copytree(TINY, model)
+    (model / "config.json").write_text("{ not json")
+    # A missing path fails at once, which raced the shutdown into exit status 0 (or an abort).
+    for path in (str(model), str(tmp_path / "missing")):
+        server = KiteServer(path, log_dir=str(tmp_path), name="broken").start(wait=False)
+        assert server.proc.wait(60) == 1, server.log()
+        assert "cannot load the model" in server.log()
+
+
+def test_a_closed_stdout_does_not_kill_the_server(tmp_path):
+    port = free_port()
+    proc = subprocess.Popen([KITE, "serve", TINY, "--host", "127.0.0.1", "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if http("GET", url + "/health", timeout=2)[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.05)
+        proc.stdout.close()  # the log reader goes away (`kite serve | head`)
+        for _ in range(3):  # each request logs a line into the dead pipe
+            s, _, _ = http("POST", url + "/v1/completions", {"prompt": "Once", "max_tokens": 2})
+            assert s == 200
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def wait_for(cond, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_a_second_signal_during_the_drain_exits_at_once(tmp_path):
+    server = KiteServer(TINY, "--shutdown-timeout", "120", "--max-num-seqs", "1",
+                        log_dir=str(tmp_path), name="twice").start()
+    client = OpenAI(base_url=server.url + "/v1", api_key="x", max_retries=0)
+
+    def stream():
+        try:
+            for _ in client.completions.create(model="tinystories-656k", prompt="Once",
+                                               max_tokens=480, stream=True,
+                                               extra_body={"ignore_eos": True}):
+                pass
+        except Exception:  # noqa: BLE001 - the server goes away mid-stream
+            pass
+
+    threads = [threading.Thread(target=stream) for _ in range(16)]  # minutes of work, 1 at a time
+    for t in threads:
+        t.start()
+    assert wait_for(lambda: server.metrics()["kite:generation_tokens_total"] > 0)
+    server.proc.send_signal(signal.SIGTERM)
+    assert wait_for(lambda: "shutting down" in server.log())
+    server.proc.send_signal(signal.SIGINT)
+    assert server.proc.wait(30) == 128 + signal.SIGINT, server.log()[-2000:]
+    assert "exiting now" in server.log()
+    for t in threads:
+        t.join(30)
+
+
+def test_the_shutdown_timeout_is_a_hard_deadline(tmp_path):
+    # The only HTTP thread is busy tokenizing 24 MB (~15 s here); the drain cannot end it.
+    server = KiteServer(TINY, "--shutdown-timeout", "0", "--http-threads", "1",
+                        "--max-request-body-bytes", str(64 << 20), log_dir=str(tmp_path),
+                        name="deadline").start()
+    text = "Once upon a time, Lily saw a big red ball. " * (24 * 1024 * 1024 // 44)
+    def tokenize():
+        try:
+            server.post("/tokenize", {"prompt": text}, timeout=120)
+        except Exception:  # noqa: BLE001 - the process ends mid-answer
+            pass
+
+    t = threading.Thread(target=tokenize, daemon=True)
+    t.start()
+
+    def busy():
+        try:
+            server.get("/health", timeout=1)
+            return False
+        except OSError:
+            return True
+
+    assert wait_for(busy)
+    t0 = time.monotonic()
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(60) == 1, server.log()[-2000:]
+    assert "shutdown deadline passed" in server.log()
+    assert time.monotonic() - t0 < 10
