@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <exception>
 #include <optional>
+#include <string_view>
 #include <thread>
 #include <unordered_set>
 
@@ -108,6 +109,21 @@ awaitable<void> HttpServer::Impl::accept_loop() {
       continue;
     }
     boost::system::error_code opt_ec;
+    if (num_connections() >= state.config().max_connections) {
+      // Over --max-connections: a short 503 written into the fresh (empty) send buffer without
+      // blocking, then close; the descriptor is back at once.
+      static constexpr std::string_view kFull =
+          "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nConnection: close\r\n"
+          "Content-Type: application/json\r\nContent-Length: 113\r\n\r\n"
+          "{\"error\":{\"message\":\"too many open connections\",\"type\":\"server_error\","
+          "\"param\":null,\"code\":\"service_unavailable\"}}";
+      socket.non_blocking(true, opt_ec);
+      socket.send(asio::buffer(kFull.data(), kFull.size()), 0, opt_ec);
+      socket.shutdown(tcp::socket::shutdown_both, opt_ec);
+      socket.close(opt_ec);
+      state.metrics().observe_http("other", 503);
+      continue;
+    }
     socket.set_option(tcp::no_delay(true), opt_ec);
     auto handle = std::make_shared<ConnectionHandle>();
     handle->executor = socket.get_executor();
@@ -297,6 +313,7 @@ void HttpServer::set_engine(std::shared_ptr<Engine> engine) {
   model->parse_context.vocab_size = model->info.vocab_size;
   model->parse_context.max_model_len = model->info.max_model_len;
   model->parse_context.default_sampling = model->info.default_sampling;
+  model->parse_context.max_choices_per_request = s.state.config().max_choices_per_request;
   model->created = unix_time_now();
   // Published even if a shutdown races with it: handlers check the phase first, and the
   // engine's destructor (with the server's) aborts whatever it still holds.

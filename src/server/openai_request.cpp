@@ -200,6 +200,9 @@ ApiResult<CompletionRequest> parse_completion_request(std::string_view body,
   r.string("user");
   detail::reject_unsupported_features(r);
   if (!r.ok()) return r.error();
+  if (auto e = detail::check_choices(ctx, static_cast<int64_t>(req.prompts.size()), req.params.n)) {
+    return *e;
+  }
   return req;
 }
 
@@ -253,6 +256,7 @@ ApiResult<ChatCompletionRequest> parse_chat_request(std::string_view body,
   r.object("metadata");
   detail::reject_unsupported_features(r);
   if (!r.ok()) return r.error();
+  if (auto e = detail::check_choices(ctx, 1, req.params.n)) return *e;
   return req;
 }
 

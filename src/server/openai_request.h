@@ -27,6 +27,9 @@ struct ParseContext {
   int64_t vocab_size = 0;                       // token ids must be < vocab_size (0: unchecked)
   int64_t max_model_len = 0;        // chat max_tokens default (0: leave the engine's default)
   SamplingParams default_sampling;  // generation_config.json defaults (ModelInfo)
+  // Engine sequences one request may start: prompts × n (0: unbounded). Beyond it: 400 on
+  // `n` (a request that can never be admitted, so not a 503).
+  int64_t max_choices_per_request = 0;
 };
 
 using Prompt = std::variant<std::string, std::vector<int32_t>>;

@@ -204,3 +204,44 @@ def test_the_shutdown_timeout_is_a_hard_deadline(tmp_path):
     assert server.proc.wait(60) == 1, server.log()[-2000:]
     assert "shutdown deadline passed" in server.log()
     assert time.monotonic() - t0 < 10
+
+
+# ---- admission ---------------------------------------------------------------------------------
+
+def test_prompts_times_n_is_capped_by_default(tiny_server):
+    s, _, body = tiny_server.post("/v1/completions", {"model": "tiny", "prompt": ["a", "b", "c"],
+                                                      "n": 100, "max_tokens": 1})
+    err = error_of(s, body, 400)
+    assert err["param"] == "n" and "--max-choices-per-request" in err["message"]
+
+
+def test_queued_tokens_beyond_the_cap_get_503_with_retry_after(tmp_path):
+    server = KiteServer(TINY, "--max-queued-tokens", "64", log_dir=str(tmp_path),
+                        name="queued").start()
+    try:
+        client = OpenAI(base_url=server.url + "/v1", api_key="x", max_retries=0)
+        prompt = list(range(1, 41))  # 40 tokens
+        stream = client.completions.create(model="tinystories-656k", prompt=prompt,
+                                           max_tokens=480, stream=True,
+                                           extra_body={"ignore_eos": True})
+        next(iter(stream))  # the first request is live and holds 40 tokens
+        s, h, body = server.post("/v1/completions", {"prompt": prompt, "max_tokens": 1})
+        err = error_of(s, body, 503)
+        assert "max_queued_tokens" in err["message"] and h["Retry-After"] == "1"
+        s, _, body = server.post("/v1/completions", {"prompt": list(range(1, 80)),
+                                                     "max_tokens": 1})
+        assert "at all" in error_of(s, body, 400)["message"]  # never fits: no retry helps
+        stream.response.close()
+        server.wait_idle()
+        s, _, _ = server.post("/v1/completions", {"prompt": prompt, "max_tokens": 1})
+        assert s == 200
+    finally:
+        assert server.stop() == 0, server.log()[-4000:]
+
+
+def test_default_limits_are_on():
+    out = subprocess.run([KITE, "serve", "--help"], capture_output=True, text=True).stdout
+    for flag in ("--max-queued-tokens INT=-1", "--max-waiting-requests INT=1024",
+                 "--max-choices-per-request INT=256", "--max-connections UINT=4096",
+                 "--keep-alive-timeout FLOAT=5"):
+        assert flag in out, flag

@@ -336,6 +336,32 @@ TEST(Engine, FullQueueIsUnavailable) {
     EXPECT_EQ(collect(***s).finish[0], FinishReason::kLength);
 }
 
+TEST(Engine, QueuedTokensAreBounded) {
+  auto gate = std::make_shared<Gate>();
+  EngineConfig cfg;
+  cfg.max_queued_tokens = 10;
+  TestEngine t = make_engine(cfg, false, [gate](const ForwardBatch& b) { return gate->hold(b); });
+  SamplingParams two = greedy(2);
+  two.n = 2;
+  auto first = t.engine->add_request(request({1, 2, 3, 4}, two));  // 4 tokens × 2
+  ASSERT_TRUE(first.ok());
+  gate->wait_until_held();
+  auto over = t.engine->add_request(request({1, 2, 3}, greedy(2)));  // 8 + 3 > 10
+  EXPECT_EQ(over.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(over.status().message().find("max_queued_tokens"), std::string::npos);
+  auto never = t.engine->add_request(request(std::vector<int32_t>(11, 1), greedy(2)));
+  EXPECT_EQ(never.status().code(), StatusCode::kInvalidArgument);
+  auto fits = t.engine->add_request(request({1, 2}, greedy(2)));  // 8 + 2
+  ASSERT_TRUE(fits.ok());
+  gate->release();
+  collect(**first, 2);
+  collect(**fits);
+  // Finished requests give their tokens back.
+  auto later = t.engine->add_request(request({1, 2, 3}, greedy(2)));
+  ASSERT_TRUE(later.ok());
+  collect(**later);
+}
+
 TEST(Engine, AbortEndsTheRequestOnceAndFreesItsBlocks) {
   auto gate = std::make_shared<Gate>();
   TestEngine t = make_engine({}, false, [gate](const ForwardBatch& b) { return gate->hold(b); });

@@ -43,5 +43,19 @@ TEST(CorsTest, Origins) {
   EXPECT_EQ(list.allow_origin("http://c.example"), "");
 }
 
+TEST(HttpPolicy, FramingFollowsRfc9112) {
+  EXPECT_EQ(framing_error_status("", false, true), 0);
+  EXPECT_EQ(framing_error_status("", false, false), 0);
+  EXPECT_EQ(framing_error_status("chunked", true, false), 0);
+  EXPECT_EQ(framing_error_status(" Chunked ", true, false), 0);
+  EXPECT_EQ(framing_error_status("chunked", true, true), 400);  // both: smuggling
+  EXPECT_EQ(framing_error_status("chunked, identity", true, false), 400);  // chunked not last
+  EXPECT_EQ(framing_error_status("chunked, chunked", true, false), 400);
+  EXPECT_EQ(framing_error_status("", true, false), 400);
+  EXPECT_EQ(framing_error_status("gzip", true, false), 501);
+  EXPECT_EQ(framing_error_status("gzip, chunked", true, false), 501);
+  EXPECT_EQ(framing_error_status("identity", true, false), 501);
+}
+
 }  // namespace
 }  // namespace kite::server
