@@ -303,14 +303,16 @@ awaitable<void> run_connection(ServerState& state, tcp::socket socket,
                                            head.count(http::field::transfer_encoding) > 0,
                                            head.count(http::field::content_length) > 0);
       if (bad != 0) {
-        co_await reject_unread(
-            state, stream, parser,
-            bad == 501 ? ApiError{501, "Transfer-Encoding other than chunked is not supported",
-                                  "server_error", "", "not_implemented"}
-                       : ApiError{400,
-                                  "Bad request framing: Transfer-Encoding must end with one "
-                                  "chunked and cannot come with Content-Length",
-                                  "invalid_request_error", "", "bad_request"});
+        // A named error: GCC mis-destroys a conditional temporary inside co_await.
+        ApiError error{400,
+                       "Bad request framing: Transfer-Encoding must end with one chunked and "
+                       "cannot come with Content-Length",
+                       "invalid_request_error", "", "bad_request"};
+        if (bad == 501) {
+          error = ApiError{501, "Transfer-Encoding other than chunked is not supported",
+                           "server_error", "", "not_implemented"};
+        }
+        co_await reject_unread(state, stream, parser, error);
         break;
       }
       if (head.version() >= 11 && beast::iequals(head[http::field::expect], "100-continue") &&

@@ -4,6 +4,7 @@ with the documented status and the server keeps serving everyone else."""
 import json
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -245,3 +246,81 @@ def test_default_limits_are_on():
                  "--max-choices-per-request INT=256", "--max-connections UINT=4096",
                  "--keep-alive-timeout FLOAT=5"):
         assert flag in out, flag
+
+
+# ---- connections -------------------------------------------------------------------------------
+
+def raw(port, data, timeout=10, read_all=True):
+    """Sends bytes on a fresh connection; returns what came back until the server closed (or
+    the first read when read_all is False)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        out = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+            if not read_all:
+                break
+        return out
+
+
+BODY = b'{"prompt": "Once", "max_tokens": 1}'
+
+
+@pytest.mark.parametrize("headers,status", [
+    (b"Transfer-Encoding: chunked, identity\r\nContent-Length: %d\r\n", b"400"),
+    (b"Transfer-Encoding: gzip\r\n", b"501"),
+    (b"Transfer-Encoding: chunked\r\nContent-Length: %d\r\n", b"400"),
+], ids=["chunked-not-last", "gzip", "te-and-cl"])
+def test_transfer_encoding_is_strict(tiny_server, headers, status):
+    if b"%d" in headers:
+        headers = headers % len(BODY)
+    reply = raw(tiny_server.port, b"POST /v1/completions HTTP/1.1\r\nHost: x\r\n"
+                b"Content-Type: application/json\r\n" + headers + b"\r\n" + BODY)
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.split()[1] == status, reply
+    assert b"connection: close" in head.lower()
+    json.loads(body)
+
+
+def test_expect_100_continue(tiny_server):
+    with socket.create_connection(("127.0.0.1", tiny_server.port), timeout=10) as s:
+        s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(BODY))
+        assert s.recv(1024).startswith(b"HTTP/1.1 100 Continue\r\n")  # before any body byte
+        s.sendall(BODY)
+        assert s.recv(65536).startswith(b"HTTP/1.1 200")
+
+
+def test_error_bodies_are_valid_utf8(tiny_server):
+    reply = raw(tiny_server.port, b"GET /\xff\xfe%ff HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.split()[1] == b"404"
+    assert "\ufffd" in body.decode("utf-8")  # strict decoding: raises on invalid bytes
+
+
+def test_connections_are_capped_and_idle_ones_time_out(tmp_path):
+    server = KiteServer(TINY, "--max-connections", "4", "--keep-alive-timeout", "0.5",
+                        log_dir=str(tmp_path), name="conns").start()
+    try:
+        held = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(4)]
+        probe = b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        replies = []
+        # The four are registered as the server accepts them; then a fifth is refused.
+        assert wait_for(lambda: replies.append(raw(server.port, probe)) or
+                        replies[-1].startswith(b"HTTP/1.1 503"))
+        assert b"Retry-After: 1" in replies[-1] and b"too many open connections" in replies[-1]
+        # A keep-alive connection that sends nothing after its first request is closed.
+        k = held[0]
+        k.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        k.settimeout(10)
+        first = k.recv(65536)
+        assert first.startswith(b"HTTP/1.1 200")
+        assert k.recv(65536) == b""  # closed by the server within the keep-alive timeout
+        for s in held:
+            s.close()
+        assert wait_for(lambda: server.get("/health")[0] == 200)
+    finally:
+        assert server.stop() == 0, server.log()[-4000:]
