@@ -10,6 +10,7 @@
 #include "core/logging.h"
 #include "core/version.h"
 #include "engine/engine_impl.h"
+#include "kv_cache/block_hash.h"
 
 namespace kite {
 
@@ -254,6 +255,7 @@ Result<std::shared_ptr<RequestStream>> Engine::Impl::add_request(GenerateRequest
   if (params.structured_outputs) KITE_RETURN_IF_ERROR(prepare_grammar(params, info.get()));
   info->eos_token_ids = info_.eos_token_ids;
   info->priority = request.priority;
+  info->cache_salt = request.cache_salt.empty() ? 0 : cache_salt_key(request.cache_salt);
 
   auto arrival = Clock::now();
   std::shared_ptr<RequestStream> stream;

@@ -258,6 +258,7 @@ awaitable<void> handle_chat_completions(Exchange& ex) {
   g.add_special_tokens = req.add_special_tokens;
   g.params = req.params;
   g.priority = req.priority;
+  g.cache_salt = req.cache_salt;
   if (Status s = requests.add(std::move(g)); !s.ok()) {
     co_await ex.send_error(api_error_from_status(s, "messages"));
     co_return;

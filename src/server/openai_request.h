@@ -50,6 +50,7 @@ struct CompletionRequest {
   bool add_special_tokens = true;  // text prompts: BOS etc.
   bool return_token_ids = false;   // vLLM: prompt_token_ids / token_ids in the response
   int priority = 0;
+  std::string cache_salt;  // vLLM: prefix-cache isolation (GenerateRequest::cache_salt)
 };
 
 // A function the model may call (tools[i].function).
@@ -81,6 +82,7 @@ struct ChatCompletionRequest {
   bool add_special_tokens = false;  // the template already holds BOS
   bool return_token_ids = false;
   int priority = 0;
+  std::string cache_salt;  // vLLM: prefix-cache isolation (GenerateRequest::cache_salt)
   std::vector<ToolFunction> tools;
   ToolChoice tool_choice;            // default: auto with tools, none without
   bool parallel_tool_calls = true;

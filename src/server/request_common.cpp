@@ -549,6 +549,14 @@ std::optional<std::string> read_messages(FieldReader& r) {
   return bj::serialize(out);
 }
 
+std::string read_cache_salt(FieldReader& r) {
+  std::optional<std::string> salt = r.string("cache_salt");
+  if (salt && salt->empty()) {
+    r.fail(invalid_value("cache_salt", "'cache_salt' must be a non-empty string"));
+  }
+  return salt.value_or("");
+}
+
 std::optional<ApiError> check_choices(const ParseContext& ctx, int64_t num_prompts, int n) {
   const int64_t choices = num_prompts * n;
   if (ctx.max_choices_per_request <= 0 || choices <= ctx.max_choices_per_request) {

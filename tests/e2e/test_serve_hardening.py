@@ -324,3 +324,38 @@ def test_connections_are_capped_and_idle_ones_time_out(tmp_path):
         assert wait_for(lambda: server.get("/health")[0] == 200)
     finally:
         assert server.stop() == 0, server.log()[-4000:]
+
+
+# ---- privacy -----------------------------------------------------------------------------------
+
+def test_cache_salt_keeps_tenants_prefixes_apart(tiny_server):
+    prompt = [(7 * i) % 1500 + 3 for i in range(80)]  # 5 full blocks of 16
+
+    def hits(salt):
+        before = tiny_server.metrics()["kite:prefix_cache_hits_total"]
+        body = {"model": "tiny", "prompt": prompt, "max_tokens": 1}
+        if salt is not None:
+            body["cache_salt"] = salt
+        s, _, raw_body = tiny_server.post("/v1/completions", body)
+        assert s == 200, raw_body
+        return tiny_server.metrics()["kite:prefix_cache_hits_total"] - before
+
+    hits("tenant-a")  # fills the cache under tenant A's salt
+    assert hits("tenant-b") == 0
+    assert hits(None) == 0
+    assert hits("tenant-a") >= 64
+    s, _, body = tiny_server.post("/v1/chat/completions", {
+        "model": "tiny", "messages": MESSAGES, "cache_salt": ""})
+    assert error_of(s, body, 400)["param"] == "cache_salt"
+
+
+# ---- model files -------------------------------------------------------------------------------
+
+def test_an_oversized_tokenizer_is_refused_before_it_is_read(tmp_path):
+    model = tmp_path / "huge-tokenizer"
+    shutil.copytree(TINY, model)
+    with open(model / "tokenizer.json", "r+b") as f:
+        f.truncate(1 << 30)  # 1 GiB, sparse: costs no disk
+    server = KiteServer(str(model), log_dir=str(tmp_path), name="huge").start(wait=False)
+    assert server.proc.wait(60) == 1, server.log()
+    assert "over the limit of 134217728 bytes" in server.log()
