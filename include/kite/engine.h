@@ -53,7 +53,7 @@ struct EngineConfig {
   // -1 auto (twice the KV cache's tokens, at least max_model_len). A request that would pass
   // it is kUnavailable; one that alone exceeds it is kInvalidArgument.
   int64_t max_queued_tokens = 0;
-  bool enforce_eager = false;              // CUDA: no graphs
+  bool enforce_eager = false;  // CUDA: no graphs
   int tensor_parallel_size = 1;
   int num_threads = 0;  // CPU backend threads (0: all cores)
   uint64_t seed = 0;    // seeds requests that set none

@@ -236,9 +236,8 @@ awaitable<void> handle_chat_completions(Exchange& ex) {
     co_await ex.send_error(plan.error());
     co_return;
   }
-  ApiResult<std::string> prompt =
-      render_chat(ex.state().config(), engine, req.messages_json, req.template_options,
-                  req.continue_final_message);
+  ApiResult<std::string> prompt = render_chat(ex.state().config(), engine, req.messages_json,
+                                              req.template_options, req.continue_final_message);
   if (!prompt.ok()) {
     co_await ex.send_error(prompt.error());
     co_return;

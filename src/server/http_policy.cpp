@@ -7,8 +7,7 @@
 namespace kite::server {
 
 bool path_requires_auth(std::string_view path) {
-  return path == "/v1" || path.starts_with("/v1/") || path == "/tokenize" ||
-         path == "/detokenize";
+  return path == "/v1" || path.starts_with("/v1/") || path == "/tokenize" || path == "/detokenize";
 }
 
 int framing_error_status(std::string_view transfer_encoding, bool has_transfer_encoding,

@@ -77,7 +77,7 @@ struct HttpServer::Impl {
   std::mutex done_mu;
   std::condition_variable done_cv;
   bool drained = false;
-  bool stopped = false;  // wait() has joined every thread
+  bool stopped = false;                            // wait() has joined every thread
   std::chrono::steady_clock::time_point deadline;  // of the shutdown, set when it begins
 
   explicit Impl(ServerConfig config) : state(std::move(config)) {}

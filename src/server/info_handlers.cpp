@@ -163,9 +163,8 @@ awaitable<void> handle_tokenize(Exchange& ex) {
   const Engine& engine = *model->engine;
   std::string text;
   if (req.messages_json) {
-    ApiResult<std::string> rendered =
-        render_chat(ex.state().config(), engine, *req.messages_json, req.template_options,
-                    req.continue_final_message);
+    ApiResult<std::string> rendered = render_chat(ex.state().config(), engine, *req.messages_json,
+                                                  req.template_options, req.continue_final_message);
     if (!rendered.ok()) {
       co_await ex.send_error(rendered.error());
       co_return;

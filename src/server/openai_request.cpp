@@ -171,16 +171,16 @@ ApiResult<CompletionRequest> parse_completion_request(std::string_view body,
   ApiResult<bj::object> doc = detail::parse_body(body);
   if (!doc.ok()) return doc.error();
   FieldReader r(doc.value());
-  r.reject_unknown({"model", "prompt", "best_of", "echo", "frequency_penalty", "logit_bias",
-                    "logprobs", "max_tokens", "n", "presence_penalty", "seed", "stop", "stream",
-                    "stream_options", "suffix", "temperature", "top_p", "user",
-                    // vLLM extensions
-                    "top_k", "min_p", "repetition_penalty", "min_tokens", "stop_token_ids",
-                    "ignore_eos", "skip_special_tokens", "spaces_between_special_tokens",
-                    "include_stop_str_in_output", "add_special_tokens", "prompt_logprobs",
-                    "priority", "return_token_ids", "response_format", "use_beam_search", "cache_salt",
-                    "structured_outputs", "guided_json", "guided_regex", "guided_choice",
-                    "guided_grammar", "guided_decoding_backend", "guided_whitespace_pattern"});
+  r.reject_unknown(
+      {"model", "prompt", "best_of", "echo", "frequency_penalty", "logit_bias", "logprobs",
+       "max_tokens", "n", "presence_penalty", "seed", "stop", "stream", "stream_options", "suffix",
+       "temperature", "top_p", "user",
+       // vLLM extensions
+       "top_k", "min_p", "repetition_penalty", "min_tokens", "stop_token_ids", "ignore_eos",
+       "skip_special_tokens", "spaces_between_special_tokens", "include_stop_str_in_output",
+       "add_special_tokens", "prompt_logprobs", "priority", "return_token_ids", "response_format",
+       "use_beam_search", "cache_salt", "structured_outputs", "guided_json", "guided_regex",
+       "guided_choice", "guided_grammar", "guided_decoding_backend", "guided_whitespace_pattern"});
   CompletionRequest req;
   req.params = ctx.default_sampling;
   if (auto m = detail::read_model(r, ctx)) req.model = std::move(*m);

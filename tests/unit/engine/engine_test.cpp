@@ -439,7 +439,8 @@ TEST(EngineCore, ARowThatCannotBeSampledFailsOnlyItsRequest) {
   for (int i = 0; i < 10 && core.step(&events, &errors, {}); ++i) {
     for (const ChoiceEvent& ce : events.choices) {
       tokens[ce.request->request_id] += static_cast<int>(ce.new_token_ids.size());
-      if (ce.finish_reason != FinishReason::kNone) finish[ce.request->request_id] = ce.finish_reason;
+      if (ce.finish_reason != FinishReason::kNone)
+        finish[ce.request->request_id] = ce.finish_reason;
     }
     events.clear();
   }

@@ -110,8 +110,7 @@ TEST(JinjaTest, RepeatingAnEmptySequenceIsImmediate) {
 
 TEST(JinjaTest, WidthsAreOverflowChecked) {
   // 2^62 code points of 4 bytes each wraps to 0 bytes in 64 bits.
-  EXPECT_EQ(render_error("{{ 'x'.center(4611686018427387904) }}").code(),
-            StatusCode::kOutOfRange);
+  EXPECT_EQ(render_error("{{ 'x'.center(4611686018427387904) }}").code(), StatusCode::kOutOfRange);
   EXPECT_EQ(render_error("{{ 'x'.ljust(4611686018427387905) }}").code(), StatusCode::kOutOfRange);
 }
 
@@ -120,9 +119,9 @@ TEST(JinjaTest, StringScansCountAgainstTheWorkLimit) {
   limits.max_steps = 200000;
   // Building the 1 MB string costs ~65k steps; each scan of it must cost as much again.
   const std::string big = "{% set s = 'a' * 1000000 %}{% for i in range(1000) %}";
-  for (const char* body : {"{{ 'b' in s }}", "{{ s.count('b') }}", "{{ s.find('ab') }}",
-                           "{{ s | replace('b', 'c') | length }}", "{{ s == s }}",
-                           "{{ s is in 'abc' }}"}) {
+  for (const char* body :
+       {"{{ 'b' in s }}", "{{ s.count('b') }}", "{{ s.find('ab') }}",
+        "{{ s | replace('b', 'c') | length }}", "{{ s == s }}", "{{ s is in 'abc' }}"}) {
     const Status st = render_error(big + body + "{% endfor %}", "", limits);
     EXPECT_EQ(st.code(), StatusCode::kOutOfRange) << body;
     EXPECT_NE(st.message().find("work limit"), std::string::npos) << body << ": " << st.message();

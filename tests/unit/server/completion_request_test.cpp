@@ -34,8 +34,8 @@ TEST(CompletionRequestTest, PromptsTimesNIsCapped) {
   EXPECT_EQ(r.error().http_status, 400);
   EXPECT_EQ(r.error().param, "n");
   EXPECT_NE(r.error().message.find("--max-choices-per-request"), std::string::npos);
-  auto chat = parse_chat_request(R"({"messages": [{"role": "user", "content": "x"}], "n": 9})",
-                                 ctx);
+  auto chat =
+      parse_chat_request(R"({"messages": [{"role": "user", "content": "x"}], "n": 9})", ctx);
   ASSERT_FALSE(chat.ok());
   EXPECT_EQ(chat.error().param, "n");
 }

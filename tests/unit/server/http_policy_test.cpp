@@ -48,7 +48,7 @@ TEST(HttpPolicy, FramingFollowsRfc9112) {
   EXPECT_EQ(framing_error_status("", false, false), 0);
   EXPECT_EQ(framing_error_status("chunked", true, false), 0);
   EXPECT_EQ(framing_error_status(" Chunked ", true, false), 0);
-  EXPECT_EQ(framing_error_status("chunked", true, true), 400);  // both: smuggling
+  EXPECT_EQ(framing_error_status("chunked", true, true), 400);             // both: smuggling
   EXPECT_EQ(framing_error_status("chunked, identity", true, false), 400);  // chunked not last
   EXPECT_EQ(framing_error_status("chunked, chunked", true, false), 400);
   EXPECT_EQ(framing_error_status("", true, false), 400);
