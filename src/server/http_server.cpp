@@ -97,13 +97,24 @@ struct HttpServer::Impl {
 
 awaitable<void> HttpServer::Impl::accept_loop() {
   asio::steady_timer backoff(ioc);
+  // Accept errors come in storms (out of descriptors): one log line a second, with a count.
+  std::chrono::steady_clock::time_point last_log{};
+  int64_t num_unlogged = 0;
   while (acceptor.is_open()) {
     auto [ec, socket] =
         co_await acceptor.async_accept(asio::make_strand(ioc), asio::as_tuple(use_awaitable));
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor.is_open()) break;
       // Out of descriptors or a transient error: back off briefly instead of spinning.
-      KITE_LOG_WARN("accept failed: {}", ec.message());
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last_log >= std::chrono::seconds(1)) {
+        KITE_LOG_WARN("accept failed: {} ({} more since the last report)", ec.message(),
+                      num_unlogged);
+        last_log = now;
+        num_unlogged = 0;
+      } else {
+        ++num_unlogged;
+      }
       backoff.expires_after(std::chrono::milliseconds(50));
       co_await backoff.async_wait(asio::as_tuple(use_awaitable));
       continue;

@@ -218,6 +218,10 @@ def test_sigterm_aborts_what_outlives_the_shutdown_timeout(tmp_path):
     streams, code, seconds, _ = run_and_signal(server, signal.SIGTERM, 32, 480, 8)
     assert code == 0, server.log()
     assert seconds < 0.5 + 10, seconds
-    # Every stream ends properly: finish_reason "abort", then [DONE] (none ran to 480 tokens).
+    # Every stream ends properly, then [DONE]: aborted short of 480 tokens, or (on a fast
+    # machine, the first batch within the 0.5 s) finished with all 480; the queued ones cannot
+    # all have finished.
     for finish, done, tokens in streams:
-        assert (finish, done) == ("abort", True) and tokens < 480, streams
+        assert (finish, done, tokens < 480) in {("abort", True, True), ("length", True, False)}, \
+            streams
+    assert sum(f == "abort" for f, _, _ in streams) >= 32 - 8, streams
