@@ -1,4 +1,6 @@
 // GET /, /health, /version, /metrics, /v1/models[/{id}]; POST /tokenize, /detokenize; dispatch.
+#include <fmt/format.h>
+
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
 
@@ -177,6 +179,18 @@ awaitable<void> handle_tokenize(Exchange& ex) {
   if (!ids.ok()) {
     co_await ex.send_error(
         api_error_from_status(ids.status(), req.messages_json ? "messages" : "prompt"));
+    co_return;
+  }
+  // The output is capped as vLLM's: a prompt no request could use is refused, so the answer
+  // (and its token_strs) stays within max_model_len entries.
+  if (static_cast<int64_t>(ids->size()) > model->info.max_model_len) {
+    const ApiError error{
+        400,
+        fmt::format("This model's maximum context length is {} tokens; the prompt has {} tokens",
+                    model->info.max_model_len, ids->size()),
+        "invalid_request_error", req.messages_json ? "messages" : "prompt",
+        "context_length_exceeded"};
+    co_await ex.send_error(error);
     co_return;
   }
   bj::object body;

@@ -359,3 +359,12 @@ def test_an_oversized_tokenizer_is_refused_before_it_is_read(tmp_path):
     server = KiteServer(str(model), log_dir=str(tmp_path), name="huge").start(wait=False)
     assert server.proc.wait(60) == 1, server.log()
     assert "over the limit of 134217728 bytes" in server.log()
+
+
+def test_tokenize_output_is_capped_at_max_model_len(tiny_server):
+    s, _, body = tiny_server.post("/tokenize", {"prompt": "Once upon a time. " * 400,
+                                                "return_token_strs": True})
+    err = error_of(s, body, 400)
+    assert err["code"] == "context_length_exceeded" and err["param"] == "prompt"
+    s, _, body = tiny_server.post("/tokenize", {"prompt": "Once upon a time. " * 10})
+    assert s == 200 and json.loads(body)["count"] <= 512
