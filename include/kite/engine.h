@@ -49,7 +49,11 @@ struct EngineConfig {
   bool enable_chunked_prefill = true;
   std::string scheduling_policy = "fcfs";  // fcfs | priority
   int max_waiting_requests = 0;            // 0: unbounded; beyond it add_request is kUnavailable
-  bool enforce_eager = false;              // CUDA: no graphs
+  // Prompt tokens × n of every request the engine holds (waiting or running): 0 unbounded;
+  // -1 auto (twice the KV cache's tokens, at least max_model_len). A request that would pass
+  // it is kUnavailable; one that alone exceeds it is kInvalidArgument.
+  int64_t max_queued_tokens = 0;
+  bool enforce_eager = false;  // CUDA: no graphs
   int tensor_parallel_size = 1;
   int num_threads = 0;  // CPU backend threads (0: all cores)
   uint64_t seed = 0;    // seeds requests that set none

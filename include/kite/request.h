@@ -26,6 +26,10 @@ struct GenerateRequest {
   bool add_special_tokens = true;  // text prompts: BOS etc. as tokenizer_config.json says
   SamplingParams params;
   int priority = 0;  // lower runs first when the engine uses priority scheduling
+  // Prefix-cache isolation (vLLM's cache_salt): requests share cached KV blocks only with
+  // requests of the same salt; empty = the shared cache. A tenant that keeps its salt secret
+  // can neither reuse nor detect (by timing or the hit counters) another tenant's prefixes.
+  std::string cache_salt;
   // Optional: installed as the stream's notifier (RequestStream::set_notifier) before the
   // request is queued, so no output can be pushed before it is in place. Same contract as
   // set_notifier: cheap, non-blocking, called from the engine thread.

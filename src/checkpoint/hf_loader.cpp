@@ -121,13 +121,13 @@ Status load_hf_configs(const std::string& path, WeightStore* store) {
   if (!file_exists(config_path)) {
     return not_found(fmt::format("no config.json in {}", dir));
   }
-  KITE_ASSIGN_OR_RETURN(std::string text, read_file(config_path));
+  KITE_ASSIGN_OR_RETURN(std::string text, read_file(config_path, kMaxConfigFileBytes));
   auto config = parse_hf_config(text);
   if (!config.ok()) return config.status().with_context(dir);
   store->set_config(std::move(*config));
   const std::string gen_path = join(dir, "generation_config.json");
   if (file_exists(gen_path)) {
-    KITE_ASSIGN_OR_RETURN(std::string gen_text, read_file(gen_path));
+    KITE_ASSIGN_OR_RETURN(std::string gen_text, read_file(gen_path, kMaxConfigFileBytes));
     auto gen = parse_generation_config(gen_text);
     if (!gen.ok()) return gen.status().with_context(dir);
     store->set_generation_config(std::move(*gen));

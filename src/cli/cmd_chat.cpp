@@ -204,7 +204,7 @@ int run_chat(ChatArgs& a) {
   }
   std::optional<std::string> chat_template;
   if (!a.chat_template.empty()) {
-    auto text = read_file(a.chat_template);
+    auto text = read_file(a.chat_template, kMaxTemplateFileBytes);
     if (!text.ok()) {
       std::fprintf(stderr, "kite chat: --chat-template: %s\n", text.status().to_string().c_str());
       return 2;

@@ -147,7 +147,7 @@ Status run(GenerateArgs& a) {
   options.output = a.output;
   options.progress = !a.no_progress;
   if (!a.chat_template.empty()) {
-    auto text = read_file(a.chat_template);
+    auto text = read_file(a.chat_template, kMaxTemplateFileBytes);
     if (!text.ok()) return text.status().with_context("--chat-template");
     options.chat_template = std::move(*text);
   }

@@ -2,6 +2,7 @@
 // shared vLLM-named ones (cli/engine_args.h); see docs/serving.md.
 #include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -25,6 +26,7 @@ struct ServeOptions {
   std::vector<std::string> allowed_origins;
   double shutdown_timeout_s = 30.0;
   double read_timeout_s = 60.0;
+  double keep_alive_timeout_s = 5.0;
   double write_timeout_s = 60.0;
 };
 
@@ -73,6 +75,7 @@ int run_serve(ServeOptions& o) {
   o.server.model_path = ecfg.model;
   o.server.shutdown_timeout = to_ms(o.shutdown_timeout_s);
   o.server.read_timeout = to_ms(o.read_timeout_s);
+  o.server.keep_alive_timeout = to_ms(o.keep_alive_timeout_s);
   o.server.write_timeout = to_ms(o.write_timeout_s);
   if (o.server.enable_auto_tool_choice && o.server.tool_call_parser.empty()) {
     std::fprintf(stderr, "kite serve: --enable-auto-tool-choice needs --tool-call-parser\n");
@@ -80,6 +83,9 @@ int run_serve(ServeOptions& o) {
   }
   ecfg.reasoning_parser = o.server.reasoning_parser;
 
+  // A peer or a log reader that goes away makes writes fail with EPIPE, never kills the
+  // process (a dead stdout pipe used to end the server with no drain).
+  std::signal(SIGPIPE, SIG_IGN);
   server::HttpServer srv(o.server);
   if (Status s = srv.start(); !s.ok()) {
     std::fprintf(stderr, "kite serve: %s\n", s.to_string().c_str());
@@ -93,8 +99,11 @@ int run_serve(ServeOptions& o) {
     Result<std::unique_ptr<Engine>> engine = Engine::create(ecfg);
     if (!engine.ok()) {
       KITE_LOG_ERROR("cannot load the model: {}", engine.status().to_string());
+      // Both before the shutdown: wait() may return before this thread runs again.
       load_failed = true;
+      load_done = true;
       srv.request_shutdown();
+      return;
     } else {
       std::shared_ptr<Engine> shared = std::move(*engine);
       const ModelInfo& info = shared->model_info();
@@ -106,7 +115,7 @@ int run_serve(ServeOptions& o) {
     load_done = true;
   });
   srv.wait();
-  if (!load_done) {
+  if (!load_done.load()) {
     // Engine::create cannot be interrupted: leave without waiting for it.
     KITE_LOG_WARN("shut down while the model was loading");
     std::fflush(nullptr);
@@ -122,6 +131,10 @@ std::function<int()> setup_serve(CLI::App& app) {
   app.add_option("model", o->engine.config.model,
                  "HF model directory, .gguf file or Hugging Face Hub id (org/name[:QUANT])")
       ->required();
+  // Admission control is on by default for a server (the library and `kite generate` keep
+  // everything they are given): --max-waiting-requests, --max-queued-tokens.
+  o->engine.config.max_waiting_requests = 1024;
+  o->engine.config.max_queued_tokens = -1;
   add_engine_args(app, &o->engine);
   // The API answers to several names (as vLLM): replace the shared single-name flag.
   app.remove_option(app.get_option("--served-model-name"));
@@ -144,8 +157,13 @@ std::function<int()> setup_serve(CLI::App& app) {
   app.add_option("--max-request-body-bytes", s.max_body_bytes,
                  "largest request body accepted (413 beyond)")
       ->capture_default_str();
-  app.add_option("--read-timeout", o->read_timeout_s,
-                 "seconds to read one request, or to keep an idle connection")
+  app.add_option("--read-timeout", o->read_timeout_s, "seconds to read one request")
+      ->capture_default_str();
+  app.add_option("--keep-alive-timeout", o->keep_alive_timeout_s,
+                 "seconds an idle keep-alive connection may wait before its next request")
+      ->capture_default_str();
+  app.add_option("--max-connections", s.max_connections,
+                 "open connections; a new one beyond gets 503 and is closed")
       ->capture_default_str();
   app.add_option("--otlp-traces-endpoint", s.otlp_traces_endpoint,
                  "send request traces (spans: request, queue, prefill, decode) to this OTLP/HTTP "
@@ -164,6 +182,13 @@ std::function<int()> setup_serve(CLI::App& app) {
                  "split <think>...</think> into reasoning_content; grammars (response_format, "
                  "tools) apply to the answer after it")
       ->check(CLI::IsMember({"qwen3", "deepseek_r1"}));
+  app.add_option("--max-choices-per-request", s.max_choices_per_request,
+                 "most engine sequences one request may start, prompts × n (0: unbounded; "
+                 "beyond it: 400)")
+      ->capture_default_str();
+  app.add_flag("--trust-request-chat-template", s.trust_request_chat_template,
+               "accept a chat_template in requests (chat endpoints, /tokenize); without it such "
+               "requests get 400, since a template is a program the server runs");
   app.add_option("--grammar-compile-timeout", o->engine.config.grammar_compile_timeout_ms,
                  "milliseconds one structured-output grammar may take to compile (a slower "
                  "schema is refused with 400)")

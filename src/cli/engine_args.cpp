@@ -70,7 +70,12 @@ void add_engine_args(CLI::App& app, EngineArgs* a) {
   app.add_option("--scheduling-policy", c.scheduling_policy, "fcfs|priority")
       ->check(CLI::IsMember({"fcfs", "priority"}));
   app.add_option("--max-waiting-requests", c.max_waiting_requests,
-                 "refuse requests beyond this many waiting (0: unbounded)");
+                 "refuse requests beyond this many waiting (0: unbounded)")
+      ->capture_default_str();
+  app.add_option("--max-queued-tokens", c.max_queued_tokens,
+                 "refuse requests once the engine holds this many prompt tokens × n (0: "
+                 "unbounded; -1: twice the KV cache's tokens)")
+      ->capture_default_str();
   app.add_flag("--enforce-eager", c.enforce_eager, "CUDA: no graphs");
   app.add_option("--tensor-parallel-size", c.tensor_parallel_size, "GPUs per model (default 1)");
   app.add_option("--threads", c.num_threads, "CPU backend threads (0: all cores)");

@@ -44,17 +44,27 @@ MappedFile::~MappedFile() {
   if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
 }
 
-Result<std::string> read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    struct stat st {};
-    if (::stat(path.c_str(), &st) != 0) return not_found("no such file: " + path);
-    return invalid_argument("cannot read " + path);
+Result<std::string> read_file(const std::string& path, size_t max_bytes) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return not_found("no such file: " + path);
+  if (S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) > max_bytes) {
+    return out_of_range(path + " is " + std::to_string(st.st_size) + " bytes, over the limit of " +
+                        std::to_string(max_bytes) + " bytes for this kind of file");
   }
-  std::ostringstream ss;
-  ss << in.rdbuf();
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return invalid_argument("cannot read " + path);
+  // Bounded read: a FIFO or a file that grows after the stat still stops at the limit.
+  std::string out;
+  char buf[1 << 16];
+  while (in.read(buf, sizeof(buf)) || in.gcount() > 0) {
+    if (out.size() + static_cast<size_t>(in.gcount()) > max_bytes) {
+      return out_of_range(path + " is over the limit of " + std::to_string(max_bytes) +
+                          " bytes for this kind of file");
+    }
+    out.append(buf, static_cast<size_t>(in.gcount()));
+  }
   if (in.bad()) return data_loss("error reading " + path);
-  return ss.str();
+  return out;
 }
 
 }  // namespace kite

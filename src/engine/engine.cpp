@@ -10,6 +10,7 @@
 #include "core/logging.h"
 #include "core/version.h"
 #include "engine/engine_impl.h"
+#include "kv_cache/block_hash.h"
 
 namespace kite {
 
@@ -90,6 +91,9 @@ Status Engine::Impl::init(EngineParts parts) {
   if (c.max_num_seqs < 1) {
     return invalid_argument("max_num_seqs must be >= 1, got " + std::to_string(c.max_num_seqs));
   }
+  if (c.max_queued_tokens < -1) {
+    return invalid_argument("max_queued_tokens must be -1 (auto), 0 (unbounded) or positive");
+  }
   if (c.max_model_len < 0 || c.max_num_batched_tokens < 0 || c.kv_cache_memory_bytes < 0 ||
       c.max_waiting_requests < 0) {
     return invalid_argument(
@@ -166,6 +170,9 @@ Status Engine::Impl::init(EngineParts parts) {
   info_.vocab_size = mc.vocab_size;
   info_.num_kv_blocks = num_blocks;
   info_.block_size = c.block_size;
+  max_queued_tokens_ = c.max_queued_tokens >= 0
+                           ? c.max_queued_tokens
+                           : std::max<int64_t>(2 * num_blocks * c.block_size, max_model_len);
   if (info_.architecture.empty()) info_.architecture = mc.architecture;
   if (info_.eos_token_ids.empty()) info_.eos_token_ids = mc.eos_token_ids;
   if (!info_.bos_token_id) info_.bos_token_id = mc.bos_token_id;
@@ -248,6 +255,7 @@ Result<std::shared_ptr<RequestStream>> Engine::Impl::add_request(GenerateRequest
   if (params.structured_outputs) KITE_RETURN_IF_ERROR(prepare_grammar(params, info.get()));
   info->eos_token_ids = info_.eos_token_ids;
   info->priority = request.priority;
+  info->cache_salt = request.cache_salt.empty() ? 0 : cache_salt_key(request.cache_salt);
 
   auto arrival = Clock::now();
   std::shared_ptr<RequestStream> stream;
@@ -257,6 +265,16 @@ Result<std::shared_ptr<RequestStream>> Engine::Impl::add_request(GenerateRequest
     if (config_.max_waiting_requests > 0 && num_waiting_ >= config_.max_waiting_requests) {
       return unavailable("too many waiting requests (max_waiting_requests " +
                          std::to_string(config_.max_waiting_requests) + ")");
+    }
+    const int64_t tokens = prompt_len * params.n;
+    if (max_queued_tokens_ > 0 && tokens > max_queued_tokens_) {
+      return invalid_argument("the request holds " + std::to_string(tokens) +
+                              " tokens (prompt × n), more than max_queued_tokens " +
+                              std::to_string(max_queued_tokens_) + " allows at all");
+    }
+    if (max_queued_tokens_ > 0 && live_tokens_ + tokens > max_queued_tokens_) {
+      return unavailable("too many queued tokens (max_queued_tokens " +
+                         std::to_string(max_queued_tokens_) + ")");
     }
     if (request.request_id.empty()) {
       request.request_id = "req-" + std::to_string(next_request_number_++);
@@ -272,6 +290,8 @@ Result<std::shared_ptr<RequestStream>> Engine::Impl::add_request(GenerateRequest
     // Installed before the request is queued, so no push can precede it.
     if (request.notifier) stream->set_notifier(std::move(request.notifier));
     live_ids_.insert(info->request_id);
+    live_tokens_by_id_[info->request_id] = tokens;
+    live_tokens_ += tokens;
     ++inbox_adds_;
     ++num_waiting_;
     InboxItem item;
@@ -363,6 +383,10 @@ EngineStats Engine::Impl::stats() const {
 void Engine::Impl::end_live_id(const std::string& id) {
   std::lock_guard<std::mutex> lock(mu_);
   live_ids_.erase(id);
+  if (auto it = live_tokens_by_id_.find(id); it != live_tokens_by_id_.end()) {
+    live_tokens_ -= it->second;
+    live_tokens_by_id_.erase(it);
+  }
   if (live_ids_.empty()) idle_cv_.notify_all();
 }
 

@@ -66,6 +66,15 @@ bool EngineCore::step(SchedulerEvents* events, std::vector<std::pair<std::string
     fail_step(out, status, events, errors);
     return true;
   }
+  // A sequence whose row failed ends its own request; the update skips it.
+  for (const auto& [seq_id, row_status] : result.failed_seqs) {
+    auto it = seq_requests_.find(seq_id);
+    if (it == seq_requests_.end() || !scheduler_.has_request(it->second)) continue;
+    KITE_LOG_WARN("request {} failed in sampling: {}", it->second, row_status.to_string());
+    const std::string id = it->second;
+    scheduler_.finish_request(id, FinishReason::kError, events);
+    errors->emplace_back(id, row_status);
+  }
   scheduler_.update(out, result, events);
   return true;
 }

@@ -112,6 +112,11 @@ struct Engine::Impl {
   std::condition_variable idle_cv_;  // shutdown waits for live requests to end
   std::deque<InboxItem> inbox_;
   std::unordered_set<std::string> live_ids_;
+  // Admission by tokens (max_queued_tokens): prompt tokens × n of each live request, and their
+  // sum.
+  std::unordered_map<std::string, int64_t> live_tokens_by_id_;
+  int64_t live_tokens_ = 0;
+  int64_t max_queued_tokens_ = 0;  // resolved from config_.max_queued_tokens (0: unbounded)
   bool accepting_ = true;
   bool abort_all_ = false;
   bool stop_ = false;

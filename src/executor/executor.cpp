@@ -84,6 +84,7 @@ Status Executor::build_inputs(const SchedulerOutput& out) {
   b.block_table_indptr.push_back(0);
   sampling_.reset();
   plan_.clear();
+  failed_seqs_.clear();
   masks_.clear();
   num_sample_rows_ = 0;
   num_prompt_rows_ = 0;
@@ -142,7 +143,10 @@ Status Executor::build_inputs(const SchedulerOutput& out) {
         row.prompt_token_ids = prompt;
         row.output_token_ids = outputs;
         row.eos_token_ids = req.eos_token_ids;
-        sampling_.add_row(row);
+        Status row_status = sampling_.add_row(row);
+        if (!row_status.ok() && (failed_seqs_.empty() || failed_seqs_.back().first != sc.seq_id)) {
+          failed_seqs_.emplace_back(sc.seq_id, std::move(row_status));
+        }
         b.logits_indices.push_back(first_row + static_cast<int32_t>(sc.num_new_tokens) - 1);
         ++num_sample_rows_;
       }
@@ -348,6 +352,8 @@ Status Executor::wait(ModelStepOutput* result) {
   finish_step();
   *result = std::move(result_);
   result_ = ModelStepOutput{};
+  result->failed_seqs = std::move(failed_seqs_);
+  failed_seqs_.clear();
   return ok_status();
 }
 

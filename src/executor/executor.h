@@ -121,6 +121,7 @@ class Executor {
   std::vector<float> prompt_logits_;  // host copy of the prompt-logprob rows
   ModelStepOutput result_;
   Status step_status_;
+  std::vector<std::pair<int64_t, Status>> failed_seqs_;  // rows build_inputs could not sample
   std::vector<MaskPlan> masks_;
   structured::BitmaskFiller filler_;
   mutable std::mutex stats_mu_;

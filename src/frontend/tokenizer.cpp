@@ -141,18 +141,18 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::from_pretrained(const std::string&
     }
     return not_found("no tokenizer.json at " + json_path.string() + hint);
   }
-  KITE_ASSIGN_OR_RETURN(std::string text, read_file(json_path.string()));
+  KITE_ASSIGN_OR_RETURN(std::string text, read_file(json_path.string(), kMaxTokenizerFileBytes));
   std::string config;
   fs::path config_path = dir / "tokenizer_config.json";
   if (fs::exists(config_path, ec)) {
-    KITE_ASSIGN_OR_RETURN(config, read_file(config_path.string()));
+    KITE_ASSIGN_OR_RETURN(config, read_file(config_path.string(), kMaxConfigFileBytes));
   }
   auto tok = from_json(text, config);
   if (!tok.ok()) return tok.status().with_context(json_path.string());
   // transformers saves the template beside the config; it takes priority over the config's.
   fs::path jinja = dir / "chat_template.jinja";
   if (fs::exists(jinja, ec)) {
-    KITE_ASSIGN_OR_RETURN(std::string tmpl, read_file(jinja.string()));
+    KITE_ASSIGN_OR_RETURN(std::string tmpl, read_file(jinja.string(), kMaxTemplateFileBytes));
     (*tok)->impl_->chat_template = tmpl;
     (*tok)->impl_->chat_templates["default"] = tmpl;
   }

@@ -27,4 +27,9 @@ BlockHash hash_block_tokens(const BlockHash* parent, std::span<const int32_t> to
   return BlockHash{h.low64, h.high64};
 }
 
+uint64_t cache_salt_key(std::string_view salt) {
+  const uint64_t key = XXH3_64bits(salt.data(), salt.size());
+  return key == 0 ? 1 : key;
+}
+
 }  // namespace kite

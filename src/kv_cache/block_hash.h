@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <span>
+#include <string_view>
 
 namespace kite {
 
@@ -23,6 +24,10 @@ struct BlockHashHasher {
 };
 
 // hash(parent, tokens, extra): parent is nullptr for the first block of a sequence.
+// The 64-bit key a request's cache_salt string puts into its first block's hash (never 0,
+// which means "no salt"). XXH3-64 of the bytes.
+uint64_t cache_salt_key(std::string_view salt);
+
 BlockHash hash_block_tokens(const BlockHash* parent, std::span<const int32_t> tokens,
                             std::span<const uint64_t> extra_keys);
 

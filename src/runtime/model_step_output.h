@@ -2,9 +2,11 @@
 #pragma once
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "kite/request.h"
+#include "kite/status.h"
 
 namespace kite {
 
@@ -21,6 +23,10 @@ struct SequenceStepOutput {
 
 struct ModelStepOutput {
   std::vector<SequenceStepOutput> seqs;  // sequences that sampled or have prompt logprobs
+  // Sequences whose rows could not be sampled (e.g. a sampling value out of range as a float):
+  // their tokens in `seqs` are placeholders; the engine ends their requests with the error
+  // and keeps every other sequence of the step.
+  std::vector<std::pair<int64_t, Status>> failed_seqs;
 };
 
 }  // namespace kite

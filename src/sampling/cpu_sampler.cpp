@@ -326,9 +326,29 @@ Status check_sampling_batch(const SamplingBatch& b, int64_t vocab) {
       return invalid_argument("sampling: num_logprobs of row " + std::to_string(r) +
                               " exceeds max_num_logprobs");
     }
-    if (!(b.temperature[r] >= 0.0f) || !std::isfinite(b.temperature[r])) {
-      return invalid_argument("sampling: bad temperature in row " + std::to_string(r));
-    }
+    KITE_RETURN_IF_ERROR(check_sampling_row(b, r));
+  }
+  return ok_status();
+}
+
+Status check_sampling_row(const SamplingBatch& b, int32_t r) {
+  const auto i = static_cast<size_t>(r);
+  auto bad = [r](const char* what) {
+    return invalid_argument(std::string("sampling: bad ") + what + " in row " + std::to_string(r));
+  };
+  if (!(b.temperature[i] >= 0.0f) || !std::isfinite(b.temperature[i])) return bad("temperature");
+  if (!(b.top_p[i] > 0.0f && b.top_p[i] <= 1.0f)) return bad("top_p");
+  if (!(b.min_p[i] >= 0.0f && b.min_p[i] <= 1.0f)) return bad("min_p");
+  if (!(b.repetition_penalty[i] > 0.0f) || !std::isfinite(b.repetition_penalty[i])) {
+    return bad("repetition_penalty");
+  }
+  if (!std::isfinite(b.frequency_penalty[i]) || !std::isfinite(b.presence_penalty[i])) {
+    return bad("penalty");
+  }
+  if (b.top_k[i] < 0) return bad("top_k");
+  auto [s, e] = csr_range(b.bias_indptr, r);
+  for (int32_t k = s; k < e; ++k) {
+    if (!std::isfinite(b.bias_values[static_cast<size_t>(k)])) return bad("logit_bias");
   }
   return ok_status();
 }

@@ -45,8 +45,14 @@ void compute_logprobs(const float* x, int64_t vocab, int32_t token, int32_t num_
                       int32_t max_top, float* chosen_lp, int32_t* rank, int32_t* top_ids,
                       float* top_lps);
 
-// Validates the shapes and ids of a batch (what cpu_sample checks first).
+// Validates the shapes and ids of a batch and every row's values (what cpu_sample checks
+// first).
 Status check_sampling_batch(const SamplingBatch& batch, int64_t vocab);
+
+// Validates the values of row r as the samplers use them (float): temperature >= 0 and finite,
+// top_p in (0, 1], min_p in [0, 1], repetition_penalty > 0 and finite, finite penalties and
+// logit biases. REQUIRES: r < batch.num_rows() and the row's arrays are filled.
+Status check_sampling_row(const SamplingBatch& batch, int32_t r);
 
 // Rows whose temperature is below this are greedy.
 inline constexpr float kGreedyTemperature = 1e-5f;

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/check.h"
+#include "sampling/cpu_sampler.h"
 
 namespace kite {
 
@@ -35,7 +36,7 @@ void SamplingBatchBuilder::reset() {
   any_processing_ = false;
 }
 
-void SamplingBatchBuilder::add_row(const SamplingRow& row) {
+Status SamplingBatchBuilder::add_row(const SamplingRow& row) {
   KITE_CHECK(row.params != nullptr);
   if (batch_.bias_indptr.empty()) reset();
   const SamplingParams& p = *row.params;
@@ -83,10 +84,34 @@ void SamplingBatchBuilder::add_row(const SamplingRow& row) {
   }
   b.output_tokens_indptr.push_back(static_cast<int32_t>(b.output_token_ids.size()));
 
+  if (p.logprobs.has_value()) b.max_num_logprobs = std::max(b.max_num_logprobs, *p.logprobs);
+  const int32_t r = b.num_rows() - 1;
+  Status status = check_sampling_row(b, r);
+  if (!status.ok()) {
+    neutralize_row(r);
+    return status;
+  }
   if (!greedy || !p.logit_bias.empty() || banned || rep || freq || p.logprobs.has_value()) {
     any_processing_ = true;
   }
-  if (p.logprobs.has_value()) b.max_num_logprobs = std::max(b.max_num_logprobs, *p.logprobs);
+  return ok_status();
+}
+
+void SamplingBatchBuilder::neutralize_row(int32_t r) {
+  SamplingBatch& b = batch_;
+  const auto i = static_cast<size_t>(r);
+  b.temperature[i] = 0.0f;
+  b.top_k[i] = 0;
+  b.top_p[i] = 1.0f;
+  b.min_p[i] = 0.0f;
+  b.repetition_penalty[i] = 1.0f;
+  b.frequency_penalty[i] = 0.0f;
+  b.presence_penalty[i] = 0.0f;
+  for (int32_t k = b.bias_indptr[i]; k < b.bias_indptr[i + 1]; ++k) {
+    b.bias_values[static_cast<size_t>(k)] = 0.0f;
+  }
+  // Its logprobs, if asked, are still computed; the row's request fails, so nobody reads them.
+  any_processing_ = any_processing_ || b.num_logprobs[i] >= 0;
 }
 
 const SamplingBatch& SamplingBatchBuilder::finish() {

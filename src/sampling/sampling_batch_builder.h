@@ -7,6 +7,7 @@
 #include <span>
 
 #include "kite/sampling_params.h"
+#include "kite/status.h"
 #include "sampling/sampling_batch.h"
 
 namespace kite {
@@ -32,12 +33,18 @@ class SamplingBatchBuilder {
  public:
   // Empties the batch, keeping its capacity.
   void reset();
-  void add_row(const SamplingRow& row);
+  // Appends one row. A row whose values the samplers cannot use (check_sampling_row: a
+  // value that is out of range once it is a float) is still appended, as a plain greedy row
+  // with no processing, and its error is returned: the caller fails that row's request and
+  // the batch stays valid for every other row.
+  Status add_row(const SamplingRow& row);
   // Finishes the flags (all_greedy, max_num_logprobs) and returns the batch.
   const SamplingBatch& finish();
   SamplingBatch& batch() { return batch_; }
 
  private:
+  void neutralize_row(int32_t r);  // greedy, no penalties, zero biases
+
   SamplingBatch batch_;
   bool any_processing_ = false;
 };

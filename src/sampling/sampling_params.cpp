@@ -35,6 +35,17 @@ Status check_token(const std::string& field, int64_t id, int64_t vocab_size) {
   return ok_status();
 }
 
+// The samplers compute in float: a value valid as a double can round to inf or 0 there, so
+// each real field is checked again as the float it becomes.
+Status check_as_float(const char* field, double v, bool positive) {
+  const float f = static_cast<float>(v);
+  if (!std::isfinite(f) || (positive && !(f > 0.0f))) {
+    return bad(std::string(field) + " " + num(v) + " is out of range as a 32-bit float (" +
+               (positive ? "it must stay finite and > 0" : "it must stay finite") + ")");
+  }
+  return ok_status();
+}
+
 constexpr int kMaxN = 1024;
 constexpr int kMaxLogprobs = 20;
 
@@ -57,6 +68,9 @@ Status SamplingParams::validate(int64_t vocab_size) const {
   }
   KITE_RETURN_IF_ERROR(check_range("presence_penalty", presence_penalty, -2.0, 2.0));
   KITE_RETURN_IF_ERROR(check_range("frequency_penalty", frequency_penalty, -2.0, 2.0));
+  if (!greedy()) KITE_RETURN_IF_ERROR(check_as_float("temperature", temperature, false));
+  KITE_RETURN_IF_ERROR(check_as_float("top_p", top_p, true));
+  KITE_RETURN_IF_ERROR(check_as_float("repetition_penalty", repetition_penalty, true));
   std::set<int32_t> bias_tokens;
   for (const auto& [token, bias] : logit_bias) {
     KITE_RETURN_IF_ERROR(check_token("logit_bias", token, vocab_size));

@@ -4,15 +4,19 @@
 
 #include <boost/json.hpp>
 
+#include "server/openai_response.h"
+
 namespace kite::server {
 
 namespace bj = boost::json;
 
 std::string error_body(const ApiError& e) {
   bj::object err;
-  err["message"] = e.message;
+  // Messages and params quote the request (a path, a key), which may be any bytes: the body
+  // stays valid UTF-8 (invalid sequences become U+FFFD).
+  err["message"] = sanitize_utf8(e.message);
   err["type"] = e.type;
-  err["param"] = e.param.empty() ? bj::value(nullptr) : bj::value(e.param);
+  err["param"] = e.param.empty() ? bj::value(nullptr) : bj::value(sanitize_utf8(e.param));
   err["code"] = e.code.empty() ? bj::value(nullptr) : bj::value(e.code);
   bj::object body;
   body["error"] = std::move(err);

@@ -236,8 +236,8 @@ awaitable<void> handle_chat_completions(Exchange& ex) {
     co_await ex.send_error(plan.error());
     co_return;
   }
-  ApiResult<std::string> prompt =
-      render_chat(engine, req.messages_json, req.template_options, req.continue_final_message);
+  ApiResult<std::string> prompt = render_chat(ex.state().config(), engine, req.messages_json,
+                                              req.template_options, req.continue_final_message);
   if (!prompt.ok()) {
     co_await ex.send_error(prompt.error());
     co_return;
@@ -257,6 +257,7 @@ awaitable<void> handle_chat_completions(Exchange& ex) {
   g.add_special_tokens = req.add_special_tokens;
   g.params = req.params;
   g.priority = req.priority;
+  g.cache_salt = req.cache_salt;
   if (Status s = requests.add(std::move(g)); !s.ok()) {
     co_await ex.send_error(api_error_from_status(s, "messages"));
     co_return;

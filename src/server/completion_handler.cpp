@@ -195,6 +195,7 @@ awaitable<void> handle_completions(Exchange& ex) {
     g.add_special_tokens = req.add_special_tokens;
     g.params = req.params;
     g.priority = req.priority;
+    g.cache_salt = req.cache_salt;
     Status s = requests.add(std::move(g));
     if (!s.ok()) {
       requests.abort_all();

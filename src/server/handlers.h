@@ -39,8 +39,10 @@ class TokenTextCache {
 };
 
 // Renders chat messages with the model's (or the request's) template, handling
-// continue_final_message as transformers does. Errors name `messages`.
-ApiResult<std::string> render_chat(const Engine& engine, const std::string& messages_json,
+// continue_final_message as transformers does. Errors name `messages`; a request's own
+// template without config.trust_request_chat_template is refused (400, `chat_template`).
+ApiResult<std::string> render_chat(const ServerConfig& config, const Engine& engine,
+                                   const std::string& messages_json,
                                    const ChatTemplateOptions& options, bool continue_final);
 
 }  // namespace kite::server

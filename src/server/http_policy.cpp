@@ -2,10 +2,49 @@
 
 #include <algorithm>
 #include <cctype>
+#include <string>
 
 namespace kite::server {
 
-bool path_requires_auth(std::string_view path) { return path == "/v1" || path.starts_with("/v1/"); }
+bool path_requires_auth(std::string_view path) {
+  return path == "/v1" || path.starts_with("/v1/") || path == "/tokenize" || path == "/detokenize";
+}
+
+int framing_error_status(std::string_view transfer_encoding, bool has_transfer_encoding,
+                         bool has_content_length) {
+  if (!has_transfer_encoding) return 0;
+  if (has_content_length) return 400;
+  int num_chunked = 0;
+  bool chunked_last = false;
+  bool other = false;
+  bool empty = true;
+  size_t start = 0;
+  while (start <= transfer_encoding.size()) {
+    size_t comma = transfer_encoding.find(',', start);
+    if (comma == std::string_view::npos) comma = transfer_encoding.size();
+    std::string_view coding = transfer_encoding.substr(start, comma - start);
+    while (!coding.empty() && (coding.front() == ' ' || coding.front() == '\t')) {
+      coding.remove_prefix(1);
+    }
+    while (!coding.empty() && (coding.back() == ' ' || coding.back() == '\t')) {
+      coding.remove_suffix(1);
+    }
+    if (!coding.empty()) {
+      empty = false;
+      std::string lower(coding);
+      for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      chunked_last = lower == "chunked";
+      if (chunked_last) {
+        ++num_chunked;
+      } else {
+        other = true;
+      }
+    }
+    start = comma + 1;
+  }
+  if (empty || num_chunked != 1 || !chunked_last) return other && num_chunked == 0 ? 501 : 400;
+  return other ? 501 : 0;
+}
 
 bool bearer_matches(std::string_view authorization, std::string_view api_key) {
   constexpr std::string_view kScheme = "bearer ";

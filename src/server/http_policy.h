@@ -7,13 +7,22 @@
 
 namespace kite::server {
 
-// True when `path` is under /v1 (the OpenAI API), which --api-key protects. /health, /metrics,
-// /version, /tokenize, /detokenize and the chat page stay open (as vLLM).
+// True when `path` is under /v1 (the OpenAI API) or is /tokenize or /detokenize (they run the
+// tokenizer and the chat template, so they cost what the API costs), which --api-key protects.
+// /health, /metrics, /version and the chat page stay open (probes and scrapers need no key).
 bool path_requires_auth(std::string_view path);
 
 // True when the Authorization header carries "Bearer <api_key>" (constant-time comparison of the
 // key; the scheme is case-insensitive).
 bool bearer_matches(std::string_view authorization, std::string_view api_key);
+
+// Request framing by RFC 9112 section 6: the HTTP status that refuses a request's
+// Transfer-Encoding / Content-Length pair (then the connection must close), or 0 when it is
+// fine. `transfer_encoding` is the header's value ("" when absent). 501: a coding other than
+// chunked (gzip, identity, ...); 400: chunked not last or twice, or Transfer-Encoding together
+// with Content-Length (a request-smuggling pattern behind proxies).
+int framing_error_status(std::string_view transfer_encoding, bool has_transfer_encoding,
+                         bool has_content_length);
 
 struct CorsPolicy {
   std::vector<std::string> allowed_origins;  // exact origins, or "*" for any; empty: no CORS

@@ -14,8 +14,10 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <condition_variable>
 #include <csignal>
+#include <cstdio>
 #include <exception>
 #include <optional>
+#include <string_view>
 #include <thread>
 #include <unordered_set>
 
@@ -43,6 +45,10 @@ void raise_fd_limit() {
   }
 }
 
+// What the drain may take past --shutdown-timeout (the handlers' last writes, closing the
+// connections) before the process owner's watchdog ends the process.
+constexpr std::chrono::milliseconds kShutdownGrace{3000};
+
 }  // namespace
 
 struct HttpServer::Impl {
@@ -52,9 +58,14 @@ struct HttpServer::Impl {
   asio::io_context ioc;
   asio::executor_work_guard<asio::io_context::executor_type> work{ioc.get_executor()};
   tcp::acceptor acceptor{ioc};
+  // Signals are handled on a thread of their own: an I/O thread busy in a long request must
+  // not delay SIGTERM (or the shutdown deadline it starts).
+  asio::io_context signal_ioc;
   std::optional<asio::signal_set> signals;
+  std::thread signal_thread;
   std::vector<std::thread> threads;
   std::thread shutdown_thread;
+  std::thread watchdog_thread;  // with handle_signals: enforces the shutdown deadline
   std::atomic<bool> shutdown_requested{false};
   bool started = false;
   bool joined = false;
@@ -66,6 +77,8 @@ struct HttpServer::Impl {
   std::mutex done_mu;
   std::condition_variable done_cv;
   bool drained = false;
+  bool stopped = false;                            // wait() has joined every thread
+  std::chrono::steady_clock::time_point deadline;  // of the shutdown, set when it begins
 
   explicit Impl(ServerConfig config) : state(std::move(config)) {}
 
@@ -73,6 +86,7 @@ struct HttpServer::Impl {
   void arm_signals();
   void begin_shutdown();
   void drain();
+  void watchdog();
   // Closes connections on their strands: idle ones only, or all.
   void close_connections(bool idle_only);
   size_t num_connections() {
@@ -83,18 +97,44 @@ struct HttpServer::Impl {
 
 awaitable<void> HttpServer::Impl::accept_loop() {
   asio::steady_timer backoff(ioc);
+  // Accept errors come in storms (out of descriptors): one log line a second, with a count.
+  std::chrono::steady_clock::time_point last_log{};
+  int64_t num_unlogged = 0;
   while (acceptor.is_open()) {
     auto [ec, socket] =
         co_await acceptor.async_accept(asio::make_strand(ioc), asio::as_tuple(use_awaitable));
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor.is_open()) break;
       // Out of descriptors or a transient error: back off briefly instead of spinning.
-      KITE_LOG_WARN("accept failed: {}", ec.message());
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last_log >= std::chrono::seconds(1)) {
+        KITE_LOG_WARN("accept failed: {} ({} more since the last report)", ec.message(),
+                      num_unlogged);
+        last_log = now;
+        num_unlogged = 0;
+      } else {
+        ++num_unlogged;
+      }
       backoff.expires_after(std::chrono::milliseconds(50));
       co_await backoff.async_wait(asio::as_tuple(use_awaitable));
       continue;
     }
     boost::system::error_code opt_ec;
+    if (num_connections() >= state.config().max_connections) {
+      // Over --max-connections: a short 503 written into the fresh (empty) send buffer without
+      // blocking, then close; the descriptor is back at once.
+      static constexpr std::string_view kFull =
+          "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nConnection: close\r\n"
+          "Content-Type: application/json\r\nContent-Length: 113\r\n\r\n"
+          "{\"error\":{\"message\":\"too many open connections\",\"type\":\"server_error\","
+          "\"param\":null,\"code\":\"service_unavailable\"}}";
+      socket.non_blocking(true, opt_ec);
+      socket.send(asio::buffer(kFull.data(), kFull.size()), 0, opt_ec);
+      socket.shutdown(tcp::socket::shutdown_both, opt_ec);
+      socket.close(opt_ec);
+      state.metrics().observe_http("other", 503);
+      continue;
+    }
     socket.set_option(tcp::no_delay(true), opt_ec);
     auto handle = std::make_shared<ConnectionHandle>();
     handle->executor = socket.get_executor();
@@ -127,7 +167,11 @@ void HttpServer::Impl::arm_signals() {
                     state.config().shutdown_timeout.count());
       begin_shutdown();
     } else {
-      KITE_LOG_INFO("received signal {}: shutdown already in progress", signo);
+      // The operator asked twice: stop now, as 128 + signal (the shell's convention).
+      KITE_LOG_WARN("received signal {} during the shutdown: exiting now", signo);
+      spdlog::default_logger()->flush();
+      std::fflush(nullptr);
+      std::_Exit(128 + signo);
     }
     arm_signals();
   });
@@ -135,8 +179,25 @@ void HttpServer::Impl::arm_signals() {
 
 void HttpServer::Impl::begin_shutdown() {
   if (shutdown_requested.exchange(true)) return;
+  deadline = std::chrono::steady_clock::now() + state.config().shutdown_timeout + kShutdownGrace;
   state.set_phase(ServerPhase::kDraining);
+  // Under done_mu: the drain can only report done (and wait() look at these threads) once
+  // they are stored; a fast drain used to let wait() miss a thread still being assigned.
+  std::lock_guard<std::mutex> lock(done_mu);
+  // The process owner (handle_signals) gets a hard deadline: whatever still runs then (a step
+  // that hangs, an HTTP thread busy in a long tokenization) cannot keep the process alive.
+  if (state.config().handle_signals) watchdog_thread = std::thread([this] { watchdog(); });
   shutdown_thread = std::thread([this] { drain(); });
+}
+
+void HttpServer::Impl::watchdog() {
+  std::unique_lock<std::mutex> lock(done_mu);
+  if (done_cv.wait_until(lock, deadline, [this] { return stopped; })) return;
+  KITE_LOG_ERROR("shutdown deadline passed (--shutdown-timeout {} ms + {} ms): exiting now",
+                 state.config().shutdown_timeout.count(), kShutdownGrace.count());
+  spdlog::default_logger()->flush();
+  std::fflush(nullptr);
+  std::_Exit(1);
 }
 
 void HttpServer::Impl::close_connections(bool idle_only) {
@@ -166,19 +227,20 @@ void HttpServer::Impl::drain() {
     model->engine->shutdown(state.config().shutdown_timeout.count());
   }
   // Every request has ended in the engine; give the handlers a moment to write their last
-  // events, then close whatever is left.
-  auto deadline = std::chrono::steady_clock::now() +
-                  std::min(state.config().write_timeout, std::chrono::milliseconds(5000));
-  while (state.generations_in_flight.load() > 0 && std::chrono::steady_clock::now() < deadline) {
+  // events, then close whatever is left; both within the shutdown's grace.
+  const auto close_by = deadline - std::chrono::milliseconds(500);
+  auto until = std::min(std::chrono::steady_clock::now() + state.config().write_timeout,
+                        close_by - std::chrono::milliseconds(1000));
+  while (state.generations_in_flight.load() > 0 && std::chrono::steady_clock::now() < until) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   close_connections(/*idle_only=*/false);
-  deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(1000);
-  while (num_connections() > 0 && std::chrono::steady_clock::now() < deadline) {
+  until = std::max(close_by, std::chrono::steady_clock::now() + std::chrono::milliseconds(100));
+  while (num_connections() > 0 && std::chrono::steady_clock::now() < until) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   if (signals) {
-    asio::post(ioc, [this] {
+    asio::post(signal_ioc, [this] {
       boost::system::error_code ec;
       signals->cancel(ec);
     });
@@ -224,8 +286,9 @@ Status HttpServer::start() {
   s.port = s.acceptor.local_endpoint().port();
   asio::co_spawn(s.ioc, s.accept_loop(), asio::detached);
   if (cfg.handle_signals) {
-    s.signals.emplace(s.ioc, SIGINT, SIGTERM);
+    s.signals.emplace(s.signal_ioc, SIGINT, SIGTERM);
     s.arm_signals();
+    s.signal_thread = std::thread([&s] { s.signal_ioc.run(); });
   }
   int n = std::max(1, cfg.num_threads);
   for (int i = 0; i < n; ++i) {
@@ -261,6 +324,7 @@ void HttpServer::set_engine(std::shared_ptr<Engine> engine) {
   model->parse_context.vocab_size = model->info.vocab_size;
   model->parse_context.max_model_len = model->info.max_model_len;
   model->parse_context.default_sampling = model->info.default_sampling;
+  model->parse_context.max_choices_per_request = s.state.config().max_choices_per_request;
   model->created = unix_time_now();
   // Published even if a shutdown races with it: handlers check the phase first, and the
   // engine's destructor (with the server's) aborts whatever it still holds.
@@ -280,7 +344,14 @@ void HttpServer::wait() {
     s.done_cv.wait(lock, [&s] { return s.drained; });
   }
   if (s.shutdown_thread.joinable()) s.shutdown_thread.join();
+  if (s.signal_thread.joinable()) s.signal_thread.join();  // its one wait was cancelled
   for (std::thread& t : s.threads) t.join();
+  {
+    std::lock_guard<std::mutex> lock(s.done_mu);
+    s.stopped = true;
+  }
+  s.done_cv.notify_all();
+  if (s.watchdog_thread.joinable()) s.watchdog_thread.join();
   s.joined = true;
 }
 

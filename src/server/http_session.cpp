@@ -7,6 +7,7 @@
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/core/string.hpp>
 #include <boost/beast/http/chunk_encode.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/error.hpp>
@@ -15,9 +16,11 @@
 #include <cerrno>
 #include <exception>
 #include <optional>
+#include <tuple>
 
 #include "core/logging.h"
 #include "core/version.h"
+#include "server/http_policy.h"
 
 namespace kite::server {
 
@@ -86,6 +89,8 @@ awaitable<bool> Exchange::send_error(const ApiError& e) {
   res.set(http::field::content_type, "application/json");
   if (e.http_status == 405 && !route_.allow.empty()) res.set(http::field::allow, route_.allow);
   if (e.http_status == 401) res.set(http::field::www_authenticate, "Bearer");
+  // Every 503 is a state that passes (loading, overload, draining): say when to come back.
+  if (e.http_status == 503) res.set(http::field::retry_after, "1");
   if (e.http_status >= 500 || e.http_status == 413) keep_alive_ = false;
   res.body() = error_body(e);
   co_return co_await send(res);
@@ -279,14 +284,48 @@ awaitable<void> run_connection(ServerState& state, tcp::socket socket,
 
   const ServerConfig& cfg = state.config();
   beast::flat_buffer buffer;
+  bool first = true;
   while (!state.draining()) {
     http::request_parser<http::string_body> parser;
     parser.body_limit(cfg.max_body_bytes);
     parser.header_limit(static_cast<uint32_t>(cfg.max_header_bytes));
     handle->idle = true;
-    stream.expires_after(cfg.read_timeout);
-    auto [ec, n] = co_await http::async_read(stream, buffer, parser, asio::as_tuple(use_awaitable));
+    // A connection between requests gets the (short) keep-alive time to start the next one.
+    stream.expires_after(first || buffer.size() > 0 ? cfg.read_timeout : cfg.keep_alive_timeout);
+    first = false;
+    auto [ec, n] =
+        co_await http::async_read_header(stream, buffer, parser, asio::as_tuple(use_awaitable));
     handle->idle = false;
+    if (!ec) {
+      // The framing is checked before any body byte is read (RFC 9112 section 6).
+      const auto& head = parser.get();
+      const int bad = framing_error_status(head[http::field::transfer_encoding],
+                                           head.count(http::field::transfer_encoding) > 0,
+                                           head.count(http::field::content_length) > 0);
+      if (bad != 0) {
+        // A named error: GCC mis-destroys a conditional temporary inside co_await.
+        ApiError error{400,
+                       "Bad request framing: Transfer-Encoding must end with one chunked and "
+                       "cannot come with Content-Length",
+                       "invalid_request_error", "", "bad_request"};
+        if (bad == 501) {
+          error = ApiError{501, "Transfer-Encoding other than chunked is not supported",
+                           "server_error", "", "not_implemented"};
+        }
+        co_await reject_unread(state, stream, parser, error);
+        break;
+      }
+      if (head.version() >= 11 && beast::iequals(head[http::field::expect], "100-continue") &&
+          !parser.is_done()) {
+        http::response<http::empty_body> cont{http::status::continue_, 11};
+        stream.expires_after(cfg.write_timeout);
+        auto [wec, wn] = co_await http::async_write(stream, cont, asio::as_tuple(use_awaitable));
+        if (wec) break;
+      }
+      stream.expires_after(cfg.read_timeout);
+      std::tie(ec, n) =
+          co_await http::async_read(stream, buffer, parser, asio::as_tuple(use_awaitable));
+    }
     stream.expires_never();
     if (ec) {
       std::optional<ApiError> reply;

@@ -1,4 +1,6 @@
 // GET /, /health, /version, /metrics, /v1/models[/{id}]; POST /tokenize, /detokenize; dispatch.
+#include <fmt/format.h>
+
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
 
@@ -47,8 +49,14 @@ const std::string& TokenTextCache::operator()(int32_t id) {
       .first->second;
 }
 
-ApiResult<std::string> render_chat(const Engine& engine, const std::string& messages_json,
+ApiResult<std::string> render_chat(const ServerConfig& config, const Engine& engine,
+                                   const std::string& messages_json,
                                    const ChatTemplateOptions& options, bool continue_final) {
+  if (options.chat_template && !config.trust_request_chat_template) {
+    return invalid_value("chat_template",
+                         "a chat_template in the request is refused: the server runs only its "
+                         "model's template unless started with --trust-request-chat-template");
+  }
   std::string messages = messages_json;
   if (continue_final) {
     ApiResult<std::string> tagged = tag_final_message(messages_json);
@@ -56,7 +64,13 @@ ApiResult<std::string> render_chat(const Engine& engine, const std::string& mess
     messages = std::move(tagged.value());
   }
   Result<std::string> rendered = engine.apply_chat_template(messages, options);
-  if (!rendered.ok()) return api_error_from_status(rendered.status(), "messages");
+  if (!rendered.ok()) {
+    // A tripped template guard is kOutOfRange, which is no context-length error here.
+    if (rendered.status().code() == StatusCode::kOutOfRange) {
+      return invalid_value("messages", rendered.status().message());
+    }
+    return api_error_from_status(rendered.status(), "messages");
+  }
   if (!continue_final) return std::move(*rendered);
   return cut_at_continue_tag(*rendered);
 }
@@ -151,8 +165,8 @@ awaitable<void> handle_tokenize(Exchange& ex) {
   const Engine& engine = *model->engine;
   std::string text;
   if (req.messages_json) {
-    ApiResult<std::string> rendered =
-        render_chat(engine, *req.messages_json, req.template_options, req.continue_final_message);
+    ApiResult<std::string> rendered = render_chat(ex.state().config(), engine, *req.messages_json,
+                                                  req.template_options, req.continue_final_message);
     if (!rendered.ok()) {
       co_await ex.send_error(rendered.error());
       co_return;
@@ -165,6 +179,18 @@ awaitable<void> handle_tokenize(Exchange& ex) {
   if (!ids.ok()) {
     co_await ex.send_error(
         api_error_from_status(ids.status(), req.messages_json ? "messages" : "prompt"));
+    co_return;
+  }
+  // The output is capped as vLLM's: a prompt no request could use is refused, so the answer
+  // (and its token_strs) stays within max_model_len entries.
+  if (static_cast<int64_t>(ids->size()) > model->info.max_model_len) {
+    const ApiError error{
+        400,
+        fmt::format("This model's maximum context length is {} tokens; the prompt has {} tokens",
+                    model->info.max_model_len, ids->size()),
+        "invalid_request_error", req.messages_json ? "messages" : "prompt",
+        "context_length_exceeded"};
+    co_await ex.send_error(error);
     co_return;
   }
   bj::object body;

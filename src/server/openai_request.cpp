@@ -171,16 +171,16 @@ ApiResult<CompletionRequest> parse_completion_request(std::string_view body,
   ApiResult<bj::object> doc = detail::parse_body(body);
   if (!doc.ok()) return doc.error();
   FieldReader r(doc.value());
-  r.reject_unknown({"model", "prompt", "best_of", "echo", "frequency_penalty", "logit_bias",
-                    "logprobs", "max_tokens", "n", "presence_penalty", "seed", "stop", "stream",
-                    "stream_options", "suffix", "temperature", "top_p", "user",
-                    // vLLM extensions
-                    "top_k", "min_p", "repetition_penalty", "min_tokens", "stop_token_ids",
-                    "ignore_eos", "skip_special_tokens", "spaces_between_special_tokens",
-                    "include_stop_str_in_output", "add_special_tokens", "prompt_logprobs",
-                    "priority", "return_token_ids", "response_format", "use_beam_search",
-                    "structured_outputs", "guided_json", "guided_regex", "guided_choice",
-                    "guided_grammar", "guided_decoding_backend", "guided_whitespace_pattern"});
+  r.reject_unknown(
+      {"model", "prompt", "best_of", "echo", "frequency_penalty", "logit_bias", "logprobs",
+       "max_tokens", "n", "presence_penalty", "seed", "stop", "stream", "stream_options", "suffix",
+       "temperature", "top_p", "user",
+       // vLLM extensions
+       "top_k", "min_p", "repetition_penalty", "min_tokens", "stop_token_ids", "ignore_eos",
+       "skip_special_tokens", "spaces_between_special_tokens", "include_stop_str_in_output",
+       "add_special_tokens", "prompt_logprobs", "priority", "return_token_ids", "response_format",
+       "use_beam_search", "cache_salt", "structured_outputs", "guided_json", "guided_regex",
+       "guided_choice", "guided_grammar", "guided_decoding_backend", "guided_whitespace_pattern"});
   CompletionRequest req;
   req.params = ctx.default_sampling;
   if (auto m = detail::read_model(r, ctx)) req.model = std::move(*m);
@@ -197,9 +197,13 @@ ApiResult<CompletionRequest> parse_completion_request(std::string_view body,
   req.add_special_tokens = r.boolean("add_special_tokens").value_or(true);
   req.return_token_ids = r.boolean("return_token_ids").value_or(false);
   if (auto p = r.integer("priority", INT32_MIN, INT32_MAX)) req.priority = static_cast<int>(*p);
+  req.cache_salt = detail::read_cache_salt(r);
   r.string("user");
   detail::reject_unsupported_features(r);
   if (!r.ok()) return r.error();
+  if (auto e = detail::check_choices(ctx, static_cast<int64_t>(req.prompts.size()), req.params.n)) {
+    return *e;
+  }
   return req;
 }
 
@@ -219,7 +223,7 @@ ApiResult<ChatCompletionRequest> parse_chat_request(std::string_view body,
        "top_k", "min_p", "repetition_penalty", "min_tokens", "stop_token_ids", "ignore_eos",
        "skip_special_tokens", "spaces_between_special_tokens", "include_stop_str_in_output",
        "add_generation_prompt", "continue_final_message", "add_special_tokens", "chat_template",
-       "chat_template_kwargs", "priority", "return_token_ids", "prompt_logprobs",
+       "chat_template_kwargs", "priority", "return_token_ids", "prompt_logprobs", "cache_salt",
        "structured_outputs", "guided_json", "guided_regex", "guided_choice", "guided_grammar",
        "guided_decoding_backend", "guided_whitespace_pattern"});
   ChatCompletionRequest req;
@@ -247,12 +251,14 @@ ApiResult<ChatCompletionRequest> parse_chat_request(std::string_view body,
   req.add_special_tokens = r.boolean("add_special_tokens").value_or(false);
   req.return_token_ids = r.boolean("return_token_ids").value_or(false);
   if (auto p = r.integer("priority", INT32_MIN, INT32_MAX)) req.priority = static_cast<int>(*p);
+  req.cache_salt = detail::read_cache_salt(r);
   r.string("user");
   read_tools(r, req);
   r.boolean("store");
   r.object("metadata");
   detail::reject_unsupported_features(r);
   if (!r.ok()) return r.error();
+  if (auto e = detail::check_choices(ctx, 1, req.params.n)) return *e;
   return req;
 }
 

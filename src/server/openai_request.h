@@ -27,6 +27,9 @@ struct ParseContext {
   int64_t vocab_size = 0;                       // token ids must be < vocab_size (0: unchecked)
   int64_t max_model_len = 0;        // chat max_tokens default (0: leave the engine's default)
   SamplingParams default_sampling;  // generation_config.json defaults (ModelInfo)
+  // Engine sequences one request may start: prompts × n (0: unbounded). Beyond it: 400 on
+  // `n` (a request that can never be admitted, so not a 503).
+  int64_t max_choices_per_request = 0;
 };
 
 using Prompt = std::variant<std::string, std::vector<int32_t>>;
@@ -47,6 +50,7 @@ struct CompletionRequest {
   bool add_special_tokens = true;  // text prompts: BOS etc.
   bool return_token_ids = false;   // vLLM: prompt_token_ids / token_ids in the response
   int priority = 0;
+  std::string cache_salt;  // vLLM: prefix-cache isolation (GenerateRequest::cache_salt)
 };
 
 // A function the model may call (tools[i].function).
@@ -78,6 +82,7 @@ struct ChatCompletionRequest {
   bool add_special_tokens = false;  // the template already holds BOS
   bool return_token_ids = false;
   int priority = 0;
+  std::string cache_salt;  // vLLM: prefix-cache isolation (GenerateRequest::cache_salt)
   std::vector<ToolFunction> tools;
   ToolChoice tool_choice;            // default: auto with tools, none without
   bool parallel_tool_calls = true;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
+#include <unordered_set>
 
 namespace kite::server::detail {
 
@@ -71,6 +72,9 @@ void read_logit_bias(FieldReader& r, const ParseContext& ctx, SamplingParams& p)
   const bj::object* lb = r.object("logit_bias");
   if (!lb) return;
   p.logit_bias.clear();
+  p.logit_bias.reserve(lb->size());
+  std::unordered_set<long long> seen;  // duplicates ("5" and "05") in O(1) each
+  seen.reserve(lb->size());
   for (const auto& kv : *lb) {
     std::string key(kv.key());
     std::string param = "logit_bias";
@@ -104,11 +108,9 @@ void read_logit_bias(FieldReader& r, const ParseContext& ctx, SamplingParams& p)
                                               format_number(b), key)));
       return;
     }
-    for (const auto& [seen, unused] : p.logit_bias) {
-      if (seen == id) {
-        r.fail(invalid_value(param, fmt::format("'logit_bias' lists token {} twice", id)));
-        return;
-      }
+    if (!seen.insert(id).second) {
+      r.fail(invalid_value(param, fmt::format("'logit_bias' lists token {} twice", id)));
+      return;
     }
     p.logit_bias.emplace_back(static_cast<int32_t>(id), static_cast<float>(b));
   }
@@ -545,6 +547,25 @@ std::optional<std::string> read_messages(FieldReader& r) {
     out.emplace_back(std::move(nm));
   }
   return bj::serialize(out);
+}
+
+std::string read_cache_salt(FieldReader& r) {
+  std::optional<std::string> salt = r.string("cache_salt");
+  if (salt && salt->empty()) {
+    r.fail(invalid_value("cache_salt", "'cache_salt' must be a non-empty string"));
+  }
+  return salt.value_or("");
+}
+
+std::optional<ApiError> check_choices(const ParseContext& ctx, int64_t num_prompts, int n) {
+  const int64_t choices = num_prompts * n;
+  if (ctx.max_choices_per_request <= 0 || choices <= ctx.max_choices_per_request) {
+    return std::nullopt;
+  }
+  return invalid_value("n", fmt::format("the request asks for {} prompt(s) × n = {} = {} "
+                                        "sequences; the server takes at most {} per request "
+                                        "(--max-choices-per-request)",
+                                        num_prompts, n, choices, ctx.max_choices_per_request));
 }
 
 void read_template_options(FieldReader& r, ChatTemplateOptions& opts, bool& continue_final) {

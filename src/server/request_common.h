@@ -41,6 +41,10 @@ void reject_unsupported_features(FieldReader& r);
 
 // "messages" -> normalized JSON array text (see ChatCompletionRequest::messages_json).
 std::optional<std::string> read_messages(FieldReader& r);
+// "cache_salt": a non-empty string (vLLM), or "" when absent.
+std::string read_cache_salt(FieldReader& r);
+// The prompts × n cap of ctx.max_choices_per_request: an error naming `n`, or nullopt.
+std::optional<ApiError> check_choices(const ParseContext& ctx, int64_t num_prompts, int n);
 // chat_template, chat_template_kwargs, tools, add_generation_prompt, continue_final_message.
 void read_template_options(FieldReader& r, ChatTemplateOptions& opts, bool& continue_final);
 

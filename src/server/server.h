@@ -35,14 +35,21 @@ struct ServerConfig {
   std::string model_path;  // reported as "root" by /v1/models
   size_t max_body_bytes = size_t{32} << 20;
   size_t max_header_bytes = size_t{64} << 10;
-  // Idle keep-alive connections, and reading one request, end after this.
+  // Reading one request (and the first one of a new connection) ends after this.
   std::chrono::milliseconds read_timeout{60'000};
+  // A keep-alive connection that starts no next request within this is closed.
+  std::chrono::milliseconds keep_alive_timeout{5'000};
+  // Open connections; beyond it a new one gets 503 (Retry-After) and is closed.
+  size_t max_connections = 4096;
   // One write to a client that does not read ends the connection after this (and aborts its
   // request).
   std::chrono::milliseconds write_timeout{60'000};
   // SIGTERM/SIGINT: running requests get this long to finish; then they are aborted.
   std::chrono::milliseconds shutdown_timeout{30'000};
-  bool handle_signals = true;  // install SIGINT/SIGTERM handlers
+  // The process owner's mode: SIGINT/SIGTERM handled on a thread of their own (a second one
+  // during the drain _Exits with 128 + signal), and a watchdog that _Exits(1) when the drain
+  // outlives shutdown_timeout + 3 s. Off for servers embedded in tests.
+  bool handle_signals = true;
   // Tool calling: the family format of the model's tool calls ("hermes", "llama3_json",
   // "mistral"; "" = none). tool_choice "auto" parses calls only with enable_auto_tool_choice.
   std::string tool_call_parser;
@@ -51,6 +58,11 @@ struct ServerConfig {
   std::string reasoning_parser;
   // OTLP/HTTP collector for request traces ("http://host:4318"); empty: no tracing.
   std::string otlp_traces_endpoint;
+  // A request's own `chat_template` (chat endpoints, /tokenize) is refused unless this is set:
+  // a template is a program the server runs (as vLLM's --trust-request-chat-template).
+  bool trust_request_chat_template = false;
+  // Admission: engine sequences one request may start (prompts × n; 0: unbounded).
+  int64_t max_choices_per_request = 256;
 };
 
 class HttpServer {

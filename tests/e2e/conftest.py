@@ -40,6 +40,7 @@ def chat_server(request, chat_model_dirs, tmp_path_factory):
     family = request.param
     server = KiteServer(chat_model_dirs[family], "--load-format", "dummy", "--max-model-len",
                         "2048", "--kv-cache-memory", "64MiB", "--seed", "1",
+                        "--trust-request-chat-template",
                         log_dir=str(tmp_path_factory.mktemp(f"{family}-log")),
                         name=family).start()
     server.family = family

@@ -83,7 +83,7 @@ void run_case(const SamplingParams& params, int64_t vocab, uint32_t seed, bool s
     row.prompt_token_ids = none;
     row.output_token_ids = none;
     row.eos_token_ids = none;
-    builder.add_row(row);
+    EXPECT_TRUE(builder.add_row(row).ok());
   }
   builder.finish();
   SamplingBatch& batch = builder.batch();

@@ -56,7 +56,7 @@ void run(const SamplerCase& s, int rows, int64_t vocab, uint32_t seed, int* near
     row.prompt_token_ids = prompts[r];
     row.output_token_ids = outputs[r];
     row.eos_token_ids = eos;
-    builder.add_row(row);
+    EXPECT_TRUE(builder.add_row(row).ok());
   }
   const SamplingBatch& batch = builder.finish();
 

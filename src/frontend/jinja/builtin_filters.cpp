@@ -927,6 +927,7 @@ Value apply_filter(Renderer& r, std::string_view name, const Value& operand, con
     }
     fail(ErrorKind::kType, "No filter named '" + std::string(name) + "'.");
   }
+  r.charge_scan(operand);
   return kFilters[i].fn(r, operand, args);
 }
 

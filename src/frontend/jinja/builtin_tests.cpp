@@ -126,8 +126,9 @@ bool t_sameas(Renderer&, const Value& v, const CallArgs& a) {
   }
 }
 
-bool t_in(Renderer&, const Value& v, const CallArgs& a) {
+bool t_in(Renderer& r, const Value& v, const CallArgs& a) {
   ArgBinder b("in", a, {"seq"});
+  r.charge_search(b.required(0), v);
   return py_contains(b.required(0), v);
 }
 

@@ -53,24 +53,19 @@ Value repeat(Renderer& r, const Value& seq, int64_t times) {
   if (times <= 0)
     return seq.is_string() ? Value(std::string(), seq.is_safe())
                            : Value::list({}, sequence_class(seq));
+  // An empty sequence repeats to itself at once (a loop of `times` empty appends would spin).
   if (seq.is_string()) {
     const std::string& s = seq.as_string();
-    if (!s.empty() &&
-        static_cast<uint64_t>(times) > r.options().limits.max_output_bytes / s.size()) {
-      r.check_size(r.options().limits.max_output_bytes + 1);
-    }
-    r.check_size(s.size() * static_cast<size_t>(times));
+    if (s.empty()) return Value(std::string(), seq.is_safe());
+    r.check_size(static_cast<size_t>(times), s.size());
     std::string out;
     out.reserve(s.size() * static_cast<size_t>(times));
     for (int64_t i = 0; i < times; ++i) out += s;
     return Value(std::move(out), seq.is_safe());
   }
   const auto& items = seq.as_list().items;
-  if (!items.empty() &&
-      static_cast<uint64_t>(times) > r.options().limits.max_output_bytes / items.size()) {
-    r.check_size(r.options().limits.max_output_bytes + 1);
-  }
-  r.check_size(items.size() * static_cast<size_t>(times));
+  if (items.empty()) return Value::list({}, sequence_class(seq));
+  r.check_size(static_cast<size_t>(times), items.size());
   std::vector<Value> out;
   out.reserve(items.size() * static_cast<size_t>(times));
   for (int64_t i = 0; i < times; ++i) out.insert(out.end(), items.begin(), items.end());

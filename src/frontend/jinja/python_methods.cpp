@@ -349,7 +349,7 @@ Value justify(Renderer& r, const char* name, const Value& self, const CallArgs& 
   const std::string& s = self.as_string();
   const auto len = static_cast<int64_t>(unicode::length(s));
   if (width <= len) return Value(s);
-  r.check_size(static_cast<size_t>(width) * 4);
+  r.check_size(static_cast<size_t>(width), 4);
   const int64_t marg = width - len;
   int64_t left = 0;
   if (how == '>') left = marg;

@@ -218,7 +218,39 @@ void Renderer::step_limit_exceeded() const {
                               std::to_string(options_.limits.max_steps) + " steps (runaway loop?)");
 }
 
-void Renderer::check_size(size_t size) {
+namespace {
+// A value's size in scan units: 16 string bytes or one list/dict item is one step.
+uint64_t scan_units(const Value& v) {
+  if (v.is_string()) return v.as_string().size() / 16 + 1;
+  if (v.is_list()) return v.as_list().items.size() + 1;
+  if (v.is_dict()) return v.as_dict().size() + 1;
+  return 1;
+}
+}  // namespace
+
+void Renderer::charge_scan(const Value& v) { charge(scan_units(v)); }
+
+Value BuiltinFunction::call(Renderer& r, CallArgs args) const {
+  if (!args.args.empty() && args.args[0].is_string()) {
+    r.charge_search(self_, args.args[0]);
+  } else {
+    r.charge_scan(self_);
+  }
+  return fn_(r, self_, args);
+}
+
+void Renderer::charge_search(const Value& haystack, const Value& needle) {
+  // Both factors are bounded by kMaxBuiltStringBytes (2^28), so the product fits.
+  const uint64_t m = needle.is_string() ? std::max<size_t>(needle.as_string().size(), 1) : 1;
+  charge(scan_units(haystack) * m);
+}
+
+void Renderer::check_size(size_t count, size_t unit) {
+  if (unit != 0 && count > options_.limits.max_output_bytes / unit) {
+    fail(ErrorKind::kLimit, "template built a value larger than the limit of " +
+                                std::to_string(options_.limits.max_output_bytes) + " bytes");
+  }
+  const size_t size = count * unit;
   if (size > options_.limits.max_output_bytes) {
     fail(ErrorKind::kLimit, "template built a value larger than the limit of " +
                                 std::to_string(options_.limits.max_output_bytes) + " bytes");
@@ -278,6 +310,7 @@ namespace {
 Value apply_filter_chain(Renderer& r, const Expr& chain, Value operand,
                          const std::function<CallArgs(const Expr&)>& eval_args) {
   if (chain.a) operand = apply_filter_chain(r, *chain.a, std::move(operand), eval_args);
+  r.charge_scan(operand);
   return filter_at(chain.builtin)(r, operand, eval_args(chain));
 }
 
@@ -557,10 +590,12 @@ Value Renderer::eval_inner(const Expr& e, Scope& scope) {
     }
     case ExprKind::kFilter: {
       Value operand = eval(*e.a, scope);
+      charge_scan(operand);
       return filter_at(e.builtin)(*this, operand, eval_args(e, scope));
     }
     case ExprKind::kTest: {
       Value operand = eval(*e.a, scope);
+      charge_scan(operand);
       return Value(test_at(e.builtin)(*this, operand, eval_args(e, scope)));
     }
     case ExprKind::kUnary:
@@ -584,6 +619,12 @@ Value Renderer::eval_inner(const Expr& e, Scope& scope) {
       Value left = eval(*e.a, scope);
       for (const auto& [op, expr] : e.ops) {
         Value right = eval(*expr, scope);
+        if (op == Op::kIn || op == Op::kNotIn) {
+          charge_search(right, left);
+        } else {
+          charge_scan(left);
+          charge_scan(right);
+        }
         if (!compare_op(op, left, right)) return Value(false);
         left = std::move(right);
       }

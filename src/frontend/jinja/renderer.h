@@ -56,7 +56,8 @@ class BuiltinFunction final : public Object {
   std::string type_name() const override { return "builtin_function_or_method"; }
   std::string repr() const override;
   bool is_callable() const override { return true; }
-  Value call(Renderer& r, CallArgs args) const override { return fn_(r, self_, args); }
+  // A method scans its object (and searches it for a string argument) before it runs.
+  Value call(Renderer& r, CallArgs args) const override;
 
  private:
   std::string name_;
@@ -98,9 +99,15 @@ class Renderer {
     steps_ += units;
     if (steps_ > options_.limits.max_steps) step_limit_exceeded();
   }
-  // Raises kLimit when a string or list of `size` bytes/items would exceed the output limit;
-  // charges the copy.
-  void check_size(size_t size);
+  // Raises kLimit when a string or list of `count` elements of `unit` bytes/items each would
+  // exceed the output limit (the product is overflow-checked); charges the copy.
+  void check_size(size_t count, size_t unit = 1);
+  // Charges a pass over `v`: a string's bytes as a copy costs (1/16 step each), a list's or
+  // dict's items 1 step each. Every builtin that scans its operand pays this first.
+  void charge_scan(const Value& v);
+  // Charges a substring / item search of `needle` in `haystack`: the scan times the needle's
+  // length, the worst case of the search.
+  void charge_search(const Value& haystack, const Value& needle);
   const RenderOptions& options() const { return options_; }
   // Namespaces, and scopes captured by macros and loops, are cleared when the render ends, so
   // reference cycles through them cannot leak.

@@ -45,7 +45,7 @@ std::string pad(Renderer& r, std::string body, size_t width, char align, char32_
                 size_t sign_len) {
   const size_t len = unicode::length(body);
   if (width <= len) return body;
-  r.check_size(width * 4);
+  r.check_size(width, 4);
   const size_t n = width - len;
   std::string fill_str;
   unicode::append_utf8(fill, &fill_str);

@@ -1,9 +1,36 @@
 #include "core/json_util.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+
+#include "core/mapped_file.h"
 
 namespace kite {
 namespace {
+
+TEST(ReadFileTest, SizeIsCheckedBeforeReading) {
+  const std::string path =
+      (std::filesystem::temp_directory_path() / ("kite-read-" + std::to_string(::getpid())))
+          .string();
+  std::FILE* f = std::fopen(path.c_str(), "wb");
+  ASSERT_NE(f, nullptr);
+  std::fputs("0123456789", f);
+  std::fclose(f);
+  // A 1 TiB sparse file is refused from its size alone: nothing is read or allocated.
+  ASSERT_EQ(::truncate(path.c_str(), off_t{1} << 40), 0);
+  auto big = read_file(path, kMaxTokenizerFileBytes);
+  ASSERT_FALSE(big.ok());
+  EXPECT_EQ(big.status().code(), StatusCode::kOutOfRange);
+  EXPECT_NE(big.status().message().find("over the limit"), std::string::npos);
+  ASSERT_EQ(::truncate(path.c_str(), 10), 0);
+  EXPECT_EQ(*read_file(path, 10), "0123456789");
+  EXPECT_EQ(read_file(path, 9).status().code(), StatusCode::kOutOfRange);
+  std::remove(path.c_str());
+  EXPECT_EQ(read_file(path).status().code(), StatusCode::kNotFound);
+}
 
 TEST(JsonUtilTest, MalformedIsInvalidArgument) {
   auto r = json::parse("{\"a\": ", "config.json");

@@ -7,6 +7,10 @@
 // counters count the compilations and masks.
 #include <gtest/gtest.h>
 
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
 #include <regex>
 #include <string>
 #include <vector>
@@ -35,12 +39,15 @@ std::string text_of(const std::vector<int32_t>& ids) {
   return s;
 }
 
-std::unique_ptr<Engine> make_engine(bool async, int64_t kv_bytes) {
+std::unique_ptr<Engine> make_engine(bool async, int64_t kv_bytes,
+                                    std::function<Status(const ForwardBatch&)> hook = {}) {
   EngineParts parts;
   parts.config.model = "hash-model";
   parts.config.kv_cache_memory_bytes = kv_bytes;
   parts.config.max_model_len = 256;
-  parts.runner = std::make_unique<HashModelRunner>(kVocab, 4096);
+  auto runner = std::make_unique<HashModelRunner>(kVocab, 4096);
+  runner->before_forward = std::move(hook);
+  parts.runner = std::move(runner);
   parts.async_execution = async;
   parts.make_grammar_compiler = [] {
     structured::StructuredVocab v;
@@ -69,7 +76,31 @@ class StructuredEngine : public ::testing::TestWithParam<bool> {};
 
 TEST_P(StructuredEngine, OutputsFollowTheirGrammarUnderPreemption) {
   // 8 bytes per token in HashModelRunner: 40 blocks of 16 tokens, far fewer than the batch.
-  auto engine = make_engine(GetParam(), 8 * 16 * 41);
+  // The first forward waits until every request is queued, so they compete for the 40 blocks
+  // together (preemption does not depend on how fast the engine thread runs).
+  struct Gate {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool open = false;
+    void release() {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        open = true;
+      }
+      cv.notify_all();
+    }
+  };
+  auto gate = std::make_shared<Gate>();
+  auto engine = make_engine(GetParam(), 8 * 16 * 41, [gate](const ForwardBatch&) {
+    std::unique_lock<std::mutex> lock(gate->mu);
+    gate->cv.wait(lock, [&] { return gate->open; });
+    return ok_status();
+  });
+  // Opens the gate on every way out (a failed ASSERT too), before the engine shuts down.
+  struct Release {
+    std::shared_ptr<Gate> gate;
+    ~Release() { gate->release(); }
+  } release{gate};
   ASSERT_NE(engine, nullptr);
   const std::vector<std::string> regexes = {"[a-c]{3}[0-9]{2}", "(ab|cd){2,5}x", "-?[1-9][0-9]?",
                                             "\"[a-e]{1,8}\""};
@@ -106,6 +137,7 @@ TEST_P(StructuredEngine, OutputsFollowTheirGrammarUnderPreemption) {
   plain.params.ignore_eos = true;
   auto plain_stream = engine->add_request(plain);
   ASSERT_TRUE(plain_stream.ok());
+  gate->release();
   for (Sent& s : sent) {
     Collected c = collect(*s.stream, s.n);
     for (int k = 0; k < s.n; ++k) {

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
+#include <map>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -335,6 +336,32 @@ TEST(Engine, FullQueueIsUnavailable) {
     EXPECT_EQ(collect(***s).finish[0], FinishReason::kLength);
 }
 
+TEST(Engine, QueuedTokensAreBounded) {
+  auto gate = std::make_shared<Gate>();
+  EngineConfig cfg;
+  cfg.max_queued_tokens = 10;
+  TestEngine t = make_engine(cfg, false, [gate](const ForwardBatch& b) { return gate->hold(b); });
+  SamplingParams two = greedy(2);
+  two.n = 2;
+  auto first = t.engine->add_request(request({1, 2, 3, 4}, two));  // 4 tokens × 2
+  ASSERT_TRUE(first.ok());
+  gate->wait_until_held();
+  auto over = t.engine->add_request(request({1, 2, 3}, greedy(2)));  // 8 + 3 > 10
+  EXPECT_EQ(over.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(over.status().message().find("max_queued_tokens"), std::string::npos);
+  auto never = t.engine->add_request(request(std::vector<int32_t>(11, 1), greedy(2)));
+  EXPECT_EQ(never.status().code(), StatusCode::kInvalidArgument);
+  auto fits = t.engine->add_request(request({1, 2}, greedy(2)));  // 8 + 2
+  ASSERT_TRUE(fits.ok());
+  gate->release();
+  collect(**first, 2);
+  collect(**fits);
+  // Finished requests give their tokens back.
+  auto later = t.engine->add_request(request({1, 2, 3}, greedy(2)));
+  ASSERT_TRUE(later.ok());
+  collect(**later);
+}
+
 TEST(Engine, AbortEndsTheRequestOnceAndFreesItsBlocks) {
   auto gate = std::make_shared<Gate>();
   TestEngine t = make_engine({}, false, [gate](const ForwardBatch& b) { return gate->hold(b); });
@@ -381,6 +408,50 @@ TEST(Engine, FailingStepEndsItsRequestsWithAnError) {
   fail = false;  // the engine goes on serving
   EXPECT_EQ(collect(**t.engine->add_request(request({1, 2}, greedy(3)))).finish[0],
             FinishReason::kLength);
+}
+
+// A value that passes as a double but not as the float the sampler uses (it bypasses
+// SamplingParams::validate here, as a future field might) fails its own request only.
+TEST(EngineCore, ARowThatCannotBeSampledFailsOnlyItsRequest) {
+  HashModelRunner runner(kVocab, 4096);
+  KvCacheConfig kvc;
+  kvc.block_size = 4;
+  ASSERT_TRUE(runner.allocate_kv_cache(64, kvc).ok());
+  EngineCoreConfig cfg;
+  cfg.block_size = 4;
+  cfg.num_kv_blocks = 64;
+  EngineCore core(cfg, &runner);
+  auto info = [](std::string id, double temperature) {
+    auto r = std::make_shared<RequestInfo>();
+    r->request_id = std::move(id);
+    r->params.temperature = temperature;
+    r->params.max_tokens = 3;
+    r->max_tokens = 3;
+    r->prompt_token_ids = {1, 2, 3};
+    return r;
+  };
+  ASSERT_TRUE(core.add_request(info("good", 0.7)).ok());
+  ASSERT_TRUE(core.add_request(info("bad", 1e300)).ok());  // inf as a float
+  SchedulerEvents events;
+  std::vector<std::pair<std::string, Status>> errors;
+  std::map<std::string, int> tokens;
+  std::map<std::string, FinishReason> finish;
+  for (int i = 0; i < 10 && core.step(&events, &errors, {}); ++i) {
+    for (const ChoiceEvent& ce : events.choices) {
+      tokens[ce.request->request_id] += static_cast<int>(ce.new_token_ids.size());
+      if (ce.finish_reason != FinishReason::kNone)
+        finish[ce.request->request_id] = ce.finish_reason;
+    }
+    events.clear();
+  }
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].first, "bad");
+  EXPECT_NE(errors[0].second.message().find("temperature"), std::string::npos);
+  EXPECT_EQ(finish["bad"], FinishReason::kError);
+  EXPECT_EQ(tokens["bad"], 0);
+  EXPECT_EQ(finish["good"], FinishReason::kLength);
+  EXPECT_EQ(tokens["good"], 3);
+  EXPECT_EQ(core.stats().num_failed_steps, 0);
 }
 
 TEST(Engine, RejectsBadInputWithSpecificErrors) {

@@ -102,6 +102,34 @@ TEST(JinjaTest, OutputSizeIsBounded) {
   EXPECT_EQ(render_error("{{ '%999999999999d' % 1 }}").code(), StatusCode::kOutOfRange);
 }
 
+TEST(JinjaTest, RepeatingAnEmptySequenceIsImmediate) {
+  // The size guard passes 0 bytes; the loop of 2^63 empty appends must not run.
+  EXPECT_EQ(render("[{{ '' * 9223372036854775807 }}]"), "[]");
+  EXPECT_EQ(render("{{ ([] * 9223372036854775807) | length }}"), "0");
+}
+
+TEST(JinjaTest, WidthsAreOverflowChecked) {
+  // 2^62 code points of 4 bytes each wraps to 0 bytes in 64 bits.
+  EXPECT_EQ(render_error("{{ 'x'.center(4611686018427387904) }}").code(), StatusCode::kOutOfRange);
+  EXPECT_EQ(render_error("{{ 'x'.ljust(4611686018427387905) }}").code(), StatusCode::kOutOfRange);
+}
+
+TEST(JinjaTest, StringScansCountAgainstTheWorkLimit) {
+  ChatTemplateLimits limits;
+  limits.max_steps = 200000;
+  // Building the 1 MB string costs ~65k steps; each scan of it must cost as much again.
+  const std::string big = "{% set s = 'a' * 1000000 %}{% for i in range(1000) %}";
+  for (const char* body :
+       {"{{ 'b' in s }}", "{{ s.count('b') }}", "{{ s.find('ab') }}",
+        "{{ s | replace('b', 'c') | length }}", "{{ s == s }}", "{{ s is in 'abc' }}"}) {
+    const Status st = render_error(big + body + "{% endfor %}", "", limits);
+    EXPECT_EQ(st.code(), StatusCode::kOutOfRange) << body;
+    EXPECT_NE(st.message().find("work limit"), std::string::npos) << body << ": " << st.message();
+  }
+  // A template's ordinary scans stay far below the default limit.
+  EXPECT_EQ(render("{% set s = 'a' * 100000 %}{{ s.count('a') }} {{ 'b' in s }}"), "100000 False");
+}
+
 TEST(JinjaTest, RecursionIsBounded) {
   const Status s = render_error("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}");
   EXPECT_EQ(s.code(), StatusCode::kOutOfRange);

@@ -41,7 +41,7 @@ SamplingBatch build(const std::vector<RowSpec>& rows) {
   SamplingBatchBuilder b;
   b.reset();
   for (const RowSpec& r : rows) {
-    b.add_row({&r.params, r.seed, r.step, r.prompt, r.output, r.eos});
+    EXPECT_TRUE(b.add_row({&r.params, r.seed, r.step, r.prompt, r.output, r.eos}).ok());
   }
   return b.finish();
 }

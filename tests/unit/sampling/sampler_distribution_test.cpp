@@ -91,7 +91,9 @@ std::vector<int64_t> draw(const SamplingParams& params, uint64_t seed) {
   const int64_t vocab = static_cast<int64_t>(kLogits.size());
   SamplingBatchBuilder builder;
   builder.reset();
-  for (uint32_t step = 0; step < kDraws; ++step) builder.add_row({&params, seed, step, {}, {}, {}});
+  for (uint32_t step = 0; step < kDraws; ++step) {
+    EXPECT_TRUE(builder.add_row({&params, seed, step, {}, {}, {}}).ok());
+  }
   std::vector<float> logits;
   logits.reserve(static_cast<size_t>(kDraws * vocab));
   for (int i = 0; i < kDraws; ++i) logits.insert(logits.end(), kLogits.begin(), kLogits.end());

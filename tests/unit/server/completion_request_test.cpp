@@ -25,6 +25,28 @@ ApiError parse_err(std::string_view body) {
   return r.ok() ? ApiError{} : r.error();
 }
 
+TEST(CompletionRequestTest, PromptsTimesNIsCapped) {
+  ParseContext ctx = context();
+  ctx.max_choices_per_request = 8;
+  EXPECT_TRUE(parse_completion_request(R"({"prompt": ["a", "b"], "n": 4})", ctx).ok());
+  auto r = parse_completion_request(R"({"prompt": ["a", "b", "c"], "n": 3})", ctx);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().http_status, 400);
+  EXPECT_EQ(r.error().param, "n");
+  EXPECT_NE(r.error().message.find("--max-choices-per-request"), std::string::npos);
+  auto chat =
+      parse_chat_request(R"({"messages": [{"role": "user", "content": "x"}], "n": 9})", ctx);
+  ASSERT_FALSE(chat.ok());
+  EXPECT_EQ(chat.error().param, "n");
+}
+
+TEST(CompletionRequestTest, LogitBiasDuplicatesAreFoundWhateverTheSpelling) {
+  // "5" and "05" are one token; found by a set, so a vocabulary-sized map stays linear.
+  EXPECT_NE(parse_err(R"({"prompt": "x", "logit_bias": {"5": 1, "7": 1, "05": 2}})")
+                .message.find("lists token 5 twice"),
+            std::string::npos);
+}
+
 TEST(CompletionRequestTest, Minimal) {
   CompletionRequest req = parse_ok(R"({"prompt": "Once upon"})");
   EXPECT_EQ(req.model, "tiny");

@@ -12,6 +12,9 @@ TEST(AuthTest, PathsUnderV1NeedAuth) {
   EXPECT_FALSE(path_requires_auth("/v10"));
   EXPECT_FALSE(path_requires_auth("/health"));
   EXPECT_FALSE(path_requires_auth("/metrics"));
+  EXPECT_TRUE(path_requires_auth("/tokenize"));
+  EXPECT_TRUE(path_requires_auth("/detokenize"));
+  EXPECT_FALSE(path_requires_auth("/tokenizer"));
   EXPECT_FALSE(path_requires_auth("/"));
 }
 
@@ -38,6 +41,20 @@ TEST(CorsTest, Origins) {
   CorsPolicy list{{"http://a.example", "http://b.example"}, false};
   EXPECT_EQ(list.allow_origin("http://b.example"), "http://b.example");
   EXPECT_EQ(list.allow_origin("http://c.example"), "");
+}
+
+TEST(HttpPolicy, FramingFollowsRfc9112) {
+  EXPECT_EQ(framing_error_status("", false, true), 0);
+  EXPECT_EQ(framing_error_status("", false, false), 0);
+  EXPECT_EQ(framing_error_status("chunked", true, false), 0);
+  EXPECT_EQ(framing_error_status(" Chunked ", true, false), 0);
+  EXPECT_EQ(framing_error_status("chunked", true, true), 400);             // both: smuggling
+  EXPECT_EQ(framing_error_status("chunked, identity", true, false), 400);  // chunked not last
+  EXPECT_EQ(framing_error_status("chunked, chunked", true, false), 400);
+  EXPECT_EQ(framing_error_status("", true, false), 400);
+  EXPECT_EQ(framing_error_status("gzip", true, false), 501);
+  EXPECT_EQ(framing_error_status("gzip, chunked", true, false), 501);
+  EXPECT_EQ(framing_error_status("identity", true, false), 501);
 }
 
 }  // namespace
