@@ -15,6 +15,11 @@ bool path_requires_auth(std::string_view path);
 // key; the scheme is case-insensitive).
 bool bearer_matches(std::string_view authorization, std::string_view api_key);
 
+// True when the request carries the key as "Authorization: Bearer <key>" or as Anthropic's
+// "x-api-key: <key>" (constant-time comparison).
+bool api_key_matches(std::string_view authorization, std::string_view x_api_key,
+                     std::string_view api_key);
+
 struct CorsPolicy {
   std::vector<std::string> allowed_origins;  // exact origins, or "*" for any; empty: no CORS
   bool allow_credentials = false;
@@ -26,7 +31,7 @@ struct CorsPolicy {
 
 // Methods and headers a preflight may ask for.
 inline constexpr std::string_view kCorsAllowMethods = "GET, POST, OPTIONS";
-inline constexpr std::string_view kCorsAllowHeaders = "Authorization, Content-Type";
+inline constexpr std::string_view kCorsAllowHeaders = "Authorization, Content-Type, X-Api-Key, Anthropic-Version";
 inline constexpr std::string_view kCorsMaxAge = "600";
 
 }  // namespace kite::server
