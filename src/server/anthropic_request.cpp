@@ -175,7 +175,7 @@ bool translate_message(FieldReader& r, const bj::value& mv, const std::string& w
           tm["role"] = "tool";
           tm["tool_call_id"] = *id;
           tm["name"] = t.calls[*id];
-          tm["content"] = std::move(result);
+          tm["content"] = result;
           tool_messages.emplace_back(std::move(tm));
         }
       } else if (*type == "thinking" || *type == "redacted_thinking") {
@@ -333,7 +333,7 @@ ApiResult<ChatCompletionRequest> parse_messages_request(std::string_view body,
     if (auto s = read_text_blocks(r, *system, "system")) {
       bj::object m;
       m["role"] = "system";
-      m["content"] = std::move(*s);
+      m["content"] = *s;
       t.messages.emplace_back(std::move(m));
     }
   }

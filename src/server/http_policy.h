@@ -31,7 +31,8 @@ struct CorsPolicy {
 
 // Methods and headers a preflight may ask for.
 inline constexpr std::string_view kCorsAllowMethods = "GET, POST, OPTIONS";
-inline constexpr std::string_view kCorsAllowHeaders = "Authorization, Content-Type, X-Api-Key, Anthropic-Version";
+inline constexpr std::string_view kCorsAllowHeaders =
+    "Authorization, Content-Type, X-Api-Key, Anthropic-Version";
 inline constexpr std::string_view kCorsMaxAge = "600";
 
 }  // namespace kite::server

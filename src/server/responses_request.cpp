@@ -124,7 +124,7 @@ bool read_item(FieldReader& r, const bj::value& v, const std::string& at, Conver
     }
     bj::object m;
     m["role"] = *role;
-    m["content"] = std::move(*text);
+    m["content"] = *text;
     if (*role == "assistant" && !c.pending_reasoning.empty()) {
       m["reasoning_content"] = c.pending_reasoning;
       c.pending_reasoning.clear();
@@ -194,7 +194,7 @@ bool read_item(FieldReader& r, const bj::value& v, const std::string& at, Conver
     m["role"] = "tool";
     m["tool_call_id"] = *call_id;
     m["name"] = c.calls[*call_id];
-    m["content"] = std::move(*text);
+    m["content"] = *text;
     c.messages.emplace_back(std::move(m));
     return true;
   }
