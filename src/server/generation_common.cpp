@@ -48,14 +48,14 @@ InFlightGuard::~InFlightGuard() {
 }
 
 asio::awaitable<void> run_generation(Exchange& ex, Engine& engine, GenerateRequest& request,
-                                     bool stream, const std::string& error_param,
+                                     bool stream, std::string_view error_param,
                                      GenerationSink& sink) {
   const int n = request.params.n;
   InFlightGuard in_flight(ex.state());
   EngineRequests requests(engine, co_await asio::this_coro::executor, ex.state().metrics(),
                           &ex.record());
   if (Status s = requests.add(std::move(request)); !s.ok()) {
-    co_await ex.send_error(api_error_from_status(s, error_param));
+    co_await ex.send_error(api_error_from_status(s, std::string(error_param)));
     co_return;
   }
   PromptState ps(n);

@@ -79,7 +79,7 @@ class GenerationSink {
 // to); the engine request is aborted on every early exit (client gone, failed write), so its
 // KV blocks are freed.
 boost::asio::awaitable<void> run_generation(Exchange& ex, Engine& engine, GenerateRequest& request,
-                                            bool stream, const std::string& error_param,
+                                            bool stream, std::string_view error_param,
                                             GenerationSink& sink);
 
 }  // namespace kite::server
