@@ -7,6 +7,7 @@
 """
 
 from ._core import EngineError, version_string
+from .beam_search import BeamSearchOutput, BeamSearchParams, BeamSearchSequence
 from .llm import LLM
 from .outputs import CompletionOutput, Logprob, RequestMetrics, RequestOutput
 from .sampling_params import GuidedDecodingParams, SamplingParams, StructuredOutputsParams
@@ -17,6 +18,9 @@ __version__ = version_string().split()[1]
 __all__ = [
     "LLM",
     "SamplingParams",
+    "BeamSearchParams",
+    "BeamSearchOutput",
+    "BeamSearchSequence",
     "StructuredOutputsParams",
     "GuidedDecodingParams",
     "RequestOutput",

@@ -280,6 +280,67 @@ class LLM:
 
     # ---- model, tokenizer, engine -----------------------------------------------------------
 
+    def beam_search(self, prompts: Sequence[PromptType], params: "BeamSearchParams",
+                    lora_request: Any = None, use_tqdm: bool = False) -> List["BeamSearchOutput"]:
+        """Beam search over each prompt (vLLM's LLM.beam_search; see kite/beam_search.py).
+
+        prompts: strings, token ids, {"prompt": ...} or {"prompt_token_ids": ...}. Returns one
+        BeamSearchOutput per prompt whose `sequences` are the best `beam_width` beams, best
+        first, each with its tokens (prompt included), per-step logprobs, cum_logprob and text.
+        """
+        from .beam_search import BeamSearchOutput, BeamSearchSequence, get_beam_search_score
+
+        if lora_request is not None:
+            raise NotImplementedError("LoRA adapters are not supported")
+        parsed = parse_prompts(prompts)
+        tokenizer = self.get_tokenizer()
+        eos_ids = list(self._engine.model_info.eos_token_ids)
+        eos = eos_ids[0] if eos_ids else None
+        width = params.beam_width
+        step_params = SamplingParams(logprobs=2 * width, max_tokens=1,
+                                     temperature=params.temperature, ignore_eos=True)
+
+        def score(beam: BeamSearchSequence) -> float:
+            return get_beam_search_score(beam.tokens, beam.cum_logprob, eos,
+                                         params.length_penalty)
+
+        live: List[List[BeamSearchSequence]] = []
+        finished: List[List[BeamSearchSequence]] = []
+        for p in parsed:
+            ids = (list(p.token_ids) if p.token_ids is not None
+                   else tokenizer.encode(p.text, add_special_tokens=True))
+            live.append([BeamSearchSequence(tokens=ids)])
+            finished.append([])
+        for _ in range(params.max_tokens):
+            beams = [(i, b) for i, group in enumerate(live) for b in group]
+            if not beams:
+                break
+            outs = self.generate([{"prompt_token_ids": b.tokens} for _, b in beams], step_params,
+                                 use_tqdm=False)
+            extended: List[List[BeamSearchSequence]] = [[] for _ in live]
+            for (i, beam), out in zip(beams, outs):
+                step = out.outputs[0].logprobs[0]
+                for token_id, lp in step.items():
+                    new = BeamSearchSequence(tokens=beam.tokens + [token_id],
+                                             logprobs=beam.logprobs + [step],
+                                             cum_logprob=beam.cum_logprob + lp.logprob)
+                    if token_id in eos_ids and not params.ignore_eos:
+                        new.finish_reason = "stop"
+                        finished[i].append(new)
+                    else:
+                        extended[i].append(new)
+            for i, group in enumerate(extended):
+                live[i] = sorted(group, key=lambda b: b.cum_logprob, reverse=True)[:width]
+        results = []
+        for group, done in zip(live, finished):
+            for b in group:
+                b.finish_reason = "length"
+            best = sorted(done + group, key=score, reverse=True)[:width]
+            for b in best:
+                b.text = tokenizer.decode(b.tokens, skip_special_tokens=True)
+            results.append(BeamSearchOutput(sequences=best))
+        return results
+
     def get_tokenizer(self) -> Tokenizer:
         if self._tokenizer is None:
             self._tokenizer = Tokenizer(self._engine, self._tokenizer_dir)

@@ -23,6 +23,35 @@ std::string error_body(const ApiError& e) {
   return bj::serialize(body);
 }
 
+std::string anthropic_error_type(int http_status) {
+  switch (http_status) {
+    case 401:
+      return "authentication_error";
+    case 403:
+      return "permission_error";
+    case 404:
+      return "not_found_error";
+    case 413:
+      return "request_too_large";
+    case 429:
+      return "rate_limit_error";
+    case 503:
+      return "overloaded_error";
+    default:
+      return http_status >= 500 ? "api_error" : "invalid_request_error";
+  }
+}
+
+std::string anthropic_error_body(const ApiError& e) {
+  bj::object err;
+  err["type"] = anthropic_error_type(e.http_status);
+  err["message"] = e.message;
+  bj::object body;
+  body["type"] = "error";
+  body["error"] = std::move(err);
+  return bj::serialize(body);
+}
+
 ApiError invalid_value(std::string param, std::string message) {
   return {400, std::move(message), "invalid_request_error", std::move(param), "invalid_value"};
 }
@@ -66,7 +95,9 @@ ApiError body_too_large(size_t limit_bytes) {
 }
 
 ApiError unauthorized() {
-  return {401, "Incorrect or missing API key: send it as 'Authorization: Bearer <key>'",
+  return {401,
+          "Incorrect or missing API key: send it as 'Authorization: Bearer <key>' or "
+          "'x-api-key: <key>'",
           "invalid_request_error", "", "invalid_api_key"};
 }
 

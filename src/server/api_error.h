@@ -22,6 +22,15 @@ struct ApiError {
 // The JSON body `{"error": {...}}` (param/code are null when empty).
 std::string error_body(const ApiError& e);
 
+// The same error in Anthropic's shape, for /v1/messages:
+// `{"type": "error", "error": {"type": "invalid_request_error", "message": ...}}`, the type
+// following the HTTP status as Anthropic's API does (400 invalid_request_error, 401
+// authentication_error, 403 permission_error, 404 not_found_error, 413 request_too_large,
+// 429 rate_limit_error, 503 overloaded_error, other 5xx api_error).
+std::string anthropic_error_body(const ApiError& e);
+// Anthropic's error type for an HTTP status.
+std::string anthropic_error_type(int http_status);
+
 // Constructors for the common cases (type and HTTP status follow OpenAI's conventions).
 ApiError invalid_value(std::string param, std::string message);  // 400 invalid_value
 ApiError invalid_type(std::string param, std::string message);   // 400 invalid_type
@@ -32,7 +41,7 @@ ApiError model_not_found(std::string_view model);                // 404 model_no
 ApiError not_found_path(std::string_view path);                  // 404 not_found
 ApiError method_not_allowed(std::string_view method, std::string_view path);  // 405
 ApiError body_too_large(size_t limit_bytes);       // 413 request_too_large
-ApiError unauthorized();                           // 401 invalid_api_key
+ApiError unauthorized();                           // 401 invalid_api_key (Bearer or x-api-key)
 ApiError unavailable_error(std::string message);   // 503 service_unavailable
 ApiError internal_error_api(std::string message);  // 500 internal_error
 

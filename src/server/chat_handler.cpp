@@ -1,11 +1,8 @@
 // POST /v1/chat/completions: messages rendered with the chat template, one engine request with n
 // choices, answered whole or streamed as chat.completion.chunk events.
-#include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
 
 #include "server/chat_output.h"
-#include "server/engine_requests.h"
 #include "server/generation_common.h"
 #include "server/handlers.h"
 #include "server/sse.h"
@@ -159,8 +156,8 @@ std::string chunk_event(const ChatContext& c, const PromptState& ps, bj::object 
   return sse_event(bj::serialize(chunk));
 }
 
-void stream_output(const ChatContext& c, PromptState& ps, const RequestOutput& out,
-                   std::string& buf) {
+void stream_output_events(const ChatContext& c, PromptState& ps, const RequestOutput& out,
+                          std::string& buf) {
   TokenText tt = [&c](int32_t id) { return c.token_text(id); };
   const int n = c.req.params.n;
   ps.apply(out);
@@ -213,7 +210,65 @@ void stream_output(const ChatContext& c, PromptState& ps, const RequestOutput& o
   if (!out.error.ok()) buf += sse_event(error_body(api_error_from_status(out.error, "")));
 }
 
+class ChatSink : public GenerationSink {
+ public:
+  explicit ChatSink(const ChatContext& c) : c_(c) {}
+
+  std::string whole(const PromptState& ps) override { return whole_response(c_, ps); }
+
+  std::string stream_begin(const PromptState& ps) override {
+    // As OpenAI: each choice opens with the assistant role and empty content.
+    std::string buf;
+    for (int k = 0; k < c_.req.params.n; ++k) {
+      bj::object delta;
+      delta["role"] = "assistant";
+      delta["content"] = "";
+      bj::object choice;
+      choice["index"] = k;
+      choice["delta"] = std::move(delta);
+      choice["logprobs"] = nullptr;
+      choice["finish_reason"] = nullptr;
+      buf += chunk_event(c_, ps, std::move(choice), false);
+    }
+    return buf;
+  }
+
+  void stream_output(PromptState& ps, const RequestOutput& out, std::string& buf) override {
+    stream_output_events(c_, ps, out, buf);
+  }
+
+  std::string stream_end(const PromptState& ps, bool failed) override {
+    std::string buf;
+    if (c_.req.stream_options.include_usage && !failed) {
+      bj::object chunk = chunk_header(c_, "chat.completion.chunk");
+      chunk["choices"] = bj::array();
+      chunk["usage"] =
+          usage_json({static_cast<int64_t>(ps.prompt_token_ids.size()), ps.completion_tokens()});
+      buf += sse_event(bj::serialize(chunk));
+    }
+    buf += kSseDone;
+    return buf;
+  }
+
+ private:
+  const ChatContext& c_;
+};
+
 }  // namespace
+
+ApiResult<PreparedChat> prepare_chat(const LoadedModel& model, const ServerConfig& config,
+                                     ChatCompletionRequest& req) {
+  const bool template_has_tools =
+      req.template_options.chat_template
+          ? req.template_options.chat_template->find("tools") != std::string::npos
+          : model.info.chat_template_supports_tools;
+  ApiResult<ChatOutputPlan> plan = plan_chat_output(config, template_has_tools, req);
+  if (!plan.ok()) return plan.error();
+  ApiResult<std::string> prompt = render_chat(config, *model.engine, req.messages_json,
+                                              req.template_options, req.continue_final_message);
+  if (!prompt.ok()) return prompt.error();
+  return PreparedChat{std::move(plan.value()), std::move(prompt.value())};
+}
 
 awaitable<void> handle_chat_completions(Exchange& ex) {
   std::shared_ptr<const LoadedModel> model = co_await require_model(ex);
@@ -226,99 +281,25 @@ awaitable<void> handle_chat_completions(Exchange& ex) {
   }
   ChatCompletionRequest& req = parsed.value();
   Engine& engine = *model->engine;
-  const bool template_has_tools =
-      req.template_options.chat_template
-          ? req.template_options.chat_template->find("tools") != std::string::npos
-          : model->info.chat_template_supports_tools;
-  ApiResult<ChatOutputPlan> plan =
-      plan_chat_output(ex.state().config(), template_has_tools, req);
-  if (!plan.ok()) {
-    co_await ex.send_error(plan.error());
-    co_return;
-  }
-  ApiResult<std::string> prompt = render_chat(ex.state().config(), engine, req.messages_json,
-                                              req.template_options, req.continue_final_message);
-  if (!prompt.ok()) {
-    co_await ex.send_error(prompt.error());
+  ApiResult<PreparedChat> prepared = prepare_chat(*model, ex.state().config(), req);
+  if (!prepared.ok()) {
+    co_await ex.send_error(prepared.error());
     co_return;
   }
   const std::string id = random_id("chatcmpl-");
   TokenTextCache token_text(engine);
-  std::vector<ChatChoiceOutput> outputs(static_cast<size_t>(req.params.n),
-                                        ChatChoiceOutput(plan.value()));
-  ChatContext ctx{req, id, unix_time_now(), token_text, plan.value(), outputs};
-
-  InFlightGuard in_flight(ex.state());
-  EngineRequests requests(engine, co_await asio::this_coro::executor, ex.state().metrics(),
-                          &ex.record());
+  const ChatOutputPlan& plan = prepared.value().plan;
+  std::vector<ChatChoiceOutput> outputs(static_cast<size_t>(req.params.n), ChatChoiceOutput(plan));
+  ChatContext ctx{req, id, unix_time_now(), token_text, plan, outputs};
   GenerateRequest g;
   g.request_id = id;
-  g.prompt = std::move(prompt.value());
+  g.prompt = std::move(prepared.value().prompt);
   g.add_special_tokens = req.add_special_tokens;
   g.params = req.params;
   g.priority = req.priority;
   g.cache_salt = req.cache_salt;
-  if (Status s = requests.add(std::move(g)); !s.ok()) {
-    co_await ex.send_error(api_error_from_status(s, "messages"));
-    co_return;
-  }
-  PromptState ps(req.params.n);
-  ex.watch_disconnect([&requests] { requests.interrupt(); });
-  WatchGuard watch(ex);
-
-  if (!req.stream) {
-    while (true) {
-      auto batch = co_await requests.next();
-      if (batch.empty()) break;
-      for (auto& [i, out] : batch) ps.apply(out);
-    }
-    if (requests.interrupted()) co_return;
-    if (!ps.error.ok()) {
-      co_await ex.send_error(api_error_from_status(ps.error, ""));
-      co_return;
-    }
-    std::string body = whole_response(ctx, ps);
-    co_await ex.send_body(200, "application/json", body);
-    co_return;
-  }
-
-  if (!co_await ex.begin_events()) co_return;
-  // As OpenAI: each choice opens with the assistant role and empty content.
-  std::string buf;
-  for (int k = 0; k < req.params.n; ++k) {
-    bj::object delta;
-    delta["role"] = "assistant";
-    delta["content"] = "";
-    bj::object choice;
-    choice["index"] = k;
-    choice["delta"] = std::move(delta);
-    choice["logprobs"] = nullptr;
-    choice["finish_reason"] = nullptr;
-    buf += chunk_event(ctx, ps, std::move(choice), false);
-  }
-  if (!co_await ex.send_events(buf)) co_return;
-  bool failed = false;
-  while (!failed) {
-    auto batch = co_await requests.next();
-    if (batch.empty()) break;
-    buf.clear();
-    for (auto& [i, out] : batch) {
-      stream_output(ctx, ps, out, buf);
-      if (!out.error.ok()) failed = true;
-    }
-    if (!co_await ex.send_events(buf)) co_return;
-  }
-  if (requests.interrupted()) co_return;
-  buf.clear();
-  if (req.stream_options.include_usage && !failed) {
-    bj::object chunk = chunk_header(ctx, "chat.completion.chunk");
-    chunk["choices"] = bj::array();
-    chunk["usage"] =
-        usage_json({static_cast<int64_t>(ps.prompt_token_ids.size()), ps.completion_tokens()});
-    buf += sse_event(bj::serialize(chunk));
-  }
-  buf += kSseDone;
-  if (co_await ex.send_events(buf)) co_await ex.end_events();
+  ChatSink sink(ctx);
+  co_await run_generation(ex, engine, g, req.stream, "messages", sink);
 }
 
 }  // namespace kite::server

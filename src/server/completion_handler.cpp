@@ -6,6 +6,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
 
+#include "server/beam_search.h"
 #include "server/engine_requests.h"
 #include "server/generation_common.h"
 #include "server/handlers.h"
@@ -166,6 +167,136 @@ void stream_output(const CompletionContext& c, size_t p, PromptState& ps, const 
   if (!out.error.ok()) buf += sse_event(error_body(api_error_from_status(out.error, "")));
 }
 
+// use_beam_search: vLLM's beam search (beam_search.h), one round of one-token engine requests
+// per step; answered whole, one choice per beam (index = prompt index x n + rank).
+awaitable<void> beam_search_completions(Exchange& ex, Engine& engine, const CompletionRequest& req,
+                                        const std::string& id) {
+  const size_t width = static_cast<size_t>(req.params.n);
+  const std::vector<int32_t> eos = engine.model_info().eos_token_ids;
+  std::vector<std::vector<BeamHypothesis>> live(req.prompts.size());
+  std::vector<std::vector<BeamHypothesis>> finished(req.prompts.size());
+  for (size_t p = 0; p < req.prompts.size(); ++p) {
+    BeamHypothesis b;
+    if (const auto* text = std::get_if<std::string>(&req.prompts[p])) {
+      Result<std::vector<int32_t>> ids = engine.tokenize(*text, req.add_special_tokens);
+      if (!ids.ok()) {
+        co_await ex.send_error(api_error_from_status(ids.status(), "prompt"));
+        co_return;
+      }
+      b.tokens = std::move(*ids);
+    } else {
+      b.tokens = std::get<std::vector<int32_t>>(req.prompts[p]);
+    }
+    b.num_prompt_tokens = b.tokens.size();
+    live[p].push_back(std::move(b));
+  }
+  SamplingParams step;
+  step.n = 1;
+  step.max_tokens = 1;
+  step.temperature = req.beam_search.temperature;
+  step.logprobs = static_cast<int>(2 * width);
+  step.ignore_eos = true;  // only the log-probabilities are read
+  step.seed = req.params.seed;
+
+  InFlightGuard in_flight(ex.state());
+  EngineRequests* current = nullptr;
+  bool gone = false;
+  ex.watch_disconnect([&current, &gone] {
+    gone = true;
+    if (current) current->interrupt();
+  });
+  WatchGuard watch(ex);
+  const auto executor = co_await asio::this_coro::executor;
+  for (int64_t t = 0; t < req.params.max_tokens; ++t) {
+    EngineRequests requests(engine, executor, ex.state().metrics(), &ex.record());
+    current = &requests;
+    std::vector<std::pair<size_t, size_t>> owners;  // (prompt, beam) of each engine request
+    for (size_t p = 0; p < live.size(); ++p) {
+      for (size_t b = 0; b < live[p].size(); ++b) {
+        GenerateRequest g;
+        g.request_id = fmt::format("{}-{}-{}-{}", id, t, p, b);
+        g.prompt = live[p][b].tokens;
+        g.params = step;
+        g.priority = req.priority;
+        if (Status s = requests.add(std::move(g)); !s.ok()) {
+          current = nullptr;
+          co_await ex.send_error(api_error_from_status(s, "prompt"));
+          co_return;
+        }
+        owners.emplace_back(p, b);
+      }
+    }
+    if (owners.empty()) break;
+    std::vector<std::vector<TokenLogprob>> candidates(owners.size());
+    Status error;
+    while (true) {
+      auto batch = co_await requests.next();
+      if (batch.empty()) break;
+      for (auto& [i, out] : batch) {
+        if (!out.error.ok()) error = out.error;
+        for (const ChoiceDelta& d : out.choices) {
+          if (d.logprobs.empty()) continue;
+          const LogprobEntry& e = d.logprobs[0];
+          candidates[i] = e.top;
+          bool chosen_in_top = false;
+          for (const TokenLogprob& c : e.top)
+            chosen_in_top = chosen_in_top || c.token_id == e.token_id;
+          if (!chosen_in_top) candidates[i].push_back({e.token_id, e.logprob});
+        }
+      }
+    }
+    current = nullptr;
+    if (gone || requests.interrupted()) co_return;
+    if (!error.ok()) {
+      co_await ex.send_error(api_error_from_status(error, ""));
+      co_return;
+    }
+    for (size_t p = 0; p < live.size(); ++p) {
+      std::vector<std::vector<TokenLogprob>> mine;
+      for (size_t i = 0; i < owners.size(); ++i) {
+        if (owners[i].first == p) mine.push_back(std::move(candidates[i]));
+      }
+      live[p] = beam_step(live[p], mine, width, eos, req.params.ignore_eos, finished[p]);
+    }
+  }
+  bj::array choices;
+  Usage usage;
+  for (size_t p = 0; p < live.size(); ++p) {
+    std::vector<BeamHypothesis> best =
+        best_beams(std::move(finished[p]), live[p], width, req.beam_search.length_penalty);
+    for (size_t k = 0; k < best.size(); ++k) {
+      const BeamHypothesis& b = best[k];
+      std::vector<int32_t> generated(b.tokens.begin() + static_cast<ptrdiff_t>(b.num_prompt_tokens),
+                                     b.tokens.end());
+      Result<std::string> text = engine.detokenize(generated, req.params.skip_special_tokens);
+      bj::object choice;
+      choice["index"] = static_cast<int64_t>(p * width + k);
+      choice["text"] = text.ok() ? sanitize_utf8(std::move(*text)) : std::string();
+      choice["logprobs"] = nullptr;
+      choice["finish_reason"] = b.ended_with_eos ? "stop" : "length";
+      choice["stop_reason"] = nullptr;
+      if (req.return_token_ids) {
+        choice["prompt_token_ids"] = ids_json(std::vector<int32_t>(
+            b.tokens.begin(), b.tokens.begin() + static_cast<ptrdiff_t>(b.num_prompt_tokens)));
+        choice["token_ids"] = ids_json(generated);
+      }
+      choices.emplace_back(std::move(choice));
+      usage.completion_tokens += static_cast<int64_t>(generated.size());
+      if (k == 0) usage.prompt_tokens += static_cast<int64_t>(b.num_prompt_tokens);
+    }
+  }
+  bj::object body;
+  body["id"] = id;
+  body["object"] = "text_completion";
+  body["created"] = unix_time_now();
+  body["model"] = req.model;
+  body["choices"] = std::move(choices);
+  body["usage"] = usage_json(usage);
+  body["system_fingerprint"] = nullptr;
+  std::string out = bj::serialize(body);
+  co_await ex.send_body(200, "application/json", out);
+}
+
 }  // namespace
 
 awaitable<void> handle_completions(Exchange& ex) {
@@ -182,6 +313,10 @@ awaitable<void> handle_completions(Exchange& ex) {
   const std::string id = random_id("cmpl-");
   TokenTextCache token_text(engine);
   CompletionContext ctx{req, id, unix_time_now(), token_text};
+  if (req.beam_search.enabled) {
+    co_await beam_search_completions(ex, engine, req, id);
+    co_return;
+  }
 
   InFlightGuard in_flight(ex.state());
   EngineRequests requests(engine, co_await asio::this_coro::executor, ex.state().metrics(),

@@ -1,6 +1,12 @@
 #include "server/generation_common.h"
 
+#include <boost/asio/this_coro.hpp>
+
+#include "server/engine_requests.h"
+
 namespace kite::server {
+
+namespace asio = boost::asio;
 
 bool PromptState::apply(const RequestOutput& out) {
   bool first = !started;
@@ -39,6 +45,56 @@ InFlightGuard::InFlightGuard(ServerState& state) : state_(state) {
 InFlightGuard::~InFlightGuard() {
   state_.metrics().add_in_flight(-1);
   state_.generations_in_flight.fetch_sub(1);
+}
+
+asio::awaitable<void> run_generation(Exchange& ex, Engine& engine, GenerateRequest& request,
+                                     bool stream, std::string_view error_param,
+                                     GenerationSink& sink) {
+  const int n = request.params.n;
+  InFlightGuard in_flight(ex.state());
+  EngineRequests requests(engine, co_await asio::this_coro::executor, ex.state().metrics(),
+                          &ex.record());
+  if (Status s = requests.add(std::move(request)); !s.ok()) {
+    co_await ex.send_error(api_error_from_status(s, std::string(error_param)));
+    co_return;
+  }
+  PromptState ps(n);
+  ex.watch_disconnect([&requests] { requests.interrupt(); });
+  WatchGuard watch(ex);
+
+  if (!stream) {
+    while (true) {
+      auto batch = co_await requests.next();
+      if (batch.empty()) break;
+      for (auto& [i, out] : batch) ps.apply(out);
+    }
+    if (requests.interrupted()) co_return;
+    if (!ps.error.ok()) {
+      co_await ex.send_error(api_error_from_status(ps.error, ""));
+      co_return;
+    }
+    std::string body = sink.whole(ps);
+    co_await ex.send_body(200, "application/json", body);
+    co_return;
+  }
+
+  if (!co_await ex.begin_events()) co_return;
+  std::string buf = sink.stream_begin(ps);
+  if (!co_await ex.send_events(buf)) co_return;
+  bool failed = false;
+  while (!failed) {
+    auto batch = co_await requests.next();
+    if (batch.empty()) break;
+    buf.clear();
+    for (auto& [i, out] : batch) {
+      sink.stream_output(ps, out, buf);
+      if (!out.error.ok()) failed = true;
+    }
+    if (!co_await ex.send_events(buf)) co_return;
+  }
+  if (requests.interrupted()) co_return;
+  buf = sink.stream_end(ps, failed);
+  if (co_await ex.send_events(buf)) co_await ex.end_events();
 }
 
 }  // namespace kite::server

@@ -2,7 +2,9 @@
 // built from engine outputs, and the RAII pieces that keep every exit path clean.
 #pragma once
 
+#include <boost/asio/awaitable.hpp>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "kite/request.h"
@@ -54,5 +56,30 @@ class WatchGuard {
  private:
   Exchange& ex_;
 };
+
+// How one endpoint shapes the answer to a single-prompt generation (chat completions, Anthropic
+// messages, responses); run_generation drives it. Each method returns (or appends) framed bytes.
+class GenerationSink {
+ public:
+  virtual ~GenerationSink() = default;
+  // The whole JSON body once every output arrived (not streaming).
+  virtual std::string whole(const PromptState& ps) = 0;
+  // Streaming: the events that open the stream, before any output.
+  virtual std::string stream_begin(const PromptState& ps) = 0;
+  // Streaming: folds `out` into `ps` (PromptState::apply) and appends its events to `buf`, with
+  // an error event in the API's style when `out` carries an error.
+  virtual void stream_output(PromptState& ps, const RequestOutput& out, std::string& buf) = 0;
+  // Streaming: the events that close the stream; `failed`: an output carried an error.
+  virtual std::string stream_end(const PromptState& ps, bool failed) = 0;
+};
+
+// Submits `request` (one prompt, request.params.n choices) and answers the exchange through
+// `sink`, whole or as server-sent events. Errors before the first byte go out through
+// Exchange::send_error (`error_param` names the field an add_request failure is attributed
+// to); the engine request is aborted on every early exit (client gone, failed write), so its
+// KV blocks are freed.
+boost::asio::awaitable<void> run_generation(Exchange& ex, Engine& engine, GenerateRequest& request,
+                                            bool stream, std::string_view error_param,
+                                            GenerationSink& sink);
 
 }  // namespace kite::server

@@ -9,6 +9,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "server/chat_output.h"
 #include "server/http_session.h"
 
 namespace kite::server {
@@ -22,6 +23,8 @@ boost::asio::awaitable<void> handle_tokenize(Exchange& ex);
 boost::asio::awaitable<void> handle_detokenize(Exchange& ex);
 boost::asio::awaitable<void> handle_completions(Exchange& ex);
 boost::asio::awaitable<void> handle_chat_completions(Exchange& ex);
+boost::asio::awaitable<void> handle_messages(Exchange& ex);
+boost::asio::awaitable<void> handle_responses(Exchange& ex);
 
 // The loaded model, or nullptr after answering 503 (loading / shutting down).
 boost::asio::awaitable<std::shared_ptr<const LoadedModel>> require_model(Exchange& ex);
@@ -44,5 +47,15 @@ class TokenTextCache {
 ApiResult<std::string> render_chat(const ServerConfig& config, const Engine& engine,
                                    const std::string& messages_json,
                                    const ChatTemplateOptions& options, bool continue_final);
+
+// A chat request made ready for the engine: its output plan (reasoning, tool calls; sets the
+// grammar of tool_choice required / named) and its prompt rendered with the chat template. The
+// chat, messages and responses endpoints all go through it.
+struct PreparedChat {
+  ChatOutputPlan plan;
+  std::string prompt;
+};
+ApiResult<PreparedChat> prepare_chat(const LoadedModel& model, const ServerConfig& config,
+                                     ChatCompletionRequest& req);
 
 }  // namespace kite::server

@@ -46,22 +46,35 @@ int framing_error_status(std::string_view transfer_encoding, bool has_transfer_e
   return other ? 501 : 0;
 }
 
-bool bearer_matches(std::string_view authorization, std::string_view api_key) {
-  constexpr std::string_view kScheme = "bearer ";
-  if (authorization.size() < kScheme.size()) return false;
-  for (size_t i = 0; i < kScheme.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(authorization[i])) != kScheme[i]) return false;
-  }
-  std::string_view token = authorization.substr(kScheme.size());
+namespace {
+
+// Constant time in the key's length: every byte is compared whatever matched before.
+bool key_equals(std::string_view token, std::string_view api_key) {
   while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
   while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) token.remove_suffix(1);
-  // Constant time in the key's length: every byte is compared whatever matched before.
   unsigned diff = token.size() == api_key.size() ? 0u : 1u;
   for (size_t i = 0; i < api_key.size(); ++i) {
     unsigned char a = i < token.size() ? static_cast<unsigned char>(token[i]) : 0;
     diff |= a ^ static_cast<unsigned char>(api_key[i]);
   }
   return diff == 0 && !api_key.empty();
+}
+
+}  // namespace
+
+bool bearer_matches(std::string_view authorization, std::string_view api_key) {
+  constexpr std::string_view kScheme = "bearer ";
+  if (authorization.size() < kScheme.size()) return false;
+  for (size_t i = 0; i < kScheme.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(authorization[i])) != kScheme[i]) return false;
+  }
+  return key_equals(authorization.substr(kScheme.size()), api_key);
+}
+
+bool api_key_matches(std::string_view authorization, std::string_view x_api_key,
+                     std::string_view api_key) {
+  if (bearer_matches(authorization, api_key)) return true;
+  return !x_api_key.empty() && key_equals(x_api_key, api_key);
 }
 
 std::string CorsPolicy::allow_origin(std::string_view origin) const {

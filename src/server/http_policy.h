@@ -24,6 +24,11 @@ bool bearer_matches(std::string_view authorization, std::string_view api_key);
 int framing_error_status(std::string_view transfer_encoding, bool has_transfer_encoding,
                          bool has_content_length);
 
+// True when the request carries the key as "Authorization: Bearer <key>" or as Anthropic's
+// "x-api-key: <key>" (constant-time comparison).
+bool api_key_matches(std::string_view authorization, std::string_view x_api_key,
+                     std::string_view api_key);
+
 struct CorsPolicy {
   std::vector<std::string> allowed_origins;  // exact origins, or "*" for any; empty: no CORS
   bool allow_credentials = false;
@@ -35,7 +40,8 @@ struct CorsPolicy {
 
 // Methods and headers a preflight may ask for.
 inline constexpr std::string_view kCorsAllowMethods = "GET, POST, OPTIONS";
-inline constexpr std::string_view kCorsAllowHeaders = "Authorization, Content-Type";
+inline constexpr std::string_view kCorsAllowHeaders =
+    "Authorization, Content-Type, X-Api-Key, Anthropic-Version";
 inline constexpr std::string_view kCorsMaxAge = "600";
 
 }  // namespace kite::server

@@ -84,6 +84,10 @@ awaitable<bool> Exchange::send_body(int status, std::string_view content_type, s
   co_return co_await send(res);
 }
 
+std::string Exchange::error_json(const ApiError& e) const {
+  return route_.route == Route::kMessages ? anthropic_error_body(e) : error_body(e);
+}
+
 awaitable<bool> Exchange::send_error(const ApiError& e) {
   HttpResponse res{static_cast<http::status>(e.http_status), req_.version()};
   res.set(http::field::content_type, "application/json");
@@ -92,7 +96,7 @@ awaitable<bool> Exchange::send_error(const ApiError& e) {
   // Every 503 is a state that passes (loading, overload, draining): say when to come back.
   if (e.http_status == 503) res.set(http::field::retry_after, "1");
   if (e.http_status >= 500 || e.http_status == 413) keep_alive_ = false;
-  res.body() = error_body(e);
+  res.body() = error_json(e);
   co_return co_await send(res);
 }
 
@@ -233,7 +237,7 @@ awaitable<void> handle_request(Exchange& ex) {
   }
   const std::string& key = state.config().api_key;
   if (!key.empty() && path_requires_auth(route.path) &&
-      !bearer_matches(req[http::field::authorization], key)) {
+      !api_key_matches(req[http::field::authorization], req["x-api-key"], key)) {
     co_await ex.send_error(unauthorized());
     co_return;
   }

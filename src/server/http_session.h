@@ -61,6 +61,9 @@ class Exchange {
   boost::asio::awaitable<bool> send_body(int status, std::string_view content_type,
                                          std::string& body);
   boost::asio::awaitable<bool> send_error(const ApiError& e);
+  // An error's JSON body in the style of the exchange's API: Anthropic's for /v1/messages,
+  // OpenAI's everywhere else.
+  std::string error_json(const ApiError& e) const;
 
   // SSE: the 200 header (text/event-stream, chunked), then framed events, then the end.
   boost::asio::awaitable<bool> begin_events();

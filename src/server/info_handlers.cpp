@@ -255,6 +255,12 @@ awaitable<void> dispatch(Exchange& ex) {
     case Route::kChatCompletions:
       co_await handle_chat_completions(ex);
       break;
+    case Route::kMessages:
+      co_await handle_messages(ex);
+      break;
+    case Route::kResponses:
+      co_await handle_responses(ex);
+      break;
     case Route::kTokenize:
       co_await handle_tokenize(ex);
       break;

@@ -164,6 +164,30 @@ void read_tools(FieldReader& r, ChatCompletionRequest& req) {
   }
 }
 
+// use_beam_search, length_penalty, early_stopping (vLLM's): n is the beam width. Beam search
+// answers whole choices of text, so streaming, logprobs, echo and output constraints are 400s.
+void read_beam_search(FieldReader& r, CompletionRequest& req) {
+  std::optional<double> lp = r.number("length_penalty");
+  r.boolean("early_stopping");
+  if (!r.boolean("use_beam_search").value_or(false) || !r.ok()) return;
+  BeamSearchOptions& b = req.beam_search;
+  b.enabled = true;
+  b.length_penalty = lp.value_or(1.0);
+  b.temperature = r.has("temperature") ? req.params.temperature : 0.0;
+  if (req.params.n > kMaxBeamWidth) {
+    r.fail(invalid_value("n", fmt::format("beam search takes n (the beam width) up to {}, got {}",
+                                          kMaxBeamWidth, req.params.n)));
+  } else if (req.stream) {
+    r.fail(unsupported("stream", "beam search answers whole: 'stream' must be false"));
+  } else if (req.params.logprobs || req.params.prompt_logprobs || req.echo) {
+    r.fail(unsupported("use_beam_search",
+                       "beam search cannot be combined with logprobs, prompt_logprobs or echo"));
+  } else if (req.params.structured_outputs) {
+    r.fail(unsupported("use_beam_search",
+                       "beam search cannot be combined with a structured-output constraint"));
+  }
+}
+
 }  // namespace
 
 ApiResult<CompletionRequest> parse_completion_request(std::string_view body,
@@ -179,7 +203,8 @@ ApiResult<CompletionRequest> parse_completion_request(std::string_view body,
        "top_k", "min_p", "repetition_penalty", "min_tokens", "stop_token_ids", "ignore_eos",
        "skip_special_tokens", "spaces_between_special_tokens", "include_stop_str_in_output",
        "add_special_tokens", "prompt_logprobs", "priority", "return_token_ids", "response_format",
-       "use_beam_search", "cache_salt", "structured_outputs", "guided_json", "guided_regex",
+       "use_beam_search", "length_penalty",
+       "early_stopping", "cache_salt", "structured_outputs", "guided_json", "guided_regex",
        "guided_choice", "guided_grammar", "guided_decoding_backend", "guided_whitespace_pattern"});
   CompletionRequest req;
   req.params = ctx.default_sampling;
@@ -199,7 +224,8 @@ ApiResult<CompletionRequest> parse_completion_request(std::string_view body,
   if (auto p = r.integer("priority", INT32_MIN, INT32_MAX)) req.priority = static_cast<int>(*p);
   req.cache_salt = detail::read_cache_salt(r);
   r.string("user");
-  detail::reject_unsupported_features(r);
+  read_beam_search(r, req);
+  detail::reject_unsupported_features(r, /*allow_beam_search=*/true);
   if (!r.ok()) return r.error();
   if (auto e = detail::check_choices(ctx, static_cast<int64_t>(req.prompts.size()), req.params.n)) {
     return *e;

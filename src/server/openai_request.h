@@ -39,6 +39,14 @@ struct StreamOptions {
   bool continuous_usage_stats = false;  // usage on every chunk (vLLM extension)
 };
 
+// vLLM's beam search on completions (use_beam_search): `n` beams, answered as n choices.
+inline constexpr int64_t kMaxBeamWidth = 32;
+struct BeamSearchOptions {
+  bool enabled = false;
+  double length_penalty = 1.0;  // score = cum_logprob / len(prompt + output) ** length_penalty
+  double temperature = 0.0;     // the request's temperature, else 0 (vLLM's default)
+};
+
 // POST /v1/completions
 struct CompletionRequest {
   std::string model;            // the served name the client asked for
@@ -51,6 +59,7 @@ struct CompletionRequest {
   bool return_token_ids = false;   // vLLM: prompt_token_ids / token_ids in the response
   int priority = 0;
   std::string cache_salt;  // vLLM: prefix-cache isolation (GenerateRequest::cache_salt)
+  BeamSearchOptions beam_search;
 };
 
 // A function the model may call (tools[i].function).
@@ -84,9 +93,9 @@ struct ChatCompletionRequest {
   int priority = 0;
   std::string cache_salt;  // vLLM: prefix-cache isolation (GenerateRequest::cache_salt)
   std::vector<ToolFunction> tools;
-  ToolChoice tool_choice;            // default: auto with tools, none without
+  ToolChoice tool_choice;  // default: auto with tools, none without
   bool parallel_tool_calls = true;
-  bool thinking_disabled = false;    // chat_template_kwargs enable_thinking = false
+  bool thinking_disabled = false;  // chat_template_kwargs enable_thinking = false
 };
 
 // POST /tokenize (vLLM): either a text prompt or chat messages.

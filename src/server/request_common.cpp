@@ -394,7 +394,7 @@ void read_structured_outputs(FieldReader& r, SamplingParams& p) {
   if (r.ok() && so) p.structured_outputs = std::move(so);
 }
 
-void reject_unsupported_features(FieldReader& r) {
+void reject_unsupported_features(FieldReader& r, bool allow_beam_search) {
   if (r.has("best_of")) {
     std::optional<int64_t> best_of = r.integer("best_of", 1, kMaxChoices);
     std::optional<int64_t> n = r.integer("n", 1, kMaxChoices);
@@ -405,7 +405,7 @@ void reject_unsupported_features(FieldReader& r) {
   if (auto suffix = r.string("suffix"); suffix && !suffix->empty()) {
     r.fail(unsupported("suffix", "'suffix' is not supported"));
   }
-  if (r.boolean("use_beam_search").value_or(false)) {
+  if (!allow_beam_search && r.boolean("use_beam_search").value_or(false)) {
     r.fail(unsupported("use_beam_search", "beam search is not supported"));
   }
   for (std::string_view key :

@@ -36,8 +36,9 @@ void read_stream(FieldReader& r, bool& stream, StreamOptions& opts);
 // response_format, structured_outputs and vLLM's guided_* fields -> p.structured_outputs
 // (400 when two of them constrain the output).
 void read_structured_outputs(FieldReader& r, SamplingParams& p);
-// OpenAI fields that kite accepts only at their neutral value (suffix, best_of, ...).
-void reject_unsupported_features(FieldReader& r);
+// OpenAI fields that kite accepts only at their neutral value (suffix, best_of, ...);
+// `allow_beam_search`: use_beam_search is the caller's to read (completions).
+void reject_unsupported_features(FieldReader& r, bool allow_beam_search = false);
 
 // "messages" -> normalized JSON array text (see ChatCompletionRequest::messages_json).
 std::optional<std::string> read_messages(FieldReader& r);

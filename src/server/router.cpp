@@ -12,7 +12,7 @@ struct RouteEntry {
   Route route;
 };
 
-constexpr std::array<RouteEntry, 10> kRoutes = {{
+constexpr std::array<RouteEntry, 12> kRoutes = {{
     {"/", "GET", Route::kChatPage},
     {"/health", "GET", Route::kHealth},
     {"/version", "GET", Route::kVersion},
@@ -20,6 +20,8 @@ constexpr std::array<RouteEntry, 10> kRoutes = {{
     {"/v1/models", "GET", Route::kModels},
     {"/v1/completions", "POST", Route::kCompletions},
     {"/v1/chat/completions", "POST", Route::kChatCompletions},
+    {"/v1/messages", "POST", Route::kMessages},
+    {"/v1/responses", "POST", Route::kResponses},
     {"/tokenize", "POST", Route::kTokenize},
     {"/detokenize", "POST", Route::kDetokenize},
     {"/v1/models/{id}", "GET", Route::kModel},

@@ -17,6 +17,8 @@ enum class Route {
   kModel,            // GET /v1/models/{id}
   kCompletions,      // POST /v1/completions
   kChatCompletions,  // POST /v1/chat/completions
+  kMessages,         // POST /v1/messages (Anthropic)
+  kResponses,        // POST /v1/responses
   kTokenize,         // POST /tokenize
   kDetokenize,       // POST /detokenize
   kPreflight,        // OPTIONS on any known path (CORS)

@@ -12,6 +12,7 @@
 #include "server/metrics.h"
 #include "server/openai_request.h"
 #include "server/request_telemetry.h"
+#include "server/response_store.h"
 #include "server/server.h"
 
 namespace kite::server {
@@ -38,6 +39,8 @@ class ServerState {
   const CorsPolicy& cors() const { return cors_; }
   ServerMetrics& metrics() { return metrics_; }
   ServerTelemetry& telemetry() { return telemetry_; }
+  // Stored /v1/responses conversations (previous_response_id).
+  ResponseStore& responses() { return responses_; }
 
   // The model, or null while loading.
   std::shared_ptr<const LoadedModel> model() const {
@@ -67,6 +70,7 @@ class ServerState {
   CorsPolicy cors_;
   ServerMetrics metrics_;
   ServerTelemetry telemetry_;
+  ResponseStore responses_;
   mutable std::mutex mu_;
   std::shared_ptr<const LoadedModel> model_;
   std::atomic<ServerPhase> phase_{ServerPhase::kLoading};

@@ -19,4 +19,12 @@ std::string sse_event(std::string_view data) {
   return out;
 }
 
+std::string sse_named_event(std::string_view event, std::string_view data) {
+  std::string out = "event: ";
+  out.append(event);
+  out += '\n';
+  out += sse_event(data);
+  return out;
+}
+
 }  // namespace kite::server

@@ -11,6 +11,10 @@ namespace kite::server {
 // holding a newline cannot end the event early. Ends with the blank line that dispatches it.
 std::string sse_event(std::string_view data);
 
+// One event with an `event:` type line before its data (the Anthropic Messages and OpenAI
+// Responses streams name every event: `event: message_start`, `event: response.completed`).
+std::string sse_named_event(std::string_view event, std::string_view data);
+
 // The terminator OpenAI clients wait for.
 inline constexpr std::string_view kSseDone = "data: [DONE]\n\n";
 

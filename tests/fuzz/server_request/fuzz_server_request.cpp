@@ -1,8 +1,8 @@
-// libFuzzer target: every input is a request body run through each OpenAI request parser of the
-// server. Inputs that start with an HTTP method are first framed by Beast's request parser (with
-// the server's limits) and their body is given to the parsers too. Parsers must never crash, and
-// what they accept must satisfy the invariants the engine relies on; every error must serialize
-// to valid OpenAI-style JSON.
+// libFuzzer target: every input is a request body run through each request parser of the
+// server (OpenAI's, the Anthropic Messages and the Responses translations). Inputs that start with
+// an HTTP method are first framed by Beast's request parser (with the server's limits) and their
+// body is given to the parsers too. Parsers must never crash, and what they accept must satisfy the
+// invariants the engine relies on; every error must serialize to valid OpenAI-style JSON.
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
 #include <cstdint>
@@ -10,7 +10,9 @@
 #include <cstdlib>
 #include <string_view>
 
+#include "server/anthropic_request.h"
 #include "server/openai_request.h"
+#include "server/responses_request.h"
 
 namespace {
 
@@ -78,6 +80,33 @@ void parse_all(std::string_view body, const kite::server::ParseContext& ctx) {
     }
   } else {
     check_error(chat.error());
+  }
+  auto msgs = kite::server::parse_messages_request(body, ctx);
+  if (msgs.ok()) {
+    bj::value m = bj::parse(msgs.value().messages_json);
+    require(m.is_array() && !m.as_array().empty(), "anthropic messages");
+    check_params(msgs.value().params, ctx);
+  } else {
+    check_error(msgs.error());
+    bj::value v = bj::parse(kite::server::anthropic_error_body(msgs.error()));
+    require(v.at("error").at("type").is_string(), "anthropic error body shape");
+  }
+  // One stored conversation with a tool call, for previous_response_id "resp_1".
+  static const kite::server::PreviousResponseLookup previous =
+      [](const std::string& id) -> std::optional<std::string> {
+    if (id != "resp_1") return std::nullopt;
+    return R"([{"role": "user", "content": "q"}, {"role": "assistant", "content": "",
+        "tool_calls": [{"id": "call_1", "type": "function",
+                        "function": {"name": "f", "arguments": "{}"}}]}])";
+  };
+  auto resp = kite::server::parse_responses_request(body, ctx, previous);
+  if (resp.ok()) {
+    bj::value m = bj::parse(resp.value().chat.messages_json);
+    require(m.is_array() && !m.as_array().empty(), "responses messages");
+    require(bj::parse(resp.value().conversation_json).is_array(), "responses conversation");
+    check_params(resp.value().chat.params, ctx);
+  } else {
+    check_error(resp.error());
   }
   auto tok = kite::server::parse_tokenize_request(body, ctx);
   if (tok.ok()) {

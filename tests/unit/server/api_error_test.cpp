@@ -43,5 +43,18 @@ TEST(ApiErrorTest, StatusMapping) {
   EXPECT_EQ(unauthorized().http_status, 401);
 }
 
+TEST(ApiErrorTest, AnthropicShape) {
+  boost::json::value v = boost::json::parse(anthropic_error_body(invalid_value("x", "bad x")));
+  EXPECT_EQ(
+      v,
+      boost::json::parse(
+          R"({"type": "error", "error": {"type": "invalid_request_error", "message": "bad x"}})"));
+  EXPECT_EQ(anthropic_error_type(401), "authentication_error");
+  EXPECT_EQ(anthropic_error_type(404), "not_found_error");
+  EXPECT_EQ(anthropic_error_type(413), "request_too_large");
+  EXPECT_EQ(anthropic_error_type(503), "overloaded_error");
+  EXPECT_EQ(anthropic_error_type(500), "api_error");
+}
+
 }  // namespace
 }  // namespace kite::server

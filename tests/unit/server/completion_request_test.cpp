@@ -220,12 +220,27 @@ TEST(CompletionRequestTest, InvalidValues) {
   }
 }
 
+TEST(CompletionRequestTest, BeamSearch) {
+  CompletionRequest req = parse_ok(
+      R"({"prompt": "x", "use_beam_search": true, "n": 4, "length_penalty": 0.5, "max_tokens": 3})");
+  EXPECT_TRUE(req.beam_search.enabled);
+  EXPECT_DOUBLE_EQ(req.beam_search.length_penalty, 0.5);
+  EXPECT_DOUBLE_EQ(req.beam_search.temperature, 0.0);
+  EXPECT_EQ(req.params.n, 4);
+  EXPECT_FALSE(parse_ok(R"({"prompt": "x", "length_penalty": 2})").beam_search.enabled);
+}
+
 TEST(CompletionRequestTest, UnsupportedFeatures) {
   EXPECT_EQ(parse_err(R"({"prompt": "x", "suffix": "y"})").code, "unsupported_value");
   EXPECT_EQ(parse_err(R"({"prompt": "x", "best_of": 2})").param, "best_of");
   EXPECT_EQ(parse_err(R"({"prompt": "x", "response_format": {"type": "xml"}})").param,
             "response_format.type");
-  EXPECT_EQ(parse_err(R"({"prompt": "x", "use_beam_search": true})").param, "use_beam_search");
+  // Beam search is served (n beams) but answers whole, without logprobs.
+  EXPECT_EQ(parse_err(R"({"prompt": "x", "use_beam_search": true, "stream": true})").param,
+            "stream");
+  EXPECT_EQ(parse_err(R"({"prompt": "x", "use_beam_search": true, "n": 33})").param, "n");
+  EXPECT_EQ(parse_err(R"({"prompt": "x", "use_beam_search": true, "logprobs": 1})").param,
+            "use_beam_search");
   // Neutral values pass.
   parse_ok(R"({"prompt": "x", "suffix": "", "best_of": 1, "response_format": {"type": "text"}})");
 }

@@ -30,6 +30,17 @@ TEST(AuthTest, Bearer) {
   EXPECT_FALSE(bearer_matches("Bearer ", ""));
 }
 
+TEST(AuthTest, BearerOrXApiKey) {
+  EXPECT_TRUE(api_key_matches("Bearer k1", "", "k1"));
+  EXPECT_TRUE(api_key_matches("", "k1", "k1"));
+  EXPECT_TRUE(api_key_matches("", " k1 ", "k1"));
+  EXPECT_TRUE(api_key_matches("Bearer wrong", "k1", "k1"));
+  EXPECT_FALSE(api_key_matches("", "", "k1"));
+  EXPECT_FALSE(api_key_matches("", "k2", "k1"));
+  EXPECT_FALSE(api_key_matches("k1", "", "k1"));  // a bare key in Authorization is no Bearer
+  EXPECT_FALSE(api_key_matches("", "", ""));
+}
+
 TEST(CorsTest, Origins) {
   CorsPolicy none;
   EXPECT_EQ(none.allow_origin("http://a.example"), "");

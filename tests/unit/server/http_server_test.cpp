@@ -416,6 +416,12 @@ TEST_F(HttpServerTest, ApiKeyAndCors) {
   EXPECT_EQ(ok.status, 200);
   EXPECT_EQ(ok.headers[http::field::access_control_allow_origin], "http://ok.example");
   EXPECT_EQ(ok.json().at("data").at(0).at("id"), "hash");
+  // Anthropic's header carries the key too; /v1/messages answers in Anthropic's shape.
+  EXPECT_EQ(c.request(http::verb::get, "/v1/models", "", {{"x-api-key", "sk-1"}}).status, 200);
+  Reply denied = c.request(http::verb::post, "/v1/messages", "{}", {{"x-api-key", "sk-2"}});
+  EXPECT_EQ(denied.status, 401);
+  EXPECT_EQ(denied.json().at("type"), "error");
+  EXPECT_EQ(denied.json().at("error").at("type"), "authentication_error");
   Reply pre =
       c.request(http::verb::options, "/v1/completions", "",
                 {{"Origin", "http://ok.example"}, {"Access-Control-Request-Method", "POST"}});
