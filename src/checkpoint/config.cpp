@@ -21,12 +21,17 @@ struct ArchInfo {
   ModelFamily family;
 };
 
-constexpr std::array<ArchInfo, 4> kArchitectures = {{
+constexpr std::array<ArchInfo, 7> kArchitectures = {{
     {"LlamaForCausalLM", "llama", ModelFamily::kLlama},
     {"MistralForCausalLM", "mistral", ModelFamily::kMistral},
     {"Qwen2ForCausalLM", "qwen2", ModelFamily::kQwen2},
     {"Qwen3ForCausalLM", "qwen3", ModelFamily::kQwen3},
+    {"Phi3ForCausalLM", "phi3", ModelFamily::kPhi3},
+    {"Gemma2ForCausalLM", "gemma2", ModelFamily::kGemma2},
+    {"Gemma3ForCausalLM", "gemma3_text", ModelFamily::kGemma3},
 }};
+
+bool is_gemma(ModelFamily f) { return f == ModelFamily::kGemma2 || f == ModelFamily::kGemma3; }
 
 // Sizes above this are not a real model; rejecting them keeps products far from overflow.
 constexpr int64_t kMaxDim = int64_t{1} << 24;
@@ -107,6 +112,19 @@ Status parse_rope(const bj::object& o, ModelConfig* c) {
     field = key;
     break;
   }
+  // transformers 5 writes Gemma 3's two RoPEs per layer type.
+  if (rope != nullptr && rope->contains("full_attention")) {
+    const bj::value& full = rope->at("full_attention");
+    if (auto it = rope->find("sliding_attention"); it != rope->end() && it->value().is_object()) {
+      KITE_ASSIGN_OR_RETURN(std::optional<double> local,
+                            json::get_double(it->value().get_object(), "rope_theta"));
+      if (local) c->rope_local_base_freq = *local;
+    }
+    if (!full.is_object()) {
+      return invalid_argument(fmt::format("field '{}.full_attention' must be an object", field));
+    }
+    rope = &full.get_object();
+  }
   KITE_ASSIGN_OR_RETURN(std::optional<double> theta, json::get_double(o, "rope_theta"));
   if (rope != nullptr && !theta) {
     KITE_ASSIGN_OR_RETURN(theta, json::get_double(*rope, "rope_theta"));
@@ -126,6 +144,12 @@ Status parse_rope(const bj::object& o, ModelConfig* c) {
   if (kind == "default") {
     rs.type = RopeScaling::Type::kNone;
     return ok_status();
+  }
+  if (kind == "longrope" || kind == "su") {
+    return unimplemented(fmt::format(
+        "{} type '{}' (LongRoPE, Phi-3-128k / Phi-3.5 / Phi-4-mini) is not implemented; Phi-3 "
+        "configs without rope_scaling (Phi-3-mini-4k, Phi-3-medium-4k, Phi-4) are supported",
+        field, kind));
   }
   if (kind != "linear" && kind != "llama3") {
     return unimplemented(
@@ -152,6 +176,68 @@ Status parse_rope(const bj::object& o, ModelConfig* c) {
   if (!orig.ok()) return with_field(orig.status());
   if (!*orig) return with_field(missing("original_max_position_embeddings"));
   rs.original_max_position_embeddings = **orig;
+  return ok_status();
+}
+
+// A float field whose absence means `absent` and whose null means 0 (none).
+Result<double> double_or(const bj::object& o, std::string_view key, double absent) {
+  if (!o.contains(key)) return absent;
+  KITE_ASSIGN_OR_RETURN(std::optional<double> v, json::get_double(o, key));
+  return v.value_or(0.0);
+}
+
+// Gemma 2/3's attention fields (defaults: transformers' Gemma2Config / Gemma3TextConfig).
+Status parse_gemma(const bj::object& o, ModelConfig* c) {
+  const bool gemma2 = c->family == ModelFamily::kGemma2;
+  KITE_ASSIGN_OR_RETURN(c->query_pre_attn_scalar, double_or(o, "query_pre_attn_scalar", 256));
+  KITE_ASSIGN_OR_RETURN(c->attn_logit_softcapping,
+                        double_or(o, "attn_logit_softcapping", gemma2 ? 50.0 : 0.0));
+  KITE_ASSIGN_OR_RETURN(c->final_logit_softcapping,
+                        double_or(o, "final_logit_softcapping", gemma2 ? 30.0 : 0.0));
+  for (auto [key, v] : {std::pair<std::string_view, double>{"query_pre_attn_scalar",
+                                                            c->query_pre_attn_scalar},
+                        {"attn_logit_softcapping", c->attn_logit_softcapping},
+                        {"final_logit_softcapping", c->final_logit_softcapping}}) {
+    if (v < 0 || !std::isfinite(v)) {
+      return invalid_argument(fmt::format("{} must be positive, got {}", key, v));
+    }
+  }
+  if (c->query_pre_attn_scalar == 0) {
+    return invalid_argument("query_pre_attn_scalar must be positive, got 0");
+  }
+  if (!gemma2 && c->rope_local_base_freq == 0) {
+    KITE_ASSIGN_OR_RETURN(std::optional<double> local, json::get_double(o, "rope_local_base_freq"));
+    c->rope_local_base_freq = local.value_or(10000.0);
+  }
+  const int64_t n = c->num_hidden_layers;
+  if (n <= 0 || n > 4096) return ok_status();  // validate() reports it
+  c->sliding_layers.assign(static_cast<size_t>(n), false);
+  if (auto it = o.find("layer_types"); it != o.end() && !it->value().is_null()) {
+    if (!it->value().is_array() || static_cast<int64_t>(it->value().get_array().size()) != n) {
+      return invalid_argument(
+          fmt::format("field 'layer_types' must be a list of num_hidden_layers ({}) strings", n));
+    }
+    for (int64_t l = 0; l < n; ++l) {
+      const bj::value& t = it->value().get_array()[static_cast<size_t>(l)];
+      if (t == "sliding_attention") {
+        c->sliding_layers[static_cast<size_t>(l)] = true;
+      } else if (t != "full_attention") {
+        return invalid_argument(fmt::format(
+            "layer_types[{}] must be \"sliding_attention\" or \"full_attention\", got {}", l,
+            bj::serialize(t)));
+      }
+    }
+    return ok_status();
+  }
+  int64_t pattern = 2;  // Gemma 2: layers 0, 2, 4, ... slide
+  if (!gemma2) {
+    KITE_ASSIGN_OR_RETURN(std::optional<int64_t> p, json::get_int(o, "sliding_window_pattern"));
+    pattern = p.value_or(6);
+    if (pattern <= 0) {
+      return invalid_argument(fmt::format("sliding_window_pattern must be positive, got {}", pattern));
+    }
+  }
+  for (int64_t l = 0; l < n; ++l) c->sliding_layers[static_cast<size_t>(l)] = (l + 1) % pattern != 0;
   return ok_status();
 }
 
@@ -210,25 +296,47 @@ Result<ModelConfig> parse_config_object(const bj::object& o) {
   c.rms_norm_eps = eps.value_or(1e-6);
   KITE_RETURN_IF_ERROR(parse_rope(o, &c));
   KITE_ASSIGN_OR_RETURN(std::optional<bool> tie, json::get_bool(o, "tie_word_embeddings"));
-  c.tie_word_embeddings = tie.value_or(false);
+  c.tie_word_embeddings = tie.value_or(is_gemma(c.family));  // Gemma's configs default to tied
 
-  KITE_ASSIGN_OR_RETURN(std::optional<std::string> act, json::get_string(o, "hidden_act"));
-  if (act && *act != "silu") {
-    return unimplemented(fmt::format("hidden_act '{}' is not supported (silu is)", *act));
+  // Gemma writes hidden_activation (Gemma 2 also an older hidden_act, which it ignores).
+  KITE_ASSIGN_OR_RETURN(std::optional<std::string> act, json::get_string(o, "hidden_activation"));
+  std::string_view act_key = "hidden_activation";
+  if (!act) {
+    KITE_ASSIGN_OR_RETURN(act, json::get_string(o, "hidden_act"));
+    act_key = "hidden_act";
+  }
+  if (is_gemma(c.family)) {
+    if (act && *act != "gelu_pytorch_tanh") {
+      return unimplemented(fmt::format("{} '{}' is not supported for {} (gelu_pytorch_tanh is)",
+                                       act_key, *act, c.architecture));
+    }
+    c.hidden_act = Activation::kGeluTanh;
+  } else if (act && *act != "silu") {
+    return unimplemented(fmt::format("{} '{}' is not supported (silu is)", act_key, *act));
   }
   KITE_ASSIGN_OR_RETURN(std::optional<bool> mlp_bias, json::get_bool(o, "mlp_bias"));
   if (mlp_bias.value_or(false)) return unimplemented("mlp_bias true is not supported");
   KITE_ASSIGN_OR_RETURN(std::optional<bool> attn_bias, json::get_bool(o, "attention_bias"));
   // Qwen2 always has q/k/v biases (its config has no key for it); Llama/Qwen3 say so.
   c.attention_bias = c.family == ModelFamily::kQwen2 || attn_bias.value_or(false);
-  c.qk_norm = c.family == ModelFamily::kQwen3;
+  c.qk_norm = c.family == ModelFamily::kQwen3 || c.family == ModelFamily::kGemma3;
+  if (c.family == ModelFamily::kPhi3) {
+    KITE_ASSIGN_OR_RETURN(std::optional<double> partial,
+                          json::get_double(o, "partial_rotary_factor"));
+    c.partial_rotary_factor = partial.value_or(1.0);
+  }
+  if (is_gemma(c.family)) KITE_RETURN_IF_ERROR(parse_gemma(o, &c));
 
   KITE_ASSIGN_OR_RETURN(std::optional<int64_t> window, json::get_int(o, "sliding_window"));
   KITE_ASSIGN_OR_RETURN(std::optional<bool> use_window, json::get_bool(o, "use_sliding_window"));
   // Qwen2/3 configs carry a sliding_window that only applies with use_sliding_window; there it
   // covers only the layers from max_window_layers on, which kite does not implement.
-  if (window && use_window.value_or(c.family == ModelFamily::kMistral)) {
-    if (c.family != ModelFamily::kMistral) {
+  // Mistral and Phi-3 apply a sliding_window to every layer; Gemma to its sliding layers.
+  const bool windowed = c.family == ModelFamily::kMistral || c.family == ModelFamily::kPhi3 ||
+                        is_gemma(c.family);
+  if (is_gemma(c.family) && !window) window = 4096;  // Gemma2Config / Gemma3TextConfig default
+  if (window && use_window.value_or(windowed)) {
+    if (!windowed) {
       return unimplemented(
           fmt::format("use_sliding_window true is not supported for {} (per-layer sliding windows)",
                       c.architecture));
@@ -262,6 +370,12 @@ std::string_view model_family_name(ModelFamily f) {
       return "qwen2";
     case ModelFamily::kQwen3:
       return "qwen3";
+    case ModelFamily::kPhi3:
+      return "phi3";
+    case ModelFamily::kGemma2:
+      return "gemma2";
+    case ModelFamily::kGemma3:
+      return "gemma3";
   }
   return "unknown";
 }
@@ -320,6 +434,18 @@ Status ModelConfig::validate() const {
           rope_scaling.low_freq_factor, rope_scaling.high_freq_factor,
           rope_scaling.original_max_position_embeddings));
     }
+  }
+  if (!(partial_rotary_factor > 0 && partial_rotary_factor <= 1) || rotary_dim() % 2 != 0 ||
+      rotary_dim() == 0) {
+    return invalid_argument(
+        fmt::format("partial_rotary_factor {} must be in (0, 1] and give an even rotary dim "
+                    "(head_dim {} -> {})",
+                    partial_rotary_factor, head_dim, rotary_dim()));
+  }
+  if (!sliding_layers.empty() &&
+      static_cast<int64_t>(sliding_layers.size()) != num_hidden_layers) {
+    return invalid_argument(fmt::format("{} sliding-layer flags for {} layers",
+                                        sliding_layers.size(), num_hidden_layers));
   }
   if (bos_token_id && (*bos_token_id < 0 || *bos_token_id >= vocab_size)) {
     return invalid_argument(

@@ -98,6 +98,7 @@ void rope_epilogues(std::vector<Op>& ops) {
       if (lin.kind == OpKind::kLinear && lin.epilogue == Epilogue::kNone && lin.out == rope.in) {
         lin.epilogue = Epilogue::kRopeKv;
         lin.layer = rope.layer;
+        lin.rope = rope.rope;
         continue;
       }
     }
