@@ -194,10 +194,10 @@ Status parse_gemma(const bj::object& o, ModelConfig* c) {
                         double_or(o, "attn_logit_softcapping", gemma2 ? 50.0 : 0.0));
   KITE_ASSIGN_OR_RETURN(c->final_logit_softcapping,
                         double_or(o, "final_logit_softcapping", gemma2 ? 30.0 : 0.0));
-  for (auto [key, v] : {std::pair<std::string_view, double>{"query_pre_attn_scalar",
-                                                            c->query_pre_attn_scalar},
-                        {"attn_logit_softcapping", c->attn_logit_softcapping},
-                        {"final_logit_softcapping", c->final_logit_softcapping}}) {
+  for (auto [key, v] :
+       {std::pair<std::string_view, double>{"query_pre_attn_scalar", c->query_pre_attn_scalar},
+        {"attn_logit_softcapping", c->attn_logit_softcapping},
+        {"final_logit_softcapping", c->final_logit_softcapping}}) {
     if (v < 0 || !std::isfinite(v)) {
       return invalid_argument(fmt::format("{} must be positive, got {}", key, v));
     }
@@ -234,10 +234,12 @@ Status parse_gemma(const bj::object& o, ModelConfig* c) {
     KITE_ASSIGN_OR_RETURN(std::optional<int64_t> p, json::get_int(o, "sliding_window_pattern"));
     pattern = p.value_or(6);
     if (pattern <= 0) {
-      return invalid_argument(fmt::format("sliding_window_pattern must be positive, got {}", pattern));
+      return invalid_argument(
+          fmt::format("sliding_window_pattern must be positive, got {}", pattern));
     }
   }
-  for (int64_t l = 0; l < n; ++l) c->sliding_layers[static_cast<size_t>(l)] = (l + 1) % pattern != 0;
+  for (int64_t l = 0; l < n; ++l)
+    c->sliding_layers[static_cast<size_t>(l)] = (l + 1) % pattern != 0;
   return ok_status();
 }
 
@@ -332,8 +334,8 @@ Result<ModelConfig> parse_config_object(const bj::object& o) {
   // Qwen2/3 configs carry a sliding_window that only applies with use_sliding_window; there it
   // covers only the layers from max_window_layers on, which kite does not implement.
   // Mistral and Phi-3 apply a sliding_window to every layer; Gemma to its sliding layers.
-  const bool windowed = c.family == ModelFamily::kMistral || c.family == ModelFamily::kPhi3 ||
-                        is_gemma(c.family);
+  const bool windowed =
+      c.family == ModelFamily::kMistral || c.family == ModelFamily::kPhi3 || is_gemma(c.family);
   if (is_gemma(c.family) && !window) window = 4096;  // Gemma2Config / Gemma3TextConfig default
   if (window && use_window.value_or(windowed)) {
     if (!windowed) {
@@ -442,8 +444,7 @@ Status ModelConfig::validate() const {
                     "(head_dim {} -> {})",
                     partial_rotary_factor, head_dim, rotary_dim()));
   }
-  if (!sliding_layers.empty() &&
-      static_cast<int64_t>(sliding_layers.size()) != num_hidden_layers) {
+  if (!sliding_layers.empty() && static_cast<int64_t>(sliding_layers.size()) != num_hidden_layers) {
     return invalid_argument(fmt::format("{} sliding-layer flags for {} layers",
                                         sliding_layers.size(), num_hidden_layers));
   }

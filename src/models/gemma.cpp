@@ -74,7 +74,7 @@ Result<ModelGraph> build_gemma_graph(const ModelConfig& c) {
 
   struct Layer {
     WeightId input_norm, qkv, q_norm = kNoWeight, k_norm = kNoWeight, o, post_attn_norm,
-        pre_ff_norm, gate_up, down, post_ff_norm;
+                              pre_ff_norm, gate_up, down, post_ff_norm;
   };
   std::vector<Layer> layers(static_cast<size_t>(c.num_hidden_layers));
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
@@ -90,16 +90,17 @@ Result<ModelGraph> build_gemma_graph(const ModelConfig& c) {
       L.q_norm = norm(p + "self_attn.q_norm.weight", c.head_dim);
       L.k_norm = norm(p + "self_attn.k_norm.weight", c.head_dim);
     }
-    KITE_ASSIGN_OR_RETURN(L.o, b.linear(p + "self_attn.o_proj", {{p + "self_attn.o_proj", H, "", 0}},
-                                        q, ShardDim::kRow, BiasMode::kIfPresent));
+    KITE_ASSIGN_OR_RETURN(L.o,
+                          b.linear(p + "self_attn.o_proj", {{p + "self_attn.o_proj", H, "", 0}}, q,
+                                   ShardDim::kRow, BiasMode::kIfPresent));
     L.post_attn_norm = norm(p + "post_attention_layernorm.weight", H);
     L.pre_ff_norm = norm(p + "pre_feedforward_layernorm.weight", H);
-    KITE_ASSIGN_OR_RETURN(L.gate_up, b.linear(p + "mlp.gate_up_proj",
-                                              {{p + "mlp.gate_proj", I, "", 0},
-                                               {p + "mlp.up_proj", I, "", 0}},
-                                              H, ShardDim::kColumn));
     KITE_ASSIGN_OR_RETURN(
-        L.down, b.linear(p + "mlp.down_proj", {{p + "mlp.down_proj", H, "", 0}}, I, ShardDim::kRow));
+        L.gate_up, b.linear(p + "mlp.gate_up_proj",
+                            {{p + "mlp.gate_proj", I, "", 0}, {p + "mlp.up_proj", I, "", 0}}, H,
+                            ShardDim::kColumn));
+    KITE_ASSIGN_OR_RETURN(L.down, b.linear(p + "mlp.down_proj", {{p + "mlp.down_proj", H, "", 0}},
+                                           I, ShardDim::kRow));
     L.post_ff_norm = norm(p + "post_feedforward_layernorm.weight", H);
   }
   const WeightId final_norm = norm("model.norm.weight", H);
@@ -108,7 +109,8 @@ Result<ModelGraph> build_gemma_graph(const ModelConfig& c) {
   // Global layers: rope_theta with rope_scaling; Gemma 3's sliding layers: their own base.
   const int global_rope = b.rope(RopeDecl{c.rope_theta, c.rope_scaling, c.rotary_dim()});
   const int local_rope =
-      gemma3 ? b.rope(RopeDecl{c.rope_local_base_freq, RopeScaling{}, c.rotary_dim()}) : global_rope;
+      gemma3 ? b.rope(RopeDecl{c.rope_local_base_freq, RopeScaling{}, c.rotary_dim()})
+             : global_rope;
 
   const auto scale = static_cast<float>(1.0 / std::sqrt(c.query_pre_attn_scalar));
   const auto attn_softcap = static_cast<float>(c.attn_logit_softcapping);

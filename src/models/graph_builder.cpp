@@ -106,8 +106,8 @@ Result<WeightId> GraphBuilder::lm_head(std::string tensor, std::string gguf_tens
   return add(std::move(w));
 }
 
-WeightId GraphBuilder::vector(std::string tensor, std::string gguf_tensor, int64_t n,
-                              bool optional, float offset) {
+WeightId GraphBuilder::vector(std::string tensor, std::string gguf_tensor, int64_t n, bool optional,
+                              float offset) {
   WeightDecl w;
   w.name = tensor.substr(0, tensor.rfind('.'));
   w.kind = WeightKind::kVector;

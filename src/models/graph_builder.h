@@ -49,8 +49,7 @@ class GraphBuilder {
   void rms_norm(ValueId residual, ValueId delta, WeightId weight, ValueId out);
   void final_norm(ValueId residual, ValueId delta, WeightId weight, ValueId out_logit_rows);
   void linear_op(ValueId in, WeightId weight, ValueId out);
-  void rope_kv_write(ValueId qkv, int layer, WeightId q_norm, WeightId k_norm,
-                     int rope_index = 0);
+  void rope_kv_write(ValueId qkv, int layer, WeightId q_norm, WeightId k_norm, int rope_index = 0);
   void attention(ValueId qkv, int layer, ValueId out, float scale, int sliding_window,
                  float logit_softcap = 0.f);
   void silu_mul(ValueId gate_up, ValueId out);

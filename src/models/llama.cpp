@@ -60,9 +60,9 @@ Result<ModelGraph> build_llama_graph(const ModelConfig& c) {
       // Phi-3 stores the stacked layout itself: qkv_proj's rows are [q; k; v] and
       // gate_up_proj's [gate; up], so each is one part. (A tensor-parallel split would need the
       // part cut per q/k/v, which kite does not do.)
-      KITE_ASSIGN_OR_RETURN(L.qkv, b.linear(p + "self_attn.qkv_proj",
-                                            {{p + "self_attn.qkv_proj", q + 2 * kv, "", 0}}, H,
-                                            ShardDim::kColumn, qkv_bias));
+      KITE_ASSIGN_OR_RETURN(
+          L.qkv, b.linear(p + "self_attn.qkv_proj", {{p + "self_attn.qkv_proj", q + 2 * kv, "", 0}},
+                          H, ShardDim::kColumn, qkv_bias));
     } else {
       KITE_ASSIGN_OR_RETURN(
           L.qkv,

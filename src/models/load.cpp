@@ -110,6 +110,12 @@ Result<std::unique_ptr<WeightStore>> load_model(const std::string& path,
   Status s = validate_weights(store.get());
   if (!s.ok()) return s.with_context(path);
   const ModelConfig& c = store->config();
+  if (const int64_t vision = count_vision_tensors(*store); vision > 0) {
+    KITE_LOG_INFO(
+        "{}: the checkpoint carries {} vision tower / projector tensors; kite loads "
+        "the text model of {} only (image inputs are not supported)",
+        path, vision, c.architecture);
+  }
   KITE_LOG_INFO(
       "loaded {} ({} {}, {} layers, hidden {}, {} heads / {} kv, vocab {}): {} tensors, "
       "{:.1f} MiB",
@@ -117,6 +123,14 @@ Result<std::unique_ptr<WeightStore>> load_model(const std::string& path,
       c.num_attention_heads, c.num_key_value_heads, c.vocab_size, store->size(),
       static_cast<double>(store->weight_bytes()) / (1 << 20));
   return store;
+}
+
+int64_t count_vision_tensors(const WeightStore& store) {
+  int64_t n = 0;
+  for (const std::string& name : store.names()) {
+    if (name.starts_with("vision_tower.") || name.starts_with("multi_modal_projector.")) ++n;
+  }
+  return n;
 }
 
 std::optional<std::string> gguf_to_hf_name(std::string_view gguf_name) {

@@ -211,10 +211,10 @@ void CpuModelRunner::rope_kv_write(float* qkv, int64_t stride, int layer, Weight
   }
   const double* inv_freq = inv_freq_[static_cast<size_t>(rope)].data();
   const int64_t rotary_dim = graph_.ropes[static_cast<size_t>(rope)].rotary_dim;
-  cpu::rope_neox(qp, n, stride, c.num_attention_heads, c.head_dim, batch.positions.data(),
-                 inv_freq, pool, rotary_dim);
-  cpu::rope_neox(kp, n, stride, c.num_key_value_heads, c.head_dim, batch.positions.data(),
-                 inv_freq, pool, rotary_dim);
+  cpu::rope_neox(qp, n, stride, c.num_attention_heads, c.head_dim, batch.positions.data(), inv_freq,
+                 pool, rotary_dim);
+  cpu::rope_neox(kp, n, stride, c.num_key_value_heads, c.head_dim, batch.positions.data(), inv_freq,
+                 pool, rotary_dim);
   cpu::kv_cache_write(kp, stride, vp, stride, n, kv, batch.slot_mapping.data(),
                       num_blocks_ * block_size_, k_cache_[static_cast<size_t>(layer)].as<float>(),
                       v_cache_[static_cast<size_t>(layer)].as<float>());

@@ -66,8 +66,8 @@ class CpuModelRunner final : public ModelRunner {
   ThreadPool pool_;
   CpuRunnerOptions options_;
   ModelGraph graph_;
-  std::vector<cpu::CpuWeight> weights_cpu_;  // parallel to graph_.weights
-  std::vector<Op> ops_;                      // graph_.ops, or the fused list
+  std::vector<cpu::CpuWeight> weights_cpu_;    // parallel to graph_.weights
+  std::vector<Op> ops_;                        // graph_.ops, or the fused list
   std::vector<std::vector<double>> inv_freq_;  // per graph_.ropes: [rotary_dim / 2]
 
   // KV cache: per layer [num_blocks, block_size, num_kv_heads, head_dim] for K and V.

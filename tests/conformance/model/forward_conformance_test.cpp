@@ -1,8 +1,8 @@
 // The CPU forward pass against an independent float64 numpy implementation of the decoder
 // (llama_oracle.py), on the shipped TinyStories-656K and on small random models of every family
-// (make_tiny_models.py; Gemma 2/3 against gemma_oracle.py): logits at every position of prompt + greedy continuation must agree to
-// 1e-4, and the oracle's argmax at every generated position must be kite's greedy token (so the
-// greedy continuations are token-identical).
+// (make_tiny_models.py; Gemma 2/3 against gemma_oracle.py): logits at every position of prompt +
+// greedy continuation must agree to 1e-4, and the oracle's argmax at every generated position must
+// be kite's greedy token (so the greedy continuations are token-identical).
 #include <gtest/gtest.h>
 
 #include <algorithm>

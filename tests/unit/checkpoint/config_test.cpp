@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <boost/json.hpp>
 #include <string>
 
 #include "checkpoint/generation_config.h"
@@ -118,6 +119,103 @@ TEST(ConfigTest, TransformersFiveRopeParametersAndModelTypeFallback) {
   EXPECT_EQ(c->num_key_value_heads, 2);  // defaults to num_attention_heads
 }
 
+TEST(ConfigTest, Phi3MiniAndPhi4) {
+  const ModelConfig mini = parse_file(kConfigs + "phi-3-mini-4k/config.json");
+  EXPECT_EQ(mini.family, ModelFamily::kPhi3);
+  EXPECT_EQ(mini.sliding_window, 2047);  // Phi-3 applies its window to every layer
+  EXPECT_EQ(mini.rotary_dim(), 96);
+  EXPECT_EQ(mini.hidden_act, Activation::kSilu);
+  const ModelConfig phi4 = parse_file(kConfigs + "phi-4/config.json");
+  EXPECT_EQ(phi4.num_key_value_heads, 10);
+  EXPECT_FALSE(phi4.sliding_window.has_value());
+  EXPECT_EQ(phi4.rope_theta, 250000);
+  // Phi-4-mini rotates 3/4 of each head.
+  auto o = boost::json::parse(read_file(kConfigs + "phi-4/config.json").value()).as_object();
+  o["partial_rotary_factor"] = 0.75;
+  auto partial = parse_hf_config(boost::json::serialize(o));
+  ASSERT_TRUE(partial.ok()) << partial.status().to_string();
+  EXPECT_EQ(partial->rotary_dim(), 96);
+  o["partial_rotary_factor"] = 0.3;  // 128 * 0.3 = 38.4 -> 38 dims: even, accepted
+  EXPECT_TRUE(parse_hf_config(boost::json::serialize(o)).ok());
+  o["partial_rotary_factor"] = 1.5;
+  EXPECT_EQ(parse_hf_config(boost::json::serialize(o)).status().message(),
+            "config.json: partial_rotary_factor 1.5 must be in (0, 1] and give an even rotary dim "
+            "(head_dim 128 -> 192)");
+}
+
+TEST(ConfigTest, Gemma2AlternatesSlidingLayersAndSoftCaps) {
+  const ModelConfig c = parse_file(kConfigs + "gemma-2-2b/config.json");
+  EXPECT_EQ(c.family, ModelFamily::kGemma2);
+  EXPECT_EQ(c.hidden_act, Activation::kGeluTanh);
+  EXPECT_TRUE(c.tie_word_embeddings);  // Gemma2Config's default; the file has no key
+  EXPECT_EQ(c.head_dim, 256);
+  EXPECT_EQ(c.query_pre_attn_scalar, 256);
+  EXPECT_EQ(c.attn_logit_softcapping, 50);
+  EXPECT_EQ(c.final_logit_softcapping, 30);
+  EXPECT_EQ(c.sliding_window, 4096);
+  ASSERT_EQ(c.sliding_layers.size(), 26u);
+  EXPECT_TRUE(c.sliding_layers[0]);
+  EXPECT_FALSE(c.sliding_layers[1]);
+  EXPECT_TRUE(c.sliding_layers[24]);
+  EXPECT_FALSE(c.qk_norm);
+}
+
+TEST(ConfigTest, Gemma3PatternLayerTypesAndTwoRopeBases) {
+  const ModelConfig c = parse_file(kConfigs + "gemma-3-1b/config.json");
+  EXPECT_EQ(c.family, ModelFamily::kGemma3);
+  EXPECT_TRUE(c.qk_norm);
+  EXPECT_EQ(c.attn_logit_softcapping, 0);  // null: none
+  EXPECT_EQ(c.final_logit_softcapping, 0);
+  EXPECT_EQ(c.rope_theta, 1000000);
+  EXPECT_EQ(c.rope_local_base_freq, 10000);
+  ASSERT_EQ(c.sliding_layers.size(), 26u);
+  for (size_t l = 0; l < 26; ++l) EXPECT_EQ(c.sliding_layers[l], (l + 1) % 6 != 0) << l;
+
+  // layer_types wins over the pattern; transformers 5's per-layer-type rope_parameters.
+  auto o = boost::json::parse(read_file(kConfigs + "gemma-3-1b/config.json").value()).as_object();
+  o["num_hidden_layers"] = 3;
+  o["layer_types"] = boost::json::array{"full_attention", "sliding_attention", "full_attention"};
+  o.erase("rope_theta");
+  o.erase("rope_local_base_freq");
+  o["rope_parameters"] = boost::json::parse(
+      R"({"full_attention": {"rope_type": "linear", "factor": 8.0, "rope_theta": 1000000.0},
+          "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}})");
+  auto t5 = parse_hf_config(boost::json::serialize(o));
+  ASSERT_TRUE(t5.ok()) << t5.status().to_string();
+  EXPECT_EQ(t5->sliding_layers, (std::vector<bool>{false, true, false}));
+  EXPECT_EQ(t5->rope_scaling.type, RopeScaling::Type::kLinear);
+  EXPECT_EQ(t5->rope_scaling.factor, 8.0);
+  EXPECT_EQ(t5->rope_theta, 1000000.0);
+  EXPECT_EQ(t5->rope_local_base_freq, 10000.0);
+
+  o["layer_types"] = boost::json::array{"full_attention", "chunked_attention", "full_attention"};
+  EXPECT_EQ(parse_hf_config(boost::json::serialize(o)).status().message(),
+            "config.json: layer_types[1] must be \"sliding_attention\" or \"full_attention\", "
+            "got \"chunked_attention\"");
+  o["layer_types"] = boost::json::array{"full_attention"};
+  EXPECT_EQ(parse_hf_config(boost::json::serialize(o)).status().message(),
+            "config.json: field 'layer_types' must be a list of num_hidden_layers (3) strings");
+  o.erase("layer_types");
+  o["hidden_activation"] = "silu";
+  EXPECT_EQ(parse_hf_config(boost::json::serialize(o)).status().message(),
+            "config.json: hidden_activation 'silu' is not supported for Gemma3ForCausalLM "
+            "(gelu_pytorch_tanh is)");
+}
+
+TEST(ConfigErrorTest, LongRopeIsRefusedByName) {
+  auto o =
+      boost::json::parse(read_file(kConfigs + "phi-3-mini-4k/config.json").value()).as_object();
+  o["rope_scaling"] = boost::json::parse(
+      R"({"type": "longrope", "short_factor": [1.0, 1.0], "long_factor": [2.0, 2.0]})");
+  auto c = parse_hf_config(boost::json::serialize(o));
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), StatusCode::kUnimplemented);
+  EXPECT_EQ(c.status().message(),
+            "config.json: rope_scaling type 'longrope' (LongRoPE, Phi-3-128k / Phi-3.5 / "
+            "Phi-4-mini) is not implemented; Phi-3 configs without rope_scaling "
+            "(Phi-3-mini-4k, Phi-3-medium-4k, Phi-4) are supported");
+}
+
 TEST(ConfigErrorTest, MalformedJson) {
   auto c = parse_hf_config(R"({"architectures": ["LlamaForCausalLM"], )");
   EXPECT_EQ(c.status().code(), StatusCode::kInvalidArgument);
@@ -131,10 +229,12 @@ TEST(ConfigErrorTest, UnknownArchitectureNamesTheSupportedOnes) {
   expect_error(R"({"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2"})",
                StatusCode::kUnimplemented,
                "config.json: architecture 'GPT2LMHeadModel' is not supported (supported: "
-               "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM)");
+               "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, "
+               "Phi3ForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM)");
   expect_error(R"({"model_type": "gemma"})", StatusCode::kUnimplemented,
                "config.json: architecture 'gemma' is not supported (supported: "
-               "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM)");
+               "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, "
+               "Phi3ForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM)");
   expect_error("{}", StatusCode::kInvalidArgument, "config.json: missing field 'architectures'");
   expect_error(R"({"architectures": []})", StatusCode::kInvalidArgument,
                "config.json: field 'architectures' must be a non-empty list of strings");
