@@ -96,6 +96,68 @@ Result<DType> parse_torch_dtype(const bj::object& o) {
       fmt::format("torch_dtype '{}' is not supported (float32, float16, bfloat16 are)", *s));
 }
 
+Result<std::vector<double>> double_list(const bj::object& o, std::string_view key) {
+  auto it = o.find(key);
+  if (it == o.end() || !it->value().is_array()) {
+    return invalid_argument(fmt::format("field '{}' must be a list of numbers", key));
+  }
+  std::vector<double> out;
+  for (const bj::value& v : it->value().get_array()) {
+    if (!v.is_number()) {
+      return invalid_argument(fmt::format("field '{}' must be a list of numbers", key));
+    }
+    out.push_back(v.to_number<double>());
+  }
+  return out;
+}
+
+// LongRoPE as transformers' _compute_longrope_parameters reads it: the factor lists from the
+// rope object; original_max_position_embeddings from the config (Phi-3 keeps it at the top
+// level, and then the attention factor's scale is max_position_embeddings / original), else
+// max_position_embeddings and the rope object's factor.
+Status parse_longrope(const bj::object& o, const bj::object& rope, std::string_view field,
+                      ModelConfig* c) {
+  auto with_field = [&](Status s) { return s.with_context(std::string(field)); };
+  RopeScaling& rs = c->rope_scaling;
+  rs.type = RopeScaling::Type::kLongRope;
+  for (auto [key, dst] :
+       {std::pair<std::string_view, std::vector<double>*>{"short_factor", &rs.short_factor},
+        {"long_factor", &rs.long_factor}}) {
+    auto v = double_list(rope, key);
+    if (!v.ok()) return with_field(v.status());
+    *dst = std::move(*v);
+  }
+  KITE_ASSIGN_OR_RETURN(std::optional<int64_t> max_pos,
+                        json::get_int(o, "max_position_embeddings"));
+  KITE_ASSIGN_OR_RETURN(std::optional<int64_t> orig,
+                        json::get_int(o, "original_max_position_embeddings"));
+  auto factor = json::get_double(rope, "factor");
+  if (!factor.ok()) return with_field(factor.status());
+  double scale = factor->value_or(1.0);
+  if (orig) {
+    if (*orig <= 0) {
+      return invalid_argument(
+          fmt::format("original_max_position_embeddings must be positive, got {}", *orig));
+    }
+    rs.original_max_position_embeddings = *orig;
+    scale = static_cast<double>(max_pos.value_or(2048)) / static_cast<double>(*orig);
+  } else {
+    rs.original_max_position_embeddings = max_pos.value_or(2048);
+  }
+  rs.factor = scale;
+  auto attention = json::get_double(rope, "attention_factor");
+  if (!attention.ok()) return with_field(attention.status());
+  if (*attention) {
+    rs.attention_factor = **attention;
+  } else {
+    rs.attention_factor =
+        scale <= 1.0 ? 1.0
+                     : std::sqrt(1.0 + std::log(scale) / std::log(static_cast<double>(
+                                                             rs.original_max_position_embeddings)));
+  }
+  return ok_status();
+}
+
 // rope_scaling (transformers < 5) or rope_parameters (transformers 5, which also holds
 // rope_theta).
 Status parse_rope(const bj::object& o, ModelConfig* c) {
@@ -145,15 +207,10 @@ Status parse_rope(const bj::object& o, ModelConfig* c) {
     rs.type = RopeScaling::Type::kNone;
     return ok_status();
   }
-  if (kind == "longrope" || kind == "su") {
-    return unimplemented(fmt::format(
-        "{} type '{}' (LongRoPE, Phi-3-128k / Phi-3.5 / Phi-4-mini) is not implemented; Phi-3 "
-        "configs without rope_scaling (Phi-3-mini-4k, Phi-3-medium-4k, Phi-4) are supported",
-        field, kind));
-  }
+  if (kind == "longrope" || kind == "su") return parse_longrope(o, *rope, field, c);
   if (kind != "linear" && kind != "llama3") {
-    return unimplemented(
-        fmt::format("{} type '{}' is not supported (default, linear and llama3 are)", field, kind));
+    return unimplemented(fmt::format(
+        "{} type '{}' is not supported (default, linear, llama3 and longrope are)", field, kind));
   }
   auto factor = json::get_double(*rope, "factor");
   if (!factor.ok()) return with_field(factor.status());
@@ -424,6 +481,30 @@ Status ModelConfig::validate() const {
     if (!(rope_scaling.factor > 0) || !std::isfinite(rope_scaling.factor)) {
       return invalid_argument(
           fmt::format("rope_scaling factor must be positive, got {}", rope_scaling.factor));
+    }
+  }
+  if (rope_scaling.type == RopeScaling::Type::kLongRope) {
+    const auto half = static_cast<size_t>(rotary_dim() / 2);
+    if (rope_scaling.short_factor.size() != half || rope_scaling.long_factor.size() != half) {
+      return invalid_argument(fmt::format(
+          "rope_scaling longrope needs short_factor and long_factor of rotary_dim / 2 = {} "
+          "values (got {} and {})",
+          half, rope_scaling.short_factor.size(), rope_scaling.long_factor.size()));
+    }
+    for (const auto* list : {&rope_scaling.short_factor, &rope_scaling.long_factor}) {
+      for (double f : *list) {
+        if (!(f > 0) || !std::isfinite(f)) {
+          return invalid_argument(
+              fmt::format("rope_scaling longrope factors must be positive, got {}", f));
+        }
+      }
+    }
+    if (!(rope_scaling.attention_factor > 0) || !std::isfinite(rope_scaling.attention_factor) ||
+        rope_scaling.original_max_position_embeddings <= 0) {
+      return invalid_argument(fmt::format(
+          "rope_scaling longrope needs a positive attention_factor and "
+          "original_max_position_embeddings (got {}, {})",
+          rope_scaling.attention_factor, rope_scaling.original_max_position_embeddings));
     }
   }
   if (rope_scaling.type == RopeScaling::Type::kLlama3) {

@@ -25,12 +25,19 @@ enum class ModelFamily {
 std::string_view model_family_name(ModelFamily f);
 
 struct RopeScaling {
-  enum class Type { kNone, kLinear, kLlama3 };
+  enum class Type { kNone, kLinear, kLlama3, kLongRope };
   Type type = Type::kNone;
   double factor = 1.0;
   double low_freq_factor = 1.0;                     // llama3
   double high_freq_factor = 4.0;                    // llama3
-  int64_t original_max_position_embeddings = 8192;  // llama3
+  int64_t original_max_position_embeddings = 8192;  // llama3, longrope
+  // LongRoPE (Phi-3-128k, Phi-3.5, Phi-4-mini: rope_scaling type "longrope" or "su"):
+  // inv_freq[i] = theta^(-2i/d) / short_factor[i] for sequences within
+  // original_max_position_embeddings, / long_factor[i] beyond ([rotary_dim / 2] each); cos and
+  // sin are multiplied by attention_factor (config's, else transformers' default
+  // sqrt(1 + ln(s) / ln(original)) with s = max_position_embeddings / original, 1 if s <= 1).
+  std::vector<double> short_factor, long_factor;
+  double attention_factor = 1.0;
 };
 
 enum class Activation : uint8_t {

@@ -42,6 +42,9 @@ Status CpuModelRunner::init() {
     const RopeDecl& r = graph_.ropes[i];
     inv_freq_.push_back(
         cpu::rope_inv_freq(r.rotary_dim, r.theta, r.scaling, i == 0 ? freq_factors : nullptr));
+    inv_freq_long_.push_back(r.scaling.type == RopeScaling::Type::kLongRope
+                                 ? cpu::rope_inv_freq_long(r.rotary_dim, r.theta, r.scaling)
+                                 : std::vector<double>());
   }
   values_.resize(graph_.values.size());
   if (options_.fused_ops) {
@@ -209,12 +212,32 @@ void CpuModelRunner::rope_kv_write(float* qkv, int64_t stride, int layer, Weight
     cpu::head_rms_norm(kp, n, stride, c.num_key_value_heads, c.head_dim, weight(k_norm).vec.data(),
                        eps, pool);
   }
-  const double* inv_freq = inv_freq_[static_cast<size_t>(rope)].data();
-  const int64_t rotary_dim = graph_.ropes[static_cast<size_t>(rope)].rotary_dim;
-  cpu::rope_neox(qp, n, stride, c.num_attention_heads, c.head_dim, batch.positions.data(), inv_freq,
-                 pool, rotary_dim);
-  cpu::rope_neox(kp, n, stride, c.num_key_value_heads, c.head_dim, batch.positions.data(), inv_freq,
-                 pool, rotary_dim);
+  const RopeDecl& r = graph_.ropes[static_cast<size_t>(rope)];
+  const std::vector<double>& inv_long = inv_freq_long_[static_cast<size_t>(rope)];
+  const auto factor = static_cast<float>(r.scaling.attention_factor);
+  auto rotate = [&](int64_t begin, int64_t count, const double* inv_freq) {
+    const int32_t* pos = batch.positions.data() + begin;
+    cpu::rope_neox(qp + begin * stride, count, stride, c.num_attention_heads, c.head_dim, pos,
+                   inv_freq, pool, r.rotary_dim, factor);
+    cpu::rope_neox(kp + begin * stride, count, stride, c.num_key_value_heads, c.head_dim, pos,
+                   inv_freq, pool, r.rotary_dim, factor);
+  };
+  if (inv_long.empty()) {
+    rotate(0, n, inv_freq_[static_cast<size_t>(rope)].data());
+  } else {
+    // LongRoPE: a sequence's tokens of this step take the long factors when the sequence
+    // reaches past original_max_position_embeddings in it — transformers' rule per forward
+    // call (max(position_ids) + 1 > original), applied per sequence.
+    for (int s = 0; s < batch.num_seqs(); ++s) {
+      const int32_t begin = batch.query_start_loc[static_cast<size_t>(s)];
+      const int32_t end = batch.query_start_loc[static_cast<size_t>(s) + 1];
+      if (begin == end) continue;
+      const bool is_long = batch.positions[static_cast<size_t>(end - 1)] + int64_t{1} >
+                           r.scaling.original_max_position_embeddings;
+      rotate(begin, end - begin,
+             is_long ? inv_long.data() : inv_freq_[static_cast<size_t>(rope)].data());
+    }
+  }
   cpu::kv_cache_write(kp, stride, vp, stride, n, kv, batch.slot_mapping.data(),
                       num_blocks_ * block_size_, k_cache_[static_cast<size_t>(layer)].as<float>(),
                       v_cache_[static_cast<size_t>(layer)].as<float>());

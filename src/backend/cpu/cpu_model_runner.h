@@ -69,6 +69,8 @@ class CpuModelRunner final : public ModelRunner {
   std::vector<cpu::CpuWeight> weights_cpu_;    // parallel to graph_.weights
   std::vector<Op> ops_;                        // graph_.ops, or the fused list
   std::vector<std::vector<double>> inv_freq_;  // per graph_.ropes: [rotary_dim / 2]
+  // LongRoPE ropes: the frequencies past original_max_position_embeddings (else empty).
+  std::vector<std::vector<double>> inv_freq_long_;
 
   // KV cache: per layer [num_blocks, block_size, num_kv_heads, head_dim] for K and V.
   int64_t num_blocks_ = 0;

@@ -144,6 +144,12 @@ std::vector<double> rope_inv_freq(int64_t rotary_dim, double theta, const RopeSc
     case RopeScaling::Type::kLinear:
       for (double& f : inv) f /= scaling.factor;
       break;
+    case RopeScaling::Type::kLongRope:
+      KITE_CHECK_EQ(static_cast<int64_t>(scaling.short_factor.size()), half);
+      for (int64_t i = 0; i < half; ++i) {
+        inv[static_cast<size_t>(i)] /= scaling.short_factor[static_cast<size_t>(i)];
+      }
+      break;
     case RopeScaling::Type::kLlama3: {
       const double old_len = static_cast<double>(scaling.original_max_position_embeddings);
       const double low_wavelen = old_len / scaling.low_freq_factor;
@@ -167,9 +173,18 @@ std::vector<double> rope_inv_freq(int64_t rotary_dim, double theta, const RopeSc
   return inv;
 }
 
+std::vector<double> rope_inv_freq_long(int64_t rotary_dim, double theta,
+                                       const RopeScaling& scaling) {
+  KITE_CHECK(scaling.type == RopeScaling::Type::kLongRope);
+  KITE_CHECK_EQ(static_cast<int64_t>(scaling.long_factor.size()), rotary_dim / 2);
+  RopeScaling as_short = scaling;
+  as_short.short_factor = scaling.long_factor;
+  return rope_inv_freq(rotary_dim, theta, as_short);
+}
+
 void rope_neox(float* x, int64_t n, int64_t row_stride, int64_t num_heads, int64_t head_dim,
                const int32_t* positions, const double* inv_freq, ThreadPool* pool,
-               int64_t rotary_dim) {
+               int64_t rotary_dim, float attention_factor) {
   if (rotary_dim == 0) rotary_dim = head_dim;
   KITE_CHECK(rotary_dim % 2 == 0 && rotary_dim > 0 && rotary_dim <= head_dim)
       << rotary_dim << " of " << head_dim;
@@ -181,8 +196,8 @@ void rope_neox(float* x, int64_t n, int64_t row_stride, int64_t num_heads, int64
       const double pos = positions[t];
       for (int64_t i = 0; i < half; ++i) {
         const double a = pos * inv_freq[i];
-        cos_v[static_cast<size_t>(i)] = static_cast<float>(std::cos(a));
-        sin_v[static_cast<size_t>(i)] = static_cast<float>(std::sin(a));
+        cos_v[static_cast<size_t>(i)] = static_cast<float>(std::cos(a)) * attention_factor;
+        sin_v[static_cast<size_t>(i)] = static_cast<float>(std::sin(a)) * attention_factor;
       }
       for (int64_t h = 0; h < num_heads; ++h) {
         float* xh = x + t * row_stride + h * head_dim;

@@ -60,20 +60,25 @@ void head_rms_norm(float* x, int64_t n, int64_t row_stride, int64_t num_heads, i
 //            below original/high_freq_factor: unchanged; between: smooth interpolation)
 //   freq_factors (GGUF `rope_freqs.weight`, optional, [rotary_dim/2]): base / freq_factors[i]
 //            applied after the scaling above (files that carry it have no scaling metadata).
+//   longrope: base / short_factor[i] (the frequencies within original_max_position_embeddings;
+//            rope_inv_freq_long gives the ones beyond: base / long_factor[i])
 std::vector<double> rope_inv_freq(int64_t rotary_dim, double theta, const RopeScaling& scaling,
                                   const float* freq_factors = nullptr);
+std::vector<double> rope_inv_freq_long(int64_t rotary_dim, double theta,
+                                       const RopeScaling& scaling);
 
 // NeoX / Hugging Face "rotate-half" RoPE, in place, of the first rotary_dim dims of each head
 // (0 = head_dim; the rest pass through: partial rotary). For each row t and head h, with
 // half = rotary_dim / 2, a = positions[t] * inv_freq[i] (computed in float64):
 //   x0 = x[h, i], x1 = x[h, i + half]
-//   x[h, i]        = x0 * cos(a) - x1 * sin(a)
-//   x[h, i + half] = x1 * cos(a) + x0 * sin(a)          for i in [0, half)
+//   x[h, i]        = x0 * c - x1 * s,  c = float(cos(a)) * attention_factor
+//   x[h, i + half] = x1 * c + x0 * s,  s = float(sin(a)) * attention_factor   for i in [0, half)
+// (attention_factor: LongRoPE's scaling of cos and sin; 1 elsewhere).
 //   x: n rows with row stride `row_stride`, num_heads x head_dim values from offset 0;
 //   positions: [n]; inv_freq: [rotary_dim / 2].
 void rope_neox(float* x, int64_t n, int64_t row_stride, int64_t num_heads, int64_t head_dim,
                const int32_t* positions, const double* inv_freq, ThreadPool* pool,
-               int64_t rotary_dim = 0);
+               int64_t rotary_dim = 0, float attention_factor = 1.f);
 
 // ---- linear layers --------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ inline Status check_graph_support(const ModelGraph& g, const ModelConfig& cfg) {
   if (g.ropes.size() != 1) return refuse("per-layer RoPE bases (Gemma 3 local/global RoPE)");
   const RopeDecl& r = g.ropes[0];
   if (r.rotary_dim != cfg.head_dim) return refuse("partial rotary embedding");
+  if (r.scaling.type == RopeScaling::Type::kLongRope) return refuse("LongRoPE");
   // The CUDA runner computes its RoPE table from the config.
   if (r.theta != cfg.rope_theta || r.scaling.type != cfg.rope_scaling.type) {
     return refuse("RoPE other than the config's rope_theta / rope_scaling");

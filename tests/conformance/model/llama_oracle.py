@@ -99,11 +99,14 @@ def rmsnorm(x, w, eps):
     return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * w
 
 
-def rope(x, positions, inv):
-    # x: [T, H, D]; rotate-half over the first 2 * len(inv) dims, the rest passed through.
-    ang = positions[:, None].astype(np.float64) * inv[None, :]  # [T, R/2]
-    cos, sin = np.cos(ang)[:, None, :], np.sin(ang)[:, None, :]
-    half = len(inv)
+def rope(x, positions, inv, factor=1.0):
+    # x: [T, H, D]; rotate-half over the first 2 * R/2 dims, the rest passed through. inv is
+    # [R/2], or [T, R/2] for a frequency set per token (LongRoPE); cos and sin are multiplied by
+    # `factor` (LongRoPE's attention factor).
+    inv = np.broadcast_to(inv, (len(positions), inv.shape[-1]))
+    ang = positions[:, None].astype(np.float64) * inv  # [T, R/2]
+    cos, sin = factor * np.cos(ang)[:, None, :], factor * np.sin(ang)[:, None, :]
+    half = inv.shape[-1]
     x0, x1, rest = x[..., :half], x[..., half : 2 * half], x[..., 2 * half :]
     return np.concatenate([x0 * cos - x1 * sin, x1 * cos + x0 * sin, rest], axis=-1)
 
@@ -123,7 +126,21 @@ class Model:
         rotary = self.head_dim
         if self.arch == "Phi3ForCausalLM":
             rotary = int(self.head_dim * c.get("partial_rotary_factor", 1.0))
-        self.inv = inv_freq(c, rotary)
+        rs = c.get("rope_scaling") or {}
+        self.long = None
+        if rs.get("rope_type", rs.get("type")) in ("longrope", "su"):
+            # transformers' _compute_longrope_parameters (Phi-3 keeps the original context at the
+            # top level of its config).
+            base = 1.0 / (c.get("rope_theta", 10000.0) ** (np.arange(0, rotary, 2) / rotary))
+            self.inv = base / np.array(rs["short_factor"], dtype=np.float64)
+            self.long = base / np.array(rs["long_factor"], dtype=np.float64)
+            self.orig = c["original_max_position_embeddings"]
+            scale = c["max_position_embeddings"] / self.orig
+            default = math.sqrt(1 + math.log(scale) / math.log(self.orig)) if scale > 1 else 1.0
+            self.attention_factor = rs.get("attention_factor") or default
+        else:
+            self.inv = inv_freq(c, rotary)
+            self.attention_factor = 1.0
         # Mistral's and Phi-3's sliding window (Qwen2 would need use_sliding_window, which kite
         # refuses).
         windowed = self.arch in ("MistralForCausalLM", "Phi3ForCausalLM")
@@ -170,7 +187,15 @@ class Model:
             if p + "self_attn.q_norm.weight" in w:
                 q = rmsnorm(q, w[p + "self_attn.q_norm.weight"], self.eps)
                 k = rmsnorm(k, w[p + "self_attn.k_norm.weight"], self.eps)
-            q, k = rope(q, pos, self.inv), rope(k, pos, self.inv)
+            inv = self.inv
+            if self.long is not None:
+                # transformers switches to the long factors for a forward call whose positions
+                # pass the original context. Kite's test prompts stay within it and the steps
+                # after prefill are one token each, so each token's frequencies are those of
+                # its own position: long from position `orig` on.
+                inv = np.where((pos >= self.orig)[:, None], self.long[None, :], self.inv[None, :])
+            q = rope(q, pos, inv, self.attention_factor)
+            k = rope(k, pos, inv, self.attention_factor)
             k = np.repeat(k, group, axis=1)
             v = np.repeat(v, group, axis=1)
             scores = np.einsum("thd,shd->hts", q, k) / math.sqrt(self.head_dim) + mask

@@ -164,6 +164,19 @@ def main():
         "num_key_value_heads": 2, "rope_theta": 10000.0, "partial_rotary_factor": 0.5,
         "sliding_window": 10, "original_max_position_embeddings": 256, "rope_scaling": None,
         "torch_dtype": "float32", "tie_word_embeddings": False}, 5)
+    # Phi-3.5 / Phi-4-mini style LongRoPE: short factors within original_max_position_embeddings
+    # (20: every test prompt fits, the greedy continuations pass it and switch to the long
+    # factors), attention factor sqrt(1 + ln(128 / 20) / ln(20)), partial rotary 12 of 16 dims.
+    frng = np.random.default_rng(8)
+    make(out, "phi3-longrope", {
+        "architectures": ["Phi3ForCausalLM"], "model_type": "phi3", "hidden_size": 64,
+        "intermediate_size": 96, "num_hidden_layers": 2, "num_attention_heads": 4,
+        "num_key_value_heads": 4, "rope_theta": 10000.0, "partial_rotary_factor": 0.75,
+        "max_position_embeddings": 128, "original_max_position_embeddings": 20,
+        "rope_scaling": {"type": "longrope",
+                         "short_factor": [float(f) for f in 1 + 0.5 * frng.uniform(0, 1, 6)],
+                         "long_factor": [float(f) for f in 1 + 7 * frng.uniform(0, 1, 6)]},
+        "sliding_window": None, "torch_dtype": "float32", "tie_word_embeddings": False}, 8)
     # Gemma 2 style: BF16 (the embedding scale sqrt(48) rounded to bfloat16), head_dim 16 !=
     # hidden / heads, layers 0 and 2 sliding (window 6), small soft-caps so that the tanh bends,
     # query_pre_attn_scalar != head_dim, tied embeddings by default (no lm_head).

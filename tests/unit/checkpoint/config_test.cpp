@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
+#include <cmath>
 #include <string>
 
 #include "checkpoint/generation_config.h"
@@ -202,18 +203,38 @@ TEST(ConfigTest, Gemma3PatternLayerTypesAndTwoRopeBases) {
             "(gelu_pytorch_tanh is)");
 }
 
-TEST(ConfigErrorTest, LongRopeIsRefusedByName) {
+TEST(ConfigTest, Phi3LongRope) {
   auto o =
       boost::json::parse(read_file(kConfigs + "phi-3-mini-4k/config.json").value()).as_object();
-  o["rope_scaling"] = boost::json::parse(
-      R"({"type": "longrope", "short_factor": [1.0, 1.0], "long_factor": [2.0, 2.0]})");
+  o["max_position_embeddings"] = 131072;
+  boost::json::array short_f, long_f;
+  for (int i = 0; i < 48; ++i) {
+    short_f.push_back(1.0 + i / 100.0);
+    long_f.push_back(1.0 + i);
+  }
+  o["rope_scaling"] =
+      boost::json::object{{"type", "su"}, {"short_factor", short_f}, {"long_factor", long_f}};
   auto c = parse_hf_config(boost::json::serialize(o));
-  ASSERT_FALSE(c.ok());
-  EXPECT_EQ(c.status().code(), StatusCode::kUnimplemented);
-  EXPECT_EQ(c.status().message(),
-            "config.json: rope_scaling type 'longrope' (LongRoPE, Phi-3-128k / Phi-3.5 / "
-            "Phi-4-mini) is not implemented; Phi-3 configs without rope_scaling "
-            "(Phi-3-mini-4k, Phi-3-medium-4k, Phi-4) are supported");
+  ASSERT_TRUE(c.ok()) << c.status().to_string();
+  const RopeScaling& rs = c->rope_scaling;
+  EXPECT_EQ(rs.type, RopeScaling::Type::kLongRope);
+  EXPECT_EQ(rs.original_max_position_embeddings, 4096);
+  EXPECT_EQ(rs.short_factor.size(), 48u);
+  EXPECT_EQ(rs.long_factor[47], 48.0);
+  // transformers' default: sqrt(1 + ln(131072 / 4096) / ln(4096)).
+  EXPECT_NEAR(rs.attention_factor, std::sqrt(1 + std::log(32.0) / std::log(4096.0)), 1e-12);
+  o["rope_scaling"].as_object()["attention_factor"] = 1.5;
+  EXPECT_EQ(parse_hf_config(boost::json::serialize(o))->rope_scaling.attention_factor, 1.5);
+
+  o["rope_scaling"].as_object()["long_factor"] = boost::json::array{1.0, 2.0};
+  auto bad = parse_hf_config(boost::json::serialize(o));
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(bad.status().message(),
+            "config.json: rope_scaling longrope needs short_factor and long_factor of "
+            "rotary_dim / 2 = 48 values (got 48 and 2)");
+  o["rope_scaling"].as_object().erase("long_factor");
+  EXPECT_EQ(parse_hf_config(boost::json::serialize(o)).status().message(),
+            "config.json: rope_scaling: field 'long_factor' must be a list of numbers");
 }
 
 TEST(ConfigErrorTest, MalformedJson) {
@@ -263,8 +284,8 @@ TEST(ConfigErrorTest, MissingAndMistypedFields) {
 TEST(ConfigErrorTest, UnsupportedFeatures) {
   expect_error(with(R"("rope_scaling": {"rope_type": "yarn", "factor": 4.0})"),
                StatusCode::kUnimplemented,
-               "config.json: rope_scaling type 'yarn' is not supported (default, linear and "
-               "llama3 are)");
+               "config.json: rope_scaling type 'yarn' is not supported (default, linear, llama3 "
+               "and longrope are)");
   expect_error(with(R"("rope_scaling": {"rope_type": "llama3", "factor": 8.0})"),
                StatusCode::kInvalidArgument,
                "config.json: rope_scaling: missing field 'low_freq_factor'");

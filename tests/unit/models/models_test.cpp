@@ -432,6 +432,13 @@ TEST(CudaGraphSupportTest, RefusesWhatItsKernelsLack) {
   EXPECT_EQ(refused(partial),
             "the CUDA backend cannot run Phi3ForCausalLM: it has no partial rotary embedding (run "
             "it with --device cpu)");
+  ModelConfig longrope = config("phi-4");
+  longrope.rope_scaling.type = RopeScaling::Type::kLongRope;
+  longrope.rope_scaling.short_factor.assign(64, 1.0);
+  longrope.rope_scaling.long_factor.assign(64, 4.0);
+  EXPECT_EQ(refused(longrope),
+            "the CUDA backend cannot run Phi3ForCausalLM: it has no LongRoPE (run it with "
+            "--device cpu)");
   EXPECT_EQ(refused(config("gemma-2-2b")),
             "the CUDA backend cannot run Gemma2ForCausalLM: it has no (1 + w) RMSNorm weights "
             "(Gemma) (run it with --device cpu)");
