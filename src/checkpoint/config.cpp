@@ -21,7 +21,7 @@ struct ArchInfo {
   ModelFamily family;
 };
 
-constexpr std::array<ArchInfo, 7> kArchitectures = {{
+constexpr std::array<ArchInfo, 8> kArchitectures = {{
     {"LlamaForCausalLM", "llama", ModelFamily::kLlama},
     {"MistralForCausalLM", "mistral", ModelFamily::kMistral},
     {"Qwen2ForCausalLM", "qwen2", ModelFamily::kQwen2},
@@ -29,6 +29,7 @@ constexpr std::array<ArchInfo, 7> kArchitectures = {{
     {"Phi3ForCausalLM", "phi3", ModelFamily::kPhi3},
     {"Gemma2ForCausalLM", "gemma2", ModelFamily::kGemma2},
     {"Gemma3ForCausalLM", "gemma3_text", ModelFamily::kGemma3},
+    {"Gemma3ForConditionalGeneration", "gemma3", ModelFamily::kGemma3},  // its text model
 }};
 
 bool is_gemma(ModelFamily f) { return f == ModelFamily::kGemma2 || f == ModelFamily::kGemma3; }
@@ -300,6 +301,43 @@ Status parse_gemma(const bj::object& o, ModelConfig* c) {
   return ok_status();
 }
 
+Result<ModelConfig> parse_config_object(const bj::object& o);
+
+// Gemma3ForConditionalGeneration (Gemma 3 4B/12B/27B): the text model's config is text_config,
+// which the published files write sparsely — transformers' Gemma3TextConfig defaults fill in
+// the rest; bos/eos ids and the dtype may sit at the top level.
+Result<ModelConfig> parse_gemma3_multimodal(const bj::object& o) {
+  auto it = o.find("text_config");
+  if (it == o.end() || !it->value().is_object()) {
+    return invalid_argument(
+        "field 'text_config' must be an object (Gemma3ForConditionalGeneration)");
+  }
+  bj::object text = {{"vocab_size", 262208},
+                     {"hidden_size", 2304},
+                     {"intermediate_size", 9216},
+                     {"num_hidden_layers", 26},
+                     {"num_attention_heads", 8},
+                     {"num_key_value_heads", 4},
+                     {"head_dim", 256},
+                     {"max_position_embeddings", 131072},
+                     {"rms_norm_eps", 1e-6},
+                     {"rope_theta", 1000000.0},
+                     {"rope_local_base_freq", 10000.0},
+                     {"sliding_window", 4096},
+                     {"sliding_window_pattern", 6},
+                     {"query_pre_attn_scalar", 256}};
+  for (const auto& kv : it->value().get_object()) text[kv.key()] = kv.value();
+  for (std::string_view key :
+       {"bos_token_id", "eos_token_id", "torch_dtype", "dtype", "tie_word_embeddings"}) {
+    if (!text.contains(key) && o.contains(key)) text[key] = o.at(key);
+  }
+  text["architectures"] = bj::array{"Gemma3ForCausalLM"};
+  KITE_ASSIGN_OR_RETURN(ModelConfig c, parse_config_object(text));
+  c.architecture = "Gemma3ForConditionalGeneration";
+  c.tensor_prefix = "language_model.model.";
+  return c;
+}
+
 Result<ModelConfig> parse_config_object(const bj::object& o) {
   ModelConfig c;
   // Architecture: "architectures"[0], else "model_type".
@@ -323,6 +361,7 @@ Result<ModelConfig> parse_config_object(const bj::object& o) {
     return unimplemented(fmt::format("architecture '{}' is not supported (supported: {})",
                                      arch.empty() ? *model_type : arch, supported_architectures()));
   }
+  if (info->architecture == "Gemma3ForConditionalGeneration") return parse_gemma3_multimodal(o);
   c.architecture = std::string(info->architecture);
   c.family = info->family;
 

@@ -51,6 +51,9 @@ Result<ModelGraph> build_gemma_graph(const ModelConfig& c) {
   if (c.hidden_act != Activation::kGeluTanh) {
     return invalid_argument("Gemma's MLP is GeGLU (gelu_pytorch_tanh)");
   }
+  if (!c.tensor_prefix.ends_with("model.")) {
+    return invalid_argument("tensor prefix '" + c.tensor_prefix + "' does not end in 'model.'");
+  }
   if (static_cast<int64_t>(c.sliding_layers.size()) != c.num_hidden_layers) {
     return invalid_argument("Gemma needs a sliding/global flag per layer");
   }
@@ -60,7 +63,11 @@ Result<ModelGraph> build_gemma_graph(const ModelConfig& c) {
     return b.vector(tensor, "", n, /*optional=*/false, kPlusOne);
   };
 
-  const WeightId embed = b.embedding("model.embed_tokens.weight", "", V, H);
+  // "model." or, for a multimodal checkpoint's text model, "language_model.model."; the LM head
+  // sits next to the "model." part.
+  const std::string& m = c.tensor_prefix;
+  const std::string top = m.substr(0, m.size() - std::string_view("model.").size());
+  const WeightId embed = b.embedding(m + "embed_tokens.weight", "", V, H);
   const ValueId residual = b.value("residual", H);
   const ValueId hidden = b.value("hidden", H);
   const ValueId qkv = b.value("qkv", q + 2 * kv);
@@ -79,7 +86,7 @@ Result<ModelGraph> build_gemma_graph(const ModelConfig& c) {
   std::vector<Layer> layers(static_cast<size_t>(c.num_hidden_layers));
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     Layer& L = layers[static_cast<size_t>(l)];
-    const std::string p = fmt::format("model.layers.{}.", l);
+    const std::string p = fmt::format("{}layers.{}.", m, l);
     L.input_norm = norm(p + "input_layernorm.weight", H);
     KITE_ASSIGN_OR_RETURN(L.qkv, b.linear(p + "self_attn.qkv_proj",
                                           {{p + "self_attn.q_proj", q, "", 0},
@@ -103,8 +110,8 @@ Result<ModelGraph> build_gemma_graph(const ModelConfig& c) {
                                            I, ShardDim::kRow));
     L.post_ff_norm = norm(p + "post_feedforward_layernorm.weight", H);
   }
-  const WeightId final_norm = norm("model.norm.weight", H);
-  KITE_ASSIGN_OR_RETURN(WeightId lm_head, b.lm_head("lm_head.weight", "", embed));
+  const WeightId final_norm = norm(m + "norm.weight", H);
+  KITE_ASSIGN_OR_RETURN(WeightId lm_head, b.lm_head(top + "lm_head.weight", "", embed));
 
   // Global layers: rope_theta with rope_scaling; Gemma 3's sliding layers: their own base.
   const int global_rope = b.rope(RopeDecl{c.rope_theta, c.rope_scaling, c.rotary_dim()});

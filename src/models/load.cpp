@@ -65,6 +65,27 @@ Status rename_gguf_tensors(const ModelGraph& g, const ModelConfig& c, WeightStor
   return ok_status();
 }
 
+// A multimodal checkpoint's text model: transformers >= 4.52 saves
+// Gemma3ForConditionalGeneration's "language_model.model.X" as "model.language_model.X" (and
+// its "language_model.lm_head" as "lm_head"); either layout serves the declared names.
+void alias_text_model_names(const ModelGraph& g, WeightStore* store) {
+  constexpr std::string_view kOld = "language_model.model.";
+  constexpr std::string_view kOldHead = "language_model.lm_head.";
+  for (const TensorDecl* t : g.tensors()) {
+    if (store->find(t->name) != nullptr) continue;
+    const std::string_view name = t->name;
+    std::string other;
+    if (name.starts_with(kOld)) {
+      other = "model.language_model." + std::string(name.substr(kOld.size()));
+    } else if (name.starts_with(kOldHead)) {
+      other = "lm_head." + std::string(name.substr(kOldHead.size()));
+    } else {
+      continue;
+    }
+    if (const TensorView* v = store->find(other); v != nullptr) store->put(t->name, *v);
+  }
+}
+
 }  // namespace
 
 std::vector<TensorSpec> expected_tensors(const ModelConfig& config) {
@@ -106,6 +127,8 @@ Result<std::unique_ptr<WeightStore>> load_model(const std::string& path,
   } else if (store->format() == ModelFormat::kGguf) {
     Status s = rename_gguf_tensors(*graph, store->config(), store.get());
     if (!s.ok()) return s.with_context(path);
+  } else if (store->config().tensor_prefix != "model.") {
+    alias_text_model_names(*graph, store.get());
   }
   Status s = validate_weights(store.get());
   if (!s.ok()) return s.with_context(path);
@@ -128,7 +151,13 @@ Result<std::unique_ptr<WeightStore>> load_model(const std::string& path,
 int64_t count_vision_tensors(const WeightStore& store) {
   int64_t n = 0;
   for (const std::string& name : store.names()) {
-    if (name.starts_with("vision_tower.") || name.starts_with("multi_modal_projector.")) ++n;
+    for (std::string_view prefix : {"vision_tower.", "multi_modal_projector.",
+                                    "model.vision_tower.", "model.multi_modal_projector."}) {
+      if (name.starts_with(prefix)) {
+        ++n;
+        break;
+      }
+    }
   }
   return n;
 }

@@ -38,9 +38,9 @@ std::vector<TensorSpec> expected_tensors(const ModelConfig& config);
 // them is stored, and reports a needed tensor stored in a dtype kite cannot read as such.
 Status validate_weights(WeightStore* store);
 
-// Tensors of a multimodal checkpoint's vision tower and projector ("vision_tower.*",
-// "multi_modal_projector.*": Gemma 3's), which kite does not run; load_model loads the text
-// model and logs how many it left aside.
+// Tensors of a multimodal checkpoint's vision tower and projector ("[model.]vision_tower.*",
+// "[model.]multi_modal_projector.*": Gemma 3's), which kite does not run; load_model loads the
+// text model and logs how many it left aside.
 int64_t count_vision_tensors(const WeightStore& store);
 
 // The Hugging Face name the Llama-like definition gives a GGUF tensor (blk.3.attn_q.weight ->

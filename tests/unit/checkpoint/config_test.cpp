@@ -203,6 +203,40 @@ TEST(ConfigTest, Gemma3PatternLayerTypesAndTwoRopeBases) {
             "(gelu_pytorch_tanh is)");
 }
 
+TEST(ConfigTest, Gemma3MultimodalReadsItsSparseTextConfig) {
+  // google/gemma-3-4b-it's config.json, vision_config shortened.
+  auto c = parse_hf_config(R"({
+    "architectures": ["Gemma3ForConditionalGeneration"], "boi_token_index": 255999,
+    "eoi_token_index": 256000, "eos_token_id": [1, 106], "image_token_index": 262144,
+    "initializer_range": 0.02, "mm_tokens_per_image": 256, "model_type": "gemma3",
+    "text_config": {"hidden_size": 2560, "intermediate_size": 10240,
+                    "model_type": "gemma3_text", "num_hidden_layers": 34,
+                    "rope_scaling": {"factor": 8.0, "rope_type": "linear"},
+                    "sliding_window": 1024},
+    "torch_dtype": "bfloat16", "transformers_version": "4.50.0.dev0",
+    "vision_config": {"hidden_size": 1152, "model_type": "siglip_vision_model"}})");
+  ASSERT_TRUE(c.ok()) << c.status().to_string();
+  EXPECT_EQ(c->architecture, "Gemma3ForConditionalGeneration");
+  EXPECT_EQ(c->family, ModelFamily::kGemma3);
+  EXPECT_EQ(c->tensor_prefix, "language_model.model.");
+  EXPECT_EQ(c->vocab_size, 262208);  // Gemma3TextConfig defaults
+  EXPECT_EQ(c->num_attention_heads, 8);
+  EXPECT_EQ(c->num_key_value_heads, 4);
+  EXPECT_EQ(c->head_dim, 256);
+  EXPECT_EQ(c->hidden_size, 2560);
+  EXPECT_EQ(c->num_hidden_layers, 34);
+  EXPECT_EQ(c->sliding_window, 1024);
+  EXPECT_EQ(c->rope_scaling.type, RopeScaling::Type::kLinear);
+  EXPECT_EQ(c->rope_local_base_freq, 10000);
+  EXPECT_EQ(c->eos_token_ids, (std::vector<int32_t>{1, 106}));
+  EXPECT_EQ(c->torch_dtype, DType::kBF16);
+  EXPECT_TRUE(c->tie_word_embeddings);
+  EXPECT_EQ(parse_hf_config(R"({"architectures": ["Gemma3ForConditionalGeneration"]})")
+                .status()
+                .message(),
+            "config.json: field 'text_config' must be an object (Gemma3ForConditionalGeneration)");
+}
+
 TEST(ConfigTest, Phi3LongRope) {
   auto o =
       boost::json::parse(read_file(kConfigs + "phi-3-mini-4k/config.json").value()).as_object();
@@ -251,11 +285,13 @@ TEST(ConfigErrorTest, UnknownArchitectureNamesTheSupportedOnes) {
                StatusCode::kUnimplemented,
                "config.json: architecture 'GPT2LMHeadModel' is not supported (supported: "
                "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, "
-               "Phi3ForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM)");
+               "Phi3ForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM, "
+               "Gemma3ForConditionalGeneration)");
   expect_error(R"({"model_type": "gemma"})", StatusCode::kUnimplemented,
                "config.json: architecture 'gemma' is not supported (supported: "
                "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, "
-               "Phi3ForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM)");
+               "Phi3ForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM, "
+               "Gemma3ForConditionalGeneration)");
   expect_error("{}", StatusCode::kInvalidArgument, "config.json: missing field 'architectures'");
   expect_error(R"({"architectures": []})", StatusCode::kInvalidArgument,
                "config.json: field 'architectures' must be a non-empty list of strings");
