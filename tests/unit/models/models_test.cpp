@@ -456,7 +456,8 @@ TEST(CudaGraphSupportTest, RefusesWhatItsKernelsLack) {
 // Fused and plain op lists agree bit for bit on Phi-3 (fused checkpoint tensors, partial rotary,
 // a window) and Gemma 2/3 (post-norms, soft-caps, per-layer windows and RoPEs).
 TEST(FusionTest, FusedListEqualsPlainOnPhi3AndGemma) {
-  for (const std::string name : {"phi-3-mini-4k", "gemma-2-2b", "gemma-3-1b"}) {
+  for (const std::string variant : {"phi-3-mini-4k", "longrope", "gemma-2-2b", "gemma-3-1b"}) {
+    const std::string name = variant == "longrope" ? "phi-3-mini-4k" : variant;
     TempDir tmp;
     auto o = boost::json::parse(config_text(name)).as_object();
     o["num_hidden_layers"] = 3;
@@ -473,12 +474,19 @@ TEST(FusionTest, FusedListEqualsPlainOnPhi3AndGemma) {
     o["eos_token_id"] = 2;
     o["torch_dtype"] = "float32";
     if (name == "phi-3-mini-4k") o["partial_rotary_factor"] = 0.5;
+    if (variant == "longrope") {  // the 7-token first chunk stays short, the rest goes long
+      o["original_max_position_embeddings"] = 8;
+      o["max_position_embeddings"] = 64;
+      o["rope_scaling"] = boost::json::parse(
+          R"({"type": "longrope", "short_factor": [1.0, 1.1, 1.2, 1.3],
+              "long_factor": [1.0, 2.0, 4.0, 8.0]})");
+    }
     testing::write_text(tmp / "config.json", boost::json::serialize(o));
     LoadOptions opts;
     opts.load_format = "dummy";
     auto m = load_model(tmp.path(), opts);
     ASSERT_TRUE(m.ok()) << m.status().to_string();
-    SCOPED_TRACE(name);
+    SCOPED_TRACE(variant);
     expect_fused_equals_plain(std::shared_ptr<const WeightStore>(std::move(*m)));
   }
 }
