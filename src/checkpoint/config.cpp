@@ -113,9 +113,9 @@ Result<std::vector<double>> double_list(const bj::object& o, std::string_view ke
 }
 
 // LongRoPE as transformers' _compute_longrope_parameters reads it: the factor lists from the
-// rope object; original_max_position_embeddings from the config (Phi-3 keeps it at the top
-// level, and then the attention factor's scale is max_position_embeddings / original), else
-// max_position_embeddings and the rope object's factor.
+// rope object; original_max_position_embeddings from it or the config's top level (where
+// Phi-3 keeps it; else max_position_embeddings); the attention factor's scale is the rope
+// object's factor, else max_position_embeddings / original.
 Status parse_longrope(const bj::object& o, const bj::object& rope, std::string_view field,
                       ModelConfig* c) {
   auto with_field = [&](Status s) { return s.with_context(std::string(field)); };
@@ -130,21 +130,21 @@ Status parse_longrope(const bj::object& o, const bj::object& rope, std::string_v
   }
   KITE_ASSIGN_OR_RETURN(std::optional<int64_t> max_pos,
                         json::get_int(o, "max_position_embeddings"));
-  KITE_ASSIGN_OR_RETURN(std::optional<int64_t> orig,
-                        json::get_int(o, "original_max_position_embeddings"));
+  // transformers 5 keeps original_max_position_embeddings in rope_parameters.
+  auto orig = json::get_int(rope, "original_max_position_embeddings");
+  if (!orig.ok()) return with_field(orig.status());
+  if (!*orig) {
+    KITE_ASSIGN_OR_RETURN(orig, json::get_int(o, "original_max_position_embeddings"));
+  }
+  rs.original_max_position_embeddings = orig->value_or(max_pos.value_or(2048));
+  if (rs.original_max_position_embeddings <= 0) {
+    return invalid_argument(fmt::format("original_max_position_embeddings must be positive, got {}",
+                                        rs.original_max_position_embeddings));
+  }
   auto factor = json::get_double(rope, "factor");
   if (!factor.ok()) return with_field(factor.status());
-  double scale = factor->value_or(1.0);
-  if (orig) {
-    if (*orig <= 0) {
-      return invalid_argument(
-          fmt::format("original_max_position_embeddings must be positive, got {}", *orig));
-    }
-    rs.original_max_position_embeddings = *orig;
-    scale = static_cast<double>(max_pos.value_or(2048)) / static_cast<double>(*orig);
-  } else {
-    rs.original_max_position_embeddings = max_pos.value_or(2048);
-  }
+  const double scale = factor->value_or(static_cast<double>(max_pos.value_or(2048)) /
+                                        static_cast<double>(rs.original_max_position_embeddings));
   rs.factor = scale;
   auto attention = json::get_double(rope, "attention_factor");
   if (!attention.ok()) return with_field(attention.status());
@@ -421,6 +421,11 @@ Result<ModelConfig> parse_config_object(const bj::object& o) {
   if (c.family == ModelFamily::kPhi3) {
     KITE_ASSIGN_OR_RETURN(std::optional<double> partial,
                           json::get_double(o, "partial_rotary_factor"));
+    // transformers 5 writes it into rope_parameters.
+    if (auto rp = o.find("rope_parameters"); !partial && rp != o.end() && rp->value().is_object()) {
+      KITE_ASSIGN_OR_RETURN(partial,
+                            json::get_double(rp->value().get_object(), "partial_rotary_factor"));
+    }
     c.partial_rotary_factor = partial.value_or(1.0);
   }
   if (is_gemma(c.family)) KITE_RETURN_IF_ERROR(parse_gemma(o, &c));

@@ -35,7 +35,8 @@ struct RopeScaling {
   // inv_freq[i] = theta^(-2i/d) / short_factor[i] for sequences within
   // original_max_position_embeddings, / long_factor[i] beyond ([rotary_dim / 2] each); cos and
   // sin are multiplied by attention_factor (config's, else transformers' default
-  // sqrt(1 + ln(s) / ln(original)) with s = max_position_embeddings / original, 1 if s <= 1).
+  // sqrt(1 + ln(s) / ln(original)) with s = the rope factor, else max_position_embeddings /
+  // original; 1 if s <= 1).
   std::vector<double> short_factor, long_factor;
   double attention_factor = 1.0;
 };

@@ -260,6 +260,27 @@ TEST(ConfigTest, Phi3LongRope) {
   o["rope_scaling"].as_object()["attention_factor"] = 1.5;
   EXPECT_EQ(parse_hf_config(boost::json::serialize(o))->rope_scaling.attention_factor, 1.5);
 
+  // transformers 5's form (Phi3Config().to_dict()): original context and partial rotary inside
+  // rope_parameters; a rope factor, when given, is the attention factor's scale.
+  auto t5 = o;
+  t5.erase("rope_scaling");
+  t5.erase("original_max_position_embeddings");
+  t5.erase("rope_theta");
+  boost::json::array short36(36, 1.0), long36(36, 2.0);
+  t5["rope_parameters"] = boost::json::object{
+      {"rope_type", "longrope"},       {"short_factor", short36},
+      {"long_factor", long36},         {"rope_theta", 10000.0},
+      {"partial_rotary_factor", 0.75}, {"original_max_position_embeddings", 4096}};
+  auto c5 = parse_hf_config(boost::json::serialize(t5));
+  ASSERT_TRUE(c5.ok()) << c5.status().to_string();
+  EXPECT_EQ(c5->rotary_dim(), 72);
+  EXPECT_EQ(c5->rope_scaling.original_max_position_embeddings, 4096);
+  EXPECT_NEAR(c5->rope_scaling.attention_factor, std::sqrt(1 + std::log(32.0) / std::log(4096.0)),
+              1e-12);
+  t5["rope_parameters"].as_object()["factor"] = 4.0;
+  EXPECT_NEAR(parse_hf_config(boost::json::serialize(t5))->rope_scaling.attention_factor,
+              std::sqrt(1 + std::log(4.0) / std::log(4096.0)), 1e-12);
+
   o["rope_scaling"].as_object()["long_factor"] = boost::json::array{1.0, 2.0};
   auto bad = parse_hf_config(boost::json::serialize(o));
   EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
