@@ -334,7 +334,6 @@ Result<ModelConfig> parse_gemma3_multimodal(const bj::object& o) {
   text["architectures"] = bj::array{"Gemma3ForCausalLM"};
   KITE_ASSIGN_OR_RETURN(ModelConfig c, parse_config_object(text));
   c.architecture = "Gemma3ForConditionalGeneration";
-  c.tensor_prefix = "language_model.model.";
   return c;
 }
 

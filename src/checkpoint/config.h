@@ -87,7 +87,9 @@ struct QuantizationConfig {
 Result<QuantizationConfig> parse_quantization_config(std::string_view json_object_text);
 
 struct ModelConfig {
-  std::string architecture;  // "LlamaForCausalLM", "Qwen2ForCausalLM", ...
+  // "LlamaForCausalLM", "Qwen2ForCausalLM", ...; "Gemma3ForConditionalGeneration" for the text
+  // model of a multimodal Gemma 3 checkpoint (its definition declares the tensors it stores).
+  std::string architecture;
   ModelFamily family = ModelFamily::kLlama;
   int64_t vocab_size = 0;
   int64_t hidden_size = 0;
@@ -123,10 +125,6 @@ struct ModelConfig {
   std::optional<int32_t> bos_token_id;
   std::vector<int32_t> eos_token_ids;
   DType torch_dtype = DType::kF32;  // dtype the checkpoint declares
-  // Where the decoder's tensors live: "model." (model.layers.0..., lm_head at the top), or
-  // "language_model.model." for a multimodal checkpoint's text model
-  // (Gemma3ForConditionalGeneration; lm_head then under "language_model.").
-  std::string tensor_prefix = "model.";
   QuantizationConfig quantization;  // none unless config.json has a quantization_config
 
   int64_t q_size() const { return num_attention_heads * head_dim; }

@@ -51,9 +51,6 @@ Result<ModelGraph> build_gemma_graph(const ModelConfig& c) {
   if (c.hidden_act != Activation::kGeluTanh) {
     return invalid_argument("Gemma's MLP is GeGLU (gelu_pytorch_tanh)");
   }
-  if (!c.tensor_prefix.ends_with("model.")) {
-    return invalid_argument("tensor prefix '" + c.tensor_prefix + "' does not end in 'model.'");
-  }
   if (static_cast<int64_t>(c.sliding_layers.size()) != c.num_hidden_layers) {
     return invalid_argument("Gemma needs a sliding/global flag per layer");
   }
@@ -63,10 +60,11 @@ Result<ModelGraph> build_gemma_graph(const ModelConfig& c) {
     return b.vector(tensor, "", n, /*optional=*/false, kPlusOne);
   };
 
-  // "model." or, for a multimodal checkpoint's text model, "language_model.model."; the LM head
-  // sits next to the "model." part.
-  const std::string& m = c.tensor_prefix;
-  const std::string top = m.substr(0, m.size() - std::string_view("model.").size());
+  // A multimodal Gemma 3 checkpoint stores its text model under "language_model." (the LM
+  // head, when untied, as language_model.lm_head).
+  const std::string top =
+      c.architecture == "Gemma3ForConditionalGeneration" ? "language_model." : "";
+  const std::string m = top + "model.";
   const WeightId embed = b.embedding(m + "embed_tokens.weight", "", V, H);
   const ValueId residual = b.value("residual", H);
   const ValueId hidden = b.value("hidden", H);

@@ -127,7 +127,7 @@ Result<std::unique_ptr<WeightStore>> load_model(const std::string& path,
   } else if (store->format() == ModelFormat::kGguf) {
     Status s = rename_gguf_tensors(*graph, store->config(), store.get());
     if (!s.ok()) return s.with_context(path);
-  } else if (store->config().tensor_prefix != "model.") {
+  } else {
     alias_text_model_names(*graph, store.get());
   }
   Status s = validate_weights(store.get());

@@ -1,7 +1,9 @@
 // load_model: a checkpoint read from disk (checkpoint/weights.h) and checked against its
 // family's definition — the one place where files meet the declared tensor names.
 //
-//   safetensors  tensors keep their stored (Hugging Face) names
+//   safetensors  tensors keep their stored (Hugging Face) names; a multimodal Gemma 3's text
+//                model saved as model.language_model.* also answers to the declared
+//                language_model.model.* names
 //   GGUF         each declared tensor is taken from its llama.cpp name (TensorDecl::gguf_name),
 //                llama-arch Q/K rows un-permuted to the rotate-half layout
 //   dummy        the declared tensors are created (random, in the config's dtype)

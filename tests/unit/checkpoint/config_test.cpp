@@ -218,7 +218,6 @@ TEST(ConfigTest, Gemma3MultimodalReadsItsSparseTextConfig) {
   ASSERT_TRUE(c.ok()) << c.status().to_string();
   EXPECT_EQ(c->architecture, "Gemma3ForConditionalGeneration");
   EXPECT_EQ(c->family, ModelFamily::kGemma3);
-  EXPECT_EQ(c->tensor_prefix, "language_model.model.");
   EXPECT_EQ(c->vocab_size, 262208);  // Gemma3TextConfig defaults
   EXPECT_EQ(c->num_attention_heads, 8);
   EXPECT_EQ(c->num_key_value_heads, 4);
