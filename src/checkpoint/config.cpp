@@ -326,7 +326,13 @@ Result<ModelConfig> parse_gemma3_multimodal(const bj::object& o) {
                      {"sliding_window", 4096},
                      {"sliding_window_pattern", 6},
                      {"query_pre_attn_scalar", 256}};
-  for (const auto& kv : it->value().get_object()) text[kv.key()] = kv.value();
+  const bj::object& given = it->value().get_object();
+  // transformers 5 writes the RoPE bases into rope_parameters: no defaults shadow them there.
+  if (given.contains("rope_parameters")) {
+    text.erase("rope_theta");
+    text.erase("rope_local_base_freq");
+  }
+  for (const auto& kv : given) text[kv.key()] = kv.value();
   for (std::string_view key :
        {"bos_token_id", "eos_token_id", "torch_dtype", "dtype", "tie_word_embeddings"}) {
     if (!text.contains(key) && o.contains(key)) text[key] = o.at(key);

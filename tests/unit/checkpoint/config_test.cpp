@@ -230,6 +230,14 @@ TEST(ConfigTest, Gemma3MultimodalReadsItsSparseTextConfig) {
   EXPECT_EQ(c->eos_token_ids, (std::vector<int32_t>{1, 106}));
   EXPECT_EQ(c->torch_dtype, DType::kBF16);
   EXPECT_TRUE(c->tie_word_embeddings);
+  // transformers 5's form: the RoPE bases in rope_parameters, not shadowed by the defaults.
+  auto t5 = parse_hf_config(R"({"architectures": ["Gemma3ForConditionalGeneration"],
+    "text_config": {"num_hidden_layers": 2, "rope_parameters": {
+      "full_attention": {"rope_type": "default", "rope_theta": 500000.0},
+      "sliding_attention": {"rope_type": "default", "rope_theta": 20000.0}}}})");
+  ASSERT_TRUE(t5.ok()) << t5.status().to_string();
+  EXPECT_EQ(t5->rope_theta, 500000.0);
+  EXPECT_EQ(t5->rope_local_base_freq, 20000.0);
   EXPECT_EQ(parse_hf_config(R"({"architectures": ["Gemma3ForConditionalGeneration"]})")
                 .status()
                 .message(),
