@@ -4,6 +4,7 @@
 // be bit-identical), quantization_config parsing and the typed binding of FP8 checkpoints.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <cstring>
 #include <set>
@@ -652,6 +653,67 @@ TEST(FamilyCheckpointTest, Gemma3MultimodalCheckpointsRunTheirTextModel) {
   ASSERT_FALSE(logits[0].empty());
   EXPECT_EQ(logits[0], logits[1]);
   EXPECT_EQ(logits[0], logits[2]);
+}
+
+// LongRoPE's choice of factors is per sequence: a sequence within the original context keeps
+// its short factors when it shares a step with one that has passed it (transformers decides per
+// forward call, which is one sequence there), so batching never changes a sequence's logits.
+TEST(FamilyCheckpointTest, LongRopeFactorsArePerSequenceNotPerBatch) {
+  TempDir tmp;
+  auto o = boost::json::parse(small_config("phi-3-mini-4k")).as_object();
+  o["vocab_size"] = 512;
+  o["torch_dtype"] = "float32";
+  o["original_max_position_embeddings"] = 8;
+  o["max_position_embeddings"] = 64;
+  o["rope_scaling"] = boost::json::parse(
+      R"({"type": "longrope", "short_factor": [1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6, 1.7],
+          "long_factor": [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0]})");
+  testing::write_text(tmp / "config.json", boost::json::serialize(o));
+  LoadOptions dummy;
+  dummy.load_format = "dummy";
+  auto m = load_model(tmp.path(), dummy);
+  ASSERT_TRUE(m.ok()) << m.status().to_string();
+  const std::shared_ptr<const WeightStore> w = std::move(*m);
+  const std::vector<int32_t> short_seq = {1, 17, 99, 5};                              // short
+  const std::vector<int32_t> long_seq = {1, 17, 99, 5, 42, 7, 300, 12, 8, 64, 3, 9};  // long
+  const int64_t vocab = 512;
+  // A sequence's prompt in blocks of 16 starting at `block`, as one batch entry.
+  auto add = [](ForwardBatch* b, const std::vector<int32_t>& tokens, int32_t block) {
+    if (b->query_start_loc.empty()) b->query_start_loc.push_back(0);
+    if (b->block_table_indptr.empty()) b->block_table_indptr.push_back(0);
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      b->token_ids.push_back(tokens[i]);
+      b->positions.push_back(static_cast<int32_t>(i));
+      b->slot_mapping.push_back(block * 16 + static_cast<int32_t>(i));
+      b->logits_indices.push_back(static_cast<int32_t>(b->token_ids.size() - 1));
+    }
+    b->query_start_loc.push_back(static_cast<int32_t>(b->token_ids.size()));
+    b->seq_lens.push_back(static_cast<int32_t>(tokens.size()));
+    b->block_table.push_back(block);
+    b->block_table_indptr.push_back(static_cast<int32_t>(b->block_table.size()));
+    b->max_query_len = std::max<int32_t>(b->max_query_len, static_cast<int32_t>(tokens.size()));
+  };
+  auto run = [&](const std::vector<const std::vector<int32_t>*>& seqs) {
+    auto r = CpuModelRunner::create(w, {.num_threads = 2});
+    EXPECT_TRUE(r.ok()) << r.status().to_string();
+    EXPECT_TRUE((*r)->allocate_kv_cache(8, KvCacheConfig{}).ok());
+    ForwardBatch b;
+    for (size_t i = 0; i < seqs.size(); ++i) add(&b, *seqs[i], static_cast<int32_t>(i + 1));
+    TensorView logits;
+    EXPECT_TRUE((*r)->forward(b, &logits).ok());
+    return std::vector<float>(logits.as<float>(), logits.as<float>() + logits.numel());
+  };
+  const std::vector<float> alone_short = run({&short_seq});
+  const std::vector<float> alone_long = run({&long_seq});
+  const std::vector<float> both = run({&short_seq, &long_seq});
+  ASSERT_EQ(both.size(), alone_short.size() + alone_long.size());
+  EXPECT_TRUE(std::equal(alone_short.begin(), alone_short.end(), both.begin()));
+  EXPECT_TRUE(std::equal(alone_long.begin(), alone_long.end(),
+                         both.begin() + static_cast<int64_t>(alone_short.size())));
+  // And the factors do matter: the long sequence's first 4 positions differ from the short
+  // sequence's (same tokens), because its step passed the original context.
+  EXPECT_FALSE(std::equal(alone_short.begin(), alone_short.end(), alone_long.begin()));
+  EXPECT_EQ(alone_long.size(), long_seq.size() * static_cast<size_t>(vocab));
 }
 
 }  // namespace
