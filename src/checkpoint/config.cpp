@@ -21,12 +21,18 @@ struct ArchInfo {
   ModelFamily family;
 };
 
-constexpr std::array<ArchInfo, 4> kArchitectures = {{
+constexpr std::array<ArchInfo, 8> kArchitectures = {{
     {"LlamaForCausalLM", "llama", ModelFamily::kLlama},
     {"MistralForCausalLM", "mistral", ModelFamily::kMistral},
     {"Qwen2ForCausalLM", "qwen2", ModelFamily::kQwen2},
     {"Qwen3ForCausalLM", "qwen3", ModelFamily::kQwen3},
+    {"Phi3ForCausalLM", "phi3", ModelFamily::kPhi3},
+    {"Gemma2ForCausalLM", "gemma2", ModelFamily::kGemma2},
+    {"Gemma3ForCausalLM", "gemma3_text", ModelFamily::kGemma3},
+    {"Gemma3ForConditionalGeneration", "gemma3", ModelFamily::kGemma3},  // its text model
 }};
+
+bool is_gemma(ModelFamily f) { return f == ModelFamily::kGemma2 || f == ModelFamily::kGemma3; }
 
 // Sizes above this are not a real model; rejecting them keeps products far from overflow.
 constexpr int64_t kMaxDim = int64_t{1} << 24;
@@ -91,6 +97,68 @@ Result<DType> parse_torch_dtype(const bj::object& o) {
       fmt::format("torch_dtype '{}' is not supported (float32, float16, bfloat16 are)", *s));
 }
 
+Result<std::vector<double>> double_list(const bj::object& o, std::string_view key) {
+  auto it = o.find(key);
+  if (it == o.end() || !it->value().is_array()) {
+    return invalid_argument(fmt::format("field '{}' must be a list of numbers", key));
+  }
+  std::vector<double> out;
+  for (const bj::value& v : it->value().get_array()) {
+    if (!v.is_number()) {
+      return invalid_argument(fmt::format("field '{}' must be a list of numbers", key));
+    }
+    out.push_back(v.to_number<double>());
+  }
+  return out;
+}
+
+// LongRoPE as transformers' _compute_longrope_parameters reads it: the factor lists from the
+// rope object; original_max_position_embeddings from it or the config's top level (where
+// Phi-3 keeps it; else max_position_embeddings); the attention factor's scale is the rope
+// object's factor, else max_position_embeddings / original.
+Status parse_longrope(const bj::object& o, const bj::object& rope, std::string_view field,
+                      ModelConfig* c) {
+  auto with_field = [&](Status s) { return s.with_context(std::string(field)); };
+  RopeScaling& rs = c->rope_scaling;
+  rs.type = RopeScaling::Type::kLongRope;
+  for (auto [key, dst] :
+       {std::pair<std::string_view, std::vector<double>*>{"short_factor", &rs.short_factor},
+        {"long_factor", &rs.long_factor}}) {
+    auto v = double_list(rope, key);
+    if (!v.ok()) return with_field(v.status());
+    *dst = std::move(*v);
+  }
+  KITE_ASSIGN_OR_RETURN(std::optional<int64_t> max_pos,
+                        json::get_int(o, "max_position_embeddings"));
+  // transformers 5 keeps original_max_position_embeddings in rope_parameters.
+  auto orig = json::get_int(rope, "original_max_position_embeddings");
+  if (!orig.ok()) return with_field(orig.status());
+  if (!*orig) {
+    KITE_ASSIGN_OR_RETURN(orig, json::get_int(o, "original_max_position_embeddings"));
+  }
+  rs.original_max_position_embeddings = orig->value_or(max_pos.value_or(2048));
+  if (rs.original_max_position_embeddings <= 0) {
+    return invalid_argument(fmt::format("original_max_position_embeddings must be positive, got {}",
+                                        rs.original_max_position_embeddings));
+  }
+  auto factor = json::get_double(rope, "factor");
+  if (!factor.ok()) return with_field(factor.status());
+  const double scale = factor->value_or(static_cast<double>(max_pos.value_or(2048)) /
+                                        static_cast<double>(rs.original_max_position_embeddings));
+  rs.factor = scale;
+  auto attention = json::get_double(rope, "attention_factor");
+  if (!attention.ok()) return with_field(attention.status());
+  if (*attention) {
+    rs.attention_factor = **attention;
+  } else {
+    rs.attention_factor =
+        scale <= 1.0 ? 1.0
+                     : std::sqrt(1.0 + std::log(scale) / std::log(static_cast<double>(
+                                                             rs.original_max_position_embeddings)));
+  }
+  return ok_status();
+}
+
 // rope_scaling (transformers < 5) or rope_parameters (transformers 5, which also holds
 // rope_theta).
 Status parse_rope(const bj::object& o, ModelConfig* c) {
@@ -106,6 +174,19 @@ Status parse_rope(const bj::object& o, ModelConfig* c) {
     rope = &it->value().get_object();
     field = key;
     break;
+  }
+  // transformers 5 writes Gemma 3's two RoPEs per layer type.
+  if (rope != nullptr && rope->contains("full_attention")) {
+    const bj::value& full = rope->at("full_attention");
+    if (auto it = rope->find("sliding_attention"); it != rope->end() && it->value().is_object()) {
+      KITE_ASSIGN_OR_RETURN(std::optional<double> local,
+                            json::get_double(it->value().get_object(), "rope_theta"));
+      if (local) c->rope_local_base_freq = *local;
+    }
+    if (!full.is_object()) {
+      return invalid_argument(fmt::format("field '{}.full_attention' must be an object", field));
+    }
+    rope = &full.get_object();
   }
   KITE_ASSIGN_OR_RETURN(std::optional<double> theta, json::get_double(o, "rope_theta"));
   if (rope != nullptr && !theta) {
@@ -127,9 +208,10 @@ Status parse_rope(const bj::object& o, ModelConfig* c) {
     rs.type = RopeScaling::Type::kNone;
     return ok_status();
   }
+  if (kind == "longrope" || kind == "su") return parse_longrope(o, *rope, field, c);
   if (kind != "linear" && kind != "llama3") {
-    return unimplemented(
-        fmt::format("{} type '{}' is not supported (default, linear and llama3 are)", field, kind));
+    return unimplemented(fmt::format(
+        "{} type '{}' is not supported (default, linear, llama3 and longrope are)", field, kind));
   }
   auto factor = json::get_double(*rope, "factor");
   if (!factor.ok()) return with_field(factor.status());
@@ -155,6 +237,112 @@ Status parse_rope(const bj::object& o, ModelConfig* c) {
   return ok_status();
 }
 
+// A float field whose absence means `absent` and whose null means 0 (none).
+Result<double> double_or(const bj::object& o, std::string_view key, double absent) {
+  if (!o.contains(key)) return absent;
+  KITE_ASSIGN_OR_RETURN(std::optional<double> v, json::get_double(o, key));
+  return v.value_or(0.0);
+}
+
+// Gemma 2/3's attention fields (defaults: transformers' Gemma2Config / Gemma3TextConfig).
+Status parse_gemma(const bj::object& o, ModelConfig* c) {
+  const bool gemma2 = c->family == ModelFamily::kGemma2;
+  KITE_ASSIGN_OR_RETURN(c->query_pre_attn_scalar, double_or(o, "query_pre_attn_scalar", 256));
+  KITE_ASSIGN_OR_RETURN(c->attn_logit_softcapping,
+                        double_or(o, "attn_logit_softcapping", gemma2 ? 50.0 : 0.0));
+  KITE_ASSIGN_OR_RETURN(c->final_logit_softcapping,
+                        double_or(o, "final_logit_softcapping", gemma2 ? 30.0 : 0.0));
+  for (auto [key, v] :
+       {std::pair<std::string_view, double>{"query_pre_attn_scalar", c->query_pre_attn_scalar},
+        {"attn_logit_softcapping", c->attn_logit_softcapping},
+        {"final_logit_softcapping", c->final_logit_softcapping}}) {
+    if (v < 0 || !std::isfinite(v)) {
+      return invalid_argument(fmt::format("{} must be positive, got {}", key, v));
+    }
+  }
+  if (c->query_pre_attn_scalar == 0) {
+    return invalid_argument("query_pre_attn_scalar must be positive, got 0");
+  }
+  if (!gemma2 && c->rope_local_base_freq == 0) {
+    KITE_ASSIGN_OR_RETURN(std::optional<double> local, json::get_double(o, "rope_local_base_freq"));
+    c->rope_local_base_freq = local.value_or(10000.0);
+  }
+  const int64_t n = c->num_hidden_layers;
+  if (n <= 0 || n > 4096) return ok_status();  // validate() reports it
+  c->sliding_layers.assign(static_cast<size_t>(n), false);
+  if (auto it = o.find("layer_types"); it != o.end() && !it->value().is_null()) {
+    if (!it->value().is_array() || static_cast<int64_t>(it->value().get_array().size()) != n) {
+      return invalid_argument(
+          fmt::format("field 'layer_types' must be a list of num_hidden_layers ({}) strings", n));
+    }
+    for (int64_t l = 0; l < n; ++l) {
+      const bj::value& t = it->value().get_array()[static_cast<size_t>(l)];
+      if (t == "sliding_attention") {
+        c->sliding_layers[static_cast<size_t>(l)] = true;
+      } else if (t != "full_attention") {
+        return invalid_argument(fmt::format(
+            "layer_types[{}] must be \"sliding_attention\" or \"full_attention\", got {}", l,
+            bj::serialize(t)));
+      }
+    }
+    return ok_status();
+  }
+  int64_t pattern = 2;  // Gemma 2: layers 0, 2, 4, ... slide
+  if (!gemma2) {
+    KITE_ASSIGN_OR_RETURN(std::optional<int64_t> p, json::get_int(o, "sliding_window_pattern"));
+    pattern = p.value_or(6);
+    if (pattern <= 0) {
+      return invalid_argument(
+          fmt::format("sliding_window_pattern must be positive, got {}", pattern));
+    }
+  }
+  for (int64_t l = 0; l < n; ++l)
+    c->sliding_layers[static_cast<size_t>(l)] = (l + 1) % pattern != 0;
+  return ok_status();
+}
+
+Result<ModelConfig> parse_config_object(const bj::object& o);
+
+// Gemma3ForConditionalGeneration (Gemma 3 4B/12B/27B): the text model's config is text_config,
+// which the published files write sparsely — transformers' Gemma3TextConfig defaults fill in
+// the rest; bos/eos ids and the dtype may sit at the top level.
+Result<ModelConfig> parse_gemma3_multimodal(const bj::object& o) {
+  auto it = o.find("text_config");
+  if (it == o.end() || !it->value().is_object()) {
+    return invalid_argument(
+        "field 'text_config' must be an object (Gemma3ForConditionalGeneration)");
+  }
+  bj::object text = {{"vocab_size", 262208},
+                     {"hidden_size", 2304},
+                     {"intermediate_size", 9216},
+                     {"num_hidden_layers", 26},
+                     {"num_attention_heads", 8},
+                     {"num_key_value_heads", 4},
+                     {"head_dim", 256},
+                     {"max_position_embeddings", 131072},
+                     {"rms_norm_eps", 1e-6},
+                     {"rope_theta", 1000000.0},
+                     {"rope_local_base_freq", 10000.0},
+                     {"sliding_window", 4096},
+                     {"sliding_window_pattern", 6},
+                     {"query_pre_attn_scalar", 256}};
+  const bj::object& given = it->value().get_object();
+  // transformers 5 writes the RoPE bases into rope_parameters: no defaults shadow them there.
+  if (given.contains("rope_parameters")) {
+    text.erase("rope_theta");
+    text.erase("rope_local_base_freq");
+  }
+  for (const auto& kv : given) text[kv.key()] = kv.value();
+  for (std::string_view key :
+       {"bos_token_id", "eos_token_id", "torch_dtype", "dtype", "tie_word_embeddings"}) {
+    if (!text.contains(key) && o.contains(key)) text[key] = o.at(key);
+  }
+  text["architectures"] = bj::array{"Gemma3ForCausalLM"};
+  KITE_ASSIGN_OR_RETURN(ModelConfig c, parse_config_object(text));
+  c.architecture = "Gemma3ForConditionalGeneration";
+  return c;
+}
+
 Result<ModelConfig> parse_config_object(const bj::object& o) {
   ModelConfig c;
   // Architecture: "architectures"[0], else "model_type".
@@ -178,6 +366,7 @@ Result<ModelConfig> parse_config_object(const bj::object& o) {
     return unimplemented(fmt::format("architecture '{}' is not supported (supported: {})",
                                      arch.empty() ? *model_type : arch, supported_architectures()));
   }
+  if (info->architecture == "Gemma3ForConditionalGeneration") return parse_gemma3_multimodal(o);
   c.architecture = std::string(info->architecture);
   c.family = info->family;
 
@@ -210,25 +399,52 @@ Result<ModelConfig> parse_config_object(const bj::object& o) {
   c.rms_norm_eps = eps.value_or(1e-6);
   KITE_RETURN_IF_ERROR(parse_rope(o, &c));
   KITE_ASSIGN_OR_RETURN(std::optional<bool> tie, json::get_bool(o, "tie_word_embeddings"));
-  c.tie_word_embeddings = tie.value_or(false);
+  c.tie_word_embeddings = tie.value_or(is_gemma(c.family));  // Gemma's configs default to tied
 
-  KITE_ASSIGN_OR_RETURN(std::optional<std::string> act, json::get_string(o, "hidden_act"));
-  if (act && *act != "silu") {
-    return unimplemented(fmt::format("hidden_act '{}' is not supported (silu is)", *act));
+  // Gemma writes hidden_activation (Gemma 2 also an older hidden_act, which it ignores).
+  KITE_ASSIGN_OR_RETURN(std::optional<std::string> act, json::get_string(o, "hidden_activation"));
+  std::string_view act_key = "hidden_activation";
+  if (!act) {
+    KITE_ASSIGN_OR_RETURN(act, json::get_string(o, "hidden_act"));
+    act_key = "hidden_act";
+  }
+  if (is_gemma(c.family)) {
+    if (act && *act != "gelu_pytorch_tanh") {
+      return unimplemented(fmt::format("{} '{}' is not supported for {} (gelu_pytorch_tanh is)",
+                                       act_key, *act, c.architecture));
+    }
+    c.hidden_act = Activation::kGeluTanh;
+  } else if (act && *act != "silu") {
+    return unimplemented(fmt::format("{} '{}' is not supported (silu is)", act_key, *act));
   }
   KITE_ASSIGN_OR_RETURN(std::optional<bool> mlp_bias, json::get_bool(o, "mlp_bias"));
   if (mlp_bias.value_or(false)) return unimplemented("mlp_bias true is not supported");
   KITE_ASSIGN_OR_RETURN(std::optional<bool> attn_bias, json::get_bool(o, "attention_bias"));
   // Qwen2 always has q/k/v biases (its config has no key for it); Llama/Qwen3 say so.
   c.attention_bias = c.family == ModelFamily::kQwen2 || attn_bias.value_or(false);
-  c.qk_norm = c.family == ModelFamily::kQwen3;
+  c.qk_norm = c.family == ModelFamily::kQwen3 || c.family == ModelFamily::kGemma3;
+  if (c.family == ModelFamily::kPhi3) {
+    KITE_ASSIGN_OR_RETURN(std::optional<double> partial,
+                          json::get_double(o, "partial_rotary_factor"));
+    // transformers 5 writes it into rope_parameters.
+    if (auto rp = o.find("rope_parameters"); !partial && rp != o.end() && rp->value().is_object()) {
+      KITE_ASSIGN_OR_RETURN(partial,
+                            json::get_double(rp->value().get_object(), "partial_rotary_factor"));
+    }
+    c.partial_rotary_factor = partial.value_or(1.0);
+  }
+  if (is_gemma(c.family)) KITE_RETURN_IF_ERROR(parse_gemma(o, &c));
 
   KITE_ASSIGN_OR_RETURN(std::optional<int64_t> window, json::get_int(o, "sliding_window"));
   KITE_ASSIGN_OR_RETURN(std::optional<bool> use_window, json::get_bool(o, "use_sliding_window"));
   // Qwen2/3 configs carry a sliding_window that only applies with use_sliding_window; there it
   // covers only the layers from max_window_layers on, which kite does not implement.
-  if (window && use_window.value_or(c.family == ModelFamily::kMistral)) {
-    if (c.family != ModelFamily::kMistral) {
+  // Mistral and Phi-3 apply a sliding_window to every layer; Gemma to its sliding layers.
+  const bool windowed =
+      c.family == ModelFamily::kMistral || c.family == ModelFamily::kPhi3 || is_gemma(c.family);
+  if (is_gemma(c.family) && !window) window = 4096;  // Gemma2Config / Gemma3TextConfig default
+  if (window && use_window.value_or(windowed)) {
+    if (!windowed) {
       return unimplemented(
           fmt::format("use_sliding_window true is not supported for {} (per-layer sliding windows)",
                       c.architecture));
@@ -262,6 +478,12 @@ std::string_view model_family_name(ModelFamily f) {
       return "qwen2";
     case ModelFamily::kQwen3:
       return "qwen3";
+    case ModelFamily::kPhi3:
+      return "phi3";
+    case ModelFamily::kGemma2:
+      return "gemma2";
+    case ModelFamily::kGemma3:
+      return "gemma3";
   }
   return "unknown";
 }
@@ -310,6 +532,30 @@ Status ModelConfig::validate() const {
           fmt::format("rope_scaling factor must be positive, got {}", rope_scaling.factor));
     }
   }
+  if (rope_scaling.type == RopeScaling::Type::kLongRope) {
+    const auto half = static_cast<size_t>(rotary_dim() / 2);
+    if (rope_scaling.short_factor.size() != half || rope_scaling.long_factor.size() != half) {
+      return invalid_argument(fmt::format(
+          "rope_scaling longrope needs short_factor and long_factor of rotary_dim / 2 = {} "
+          "values (got {} and {})",
+          half, rope_scaling.short_factor.size(), rope_scaling.long_factor.size()));
+    }
+    for (const auto* list : {&rope_scaling.short_factor, &rope_scaling.long_factor}) {
+      for (double f : *list) {
+        if (!(f > 0) || !std::isfinite(f)) {
+          return invalid_argument(
+              fmt::format("rope_scaling longrope factors must be positive, got {}", f));
+        }
+      }
+    }
+    if (!(rope_scaling.attention_factor > 0) || !std::isfinite(rope_scaling.attention_factor) ||
+        rope_scaling.original_max_position_embeddings <= 0) {
+      return invalid_argument(fmt::format(
+          "rope_scaling longrope needs a positive attention_factor and "
+          "original_max_position_embeddings (got {}, {})",
+          rope_scaling.attention_factor, rope_scaling.original_max_position_embeddings));
+    }
+  }
   if (rope_scaling.type == RopeScaling::Type::kLlama3) {
     if (!(rope_scaling.high_freq_factor > rope_scaling.low_freq_factor) ||
         !(rope_scaling.low_freq_factor > 0) || !std::isfinite(rope_scaling.high_freq_factor) ||
@@ -320,6 +566,17 @@ Status ModelConfig::validate() const {
           rope_scaling.low_freq_factor, rope_scaling.high_freq_factor,
           rope_scaling.original_max_position_embeddings));
     }
+  }
+  if (!(partial_rotary_factor > 0 && partial_rotary_factor <= 1) || rotary_dim() % 2 != 0 ||
+      rotary_dim() == 0) {
+    return invalid_argument(
+        fmt::format("partial_rotary_factor {} must be in (0, 1] and give an even rotary dim "
+                    "(head_dim {} -> {})",
+                    partial_rotary_factor, head_dim, rotary_dim()));
+  }
+  if (!sliding_layers.empty() && static_cast<int64_t>(sliding_layers.size()) != num_hidden_layers) {
+    return invalid_argument(fmt::format("{} sliding-layer flags for {} layers",
+                                        sliding_layers.size(), num_hidden_layers));
   }
   if (bos_token_id && (*bos_token_id < 0 || *bos_token_id >= vocab_size)) {
     return invalid_argument(

@@ -18,16 +18,32 @@ enum class ModelFamily {
   kMistral,  // Mistral: Llama layout, sliding-window attention when sliding_window is set
   kQwen2,    // Qwen2/2.5: q/k/v biases
   kQwen3,    // Qwen3: per-head RMSNorm on q and k, no biases
+  kPhi3,     // Phi-3/3.5/4: Llama layout with fused qkv_proj / gate_up_proj checkpoint tensors
+  kGemma2,   // Gemma 2: (1 + w) norms, GeGLU, soft-capping, alternating sliding/global layers
+  kGemma3,   // Gemma 3 (text): Gemma 2 plus per-head q/k norms and two RoPE bases
 };
 std::string_view model_family_name(ModelFamily f);
 
 struct RopeScaling {
-  enum class Type { kNone, kLinear, kLlama3 };
+  enum class Type { kNone, kLinear, kLlama3, kLongRope };
   Type type = Type::kNone;
   double factor = 1.0;
   double low_freq_factor = 1.0;                     // llama3
   double high_freq_factor = 4.0;                    // llama3
-  int64_t original_max_position_embeddings = 8192;  // llama3
+  int64_t original_max_position_embeddings = 8192;  // llama3, longrope
+  // LongRoPE (Phi-3-128k, Phi-3.5, Phi-4-mini: rope_scaling type "longrope" or "su"):
+  // inv_freq[i] = theta^(-2i/d) / short_factor[i] for sequences within
+  // original_max_position_embeddings, / long_factor[i] beyond ([rotary_dim / 2] each); cos and
+  // sin are multiplied by attention_factor (config's, else transformers' default
+  // sqrt(1 + ln(s) / ln(original)) with s = the rope factor, else max_position_embeddings /
+  // original; 1 if s <= 1).
+  std::vector<double> short_factor, long_factor;
+  double attention_factor = 1.0;
+};
+
+enum class Activation : uint8_t {
+  kSilu,      // silu(gate) * up
+  kGeluTanh,  // gelu_pytorch_tanh(gate) * up (Gemma's GeGLU)
 };
 
 // How a checkpoint's linear weights are quantized (config.json's quantization_config).
@@ -71,7 +87,9 @@ struct QuantizationConfig {
 Result<QuantizationConfig> parse_quantization_config(std::string_view json_object_text);
 
 struct ModelConfig {
-  std::string architecture;  // "LlamaForCausalLM", "Qwen2ForCausalLM", ...
+  // "LlamaForCausalLM", "Qwen2ForCausalLM", ...; "Gemma3ForConditionalGeneration" for the text
+  // model of a multimodal Gemma 3 checkpoint (its definition declares the tensors it stores).
+  std::string architecture;
   ModelFamily family = ModelFamily::kLlama;
   int64_t vocab_size = 0;
   int64_t hidden_size = 0;
@@ -86,9 +104,24 @@ struct ModelConfig {
   RopeScaling rope_scaling;
   bool tie_word_embeddings = false;
   bool attention_bias = false;  // q/k/v projections have biases (Qwen2)
-  bool qk_norm = false;         // per-head RMSNorm on q and k before RoPE (Qwen3)
-  // Mistral: each query attends to the last sliding_window positions (itself included).
+  bool qk_norm = false;         // per-head RMSNorm on q and k before RoPE (Qwen3, Gemma 3)
+  Activation hidden_act = Activation::kSilu;
+  // RoPE rotates the first head_dim * partial_rotary_factor dims of each head (Phi-4-mini).
+  double partial_rotary_factor = 1.0;
+  // Mistral, Phi-3: each query attends to the last sliding_window positions (itself included).
+  // Gemma 2/3: the same, on the layers sliding_layers marks.
   std::optional<int64_t> sliding_window;
+  // Gemma 2/3: [num_hidden_layers], true = a sliding-window layer (config.json layer_types,
+  // or every other layer (Gemma 2) / all but every sliding_window_pattern-th (Gemma 3)).
+  std::vector<bool> sliding_layers;
+  // Gemma: softmax scale = query_pre_attn_scalar^-0.5 (0 = 1/sqrt(head_dim)); soft-caps of the
+  // attention scores and of the final logits (cap * tanh(x / cap); 0 = none).
+  double query_pre_attn_scalar = 0;
+  double attn_logit_softcapping = 0;
+  double final_logit_softcapping = 0;
+  // Gemma 3: RoPE base of the sliding-window layers (default RoPE, no scaling); the global
+  // layers use rope_theta and rope_scaling.
+  double rope_local_base_freq = 0;
   std::optional<int32_t> bos_token_id;
   std::vector<int32_t> eos_token_ids;
   DType torch_dtype = DType::kF32;  // dtype the checkpoint declares
@@ -96,6 +129,10 @@ struct ModelConfig {
 
   int64_t q_size() const { return num_attention_heads * head_dim; }
   int64_t kv_size() const { return num_key_value_heads * head_dim; }
+  // Dims of each head RoPE rotates (int(head_dim * partial_rotary_factor), as transformers).
+  int64_t rotary_dim() const {
+    return static_cast<int64_t>(static_cast<double>(head_dim) * partial_rotary_factor);
+  }
   // Checks the invariants every backend relies on (positive sizes, heads divide, ...).
   Status validate() const;
 };

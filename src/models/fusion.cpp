@@ -74,8 +74,8 @@ void norm_prologues(std::vector<Op>& ops) {
     if (norm.kind == OpKind::kRmsNorm && norm.delta == kNoValue && !norm.gather_logits) {
       std::optional<size_t> k = next_access(ops, j, norm.out);
       if (k && ops[*k].kind == OpKind::kLinear && ops[*k].prologue_norm == kNoWeight &&
-          ops[*k].in == norm.out &&
-          sole_reader(ops, j, *k, norm.out) && untouched_between(ops, j, *k, norm.in)) {
+          ops[*k].in == norm.out && sole_reader(ops, j, *k, norm.out) &&
+          untouched_between(ops, j, *k, norm.in)) {
         ops[*k].in = norm.in;
         ops[*k].prologue_norm = norm.weight;
         ops[*k].eps = norm.eps;
@@ -98,6 +98,7 @@ void rope_epilogues(std::vector<Op>& ops) {
       if (lin.kind == OpKind::kLinear && lin.epilogue == Epilogue::kNone && lin.out == rope.in) {
         lin.epilogue = Epilogue::kRopeKv;
         lin.layer = rope.layer;
+        lin.rope = rope.rope;
         continue;
       }
     }

@@ -106,14 +106,15 @@ Result<WeightId> GraphBuilder::lm_head(std::string tensor, std::string gguf_tens
   return add(std::move(w));
 }
 
-WeightId GraphBuilder::vector(std::string tensor, std::string gguf_tensor, int64_t n,
-                              bool optional) {
+WeightId GraphBuilder::vector(std::string tensor, std::string gguf_tensor, int64_t n, bool optional,
+                              float offset) {
   WeightDecl w;
   w.name = tensor.substr(0, tensor.rfind('.'));
   w.kind = WeightKind::kVector;
   w.rows = n;
   w.cols = 1;
   w.optional = optional;
+  w.vector_offset = offset;
   w.parts.push_back(TensorDecl{std::move(tensor), std::move(gguf_tensor), {n}, 0});
   return add(std::move(w));
 }
@@ -123,9 +124,15 @@ ValueId GraphBuilder::value(std::string name, int64_t width, RowSpace rows, bool
   return static_cast<ValueId>(graph_.values.size() - 1);
 }
 
-void GraphBuilder::embed(WeightId table, ValueId out) {
+int GraphBuilder::rope(RopeDecl r) {
+  graph_.ropes.push_back(r);
+  return static_cast<int>(graph_.ropes.size() - 1);
+}
+
+void GraphBuilder::embed(WeightId table, ValueId out, float scale) {
   Op op;
   op.kind = OpKind::kEmbedding;
+  op.scale = scale;
   op.weight = table;
   op.out = out;
   graph_.ops.push_back(op);
@@ -157,8 +164,10 @@ void GraphBuilder::linear_op(ValueId in, WeightId weight, ValueId out) {
   graph_.ops.push_back(op);
 }
 
-void GraphBuilder::rope_kv_write(ValueId qkv, int layer, WeightId q_norm, WeightId k_norm) {
+void GraphBuilder::rope_kv_write(ValueId qkv, int layer, WeightId q_norm, WeightId k_norm,
+                                 int rope_index) {
   Op op;
+  op.rope = rope_index;
   op.kind = OpKind::kRopeKvWrite;
   op.in = qkv;
   op.out = qkv;
@@ -169,8 +178,10 @@ void GraphBuilder::rope_kv_write(ValueId qkv, int layer, WeightId q_norm, Weight
   graph_.ops.push_back(op);
 }
 
-void GraphBuilder::attention(ValueId qkv, int layer, ValueId out, float scale, int sliding_window) {
+void GraphBuilder::attention(ValueId qkv, int layer, ValueId out, float scale, int sliding_window,
+                             float logit_softcap) {
   Op op;
+  op.softcap = logit_softcap;
   op.kind = OpKind::kAttention;
   op.in = qkv;
   op.out = out;
@@ -185,6 +196,23 @@ void GraphBuilder::silu_mul(ValueId gate_up, ValueId out) {
   op.kind = OpKind::kSiluMul;
   op.in = gate_up;
   op.out = out;
+  graph_.ops.push_back(op);
+}
+
+void GraphBuilder::gelu_tanh_mul(ValueId gate_up, ValueId out) {
+  Op op;
+  op.kind = OpKind::kGeluTanhMul;
+  op.in = gate_up;
+  op.out = out;
+  graph_.ops.push_back(op);
+}
+
+void GraphBuilder::softcap(ValueId in, ValueId out, float cap) {
+  Op op;
+  op.kind = OpKind::kSoftcap;
+  op.in = in;
+  op.out = out;
+  op.softcap = cap;
   graph_.ops.push_back(op);
 }
 

@@ -34,20 +34,27 @@ class GraphBuilder {
   WeightId embedding(std::string tensor, std::string gguf_tensor, int64_t rows, int64_t cols);
   // The LM head [vocab, hidden]; with tied embeddings it falls back to the embedding's tensor.
   Result<WeightId> lm_head(std::string tensor, std::string gguf_tensor, WeightId embedding);
-  // A vector [n] (norm weight); optional ones may be absent from the checkpoint.
-  WeightId vector(std::string tensor, std::string gguf_tensor, int64_t n, bool optional = false);
+  // A vector [n] (norm weight); optional ones may be absent from the checkpoint. `offset` is
+  // added to it at load (WeightDecl::vector_offset).
+  WeightId vector(std::string tensor, std::string gguf_tensor, int64_t n, bool optional = false,
+                  float offset = 0.f);
+  // A rotary embedding for rope_kv_write; returns its index.
+  int rope(RopeDecl r);
 
   ValueId value(std::string name, int64_t width, RowSpace rows = RowSpace::kTokens,
                 bool f32 = false);
 
   // The ops (see OpKind). `eps` for norms is the config's rms_norm_eps.
-  void embed(WeightId table, ValueId out);
+  void embed(WeightId table, ValueId out, float scale = 1.f);
   void rms_norm(ValueId residual, ValueId delta, WeightId weight, ValueId out);
   void final_norm(ValueId residual, ValueId delta, WeightId weight, ValueId out_logit_rows);
   void linear_op(ValueId in, WeightId weight, ValueId out);
-  void rope_kv_write(ValueId qkv, int layer, WeightId q_norm, WeightId k_norm);
-  void attention(ValueId qkv, int layer, ValueId out, float scale, int sliding_window);
+  void rope_kv_write(ValueId qkv, int layer, WeightId q_norm, WeightId k_norm, int rope_index = 0);
+  void attention(ValueId qkv, int layer, ValueId out, float scale, int sliding_window,
+                 float logit_softcap = 0.f);
   void silu_mul(ValueId gate_up, ValueId out);
+  void gelu_tanh_mul(ValueId gate_up, ValueId out);
+  void softcap(ValueId in, ValueId out, float cap);
 
   void set_num_kv_layers(int n) { graph_.num_kv_layers = n; }
   void set_logits(ValueId v) { graph_.logits = v; }

@@ -65,6 +65,27 @@ Status rename_gguf_tensors(const ModelGraph& g, const ModelConfig& c, WeightStor
   return ok_status();
 }
 
+// A multimodal checkpoint's text model: transformers >= 4.52 saves
+// Gemma3ForConditionalGeneration's "language_model.model.X" as "model.language_model.X" (and
+// its "language_model.lm_head" as "lm_head"); either layout serves the declared names.
+void alias_text_model_names(const ModelGraph& g, WeightStore* store) {
+  constexpr std::string_view kOld = "language_model.model.";
+  constexpr std::string_view kOldHead = "language_model.lm_head.";
+  for (const TensorDecl* t : g.tensors()) {
+    if (store->find(t->name) != nullptr) continue;
+    const std::string_view name = t->name;
+    std::string other;
+    if (name.starts_with(kOld)) {
+      other = "model.language_model." + std::string(name.substr(kOld.size()));
+    } else if (name.starts_with(kOldHead)) {
+      other = "lm_head." + std::string(name.substr(kOldHead.size()));
+    } else {
+      continue;
+    }
+    if (const TensorView* v = store->find(other); v != nullptr) store->put(t->name, *v);
+  }
+}
+
 }  // namespace
 
 std::vector<TensorSpec> expected_tensors(const ModelConfig& config) {
@@ -106,10 +127,18 @@ Result<std::unique_ptr<WeightStore>> load_model(const std::string& path,
   } else if (store->format() == ModelFormat::kGguf) {
     Status s = rename_gguf_tensors(*graph, store->config(), store.get());
     if (!s.ok()) return s.with_context(path);
+  } else {
+    alias_text_model_names(*graph, store.get());
   }
   Status s = validate_weights(store.get());
   if (!s.ok()) return s.with_context(path);
   const ModelConfig& c = store->config();
+  if (const int64_t vision = count_vision_tensors(*store); vision > 0) {
+    KITE_LOG_INFO(
+        "{}: the checkpoint carries {} vision tower / projector tensors; kite loads "
+        "the text model of {} only (image inputs are not supported)",
+        path, vision, c.architecture);
+  }
   KITE_LOG_INFO(
       "loaded {} ({} {}, {} layers, hidden {}, {} heads / {} kv, vocab {}): {} tensors, "
       "{:.1f} MiB",
@@ -117,6 +146,20 @@ Result<std::unique_ptr<WeightStore>> load_model(const std::string& path,
       c.num_attention_heads, c.num_key_value_heads, c.vocab_size, store->size(),
       static_cast<double>(store->weight_bytes()) / (1 << 20));
   return store;
+}
+
+int64_t count_vision_tensors(const WeightStore& store) {
+  int64_t n = 0;
+  for (const std::string& name : store.names()) {
+    for (std::string_view prefix : {"vision_tower.", "multi_modal_projector.",
+                                    "model.vision_tower.", "model.multi_modal_projector."}) {
+      if (name.starts_with(prefix)) {
+        ++n;
+        break;
+      }
+    }
+  }
+  return n;
 }
 
 std::optional<std::string> gguf_to_hf_name(std::string_view gguf_name) {

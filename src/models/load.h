@@ -1,7 +1,9 @@
 // load_model: a checkpoint read from disk (checkpoint/weights.h) and checked against its
 // family's definition — the one place where files meet the declared tensor names.
 //
-//   safetensors  tensors keep their stored (Hugging Face) names
+//   safetensors  tensors keep their stored (Hugging Face) names; a multimodal Gemma 3's text
+//                model saved as model.language_model.* also answers to the declared
+//                language_model.model.* names
 //   GGUF         each declared tensor is taken from its llama.cpp name (TensorDecl::gguf_name),
 //                llama-arch Q/K rows un-permuted to the rotate-half layout
 //   dummy        the declared tensors are created (random, in the config's dtype)
@@ -37,6 +39,11 @@ std::vector<TensorSpec> expected_tensors(const ModelConfig& config);
 // with, adding the tied alias (lm_head.weight <-> model.embed_tokens.weight) when only one of
 // them is stored, and reports a needed tensor stored in a dtype kite cannot read as such.
 Status validate_weights(WeightStore* store);
+
+// Tensors of a multimodal checkpoint's vision tower and projector ("[model.]vision_tower.*",
+// "[model.]multi_modal_projector.*": Gemma 3's), which kite does not run; load_model loads the
+// text model and logs how many it left aside.
+int64_t count_vision_tensors(const WeightStore& store);
 
 // The Hugging Face name the Llama-like definition gives a GGUF tensor (blk.3.attn_q.weight ->
 // model.layers.3.self_attn.q_proj.weight); nullopt for names it does not declare.

@@ -32,6 +32,10 @@ std::string_view op_kind_name(OpKind k) {
       return "attention";
     case OpKind::kSiluMul:
       return "silu_mul";
+    case OpKind::kGeluTanhMul:
+      return "gelu_tanh_mul";
+    case OpKind::kSoftcap:
+      return "softcap";
   }
   return "?";
 }
@@ -114,12 +118,30 @@ Status check_graph(const ModelGraph& g) {
         if (!value_ok(op.in) || op.layer < 0 || op.layer >= g.num_kv_layers) {
           return bad(op, i, "needs an input and a KV-cache layer in range");
         }
+        if (op.kind == OpKind::kRopeKvWrite &&
+            (op.rope < 0 || op.rope >= static_cast<int>(g.ropes.size()))) {
+          return bad(op, i, "rope index out of range");
+        }
+        if (op.softcap < 0) return bad(op, i, "negative soft-cap");
         break;
       case OpKind::kSiluMul:
+      case OpKind::kGeluTanhMul:
         if (!value_ok(op.in) || width(op.in) != 2 * width(op.out)) {
           return bad(op, i, "input must be twice as wide as the output");
         }
         break;
+      case OpKind::kSoftcap:
+        if (!value_ok(op.in) || width(op.in) != width(op.out) || !(op.softcap > 0) ||
+            g.value(op.in).rows != g.value(op.out).rows) {
+          return bad(op, i, "needs a positive cap and an output shaped like its input");
+        }
+        break;
+    }
+  }
+  if (g.ropes.empty()) return internal_error("model graph: no rotary embedding declared");
+  for (const RopeDecl& r : g.ropes) {
+    if (r.rotary_dim <= 0 || r.rotary_dim % 2 != 0) {
+      return internal_error(fmt::format("model graph: rotary dim {}", r.rotary_dim));
     }
   }
   if (!value_ok(g.logits) || !g.value(g.logits).f32) {
@@ -137,6 +159,11 @@ std::string format_ops(const ModelGraph& g, const std::vector<Op>& ops) {
     if (op.delta != kNoValue) s += " + " + v(op.delta);
     if (op.weight != kNoWeight) s += " [" + w(op.weight) + "]";
     if (op.layer >= 0) s += fmt::format(" layer {}", op.layer);
+    if (op.kind == OpKind::kRopeKvWrite && op.rope != 0) s += fmt::format(" rope {}", op.rope);
+    if (op.kind == OpKind::kAttention && op.sliding_window > 0) {
+      s += fmt::format(" window {}", op.sliding_window);
+    }
+    if (op.softcap > 0) s += fmt::format(" softcap {}", op.softcap);
     if (op.gather_logits) s += " gather";
     if (op.prologue_norm != kNoWeight) s += " prologue(" + w(op.prologue_norm) + ")";
     switch (op.epilogue) {

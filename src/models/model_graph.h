@@ -77,6 +77,18 @@ struct WeightDecl {
   bool optional = false;  // absent from the checkpoint = not used (rope_freqs.weight)
   // Tied embeddings: when the checkpoint lacks parts[0], this tensor (and vice versa).
   std::string tied_to;
+  // kVector: added to every element when a backend loads it. Gemma's RMSNorm multiplies by
+  // (1 + w): its checkpoints store w, and the +1 is folded in here (1) so that every norm op
+  // stays rms_norm(x) * weight.
+  float vector_offset = 0.f;
+};
+
+// One rotary embedding (its inverse frequencies: backend/cpu/ops.h rope_inv_freq). A family
+// with several (Gemma 3: local and global layers) declares each; kRopeKvWrite names one.
+struct RopeDecl {
+  double theta = 10000.0;
+  RopeScaling scaling;
+  int64_t rotary_dim = 0;  // dims rotated at the start of each head (<= head_dim, even)
 };
 
 enum class RowSpace : uint8_t { kTokens, kLogits };
@@ -104,6 +116,10 @@ enum class OpKind : uint8_t {
   kAttention,
   // out[:, i] = silu(in[:, i]) * in[:, width(out) + i]   (in = [gate | up])
   kSiluMul,
+  // out[:, i] = gelu_tanh(in[:, i]) * in[:, width(out) + i]   (Gemma's GeGLU)
+  kGeluTanhMul,
+  // out = softcap * tanh(in / softcap)   (Gemma 2's final logit soft-capping; may be in place)
+  kSoftcap,
 };
 std::string_view op_kind_name(OpKind k);
 
@@ -126,8 +142,13 @@ struct Op {
   float eps = 0.f;               // kRmsNorm, kRopeKvWrite's q/k norms, a prologue norm
   bool gather_logits = false;    // kRmsNorm: rows = logits_indices
   // kAttention: softmax scale; > 0 window = attend to the last `sliding_window` positions only.
+  // kEmbedding: the rows are multiplied by `scale` (Gemma: sqrt(hidden)); 1 = plain.
   float scale = 0.f;
   int sliding_window = 0;
+  // kAttention: scores (after `scale`) become softcap * tanh(score / softcap) before the
+  // softmax (Gemma 2); kSoftcap: the cap. 0 = none.
+  float softcap = 0.f;
+  int rope = 0;  // kRopeKvWrite: index into ModelGraph::ropes
 
   // Set by fuse_ops() (models/fusion.h) on kLinear only.
   WeightId prologue_norm = kNoWeight;  // RMS-normalize `in` with this weight (eps) first
@@ -138,13 +159,15 @@ struct Op {
 };
 
 struct ModelGraph {
-  std::string family;  // "llama" (Llama 2/3, Mistral, Qwen2, Qwen3, SmolLM2)
+  std::string family;  // "llama" (Llama 2/3, Mistral, Qwen2, Qwen3, SmolLM2, Phi-3), "gemma"
   std::vector<WeightDecl> weights;
   std::vector<ValueDecl> values;
   std::vector<Op> ops;
   int num_kv_layers = 0;            // KV-cache layers the ops address (0 .. n-1)
   ValueId logits = kNoValue;        // the F32 [num_logits, vocab] output
   WeightId rope_freqs = kNoWeight;  // optional RoPE frequency factors (GGUF rope_freqs.weight)
+                                    // of ropes[0]
+  std::vector<RopeDecl> ropes;      // at least one
 
   const WeightDecl& weight(WeightId id) const { return weights[static_cast<size_t>(id)]; }
   const ValueDecl& value(ValueId id) const { return values[static_cast<size_t>(id)]; }

@@ -10,7 +10,11 @@ Result<ModelGraph> build_model_graph(const ModelConfig& config) {
     case ModelFamily::kMistral:
     case ModelFamily::kQwen2:
     case ModelFamily::kQwen3:
+    case ModelFamily::kPhi3:
       return build_llama_graph(config);
+    case ModelFamily::kGemma2:
+    case ModelFamily::kGemma3:
+      return build_gemma_graph(config);
   }
   return unimplemented(
       fmt::format("no model definition for family {}", model_family_name(config.family)));

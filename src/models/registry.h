@@ -15,5 +15,6 @@ Result<ModelGraph> build_model_graph(const ModelConfig& config);
 
 // The definitions (one per file).
 Result<ModelGraph> build_llama_graph(const ModelConfig& config);
+Result<ModelGraph> build_gemma_graph(const ModelConfig& config);
 
 }  // namespace kite

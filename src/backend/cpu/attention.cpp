@@ -58,6 +58,7 @@ void attend_one(const PagedAttentionParams& p, const float* q, const int32_t* bl
   for (int32_t i = 0; i < n; ++i) {
     const float* k = p.k_cache + slot_of(i) * kv_dim + head_off;
     scores[i] = p.scale * simd::dot(q, k, p.head_dim);
+    if (p.softcap > 0) scores[i] = p.softcap * std::tanh(scores[i] / p.softcap);
     mx = std::max(mx, scores[i]);
   }
   double sum = 0;

@@ -38,7 +38,14 @@ Status CpuModelRunner::init() {
   if (graph_.rope_freqs != kNoWeight && weight(graph_.rope_freqs).present) {
     freq_factors = weight(graph_.rope_freqs).vec.data();
   }
-  inv_freq_ = cpu::rope_inv_freq(c.head_dim, c.rope_theta, c.rope_scaling, freq_factors);
+  for (size_t i = 0; i < graph_.ropes.size(); ++i) {
+    const RopeDecl& r = graph_.ropes[i];
+    inv_freq_.push_back(
+        cpu::rope_inv_freq(r.rotary_dim, r.theta, r.scaling, i == 0 ? freq_factors : nullptr));
+    inv_freq_long_.push_back(r.scaling.type == RopeScaling::Type::kLongRope
+                                 ? cpu::rope_inv_freq_long(r.rotary_dim, r.theta, r.scaling)
+                                 : std::vector<double>());
+  }
   values_.resize(graph_.values.size());
   if (options_.fused_ops) {
     FusionOptions all;
@@ -113,9 +120,14 @@ void CpuModelRunner::run_op(const Op& op, const ForwardBatch& batch) {
   const int64_t m = batch.num_logits();
   auto width = [&](ValueId v) { return graph_.value(v).width; };
   switch (op.kind) {
-    case OpKind::kEmbedding:
-      cpu::embedding(weight(op.weight).parts[0], batch.token_ids.data(), n, buf(op.out), pool);
+    case OpKind::kEmbedding: {
+      float* out = buf(op.out);
+      cpu::embedding(weight(op.weight).parts[0], batch.token_ids.data(), n, out, pool);
+      if (op.scale != 1.f) {
+        for (int64_t i = 0; i < n * width(op.out); ++i) out[i] *= op.scale;
+      }
       return;
+    }
     case OpKind::kRmsNorm: {
       const int64_t d = width(op.in);
       const float* w = weight(op.weight).vec.data();
@@ -142,7 +154,8 @@ void CpuModelRunner::run_op(const Op& op, const ForwardBatch& batch) {
       run_linear(op, batch);
       return;
     case OpKind::kRopeKvWrite:
-      rope_kv_write(buf(op.in), width(op.in), op.layer, op.weight, op.weight2, op.eps, batch);
+      rope_kv_write(buf(op.in), width(op.in), op.layer, op.weight, op.weight2, op.eps, op.rope,
+                    batch);
       return;
     case OpKind::kAttention: {
       cpu::PagedAttentionParams ap;
@@ -159,6 +172,7 @@ void CpuModelRunner::run_op(const Op& op, const ForwardBatch& batch) {
       ap.block_size = block_size_;
       ap.scale = op.scale;
       ap.sliding_window = op.sliding_window;
+      ap.softcap = op.softcap;
       ap.num_seqs = batch.num_seqs();
       ap.query_start_loc = batch.query_start_loc.data();
       ap.seq_lens = batch.seq_lens.data();
@@ -170,12 +184,21 @@ void CpuModelRunner::run_op(const Op& op, const ForwardBatch& batch) {
     case OpKind::kSiluMul:
       cpu::silu_mul(buf(op.in), n, width(op.out), buf(op.out), pool);
       return;
+    case OpKind::kGeluTanhMul:
+      cpu::gelu_tanh_mul(buf(op.in), n, width(op.out), buf(op.out), pool);
+      return;
+    case OpKind::kSoftcap: {
+      const int64_t rows = graph_.value(op.in).rows == RowSpace::kLogits ? m : n;
+      cpu::softcap(buf(op.in), rows * width(op.in), op.softcap, buf(op.out));
+      return;
+    }
   }
   KITE_CHECK(false) << "unknown op";
 }
 
 void CpuModelRunner::rope_kv_write(float* qkv, int64_t stride, int layer, WeightId q_norm,
-                                   WeightId k_norm, float eps, const ForwardBatch& batch) {
+                                   WeightId k_norm, float eps, int rope,
+                                   const ForwardBatch& batch) {
   const ModelConfig& c = config();
   ThreadPool* pool = &pool_;
   const int64_t n = batch.num_tokens();
@@ -189,10 +212,32 @@ void CpuModelRunner::rope_kv_write(float* qkv, int64_t stride, int layer, Weight
     cpu::head_rms_norm(kp, n, stride, c.num_key_value_heads, c.head_dim, weight(k_norm).vec.data(),
                        eps, pool);
   }
-  cpu::rope_neox(qp, n, stride, c.num_attention_heads, c.head_dim, batch.positions.data(),
-                 inv_freq_.data(), pool);
-  cpu::rope_neox(kp, n, stride, c.num_key_value_heads, c.head_dim, batch.positions.data(),
-                 inv_freq_.data(), pool);
+  const RopeDecl& r = graph_.ropes[static_cast<size_t>(rope)];
+  const std::vector<double>& inv_long = inv_freq_long_[static_cast<size_t>(rope)];
+  const auto factor = static_cast<float>(r.scaling.attention_factor);
+  auto rotate = [&](int64_t begin, int64_t count, const double* inv_freq) {
+    const int32_t* pos = batch.positions.data() + begin;
+    cpu::rope_neox(qp + begin * stride, count, stride, c.num_attention_heads, c.head_dim, pos,
+                   inv_freq, pool, r.rotary_dim, factor);
+    cpu::rope_neox(kp + begin * stride, count, stride, c.num_key_value_heads, c.head_dim, pos,
+                   inv_freq, pool, r.rotary_dim, factor);
+  };
+  if (inv_long.empty()) {
+    rotate(0, n, inv_freq_[static_cast<size_t>(rope)].data());
+  } else {
+    // LongRoPE: a sequence's tokens of this step take the long factors when the sequence
+    // reaches past original_max_position_embeddings in it — transformers' rule per forward
+    // call (max(position_ids) + 1 > original), applied per sequence.
+    for (int s = 0; s < batch.num_seqs(); ++s) {
+      const int32_t begin = batch.query_start_loc[static_cast<size_t>(s)];
+      const int32_t end = batch.query_start_loc[static_cast<size_t>(s) + 1];
+      if (begin == end) continue;
+      const bool is_long = batch.positions[static_cast<size_t>(end - 1)] + int64_t{1} >
+                           r.scaling.original_max_position_embeddings;
+      rotate(begin, end - begin,
+             is_long ? inv_long.data() : inv_freq_[static_cast<size_t>(rope)].data());
+    }
+  }
   cpu::kv_cache_write(kp, stride, vp, stride, n, kv, batch.slot_mapping.data(),
                       num_blocks_ * block_size_, k_cache_[static_cast<size_t>(layer)].as<float>(),
                       v_cache_[static_cast<size_t>(layer)].as<float>());
@@ -235,7 +280,7 @@ void CpuModelRunner::run_linear(const Op& op, const ForwardBatch& batch) {
       return;
     }
     case Epilogue::kRopeKv:
-      rope_kv_write(buf(op.out), ldy, op.layer, kNoWeight, kNoWeight, op.eps, batch);
+      rope_kv_write(buf(op.out), ldy, op.layer, kNoWeight, kNoWeight, op.eps, op.rope, batch);
       return;
     case Epilogue::kSiluMul:
       cpu::silu_mul(product_.data(), rows, out_rows / 2, buf(op.out), pool);

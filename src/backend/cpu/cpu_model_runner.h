@@ -58,7 +58,7 @@ class CpuModelRunner final : public ModelRunner {
   void run_op(const Op& op, const ForwardBatch& batch);
   void run_linear(const Op& op, const ForwardBatch& batch);
   void rope_kv_write(float* qkv, int64_t stride, int layer, WeightId q_norm, WeightId k_norm,
-                     float eps, const ForwardBatch& batch);
+                     float eps, int rope, const ForwardBatch& batch);
   float* buf(ValueId v) { return values_[static_cast<size_t>(v)].data(); }
   const cpu::CpuWeight& weight(WeightId w) const { return weights_cpu_[static_cast<size_t>(w)]; }
 
@@ -66,9 +66,11 @@ class CpuModelRunner final : public ModelRunner {
   ThreadPool pool_;
   CpuRunnerOptions options_;
   ModelGraph graph_;
-  std::vector<cpu::CpuWeight> weights_cpu_;  // parallel to graph_.weights
-  std::vector<Op> ops_;                      // graph_.ops, or the fused list
-  std::vector<double> inv_freq_;             // [head_dim / 2]
+  std::vector<cpu::CpuWeight> weights_cpu_;    // parallel to graph_.weights
+  std::vector<Op> ops_;                        // graph_.ops, or the fused list
+  std::vector<std::vector<double>> inv_freq_;  // per graph_.ropes: [rotary_dim / 2]
+  // LongRoPE ropes: the frequencies past original_max_position_embeddings (else empty).
+  std::vector<std::vector<double>> inv_freq_long_;
 
   // KV cache: per layer [num_blocks, block_size, num_kv_heads, head_dim] for K and V.
   int64_t num_blocks_ = 0;

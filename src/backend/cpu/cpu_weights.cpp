@@ -15,6 +15,8 @@ Result<std::vector<CpuWeight>> make_cpu_weights(const ModelWeights& weights, boo
                         w.decl->shard != ShardDim::kVocab && !w.quantized();
     if (w.decl->kind == WeightKind::kVector) {
       KITE_ASSIGN_OR_RETURN(c.vec, dequantize_to_f32(w.parts[0]));
+      // Gemma's (1 + w) norms, added in F32 as transformers does.
+      for (float& v : c.vec) v += w.decl->vector_offset;
     } else if (w.quantized() || online) {
       for (size_t p = 0; p < w.parts.size(); ++p) {
         const TensorView& part = w.parts[p];

@@ -15,7 +15,7 @@ struct CpuWeight {
   std::vector<TensorView> parts;          // matrices: [rows_i, cols] row blocks
   std::vector<std::vector<float>> owned;  // F32 storage of parts that are not the checkpoint's
   std::vector<int64_t> part_rows;         // rows of each part
-  std::vector<float> vec;                 // vectors: [n] F32
+  std::vector<float> vec;                 // vectors: [n] F32, + WeightDecl::vector_offset
   std::vector<std::vector<float>> bias;   // empty, or one F32 [rows_i] per part
   bool present = false;
 };

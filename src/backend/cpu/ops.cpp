@@ -144,6 +144,12 @@ std::vector<double> rope_inv_freq(int64_t rotary_dim, double theta, const RopeSc
     case RopeScaling::Type::kLinear:
       for (double& f : inv) f /= scaling.factor;
       break;
+    case RopeScaling::Type::kLongRope:
+      KITE_CHECK_EQ(static_cast<int64_t>(scaling.short_factor.size()), half);
+      for (int64_t i = 0; i < half; ++i) {
+        inv[static_cast<size_t>(i)] /= scaling.short_factor[static_cast<size_t>(i)];
+      }
+      break;
     case RopeScaling::Type::kLlama3: {
       const double old_len = static_cast<double>(scaling.original_max_position_embeddings);
       const double low_wavelen = old_len / scaling.low_freq_factor;
@@ -167,19 +173,31 @@ std::vector<double> rope_inv_freq(int64_t rotary_dim, double theta, const RopeSc
   return inv;
 }
 
+std::vector<double> rope_inv_freq_long(int64_t rotary_dim, double theta,
+                                       const RopeScaling& scaling) {
+  KITE_CHECK(scaling.type == RopeScaling::Type::kLongRope);
+  KITE_CHECK_EQ(static_cast<int64_t>(scaling.long_factor.size()), rotary_dim / 2);
+  RopeScaling as_short = scaling;
+  as_short.short_factor = scaling.long_factor;
+  return rope_inv_freq(rotary_dim, theta, as_short);
+}
+
 void rope_neox(float* x, int64_t n, int64_t row_stride, int64_t num_heads, int64_t head_dim,
-               const int32_t* positions, const double* inv_freq, ThreadPool* pool) {
-  KITE_CHECK(head_dim % 2 == 0) << head_dim;
-  const int64_t half = head_dim / 2;
-  parallel_rows(pool, n, num_heads * head_dim + half * 8, [&](int64_t b, int64_t e) {
+               const int32_t* positions, const double* inv_freq, ThreadPool* pool,
+               int64_t rotary_dim, float attention_factor) {
+  if (rotary_dim == 0) rotary_dim = head_dim;
+  KITE_CHECK(rotary_dim % 2 == 0 && rotary_dim > 0 && rotary_dim <= head_dim)
+      << rotary_dim << " of " << head_dim;
+  const int64_t half = rotary_dim / 2;
+  parallel_rows(pool, n, num_heads * rotary_dim + half * 8, [&](int64_t b, int64_t e) {
     std::vector<float> cos_v(static_cast<size_t>(half));
     std::vector<float> sin_v(static_cast<size_t>(half));
     for (int64_t t = b; t < e; ++t) {
       const double pos = positions[t];
       for (int64_t i = 0; i < half; ++i) {
         const double a = pos * inv_freq[i];
-        cos_v[static_cast<size_t>(i)] = static_cast<float>(std::cos(a));
-        sin_v[static_cast<size_t>(i)] = static_cast<float>(std::sin(a));
+        cos_v[static_cast<size_t>(i)] = static_cast<float>(std::cos(a)) * attention_factor;
+        sin_v[static_cast<size_t>(i)] = static_cast<float>(std::sin(a)) * attention_factor;
       }
       for (int64_t h = 0; h < num_heads; ++h) {
         float* xh = x + t * row_stride + h * head_dim;
@@ -205,6 +223,26 @@ void silu_mul(const float* gate_up, int64_t n, int64_t inter, float* out, Thread
       for (int64_t j = 0; j < inter; ++j) o[j] = g[j] / (1.0f + std::exp(-g[j])) * u[j];
     }
   });
+}
+
+void gelu_tanh_mul(const float* gate_up, int64_t n, int64_t inter, float* out, ThreadPool* pool) {
+  constexpr float kSqrt2OverPi = 0.7978845608028654f;
+  parallel_rows(pool, n, inter * 8, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const float* g = gate_up + i * 2 * inter;
+      const float* u = g + inter;
+      float* o = out + i * inter;
+      for (int64_t j = 0; j < inter; ++j) {
+        const float x = g[j];
+        o[j] = 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * (x + 0.044715f * x * x * x))) * u[j];
+      }
+    }
+  });
+}
+
+void softcap(const float* x, int64_t n, float cap, float* out) {
+  KITE_CHECK(cap > 0) << cap;
+  for (int64_t i = 0; i < n; ++i) out[i] = cap * std::tanh(x[i] / cap);
 }
 
 void kv_cache_write(const float* k, int64_t ldk, const float* v, int64_t ldv, int64_t n,

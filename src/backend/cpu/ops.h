@@ -60,18 +60,25 @@ void head_rms_norm(float* x, int64_t n, int64_t row_stride, int64_t num_heads, i
 //            below original/high_freq_factor: unchanged; between: smooth interpolation)
 //   freq_factors (GGUF `rope_freqs.weight`, optional, [rotary_dim/2]): base / freq_factors[i]
 //            applied after the scaling above (files that carry it have no scaling metadata).
+//   longrope: base / short_factor[i] (the frequencies within original_max_position_embeddings;
+//            rope_inv_freq_long gives the ones beyond: base / long_factor[i])
 std::vector<double> rope_inv_freq(int64_t rotary_dim, double theta, const RopeScaling& scaling,
                                   const float* freq_factors = nullptr);
+std::vector<double> rope_inv_freq_long(int64_t rotary_dim, double theta,
+                                       const RopeScaling& scaling);
 
-// NeoX / Hugging Face "rotate-half" RoPE, in place. For each row t and head h, with
-// half = head_dim / 2, a = positions[t] * inv_freq[i] (computed in float64):
+// NeoX / Hugging Face "rotate-half" RoPE, in place, of the first rotary_dim dims of each head
+// (0 = head_dim; the rest pass through: partial rotary). For each row t and head h, with
+// half = rotary_dim / 2, a = positions[t] * inv_freq[i] (computed in float64):
 //   x0 = x[h, i], x1 = x[h, i + half]
-//   x[h, i]        = x0 * cos(a) - x1 * sin(a)
-//   x[h, i + half] = x1 * cos(a) + x0 * sin(a)          for i in [0, half)
+//   x[h, i]        = x0 * c - x1 * s,  c = float(cos(a)) * attention_factor
+//   x[h, i + half] = x1 * c + x0 * s,  s = float(sin(a)) * attention_factor   for i in [0, half)
+// (attention_factor: LongRoPE's scaling of cos and sin; 1 elsewhere).
 //   x: n rows with row stride `row_stride`, num_heads x head_dim values from offset 0;
-//   positions: [n]; inv_freq: [head_dim / 2].
+//   positions: [n]; inv_freq: [rotary_dim / 2].
 void rope_neox(float* x, int64_t n, int64_t row_stride, int64_t num_heads, int64_t head_dim,
-               const int32_t* positions, const double* inv_freq, ThreadPool* pool);
+               const int32_t* positions, const double* inv_freq, ThreadPool* pool,
+               int64_t rotary_dim = 0, float attention_factor = 1.f);
 
 // ---- linear layers --------------------------------------------------------------------------
 
@@ -89,6 +96,13 @@ inline void linear(const float* x, int64_t m, const TensorView& w, const float* 
 // out[i, j] = silu(gate[i, j]) * up[i, j], silu(g) = g / (1 + exp(-g)), where row i of
 // gate_up is [gate | up]:  gate_up: [n, 2 * inter]; out: [n, inter].
 void silu_mul(const float* gate_up, int64_t n, int64_t inter, float* out, ThreadPool* pool);
+
+// out[i, j] = gelu_tanh(gate[i, j]) * up[i, j] with transformers' gelu_pytorch_tanh,
+// gelu_tanh(g) = 0.5 g (1 + tanh(sqrt(2 / pi) (g + 0.044715 g^3))); layout as silu_mul.
+void gelu_tanh_mul(const float* gate_up, int64_t n, int64_t inter, float* out, ThreadPool* pool);
+
+// out[i] = cap * tanh(x[i] / cap) for i in [0, n) (soft-capping; x and out may alias).
+void softcap(const float* x, int64_t n, float cap, float* out);
 
 // ---- paged KV cache and attention ---------------------------------------------------------
 //
@@ -119,6 +133,9 @@ struct PagedAttentionParams {
   // Sliding-window attention (Mistral): a query at KV index p reads only the last
   // sliding_window indices [p - sliding_window + 1, p]. 0 = no window (full causal).
   int32_t sliding_window = 0;
+  // Soft-capping of the scores (Gemma 2): s = softcap * tanh(s / softcap) after `scale`.
+  // 0 = none.
+  float softcap = 0;
 
   // Batch structure (as in runtime/forward_batch.h):
   int num_seqs = 0;
@@ -133,7 +150,8 @@ struct PagedAttentionParams {
 // p = seq_lens[s] - q_len + j and attends to KV indices [0, p] (or [p - sliding_window + 1, p]
 // with a window, clamped at 0, as Hugging Face's sliding-window mask); KV index i lives in slot
 // block_table[s][i / block_size] * block_size + i % block_size.
-//   out[t, h, :] = sum_i softmax_i(scale * q[t, h, :] . K[i, kvh, :]) * V[i, kvh, :]
+//   out[t, h, :] = sum_i softmax_i(cap(scale * q[t, h, :] . K[i, kvh, :])) * V[i, kvh, :]
+// where cap is the soft-cap (identity without one).
 // The cache must already hold this step's K/V (kv_cache_write first).
 void paged_attention(const PagedAttentionParams& p, ThreadPool* pool);
 

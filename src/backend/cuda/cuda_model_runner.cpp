@@ -12,6 +12,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/flashinfer_prefill.h"
 #include "backend/cuda/gemv.h"
+#include "backend/cuda/graph_support.h"
 #include "backend/cuda/kernel_support.h"
 #include "backend/cuda/rope.h"
 #include "backend/cuda/runner_state.h"
@@ -132,6 +133,7 @@ Result<std::unique_ptr<CudaModelRunner>> CudaModelRunner::create(const ModelConf
   }
   // The model definition, bound to the host tensors, and its two op lists.
   KITE_ASSIGN_OR_RETURN(impl->graph, build_model_graph(cfg));
+  KITE_RETURN_IF_ERROR(check_graph_support(impl->graph, cfg));
   std::map<std::string, TensorView, std::less<>> fetched;
   Status lookup_error;
   TensorLookup lookup = [&](std::string_view name) -> const TensorView* {
@@ -163,9 +165,8 @@ Result<std::unique_ptr<CudaModelRunner>> CudaModelRunner::create(const ModelConf
   }
   KITE_LOG_DEBUG("cuda: fused decode ops:\n{}", format_ops(impl->graph, impl->fused_ops));
   KITE_CUDA_RETURN_IF_ERROR(cudaEventCreateWithFlags(&impl->inputs_copied, cudaEventDisableTiming));
-  KITE_ASSIGN_OR_RETURN(impl->w,
-                        load_device_weights(impl->graph, *bound, opts.dtype, opts.fp8_online,
-                                            *impl->dev, impl->stream));
+  KITE_ASSIGN_OR_RETURN(impl->w, load_device_weights(impl->graph, *bound, opts.dtype,
+                                                     opts.fp8_online, *impl->dev, impl->stream));
   {
     const char* env = std::getenv("KITE_FP8_GEMM");
     impl->fp8_gemm_fallback = env != nullptr && std::string(env) == "dequant";

@@ -7,11 +7,16 @@
 #include <string>
 
 #include "backend/cuda/cuda_model_runner.h"
+#include "backend/cuda/graph_support.h"
+#include "models/registry.h"
 
 namespace kite {
 
 Result<std::unique_ptr<ModelRunner>> create_cuda_model_runner(
     std::shared_ptr<const WeightStore> weights, const EngineConfig& config) {
+  // A family whose ops the kernels lack is refused before anything touches the GPU.
+  KITE_ASSIGN_OR_RETURN(ModelGraph graph, build_model_graph(weights->config()));
+  KITE_RETURN_IF_ERROR(cuda::check_graph_support(graph, weights->config()));
   const std::shared_ptr<const WeightStore> store = weights;
   cuda::WeightLookup lookup = [store](std::string_view name) { return store->get(name); };
   // bfloat16, or float32 for F32 checkpoints on the generic attention path (auto) or when asked.

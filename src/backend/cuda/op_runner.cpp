@@ -169,6 +169,10 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
         silu_mul(sp, *dev, stream);
         return ok_status();
       }
+      case OpKind::kGeluTanhMul:
+      case OpKind::kSoftcap:
+        // check_graph_support (graph_support.h) refuses these models at load.
+        return unimplemented(std::string("CUDA op ") + std::string(op_kind_name(op.kind)));
     }
     return internal_error("unknown op");
   };

@@ -1,8 +1,8 @@
 // The CPU forward pass against an independent float64 numpy implementation of the decoder
 // (llama_oracle.py), on the shipped TinyStories-656K and on small random models of every family
-// (make_tiny_models.py): logits at every position of prompt + greedy continuation must agree to
-// 1e-4, and the oracle's argmax at every generated position must be kite's greedy token (so the
-// greedy continuations are token-identical).
+// (make_tiny_models.py; Gemma 2/3 against gemma_oracle.py): logits at every position of prompt +
+// greedy continuation must agree to 1e-4, and the oracle's argmax at every generated position must
+// be kite's greedy token (so the greedy continuations are token-identical).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -163,7 +163,8 @@ TEST_P(TinyFamilyTest, MatchesOracle) {
 
 INSTANTIATE_TEST_SUITE_P(Families, TinyFamilyTest,
                          ::testing::Values("llama31-bf16", "qwen2-f16-sharded", "qwen3-f32",
-                                           "mistral-mqa"),
+                                           "mistral-mqa", "phi3-fused", "phi3-longrope", "gemma2-bf16",
+                                           "gemma3-f32"),
                          [](const auto& param_info) {
                            std::string s = param_info.param;
                            std::replace(s.begin(), s.end(), '-', '_');

@@ -1,4 +1,5 @@
-"""Float64 numpy reference of the Llama-family decoder (Llama 2/3/3.1, Mistral, Qwen2, Qwen3).
+"""Float64 numpy reference of the Llama-family decoder (Llama 2/3/3.1, Mistral, Qwen2, Qwen3,
+Phi-3). Gemma 2/3 models are handed to gemma_oracle.py.
 
 Independent of kite: it reads config.json and the safetensors files itself (single file or
 shards with model.safetensors.index.json; F32/F16/BF16) and recomputes full causal attention
@@ -6,9 +7,12 @@ for every step (no KV cache), following the Hugging Face modeling code:
   x = embed[tokens]
   per layer: h = rmsnorm(x) * w1; q,k,v = h W^T (+ b); [Qwen3: per-head rmsnorm of q, k];
              rope (rotate-half); softmax(q k^T / sqrt(d) + causal mask) v, the mask also hiding
-             keys more than sliding_window - 1 positions back for Mistral; x += o_proj;
+             keys more than sliding_window - 1 positions back for Mistral and Phi-3; x += o_proj;
              h = rmsnorm(x) * w2; x += down(silu(gate(h)) * up(h))
   logits = rmsnorm(x) * w_final @ lm_head^T
+Phi-3 stores q/k/v as one qkv_proj and gate/up as one gate_up_proj (split here as
+transformers' Phi3Attention / Phi3MLP do) and may rotate only the first
+head_dim * partial_rotary_factor dims of each head.
 
 Usage: llama_oracle.py MODEL_DIR OUT.json --prompts 1,2,3 4,5 [--greedy N]
 Writes {"prompts": [{"ids": [...], "logits": [[vocab] per prompt position],
@@ -95,13 +99,16 @@ def rmsnorm(x, w, eps):
     return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * w
 
 
-def rope(x, positions, inv):
-    # x: [T, H, D]; rotate-half.
-    ang = positions[:, None].astype(np.float64) * inv[None, :]  # [T, D/2]
-    cos, sin = np.cos(ang)[:, None, :], np.sin(ang)[:, None, :]
-    half = x.shape[-1] // 2
-    x0, x1 = x[..., :half], x[..., half:]
-    return np.concatenate([x0 * cos - x1 * sin, x1 * cos + x0 * sin], axis=-1)
+def rope(x, positions, inv, factor=1.0):
+    # x: [T, H, D]; rotate-half over the first 2 * R/2 dims, the rest passed through. inv is
+    # [R/2], or [T, R/2] for a frequency set per token (LongRoPE); cos and sin are multiplied by
+    # `factor` (LongRoPE's attention factor).
+    inv = np.broadcast_to(inv, (len(positions), inv.shape[-1]))
+    ang = positions[:, None].astype(np.float64) * inv  # [T, R/2]
+    cos, sin = factor * np.cos(ang)[:, None, :], factor * np.sin(ang)[:, None, :]
+    half = inv.shape[-1]
+    x0, x1, rest = x[..., :half], x[..., half : 2 * half], x[..., 2 * half :]
+    return np.concatenate([x0 * cos - x1 * sin, x1 * cos + x0 * sin, rest], axis=-1)
 
 
 class Model:
@@ -116,9 +123,42 @@ class Model:
         self.head_dim = c.get("head_dim") or c["hidden_size"] // self.heads
         self.eps = c.get("rms_norm_eps", 1e-6)
         self.layers = c["num_hidden_layers"]
-        self.inv = inv_freq(c, self.head_dim)
-        # Mistral's sliding window (Qwen2 would need use_sliding_window, which kite refuses).
-        self.window = c.get("sliding_window") if self.arch == "MistralForCausalLM" else None
+        rotary = self.head_dim
+        if self.arch == "Phi3ForCausalLM":
+            rotary = int(self.head_dim * c.get("partial_rotary_factor", 1.0))
+        rs = c.get("rope_scaling") or {}
+        self.long = None
+        if rs.get("rope_type", rs.get("type")) in ("longrope", "su"):
+            # transformers' _compute_longrope_parameters (Phi-3 keeps the original context at the
+            # top level of its config).
+            base = 1.0 / (c.get("rope_theta", 10000.0) ** (np.arange(0, rotary, 2) / rotary))
+            self.inv = base / np.array(rs["short_factor"], dtype=np.float64)
+            self.long = base / np.array(rs["long_factor"], dtype=np.float64)
+            self.orig = c["original_max_position_embeddings"]
+            scale = c["max_position_embeddings"] / self.orig
+            default = math.sqrt(1 + math.log(scale) / math.log(self.orig)) if scale > 1 else 1.0
+            self.attention_factor = rs.get("attention_factor") or default
+        else:
+            self.inv = inv_freq(c, rotary)
+            self.attention_factor = 1.0
+        # Mistral's and Phi-3's sliding window (Qwen2 would need use_sliding_window, which kite
+        # refuses).
+        windowed = self.arch in ("MistralForCausalLM", "Phi3ForCausalLM")
+        self.window = c.get("sliding_window") if windowed else None
+        # Phi-3: split the fused tensors into the Llama names.
+        q, kv = self.heads * self.head_dim, self.kv_heads * self.head_dim
+        for l in range(self.layers):
+            p = f"model.layers.{l}."
+            qkv = self.w.pop(p + "self_attn.qkv_proj.weight", None)
+            if qkv is not None:
+                self.w[p + "self_attn.q_proj.weight"] = qkv[:q]
+                self.w[p + "self_attn.k_proj.weight"] = qkv[q : q + kv]
+                self.w[p + "self_attn.v_proj.weight"] = qkv[q + kv :]
+            gate_up = self.w.pop(p + "mlp.gate_up_proj.weight", None)
+            if gate_up is not None:
+                inter = gate_up.shape[0] // 2
+                self.w[p + "mlp.gate_proj.weight"] = gate_up[:inter]
+                self.w[p + "mlp.up_proj.weight"] = gate_up[inter:]
         if "lm_head.weight" not in self.w:
             self.w["lm_head.weight"] = self.w["model.embed_tokens.weight"]
         if "model.embed_tokens.weight" not in self.w:
@@ -147,7 +187,15 @@ class Model:
             if p + "self_attn.q_norm.weight" in w:
                 q = rmsnorm(q, w[p + "self_attn.q_norm.weight"], self.eps)
                 k = rmsnorm(k, w[p + "self_attn.k_norm.weight"], self.eps)
-            q, k = rope(q, pos, self.inv), rope(k, pos, self.inv)
+            inv = self.inv
+            if self.long is not None:
+                # transformers switches to the long factors for a forward call whose positions
+                # pass the original context. Kite's test prompts stay within it and the steps
+                # after prefill are one token each, so each token's frequencies are those of
+                # its own position: long from position `orig` on.
+                inv = np.where((pos >= self.orig)[:, None], self.long[None, :], self.inv[None, :])
+            q = rope(q, pos, inv, self.attention_factor)
+            k = rope(k, pos, inv, self.attention_factor)
             k = np.repeat(k, group, axis=1)
             v = np.repeat(v, group, axis=1)
             scores = np.einsum("thd,shd->hts", q, k) / math.sqrt(self.head_dim) + mask
@@ -171,7 +219,14 @@ def main():
     ap.add_argument("--prompts", nargs="+", required=True)
     ap.add_argument("--greedy", type=int, default=0)
     a = ap.parse_args()
-    m = Model(a.model)
+    with open(os.path.join(a.model, "config.json")) as f:
+        arch = json.load(f)["architectures"][0]
+    if arch.startswith("Gemma"):
+        from gemma_oracle import GemmaModel
+
+        m = GemmaModel(a.model)
+    else:
+        m = Model(a.model)
     result = {"prompts": []}
     for text in a.prompts:
         ids = [int(t) for t in text.split(",")]

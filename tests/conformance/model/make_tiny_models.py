@@ -1,6 +1,8 @@
 """Writes small random models of each supported family in Hugging Face layout, to exercise the
 code paths the shipped TinyStories model does not (biases, q/k norm, RoPE scaling, F16/BF16
-weights, sharded checkpoints, MQA, explicit head_dim). Deterministic (fixed seeds).
+weights, sharded checkpoints, MQA, explicit head_dim; Phi-3's fused qkv_proj / gate_up_proj
+and partial rotary; Gemma 2/3's extra norms, soft-capping, sliding/global layers and two RoPE
+bases), each in the tensor layout its published checkpoints use. Deterministic (fixed seeds).
 
 Usage: make_tiny_models.py OUT_DIR   -> OUT_DIR/<name>/{config.json, *.safetensors}
 """
@@ -37,12 +39,19 @@ def make(out, name, cfg, seed, shards=1):
     c.setdefault("vocab_size", VOCAB)
     c.setdefault("rms_norm_eps", 1e-5)
     c.setdefault("max_position_embeddings", 256)
-    c.setdefault("hidden_act", "silu")
+    arch = c["architectures"][0]
+    gemma = arch.startswith("Gemma")
+    c.setdefault("hidden_activation" if gemma else "hidden_act",
+                 "gelu_pytorch_tanh" if gemma else "silu")
     h, heads = c["hidden_size"], c["num_attention_heads"]
     kvh = c.get("num_key_value_heads", heads)
     d = c.get("head_dim", h // heads)
     inter, dtype = c["intermediate_size"], c["torch_dtype"]
-    arch = c["architectures"][0]
+    tied = c.get("tie_word_embeddings", gemma)  # Gemma's configs default to tied
+
+    def norm_w(n):
+        # Gemma stores w of its (1 + w) norms, near 0.
+        return (0.0 if gemma else 1.0) + 0.2 * rng.uniform(-1, 1, n)
 
     def mat(rows, cols):
         return rng.uniform(-1, 1, (rows, cols)) * np.sqrt(3.0 / cols)
@@ -50,8 +59,11 @@ def make(out, name, cfg, seed, shards=1):
     t = {"model.embed_tokens.weight": rng.uniform(-1, 1, (c["vocab_size"], h))}
     for l in range(c["num_hidden_layers"]):
         p = f"model.layers.{l}."
-        t[p + "input_layernorm.weight"] = 1 + 0.2 * rng.uniform(-1, 1, h)
-        t[p + "post_attention_layernorm.weight"] = 1 + 0.2 * rng.uniform(-1, 1, h)
+        t[p + "input_layernorm.weight"] = norm_w(h)
+        t[p + "post_attention_layernorm.weight"] = norm_w(h)
+        if gemma:
+            t[p + "pre_feedforward_layernorm.weight"] = norm_w(h)
+            t[p + "post_feedforward_layernorm.weight"] = norm_w(h)
         t[p + "self_attn.q_proj.weight"] = mat(heads * d, h)
         t[p + "self_attn.k_proj.weight"] = mat(kvh * d, h)
         t[p + "self_attn.v_proj.weight"] = mat(kvh * d, h)
@@ -60,14 +72,19 @@ def make(out, name, cfg, seed, shards=1):
             t[p + "self_attn.q_proj.bias"] = 0.3 * rng.uniform(-1, 1, heads * d)
             t[p + "self_attn.k_proj.bias"] = 0.3 * rng.uniform(-1, 1, kvh * d)
             t[p + "self_attn.v_proj.bias"] = 0.3 * rng.uniform(-1, 1, kvh * d)
-        if arch == "Qwen3ForCausalLM":
-            t[p + "self_attn.q_norm.weight"] = 1 + 0.3 * rng.uniform(-1, 1, d)
-            t[p + "self_attn.k_norm.weight"] = 1 + 0.3 * rng.uniform(-1, 1, d)
+        if arch in ("Qwen3ForCausalLM", "Gemma3ForCausalLM"):
+            t[p + "self_attn.q_norm.weight"] = (0 if gemma else 1) + 0.3 * rng.uniform(-1, 1, d)
+            t[p + "self_attn.k_norm.weight"] = (0 if gemma else 1) + 0.3 * rng.uniform(-1, 1, d)
         t[p + "mlp.gate_proj.weight"] = mat(inter, h)
         t[p + "mlp.up_proj.weight"] = mat(inter, h)
         t[p + "mlp.down_proj.weight"] = mat(h, inter)
-    t["model.norm.weight"] = 1 + 0.2 * rng.uniform(-1, 1, h)
-    if not c.get("tie_word_embeddings", False):
+        if arch == "Phi3ForCausalLM":  # Phi-3's checkpoints hold [q; k; v] and [gate; up]
+            t[p + "self_attn.qkv_proj.weight"] = np.concatenate(
+                [t.pop(p + f"self_attn.{x}_proj.weight") for x in "qkv"])
+            t[p + "mlp.gate_up_proj.weight"] = np.concatenate(
+                [t.pop(p + "mlp.gate_proj.weight"), t.pop(p + "mlp.up_proj.weight")])
+    t["model.norm.weight"] = norm_w(h)
+    if not tied:
         t["lm_head.weight"] = mat(c["vocab_size"], h) * 4
 
     path = os.path.join(out, name)
@@ -139,6 +156,47 @@ def main():
         "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
         "num_key_value_heads": 1, "rope_theta": 10000.0, "torch_dtype": "float32",
         "sliding_window": 8, "tie_word_embeddings": False}, 4)
+    # Phi-3 style: fused qkv_proj / gate_up_proj, partial rotary (8 of 16 dims, as Phi-4-mini
+    # rotates 96 of 128), GQA 4/2 and a sliding window (10) shorter than the test sequences.
+    make(out, "phi3-fused", {
+        "architectures": ["Phi3ForCausalLM"], "model_type": "phi3", "hidden_size": 64,
+        "intermediate_size": 96, "num_hidden_layers": 2, "num_attention_heads": 4,
+        "num_key_value_heads": 2, "rope_theta": 10000.0, "partial_rotary_factor": 0.5,
+        "sliding_window": 10, "original_max_position_embeddings": 256, "rope_scaling": None,
+        "torch_dtype": "float32", "tie_word_embeddings": False}, 5)
+    # Phi-3.5 / Phi-4-mini style LongRoPE: short factors within original_max_position_embeddings
+    # (20: every test prompt fits, the greedy continuations pass it and switch to the long
+    # factors), attention factor sqrt(1 + ln(128 / 20) / ln(20)), partial rotary 12 of 16 dims.
+    frng = np.random.default_rng(8)
+    make(out, "phi3-longrope", {
+        "architectures": ["Phi3ForCausalLM"], "model_type": "phi3", "hidden_size": 64,
+        "intermediate_size": 96, "num_hidden_layers": 2, "num_attention_heads": 4,
+        "num_key_value_heads": 4, "rope_theta": 10000.0, "partial_rotary_factor": 0.75,
+        "max_position_embeddings": 128, "original_max_position_embeddings": 20,
+        "rope_scaling": {"type": "longrope",
+                         "short_factor": [float(f) for f in 1 + 0.5 * frng.uniform(0, 1, 6)],
+                         "long_factor": [float(f) for f in 1 + 7 * frng.uniform(0, 1, 6)]},
+        "sliding_window": None, "torch_dtype": "float32", "tie_word_embeddings": False}, 8)
+    # Gemma 2 style: BF16 (the embedding scale sqrt(48) rounded to bfloat16), head_dim 16 !=
+    # hidden / heads, layers 0 and 2 sliding (window 6), small soft-caps so that the tanh bends,
+    # query_pre_attn_scalar != head_dim, tied embeddings by default (no lm_head).
+    make(out, "gemma2-bf16", {
+        "architectures": ["Gemma2ForCausalLM"], "model_type": "gemma2", "hidden_size": 48,
+        "intermediate_size": 96, "num_hidden_layers": 3, "num_attention_heads": 4,
+        "num_key_value_heads": 2, "head_dim": 16, "rope_theta": 10000.0,
+        "query_pre_attn_scalar": 24, "attn_logit_softcapping": 2.0,
+        "final_logit_softcapping": 3.0, "sliding_window": 6, "rms_norm_eps": 1e-6,
+        "torch_dtype": "bfloat16"}, 6)
+    # Gemma 3 style: per-head q/k norms, MQA, sliding_window_pattern 3 (layers 0, 1, 3 slide,
+    # window 5), local RoPE base 10000 vs global 1e6 with linear scaling, no soft-caps.
+    make(out, "gemma3-f32", {
+        "architectures": ["Gemma3ForCausalLM"], "model_type": "gemma3_text", "hidden_size": 64,
+        "intermediate_size": 128, "num_hidden_layers": 4, "num_attention_heads": 4,
+        "num_key_value_heads": 1, "head_dim": 32, "rope_theta": 1000000.0,
+        "rope_local_base_freq": 10000.0, "rope_scaling": {"rope_type": "linear", "factor": 4.0},
+        "query_pre_attn_scalar": 32, "attn_logit_softcapping": None,
+        "final_logit_softcapping": None, "sliding_window": 5, "sliding_window_pattern": 3,
+        "rms_norm_eps": 1e-6, "torch_dtype": "float32"}, 7)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ struct Case {
   std::vector<int> seq_lens;  // KV length after the step
   std::vector<int> q_lens;    // query tokens this step (<= seq_len)
   int sliding_window = 0;     // 0: full causal
+  float softcap = 0;          // 0: none (Gemma 2: scores -> cap * tanh(score / cap))
 };
 
 void run_case(const Case& c, uint32_t seed) {
@@ -87,6 +88,7 @@ void run_case(const Case& c, uint32_t seed) {
   p.block_size = c.block_size;
   p.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
   p.sliding_window = c.sliding_window;
+  p.softcap = c.softcap;
   p.num_seqs = num_seqs;
   p.query_start_loc = query_start_loc.data();
   p.seq_lens = seq_lens.data();
@@ -118,6 +120,7 @@ void run_case(const Case& c, uint32_t seed) {
                    dense_k[s][i * kv_dim + kvh * c.head_dim + d];
           }
           scores[i] = dot / std::sqrt(static_cast<double>(c.head_dim));
+          if (c.softcap > 0) scores[i] = c.softcap * std::tanh(scores[i] / c.softcap);
           mx = std::max(mx, scores[i]);
         }
         double sum = 0;
@@ -159,6 +162,13 @@ TEST(PagedAttentionTest, SlidingWindow) {
   run_case({4, 1, 16, 4, {30, 7, 12, 50}, {30, 7, 5, 1}, 6}, 7);
   run_case({8, 2, 32, 16, {40, 3}, {17, 1}, 1}, 8);
   run_case({4, 2, 16, 16, {33, 20}, {33, 2}, 1000}, 9);
+}
+
+// Gemma 2's attention logit soft-cap (a small cap, so the tanh bends the scores), alone and
+// with a window.
+TEST(PagedAttentionTest, SoftCap) {
+  run_case({4, 2, 16, 16, {25, 9}, {25, 1}, 0, 0.5f}, 10);
+  run_case({4, 1, 32, 4, {30, 12}, {11, 1}, 5, 0.3f}, 11);
 }
 
 }  // namespace

@@ -332,6 +332,65 @@ TEST(SiluMulTest, Formula) {
   }
 }
 
+TEST(RopeTest, PartialRotaryWithAttentionFactorAndLongRope) {
+  // Phi-4-mini style: 12 of 16 dims rotated, cos/sin scaled by LongRoPE's attention factor; the
+  // last 4 dims of each head pass through unscaled.
+  const int64_t n = 3, heads = 2, hd = 16, rot = 12;
+  auto x = random_vec(static_cast<size_t>(n * heads * hd), 11);
+  const auto orig = x;
+  std::vector<int32_t> pos = {0, 5, 300};
+  RopeScaling rs;
+  rs.type = RopeScaling::Type::kLongRope;
+  rs.short_factor = {1.0, 1.5, 2.0, 1.0, 1.0, 3.0};
+  rs.long_factor = {2.0, 4.0, 8.0, 16.0, 32.0, 64.0};
+  const auto inv = rope_inv_freq(rot, 10000.0, rs);
+  const auto inv_long = rope_inv_freq_long(rot, 10000.0, rs);
+  for (int64_t i = 0; i < rot / 2; ++i) {
+    const double base = std::pow(10000.0, -2.0 * static_cast<double>(i) / rot);
+    EXPECT_DOUBLE_EQ(inv[i], base / rs.short_factor[i]);
+    EXPECT_DOUBLE_EQ(inv_long[i], base / rs.long_factor[i]);
+  }
+  const float factor = 1.25f;
+  rope_neox(x.data(), n, heads * hd, heads, hd, pos.data(), inv.data(), nullptr, rot, factor);
+  for (int64_t t = 0; t < n; ++t) {
+    for (int64_t h = 0; h < heads; ++h) {
+      const float* src = orig.data() + (t * heads + h) * hd;
+      const float* got = x.data() + (t * heads + h) * hd;
+      for (int64_t i = 0; i < rot / 2; ++i) {
+        const double a = pos[t] * inv[i];
+        const double c = factor * std::cos(a), sn = factor * std::sin(a);
+        EXPECT_NEAR(got[i], src[i] * c - src[i + rot / 2] * sn, 1e-5);
+        EXPECT_NEAR(got[i + rot / 2], src[i + rot / 2] * c + src[i] * sn, 1e-5);
+      }
+      for (int64_t j = rot; j < hd; ++j) EXPECT_EQ(got[j], src[j]);
+    }
+  }
+}
+
+TEST(GeluTanhMulTest, Formula) {
+  const int64_t n = 3, inter = 29;
+  const auto gu = random_vec(static_cast<size_t>(n * 2 * inter), 12, -6, 6);
+  std::vector<float> out(static_cast<size_t>(n * inter));
+  gelu_tanh_mul(gu.data(), n, inter, out.data(), nullptr);
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t j = 0; j < inter; ++j) {
+      const double g = gu[i * 2 * inter + j];
+      const double u = gu[i * 2 * inter + inter + j];
+      const double gelu =
+          0.5 * g * (1 + std::tanh(std::sqrt(2 / std::numbers::pi) * (g + 0.044715 * g * g * g)));
+      EXPECT_NEAR(out[i * inter + j], gelu * u, 1e-5);
+    }
+  }
+}
+
+TEST(SoftcapTest, BendsLargeValuesInPlace) {
+  std::vector<float> x = {0.f, 1.f, -3.f, 30.f, 1000.f, -1000.f};
+  const std::vector<float> orig = x;
+  softcap(x.data(), static_cast<int64_t>(x.size()), 30.f, x.data());
+  for (size_t i = 0; i < x.size(); ++i) EXPECT_NEAR(x[i], 30.0 * std::tanh(orig[i] / 30.0), 1e-4);
+  EXPECT_NEAR(x[4], 30.f, 1e-4);
+}
+
 TEST(KvCacheWriteTest, WritesSlotsAndSkipsPadding) {
   const int64_t kv_dim = 6, slots = 8;
   std::vector<float> k(3 * 10), v(3 * 12);

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <boost/json.hpp>
+#include <cmath>
 #include <string>
 
 #include "checkpoint/generation_config.h"
@@ -118,6 +120,185 @@ TEST(ConfigTest, TransformersFiveRopeParametersAndModelTypeFallback) {
   EXPECT_EQ(c->num_key_value_heads, 2);  // defaults to num_attention_heads
 }
 
+TEST(ConfigTest, Phi3MiniAndPhi4) {
+  const ModelConfig mini = parse_file(kConfigs + "phi-3-mini-4k/config.json");
+  EXPECT_EQ(mini.family, ModelFamily::kPhi3);
+  EXPECT_EQ(mini.sliding_window, 2047);  // Phi-3 applies its window to every layer
+  EXPECT_EQ(mini.rotary_dim(), 96);
+  EXPECT_EQ(mini.hidden_act, Activation::kSilu);
+  const ModelConfig phi4 = parse_file(kConfigs + "phi-4/config.json");
+  EXPECT_EQ(phi4.num_key_value_heads, 10);
+  EXPECT_FALSE(phi4.sliding_window.has_value());
+  EXPECT_EQ(phi4.rope_theta, 250000);
+  // Phi-4-mini rotates 3/4 of each head.
+  auto o = boost::json::parse(read_file(kConfigs + "phi-4/config.json").value()).as_object();
+  o["partial_rotary_factor"] = 0.75;
+  auto partial = parse_hf_config(boost::json::serialize(o));
+  ASSERT_TRUE(partial.ok()) << partial.status().to_string();
+  EXPECT_EQ(partial->rotary_dim(), 96);
+  o["partial_rotary_factor"] = 0.3;  // 128 * 0.3 = 38.4 -> 38 dims: even, accepted
+  EXPECT_TRUE(parse_hf_config(boost::json::serialize(o)).ok());
+  o["partial_rotary_factor"] = 1.5;
+  EXPECT_EQ(parse_hf_config(boost::json::serialize(o)).status().message(),
+            "config.json: partial_rotary_factor 1.5 must be in (0, 1] and give an even rotary dim "
+            "(head_dim 128 -> 192)");
+}
+
+TEST(ConfigTest, Gemma2AlternatesSlidingLayersAndSoftCaps) {
+  const ModelConfig c = parse_file(kConfigs + "gemma-2-2b/config.json");
+  EXPECT_EQ(c.family, ModelFamily::kGemma2);
+  EXPECT_EQ(c.hidden_act, Activation::kGeluTanh);
+  EXPECT_TRUE(c.tie_word_embeddings);  // Gemma2Config's default; the file has no key
+  EXPECT_EQ(c.head_dim, 256);
+  EXPECT_EQ(c.query_pre_attn_scalar, 256);
+  EXPECT_EQ(c.attn_logit_softcapping, 50);
+  EXPECT_EQ(c.final_logit_softcapping, 30);
+  EXPECT_EQ(c.sliding_window, 4096);
+  ASSERT_EQ(c.sliding_layers.size(), 26u);
+  EXPECT_TRUE(c.sliding_layers[0]);
+  EXPECT_FALSE(c.sliding_layers[1]);
+  EXPECT_TRUE(c.sliding_layers[24]);
+  EXPECT_FALSE(c.qk_norm);
+}
+
+TEST(ConfigTest, Gemma3PatternLayerTypesAndTwoRopeBases) {
+  const ModelConfig c = parse_file(kConfigs + "gemma-3-1b/config.json");
+  EXPECT_EQ(c.family, ModelFamily::kGemma3);
+  EXPECT_TRUE(c.qk_norm);
+  EXPECT_EQ(c.attn_logit_softcapping, 0);  // null: none
+  EXPECT_EQ(c.final_logit_softcapping, 0);
+  EXPECT_EQ(c.rope_theta, 1000000);
+  EXPECT_EQ(c.rope_local_base_freq, 10000);
+  ASSERT_EQ(c.sliding_layers.size(), 26u);
+  for (size_t l = 0; l < 26; ++l) EXPECT_EQ(c.sliding_layers[l], (l + 1) % 6 != 0) << l;
+
+  // layer_types wins over the pattern; transformers 5's per-layer-type rope_parameters.
+  auto o = boost::json::parse(read_file(kConfigs + "gemma-3-1b/config.json").value()).as_object();
+  o["num_hidden_layers"] = 3;
+  o["layer_types"] = boost::json::array{"full_attention", "sliding_attention", "full_attention"};
+  o.erase("rope_theta");
+  o.erase("rope_local_base_freq");
+  o["rope_parameters"] = boost::json::parse(
+      R"({"full_attention": {"rope_type": "linear", "factor": 8.0, "rope_theta": 1000000.0},
+          "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}})");
+  auto t5 = parse_hf_config(boost::json::serialize(o));
+  ASSERT_TRUE(t5.ok()) << t5.status().to_string();
+  EXPECT_EQ(t5->sliding_layers, (std::vector<bool>{false, true, false}));
+  EXPECT_EQ(t5->rope_scaling.type, RopeScaling::Type::kLinear);
+  EXPECT_EQ(t5->rope_scaling.factor, 8.0);
+  EXPECT_EQ(t5->rope_theta, 1000000.0);
+  EXPECT_EQ(t5->rope_local_base_freq, 10000.0);
+
+  o["layer_types"] = boost::json::array{"full_attention", "chunked_attention", "full_attention"};
+  EXPECT_EQ(parse_hf_config(boost::json::serialize(o)).status().message(),
+            "config.json: layer_types[1] must be \"sliding_attention\" or \"full_attention\", "
+            "got \"chunked_attention\"");
+  o["layer_types"] = boost::json::array{"full_attention"};
+  EXPECT_EQ(parse_hf_config(boost::json::serialize(o)).status().message(),
+            "config.json: field 'layer_types' must be a list of num_hidden_layers (3) strings");
+  o.erase("layer_types");
+  o["hidden_activation"] = "silu";
+  EXPECT_EQ(parse_hf_config(boost::json::serialize(o)).status().message(),
+            "config.json: hidden_activation 'silu' is not supported for Gemma3ForCausalLM "
+            "(gelu_pytorch_tanh is)");
+}
+
+TEST(ConfigTest, Gemma3MultimodalReadsItsSparseTextConfig) {
+  // google/gemma-3-4b-it's config.json, vision_config shortened.
+  auto c = parse_hf_config(R"({
+    "architectures": ["Gemma3ForConditionalGeneration"], "boi_token_index": 255999,
+    "eoi_token_index": 256000, "eos_token_id": [1, 106], "image_token_index": 262144,
+    "initializer_range": 0.02, "mm_tokens_per_image": 256, "model_type": "gemma3",
+    "text_config": {"hidden_size": 2560, "intermediate_size": 10240,
+                    "model_type": "gemma3_text", "num_hidden_layers": 34,
+                    "rope_scaling": {"factor": 8.0, "rope_type": "linear"},
+                    "sliding_window": 1024},
+    "torch_dtype": "bfloat16", "transformers_version": "4.50.0.dev0",
+    "vision_config": {"hidden_size": 1152, "model_type": "siglip_vision_model"}})");
+  ASSERT_TRUE(c.ok()) << c.status().to_string();
+  EXPECT_EQ(c->architecture, "Gemma3ForConditionalGeneration");
+  EXPECT_EQ(c->family, ModelFamily::kGemma3);
+  EXPECT_EQ(c->vocab_size, 262208);  // Gemma3TextConfig defaults
+  EXPECT_EQ(c->num_attention_heads, 8);
+  EXPECT_EQ(c->num_key_value_heads, 4);
+  EXPECT_EQ(c->head_dim, 256);
+  EXPECT_EQ(c->hidden_size, 2560);
+  EXPECT_EQ(c->num_hidden_layers, 34);
+  EXPECT_EQ(c->sliding_window, 1024);
+  EXPECT_EQ(c->rope_scaling.type, RopeScaling::Type::kLinear);
+  EXPECT_EQ(c->rope_local_base_freq, 10000);
+  EXPECT_EQ(c->eos_token_ids, (std::vector<int32_t>{1, 106}));
+  EXPECT_EQ(c->torch_dtype, DType::kBF16);
+  EXPECT_TRUE(c->tie_word_embeddings);
+  // transformers 5's form: the RoPE bases in rope_parameters, not shadowed by the defaults.
+  auto t5 = parse_hf_config(R"({"architectures": ["Gemma3ForConditionalGeneration"],
+    "text_config": {"num_hidden_layers": 2, "rope_parameters": {
+      "full_attention": {"rope_type": "default", "rope_theta": 500000.0},
+      "sliding_attention": {"rope_type": "default", "rope_theta": 20000.0}}}})");
+  ASSERT_TRUE(t5.ok()) << t5.status().to_string();
+  EXPECT_EQ(t5->rope_theta, 500000.0);
+  EXPECT_EQ(t5->rope_local_base_freq, 20000.0);
+  EXPECT_EQ(parse_hf_config(R"({"architectures": ["Gemma3ForConditionalGeneration"]})")
+                .status()
+                .message(),
+            "config.json: field 'text_config' must be an object (Gemma3ForConditionalGeneration)");
+}
+
+TEST(ConfigTest, Phi3LongRope) {
+  auto o =
+      boost::json::parse(read_file(kConfigs + "phi-3-mini-4k/config.json").value()).as_object();
+  o["max_position_embeddings"] = 131072;
+  boost::json::array short_f, long_f;
+  for (int i = 0; i < 48; ++i) {
+    short_f.push_back(1.0 + i / 100.0);
+    long_f.push_back(1.0 + i);
+  }
+  o["rope_scaling"] =
+      boost::json::object{{"type", "su"}, {"short_factor", short_f}, {"long_factor", long_f}};
+  auto c = parse_hf_config(boost::json::serialize(o));
+  ASSERT_TRUE(c.ok()) << c.status().to_string();
+  const RopeScaling& rs = c->rope_scaling;
+  EXPECT_EQ(rs.type, RopeScaling::Type::kLongRope);
+  EXPECT_EQ(rs.original_max_position_embeddings, 4096);
+  EXPECT_EQ(rs.short_factor.size(), 48u);
+  EXPECT_EQ(rs.long_factor[47], 48.0);
+  // transformers' default: sqrt(1 + ln(131072 / 4096) / ln(4096)).
+  EXPECT_NEAR(rs.attention_factor, std::sqrt(1 + std::log(32.0) / std::log(4096.0)), 1e-12);
+  o["rope_scaling"].as_object()["attention_factor"] = 1.5;
+  EXPECT_EQ(parse_hf_config(boost::json::serialize(o))->rope_scaling.attention_factor, 1.5);
+
+  // transformers 5's form (Phi3Config().to_dict()): original context and partial rotary inside
+  // rope_parameters; a rope factor, when given, is the attention factor's scale.
+  auto t5 = o;
+  t5.erase("rope_scaling");
+  t5.erase("original_max_position_embeddings");
+  t5.erase("rope_theta");
+  boost::json::array short36(36, 1.0), long36(36, 2.0);
+  t5["rope_parameters"] = boost::json::object{
+      {"rope_type", "longrope"},       {"short_factor", short36},
+      {"long_factor", long36},         {"rope_theta", 10000.0},
+      {"partial_rotary_factor", 0.75}, {"original_max_position_embeddings", 4096}};
+  auto c5 = parse_hf_config(boost::json::serialize(t5));
+  ASSERT_TRUE(c5.ok()) << c5.status().to_string();
+  EXPECT_EQ(c5->rotary_dim(), 72);
+  EXPECT_EQ(c5->rope_scaling.original_max_position_embeddings, 4096);
+  EXPECT_NEAR(c5->rope_scaling.attention_factor, std::sqrt(1 + std::log(32.0) / std::log(4096.0)),
+              1e-12);
+  t5["rope_parameters"].as_object()["factor"] = 4.0;
+  EXPECT_NEAR(parse_hf_config(boost::json::serialize(t5))->rope_scaling.attention_factor,
+              std::sqrt(1 + std::log(4.0) / std::log(4096.0)), 1e-12);
+
+  o["rope_scaling"].as_object()["long_factor"] = boost::json::array{1.0, 2.0};
+  auto bad = parse_hf_config(boost::json::serialize(o));
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(bad.status().message(),
+            "config.json: rope_scaling longrope needs short_factor and long_factor of "
+            "rotary_dim / 2 = 48 values (got 48 and 2)");
+  o["rope_scaling"].as_object().erase("long_factor");
+  EXPECT_EQ(parse_hf_config(boost::json::serialize(o)).status().message(),
+            "config.json: rope_scaling: field 'long_factor' must be a list of numbers");
+}
+
 TEST(ConfigErrorTest, MalformedJson) {
   auto c = parse_hf_config(R"({"architectures": ["LlamaForCausalLM"], )");
   EXPECT_EQ(c.status().code(), StatusCode::kInvalidArgument);
@@ -131,10 +312,14 @@ TEST(ConfigErrorTest, UnknownArchitectureNamesTheSupportedOnes) {
   expect_error(R"({"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2"})",
                StatusCode::kUnimplemented,
                "config.json: architecture 'GPT2LMHeadModel' is not supported (supported: "
-               "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM)");
+               "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, "
+               "Phi3ForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM, "
+               "Gemma3ForConditionalGeneration)");
   expect_error(R"({"model_type": "gemma"})", StatusCode::kUnimplemented,
                "config.json: architecture 'gemma' is not supported (supported: "
-               "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM)");
+               "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, "
+               "Phi3ForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM, "
+               "Gemma3ForConditionalGeneration)");
   expect_error("{}", StatusCode::kInvalidArgument, "config.json: missing field 'architectures'");
   expect_error(R"({"architectures": []})", StatusCode::kInvalidArgument,
                "config.json: field 'architectures' must be a non-empty list of strings");
@@ -163,8 +348,8 @@ TEST(ConfigErrorTest, MissingAndMistypedFields) {
 TEST(ConfigErrorTest, UnsupportedFeatures) {
   expect_error(with(R"("rope_scaling": {"rope_type": "yarn", "factor": 4.0})"),
                StatusCode::kUnimplemented,
-               "config.json: rope_scaling type 'yarn' is not supported (default, linear and "
-               "llama3 are)");
+               "config.json: rope_scaling type 'yarn' is not supported (default, linear, llama3 "
+               "and longrope are)");
   expect_error(with(R"("rope_scaling": {"rope_type": "llama3", "factor": 8.0})"),
                StatusCode::kInvalidArgument,
                "config.json: rope_scaling: missing field 'low_freq_factor'");

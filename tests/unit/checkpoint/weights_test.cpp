@@ -228,7 +228,9 @@ TEST(LoadModelErrorTest, MalformedConfigs) {
   set_config_field(dir, "architectures", boost::json::array{"FalconForCausalLM"});
   expect_load_error(dir, StatusCode::kUnimplemented,
                     "architecture 'FalconForCausalLM' is not supported (supported: "
-                    "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM)");
+                    "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, "
+                    "Phi3ForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM, "
+                    "Gemma3ForConditionalGeneration)");
   fs::copy_file(kTiny + "/config.json", dir + "/config.json", fs::copy_options::overwrite_existing);
   testing::write_text(dir + "/generation_config.json", "{\"temperature\": }");
   expect_load_error(dir, StatusCode::kInvalidArgument, "generation_config.json: malformed JSON");

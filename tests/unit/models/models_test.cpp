@@ -1,8 +1,10 @@
-// The model-definition layer: what the Llama-like definition declares for each family, the
+// The model-definition layer: what the Llama-like and Gemma definitions declare for each family,
+// which of them the CUDA backend refuses (graph_support.h), bad checkpoints of each family, the
 // fusion pass (checked by running fused and plain op lists on the CPU backend: the logits must
 // be bit-identical), quantization_config parsing and the typed binding of FP8 checkpoints.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <cstring>
 #include <set>
@@ -11,6 +13,7 @@
 
 #include "backend/cpu/cpu_model_runner.h"
 #include "backend/cpu/sequence_runner.h"
+#include "backend/cuda/graph_support.h"
 #include "checkpoint/config.h"
 #include "models/fusion.h"
 #include "models/load.h"
@@ -332,6 +335,385 @@ TEST(QuantizationConfigTest, Fp8CheckpointBindsTypedWeights) {
               std::string::npos)
         << r.status().to_string();
   }
+}
+
+// ---- Phi-3 and Gemma ------------------------------------------------------------------------
+
+TEST(ModelGraphTest, Phi3DeclaresItsFusedCheckpointTensors) {
+  auto g = build_model_graph(config("phi-3-mini-4k"));
+  ASSERT_TRUE(g.ok()) << g.status().to_string();
+  const WeightDecl* qkv = find_weight(*g, "model.layers.1.self_attn.qkv_proj");
+  ASSERT_NE(qkv, nullptr);
+  ASSERT_EQ(qkv->parts.size(), 1u);
+  EXPECT_EQ(qkv->parts[0].name, "model.layers.1.self_attn.qkv_proj.weight");
+  EXPECT_EQ(qkv->parts[0].shape, (std::vector<int64_t>{3 * 3072, 3072}));
+  const WeightDecl* gate_up = find_weight(*g, "model.layers.0.mlp.gate_up_proj");
+  ASSERT_EQ(gate_up->parts.size(), 1u);
+  EXPECT_EQ(gate_up->parts[0].name, "model.layers.0.mlp.gate_up_proj.weight");
+  EXPECT_EQ(gate_up->parts[0].shape, (std::vector<int64_t>{2 * 8192, 3072}));
+  for (const Op& op : g->ops) {
+    if (op.kind == OpKind::kAttention) {
+      EXPECT_EQ(op.sliding_window, 2047);
+    }
+  }
+  ASSERT_EQ(g->ropes.size(), 1u);
+  EXPECT_EQ(g->ropes[0].rotary_dim, 96);
+
+  auto phi4 = build_model_graph(config("phi-4"));
+  ASSERT_TRUE(phi4.ok());
+  EXPECT_EQ(find_weight(*phi4, "model.layers.0.self_attn.qkv_proj")->parts[0].shape,
+            (std::vector<int64_t>{5120 + 2 * 10 * 128, 5120}));
+}
+
+TEST(ModelGraphTest, GemmaNormsSoftCapsWindowsAndRopes) {
+  auto g2 = build_model_graph(config("gemma-2-2b", 3));
+  ASSERT_TRUE(g2.ok()) << g2.status().to_string();
+  EXPECT_EQ(g2->family, "gemma");
+  for (const char* n :
+       {"model.layers.0.input_layernorm", "model.layers.2.pre_feedforward_layernorm",
+        "model.layers.1.post_feedforward_layernorm", "model.norm"}) {
+    ASSERT_NE(find_weight(*g2, n), nullptr) << n;
+    EXPECT_EQ(find_weight(*g2, n)->vector_offset, 1.f) << n;
+  }
+  EXPECT_EQ(find_weight(*g2, "lm_head")->tied_to, "model.embed_tokens.weight");
+  EXPECT_EQ(g2->ops.front().kind, OpKind::kEmbedding);
+  EXPECT_EQ(g2->ops.front().scale, 48.f);  // sqrt(2304)
+  std::vector<int> windows;
+  for (const Op& op : g2->ops) {
+    if (op.kind != OpKind::kAttention) continue;
+    windows.push_back(op.sliding_window);
+    EXPECT_EQ(op.softcap, 50.f);
+    EXPECT_EQ(op.scale, 1.f / 16.f);  // query_pre_attn_scalar 256
+  }
+  EXPECT_EQ(windows, (std::vector<int>{4096, 0, 4096}));
+  EXPECT_EQ(g2->ops.back().kind, OpKind::kSoftcap);
+  EXPECT_EQ(g2->ops.back().softcap, 30.f);
+  EXPECT_EQ(g2->ops.back().in, g2->logits);
+
+  auto g3 = build_model_graph(config("gemma-3-1b", 6));
+  ASSERT_TRUE(g3.ok()) << g3.status().to_string();
+  // sqrt(1152) = 33.94, rounded to bfloat16 as transformers does for a bf16 checkpoint.
+  EXPECT_EQ(g3->ops.front().scale, 34.f);
+  ASSERT_EQ(g3->ropes.size(), 2u);
+  EXPECT_EQ(g3->ropes[0].theta, 1e6);
+  EXPECT_EQ(g3->ropes[1].theta, 1e4);
+  EXPECT_EQ(find_weight(*g3, "model.layers.0.self_attn.q_norm")->vector_offset, 1.f);
+  std::vector<int> ropes;
+  for (const Op& op : g3->ops) {
+    if (op.kind == OpKind::kRopeKvWrite) {
+      ropes.push_back(op.rope);
+      EXPECT_NE(op.weight2, kNoWeight);  // k_norm
+    }
+    if (op.kind == OpKind::kAttention) {
+      EXPECT_EQ(op.softcap, 0.f);
+    }
+  }
+  EXPECT_EQ(ropes, (std::vector<int>{1, 1, 1, 1, 1, 0}));  // layer 5 is global
+  EXPECT_EQ(g3->ops.back().kind, OpKind::kLinear);         // no final soft-cap
+}
+
+TEST(CudaGraphSupportTest, RefusesWhatItsKernelsLack) {
+  for (const std::string name : {"llama-3.1-8b", "qwen3-0.6b", "mistral-7b-v0.1", "phi-4"}) {
+    const ModelConfig c = config(name);
+    auto g = build_model_graph(c);
+    ASSERT_TRUE(g.ok());
+    EXPECT_TRUE(cuda::check_graph_support(*g, c).ok())
+        << name << ": " << cuda::check_graph_support(*g, c).to_string();
+  }
+  auto refused = [](const ModelConfig& c) {
+    auto g = build_model_graph(c);
+    EXPECT_TRUE(g.ok());
+    const Status s = cuda::check_graph_support(*g, c);
+    EXPECT_EQ(s.code(), StatusCode::kUnimplemented);
+    return s.message();
+  };
+  // Phi-3-mini's head_dim 96 * partial 1.0 runs; a partial rotary does not.
+  ModelConfig partial = config("phi-4");
+  partial.partial_rotary_factor = 0.75;
+  EXPECT_EQ(refused(partial),
+            "the CUDA backend cannot run Phi3ForCausalLM: it has no partial rotary embedding (run "
+            "it with --device cpu)");
+  ModelConfig longrope = config("phi-4");
+  longrope.rope_scaling.type = RopeScaling::Type::kLongRope;
+  longrope.rope_scaling.short_factor.assign(64, 1.0);
+  longrope.rope_scaling.long_factor.assign(64, 4.0);
+  EXPECT_EQ(refused(longrope),
+            "the CUDA backend cannot run Phi3ForCausalLM: it has no LongRoPE (run it with "
+            "--device cpu)");
+  EXPECT_EQ(refused(config("gemma-2-2b")),
+            "the CUDA backend cannot run Gemma2ForCausalLM: it has no (1 + w) RMSNorm weights "
+            "(Gemma) (run it with --device cpu)");
+  EXPECT_NE(refused(config("gemma-3-1b")).find("Gemma3ForCausalLM"), std::string::npos);
+  // Each Gemma feature on its own is refused too (not only the first one found).
+  ModelGraph g = *build_model_graph(config("gemma-2-2b"));
+  for (WeightDecl& w : g.weights) w.vector_offset = 0;
+  EXPECT_NE(cuda::check_graph_support(g, config("gemma-2-2b")).message().find("scaled embeddings"),
+            std::string::npos);
+  g.ops.front().scale = 1.f;
+  EXPECT_NE(cuda::check_graph_support(g, config("gemma-2-2b")).message().find("soft-capping"),
+            std::string::npos);
+}
+
+// Fused and plain op lists agree bit for bit on Phi-3 (fused checkpoint tensors, partial rotary,
+// a window) and Gemma 2/3 (post-norms, soft-caps, per-layer windows and RoPEs).
+TEST(FusionTest, FusedListEqualsPlainOnPhi3AndGemma) {
+  for (const std::string variant : {"phi-3-mini-4k", "longrope", "gemma-2-2b", "gemma-3-1b"}) {
+    const std::string name = variant == "longrope" ? "phi-3-mini-4k" : variant;
+    TempDir tmp;
+    auto o = boost::json::parse(config_text(name)).as_object();
+    o["num_hidden_layers"] = 3;
+    o["vocab_size"] = 512;
+    o["hidden_size"] = 64;
+    o["intermediate_size"] = 96;
+    o["num_attention_heads"] = 4;
+    o["num_key_value_heads"] = 2;
+    o["head_dim"] = 16;
+    o["sliding_window"] = 5;
+    o["sliding_window_pattern"] = 2;
+    o["query_pre_attn_scalar"] = 16;
+    o["bos_token_id"] = 1;
+    o["eos_token_id"] = 2;
+    o["torch_dtype"] = "float32";
+    if (name == "phi-3-mini-4k") o["partial_rotary_factor"] = 0.5;
+    if (variant == "longrope") {  // the 7-token first chunk stays short, the rest goes long
+      o["original_max_position_embeddings"] = 8;
+      o["max_position_embeddings"] = 64;
+      o["rope_scaling"] = boost::json::parse(
+          R"({"type": "longrope", "short_factor": [1.0, 1.1, 1.2, 1.3],
+              "long_factor": [1.0, 2.0, 4.0, 8.0]})");
+    }
+    testing::write_text(tmp / "config.json", boost::json::serialize(o));
+    LoadOptions opts;
+    opts.load_format = "dummy";
+    auto m = load_model(tmp.path(), opts);
+    ASSERT_TRUE(m.ok()) << m.status().to_string();
+    SCOPED_TRACE(variant);
+    expect_fused_equals_plain(std::shared_ptr<const WeightStore>(std::move(*m)));
+  }
+}
+
+// A checkpoint with every tensor `config_json` declares (BF16 zeros-ish), minus `drop`, with
+// `resize` given new rows, plus `extra` tensors.
+void write_checkpoint(const std::string& dir, const std::string& config_json,
+                      const std::string& drop = "", const std::string& resize = "",
+                      const std::vector<std::string>& extra = {}) {
+  testing::write_text(dir + "/config.json", config_json);
+  auto cfg = parse_hf_config(config_json);
+  ASSERT_TRUE(cfg.ok()) << cfg.status().to_string();
+  auto g = build_model_graph(*cfg);
+  ASSERT_TRUE(g.ok()) << g.status().to_string();
+  std::vector<testing::StEntry> entries;
+  auto add = [&](const std::string& name, std::vector<int64_t> shape) {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    entries.push_back({name, "BF16", shape, std::vector<uint8_t>(static_cast<size_t>(2 * n), 0)});
+  };
+  for (const WeightDecl& w : g->weights) {
+    if (w.optional || (w.kind == WeightKind::kLinear && !w.tied_to.empty())) continue;
+    for (const TensorDecl& t : w.parts) {
+      if (t.name == drop) continue;
+      std::vector<int64_t> shape = t.shape;
+      if (t.name == resize) shape[0] += 8;
+      add(t.name, shape);
+    }
+  }
+  for (const std::string& name : extra) add(name, {4, 4});
+  const auto bytes = testing::safetensors_bytes(entries, {});
+  testing::write_bytes(dir + "/model.safetensors", bytes.data(), bytes.size());
+}
+
+std::string small_config(const std::string& name) {
+  auto o = boost::json::parse(config_text(name)).as_object();
+  o["num_hidden_layers"] = 2;
+  o["vocab_size"] = 64;
+  o["hidden_size"] = 32;
+  o["intermediate_size"] = 48;
+  o["num_attention_heads"] = 2;
+  o["num_key_value_heads"] = 1;
+  o["head_dim"] = 16;
+  o["bos_token_id"] = 1;
+  o["eos_token_id"] = 2;
+  return boost::json::serialize(o);
+}
+
+TEST(FamilyCheckpointTest, ShapesThatDisagreeWithTheConfigAndMissingTensors) {
+  {  // Phi-3: a qkv_proj with 8 rows too many for the config's heads.
+    TempDir tmp;
+    write_checkpoint(tmp.path(), small_config("phi-3-mini-4k"), "",
+                     "model.layers.1.self_attn.qkv_proj.weight");
+    auto m = load_model(tmp.path());
+    EXPECT_EQ(m.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(m.status().message().find("tensor 'model.layers.1.self_attn.qkv_proj.weight' has "
+                                        "shape [72, 32], expected [64, 32] from the config"),
+              std::string::npos)
+        << m.status().to_string();
+  }
+  {  // Phi-3 checkpoints have no separate gate_proj: a gate_up_proj missing is named.
+    TempDir tmp;
+    write_checkpoint(tmp.path(), small_config("phi-3-mini-4k"),
+                     "model.layers.0.mlp.gate_up_proj.weight");
+    auto m = load_model(tmp.path());
+    EXPECT_EQ(m.status().code(), StatusCode::kNotFound);
+    EXPECT_NE(
+        m.status().message().find("model has no tensor 'model.layers.0.mlp.gate_up_proj.weight'"),
+        std::string::npos)
+        << m.status().to_string();
+  }
+  {  // Gemma 2 without one of its extra norms.
+    TempDir tmp;
+    write_checkpoint(tmp.path(), small_config("gemma-2-2b"),
+                     "model.layers.1.pre_feedforward_layernorm.weight");
+    auto m = load_model(tmp.path());
+    EXPECT_EQ(m.status().code(), StatusCode::kNotFound);
+    EXPECT_NE(m.status().message().find(
+                  "model has no tensor 'model.layers.1.pre_feedforward_layernorm.weight'"),
+              std::string::npos)
+        << m.status().to_string();
+  }
+  {  // Gemma 3: q_norm of the wrong length (head_dim 16 in the config).
+    TempDir tmp;
+    write_checkpoint(tmp.path(), small_config("gemma-3-1b"), "",
+                     "model.layers.0.self_attn.q_norm.weight");
+    auto m = load_model(tmp.path());
+    EXPECT_EQ(m.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(m.status().message().find("tensor 'model.layers.0.self_attn.q_norm.weight' has "
+                                        "shape [24], expected [16] from the config"),
+              std::string::npos)
+        << m.status().to_string();
+  }
+}
+
+// One random Gemma 3 text model written three ways — Gemma3ForCausalLM names, and a
+// Gemma3ForConditionalGeneration checkpoint (sparse text_config, vision tower tensors) in the
+// "language_model.model.*" layout and in transformers >= 4.52's "model.language_model.*" —
+// gives bit-identical logits.
+TEST(FamilyCheckpointTest, Gemma3MultimodalCheckpointsRunTheirTextModel) {
+  TempDir src;
+  auto o = boost::json::parse(small_config("gemma-3-1b")).as_object();
+  o["torch_dtype"] = "float32";
+  o["sliding_window"] = 4;
+  o["vocab_size"] = 512;  // run_tokens' prompt ids
+  testing::write_text(src / "config.json", boost::json::serialize(o));
+  LoadOptions dummy;
+  dummy.load_format = "dummy";
+  auto random = load_model(src.path(), dummy);
+  ASSERT_TRUE(random.ok()) << random.status().to_string();
+  std::vector<testing::StEntry> tensors;
+  for (const std::string& name : (*random)->names()) {
+    const TensorView* t = (*random)->find(name);
+    const auto* bytes = static_cast<const uint8_t*>(t->data);
+    tensors.push_back({name, "F32",
+                       std::vector<int64_t>(t->shape.begin(), t->shape.begin() + t->ndim),
+                       std::vector<uint8_t>(bytes, bytes + t->numel() * 4)});
+  }
+  auto write = [&](const std::string& dir, const std::string& config, const std::string& prefix,
+                   bool vision) {
+    testing::write_text(dir + "/config.json", config);
+    std::vector<testing::StEntry> out;
+    for (testing::StEntry e : tensors) {
+      if (e.name.starts_with("model.")) e.name = prefix + e.name.substr(6);
+      out.push_back(std::move(e));
+    }
+    if (vision) {
+      out.push_back({"vision_tower.vision_model.post_layernorm.weight",
+                     "F32",
+                     {4},
+                     std::vector<uint8_t>(16, 0)});
+      out.push_back({"multi_modal_projector.mm_soft_emb_norm.weight",
+                     "F32",
+                     {4},
+                     std::vector<uint8_t>(16, 0)});
+    }
+    const auto b = testing::safetensors_bytes(out, {});
+    testing::write_bytes(dir + "/model.safetensors", b.data(), b.size());
+  };
+  boost::json::object text = o;
+  text.erase("architectures");
+  text.erase("torch_dtype");
+  for (const char* k : {"num_attention_heads", "num_key_value_heads"}) text.erase(k);  // defaults
+  text["num_attention_heads"] = 2;  // (Gemma3TextConfig's default 8 does not fit hidden 32)
+  text["num_key_value_heads"] = 1;
+  boost::json::object multi = {
+      {"architectures", boost::json::array{"Gemma3ForConditionalGeneration"}},
+      {"model_type", "gemma3"},
+      {"torch_dtype", "float32"},
+      {"text_config", text},
+      {"vision_config", boost::json::object{{"hidden_size", 4}}}};
+  TempDir causal, old_layout, new_layout;
+  write(causal.path(), boost::json::serialize(o), "model.", true);
+  write(old_layout.path(), boost::json::serialize(multi), "language_model.model.", true);
+  write(new_layout.path(), boost::json::serialize(multi), "model.language_model.", true);
+  std::vector<std::vector<float>> logits;
+  for (const TempDir* d : {&causal, &old_layout, &new_layout}) {
+    auto m = load_model(d->path());
+    ASSERT_TRUE(m.ok()) << m.status().to_string();
+    EXPECT_EQ(count_vision_tensors(**m), 2);
+    logits.push_back(run_tokens(std::shared_ptr<const WeightStore>(std::move(*m)), false));
+  }
+  ASSERT_FALSE(logits[0].empty());
+  EXPECT_EQ(logits[0], logits[1]);
+  EXPECT_EQ(logits[0], logits[2]);
+}
+
+// LongRoPE's choice of factors is per sequence: a sequence within the original context keeps
+// its short factors when it shares a step with one that has passed it (transformers decides per
+// forward call, which is one sequence there), so batching never changes a sequence's logits.
+TEST(FamilyCheckpointTest, LongRopeFactorsArePerSequenceNotPerBatch) {
+  TempDir tmp;
+  auto o = boost::json::parse(small_config("phi-3-mini-4k")).as_object();
+  o["vocab_size"] = 512;
+  o["torch_dtype"] = "float32";
+  o["original_max_position_embeddings"] = 8;
+  o["max_position_embeddings"] = 64;
+  o["rope_scaling"] = boost::json::parse(
+      R"({"type": "longrope", "short_factor": [1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6, 1.7],
+          "long_factor": [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0]})");
+  testing::write_text(tmp / "config.json", boost::json::serialize(o));
+  LoadOptions dummy;
+  dummy.load_format = "dummy";
+  auto m = load_model(tmp.path(), dummy);
+  ASSERT_TRUE(m.ok()) << m.status().to_string();
+  const std::shared_ptr<const WeightStore> w = std::move(*m);
+  const std::vector<int32_t> short_seq = {1, 17, 99, 5};                              // short
+  const std::vector<int32_t> long_seq = {1, 17, 99, 5, 42, 7, 300, 12, 8, 64, 3, 9};  // long
+  const int64_t vocab = 512;
+  // A sequence's prompt in blocks of 16 starting at `block`, as one batch entry.
+  auto add = [](ForwardBatch* b, const std::vector<int32_t>& tokens, int32_t block) {
+    if (b->query_start_loc.empty()) b->query_start_loc.push_back(0);
+    if (b->block_table_indptr.empty()) b->block_table_indptr.push_back(0);
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      b->token_ids.push_back(tokens[i]);
+      b->positions.push_back(static_cast<int32_t>(i));
+      b->slot_mapping.push_back(block * 16 + static_cast<int32_t>(i));
+      b->logits_indices.push_back(static_cast<int32_t>(b->token_ids.size() - 1));
+    }
+    b->query_start_loc.push_back(static_cast<int32_t>(b->token_ids.size()));
+    b->seq_lens.push_back(static_cast<int32_t>(tokens.size()));
+    b->block_table.push_back(block);
+    b->block_table_indptr.push_back(static_cast<int32_t>(b->block_table.size()));
+    b->max_query_len = std::max<int32_t>(b->max_query_len, static_cast<int32_t>(tokens.size()));
+  };
+  auto run = [&](const std::vector<const std::vector<int32_t>*>& seqs) {
+    auto r = CpuModelRunner::create(w, {.num_threads = 2});
+    EXPECT_TRUE(r.ok()) << r.status().to_string();
+    EXPECT_TRUE((*r)->allocate_kv_cache(8, KvCacheConfig{}).ok());
+    ForwardBatch b;
+    for (size_t i = 0; i < seqs.size(); ++i) add(&b, *seqs[i], static_cast<int32_t>(i + 1));
+    TensorView logits;
+    EXPECT_TRUE((*r)->forward(b, &logits).ok());
+    return std::vector<float>(logits.as<float>(), logits.as<float>() + logits.numel());
+  };
+  const std::vector<float> alone_short = run({&short_seq});
+  const std::vector<float> alone_long = run({&long_seq});
+  const std::vector<float> both = run({&short_seq, &long_seq});
+  ASSERT_EQ(both.size(), alone_short.size() + alone_long.size());
+  EXPECT_TRUE(std::equal(alone_short.begin(), alone_short.end(), both.begin()));
+  EXPECT_TRUE(std::equal(alone_long.begin(), alone_long.end(),
+                         both.begin() + static_cast<int64_t>(alone_short.size())));
+  // And the factors do matter: the long sequence's first 4 positions differ from the short
+  // sequence's (same tokens), because its step passed the original context.
+  EXPECT_FALSE(std::equal(alone_short.begin(), alone_short.end(), alone_long.begin()));
+  EXPECT_EQ(alone_long.size(), long_seq.size() * static_cast<size_t>(vocab));
 }
 
 }  // namespace
