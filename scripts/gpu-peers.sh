@@ -43,10 +43,10 @@ left() { echo $(( budget - ($(date +%s) - start) )); }
 finish() { cp -f "$summary" "$out/" 2>/dev/null; cp -f "$results"/*.json "$out/" 2>/dev/null; true; }
 trap finish EXIT
 
-kite_bin() {  # the unpacked bundle's kite, with its libraries on the path
-  export LD_LIBRARY_PATH="$work/bundle/lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-  echo "$work/bundle/bin/kite"
-}
+# The unpacked bundle's kite finds its libraries in its lib/ (only the kite commands get the path:
+# the machine's curl must not load the bundle's libcurl).
+kite_bin() { echo "$work/bundle/bin/kite"; }
+kite_run() { LD_LIBRARY_PATH="$work/bundle/lib:/usr/local/cuda/lib64" "$@"; }
 
 wait_health() {  # URL SECONDS: 0 once /health answers 200
   local url=$1 deadline=$(( $(date +%s) + $2 ))
@@ -94,7 +94,8 @@ step() {
     *) row "$name" "unknown step"; return ;;
   esac
   local t0=$(date +%s)
-  timeout --kill-after=10 "$t" "$kite" "${cmd[@]}" >"$work/logs/$engine-$name.log" 2>&1
+  timeout --kill-after=10 "$t" env LD_LIBRARY_PATH="$work/bundle/lib:/usr/local/cuda/lib64" \
+    "$kite" "${cmd[@]}" >"$work/logs/$engine-$name.log" 2>&1
   local rc=$?
   row "$engine $name" "rc=$rc in $(( $(date +%s) - t0 ))s"
   [ $rc -eq 0 ] || tail -n 5 "$work/logs/$engine-$name.log" | sed 's/^/    | /' | tee -a "$summary"
@@ -130,12 +131,12 @@ case "$cmd" in
     python3 scripts/peers/hf_bench.py --write-config llama-3-8b "$work/llama-3-8b" >/dev/null
     cp "$(tokenizer_dir)"/* "$work/llama-3-8b/"
     t0=$(date +%s.%N)
-    setsid "$kite" serve "$work/llama-3-8b" --load-format dummy --dtype bfloat16 \
+    LD_LIBRARY_PATH="$work/bundle/lib:/usr/local/cuda/lib64" setsid "$kite" serve "$work/llama-3-8b" --load-format dummy --dtype bfloat16 \
       --max-model-len 4096 --port 8001 --served-model-name llama-3-8b \
       >"$work/logs/kite-serve.log" 2>&1 </dev/null &
     echo $! >"$work/kite.pid"
     if wait_health http://127.0.0.1:8001 120; then
-      row "kite start" "to /health $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b - a}') s ($("$kite" version | head -1))"
+      row "kite start" "to /health $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b - a}') s ($(kite_run "$kite" version | head -1))"
     else
       row "kite start" "failed"; tail -n 20 "$work/logs/kite-serve.log"
     fi ;;
@@ -155,7 +156,7 @@ case "$cmd" in
     kite=$(command -v kite || kite_bin)
     dirs=("$results")
     for d in "$results"/*/; do [ -d "$d" ] && dirs+=("$d"); done
-    "$kite" bench plot "${dirs[@]}" --out "$out/peers-report.html" \
+    kite_run "$kite" bench plot "${dirs[@]}" --out "$out/peers-report.html" \
       --markdown "$out/peers-table.md" --svg-dir "$out/charts" >"$work/logs/plot.log" 2>&1
     row "table" "rc=$? $out/peers-table.md" ;;
   *) sed -n '2,30p' "$0"; exit 2 ;;

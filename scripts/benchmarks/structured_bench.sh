@@ -27,6 +27,8 @@ kite="$(cd "$(dirname "$kite")" && pwd)/$(basename "$kite")"
 if [ -d "$(dirname "$(dirname "$kite")")/lib" ]; then
   export LD_LIBRARY_PATH="$(dirname "$(dirname "$kite")")/lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 fi
+# The machine's curl must not load the bundle's libcurl (another build: "undefined symbol").
+curl() { env -u LD_LIBRARY_PATH curl "$@"; }
 out="${OUT:-/tmp/structured-bench}"
 work="$(mktemp -d)"
 port="${KITE_SB_PORT:-18080}"

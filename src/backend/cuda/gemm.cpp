@@ -103,6 +103,20 @@ Result<GemmRunner::Plan*> GemmRunner::plan_for(const GemmArgs& g) {
         cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &b_mode,
                                        sizeof(b_mode)),
         what + " (FP8 activation scale mode)"));
+    // Vector and block scale modes have no default (a null pointer means 1.0 only for scalar
+    // scales): the heuristic refuses the descriptor (CUBLAS_STATUS_INVALID_VALUE) until both
+    // pointers are set, so the plan is made with this call's; gemm() sets each call's own.
+    if (g.w_scale == nullptr || g.x_scale == nullptr) {
+      return invalid_argument("FP8 GEMM without its scales");
+    }
+    KITE_RETURN_IF_ERROR(cublas_status(
+        cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER,
+                                       &g.w_scale, sizeof(g.w_scale)),
+        what + " (FP8 weight scale)"));
+    KITE_RETURN_IF_ERROR(cublas_status(
+        cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER,
+                                       &g.x_scale, sizeof(g.x_scale)),
+        what + " (FP8 activation scale)"));
     plan->fp8 = true;
   }
   const cudaDataType_t in_type = cuda_type(g.dtype);
@@ -126,6 +140,12 @@ Result<GemmRunner::Plan*> GemmRunner::plan_for(const GemmArgs& g) {
                                         plan->b, plan->c, plan->c, pref, 1, &result, &found);
   }
   KITE_CUBLAS_WARN(cublasLtMatmulPreferenceDestroy(pref));
+  if (st != CUBLAS_STATUS_SUCCESS && g.dtype == DType::kF8E4M3) {
+    // This cuBLASLt (or device) has no scaled FP8 GEMM for these scale modes: the caller falls
+    // back to a dequantized bf16 GEMM (linear_dispatch.cpp) rather than failing the step.
+    return unimplemented(what + " scaled FP8 GEMM: cuBLASLt heuristic returned " +
+                         cublas_status(st, "").message());
+  }
   KITE_RETURN_IF_ERROR(cublas_status(st, what + " heuristic"));
   if (found == 0) {
     return unimplemented(what + " " + std::string(dtype_name(g.dtype)) +

@@ -52,8 +52,13 @@ def hf_run(model, prompt):
 
 
 def check(model_dir, name):
+    config = transformers.AutoConfig.from_pretrained(model_dir)
+    # Phi-3's config class defaults pad_token_id to 32000, past the tiny vocabulary, and
+    # nn.Embedding refuses a padding index outside the table (padding plays no part here).
+    if getattr(config, "pad_token_id", None) is not None and config.pad_token_id >= config.vocab_size:
+        config.pad_token_id = None
     model = transformers.AutoModelForCausalLM.from_pretrained(
-        model_dir, dtype=torch.float64, attn_implementation="eager")
+        model_dir, config=config, dtype=torch.float64, attn_implementation="eager")
     model.eval()
     arch = model.config.architectures[0]
     oracle = GemmaModel(model_dir) if arch.startswith("Gemma") else Model(model_dir)
