@@ -129,6 +129,24 @@ int GraphBuilder::rope(RopeDecl r) {
   return static_cast<int>(graph_.ropes.size() - 1);
 }
 
+int GraphBuilder::moe(MoeDecl m) {
+  for (size_t e = 0; e < m.gate_up.size(); ++e) {
+    graph_.weights[static_cast<size_t>(m.gate_up[e])].expert = static_cast<int32_t>(e);
+    graph_.weights[static_cast<size_t>(m.down[e])].expert = static_cast<int32_t>(e);
+  }
+  graph_.moes.push_back(std::move(m));
+  return static_cast<int>(graph_.moes.size() - 1);
+}
+
+void GraphBuilder::moe_op(ValueId in, int moe_index, ValueId out) {
+  Op op;
+  op.kind = OpKind::kMoe;
+  op.in = in;
+  op.out = out;
+  op.moe = moe_index;
+  graph_.ops.push_back(op);
+}
+
 void GraphBuilder::embed(WeightId table, ValueId out, float scale) {
   Op op;
   op.kind = OpKind::kEmbedding;

@@ -40,6 +40,9 @@ class GraphBuilder {
                   float offset = 0.f);
   // A rotary embedding for rope_kv_write; returns its index.
   int rope(RopeDecl r);
+  // A mixture-of-experts block whose weights are declared (router and experts through linear());
+  // marks each expert's weights with its expert index (WeightDecl::expert). Returns its index.
+  int moe(MoeDecl m);
 
   ValueId value(std::string name, int64_t width, RowSpace rows = RowSpace::kTokens,
                 bool f32 = false);
@@ -55,6 +58,7 @@ class GraphBuilder {
   void silu_mul(ValueId gate_up, ValueId out);
   void gelu_tanh_mul(ValueId gate_up, ValueId out);
   void softcap(ValueId in, ValueId out, float cap);
+  void moe_op(ValueId in, int moe_index, ValueId out);
 
   void set_num_kv_layers(int n) { graph_.num_kv_layers = n; }
   void set_logits(ValueId v) { graph_.logits = v; }

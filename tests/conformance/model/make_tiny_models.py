@@ -2,7 +2,8 @@
 code paths the shipped TinyStories model does not (biases, q/k norm, RoPE scaling, F16/BF16
 weights, sharded checkpoints, MQA, explicit head_dim; Phi-3's fused qkv_proj / gate_up_proj
 and partial rotary; Gemma 2/3's extra norms, soft-capping, sliding/global layers and two RoPE
-bases), each in the tensor layout its published checkpoints use. Deterministic (fixed seeds).
+bases; Qwen3-MoE's and Mixtral's experts, routers and dense layers), each in the tensor layout
+its published checkpoints use. Deterministic (fixed seeds).
 
 Usage: make_tiny_models.py OUT_DIR   -> OUT_DIR/<name>/{config.json, *.safetensors}
 """
@@ -72,9 +73,25 @@ def make(out, name, cfg, seed, shards=1):
             t[p + "self_attn.q_proj.bias"] = 0.3 * rng.uniform(-1, 1, heads * d)
             t[p + "self_attn.k_proj.bias"] = 0.3 * rng.uniform(-1, 1, kvh * d)
             t[p + "self_attn.v_proj.bias"] = 0.3 * rng.uniform(-1, 1, kvh * d)
-        if arch in ("Qwen3ForCausalLM", "Gemma3ForCausalLM"):
+        if arch in ("Qwen3ForCausalLM", "Qwen3MoeForCausalLM", "Gemma3ForCausalLM"):
             t[p + "self_attn.q_norm.weight"] = (0 if gemma else 1) + 0.3 * rng.uniform(-1, 1, d)
             t[p + "self_attn.k_norm.weight"] = (0 if gemma else 1) + 0.3 * rng.uniform(-1, 1, d)
+        if moe_layer(c, l):
+            # Published layout: one tensor per expert and projection. The router is scaled up so
+            # that the routing probabilities are well apart (float32 and float64 pick the same
+            # experts).
+            mixtral = arch == "MixtralForCausalLM"
+            m = p + ("block_sparse_moe." if mixtral else "mlp.")
+            experts = c["num_local_experts" if mixtral else "num_experts"]
+            e_inter = inter if mixtral else c["moe_intermediate_size"]
+            t[m + "gate.weight"] = mat(experts, h) * 4
+            for e in range(experts):
+                x = f"{m}experts.{e}."
+                names = ("w1", "w3", "w2") if mixtral else ("gate_proj", "up_proj", "down_proj")
+                t[x + names[0] + ".weight"] = mat(e_inter, h)
+                t[x + names[1] + ".weight"] = mat(e_inter, h)
+                t[x + names[2] + ".weight"] = mat(h, e_inter)
+            continue
         t[p + "mlp.gate_proj.weight"] = mat(inter, h)
         t[p + "mlp.up_proj.weight"] = mat(inter, h)
         t[p + "mlp.down_proj.weight"] = mat(h, inter)
@@ -105,6 +122,17 @@ def make(out, name, cfg, seed, shards=1):
     if shards > 1:
         with open(os.path.join(path, "model.safetensors.index.json"), "w") as f:
             json.dump({"metadata": {}, "weight_map": weight_map}, f, indent=2)
+
+
+def moe_layer(c, l):
+    # transformers' Qwen3MoeDecoderLayer / MixtralDecoderLayer.
+    arch = c["architectures"][0]
+    if arch == "MixtralForCausalLM":
+        return True
+    if arch != "Qwen3MoeForCausalLM":
+        return False
+    return (l not in (c.get("mlp_only_layers") or []) and c.get("num_experts", 128) > 0
+            and (l + 1) % c.get("decoder_sparse_step", 1) == 0)
 
 
 def patch_dtype(path, old, new):
@@ -197,6 +225,33 @@ def main():
         "query_pre_attn_scalar": 32, "attn_logit_softcapping": None,
         "final_logit_softcapping": None, "sliding_window": 5, "sliding_window_pattern": 3,
         "rms_norm_eps": 1e-6, "torch_dtype": "float32"}, 7)
+    # Qwen3-30B-A3B style: 8 experts of 24, top 3 renormalized (norm_topk_prob), q/k norms,
+    # layer 1 a dense MLP of intermediate_size 40 (mlp_only_layers), BF16.
+    make(out, "qwen3moe-bf16", {
+        "architectures": ["Qwen3MoeForCausalLM"], "model_type": "qwen3_moe", "hidden_size": 32,
+        "intermediate_size": 40, "moe_intermediate_size": 24, "num_experts": 8,
+        "num_experts_per_tok": 3, "norm_topk_prob": True, "decoder_sparse_step": 1,
+        "mlp_only_layers": [1], "num_hidden_layers": 3, "num_attention_heads": 4,
+        "num_key_value_heads": 2, "head_dim": 16, "rope_theta": 1000000.0,
+        "torch_dtype": "bfloat16", "tie_word_embeddings": False, "use_sliding_window": False,
+        "sliding_window": None, "attention_bias": False}, 9)
+    # Qwen3-MoE with decoder_sparse_step 2 (layers 1 and 3 sparse, 0 and 2 dense), top 2 of 6
+    # without renormalization (norm_topk_prob false: the weights are the plain probabilities).
+    make(out, "qwen3moe-step2-f32", {
+        "architectures": ["Qwen3MoeForCausalLM"], "model_type": "qwen3_moe", "hidden_size": 32,
+        "intermediate_size": 48, "moe_intermediate_size": 16, "num_experts": 6,
+        "num_experts_per_tok": 2, "norm_topk_prob": False, "decoder_sparse_step": 2,
+        "num_hidden_layers": 4, "num_attention_heads": 2, "num_key_value_heads": 1,
+        "head_dim": 16, "rope_theta": 10000.0, "torch_dtype": "float32",
+        "tie_word_embeddings": True}, 10)
+    # Mixtral-8x7B style: block_sparse_moe with w1/w3/w2 experts (4 of intermediate_size 40,
+    # top 2, always renormalized), GQA 4/2, a sliding window of 12, F16.
+    make(out, "mixtral-f16", {
+        "architectures": ["MixtralForCausalLM"], "model_type": "mixtral", "hidden_size": 48,
+        "intermediate_size": 40, "num_local_experts": 4, "num_experts_per_tok": 2,
+        "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+        "rope_theta": 1000000.0, "sliding_window": 12, "torch_dtype": "float16",
+        "tie_word_embeddings": False, "bos_token_id": 1, "eos_token_id": 2}, 11)
 
 
 if __name__ == "__main__":
