@@ -329,8 +329,9 @@ Status parse_moe(const bj::object& o, ModelConfig* c) {
                                         c->num_experts));
   }
   if (c->num_experts_per_tok <= 0 || c->num_experts_per_tok > c->num_experts) {
-    return invalid_argument(fmt::format("num_experts_per_tok must be in [1, {}] (the experts), got {}",
-                                        c->num_experts, c->num_experts_per_tok));
+    return invalid_argument(
+        fmt::format("num_experts_per_tok must be in [1, {}] (the experts), got {}", c->num_experts,
+                    c->num_experts_per_tok));
   }
   if (c->moe_intermediate_size <= 0 || c->moe_intermediate_size > kMaxDim) {
     return invalid_argument(
@@ -357,9 +358,9 @@ Status parse_moe(const bj::object& o, ModelConfig* c) {
     }
     for (const bj::value& v : it->value().get_array()) {
       if (!v.is_int64() || v.get_int64() < 0 || v.get_int64() >= n) {
-        return invalid_argument(fmt::format(
-            "mlp_only_layers entries must be layer indices in [0, {}), got {}", n,
-            bj::serialize(v)));
+        return invalid_argument(
+            fmt::format("mlp_only_layers entries must be layer indices in [0, {}), got {}", n,
+                        bj::serialize(v)));
       }
       c->moe_layers[static_cast<size_t>(v.get_int64())] = false;
     }

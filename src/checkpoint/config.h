@@ -14,13 +14,13 @@
 namespace kite {
 
 enum class ModelFamily {
-  kLlama,    // Llama 2/3/3.1/3.2, SmolLM2, TinyStories, llama2.c
-  kMistral,  // Mistral: Llama layout, sliding-window attention when sliding_window is set
-  kQwen2,    // Qwen2/2.5: q/k/v biases
-  kQwen3,    // Qwen3: per-head RMSNorm on q and k, no biases
-  kPhi3,     // Phi-3/3.5/4: Llama layout with fused qkv_proj / gate_up_proj checkpoint tensors
-  kGemma2,   // Gemma 2: (1 + w) norms, GeGLU, soft-capping, alternating sliding/global layers
-  kGemma3,   // Gemma 3 (text): Gemma 2 plus per-head q/k norms and two RoPE bases
+  kLlama,     // Llama 2/3/3.1/3.2, SmolLM2, TinyStories, llama2.c
+  kMistral,   // Mistral: Llama layout, sliding-window attention when sliding_window is set
+  kQwen2,     // Qwen2/2.5: q/k/v biases
+  kQwen3,     // Qwen3: per-head RMSNorm on q and k, no biases
+  kPhi3,      // Phi-3/3.5/4: Llama layout with fused qkv_proj / gate_up_proj checkpoint tensors
+  kGemma2,    // Gemma 2: (1 + w) norms, GeGLU, soft-capping, alternating sliding/global layers
+  kGemma3,    // Gemma 3 (text): Gemma 2 plus per-head q/k norms and two RoPE bases
   kQwen3Moe,  // Qwen3-MoE: Qwen3 attention, sparse MoE blocks (mlp_only_layers dense)
   kMixtral,   // Mixtral: Mistral attention, a sparse MoE block in every layer
 };

@@ -81,6 +81,15 @@ Result<ModelConfig> model_config_from_gguf(const GgufFile& f) {
         "GGUF architecture '{}' is not supported (supported: llama, qwen2, qwen3)", arch_name));
   }
   const std::string a(arch_name);
+  // Mixtral GGUFs are "llama" files with stacked expert tensors (ffn_gate_exps, ...), which kite
+  // does not map yet: refuse them rather than report missing dense MLP tensors.
+  KITE_ASSIGN_OR_RETURN(int64_t experts, int_or(f, a + ".expert_count", 0));
+  if (experts > 0) {
+    return unimplemented(fmt::format(
+        "GGUF mixture-of-experts files ({}.expert_count {}) are not supported yet; load the "
+        "Hugging Face checkpoint (MixtralForCausalLM, Qwen3MoeForCausalLM)",
+        a, experts));
+  }
   ModelConfig c;
   c.architecture = std::string(arch->hf);
   c.family = arch->family;

@@ -43,21 +43,20 @@ Result<int> declare_moe(GraphBuilder& b, const ModelConfig& c, int l) {
   m.renormalize = c.norm_topk_prob;
   m.intermediate = I;
   // The router stays whole on every rank.
-  KITE_ASSIGN_OR_RETURN(
-      m.router, b.linear(p + "gate", {{p + "gate", E, g + "ffn_gate_inp", 0}}, H,
-                         ShardDim::kReplicated));
+  KITE_ASSIGN_OR_RETURN(m.router, b.linear(p + "gate", {{p + "gate", E, g + "ffn_gate_inp", 0}}, H,
+                                           ShardDim::kReplicated));
   const std::string_view gate = mixtral ? "w1" : "gate_proj";
   const std::string_view up = mixtral ? "w3" : "up_proj";
   const std::string_view down = mixtral ? "w2" : "down_proj";
   for (int64_t e = 0; e < E; ++e) {
     const std::string x = fmt::format("{}experts.{}.", p, e);
+    KITE_ASSIGN_OR_RETURN(WeightId gate_up, b.linear(x + "gate_up_proj",
+                                                     {{x + std::string(gate), I, "", 0},
+                                                      {x + std::string(up), I, "", 0}},
+                                                     H, ShardDim::kColumn));
     KITE_ASSIGN_OR_RETURN(
-        WeightId gate_up,
-        b.linear(x + "gate_up_proj", {{x + std::string(gate), I, "", 0}, {x + std::string(up), I, "", 0}},
-                 H, ShardDim::kColumn));
-    KITE_ASSIGN_OR_RETURN(WeightId d, b.linear(x + std::string(down),
-                                               {{x + std::string(down), H, "", 0}}, I,
-                                               ShardDim::kRow));
+        WeightId d,
+        b.linear(x + std::string(down), {{x + std::string(down), H, "", 0}}, I, ShardDim::kRow));
     m.gate_up.push_back(gate_up);
     m.down.push_back(d);
   }

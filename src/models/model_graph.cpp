@@ -156,8 +156,9 @@ Status check_graph(const ModelGraph& g) {
               g.weight(m.gate_up[e]).rows != 2 * m.intermediate ||
               g.weight(m.gate_up[e]).cols != h || g.weight(m.down[e]).rows != h ||
               g.weight(m.down[e]).cols != m.intermediate) {
-            return bad(op, i, fmt::format("expert {} weights are not [2 * {}, {}] and [{}, {}]", e,
-                                          m.intermediate, h, h, m.intermediate));
+            return bad(op, i,
+                       fmt::format("expert {} weights are not [2 * {}, {}] and [{}, {}]", e,
+                                   m.intermediate, h, h, m.intermediate));
           }
         }
         break;

@@ -103,7 +103,7 @@ struct RopeDecl {
 // summed in the order of j (descending probability), so a token's output does not depend on
 // the other tokens of the step. No shared experts (Qwen2-MoE's): not declared by any family yet.
 struct MoeDecl {
-  WeightId router = kNoWeight;   // [num_experts, hidden] ("mlp.gate", "block_sparse_moe.gate")
+  WeightId router = kNoWeight;    // [num_experts, hidden] ("mlp.gate", "block_sparse_moe.gate")
   std::vector<WeightId> gate_up;  // per expert: [2 * intermediate, hidden] = [gate; up]
   std::vector<WeightId> down;     // per expert: [hidden, intermediate]
   int top_k = 0;

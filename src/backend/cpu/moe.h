@@ -15,7 +15,7 @@
 namespace kite::cpu {
 
 // Per token: the top_k experts by softmax(router_logits) (descending; among equal
-// probabilities the lower expert index first; NaN never chosen while a number is left) and
+// probabilities the lower expert index first; a NaN only after every number) and
 // their weights: the probabilities, divided by their sum when `renormalize`.
 //   router_logits: [n, num_experts]; experts, weights: [n, top_k].
 void moe_route(const float* router_logits, int64_t n, int64_t num_experts, int top_k,

@@ -230,7 +230,7 @@ TEST(LoadModelErrorTest, MalformedConfigs) {
                     "architecture 'FalconForCausalLM' is not supported (supported: "
                     "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, "
                     "Phi3ForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM, "
-                    "Gemma3ForConditionalGeneration)");
+                    "Gemma3ForConditionalGeneration, Qwen3MoeForCausalLM, MixtralForCausalLM)");
   fs::copy_file(kTiny + "/config.json", dir + "/config.json", fs::copy_options::overwrite_existing);
   testing::write_text(dir + "/generation_config.json", "{\"temperature\": }");
   expect_load_error(dir, StatusCode::kInvalidArgument, "generation_config.json: malformed JSON");
@@ -442,6 +442,13 @@ TEST(LoadGgufErrorTest, BuiltFileLoadsAndEachBreakageIsNamed) {
   ASSERT_TRUE(ok.ok()) << ok.status().to_string();
   EXPECT_EQ((*ok)->config().vocab_size, 10);
   EXPECT_EQ((*ok)->config().head_dim, 16);
+
+  testing::GgufBuilder moe = small_llama_gguf();
+  moe.add_u32("llama.expert_count", 8);
+  write_gguf(tmp / "moe.gguf", moe);
+  expect_load_error(tmp / "moe.gguf", StatusCode::kUnimplemented,
+                    "GGUF mixture-of-experts files (llama.expert_count 8) are not supported yet; "
+                    "load the Hugging Face checkpoint (MixtralForCausalLM, Qwen3MoeForCausalLM)");
 
   testing::GgufBuilder g2;
   g2.add_string("general.architecture", "llama");
