@@ -916,5 +916,58 @@ TEST(FusionTest, FusedListEqualsPlainOnMoe) {
   }
 }
 
+// A sequence's logits do not depend on the sequences batched with it: the experts its tokens
+// share with other tokens run over more rows, and each row's sums stay the same.
+TEST(FamilyCheckpointTest, MoeLogitsArePerSequenceNotPerBatch) {
+  TempDir tmp;
+  auto o = boost::json::parse(small_moe_config("qwen3-30b-a3b")).as_object();
+  o["vocab_size"] = 512;
+  o["torch_dtype"] = "float32";
+  testing::write_text(tmp / "config.json", boost::json::serialize(o));
+  LoadOptions dummy;
+  dummy.load_format = "dummy";
+  auto m = load_model(tmp.path(), dummy);
+  ASSERT_TRUE(m.ok()) << m.status().to_string();
+  const std::shared_ptr<const WeightStore> w = std::move(*m);
+  const std::vector<std::vector<int32_t>> seqs = {
+      {1, 17, 99, 5}, {1, 17, 99, 5, 42, 7, 300, 12, 8, 64, 3, 9}, {400}};
+  auto run = [&](const std::vector<size_t>& which, int threads) {
+    auto r = CpuModelRunner::create(w, {.num_threads = threads});
+    EXPECT_TRUE(r.ok()) << r.status().to_string();
+    EXPECT_TRUE((*r)->allocate_kv_cache(8, KvCacheConfig{}).ok());
+    ForwardBatch b;
+    b.query_start_loc.push_back(0);
+    b.block_table_indptr.push_back(0);
+    for (size_t i : which) {
+      const std::vector<int32_t>& tokens = seqs[i];
+      const auto block = static_cast<int32_t>(i + 1);
+      for (size_t t = 0; t < tokens.size(); ++t) {
+        b.token_ids.push_back(tokens[t]);
+        b.positions.push_back(static_cast<int32_t>(t));
+        b.slot_mapping.push_back(block * 16 + static_cast<int32_t>(t));
+        b.logits_indices.push_back(static_cast<int32_t>(b.token_ids.size() - 1));
+      }
+      b.query_start_loc.push_back(static_cast<int32_t>(b.token_ids.size()));
+      b.seq_lens.push_back(static_cast<int32_t>(tokens.size()));
+      b.block_table.push_back(block);
+      b.block_table_indptr.push_back(static_cast<int32_t>(b.block_table.size()));
+      b.max_query_len = std::max<int32_t>(b.max_query_len, static_cast<int32_t>(tokens.size()));
+    }
+    TensorView logits;
+    EXPECT_TRUE((*r)->forward(b, &logits).ok());
+    return std::vector<float>(logits.as<float>(), logits.as<float>() + logits.numel());
+  };
+  std::vector<float> alone;
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    const std::vector<float> one = run({i}, 1);
+    alone.insert(alone.end(), one.begin(), one.end());
+  }
+  const std::vector<float> all = run({0, 1, 2}, 2);
+  ASSERT_EQ(all.size(), alone.size());
+  EXPECT_EQ(std::memcmp(all.data(), alone.data(), all.size() * sizeof(float)), 0);
+  // Causal: the first 4 positions of sequence 1 are sequence 0 (the same tokens).
+  EXPECT_EQ(std::memcmp(alone.data(), alone.data() + 4 * 512, 4 * 512 * sizeof(float)), 0);
+}
+
 }  // namespace
 }  // namespace kite
