@@ -34,7 +34,8 @@ Result<WeightId> GraphBuilder::linear(std::string name, const std::vector<Part>&
     w.parts.push_back(TensorDecl{p.module + ".weight",
                                  with_suffix(p.gguf_module, ".weight"),
                                  {p.rows, cols},
-                                 p.gguf_permuted_heads});
+                                 p.gguf_permuted_heads,
+                                 p.gguf_expert});
     w.rows += p.rows;
     if (bias != BiasMode::kNone) {
       w.bias.push_back(

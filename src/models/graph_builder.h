@@ -23,6 +23,7 @@ class GraphBuilder {
     int64_t rows = 0;
     std::string gguf_module;  // "blk.0.attn_q"; empty = not in GGUF files
     int64_t gguf_permuted_heads = 0;
+    int32_t gguf_expert = -1;  // the slice of a stacked GGUF expert tensor (TensorDecl)
   };
 
   // A linear layer [sum of part rows, cols] stacked from `parts`, with its bias mode. Quantized

@@ -50,13 +50,16 @@ Result<int> declare_moe(GraphBuilder& b, const ModelConfig& c, int l) {
   const std::string_view down = mixtral ? "w2" : "down_proj";
   for (int64_t e = 0; e < E; ++e) {
     const std::string x = fmt::format("{}experts.{}.", p, e);
-    KITE_ASSIGN_OR_RETURN(WeightId gate_up, b.linear(x + "gate_up_proj",
-                                                     {{x + std::string(gate), I, "", 0},
-                                                      {x + std::string(up), I, "", 0}},
-                                                     H, ShardDim::kColumn));
+    const auto ge = static_cast<int32_t>(e);  // its slice of llama.cpp's stacked experts
+    KITE_ASSIGN_OR_RETURN(WeightId gate_up,
+                          b.linear(x + "gate_up_proj",
+                                   {{x + std::string(gate), I, g + "ffn_gate_exps", 0, ge},
+                                    {x + std::string(up), I, g + "ffn_up_exps", 0, ge}},
+                                   H, ShardDim::kColumn));
     KITE_ASSIGN_OR_RETURN(
         WeightId d,
-        b.linear(x + std::string(down), {{x + std::string(down), H, "", 0}}, I, ShardDim::kRow));
+        b.linear(x + std::string(down), {{x + std::string(down), H, g + "ffn_down_exps", 0, ge}}, I,
+                 ShardDim::kRow));
     m.gate_up.push_back(gate_up);
     m.down.push_back(d);
   }

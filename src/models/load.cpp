@@ -46,6 +46,21 @@ Status rename_gguf_tensors(const ModelGraph& g, const ModelConfig& c, WeightStor
     const TensorView* view = store->find(t->gguf_name);
     if (view == nullptr) continue;  // validation reports what is missing
     TensorView v = *view;
+    if (t->gguf_expert >= 0) {
+      // Expert e's [rows, cols] block of the stacked [num_experts, rows, cols] tensor: whole
+      // rows, so any block quantization stays intact.
+      if (v.ndim != 3 || t->shape.size() != 2 || v.dim(1) != t->shape[0] ||
+          v.dim(2) != t->shape[1] || t->gguf_expert >= v.dim(0)) {
+        return invalid_argument(
+            fmt::format("tensor '{}' is {}, expected [num_experts, {}, {}] with expert {} in it",
+                        t->gguf_name, v.to_string(), t->shape.size() == 2 ? t->shape[0] : 0,
+                        t->shape.size() == 2 ? t->shape[1] : 0, t->gguf_expert));
+      }
+      const int64_t expert_bytes = v.dim(1) * v.row_bytes();
+      TensorView slice(static_cast<uint8_t*>(v.data) + t->gguf_expert * expert_bytes, v.dtype,
+                       {v.dim(1), v.dim(2)});
+      v = slice;
+    }
     if (t->gguf_permuted_heads > 0) {
       auto un = gguf_unpermute_rows(v, t->gguf_permuted_heads, c.head_dim, store);
       if (!un.ok()) return un.status().with_context("tensor '" + t->gguf_name + "'");

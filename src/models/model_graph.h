@@ -46,6 +46,9 @@ struct TensorDecl {
   // llama.cpp permutes the rows of these heads for its interleaved RoPE in llama-architecture
   // GGUFs: > 0 = the number of heads to un-permute back to rotate-half order.
   int64_t gguf_permuted_heads = 0;
+  // llama.cpp stacks MoE experts into one [num_experts, rows, cols] tensor (ffn_gate_exps,
+  // ffn_up_exps, ffn_down_exps): >= 0 = this tensor is expert `gguf_expert`'s slice of it.
+  int32_t gguf_expert = -1;
 };
 
 enum class BiasMode : uint8_t { kNone, kRequired, kIfPresent };

@@ -405,7 +405,8 @@ TEST(LoadGgufErrorTest, TruncatedAndUnknownArchitecture) {
   bytes[value + 4] = 'x';
   testing::write_bytes(tmp / "arch.gguf", bytes.data(), bytes.size());
   expect_load_error(tmp / "arch.gguf", StatusCode::kUnimplemented,
-                    "GGUF architecture 'llamx' is not supported (supported: llama, qwen2, qwen3)");
+                    "GGUF architecture 'llamx' is not supported (supported: llama, qwen2, qwen3, "
+                    "qwen3moe)");
 }
 
 testing::GgufBuilder small_llama_gguf() {
@@ -446,9 +447,13 @@ TEST(LoadGgufErrorTest, BuiltFileLoadsAndEachBreakageIsNamed) {
   testing::GgufBuilder moe = small_llama_gguf();
   moe.add_u32("llama.expert_count", 8);
   write_gguf(tmp / "moe.gguf", moe);
-  expect_load_error(tmp / "moe.gguf", StatusCode::kUnimplemented,
-                    "GGUF mixture-of-experts files (llama.expert_count 8) are not supported yet; "
-                    "load the Hugging Face checkpoint (MixtralForCausalLM, Qwen3MoeForCausalLM)");
+  expect_load_error(tmp / "moe.gguf", StatusCode::kNotFound,
+                    "GGUF metadata key 'llama.expert_used_count' is missing");
+  moe.add_u32("llama.expert_used_count", 2);
+  write_gguf(tmp / "moe.gguf", moe);
+  // A llama GGUF with experts is Mixtral: its dense MLP tensors are not what it needs.
+  expect_load_error(tmp / "moe.gguf", StatusCode::kNotFound,
+                    "model has no tensor 'model.layers.0.block_sparse_moe.gate.weight'");
 
   testing::GgufBuilder g2;
   g2.add_string("general.architecture", "llama");
