@@ -89,8 +89,11 @@ Result<ModelGraph> build_llama_graph(const ModelConfig& c) {
   const ValueId qkv = b.value("qkv", q + 2 * kv);
   const ValueId attn = b.value("attn", q);
   const ValueId delta = b.value("delta", H);
-  const ValueId gate_up = b.value("gate_up", 2 * I);
-  const ValueId act = b.value("act", I);
+  // The dense MLP's activations, unless every layer is a sparse MoE block (Mixtral).
+  bool dense_layers = !c.is_moe();
+  for (bool sparse : c.moe_layers) dense_layers = dense_layers || !sparse;
+  const ValueId gate_up = dense_layers ? b.value("gate_up", 2 * I) : kNoValue;
+  const ValueId act = dense_layers ? b.value("act", I) : kNoValue;
   const ValueId last = b.value("last_hidden", H, RowSpace::kLogits);
   const ValueId logits = b.value("logits", V, RowSpace::kLogits, /*f32=*/true);
 
