@@ -21,7 +21,8 @@ WeightId GraphBuilder::add(WeightDecl w) {
 }
 
 Result<WeightId> GraphBuilder::linear(std::string name, const std::vector<Part>& parts,
-                                      int64_t cols, ShardDim shard, BiasMode bias) {
+                                      int64_t cols, ShardDim shard, BiasMode bias,
+                                      bool quantizable) {
   WeightDecl w;
   w.name = std::move(name);
   w.kind = WeightKind::kLinear;
@@ -41,7 +42,7 @@ Result<WeightId> GraphBuilder::linear(std::string name, const std::vector<Part>&
       w.bias.push_back(
           TensorDecl{p.module + ".bias", with_suffix(p.gguf_module, ".bias"), {p.rows}, 0});
     }
-    if (q.quantizes(p.module)) ++quantized;
+    if (quantizable && q.quantizes(p.module)) ++quantized;
   }
   if (quantized != 0 && quantized != parts.size()) {
     return invalid_argument(fmt::format(

@@ -28,9 +28,10 @@ class GraphBuilder {
 
   // A linear layer [sum of part rows, cols] stacked from `parts`, with its bias mode. Quantized
   // (scales declared) when the config's quantization_config covers every part; an error when it
-  // covers only some of them (a fused layer has one format).
+  // covers only some of them (a fused layer has one format). `quantizable` false keeps it in
+  // the checkpoint's float dtype whatever the config says (MoE routers, as vLLM).
   Result<WeightId> linear(std::string name, const std::vector<Part>& parts, int64_t cols,
-                          ShardDim shard, BiasMode bias = BiasMode::kNone);
+                          ShardDim shard, BiasMode bias = BiasMode::kNone, bool quantizable = true);
   // The embedding table [vocab, hidden] (`tensor` is the full name, e.g. ...embed_tokens.weight).
   WeightId embedding(std::string tensor, std::string gguf_tensor, int64_t rows, int64_t cols);
   // The LM head [vocab, hidden]; with tied embeddings it falls back to the embedding's tensor.

@@ -42,9 +42,11 @@ Result<int> declare_moe(GraphBuilder& b, const ModelConfig& c, int l) {
   m.top_k = static_cast<int>(c.num_experts_per_tok);
   m.renormalize = c.norm_topk_prob;
   m.intermediate = I;
-  // The router stays whole on every rank.
+  // The router stays whole on every rank and in its float dtype (vLLM never quantizes it: FP8
+  // checkpoints such as Qwen3-30B-A3B-FP8 store it in BF16).
   KITE_ASSIGN_OR_RETURN(m.router, b.linear(p + "gate", {{p + "gate", E, g + "ffn_gate_inp", 0}}, H,
-                                           ShardDim::kReplicated));
+                                           ShardDim::kReplicated, BiasMode::kNone,
+                                           /*quantizable=*/false));
   const std::string_view gate = mixtral ? "w1" : "gate_proj";
   const std::string_view up = mixtral ? "w3" : "up_proj";
   const std::string_view down = mixtral ? "w2" : "down_proj";

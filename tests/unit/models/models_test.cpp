@@ -785,6 +785,26 @@ TEST(ModelGraphTest, MoeDeclaresExpertsInThePublishedLayout) {
   EXPECT_EQ(check_graph(broken).code(), StatusCode::kInternal);
 }
 
+// An FP8 block-quantized Qwen3-MoE (Qwen3-30B-A3B-FP8's quantization_config) quantizes every
+// expert and keeps the router in its float dtype.
+TEST(QuantizationConfigTest, MoeRouterStaysUnquantized) {
+  auto o = boost::json::parse(config_text("qwen3-30b-a3b")).as_object();
+  o["num_hidden_layers"] = 1;
+  o["quantization_config"] = boost::json::parse(
+      R"({"quant_method": "fp8", "activation_scheme": "dynamic", "fmt": "e4m3",
+          "weight_block_size": [128, 128]})");
+  auto c = parse_hf_config(boost::json::serialize(o));
+  ASSERT_TRUE(c.ok()) << c.status().to_string();
+  auto g = build_model_graph(*c);
+  ASSERT_TRUE(g.ok()) << g.status().to_string();
+  const MoeDecl& m = g->moes[0];
+  EXPECT_EQ(g->weight(m.router).quant.scheme, QuantScheme::kNone);
+  EXPECT_EQ(g->weight(m.gate_up[7]).quant.scheme, QuantScheme::kFp8Block);
+  EXPECT_EQ(g->weight(m.gate_up[7]).quant.weight_scales[1].name,
+            "model.layers.0.mlp.experts.7.up_proj.weight_scale_inv");
+  EXPECT_EQ(g->weight(m.down[7]).quant.weight_scales[0].shape, (std::vector<int64_t>{16, 6}));
+}
+
 TEST(CudaGraphSupportTest, RefusesMixtureOfExperts) {
   for (const std::string name : {"qwen3-30b-a3b", "mixtral-8x7b-v0.1"}) {
     const ModelConfig c = config(name);
