@@ -21,7 +21,7 @@ struct ArchInfo {
   ModelFamily family;
 };
 
-constexpr std::array<ArchInfo, 8> kArchitectures = {{
+constexpr std::array<ArchInfo, 10> kArchitectures = {{
     {"LlamaForCausalLM", "llama", ModelFamily::kLlama},
     {"MistralForCausalLM", "mistral", ModelFamily::kMistral},
     {"Qwen2ForCausalLM", "qwen2", ModelFamily::kQwen2},
@@ -30,6 +30,8 @@ constexpr std::array<ArchInfo, 8> kArchitectures = {{
     {"Gemma2ForCausalLM", "gemma2", ModelFamily::kGemma2},
     {"Gemma3ForCausalLM", "gemma3_text", ModelFamily::kGemma3},
     {"Gemma3ForConditionalGeneration", "gemma3", ModelFamily::kGemma3},  // its text model
+    {"Qwen3MoeForCausalLM", "qwen3_moe", ModelFamily::kQwen3Moe},
+    {"MixtralForCausalLM", "mixtral", ModelFamily::kMixtral},
 }};
 
 bool is_gemma(ModelFamily f) { return f == ModelFamily::kGemma2 || f == ModelFamily::kGemma3; }
@@ -301,6 +303,71 @@ Status parse_gemma(const bj::object& o, ModelConfig* c) {
   return ok_status();
 }
 
+// The MoE fields of Qwen3-MoE (num_experts, moe_intermediate_size, norm_topk_prob,
+// decoder_sparse_step, mlp_only_layers; defaults: transformers' Qwen3MoeConfig) and Mixtral
+// (num_local_experts of intermediate_size each, always renormalized; MixtralConfig's defaults).
+Status parse_moe(const bj::object& o, ModelConfig* c) {
+  const bool mixtral = c->family == ModelFamily::kMixtral;
+  KITE_ASSIGN_OR_RETURN(std::optional<int64_t> experts,
+                        json::get_int(o, mixtral ? "num_local_experts" : "num_experts"));
+  c->num_experts = experts.value_or(mixtral ? 8 : 128);
+  KITE_ASSIGN_OR_RETURN(std::optional<int64_t> top_k, json::get_int(o, "num_experts_per_tok"));
+  c->num_experts_per_tok = top_k.value_or(mixtral ? 2 : 8);
+  if (mixtral) {
+    c->moe_intermediate_size = c->intermediate_size;
+    c->norm_topk_prob = true;
+  } else {
+    KITE_ASSIGN_OR_RETURN(std::optional<int64_t> moe_inter,
+                          json::get_int(o, "moe_intermediate_size"));
+    c->moe_intermediate_size = moe_inter.value_or(768);
+    KITE_ASSIGN_OR_RETURN(std::optional<bool> norm, json::get_bool(o, "norm_topk_prob"));
+    c->norm_topk_prob = norm.value_or(false);
+  }
+  if (c->num_experts <= 0 || c->num_experts > 4096) {
+    return invalid_argument(fmt::format("{} must be in [1, 4096], got {}",
+                                        mixtral ? "num_local_experts" : "num_experts",
+                                        c->num_experts));
+  }
+  if (c->num_experts_per_tok <= 0 || c->num_experts_per_tok > c->num_experts) {
+    return invalid_argument(
+        fmt::format("num_experts_per_tok must be in [1, {}] (the experts), got {}", c->num_experts,
+                    c->num_experts_per_tok));
+  }
+  if (c->moe_intermediate_size <= 0 || c->moe_intermediate_size > kMaxDim) {
+    return invalid_argument(
+        fmt::format("moe_intermediate_size must be positive, got {}", c->moe_intermediate_size));
+  }
+  const int64_t n = c->num_hidden_layers;
+  if (n <= 0 || n > 4096) return ok_status();  // validate() reports it
+  c->moe_layers.assign(static_cast<size_t>(n), true);
+  if (mixtral) return ok_status();
+  // transformers' Qwen3MoeDecoderLayer: sparse unless listed in mlp_only_layers, and only
+  // every decoder_sparse_step-th layer ((l + 1) % step == 0).
+  KITE_ASSIGN_OR_RETURN(std::optional<int64_t> step, json::get_int(o, "decoder_sparse_step"));
+  const int64_t sparse_step = step.value_or(1);
+  if (sparse_step <= 0) {
+    return invalid_argument(
+        fmt::format("decoder_sparse_step must be positive, got {}", sparse_step));
+  }
+  for (int64_t l = 0; l < n; ++l) {
+    c->moe_layers[static_cast<size_t>(l)] = (l + 1) % sparse_step == 0;
+  }
+  if (auto it = o.find("mlp_only_layers"); it != o.end() && !it->value().is_null()) {
+    if (!it->value().is_array()) {
+      return invalid_argument("field 'mlp_only_layers' must be a list of layer indices");
+    }
+    for (const bj::value& v : it->value().get_array()) {
+      if (!v.is_int64() || v.get_int64() < 0 || v.get_int64() >= n) {
+        return invalid_argument(
+            fmt::format("mlp_only_layers entries must be layer indices in [0, {}), got {}", n,
+                        bj::serialize(v)));
+      }
+      c->moe_layers[static_cast<size_t>(v.get_int64())] = false;
+    }
+  }
+  return ok_status();
+}
+
 Result<ModelConfig> parse_config_object(const bj::object& o);
 
 // Gemma3ForConditionalGeneration (Gemma 3 4B/12B/27B): the text model's config is text_config,
@@ -422,7 +489,8 @@ Result<ModelConfig> parse_config_object(const bj::object& o) {
   KITE_ASSIGN_OR_RETURN(std::optional<bool> attn_bias, json::get_bool(o, "attention_bias"));
   // Qwen2 always has q/k/v biases (its config has no key for it); Llama/Qwen3 say so.
   c.attention_bias = c.family == ModelFamily::kQwen2 || attn_bias.value_or(false);
-  c.qk_norm = c.family == ModelFamily::kQwen3 || c.family == ModelFamily::kGemma3;
+  c.qk_norm = c.family == ModelFamily::kQwen3 || c.family == ModelFamily::kQwen3Moe ||
+              c.family == ModelFamily::kGemma3;
   if (c.family == ModelFamily::kPhi3) {
     KITE_ASSIGN_OR_RETURN(std::optional<double> partial,
                           json::get_double(o, "partial_rotary_factor"));
@@ -434,14 +502,17 @@ Result<ModelConfig> parse_config_object(const bj::object& o) {
     c.partial_rotary_factor = partial.value_or(1.0);
   }
   if (is_gemma(c.family)) KITE_RETURN_IF_ERROR(parse_gemma(o, &c));
+  if (c.family == ModelFamily::kQwen3Moe || c.family == ModelFamily::kMixtral) {
+    KITE_RETURN_IF_ERROR(parse_moe(o, &c));
+  }
 
   KITE_ASSIGN_OR_RETURN(std::optional<int64_t> window, json::get_int(o, "sliding_window"));
   KITE_ASSIGN_OR_RETURN(std::optional<bool> use_window, json::get_bool(o, "use_sliding_window"));
   // Qwen2/3 configs carry a sliding_window that only applies with use_sliding_window; there it
   // covers only the layers from max_window_layers on, which kite does not implement.
   // Mistral and Phi-3 apply a sliding_window to every layer; Gemma to its sliding layers.
-  const bool windowed =
-      c.family == ModelFamily::kMistral || c.family == ModelFamily::kPhi3 || is_gemma(c.family);
+  const bool windowed = c.family == ModelFamily::kMistral || c.family == ModelFamily::kMixtral ||
+                        c.family == ModelFamily::kPhi3 || is_gemma(c.family);
   if (is_gemma(c.family) && !window) window = 4096;  // Gemma2Config / Gemma3TextConfig default
   if (window && use_window.value_or(windowed)) {
     if (!windowed) {
@@ -484,6 +555,10 @@ std::string_view model_family_name(ModelFamily f) {
       return "gemma2";
     case ModelFamily::kGemma3:
       return "gemma3";
+    case ModelFamily::kQwen3Moe:
+      return "qwen3_moe";
+    case ModelFamily::kMixtral:
+      return "mixtral";
   }
   return "unknown";
 }
@@ -577,6 +652,19 @@ Status ModelConfig::validate() const {
   if (!sliding_layers.empty() && static_cast<int64_t>(sliding_layers.size()) != num_hidden_layers) {
     return invalid_argument(fmt::format("{} sliding-layer flags for {} layers",
                                         sliding_layers.size(), num_hidden_layers));
+  }
+  if (num_experts > 0) {
+    if (num_experts_per_tok <= 0 || num_experts_per_tok > num_experts ||
+        moe_intermediate_size <= 0 || moe_intermediate_size > kMaxDim) {
+      return invalid_argument(fmt::format(
+          "a mixture of experts needs 1 <= num_experts_per_tok ({}) <= num_experts ({}) and a "
+          "positive moe_intermediate_size ({})",
+          num_experts_per_tok, num_experts, moe_intermediate_size));
+    }
+    if (static_cast<int64_t>(moe_layers.size()) != num_hidden_layers) {
+      return invalid_argument(
+          fmt::format("{} MoE-layer flags for {} layers", moe_layers.size(), num_hidden_layers));
+    }
   }
   if (bos_token_id && (*bos_token_id < 0 || *bos_token_id >= vocab_size)) {
     return invalid_argument(

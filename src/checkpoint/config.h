@@ -14,13 +14,15 @@
 namespace kite {
 
 enum class ModelFamily {
-  kLlama,    // Llama 2/3/3.1/3.2, SmolLM2, TinyStories, llama2.c
-  kMistral,  // Mistral: Llama layout, sliding-window attention when sliding_window is set
-  kQwen2,    // Qwen2/2.5: q/k/v biases
-  kQwen3,    // Qwen3: per-head RMSNorm on q and k, no biases
-  kPhi3,     // Phi-3/3.5/4: Llama layout with fused qkv_proj / gate_up_proj checkpoint tensors
-  kGemma2,   // Gemma 2: (1 + w) norms, GeGLU, soft-capping, alternating sliding/global layers
-  kGemma3,   // Gemma 3 (text): Gemma 2 plus per-head q/k norms and two RoPE bases
+  kLlama,     // Llama 2/3/3.1/3.2, SmolLM2, TinyStories, llama2.c
+  kMistral,   // Mistral: Llama layout, sliding-window attention when sliding_window is set
+  kQwen2,     // Qwen2/2.5: q/k/v biases
+  kQwen3,     // Qwen3: per-head RMSNorm on q and k, no biases
+  kPhi3,      // Phi-3/3.5/4: Llama layout with fused qkv_proj / gate_up_proj checkpoint tensors
+  kGemma2,    // Gemma 2: (1 + w) norms, GeGLU, soft-capping, alternating sliding/global layers
+  kGemma3,    // Gemma 3 (text): Gemma 2 plus per-head q/k norms and two RoPE bases
+  kQwen3Moe,  // Qwen3-MoE: Qwen3 attention, sparse MoE blocks (mlp_only_layers dense)
+  kMixtral,   // Mixtral: Mistral attention, a sparse MoE block in every layer
 };
 std::string_view model_family_name(ModelFamily f);
 
@@ -122,6 +124,17 @@ struct ModelConfig {
   // Gemma 3: RoPE base of the sliding-window layers (default RoPE, no scaling); the global
   // layers use rope_theta and rope_scaling.
   double rope_local_base_freq = 0;
+  // Mixture of experts (Qwen3-MoE, Mixtral). num_experts 0 = a dense model. Each MoE block
+  // routes a token to its num_experts_per_tok experts by softmax(router logits) top-k, their
+  // probabilities renormalized to sum 1 when norm_topk_prob (Mixtral always);
+  // moe_intermediate_size is each expert's (Mixtral: intermediate_size). moe_layers:
+  // [num_hidden_layers], true = a sparse MoE block, false = the dense MLP of
+  // intermediate_size (Qwen3-MoE's mlp_only_layers and decoder_sparse_step).
+  int64_t num_experts = 0;
+  int64_t num_experts_per_tok = 0;
+  int64_t moe_intermediate_size = 0;
+  bool norm_topk_prob = false;
+  std::vector<bool> moe_layers;
   std::optional<int32_t> bos_token_id;
   std::vector<int32_t> eos_token_ids;
   DType torch_dtype = DType::kF32;  // dtype the checkpoint declares
@@ -129,6 +142,7 @@ struct ModelConfig {
 
   int64_t q_size() const { return num_attention_heads * head_dim; }
   int64_t kv_size() const { return num_key_value_heads * head_dim; }
+  bool is_moe() const { return num_experts > 0; }
   // Dims of each head RoPE rotates (int(head_dim * partial_rotary_factor), as transformers).
   int64_t rotary_dim() const {
     return static_cast<int64_t>(static_cast<double>(head_dim) * partial_rotary_factor);

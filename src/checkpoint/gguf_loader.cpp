@@ -19,10 +19,11 @@ struct GgufArch {
   ModelFamily family;
 };
 
-constexpr std::array<GgufArch, 3> kGgufArchs = {{
-    {"llama", "LlamaForCausalLM", ModelFamily::kLlama},
+constexpr std::array<GgufArch, 4> kGgufArchs = {{
+    {"llama", "LlamaForCausalLM", ModelFamily::kLlama},  // Mixtral too (with an expert_count)
     {"qwen2", "Qwen2ForCausalLM", ModelFamily::kQwen2},
     {"qwen3", "Qwen3ForCausalLM", ModelFamily::kQwen3},
+    {"qwen3moe", "Qwen3MoeForCausalLM", ModelFamily::kQwen3Moe},
 }};
 
 const GgufArch* find_arch(std::string_view name) {
@@ -78,12 +79,23 @@ Result<ModelConfig> model_config_from_gguf(const GgufFile& f) {
   const GgufArch* arch = find_arch(arch_name);
   if (arch == nullptr) {
     return unimplemented(fmt::format(
-        "GGUF architecture '{}' is not supported (supported: llama, qwen2, qwen3)", arch_name));
+        "GGUF architecture '{}' is not supported (supported: llama, qwen2, qwen3, qwen3moe)",
+        arch_name));
   }
   const std::string a(arch_name);
   ModelConfig c;
   c.architecture = std::string(arch->hf);
   c.family = arch->family;
+  // Mixture of experts: llama.cpp writes Mixtral as "llama" with an expert count, and runs
+  // every layer sparse with the top-k weights renormalized (qwen3moe and llama alike).
+  KITE_ASSIGN_OR_RETURN(c.num_experts, int_or(f, a + ".expert_count", 0));
+  if (c.num_experts > 0 && c.family == ModelFamily::kLlama) {
+    c.family = ModelFamily::kMixtral;
+    c.architecture = "MixtralForCausalLM";
+  }
+  if (c.family == ModelFamily::kQwen3Moe && c.num_experts <= 0) {
+    return invalid_argument(fmt::format("GGUF key '{}.expert_count' must be positive", a));
+  }
   KITE_ASSIGN_OR_RETURN(c.hidden_size, required_int(f, a + ".embedding_length"));
   KITE_ASSIGN_OR_RETURN(c.intermediate_size, required_int(f, a + ".feed_forward_length"));
   KITE_ASSIGN_OR_RETURN(c.num_hidden_layers, required_int(f, a + ".block_count"));
@@ -152,8 +164,24 @@ Result<ModelConfig> model_config_from_gguf(const GgufFile& f) {
   }
   c.tie_word_embeddings = f.find_tensor("output.weight") == nullptr;
   c.attention_bias = c.family == ModelFamily::kQwen2;
-  c.qk_norm = c.family == ModelFamily::kQwen3;
+  c.qk_norm = c.family == ModelFamily::kQwen3 || c.family == ModelFamily::kQwen3Moe;
   c.torch_dtype = DType::kF32;
+  if (c.num_experts > 0) {
+    KITE_ASSIGN_OR_RETURN(c.num_experts_per_tok, required_int(f, a + ".expert_used_count"));
+    KITE_ASSIGN_OR_RETURN(c.moe_intermediate_size,
+                          int_or(f, a + ".expert_feed_forward_length", c.intermediate_size));
+    c.norm_topk_prob = true;
+    if (f.has(a + ".expert_weights_norm")) {
+      const GgufValue* v = f.find(a + ".expert_weights_norm");
+      if (v->type != GgufType::kBool) {
+        return invalid_argument(fmt::format("GGUF key '{}.expert_weights_norm' must be a bool", a));
+      }
+      c.norm_topk_prob = v->u64 != 0;
+    }
+    if (c.num_hidden_layers > 0 && c.num_hidden_layers <= 4096) {
+      c.moe_layers.assign(static_cast<size_t>(c.num_hidden_layers), true);
+    }
+  }
 
   auto token_id = [&](const char* key) -> Result<std::optional<int32_t>> {
     if (!f.has(key)) return std::optional<int32_t>();

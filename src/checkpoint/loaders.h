@@ -23,7 +23,8 @@ Status load_hf_configs(const std::string& path, WeightStore* store);
 // A GGUF file: config from its metadata, every tensor under its GGUF name.
 Status load_gguf_file(const std::string& path, WeightStore* store);
 
-// ModelConfig from GGUF metadata (llama, qwen2, qwen3 architectures).
+// ModelConfig from GGUF metadata (llama — Mixtral when it has an expert_count —, qwen2, qwen3,
+// qwen3moe architectures).
 Result<ModelConfig> model_config_from_gguf(const GgufFile& file);
 
 }  // namespace kite

@@ -21,7 +21,8 @@ WeightId GraphBuilder::add(WeightDecl w) {
 }
 
 Result<WeightId> GraphBuilder::linear(std::string name, const std::vector<Part>& parts,
-                                      int64_t cols, ShardDim shard, BiasMode bias) {
+                                      int64_t cols, ShardDim shard, BiasMode bias,
+                                      bool quantizable) {
   WeightDecl w;
   w.name = std::move(name);
   w.kind = WeightKind::kLinear;
@@ -34,13 +35,14 @@ Result<WeightId> GraphBuilder::linear(std::string name, const std::vector<Part>&
     w.parts.push_back(TensorDecl{p.module + ".weight",
                                  with_suffix(p.gguf_module, ".weight"),
                                  {p.rows, cols},
-                                 p.gguf_permuted_heads});
+                                 p.gguf_permuted_heads,
+                                 p.gguf_expert});
     w.rows += p.rows;
     if (bias != BiasMode::kNone) {
       w.bias.push_back(
           TensorDecl{p.module + ".bias", with_suffix(p.gguf_module, ".bias"), {p.rows}, 0});
     }
-    if (q.quantizes(p.module)) ++quantized;
+    if (quantizable && q.quantizes(p.module)) ++quantized;
   }
   if (quantized != 0 && quantized != parts.size()) {
     return invalid_argument(fmt::format(
@@ -127,6 +129,24 @@ ValueId GraphBuilder::value(std::string name, int64_t width, RowSpace rows, bool
 int GraphBuilder::rope(RopeDecl r) {
   graph_.ropes.push_back(r);
   return static_cast<int>(graph_.ropes.size() - 1);
+}
+
+int GraphBuilder::moe(MoeDecl m) {
+  for (size_t e = 0; e < m.gate_up.size(); ++e) {
+    graph_.weights[static_cast<size_t>(m.gate_up[e])].expert = static_cast<int32_t>(e);
+    graph_.weights[static_cast<size_t>(m.down[e])].expert = static_cast<int32_t>(e);
+  }
+  graph_.moes.push_back(std::move(m));
+  return static_cast<int>(graph_.moes.size() - 1);
+}
+
+void GraphBuilder::moe_op(ValueId in, int moe_index, ValueId out) {
+  Op op;
+  op.kind = OpKind::kMoe;
+  op.in = in;
+  op.out = out;
+  op.moe = moe_index;
+  graph_.ops.push_back(op);
 }
 
 void GraphBuilder::embed(WeightId table, ValueId out, float scale) {

@@ -23,13 +23,15 @@ class GraphBuilder {
     int64_t rows = 0;
     std::string gguf_module;  // "blk.0.attn_q"; empty = not in GGUF files
     int64_t gguf_permuted_heads = 0;
+    int32_t gguf_expert = -1;  // the slice of a stacked GGUF expert tensor (TensorDecl)
   };
 
   // A linear layer [sum of part rows, cols] stacked from `parts`, with its bias mode. Quantized
   // (scales declared) when the config's quantization_config covers every part; an error when it
-  // covers only some of them (a fused layer has one format).
+  // covers only some of them (a fused layer has one format). `quantizable` false keeps it in
+  // the checkpoint's float dtype whatever the config says (MoE routers, as vLLM).
   Result<WeightId> linear(std::string name, const std::vector<Part>& parts, int64_t cols,
-                          ShardDim shard, BiasMode bias = BiasMode::kNone);
+                          ShardDim shard, BiasMode bias = BiasMode::kNone, bool quantizable = true);
   // The embedding table [vocab, hidden] (`tensor` is the full name, e.g. ...embed_tokens.weight).
   WeightId embedding(std::string tensor, std::string gguf_tensor, int64_t rows, int64_t cols);
   // The LM head [vocab, hidden]; with tied embeddings it falls back to the embedding's tensor.
@@ -40,6 +42,9 @@ class GraphBuilder {
                   float offset = 0.f);
   // A rotary embedding for rope_kv_write; returns its index.
   int rope(RopeDecl r);
+  // A mixture-of-experts block whose weights are declared (router and experts through linear());
+  // marks each expert's weights with its expert index (WeightDecl::expert). Returns its index.
+  int moe(MoeDecl m);
 
   ValueId value(std::string name, int64_t width, RowSpace rows = RowSpace::kTokens,
                 bool f32 = false);
@@ -55,6 +60,7 @@ class GraphBuilder {
   void silu_mul(ValueId gate_up, ValueId out);
   void gelu_tanh_mul(ValueId gate_up, ValueId out);
   void softcap(ValueId in, ValueId out, float cap);
+  void moe_op(ValueId in, int moe_index, ValueId out);
 
   void set_num_kv_layers(int n) { graph_.num_kv_layers = n; }
   void set_logits(ValueId v) { graph_.logits = v; }

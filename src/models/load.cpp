@@ -46,6 +46,21 @@ Status rename_gguf_tensors(const ModelGraph& g, const ModelConfig& c, WeightStor
     const TensorView* view = store->find(t->gguf_name);
     if (view == nullptr) continue;  // validation reports what is missing
     TensorView v = *view;
+    if (t->gguf_expert >= 0) {
+      // Expert e's [rows, cols] block of the stacked [num_experts, rows, cols] tensor: whole
+      // rows, so any block quantization stays intact.
+      if (v.ndim != 3 || t->shape.size() != 2 || v.dim(1) != t->shape[0] ||
+          v.dim(2) != t->shape[1] || t->gguf_expert >= v.dim(0)) {
+        return invalid_argument(
+            fmt::format("tensor '{}' is {}, expected [num_experts, {}, {}] with expert {} in it",
+                        t->gguf_name, v.to_string(), t->shape.size() == 2 ? t->shape[0] : 0,
+                        t->shape.size() == 2 ? t->shape[1] : 0, t->gguf_expert));
+      }
+      const int64_t expert_bytes = v.dim(1) * v.row_bytes();
+      TensorView slice(static_cast<uint8_t*>(v.data) + t->gguf_expert * expert_bytes, v.dtype,
+                       {v.dim(1), v.dim(2)});
+      v = slice;
+    }
     if (t->gguf_permuted_heads > 0) {
       auto un = gguf_unpermute_rows(v, t->gguf_permuted_heads, c.head_dim, store);
       if (!un.ok()) return un.status().with_context("tensor '" + t->gguf_name + "'");
@@ -86,6 +101,30 @@ void alias_text_model_names(const ModelGraph& g, WeightStore* store) {
   }
 }
 
+// A mixture of experts whose checkpoint holds expert or router tensors the config does not
+// declare (more experts than num_experts, a sparse block where mlp_only_layers /
+// decoder_sparse_step make the layer dense) would run with them silently unused: an error.
+Status check_undeclared_experts(const ModelGraph& g, const WeightStore& store) {
+  const ModelConfig& c = store.config();
+  if (!c.is_moe()) return ok_status();
+  std::set<std::string_view> declared;
+  for (const TensorDecl* t : g.tensors()) declared.insert(t->name);
+  for (const std::string& name : store.names()) {
+    if (declared.count(name) != 0) continue;
+    const bool expert = name.find(".experts.") != std::string::npos;
+    const bool router =
+        name.ends_with(".mlp.gate.weight") || name.ends_with(".block_sparse_moe.gate.weight");
+    if (!expert && !router) continue;
+    int64_t sparse = 0;
+    for (bool b : c.moe_layers) sparse += b ? 1 : 0;
+    return invalid_argument(fmt::format(
+        "tensor '{}' is not part of the model config.json describes ({} experts, top {}, in {} "
+        "of {} layers); the checkpoint's experts disagree with its config",
+        name, c.num_experts, c.num_experts_per_tok, sparse, c.num_hidden_layers));
+  }
+  return ok_status();
+}
+
 }  // namespace
 
 std::vector<TensorSpec> expected_tensors(const ModelConfig& config) {
@@ -102,7 +141,20 @@ Status validate_weights(WeightStore* store) {
     }
   }
   TensorLookup lookup = [store](std::string_view name) { return store->find(name); };
-  KITE_ASSIGN_OR_RETURN(ModelWeights bound, bind_weights(g, lookup));
+  auto bound_or = bind_weights(g, lookup);
+  if (!bound_or.ok()) {
+    const ModelConfig& c = store->config();
+    if (c.is_moe() && bound_or.status().message().find(".experts.") != std::string::npos) {
+      return Status(
+          bound_or.status().code(),
+          fmt::format("{} (config.json: {} experts of moe_intermediate_size {} per MoE "
+                      "layer)",
+                      bound_or.status().message(), c.num_experts, c.moe_intermediate_size));
+    }
+    return bound_or.status();
+  }
+  KITE_RETURN_IF_ERROR(check_undeclared_experts(g, *store));
+  ModelWeights bound = std::move(*bound_or);
   // Tied embeddings: both names lead to the one stored matrix.
   for (const Weight& w : bound.weights) {
     const TensorDecl& first = w.decl->parts[0];

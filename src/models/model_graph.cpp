@@ -36,6 +36,8 @@ std::string_view op_kind_name(OpKind k) {
       return "gelu_tanh_mul";
     case OpKind::kSoftcap:
       return "softcap";
+    case OpKind::kMoe:
+      return "moe";
   }
   return "?";
 }
@@ -136,6 +138,31 @@ Status check_graph(const ModelGraph& g) {
           return bad(op, i, "needs a positive cap and an output shaped like its input");
         }
         break;
+      case OpKind::kMoe: {
+        if (!value_ok(op.in) || width(op.in) != width(op.out) || op.moe < 0 ||
+            op.moe >= static_cast<int>(g.moes.size())) {
+          return bad(op, i, "needs an MoE block in range and an output as wide as its input");
+        }
+        const MoeDecl& m = g.moes[static_cast<size_t>(op.moe)];
+        const int64_t h = width(op.in);
+        if (!weight_ok(m.router) || g.weight(m.router).cols != h || m.gate_up.empty() ||
+            m.gate_up.size() != m.down.size() ||
+            g.weight(m.router).rows != static_cast<int64_t>(m.gate_up.size()) || m.top_k <= 0 ||
+            m.top_k > static_cast<int>(m.gate_up.size())) {
+          return bad(op, i, "router, expert count and top_k disagree");
+        }
+        for (size_t e = 0; e < m.gate_up.size(); ++e) {
+          if (!weight_ok(m.gate_up[e]) || !weight_ok(m.down[e]) ||
+              g.weight(m.gate_up[e]).rows != 2 * m.intermediate ||
+              g.weight(m.gate_up[e]).cols != h || g.weight(m.down[e]).rows != h ||
+              g.weight(m.down[e]).cols != m.intermediate) {
+            return bad(op, i,
+                       fmt::format("expert {} weights are not [2 * {}, {}] and [{}, {}]", e,
+                                   m.intermediate, h, h, m.intermediate));
+          }
+        }
+        break;
+      }
     }
   }
   if (g.ropes.empty()) return internal_error("model graph: no rotary embedding declared");
@@ -164,6 +191,11 @@ std::string format_ops(const ModelGraph& g, const std::vector<Op>& ops) {
       s += fmt::format(" window {}", op.sliding_window);
     }
     if (op.softcap > 0) s += fmt::format(" softcap {}", op.softcap);
+    if (op.kind == OpKind::kMoe) {
+      const MoeDecl& m = g.moes[static_cast<size_t>(op.moe)];
+      s += fmt::format(" [{}] {} experts top {}{}", w(m.router), m.gate_up.size(), m.top_k,
+                       m.renormalize ? " renormalized" : "");
+    }
     if (op.gather_logits) s += " gather";
     if (op.prologue_norm != kNoWeight) s += " prologue(" + w(op.prologue_norm) + ")";
     switch (op.epilogue) {

@@ -46,6 +46,9 @@ struct TensorDecl {
   // llama.cpp permutes the rows of these heads for its interleaved RoPE in llama-architecture
   // GGUFs: > 0 = the number of heads to un-permute back to rotate-half order.
   int64_t gguf_permuted_heads = 0;
+  // llama.cpp stacks MoE experts into one [num_experts, rows, cols] tensor (ffn_gate_exps,
+  // ffn_up_exps, ffn_down_exps): >= 0 = this tensor is expert `gguf_expert`'s slice of it.
+  int32_t gguf_expert = -1;
 };
 
 enum class BiasMode : uint8_t { kNone, kRequired, kIfPresent };
@@ -81,6 +84,10 @@ struct WeightDecl {
   // (1 + w): its checkpoints store w, and the +1 is folded in here (1) so that every norm op
   // stays rms_norm(x) * weight.
   float vector_offset = 0.f;
+  // MoE expert weights: the expert they belong to (>= 0), so that expert parallelism can give
+  // whole experts to ranks; within an expert `shard` says how tensor parallelism splits it
+  // (gate/up by column, down by row: vLLM's FusedMoE). -1 = not an expert's weight.
+  int32_t expert = -1;
 };
 
 // One rotary embedding (its inverse frequencies: backend/cpu/ops.h rope_inv_freq). A family
@@ -89,6 +96,22 @@ struct RopeDecl {
   double theta = 10000.0;
   RopeScaling scaling;
   int64_t rotary_dim = 0;  // dims rotated at the start of each head (<= head_dim, even)
+};
+
+// A sparse mixture-of-experts block (Qwen3-MoE, Mixtral). Per token of its input x [n, hidden]:
+//   p = softmax(x @ router^T)                       [num_experts], in F32
+//   top = the top_k experts by p (ties: the lower expert index first)
+//   w_j = p[top_j] (/ sum over top of p when renormalize)
+//   out = sum_j w_j * (silu(x @ gate_e^T) * (x @ up_e^T)) @ down_e^T,  e = top_j
+// summed in the order of j (descending probability), so a token's output does not depend on
+// the other tokens of the step. No shared experts (Qwen2-MoE's): not declared by any family yet.
+struct MoeDecl {
+  WeightId router = kNoWeight;    // [num_experts, hidden] ("mlp.gate", "block_sparse_moe.gate")
+  std::vector<WeightId> gate_up;  // per expert: [2 * intermediate, hidden] = [gate; up]
+  std::vector<WeightId> down;     // per expert: [hidden, intermediate]
+  int top_k = 0;
+  bool renormalize = false;  // Qwen3-MoE's norm_topk_prob; always for Mixtral
+  int64_t intermediate = 0;  // per expert
 };
 
 enum class RowSpace : uint8_t { kTokens, kLogits };
@@ -120,6 +143,8 @@ enum class OpKind : uint8_t {
   kGeluTanhMul,
   // out = softcap * tanh(in / softcap)   (Gemma 2's final logit soft-capping; may be in place)
   kSoftcap,
+  // out = the mixture-of-experts block ModelGraph::moes[moe] of `in` (MoeDecl)
+  kMoe,
 };
 std::string_view op_kind_name(OpKind k);
 
@@ -149,6 +174,7 @@ struct Op {
   // softmax (Gemma 2); kSoftcap: the cap. 0 = none.
   float softcap = 0.f;
   int rope = 0;  // kRopeKvWrite: index into ModelGraph::ropes
+  int moe = -1;  // kMoe: index into ModelGraph::moes
 
   // Set by fuse_ops() (models/fusion.h) on kLinear only.
   WeightId prologue_norm = kNoWeight;  // RMS-normalize `in` with this weight (eps) first
@@ -159,7 +185,8 @@ struct Op {
 };
 
 struct ModelGraph {
-  std::string family;  // "llama" (Llama 2/3, Mistral, Qwen2, Qwen3, SmolLM2, Phi-3), "gemma"
+  std::string family;  // "llama" (Llama 2/3, Mistral, Qwen2, Qwen3, SmolLM2, Phi-3, Qwen3-MoE,
+                       // Mixtral), "gemma"
   std::vector<WeightDecl> weights;
   std::vector<ValueDecl> values;
   std::vector<Op> ops;
@@ -168,6 +195,7 @@ struct ModelGraph {
   WeightId rope_freqs = kNoWeight;  // optional RoPE frequency factors (GGUF rope_freqs.weight)
                                     // of ropes[0]
   std::vector<RopeDecl> ropes;      // at least one
+  std::vector<MoeDecl> moes;        // one per sparse layer (kMoe ops)
 
   const WeightDecl& weight(WeightId id) const { return weights[static_cast<size_t>(id)]; }
   const ValueDecl& value(ValueId id) const { return values[static_cast<size_t>(id)]; }

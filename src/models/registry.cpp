@@ -11,6 +11,8 @@ Result<ModelGraph> build_model_graph(const ModelConfig& config) {
     case ModelFamily::kQwen2:
     case ModelFamily::kQwen3:
     case ModelFamily::kPhi3:
+    case ModelFamily::kQwen3Moe:
+    case ModelFamily::kMixtral:
       return build_llama_graph(config);
     case ModelFamily::kGemma2:
     case ModelFamily::kGemma3:

@@ -46,6 +46,13 @@ Status CpuModelRunner::init() {
                                  ? cpu::rope_inv_freq_long(r.rotary_dim, r.theta, r.scaling)
                                  : std::vector<double>());
   }
+  for (const MoeDecl& m : graph_.moes) {
+    std::vector<cpu::MoeExpert> experts;
+    for (size_t e = 0; e < m.gate_up.size(); ++e) {
+      experts.push_back(cpu::MoeExpert{weight(m.gate_up[e]).parts, &weight(m.down[e]).parts[0]});
+    }
+    moe_experts_.push_back(std::move(experts));
+  }
   values_.resize(graph_.values.size());
   if (options_.fused_ops) {
     FusionOptions all;
@@ -190,6 +197,13 @@ void CpuModelRunner::run_op(const Op& op, const ForwardBatch& batch) {
     case OpKind::kSoftcap: {
       const int64_t rows = graph_.value(op.in).rows == RowSpace::kLogits ? m : n;
       cpu::softcap(buf(op.in), rows * width(op.in), op.softcap, buf(op.out));
+      return;
+    }
+    case OpKind::kMoe: {
+      const auto index = static_cast<size_t>(op.moe);
+      const MoeDecl& moe = graph_.moes[index];
+      cpu::moe(buf(op.in), n, width(op.in), moe.intermediate, weight(moe.router).parts,
+               moe_experts_[index], moe.top_k, moe.renormalize, buf(op.out), &moe_scratch_, pool);
       return;
     }
   }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "backend/cpu/cpu_weights.h"
+#include "backend/cpu/moe.h"
 #include "checkpoint/weights.h"
 #include "core/tensor.h"
 #include "core/thread_pool.h"
@@ -71,6 +72,8 @@ class CpuModelRunner final : public ModelRunner {
   std::vector<std::vector<double>> inv_freq_;  // per graph_.ropes: [rotary_dim / 2]
   // LongRoPE ropes: the frequencies past original_max_position_embeddings (else empty).
   std::vector<std::vector<double>> inv_freq_long_;
+  std::vector<std::vector<cpu::MoeExpert>> moe_experts_;  // per graph_.moes: [num_experts]
+  cpu::MoeScratch moe_scratch_;
 
   // KV cache: per layer [num_blocks, block_size, num_kv_heads, head_dim] for K and V.
   int64_t num_blocks_ = 0;

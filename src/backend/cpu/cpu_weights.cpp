@@ -11,8 +11,10 @@ Result<std::vector<CpuWeight>> make_cpu_weights(const ModelWeights& weights, boo
     CpuWeight& c = out[i];
     if (!w.present()) continue;
     c.present = true;
+    // Not the LM head, nor an MoE router (replicated; vLLM keeps both unquantized).
     const bool online = fp8_online && w.decl->kind == WeightKind::kLinear &&
-                        w.decl->shard != ShardDim::kVocab && !w.quantized();
+                        w.decl->shard != ShardDim::kVocab &&
+                        w.decl->shard != ShardDim::kReplicated && !w.quantized();
     if (w.decl->kind == WeightKind::kVector) {
       KITE_ASSIGN_OR_RETURN(c.vec, dequantize_to_f32(w.parts[0]));
       // Gemma's (1 + w) norms, added in F32 as transformers does.

@@ -23,8 +23,8 @@ struct CpuWeight {
 // One CpuWeight per declared weight (parallel to ModelGraph::weights). FP8 linears are
 // dequantized to F32 (value = fp8 * scale) once: the CPU runs FP8 checkpoints with their exact
 // weights and F32 activations. With `fp8_online` (--quantization fp8) every linear layer but the
-// LM head is first quantized per channel (quantize_fp8_rows) and dequantized back, so the CPU
-// computes with the weights an FP8 backend would hold.
+// LM head and MoE routers is first quantized per channel (quantize_fp8_rows) and dequantized back,
+// so the CPU computes with the weights an FP8 backend would hold.
 Result<std::vector<CpuWeight>> make_cpu_weights(const ModelWeights& weights,
                                                 bool fp8_online = false);
 

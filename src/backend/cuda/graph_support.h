@@ -41,6 +41,8 @@ inline Status check_graph_support(const ModelGraph& g, const ModelConfig& cfg) {
         return refuse("GeGLU (gelu_tanh_mul) MLP kernel (Gemma)");
       case OpKind::kSoftcap:
         return refuse("final logit soft-capping (Gemma 2)");
+      case OpKind::kMoe:
+        return refuse("mixture-of-experts kernels (router top-k, grouped expert GEMMs)");
       case OpKind::kRmsNorm:
       case OpKind::kLinear:
       case OpKind::kRopeKvWrite:

@@ -171,6 +171,7 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
       }
       case OpKind::kGeluTanhMul:
       case OpKind::kSoftcap:
+      case OpKind::kMoe:
         // check_graph_support (graph_support.h) refuses these models at load.
         return unimplemented(std::string("CUDA op ") + std::string(op_kind_name(op.kind)));
     }

@@ -109,7 +109,9 @@ BENCHMARK(BM_Gemm_F32)->Apply(gemm_args);
 BENCHMARK(BM_Gemm_BF16)->Apply(gemm_args);
 
 // One decode step (a single token after a 64-token prompt) of a whole model.
-void decode_bench(benchmark::State& state, const std::string& path, const LoadOptions& opts) {
+// `active_bytes`: the weight bytes one decode token reads (MoE: only its experts'); 0 = all.
+void decode_bench(benchmark::State& state, const std::string& path, const LoadOptions& opts,
+                  double active_bytes = 0) {
   auto loaded = load_model(path, opts);
   if (!loaded.ok()) {
     state.SkipWithError(loaded.status().to_string().c_str());
@@ -140,6 +142,10 @@ void decode_bench(benchmark::State& state, const std::string& path, const LoadOp
   state.counters["weights GB/s"] = benchmark::Counter(
       static_cast<double>(weights->weight_bytes()) * static_cast<double>(state.iterations()) / 1e9,
       benchmark::Counter::kIsRate);
+  if (active_bytes > 0) {
+    state.counters["active weights GB/s"] = benchmark::Counter(
+        active_bytes * static_cast<double>(state.iterations()) / 1e9, benchmark::Counter::kIsRate);
+  }
 }
 
 void BM_DecodeStep_TinyStories656K(benchmark::State& state) {
@@ -168,6 +174,32 @@ void BM_DecodeStep_Llama8BShape2Layers(benchmark::State& state) {
   std::filesystem::remove_all(dir);
 }
 BENCHMARK(BM_DecodeStep_Llama8BShape2Layers)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// Qwen3-30B-A3B's layer shapes (BF16, dummy weights: 128 experts of 768, top 8) with 2 layers
+// and a 32000 vocabulary: a decode token reads its 8 experts of each layer, not all 128.
+void BM_DecodeStep_Qwen3MoeShape2Layers(benchmark::State& state) {
+  const auto dir = std::filesystem::temp_directory_path() / "kite-bench-qwen3moe-2l";
+  std::filesystem::create_directories(dir);
+  std::ifstream in(std::string(KITE_SOURCE_DIR) + "/tests/data/configs/qwen3-30b-a3b/config.json");
+  std::string cfg((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto replace = [&](const std::string& from, const std::string& to) {
+    cfg.replace(cfg.find(from), from.size(), to);
+  };
+  replace("\"num_hidden_layers\": 48", "\"num_hidden_layers\": 2");
+  replace("\"vocab_size\": 151936", "\"vocab_size\": 32000");
+  replace("\"bos_token_id\": 151643", "\"bos_token_id\": 1");
+  replace("\"eos_token_id\": 151645", "\"eos_token_id\": 2");
+  std::ofstream(dir / "config.json") << cfg;
+  LoadOptions opts;
+  opts.load_format = "dummy";
+  // Per layer: q/k/v (4096 + 2 * 512 rows), o, the router and 8 experts' gate/up/down; then
+  // the LM head; BF16.
+  const double hidden = 2048,
+               layer = (4096 + 1024) * hidden + hidden * 4096 + 128 * hidden + 8 * 3 * 768 * hidden;
+  decode_bench(state, dir.string(), opts, 2 * (2 * layer + 32000 * hidden));
+  std::filesystem::remove_all(dir);
+}
+BENCHMARK(BM_DecodeStep_Qwen3MoeShape2Layers)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
 }  // namespace kite

@@ -163,13 +163,47 @@ TEST_P(TinyFamilyTest, MatchesOracle) {
 
 INSTANTIATE_TEST_SUITE_P(Families, TinyFamilyTest,
                          ::testing::Values("llama31-bf16", "qwen2-f16-sharded", "qwen3-f32",
-                                           "mistral-mqa", "phi3-fused", "phi3-longrope", "gemma2-bf16",
-                                           "gemma3-f32"),
+                                           "mistral-mqa", "phi3-fused", "phi3-longrope",
+                                           "gemma2-bf16", "gemma3-f32", "qwen3moe-bf16",
+                                           "qwen3moe-step2-f32", "mixtral-f16"),
                          [](const auto& param_info) {
                            std::string s = param_info.param;
                            std::replace(s.begin(), s.end(), '-', '_');
                            return s;
                          });
+
+// Mixture-of-experts GGUFs in llama.cpp's layout (make_tiny_models.py write_moe_gguf: Mixtral as
+// "llama" with permuted Q/K rows, Qwen3-MoE as "qwen3moe"; experts stacked into
+// ffn_{gate,up,down}_exps, the router as ffn_gate_inp) give the logits of the safetensors model
+// they were written from, bit for bit (the same F16/F32 values; for the Q8_0 experts the
+// safetensors model holds their dequantized values, and cpu::linear on Q8_0 computes the same
+// sums as on the dequantized F32 matrix).
+TEST(GgufMoeTest, SameLogitsAsItsSafetensorsModel) {
+  if (!testing::have_python()) GTEST_SKIP() << "no Python at " << KITE_PYTHON_EXECUTABLE;
+  TempDir dir;
+  std::string log;
+  ASSERT_EQ(testing::run_python(kMakeTiny, {dir.path()}, &log), 0) << log;
+  for (const std::string name : {"mixtral-gguf-f16", "qwen3moe-gguf-f32", "qwen3moe-gguf-q8"}) {
+    SCOPED_TRACE(name);
+    std::vector<::kite::Run> runs;
+    for (const std::string& path : {dir / name, dir / (name + ".gguf")}) {
+      auto loaded = load_model(path);
+      ASSERT_TRUE(loaded.ok()) << loaded.status().to_string();
+      EXPECT_EQ((*loaded)->config().family,
+                name.starts_with("mixtral") ? ModelFamily::kMixtral : ModelFamily::kQwen3Moe);
+      std::shared_ptr<const WeightStore> weights = std::move(*loaded);
+      auto runner = CpuModelRunner::create(weights, {.num_threads = 2});
+      ASSERT_TRUE(runner.ok()) << runner.status().to_string();
+      ASSERT_TRUE((*runner)->allocate_kv_cache(4, KvCacheConfig{}).ok());
+      runs.push_back(run_kite(runner->get(), {3, 1, 4, 1, 5, 9, 2, 6, 5, 3}, 12));
+    }
+    ASSERT_EQ(runs[0].logits.size(), runs[1].logits.size());
+    EXPECT_EQ(runs[0].ids, runs[1].ids);
+    for (size_t p = 0; p < runs[0].logits.size(); ++p) {
+      EXPECT_EQ(runs[0].logits[p], runs[1].logits[p]) << "position " << p;
+    }
+  }
+}
 
 }  // namespace
 }  // namespace kite

@@ -1,5 +1,6 @@
 """Float64 numpy reference of the Llama-family decoder (Llama 2/3/3.1, Mistral, Qwen2, Qwen3,
-Phi-3). Gemma 2/3 models are handed to gemma_oracle.py.
+Phi-3, and the mixture-of-experts Qwen3-MoE and Mixtral). Gemma 2/3 models are handed to
+gemma_oracle.py.
 
 Independent of kite: it reads config.json and the safetensors files itself (single file or
 shards with model.safetensors.index.json; F32/F16/BF16) and recomputes full causal attention
@@ -13,6 +14,14 @@ for every step (no KV cache), following the Hugging Face modeling code:
 Phi-3 stores q/k/v as one qkv_proj and gate/up as one gate_up_proj (split here as
 transformers' Phi3Attention / Phi3MLP do) and may rotate only the first
 head_dim * partial_rotary_factor dims of each head.
+Qwen3-MoE and Mixtral replace the MLP of their sparse layers (Qwen3-MoE: not in mlp_only_layers
+and (layer + 1) % decoder_sparse_step == 0; Mixtral: every layer) with transformers'
+Qwen3MoeSparseMoeBlock / MixtralSparseMoeBlock, token by token:
+  p = softmax(h @ router^T);  top = the num_experts_per_tok largest p;
+  w = p[top] (/ sum(p[top]) when norm_topk_prob; Mixtral always);
+  out = sum_j w_j * down_j(silu(gate_j(h)) * up_j(h))
+with the experts' published tensor names (mlp.experts.E.gate_proj/up_proj/down_proj;
+block_sparse_moe.experts.E.w1/w3/w2).
 
 Usage: llama_oracle.py MODEL_DIR OUT.json --prompts 1,2,3 4,5 [--greedy N]
 Writes {"prompts": [{"ids": [...], "logits": [[vocab] per prompt position],
@@ -143,7 +152,7 @@ class Model:
             self.attention_factor = 1.0
         # Mistral's and Phi-3's sliding window (Qwen2 would need use_sliding_window, which kite
         # refuses).
-        windowed = self.arch in ("MistralForCausalLM", "Phi3ForCausalLM")
+        windowed = self.arch in ("MistralForCausalLM", "Phi3ForCausalLM", "MixtralForCausalLM")
         self.window = c.get("sliding_window") if windowed else None
         # Phi-3: split the fused tensors into the Llama names.
         q, kv = self.heads * self.head_dim, self.kv_heads * self.head_dim
@@ -163,6 +172,36 @@ class Model:
             self.w["lm_head.weight"] = self.w["model.embed_tokens.weight"]
         if "model.embed_tokens.weight" not in self.w:
             self.w["model.embed_tokens.weight"] = self.w["lm_head.weight"]
+
+    def sparse_layer(self, l):
+        c = self.cfg
+        if self.arch == "MixtralForCausalLM":
+            return True
+        if self.arch != "Qwen3MoeForCausalLM":
+            return False
+        return (l not in (c.get("mlp_only_layers") or [])
+                and (l + 1) % c.get("decoder_sparse_step", 1) == 0)
+
+    def moe(self, h, l):
+        c, w = self.cfg, self.w
+        mixtral = self.arch == "MixtralForCausalLM"
+        m = f"model.layers.{l}." + ("block_sparse_moe." if mixtral else "mlp.")
+        names = ("w1", "w3", "w2") if mixtral else ("gate_proj", "up_proj", "down_proj")
+        top_k = c.get("num_experts_per_tok", 2 if mixtral else 8)
+        renorm = True if mixtral else c.get("norm_topk_prob", False)
+        logits = h @ w[m + "gate.weight"].T
+        p = np.exp(logits - logits.max(axis=-1, keepdims=True))
+        p /= p.sum(axis=-1, keepdims=True)
+        out = np.zeros_like(h)
+        for t in range(h.shape[0]):
+            top = np.argsort(-p[t], kind="stable")[:top_k]
+            weights = p[t, top] / (p[t, top].sum() if renorm else 1.0)
+            for e, wt in zip(top, weights):
+                x = f"{m}experts.{e}."
+                g = w[x + names[0] + ".weight"] @ h[t]
+                u = w[x + names[1] + ".weight"] @ h[t]
+                out[t] += wt * (w[x + names[2] + ".weight"] @ (g / (1 + np.exp(-g)) * u))
+        return out
 
     def linear(self, x, name):
         y = x @ self.w[name + ".weight"].T
@@ -205,6 +244,9 @@ class Model:
             attn = np.einsum("hts,shd->thd", prob, v).reshape(T, -1)
             x = x + self.linear(attn, p + "self_attn.o_proj")
             h = rmsnorm(x, w[p + "post_attention_layernorm.weight"], self.eps)
+            if self.sparse_layer(l):
+                x = x + self.moe(h, l)
+                continue
             g = self.linear(h, p + "mlp.gate_proj")
             u = self.linear(h, p + "mlp.up_proj")
             x = x + self.linear(g / (1 + np.exp(-g)) * u, p + "mlp.down_proj")

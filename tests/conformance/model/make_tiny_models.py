@@ -2,9 +2,13 @@
 code paths the shipped TinyStories model does not (biases, q/k norm, RoPE scaling, F16/BF16
 weights, sharded checkpoints, MQA, explicit head_dim; Phi-3's fused qkv_proj / gate_up_proj
 and partial rotary; Gemma 2/3's extra norms, soft-capping, sliding/global layers and two RoPE
-bases), each in the tensor layout its published checkpoints use. Deterministic (fixed seeds).
+bases; Qwen3-MoE's and Mixtral's experts, routers and dense layers), each in the tensor layout
+its published checkpoints use. Deterministic (fixed seeds).
 
 Usage: make_tiny_models.py OUT_DIR   -> OUT_DIR/<name>/{config.json, *.safetensors}
+Also writes two MoE models as llama.cpp's converter would (OUT_DIR/<name>.gguf, from
+OUT_DIR/<name>/): Mixtral as a "llama" GGUF with stacked expert tensors and permuted Q/K rows,
+Qwen3-MoE as "qwen3moe".
 """
 
 import json
@@ -72,9 +76,25 @@ def make(out, name, cfg, seed, shards=1):
             t[p + "self_attn.q_proj.bias"] = 0.3 * rng.uniform(-1, 1, heads * d)
             t[p + "self_attn.k_proj.bias"] = 0.3 * rng.uniform(-1, 1, kvh * d)
             t[p + "self_attn.v_proj.bias"] = 0.3 * rng.uniform(-1, 1, kvh * d)
-        if arch in ("Qwen3ForCausalLM", "Gemma3ForCausalLM"):
+        if arch in ("Qwen3ForCausalLM", "Qwen3MoeForCausalLM", "Gemma3ForCausalLM"):
             t[p + "self_attn.q_norm.weight"] = (0 if gemma else 1) + 0.3 * rng.uniform(-1, 1, d)
             t[p + "self_attn.k_norm.weight"] = (0 if gemma else 1) + 0.3 * rng.uniform(-1, 1, d)
+        if moe_layer(c, l):
+            # Published layout: one tensor per expert and projection. The router is scaled up so
+            # that the routing probabilities are well apart (float32 and float64 pick the same
+            # experts).
+            mixtral = arch == "MixtralForCausalLM"
+            m = p + ("block_sparse_moe." if mixtral else "mlp.")
+            experts = c["num_local_experts" if mixtral else "num_experts"]
+            e_inter = inter if mixtral else c["moe_intermediate_size"]
+            t[m + "gate.weight"] = mat(experts, h) * 4
+            for e in range(experts):
+                x = f"{m}experts.{e}."
+                names = ("w1", "w3", "w2") if mixtral else ("gate_proj", "up_proj", "down_proj")
+                t[x + names[0] + ".weight"] = mat(e_inter, h)
+                t[x + names[1] + ".weight"] = mat(e_inter, h)
+                t[x + names[2] + ".weight"] = mat(h, e_inter)
+            continue
         t[p + "mlp.gate_proj.weight"] = mat(inter, h)
         t[p + "mlp.up_proj.weight"] = mat(inter, h)
         t[p + "mlp.down_proj.weight"] = mat(h, inter)
@@ -105,6 +125,97 @@ def make(out, name, cfg, seed, shards=1):
     if shards > 1:
         with open(os.path.join(path, "model.safetensors.index.json"), "w") as f:
             json.dump({"metadata": {}, "weight_map": weight_map}, f, indent=2)
+
+
+def moe_layer(c, l):
+    # transformers' Qwen3MoeDecoderLayer / MixtralDecoderLayer.
+    arch = c["architectures"][0]
+    if arch == "MixtralForCausalLM":
+        return True
+    if arch != "Qwen3MoeForCausalLM":
+        return False
+    return (l not in (c.get("mlp_only_layers") or []) and c.get("num_experts", 128) > 0
+            and (l + 1) % c.get("decoder_sparse_step", 1) == 0)
+
+
+def write_moe_gguf(out, name, q8_experts=False):
+    """The HF model OUT/name as a GGUF in llama.cpp's layout (convert_hf_to_gguf.py): experts
+    stacked into blk.N.ffn_{gate,up,down}_exps ([experts, rows, cols]), the router as
+    ffn_gate_inp; llama-architecture Q/K rows permuted for llama.cpp's interleaved RoPE. With
+    q8_experts the stacked experts are Q8_0, and the HF model's expert tensors are rewritten to
+    their dequantized values, so both files hold the same numbers."""
+    from gguf import GGUFWriter, GGMLQuantizationType
+    from gguf.quants import dequantize, quantize
+    from safetensors.numpy import load_file
+
+    src = os.path.join(out, name)
+    with open(os.path.join(src, "config.json")) as f:
+        c = json.load(f)
+    t = load_file(os.path.join(src, "model.safetensors"))
+    mixtral = c["architectures"][0] == "MixtralForCausalLM"
+    arch = "llama" if mixtral else "qwen3moe"
+    heads, kvh = c["num_attention_heads"], c["num_key_value_heads"]
+    d = c.get("head_dim") or c["hidden_size"] // heads
+    w = GGUFWriter(os.path.join(out, name + ".gguf"), arch)
+    w.add_uint32(f"{arch}.context_length", c["max_position_embeddings"])
+    w.add_uint32(f"{arch}.embedding_length", c["hidden_size"])
+    w.add_uint32(f"{arch}.block_count", c["num_hidden_layers"])
+    w.add_uint32(f"{arch}.feed_forward_length", c["intermediate_size"])
+    w.add_uint32(f"{arch}.attention.head_count", heads)
+    w.add_uint32(f"{arch}.attention.head_count_kv", kvh)
+    w.add_uint32(f"{arch}.attention.key_length", d)
+    w.add_uint32(f"{arch}.attention.value_length", d)
+    w.add_float32(f"{arch}.attention.layer_norm_rms_epsilon", c["rms_norm_eps"])
+    w.add_float32(f"{arch}.rope.freq_base", c["rope_theta"])
+    experts = c["num_local_experts" if mixtral else "num_experts"]
+    w.add_uint32(f"{arch}.expert_count", experts)
+    w.add_uint32(f"{arch}.expert_used_count", c["num_experts_per_tok"])
+    if not mixtral:
+        w.add_uint32(f"{arch}.expert_feed_forward_length", c["moe_intermediate_size"])
+
+    def permute(m, n_head):
+        return m.reshape(n_head, 2, m.shape[0] // n_head // 2, *m.shape[1:]).swapaxes(1, 2) \
+            .reshape(m.shape)
+
+    g = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
+         "lm_head.weight": "output.weight"}
+    for k, v in g.items():
+        if k in t:
+            w.add_tensor(v, t[k])
+    m = "block_sparse_moe." if mixtral else "mlp."
+    names = ("w1", "w3", "w2") if mixtral else ("gate_proj", "up_proj", "down_proj")
+    for l in range(c["num_hidden_layers"]):
+        p, b = f"model.layers.{l}.", f"blk.{l}."
+        w.add_tensor(b + "attn_norm.weight", t[p + "input_layernorm.weight"])
+        w.add_tensor(b + "ffn_norm.weight", t[p + "post_attention_layernorm.weight"])
+        q, k = t[p + "self_attn.q_proj.weight"], t[p + "self_attn.k_proj.weight"]
+        if mixtral:
+            q, k = permute(q, heads), permute(k, kvh)
+        w.add_tensor(b + "attn_q.weight", q)
+        w.add_tensor(b + "attn_k.weight", k)
+        w.add_tensor(b + "attn_v.weight", t[p + "self_attn.v_proj.weight"])
+        w.add_tensor(b + "attn_output.weight", t[p + "self_attn.o_proj.weight"])
+        if not mixtral:
+            w.add_tensor(b + "attn_q_norm.weight", t[p + "self_attn.q_norm.weight"])
+            w.add_tensor(b + "attn_k_norm.weight", t[p + "self_attn.k_norm.weight"])
+        w.add_tensor(b + "ffn_gate_inp.weight", t[p + m + "gate.weight"])
+        for gguf_name, hf in zip(("ffn_gate_exps", "ffn_up_exps", "ffn_down_exps"), names):
+            stacked = np.stack([t[f"{p}{m}experts.{e}.{hf}.weight"] for e in range(experts)])
+            if not q8_experts:
+                w.add_tensor(f"{b}{gguf_name}.weight", stacked)
+                continue
+            q8 = GGMLQuantizationType.Q8_0
+            raw = quantize(stacked.astype(np.float32), q8)
+            w.add_tensor(f"{b}{gguf_name}.weight", raw, raw_dtype=q8)
+            exact = dequantize(raw, q8).astype(np.float32)
+            for e in range(experts):
+                t[f"{p}{m}experts.{e}.{hf}.weight"] = exact[e]
+    if q8_experts:
+        save_file(t, os.path.join(src, "model.safetensors"), metadata={"format": "pt"})
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
 
 
 def patch_dtype(path, old, new):
@@ -197,6 +308,56 @@ def main():
         "query_pre_attn_scalar": 32, "attn_logit_softcapping": None,
         "final_logit_softcapping": None, "sliding_window": 5, "sliding_window_pattern": 3,
         "rms_norm_eps": 1e-6, "torch_dtype": "float32"}, 7)
+    # Qwen3-30B-A3B style: 8 experts of 24, top 3 renormalized (norm_topk_prob), q/k norms,
+    # layer 1 a dense MLP of intermediate_size 40 (mlp_only_layers), BF16.
+    make(out, "qwen3moe-bf16", {
+        "architectures": ["Qwen3MoeForCausalLM"], "model_type": "qwen3_moe", "hidden_size": 32,
+        "intermediate_size": 40, "moe_intermediate_size": 24, "num_experts": 8,
+        "num_experts_per_tok": 3, "norm_topk_prob": True, "decoder_sparse_step": 1,
+        "mlp_only_layers": [1], "num_hidden_layers": 3, "num_attention_heads": 4,
+        "num_key_value_heads": 2, "head_dim": 16, "rope_theta": 1000000.0,
+        "torch_dtype": "bfloat16", "tie_word_embeddings": False, "use_sliding_window": False,
+        "sliding_window": None, "attention_bias": False}, 9)
+    # Qwen3-MoE with decoder_sparse_step 2 (layers 1 and 3 sparse, 0 and 2 dense), top 2 of 6
+    # without renormalization (norm_topk_prob false: the weights are the plain probabilities).
+    make(out, "qwen3moe-step2-f32", {
+        "architectures": ["Qwen3MoeForCausalLM"], "model_type": "qwen3_moe", "hidden_size": 32,
+        "intermediate_size": 48, "moe_intermediate_size": 16, "num_experts": 6,
+        "num_experts_per_tok": 2, "norm_topk_prob": False, "decoder_sparse_step": 2,
+        "num_hidden_layers": 4, "num_attention_heads": 2, "num_key_value_heads": 1,
+        "head_dim": 16, "rope_theta": 10000.0, "torch_dtype": "float32",
+        "tie_word_embeddings": True}, 10)
+    # Mixtral-8x7B style: block_sparse_moe with w1/w3/w2 experts (4 of intermediate_size 40,
+    # top 2, always renormalized), GQA 4/2, a sliding window of 12, F16.
+    make(out, "mixtral-f16", {
+        "architectures": ["MixtralForCausalLM"], "model_type": "mixtral", "hidden_size": 48,
+        "intermediate_size": 40, "num_local_experts": 4, "num_experts_per_tok": 2,
+        "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+        "rope_theta": 1000000.0, "sliding_window": 12, "torch_dtype": "float16",
+        "tie_word_embeddings": False, "bos_token_id": 1, "eos_token_id": 2}, 11)
+    # The same families as GGUFs (what llama.cpp's converter keeps: no sliding window, every
+    # layer sparse, top-k renormalized), each beside the safetensors model it was made from.
+    make(out, "mixtral-gguf-f16", {
+        "architectures": ["MixtralForCausalLM"], "model_type": "mixtral", "hidden_size": 48,
+        "intermediate_size": 40, "num_local_experts": 4, "num_experts_per_tok": 2,
+        "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+        "rope_theta": 1000000.0, "sliding_window": None, "torch_dtype": "float16",
+        "tie_word_embeddings": False}, 12)
+    write_moe_gguf(out, "mixtral-gguf-f16")
+    make(out, "qwen3moe-gguf-f32", {
+        "architectures": ["Qwen3MoeForCausalLM"], "model_type": "qwen3_moe", "hidden_size": 32,
+        "intermediate_size": 40, "moe_intermediate_size": 24, "num_experts": 8,
+        "num_experts_per_tok": 3, "norm_topk_prob": True, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16,
+        "rope_theta": 1000000.0, "torch_dtype": "float32", "tie_word_embeddings": False}, 13)
+    write_moe_gguf(out, "qwen3moe-gguf-f32")
+    make(out, "qwen3moe-gguf-q8", {
+        "architectures": ["Qwen3MoeForCausalLM"], "model_type": "qwen3_moe", "hidden_size": 64,
+        "intermediate_size": 64, "moe_intermediate_size": 32, "num_experts": 4,
+        "num_experts_per_tok": 2, "norm_topk_prob": True, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16,
+        "rope_theta": 1000000.0, "torch_dtype": "float32", "tie_word_embeddings": False}, 14)
+    write_moe_gguf(out, "qwen3moe-gguf-q8", q8_experts=True)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,8 @@ from llama_oracle import Model  # noqa: E402
 PROMPTS = [[1, 5, 9, 33], [7], [3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9, 7, 9, 3, 2, 3, 8]]
 STEPS = 24
 MODELS = ["llama31-bf16", "qwen2-f16-sharded", "qwen3-f32", "mistral-mqa", "phi3-fused",
-          "phi3-longrope", "gemma2-bf16", "gemma3-f32"]
+          "phi3-longrope", "gemma2-bf16", "gemma3-f32", "qwen3moe-bf16", "qwen3moe-step2-f32",
+          "mixtral-f16"]
 
 
 @torch.no_grad()

@@ -308,18 +308,82 @@ TEST(ConfigErrorTest, MalformedJson) {
                "config.json: must be a JSON object, got array");
 }
 
+TEST(ConfigTest, Qwen3MoeExpertsAndSparseLayers) {
+  const ModelConfig c = parse_file(kConfigs + "qwen3-30b-a3b/config.json");
+  EXPECT_EQ(c.family, ModelFamily::kQwen3Moe);
+  EXPECT_TRUE(c.qk_norm);
+  EXPECT_TRUE(c.is_moe());
+  EXPECT_EQ(c.num_experts, 128);
+  EXPECT_EQ(c.num_experts_per_tok, 8);
+  EXPECT_EQ(c.moe_intermediate_size, 768);
+  EXPECT_EQ(c.intermediate_size, 6144);
+  EXPECT_TRUE(c.norm_topk_prob);
+  EXPECT_EQ(c.moe_layers, std::vector<bool>(48, true));
+  EXPECT_FALSE(c.sliding_window.has_value());
+
+  // decoder_sparse_step 2 makes layers 1, 3, 5 sparse; mlp_only_layers takes 3 back.
+  auto o =
+      boost::json::parse(read_file(kConfigs + "qwen3-30b-a3b/config.json").value()).as_object();
+  o["num_hidden_layers"] = 6;
+  o["decoder_sparse_step"] = 2;
+  o["mlp_only_layers"] = boost::json::array{3};
+  o.erase("norm_topk_prob");  // Qwen3MoeConfig's default: false
+  auto c2 = parse_hf_config(boost::json::serialize(o));
+  ASSERT_TRUE(c2.ok()) << c2.status().to_string();
+  EXPECT_EQ(c2->moe_layers, (std::vector<bool>{false, true, false, false, false, true}));
+  EXPECT_FALSE(c2->norm_topk_prob);
+
+  o["mlp_only_layers"] = boost::json::array{6};
+  EXPECT_EQ(parse_hf_config(boost::json::serialize(o)).status().message(),
+            "config.json: mlp_only_layers entries must be layer indices in [0, 6), got 6");
+  o["mlp_only_layers"] = boost::json::array{};
+  o["num_experts_per_tok"] = 129;
+  EXPECT_EQ(parse_hf_config(boost::json::serialize(o)).status().message(),
+            "config.json: num_experts_per_tok must be in [1, 128] (the experts), got 129");
+  o["num_experts_per_tok"] = 8;
+  o["decoder_sparse_step"] = 0;
+  EXPECT_EQ(parse_hf_config(boost::json::serialize(o)).status().message(),
+            "config.json: decoder_sparse_step must be positive, got 0");
+  o["decoder_sparse_step"] = 1;
+  o["use_sliding_window"] = true;
+  o["sliding_window"] = 4096;
+  EXPECT_EQ(parse_hf_config(boost::json::serialize(o)).status().code(), StatusCode::kUnimplemented);
+}
+
+TEST(ConfigTest, MixtralExpertsAreIntermediateSizedAndRenormalized) {
+  const ModelConfig c = parse_file(kConfigs + "mixtral-8x7b-v0.1/config.json");
+  EXPECT_EQ(c.family, ModelFamily::kMixtral);
+  EXPECT_FALSE(c.qk_norm);
+  EXPECT_EQ(c.num_experts, 8);
+  EXPECT_EQ(c.num_experts_per_tok, 2);
+  EXPECT_EQ(c.moe_intermediate_size, 14336);
+  EXPECT_TRUE(c.norm_topk_prob);
+  EXPECT_EQ(c.moe_layers, std::vector<bool>(32, true));
+  EXPECT_FALSE(c.sliding_window.has_value());  // null in the published config
+  auto o =
+      boost::json::parse(read_file(kConfigs + "mixtral-8x7b-v0.1/config.json").value()).as_object();
+  o["sliding_window"] = 4096;
+  o["num_local_experts"] = 0;
+  EXPECT_EQ(parse_hf_config(boost::json::serialize(o)).status().message(),
+            "config.json: num_local_experts must be in [1, 4096], got 0");
+  o["num_local_experts"] = 8;
+  auto windowed = parse_hf_config(boost::json::serialize(o));
+  ASSERT_TRUE(windowed.ok());
+  EXPECT_EQ(windowed->sliding_window, 4096);
+}
+
 TEST(ConfigErrorTest, UnknownArchitectureNamesTheSupportedOnes) {
   expect_error(R"({"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2"})",
                StatusCode::kUnimplemented,
                "config.json: architecture 'GPT2LMHeadModel' is not supported (supported: "
                "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, "
                "Phi3ForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM, "
-               "Gemma3ForConditionalGeneration)");
+               "Gemma3ForConditionalGeneration, Qwen3MoeForCausalLM, MixtralForCausalLM)");
   expect_error(R"({"model_type": "gemma"})", StatusCode::kUnimplemented,
                "config.json: architecture 'gemma' is not supported (supported: "
                "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, "
                "Phi3ForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM, "
-               "Gemma3ForConditionalGeneration)");
+               "Gemma3ForConditionalGeneration, Qwen3MoeForCausalLM, MixtralForCausalLM)");
   expect_error("{}", StatusCode::kInvalidArgument, "config.json: missing field 'architectures'");
   expect_error(R"({"architectures": []})", StatusCode::kInvalidArgument,
                "config.json: field 'architectures' must be a non-empty list of strings");

@@ -230,7 +230,7 @@ TEST(LoadModelErrorTest, MalformedConfigs) {
                     "architecture 'FalconForCausalLM' is not supported (supported: "
                     "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, "
                     "Phi3ForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM, "
-                    "Gemma3ForConditionalGeneration)");
+                    "Gemma3ForConditionalGeneration, Qwen3MoeForCausalLM, MixtralForCausalLM)");
   fs::copy_file(kTiny + "/config.json", dir + "/config.json", fs::copy_options::overwrite_existing);
   testing::write_text(dir + "/generation_config.json", "{\"temperature\": }");
   expect_load_error(dir, StatusCode::kInvalidArgument, "generation_config.json: malformed JSON");
@@ -405,7 +405,8 @@ TEST(LoadGgufErrorTest, TruncatedAndUnknownArchitecture) {
   bytes[value + 4] = 'x';
   testing::write_bytes(tmp / "arch.gguf", bytes.data(), bytes.size());
   expect_load_error(tmp / "arch.gguf", StatusCode::kUnimplemented,
-                    "GGUF architecture 'llamx' is not supported (supported: llama, qwen2, qwen3)");
+                    "GGUF architecture 'llamx' is not supported (supported: llama, qwen2, qwen3, "
+                    "qwen3moe)");
 }
 
 testing::GgufBuilder small_llama_gguf() {
@@ -442,6 +443,17 @@ TEST(LoadGgufErrorTest, BuiltFileLoadsAndEachBreakageIsNamed) {
   ASSERT_TRUE(ok.ok()) << ok.status().to_string();
   EXPECT_EQ((*ok)->config().vocab_size, 10);
   EXPECT_EQ((*ok)->config().head_dim, 16);
+
+  testing::GgufBuilder moe = small_llama_gguf();
+  moe.add_u32("llama.expert_count", 8);
+  write_gguf(tmp / "moe.gguf", moe);
+  expect_load_error(tmp / "moe.gguf", StatusCode::kNotFound,
+                    "GGUF metadata key 'llama.expert_used_count' is missing");
+  moe.add_u32("llama.expert_used_count", 2);
+  write_gguf(tmp / "moe.gguf", moe);
+  // A llama GGUF with experts is Mixtral: its dense MLP tensors are not what it needs.
+  expect_load_error(tmp / "moe.gguf", StatusCode::kNotFound,
+                    "model has no tensor 'model.layers.0.block_sparse_moe.gate.weight'");
 
   testing::GgufBuilder g2;
   g2.add_string("general.architecture", "llama");

@@ -716,5 +716,278 @@ TEST(FamilyCheckpointTest, LongRopeFactorsArePerSequenceNotPerBatch) {
   EXPECT_EQ(alone_long.size(), long_seq.size() * static_cast<size_t>(vocab));
 }
 
+// ---- mixture of experts ----------------------------------------------------------------------
+
+TEST(ModelGraphTest, MoeDeclaresExpertsInThePublishedLayout) {
+  ModelConfig c = config("qwen3-30b-a3b", 3);
+  c.moe_layers = {true, false, true};  // as mlp_only_layers: [1] gives
+  auto g = build_model_graph(c);
+  ASSERT_TRUE(g.ok()) << g.status().to_string();
+  std::set<std::string> names;
+  for (const TensorDecl* t : g->tensors()) {
+    EXPECT_TRUE(names.insert(t->name).second) << "declared twice: " << t->name;
+  }
+  ASSERT_EQ(g->moes.size(), 2u);
+  const MoeDecl& m = g->moes[0];
+  EXPECT_EQ(m.gate_up.size(), 128u);
+  EXPECT_EQ(m.top_k, 8);
+  EXPECT_TRUE(m.renormalize);
+  EXPECT_EQ(m.intermediate, 768);
+  const WeightDecl& router = g->weight(m.router);
+  EXPECT_EQ(router.parts[0].name, "model.layers.0.mlp.gate.weight");
+  EXPECT_EQ(router.rows, 128);
+  EXPECT_EQ(router.shard, ShardDim::kReplicated);
+  EXPECT_EQ(router.expert, -1);
+  const WeightDecl& gate_up = g->weight(m.gate_up[5]);
+  ASSERT_EQ(gate_up.parts.size(), 2u);
+  EXPECT_EQ(gate_up.parts[0].name, "model.layers.0.mlp.experts.5.gate_proj.weight");
+  EXPECT_EQ(gate_up.parts[1].name, "model.layers.0.mlp.experts.5.up_proj.weight");
+  EXPECT_EQ(gate_up.rows, 2 * 768);
+  EXPECT_EQ(gate_up.shard, ShardDim::kColumn);
+  EXPECT_EQ(gate_up.expert, 5);
+  const WeightDecl& down = g->weight(m.down[127]);
+  EXPECT_EQ(down.parts[0].name, "model.layers.0.mlp.experts.127.down_proj.weight");
+  EXPECT_EQ(down.shard, ShardDim::kRow);
+  EXPECT_EQ(down.expert, 127);
+  // Layer 1 is dense: intermediate_size, not the experts'.
+  EXPECT_EQ(find_weight(*g, "model.layers.1.mlp.gate_up_proj")->rows, 2 * 6144);
+  EXPECT_EQ(find_weight(*g, "model.layers.0.mlp.gate_up_proj"), nullptr);
+  int moe_ops = 0;
+  for (const Op& op : g->ops) moe_ops += op.kind == OpKind::kMoe ? 1 : 0;
+  EXPECT_EQ(moe_ops, 2);
+  EXPECT_NE(format_ops(*g, g->ops)
+                .find("moe delta <- hidden [model.layers.2.mlp.gate] 128 "
+                      "experts top 8 renormalized"),
+            std::string::npos);
+
+  auto mixtral = build_model_graph(config("mixtral-8x7b-v0.1"));
+  ASSERT_TRUE(mixtral.ok()) << mixtral.status().to_string();
+  ASSERT_EQ(mixtral->moes.size(), 2u);
+  const MoeDecl& x = mixtral->moes[1];
+  EXPECT_EQ(x.top_k, 2);
+  EXPECT_TRUE(x.renormalize);
+  EXPECT_EQ(mixtral->weight(x.router).parts[0].name, "model.layers.1.block_sparse_moe.gate.weight");
+  EXPECT_EQ(mixtral->weight(x.router).parts[0].gguf_name, "blk.1.ffn_gate_inp.weight");
+  EXPECT_EQ(mixtral->weight(x.gate_up[3]).parts[0].name,
+            "model.layers.1.block_sparse_moe.experts.3.w1.weight");
+  EXPECT_EQ(mixtral->weight(x.gate_up[3]).parts[1].name,
+            "model.layers.1.block_sparse_moe.experts.3.w3.weight");
+  EXPECT_EQ(mixtral->weight(x.down[3]).parts[0].name,
+            "model.layers.1.block_sparse_moe.experts.3.w2.weight");
+  EXPECT_EQ(mixtral->weight(x.down[3]).parts[0].shape, (std::vector<int64_t>{4096, 14336}));
+
+  // check_graph catches a block whose experts disagree with its router.
+  ModelGraph broken = *mixtral;
+  broken.moes[0].top_k = 9;
+  EXPECT_EQ(check_graph(broken).code(), StatusCode::kInternal);
+  broken = *mixtral;
+  broken.moes[0].gate_up.pop_back();
+  EXPECT_EQ(check_graph(broken).code(), StatusCode::kInternal);
+}
+
+// An FP8 block-quantized Qwen3-MoE (Qwen3-30B-A3B-FP8's quantization_config) quantizes every
+// expert and keeps the router in its float dtype.
+TEST(QuantizationConfigTest, MoeRouterStaysUnquantized) {
+  auto o = boost::json::parse(config_text("qwen3-30b-a3b")).as_object();
+  o["num_hidden_layers"] = 1;
+  o["quantization_config"] = boost::json::parse(
+      R"({"quant_method": "fp8", "activation_scheme": "dynamic", "fmt": "e4m3",
+          "weight_block_size": [128, 128]})");
+  auto c = parse_hf_config(boost::json::serialize(o));
+  ASSERT_TRUE(c.ok()) << c.status().to_string();
+  auto g = build_model_graph(*c);
+  ASSERT_TRUE(g.ok()) << g.status().to_string();
+  const MoeDecl& m = g->moes[0];
+  EXPECT_EQ(g->weight(m.router).quant.scheme, QuantScheme::kNone);
+  EXPECT_EQ(g->weight(m.gate_up[7]).quant.scheme, QuantScheme::kFp8Block);
+  EXPECT_EQ(g->weight(m.gate_up[7]).quant.weight_scales[1].name,
+            "model.layers.0.mlp.experts.7.up_proj.weight_scale_inv");
+  EXPECT_EQ(g->weight(m.down[7]).quant.weight_scales[0].shape, (std::vector<int64_t>{16, 6}));
+}
+
+TEST(CudaGraphSupportTest, RefusesMixtureOfExperts) {
+  for (const std::string name : {"qwen3-30b-a3b", "mixtral-8x7b-v0.1"}) {
+    const ModelConfig c = config(name);
+    auto g = build_model_graph(c);
+    ASSERT_TRUE(g.ok());
+    const Status s = cuda::check_graph_support(*g, c);
+    EXPECT_EQ(s.code(), StatusCode::kUnimplemented);
+    EXPECT_EQ(s.message(), "the CUDA backend cannot run " + c.architecture +
+                               ": it has no mixture-of-experts kernels (router top-k, grouped "
+                               "expert GEMMs) (run it with --device cpu)");
+  }
+}
+
+std::string small_moe_config(const std::string& name) {
+  auto o = boost::json::parse(small_config(name)).as_object();
+  o[name == "mixtral-8x7b-v0.1" ? "num_local_experts" : "num_experts"] = 4;
+  o["num_experts_per_tok"] = 2;
+  o["moe_intermediate_size"] = 16;
+  return boost::json::serialize(o);
+}
+
+TEST(FamilyCheckpointTest, MoeCheckpointsThatDisagreeWithTheirConfig) {
+  {  // Complete: loads.
+    TempDir tmp;
+    write_checkpoint(tmp.path(), small_moe_config("qwen3-30b-a3b"));
+    auto m = load_model(tmp.path());
+    EXPECT_TRUE(m.ok()) << m.status().to_string();
+  }
+  {  // An expert's tensor missing (the checkpoint has fewer experts than the config).
+    TempDir tmp;
+    write_checkpoint(tmp.path(), small_moe_config("qwen3-30b-a3b"),
+                     "model.layers.1.mlp.experts.3.up_proj.weight");
+    auto m = load_model(tmp.path());
+    EXPECT_EQ(m.status().code(), StatusCode::kNotFound);
+    EXPECT_NE(m.status().message().find(
+                  "model has no tensor 'model.layers.1.mlp.experts.3.up_proj.weight' (config.json: "
+                  "4 experts of moe_intermediate_size 16 per MoE layer)"),
+              std::string::npos)
+        << m.status().to_string();
+  }
+  {  // An expert of another moe_intermediate_size.
+    TempDir tmp;
+    write_checkpoint(tmp.path(), small_moe_config("mixtral-8x7b-v0.1"), "",
+                     "model.layers.0.block_sparse_moe.experts.2.w3.weight");
+    auto m = load_model(tmp.path());
+    EXPECT_EQ(m.status().code(), StatusCode::kInvalidArgument);
+    // Mixtral's experts are intermediate_size (48) wide.
+    EXPECT_NE(m.status().message().find(
+                  "tensor 'model.layers.0.block_sparse_moe.experts.2.w3.weight' has shape [56, "
+                  "32], expected [48, 32] from the config"),
+              std::string::npos)
+        << m.status().to_string();
+  }
+  {  // A router with more rows than the config's experts.
+    TempDir tmp;
+    write_checkpoint(tmp.path(), small_moe_config("qwen3-30b-a3b"), "",
+                     "model.layers.0.mlp.gate.weight");
+    auto m = load_model(tmp.path());
+    EXPECT_EQ(m.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(m.status().message().find("tensor 'model.layers.0.mlp.gate.weight' has shape [12, "
+                                        "32], expected [4, 32] from the config"),
+              std::string::npos)
+        << m.status().to_string();
+  }
+  {  // More experts stored than the config has.
+    TempDir tmp;
+    write_checkpoint(tmp.path(), small_moe_config("qwen3-30b-a3b"), "", "",
+                     {"model.layers.1.mlp.experts.4.gate_proj.weight"});
+    auto m = load_model(tmp.path());
+    EXPECT_EQ(m.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(m.status().message().find(
+                  "tensor 'model.layers.1.mlp.experts.4.gate_proj.weight' is not part of the "
+                  "model config.json describes (4 experts, top 2, in 2 of 2 layers); the "
+                  "checkpoint's experts disagree with its config"),
+              std::string::npos)
+        << m.status().to_string();
+  }
+  {  // A sparse block in a layer the config makes dense (mlp_only_layers).
+    TempDir tmp;
+    auto o = boost::json::parse(small_moe_config("qwen3-30b-a3b")).as_object();
+    write_checkpoint(tmp.path(), boost::json::serialize(o));
+    o["mlp_only_layers"] = boost::json::array{1};
+    testing::write_text(tmp / "config.json", boost::json::serialize(o));
+    auto m = load_model(tmp.path());
+    EXPECT_FALSE(m.ok());
+    // The dense MLP's tensors are missing, and that is what is reported first.
+    EXPECT_NE(m.status().message().find("model.layers.1.mlp.gate_proj.weight"), std::string::npos)
+        << m.status().to_string();
+  }
+  {  // top_k above the expert count.
+    TempDir tmp;
+    auto o = boost::json::parse(small_moe_config("mixtral-8x7b-v0.1")).as_object();
+    o["num_experts_per_tok"] = 5;
+    testing::write_text(tmp / "config.json", boost::json::serialize(o));
+    auto m = load_model(tmp.path());
+    EXPECT_EQ(m.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(
+        m.status().message().find("num_experts_per_tok must be in [1, 4] (the experts), got 5"),
+        std::string::npos)
+        << m.status().to_string();
+  }
+}
+
+// The fusion pass leaves MoE blocks alone (no linear feeds the residual directly there) and the
+// fused list still computes the same logits.
+TEST(FusionTest, FusedListEqualsPlainOnMoe) {
+  for (const std::string name : {"qwen3-30b-a3b", "mixtral-8x7b-v0.1"}) {
+    TempDir tmp;
+    auto o = boost::json::parse(small_moe_config(name)).as_object();
+    o["vocab_size"] = 512;
+    o["num_hidden_layers"] = 3;
+    o["mlp_only_layers"] = boost::json::array{1};
+    o["torch_dtype"] = "float32";
+    testing::write_text(tmp / "config.json", boost::json::serialize(o));
+    LoadOptions opts;
+    opts.load_format = "dummy";
+    auto m = load_model(tmp.path(), opts);
+    ASSERT_TRUE(m.ok()) << m.status().to_string();
+    SCOPED_TRACE(name);
+    auto g = build_model_graph((*m)->config());
+    ASSERT_TRUE(g.ok());
+    FusionOptions all;
+    all.residual_epilogue = all.norm_prologue = all.rope_epilogue = all.silu_epilogue = true;
+    const std::vector<Op> fused = fuse_ops(*g, all);
+    EXPECT_EQ(std::count_if(fused.begin(), fused.end(),
+                            [](const Op& op) { return op.kind == OpKind::kMoe; }),
+              name == "mixtral-8x7b-v0.1" ? 3 : 2);
+    expect_fused_equals_plain(std::shared_ptr<const WeightStore>(std::move(*m)));
+  }
+}
+
+// A sequence's logits do not depend on the sequences batched with it: the experts its tokens
+// share with other tokens run over more rows, and each row's sums stay the same.
+TEST(FamilyCheckpointTest, MoeLogitsArePerSequenceNotPerBatch) {
+  TempDir tmp;
+  auto o = boost::json::parse(small_moe_config("qwen3-30b-a3b")).as_object();
+  o["vocab_size"] = 512;
+  o["torch_dtype"] = "float32";
+  testing::write_text(tmp / "config.json", boost::json::serialize(o));
+  LoadOptions dummy;
+  dummy.load_format = "dummy";
+  auto m = load_model(tmp.path(), dummy);
+  ASSERT_TRUE(m.ok()) << m.status().to_string();
+  const std::shared_ptr<const WeightStore> w = std::move(*m);
+  const std::vector<std::vector<int32_t>> seqs = {
+      {1, 17, 99, 5}, {1, 17, 99, 5, 42, 7, 300, 12, 8, 64, 3, 9}, {400}};
+  auto run = [&](const std::vector<size_t>& which, int threads) {
+    auto r = CpuModelRunner::create(w, {.num_threads = threads});
+    EXPECT_TRUE(r.ok()) << r.status().to_string();
+    EXPECT_TRUE((*r)->allocate_kv_cache(8, KvCacheConfig{}).ok());
+    ForwardBatch b;
+    b.query_start_loc.push_back(0);
+    b.block_table_indptr.push_back(0);
+    for (size_t i : which) {
+      const std::vector<int32_t>& tokens = seqs[i];
+      const auto block = static_cast<int32_t>(i + 1);
+      for (size_t t = 0; t < tokens.size(); ++t) {
+        b.token_ids.push_back(tokens[t]);
+        b.positions.push_back(static_cast<int32_t>(t));
+        b.slot_mapping.push_back(block * 16 + static_cast<int32_t>(t));
+        b.logits_indices.push_back(static_cast<int32_t>(b.token_ids.size() - 1));
+      }
+      b.query_start_loc.push_back(static_cast<int32_t>(b.token_ids.size()));
+      b.seq_lens.push_back(static_cast<int32_t>(tokens.size()));
+      b.block_table.push_back(block);
+      b.block_table_indptr.push_back(static_cast<int32_t>(b.block_table.size()));
+      b.max_query_len = std::max<int32_t>(b.max_query_len, static_cast<int32_t>(tokens.size()));
+    }
+    TensorView logits;
+    EXPECT_TRUE((*r)->forward(b, &logits).ok());
+    return std::vector<float>(logits.as<float>(), logits.as<float>() + logits.numel());
+  };
+  std::vector<float> alone;
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    const std::vector<float> one = run({i}, 1);
+    alone.insert(alone.end(), one.begin(), one.end());
+  }
+  const std::vector<float> all = run({0, 1, 2}, 2);
+  ASSERT_EQ(all.size(), alone.size());
+  EXPECT_EQ(std::memcmp(all.data(), alone.data(), all.size() * sizeof(float)), 0);
+  // Causal: the first 4 positions of sequence 1 are sequence 0 (the same tokens).
+  EXPECT_EQ(std::memcmp(alone.data(), alone.data() + 4 * 512, 4 * 512 * sizeof(float)), 0);
+}
+
 }  // namespace
 }  // namespace kite
