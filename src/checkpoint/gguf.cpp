@@ -14,6 +14,11 @@ constexpr uint32_t kGgufMagic = 0x46554747;  // "GGUF" read as a little-endian u
 constexpr uint64_t kDefaultAlignment = 32;
 constexpr int kMaxArrayDepth = 8;  // nested arrays deeper than this are rejected
 constexpr int kGgmlMaxDims = 4;
+// Arrays of strings or arrays become one GgufValue (about 100 bytes) per element at parse time,
+// so their element counts are bounded before anything is reserved: per array and for the whole
+// file. Real files stay far below (the largest vocabularies have ~262k tokens, ~1M merges).
+constexpr uint64_t kMaxArrayItems = uint64_t{1} << 22;     // 4,194,304 elements in one array
+constexpr uint64_t kMaxMetadataItems = uint64_t{1} << 23;  // 8,388,608 in all metadata
 
 // ggml's type table (ggml.h): block sizes let us bound-check tensors of every type, including
 // those kite cannot compute with.
@@ -270,6 +275,16 @@ class GgufParser {
       return data_loss(fmt::format("array of {} {} at offset {} runs past the end of the file",
                                    count, gguf_type_name(v->elem_type), pos_));
     }
+    if (count > kMaxArrayItems) {
+      return data_loss(fmt::format("array of {} {} at offset {} is over the limit of {} elements",
+                                   count, gguf_type_name(v->elem_type), pos_, kMaxArrayItems));
+    }
+    if (count > kMaxMetadataItems - items_) {
+      return data_loss(fmt::format(
+          "array of {} {} at offset {} takes the metadata over the limit of {} array elements",
+          count, gguf_type_name(v->elem_type), pos_, kMaxMetadataItems));
+    }
+    items_ += count;
     v->items.resize(count);
     for (uint64_t i = 0; i < count; ++i) {
       KITE_RETURN_IF_ERROR(read_value(elem_type, depth + 1, &v->items[i])
@@ -356,6 +371,7 @@ class GgufParser {
   const uint8_t* p_;
   size_t size_;
   uint64_t pos_ = 0;
+  uint64_t items_ = 0;  // string and array elements read so far (kMaxMetadataItems)
   GgufFile* out_;
 };
 

@@ -186,6 +186,11 @@ std::function<int()> setup_serve(CLI::App& app) {
                  "most engine sequences one request may start, prompts × n (0: unbounded; "
                  "beyond it: 400)")
       ->capture_default_str();
+  app.add_flag_function(
+      "--metrics-aggregate-only",
+      [&s](int64_t) { s.metrics_prefix_cache_group = server::kMetricsAggregateGroup; },
+      "publish /metrics' prefix-cache counters only in aggregates of at least 64 requests, so "
+      "that no client can read one request's cache hits from two scrapes (docs/serving.md)");
   app.add_flag("--trust-request-chat-template", s.trust_request_chat_template,
                "accept a chat_template in requests (chat endpoints, /tokenize); without it such "
                "requests get 400, since a template is a program the server runs");

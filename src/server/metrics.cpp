@@ -56,7 +56,7 @@ pm::MetricFamily counter_family(const std::string& name, const std::string& help
 
 }  // namespace
 
-ServerMetrics::ServerMetrics()
+ServerMetrics::ServerMetrics(int64_t prefix_cache_group)
     : registry_(std::make_shared<pm::Registry>()),
       http_requests_(pm::BuildCounter()
                          .Name("kite:http_requests_total")
@@ -88,7 +88,8 @@ ServerMetrics::ServerMetrics()
       prompt_tokens_(histogram(*registry_, "kite:request_prompt_tokens",
                                "Prompt tokens per request", kTokenBuckets)),
       generation_tokens_(histogram(*registry_, "kite:request_generation_tokens",
-                                   "Generated tokens per request (all choices)", kTokenBuckets)) {}
+                                   "Generated tokens per request (all choices)", kTokenBuckets)),
+      prefix_cache_group_(prefix_cache_group) {}
 
 void ServerMetrics::observe_http(std::string_view handler, int status) {
   http_requests_.Add({{"handler", std::string(handler)}, {"code", std::to_string(status)}})
@@ -157,15 +158,24 @@ std::string ServerMetrics::render(const EngineStats* stats, const ModelInfo* inf
       families.push_back(gauge_family("kite:kv_cache_blocks_total", "KV-cache blocks in the pool",
                                       double(info->num_kv_blocks)));
     }
+    int64_t queries = s.prefix_cache_queries;
+    int64_t hits = s.prefix_cache_hits;
+    if (prefix_cache_group_ > 0) {
+      std::lock_guard<std::mutex> lock(snapshot_mu_);
+      const int64_t ended = s.requests_finished_total + s.requests_aborted_total;
+      if (ended - published_.requests_ended >= prefix_cache_group_) {
+        published_ = {queries, hits, ended};
+      }
+      queries = published_.queries;
+      hits = published_.hits;
+    }
     families.push_back(counter_family("kite:prefix_cache_queries_total",
                                       "Prompt tokens looked up in the prefix cache",
-                                      double(s.prefix_cache_queries)));
+                                      double(queries)));
     families.push_back(counter_family("kite:prefix_cache_hits_total",
                                       "Prompt tokens served from the prefix cache",
-                                      double(s.prefix_cache_hits)));
-    double hit_rate = s.prefix_cache_queries > 0
-                          ? double(s.prefix_cache_hits) / double(s.prefix_cache_queries)
-                          : 0.0;
+                                      double(hits)));
+    double hit_rate = queries > 0 ? double(hits) / double(queries) : 0.0;
     families.push_back(gauge_family("kite:prefix_cache_hit_rate",
                                     "Prefix-cache hits over queries since start (0 to 1)",
                                     hit_rate));

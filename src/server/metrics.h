@@ -13,6 +13,7 @@
 #include <prometheus/registry.h>
 
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 
@@ -23,7 +24,9 @@ namespace kite::server {
 
 class ServerMetrics {
  public:
-  ServerMetrics();
+  // prefix_cache_group > 0 (--metrics-aggregate-only): the prefix-cache counters are published
+  // only in aggregates of at least that many engine requests (see render()); 0: live.
+  explicit ServerMetrics(int64_t prefix_cache_group = 0);
 
   // One HTTP response: `handler` is a route name from a fixed set ("/v1/completions", ...,
   // "other"), never the raw path, so label values stay bounded.
@@ -38,7 +41,10 @@ class ServerMetrics {
   // HTTP connections open right now.
   void add_connections(int delta);
 
-  // The text exposition: server metrics, then the engine's (when `stats` is set).
+  // The text exposition: server metrics, then the engine's (when `stats` is set). With a
+  // prefix-cache group, kite:prefix_cache_{queries,hits}_total and the hit rate stay at the
+  // snapshot taken when at least `group` engine requests had ended since the previous one, so a
+  // scrape before and after one request cannot show that request's own hits.
   std::string render(const EngineStats* stats, const ModelInfo* info) const;
 
  private:
@@ -53,6 +59,15 @@ class ServerMetrics {
   prometheus::Histogram& queue_time_;
   prometheus::Histogram& prompt_tokens_;
   prometheus::Histogram& generation_tokens_;
+
+  struct PrefixCacheSnapshot {
+    int64_t queries = 0;
+    int64_t hits = 0;
+    int64_t requests_ended = 0;  // engine requests finished + aborted when it was taken
+  };
+  const int64_t prefix_cache_group_;
+  mutable std::mutex snapshot_mu_;
+  mutable PrefixCacheSnapshot published_;
 };
 
 }  // namespace kite::server

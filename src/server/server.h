@@ -61,9 +61,16 @@ struct ServerConfig {
   // A request's own `chat_template` (chat endpoints, /tokenize) is refused unless this is set:
   // a template is a program the server runs (as vLLM's --trust-request-chat-template).
   bool trust_request_chat_template = false;
+  // /metrics publishes the prefix-cache counters only in aggregates of at least this many
+  // engine requests (--metrics-aggregate-only; 0: live), so no scrape pair isolates one request's
+  // cache hits.
+  int64_t metrics_prefix_cache_group = 0;  // kMetricsAggregateGroup with the flag
   // Admission: engine sequences one request may start (prompts × n; 0: unbounded).
   int64_t max_choices_per_request = 256;
 };
+
+// The request count of one prefix-cache aggregate with --metrics-aggregate-only.
+inline constexpr int64_t kMetricsAggregateGroup = 64;
 
 class HttpServer {
  public:

@@ -33,6 +33,7 @@ class ServerState {
   explicit ServerState(ServerConfig config)
       : config_(std::move(config)),
         cors_{config_.allowed_origins, config_.allow_credentials},
+        metrics_(config_.metrics_prefix_cache_group),
         telemetry_(config_.otlp_traces_endpoint) {}
 
   const ServerConfig& config() const { return config_; }

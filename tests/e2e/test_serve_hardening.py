@@ -349,6 +349,40 @@ def test_cache_salt_keeps_tenants_prefixes_apart(tiny_server):
     assert error_of(s, body, 400)["param"] == "cache_salt"
 
 
+def test_metrics_aggregate_only_hides_one_requests_cache_hits(tmp_path):
+    """Without a salt, a client could read from two scrapes whether its probe hit another
+    tenant's cached prefix. With --metrics-aggregate-only the prefix-cache counters move only
+    once 64 requests have ended since the last published snapshot."""
+    server = KiteServer(TINY, "--metrics-aggregate-only", log_dir=str(tmp_path),
+                        name="aggregate").start()
+    try:
+        prompt = [(7 * i) % 1500 + 3 for i in range(80)]  # 5 full blocks of 16
+
+        def complete(p):
+            s, _, body = server.post("/v1/completions", {"prompt": p, "max_tokens": 1})
+            assert s == 200, body
+
+        def counters():
+            m = server.metrics()
+            return (m["kite:prefix_cache_hits_total"], m["kite:prefix_cache_queries_total"],
+                    m["kite:engine_requests_finished_total"])
+
+        complete(prompt)  # the victim's prompt is now cached
+        hits0, queries0, _ = counters()
+        complete(prompt)  # the attacker's probe hits it ...
+        hits1, queries1, _ = counters()
+        assert (hits1, queries1) == (hits0, queries0)  # ... and /metrics does not say so
+        # Once the group is full, the aggregate (with the probe's 64+ hit tokens) is published.
+        group = 64
+        for i in range(group):
+            complete([i + 3])
+        hits2, queries2, finished = counters()
+        assert finished >= group + 2
+        assert hits2 - hits0 >= 64 and queries2 > queries0
+    finally:
+        assert server.stop() == 0, server.log()[-4000:]
+
+
 # ---- model files -------------------------------------------------------------------------------
 
 def test_an_oversized_tokenizer_is_refused_before_it_is_read(tmp_path):

@@ -8,6 +8,7 @@ clients would measure Python more than kite. Numbers are printed (pytest -s), no
 
 import asyncio
 import json
+import os
 import threading
 import time
 
@@ -25,6 +26,9 @@ NUM_DISCONNECTS = 200
 # checks exactly that.
 RSS_TOLERANCE_KIB = 48 * 1024
 RSS_GROWTH_PER_ROUND_KIB = 8 * 1024
+# Under a sanitizer (scripts/sanitize.sh) RSS measures its shadow memory and quarantine, not
+# kite; leaks are LeakSanitizer's to find there.
+CHECK_RSS = not os.environ.get("KITE_SANITIZER")
 
 
 def request_bytes(body, path="/v1/completions"):
@@ -177,13 +181,13 @@ def test_1000_concurrent_streams_complete_and_memory_returns(load_server):
     assert finished == NUM_STREAMS
     assert m["kite:generation_tokens_total"] - before["kite:generation_tokens_total"] == \
         NUM_STREAMS * MAX_TOKENS
-    assert after - baseline <= RSS_TOLERANCE_KIB, (baseline, peak, after)
+    assert not CHECK_RSS or after - baseline <= RSS_TOLERANCE_KIB, (baseline, after)
     # A second round must not grow memory further: what stayed was allocator slack, not a leak.
     run_round(server, NUM_STREAMS)
     server.wait_idle()
     after2 = server.rss_kib()
     print(f"RSS idle after a second round {after2 // 1024} MiB")
-    assert after2 - after <= RSS_GROWTH_PER_ROUND_KIB, (after, after2)
+    assert not CHECK_RSS or after2 - after <= RSS_GROWTH_PER_ROUND_KIB, (after, after2)
 
 
 async def stream_then_leave(port, events_before_leaving):
@@ -220,12 +224,12 @@ def test_clients_leaving_mid_stream_free_everything(load_server):
     assert aborted >= NUM_DISCONNECTS * 0.9, aborted
 
 
-async def whole_then_leave(port, delay):
+async def whole_then_leave(port, leave):
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(request_bytes({"prompt": "Once upon a time", "max_tokens": 480,
                                 "ignore_eos": True}))
     await writer.drain()
-    await asyncio.sleep(delay)
+    await leave.wait()
     writer.transport.abort()
 
 
@@ -234,9 +238,16 @@ def test_non_streaming_clients_leaving_abort_their_requests(load_server):
     before = server.metrics()
 
     async def go():
-        tasks = [asyncio.create_task(whole_then_leave(server.port, 0.3)) for _ in range(50)]
-        await asyncio.sleep(0.1)
-        running = server.metrics()["kite:num_requests_running"]
+        # The clients leave once the server is generating for them (a condition, not a delay:
+        # on a loaded machine the requests may take long to be read and scheduled).
+        leave = asyncio.Event()
+        tasks = [asyncio.create_task(whole_then_leave(server.port, leave)) for _ in range(50)]
+        deadline = time.monotonic() + 60
+        running = 0
+        while running == 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+            running = (await asyncio.to_thread(server.metrics))["kite:num_requests_running"]
+        leave.set()
         await asyncio.gather(*tasks)
         return running
 

@@ -268,6 +268,20 @@ TEST(GgufErrorTest, CountsThatCannotFit) {
   expect_error(g2.build(), StatusCode::kDataLoss, "runs past the end of the file");
 }
 
+// An array of strings one element over the per-array limit is refused from its count, before
+// any element is allocated (the bytes are there: 8 per empty string).
+TEST(GgufErrorTest, StringArrayOverTheElementLimit) {
+  const uint64_t count = (uint64_t{1} << 22) + 1;
+  auto arr = GgufBuilder::pod(uint32_t{8});
+  GgufBuilder::append(&arr, GgufBuilder::pod(count));
+  arr.resize(arr.size() + count * 8, 0);
+  GgufBuilder g;
+  g.add_raw("tokenizer.ggml.tokens", 9, std::move(arr));
+  expect_error(g.build(), StatusCode::kDataLoss, "array of 4194305 STRING");
+  expect_error(g.build(), StatusCode::kDataLoss,
+               "is over the limit of 4194304 elements");
+}
+
 TEST(GgufErrorTest, StringLengthPastEnd) {
   auto b = file_bytes(kStories);
   // The first key's length is at offset 24.

@@ -3,9 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
+#include <functional>
 
+#include "checkpoint/gguf.h"
 #include "frontend/tokenizer.h"
 #include "test_tokenizers.h"
+#include "unit/checkpoint/gguf_builder.h"
 
 namespace kite {
 namespace {
@@ -144,6 +147,82 @@ TEST(TokenizerErrors, MissingFiles) {
   EXPECT_EQ(tok.status().code(), StatusCode::kNotFound);
   auto gguf = Tokenizer::from_gguf_file("/nonexistent/model.gguf");
   ASSERT_FALSE(gguf.ok());
+}
+
+// ---- hostile GGUF vocabularies: bounded before the vocabulary is copied ----------------------
+
+// A GGUF file whose tokenizer is a small byte-level BPE vocabulary plus what `extra` adds.
+std::vector<uint8_t> gguf_vocab_file(const std::function<void(testing::GgufBuilder&)>& extra) {
+  testing::GgufBuilder g;
+  g.add_string("tokenizer.ggml.model", "gpt2");
+  extra(g);
+  return g.build();
+}
+
+void expect_gguf_error(const std::vector<uint8_t>& bytes, std::string_view fragment) {
+  auto f = GgufFile::parse_bytes(bytes.data(), bytes.size(), "hostile.gguf");
+  ASSERT_TRUE(f.ok()) << f.status().to_string();
+  auto tok = Tokenizer::from_gguf(*f);
+  ASSERT_FALSE(tok.ok());
+  EXPECT_EQ(tok.status().code(), StatusCode::kInvalidArgument) << tok.status().to_string();
+  EXPECT_NE(tok.status().message().find(fragment), std::string::npos) << tok.status().to_string();
+  EXPECT_NE(tok.status().message().find("hostile.gguf"), std::string::npos);
+}
+
+TEST(TokenizerErrors, GgufTokenOverTheSizeLimit) {
+  expect_gguf_error(gguf_vocab_file([](testing::GgufBuilder& g) {
+                      g.add_array_strings("tokenizer.ggml.tokens",
+                                          {"a", std::string((64 << 10) + 1, 'x')});
+                    }),
+                    "tokenizer.ggml.tokens[1] is 65537 bytes, over the limit of 65536 bytes");
+  expect_gguf_error(gguf_vocab_file([](testing::GgufBuilder& g) {
+                      g.add_array_strings("tokenizer.ggml.tokens", {"a", "b"});
+                      g.add_array_strings("tokenizer.ggml.merges",
+                                          {"a b", std::string((64 << 10) + 1, 'x')});
+                    }),
+                    "tokenizer.ggml.merges[1] is 65537 bytes");
+}
+
+// 2,049 tokens of 64 KiB: each within its limit, together one token over the 128 MiB that a
+// tokenizer.json may have.
+TEST(TokenizerErrors, GgufVocabularyOverTheTotalLimit) {
+  const uint64_t count = 2049;
+  const uint64_t len = 64 << 10;
+  std::vector<uint8_t> arr = testing::GgufBuilder::pod(uint32_t{8});
+  testing::GgufBuilder::append(&arr, testing::GgufBuilder::pod(count));
+  arr.reserve(arr.size() + count * (8 + len));
+  for (uint64_t i = 0; i < count; ++i) {
+    testing::GgufBuilder::append(&arr, testing::GgufBuilder::pod(len));
+    arr.resize(arr.size() + len, 'a');
+  }
+  expect_gguf_error(gguf_vocab_file([&](testing::GgufBuilder& g) {
+                      g.add_raw("tokenizer.ggml.tokens", 9, std::move(arr));
+                    }),
+                    "the vocabulary's strings are over the limit of 134217728 bytes at "
+                    "tokenizer.ggml.tokens[2048]");
+}
+
+// A scores array whose count disagrees with the tokens is refused from its count, before its
+// floats are decoded.
+TEST(TokenizerErrors, GgufPerTokenArrayCountMismatch) {
+  expect_gguf_error(gguf_vocab_file([](testing::GgufBuilder& g) {
+                      g.add_array_strings("tokenizer.ggml.tokens", {"a", "b"});
+                      g.add_array_f32("tokenizer.ggml.scores", std::vector<float>(1000, 0.f));
+                    }),
+                    "tokenizer.ggml.scores has 1000 entries for 2 tokens");
+  expect_gguf_error(gguf_vocab_file([](testing::GgufBuilder& g) {
+                      g.add_array_strings("tokenizer.ggml.tokens", {"a", "b"});
+                      g.add_array_i32("tokenizer.ggml.token_type", {1});
+                    }),
+                    "tokenizer.ggml.token_type has 1 entries for 2 tokens");
+}
+
+TEST(TokenizerErrors, GgufChatTemplateOverTheSizeLimit) {
+  expect_gguf_error(gguf_vocab_file([](testing::GgufBuilder& g) {
+                      g.add_array_strings("tokenizer.ggml.tokens", {"a", "b"});
+                      g.add_string("tokenizer.chat_template", std::string((4 << 20) + 1, ' '));
+                    }),
+                    "tokenizer.chat_template is 4194305 bytes, over the limit of 4194304 bytes");
 }
 
 }  // namespace
