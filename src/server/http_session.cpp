@@ -5,6 +5,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/redirect_error.hpp>
+#include <boost/asio/ssl/stream_base.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/string.hpp>
@@ -13,6 +14,7 @@
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
+#include <array>
 #include <cerrno>
 #include <exception>
 #include <optional>
@@ -30,7 +32,7 @@ using asio::awaitable;
 using asio::use_awaitable;
 using asio::ip::tcp;
 
-Exchange::Exchange(ServerState& state, beast::tcp_stream& stream, HttpRequest& req,
+Exchange::Exchange(ServerState& state, ConnStream& stream, HttpRequest& req,
                    RouteMatch route)
     : state_(state),
       stream_(stream),
@@ -38,6 +40,7 @@ Exchange::Exchange(ServerState& state, beast::tcp_stream& stream, HttpRequest& r
       route_(std::move(route)),
       record_(req["traceparent"], req["x-request-id"]) {
   keep_alive_ = req_.keep_alive() && !state_.draining();
+  prep_deadline_ = std::chrono::steady_clock::now() + state_.config().prep_timeout;
 }
 
 Exchange::~Exchange() { unwatch(); }
@@ -203,7 +206,7 @@ namespace {
 
 // Reads and drops what the client still sends (up to a bound), so it finishes writing and reads
 // our error response instead of seeing a reset.
-awaitable<void> linger(beast::tcp_stream& stream) {
+awaitable<void> linger(ConnStream& stream) {
   beast::error_code ec;
   stream.socket().shutdown(tcp::socket::shutdown_send, ec);
   stream.expires_after(std::chrono::seconds(5));
@@ -253,7 +256,7 @@ awaitable<void> handle_request(Exchange& ex) {
 }
 
 // A response to a request that could not be read whole (no handler ran).
-awaitable<void> reject_unread(ServerState& state, beast::tcp_stream& stream,
+awaitable<void> reject_unread(ServerState& state, ConnStream& stream,
                               const http::request_parser<http::string_body>& parser,
                               const ApiError& error) {
   HttpRequest req;
@@ -270,11 +273,42 @@ awaitable<void> reject_unread(ServerState& state, beast::tcp_stream& stream,
   co_await ex.send_error(error);
 }
 
+// The TLS handshake, within `timeout` (a client that stalls it holds a connection no longer
+// than one that stalls its request). The first bytes decide: a TLS record starts with 22
+// (handshake); anything else is a client speaking plain HTTP to the HTTPS port, which gets a
+// plain 400 saying so. False: the connection is done.
+awaitable<bool> tls_handshake(ConnStream& stream, asio::ssl::context& ctx,
+                              std::chrono::milliseconds timeout) {
+  stream.expires_after(timeout);
+  std::array<char, 2048> first{};
+  auto [ec, n] = co_await stream.tcp().async_read_some(asio::buffer(first),
+                                                       asio::as_tuple(use_awaitable));
+  if (ec || n == 0) co_return false;
+  if (first[0] != 0x16) {
+    static constexpr std::string_view kPlain =
+        "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: application/json\r\n"
+        "Content-Length: 138\r\n\r\n"
+        "{\"error\":{\"message\":\"This port serves HTTPS: send the request over TLS\","
+        "\"type\":\"invalid_request_error\",\"param\":null,\"code\":\"bad_request\"}}";
+    co_await asio::async_write(stream.tcp(), asio::buffer(kPlain.data(), kPlain.size()),
+                               asio::as_tuple(use_awaitable));
+    stream.expires_never();
+    beast::error_code sec;
+    stream.socket().shutdown(tcp::socket::shutdown_send, sec);
+    co_return false;
+  }
+  auto [hec, used] = co_await stream.start_tls(ctx).async_handshake(
+      asio::ssl::stream_base::server, asio::buffer(first.data(), n),
+      asio::as_tuple(use_awaitable));
+  stream.expires_never();
+  co_return !hec;
+}
+
 }  // namespace
 
 awaitable<void> run_connection(ServerState& state, tcp::socket socket,
-                               std::shared_ptr<ConnectionHandle> handle) {
-  beast::tcp_stream stream(std::move(socket));
+                               std::shared_ptr<ConnectionHandle> handle, asio::ssl::context* tls) {
+  ConnStream stream(std::move(socket));
   handle->stream = &stream;
   state.metrics().add_connections(1);
   struct Closing {
@@ -287,6 +321,7 @@ awaitable<void> run_connection(ServerState& state, tcp::socket socket,
   } closing{state, *handle};
 
   const ServerConfig& cfg = state.config();
+  if (tls != nullptr && !co_await tls_handshake(stream, *tls, cfg.read_timeout)) co_return;
   beast::flat_buffer buffer;
   bool first = true;
   while (!state.draining()) {
