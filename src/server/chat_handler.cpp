@@ -279,7 +279,8 @@ awaitable<void> handle_chat_completions(Exchange& ex) {
   std::optional<ApiResult<PreparedChat>> prepared;
   if (!co_await run_prepared(ex, [&](const PrepToken&) {
         parsed.emplace(parse_chat_request(ex.request().body(), model->parse_context));
-        if (parsed->ok()) prepared.emplace(prepare_chat(*model, ex.state().config(), parsed->value()));
+        if (parsed->ok())
+          prepared.emplace(prepare_chat(*model, ex.state().config(), parsed->value()));
       })) {
     co_return;
   }

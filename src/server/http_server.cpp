@@ -277,35 +277,41 @@ Result<asio::ssl::context> make_tls_context(const ServerConfig& cfg) {
     return invalid_argument("HTTPS needs both --ssl-keyfile and --ssl-certfile");
   }
   if (cfg.ssl_cert_reqs < 0 || cfg.ssl_cert_reqs > 2) {
-    return invalid_argument(fmt::format("--ssl-cert-reqs must be 0, 1 or 2, got {}",
-                                        cfg.ssl_cert_reqs));
+    return invalid_argument(
+        fmt::format("--ssl-cert-reqs must be 0, 1 or 2, got {}", cfg.ssl_cert_reqs));
   }
   if (cfg.ssl_cert_reqs > 0 && cfg.ssl_ca_certs.empty()) {
-    return invalid_argument("--ssl-cert-reqs 1 or 2 needs --ssl-ca-certs (the CAs to check "
-                            "client certificates against)");
+    return invalid_argument(
+        "--ssl-cert-reqs 1 or 2 needs --ssl-ca-certs (the CAs to check "
+        "client certificates against)");
   }
   asio::ssl::context ctx(asio::ssl::context::tls_server);
   ctx.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
                   asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
                   asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use);
   boost::system::error_code ec;
-  auto why = [&ec] { return ec.message() + (ec.category() == asio::error::get_ssl_category()
-                                                ? " (OpenSSL)"
-                                                : ""); };
+  auto why = [&ec] {
+    return ec.message() + (ec.category() == asio::error::get_ssl_category() ? " (OpenSSL)" : "");
+  };
   ctx.use_certificate_chain_file(cfg.ssl_certfile, ec);
-  if (ec) return invalid_argument(fmt::format("cannot use --ssl-certfile {}: {}",
-                                              cfg.ssl_certfile, why()));
+  if (ec) {
+    return invalid_argument(
+        fmt::format("cannot use --ssl-certfile {}: {}", cfg.ssl_certfile, why()));
+  }
   ctx.use_private_key_file(cfg.ssl_keyfile, asio::ssl::context::pem, ec);
-  if (ec) return invalid_argument(fmt::format("cannot use --ssl-keyfile {}: {}",
-                                              cfg.ssl_keyfile, why()));
+  if (ec) {
+    return invalid_argument(fmt::format("cannot use --ssl-keyfile {}: {}", cfg.ssl_keyfile, why()));
+  }
   if (SSL_CTX_check_private_key(ctx.native_handle()) != 1) {
     return invalid_argument(fmt::format("--ssl-keyfile {} is not the key of --ssl-certfile {}",
                                         cfg.ssl_keyfile, cfg.ssl_certfile));
   }
   if (!cfg.ssl_ca_certs.empty()) {
     ctx.load_verify_file(cfg.ssl_ca_certs, ec);
-    if (ec) return invalid_argument(fmt::format("cannot use --ssl-ca-certs {}: {}",
-                                                cfg.ssl_ca_certs, why()));
+    if (ec) {
+      return invalid_argument(
+          fmt::format("cannot use --ssl-ca-certs {}: {}", cfg.ssl_ca_certs, why()));
+    }
   }
   if (cfg.ssl_cert_reqs == 1) ctx.set_verify_mode(asio::ssl::verify_peer);
   if (cfg.ssl_cert_reqs == 2) {

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <sys/socket.h>
 
+#include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/ssl/stream_base.hpp>
@@ -14,7 +15,6 @@
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
-#include <array>
 #include <cerrno>
 #include <exception>
 #include <optional>
@@ -32,8 +32,7 @@ using asio::awaitable;
 using asio::use_awaitable;
 using asio::ip::tcp;
 
-Exchange::Exchange(ServerState& state, ConnStream& stream, HttpRequest& req,
-                   RouteMatch route)
+Exchange::Exchange(ServerState& state, ConnStream& stream, HttpRequest& req, RouteMatch route)
     : state_(state),
       stream_(stream),
       req_(req),
@@ -281,8 +280,8 @@ awaitable<bool> tls_handshake(ConnStream& stream, asio::ssl::context& ctx,
                               std::chrono::milliseconds timeout) {
   stream.expires_after(timeout);
   std::array<char, 2048> first{};
-  auto [ec, n] = co_await stream.tcp().async_read_some(asio::buffer(first),
-                                                       asio::as_tuple(use_awaitable));
+  auto [ec, n] =
+      co_await stream.tcp().async_read_some(asio::buffer(first), asio::as_tuple(use_awaitable));
   if (ec || n == 0) co_return false;
   if (first[0] != 0x16) {
     static constexpr std::string_view kPlain =
@@ -298,8 +297,7 @@ awaitable<bool> tls_handshake(ConnStream& stream, asio::ssl::context& ctx,
     co_return false;
   }
   auto [hec, used] = co_await stream.start_tls(ctx).async_handshake(
-      asio::ssl::stream_base::server, asio::buffer(first.data(), n),
-      asio::as_tuple(use_awaitable));
+      asio::ssl::stream_base::server, asio::buffer(first.data(), n), asio::as_tuple(use_awaitable));
   stream.expires_never();
   co_return !hec;
 }

@@ -31,13 +31,12 @@ using HttpResponse = http::response<http::string_body>;
 struct ConnectionHandle {
   boost::asio::any_io_executor executor;
   ConnStream* stream = nullptr;  // null once the connection has ended
-  bool idle = true;  // waiting for the next request (nothing would be lost by closing)
+  bool idle = true;              // waiting for the next request (nothing would be lost by closing)
 };
 
 class Exchange {
  public:
-  Exchange(ServerState& state, ConnStream& stream, HttpRequest& req,
-           RouteMatch route);
+  Exchange(ServerState& state, ConnStream& stream, HttpRequest& req, RouteMatch route);
   ~Exchange();
   Exchange(const Exchange&) = delete;
   Exchange& operator=(const Exchange&) = delete;

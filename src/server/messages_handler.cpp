@@ -289,7 +289,8 @@ awaitable<void> handle_messages(Exchange& ex) {
   std::optional<ApiResult<PreparedChat>> prepared;
   if (!co_await run_prepared(ex, [&](const PrepToken&) {
         parsed.emplace(parse_messages_request(ex.request().body(), model->parse_context));
-        if (parsed->ok()) prepared.emplace(prepare_chat(*model, ex.state().config(), parsed->value()));
+        if (parsed->ok())
+          prepared.emplace(prepare_chat(*model, ex.state().config(), parsed->value()));
       })) {
     co_return;
   }

@@ -92,10 +92,9 @@ class PrepPool {
 int default_prep_workers();
 
 // Runs `work` on the server's preparation pool and resumes on the exchange's strand once it has
-// run (rethrowing what it threw there). False: it did not run and the exchange is answered (503 + Retry-After: queue full or
-// deadline passed) or the client is gone (nothing to answer). Jobs of one exchange share its
-// deadline (arrival + --prep-timeout-s).
-boost::asio::awaitable<bool> run_prepared(Exchange& ex,
-                                          std::function<void(const PrepToken&)> work);
+// run (rethrowing what it threw there). False: it did not run and the exchange is answered (503 +
+// Retry-After: queue full or deadline passed) or the client is gone (nothing to answer). Jobs of
+// one exchange share its deadline (arrival + --prep-timeout-s).
+boost::asio::awaitable<bool> run_prepared(Exchange& ex, std::function<void(const PrepToken&)> work);
 
 }  // namespace kite::server
