@@ -259,6 +259,36 @@ def test_heavy_preparations_leave_the_http_thread_free(tmp_path):
         assert server.stop() == 0, server.log()[-4000:]
 
 
+def test_a_client_that_leaves_takes_its_queued_preparation_out(tmp_path):
+    # One worker, busy with a heavy /tokenize; a completion waits in the queue and its client
+    # leaves. The job never runs (the pool completes only the heavy one) and the request counts
+    # as 499.
+    server = KiteServer(TINY, "--prep-workers", "1", "--kv-cache-memory", "32MiB",
+                        log_dir=str(tmp_path), name="prep-leave").start()
+    try:
+        text = "Once upon a time, Lily saw a big red ball. " * (4 * 1024 * 1024 // 44)
+        heavy = threading.Thread(target=lambda: server.post("/tokenize", {"prompt": text},
+                                                            timeout=300), daemon=True)
+        heavy.start()
+        assert wait_for(lambda: server.metrics()["kite:prep_in_flight"] == 1)
+        body = json.dumps({"model": "tinystories-656k", "prompt": "Once",
+                           "max_tokens": 2}).encode()
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+            sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\n"
+                         b"Content-Type: application/json\r\n"
+                         b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+            assert wait_for(lambda: server.metrics()["kite:prep_queued"] == 1)
+        key = 'kite:http_requests_total{code="499",handler="/v1/completions"}'
+        assert wait_for(lambda: server.metrics().get(key) == 1)
+        heavy.join(300)
+        # The worker skips the dropped job once free.
+        assert wait_for(lambda: (m := server.metrics())["kite:prep_queued"] == 0
+                        and m["kite:prep_in_flight"] == 0)
+        assert server.metrics()["kite:prep_completed_total"] == 1  # the heavy one alone
+    finally:
+        assert server.stop() == 0, server.log()[-4000:]
+
+
 def test_a_preparation_past_its_deadline_gets_503(tmp_path):
     # --prep-timeout-s 0.2 and a tokenization of seconds: the request is answered 503 (the
     # work that ran is dropped), and the server serves the next one.
