@@ -68,7 +68,7 @@ struct ServerConfig {
   // prep_queue requests wait for a worker (beyond: 503); a request's preparation must end
   // within prep_timeout of its arrival (else 503).
   int prep_workers = 0;
-  int prep_queue = 256;
+  int prep_queue = 1024;
   std::chrono::milliseconds prep_timeout{60'000};
   // HTTPS (both set): the PEM private key and certificate chain; plain HTTP when both are
   // empty. ssl_ca_certs: the CAs client certificates are checked against; ssl_cert_reqs as
