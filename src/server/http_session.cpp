@@ -279,25 +279,39 @@ awaitable<void> reject_unread(ServerState& state, ConnStream& stream,
 awaitable<bool> tls_handshake(ConnStream& stream, asio::ssl::context& ctx,
                               std::chrono::milliseconds timeout) {
   stream.expires_after(timeout);
-  std::array<char, 2048> first{};
-  auto [ec, n] =
-      co_await stream.tcp().async_read_some(asio::buffer(first), asio::as_tuple(use_awaitable));
-  if (ec || n == 0) co_return false;
-  if (first[0] != 0x16) {
-    static constexpr std::string_view kPlain =
-        "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: application/json\r\n"
-        "Content-Length: 138\r\n\r\n"
-        "{\"error\":{\"message\":\"This port serves HTTPS: send the request over TLS\","
-        "\"type\":\"invalid_request_error\",\"param\":null,\"code\":\"bad_request\"}}";
-    co_await asio::async_write(stream.tcp(), asio::buffer(kPlain.data(), kPlain.size()),
-                               asio::as_tuple(use_awaitable));
-    stream.expires_never();
-    beast::error_code sec;
-    stream.socket().shutdown(tcp::socket::shutdown_send, sec);
-    co_return false;
+  // The first TLS record (the ClientHello; at most 2^14 bytes) is read whole before OpenSSL's
+  // state and Asio's record buffers (about 90 KiB) exist: a client that stalls in it holds only
+  // what it sent.
+  std::string first;
+  size_t want = 5;  // the record header: type, version (2), length (2)
+  std::array<char, 4096> chunk{};
+  while (first.size() < want) {
+    auto [ec, n] =
+        co_await stream.tcp().async_read_some(asio::buffer(chunk), asio::as_tuple(use_awaitable));
+    if (ec || n == 0) co_return false;
+    first.append(chunk.data(), n);
+    if (first[0] != 0x16) {
+      static constexpr std::string_view kPlain =
+          "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: application/json\r\n"
+          "Content-Length: 138\r\n\r\n"
+          "{\"error\":{\"message\":\"This port serves HTTPS: send the request over TLS\","
+          "\"type\":\"invalid_request_error\",\"param\":null,\"code\":\"bad_request\"}}";
+      co_await asio::async_write(stream.tcp(), asio::buffer(kPlain.data(), kPlain.size()),
+                                 asio::as_tuple(use_awaitable));
+      stream.expires_never();
+      beast::error_code sec;
+      stream.socket().shutdown(tcp::socket::shutdown_send, sec);
+      co_return false;
+    }
+    if (want == 5 && first.size() >= 5) {
+      const size_t len = (static_cast<size_t>(static_cast<unsigned char>(first[3])) << 8) |
+                         static_cast<unsigned char>(first[4]);
+      if (len == 0 || len > (size_t{1} << 14)) co_return false;  // not a TLS record
+      want = 5 + len;
+    }
   }
   auto [hec, used] = co_await stream.start_tls(ctx).async_handshake(
-      asio::ssl::stream_base::server, asio::buffer(first.data(), n), asio::as_tuple(use_awaitable));
+      asio::ssl::stream_base::server, asio::buffer(first), asio::as_tuple(use_awaitable));
   stream.expires_never();
   co_return !hec;
 }

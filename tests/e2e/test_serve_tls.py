@@ -111,6 +111,46 @@ def test_a_stalled_handshake_is_closed_after_the_read_timeout(tls_server):
             pass
 
 
+def test_a_client_hello_in_small_pieces_still_completes(tls_server, certs):
+    # The server reads the first TLS record whole before starting TLS; pieces of it arriving
+    # one by one must add up (a handshake through a memory BIO, its bytes sent one at a time).
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = client_context(certs).wrap_bio(inc, out, server_hostname="127.0.0.1")
+    with socket.create_connection(("127.0.0.1", tls_server.port), timeout=30) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        first = True
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                data = out.read()
+                if first:
+                    for i in range(len(data)):
+                        sock.sendall(data[i:i + 1])
+                    first = False
+                else:
+                    sock.sendall(data)
+                chunk = sock.recv(65536)
+                assert chunk, "the server closed the connection during the handshake"
+                inc.write(chunk)
+        sock.sendall(out.read())
+        tls.write(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        sock.sendall(out.read())
+        response = b""
+        while True:
+            try:
+                response += tls.read(65536)
+            except ssl.SSLWantReadError:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                inc.write(chunk)
+            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                break
+    assert response.startswith(b"HTTP/1.1 200"), response
+
+
 def run_serve(*args):
     port = free_port()
     return subprocess.run([KITE, "serve", TINY, "--host", "127.0.0.1", "--port", str(port),
