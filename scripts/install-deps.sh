@@ -13,7 +13,8 @@ apt_packages=(
   libcli11-dev libspdlog-dev libfmt-dev
   prometheus-cpp-dev
   libpcre2-dev libicu-dev libxxhash-dev
-  libcurl4-openssl-dev libssl-dev                     # Hugging Face Hub downloads, OTLP export
+  libcurl4-openssl-dev libssl-dev                     # Hub downloads, OTLP export, HTTPS serving
+  openssl                                             # the HTTPS tests' throwaway certificates
   libgtest-dev libgmock-dev libbenchmark-dev
   python3-dev python3-venv
   chromium                                            # chat-page test (headless)

@@ -28,6 +28,7 @@ struct ServeOptions {
   double read_timeout_s = 60.0;
   double keep_alive_timeout_s = 5.0;
   double write_timeout_s = 60.0;
+  double prep_timeout_s = 60.0;
 };
 
 // --allowed-origins takes "a,b", repeated flags, or vLLM's JSON list '["*"]'.
@@ -77,6 +78,7 @@ int run_serve(ServeOptions& o) {
   o.server.read_timeout = to_ms(o.read_timeout_s);
   o.server.keep_alive_timeout = to_ms(o.keep_alive_timeout_s);
   o.server.write_timeout = to_ms(o.write_timeout_s);
+  o.server.prep_timeout = to_ms(o.prep_timeout_s);
   if (o.server.enable_auto_tool_choice && o.server.tool_call_parser.empty()) {
     std::fprintf(stderr, "kite serve: --enable-auto-tool-choice needs --tool-call-parser\n");
     return 2;
@@ -198,6 +200,30 @@ std::function<int()> setup_serve(CLI::App& app) {
                  "milliseconds one structured-output grammar may take to compile (a slower "
                  "schema is refused with 400)")
       ->capture_default_str();
+  app.add_option("--prep-workers", s.prep_workers,
+                 "threads that prepare requests (parse, chat template, tokenize, grammar) off the "
+                 "HTTP threads (0: the hardware's concurrency, 2 to 8)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--prep-queue", s.prep_queue,
+                 "requests that may wait for a preparation worker; beyond it: 503")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--prep-timeout-s", o->prep_timeout_s,
+                 "seconds from a request's arrival within which its preparation must end (else "
+                 "503)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--ssl-keyfile", s.ssl_keyfile, "serve HTTPS: the private key (PEM)");
+  app.add_option("--ssl-certfile", s.ssl_certfile,
+                 "serve HTTPS: the certificate chain (PEM), with --ssl-keyfile");
+  app.add_option("--ssl-ca-certs", s.ssl_ca_certs,
+                 "CA certificates (PEM) that client certificates are verified against");
+  app.add_option("--ssl-cert-reqs", s.ssl_cert_reqs,
+                 "client certificates: 0 not asked for, 1 verified when sent, 2 required "
+                 "(Python's ssl.CERT_*, as uvicorn)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 2));
   return [o] { return run_serve(*o); };
 }
 

@@ -5,6 +5,7 @@
 #include "server/chat_output.h"
 #include "server/generation_common.h"
 #include "server/handlers.h"
+#include "server/prep_pool.h"
 #include "server/sse.h"
 
 namespace kite::server {
@@ -273,27 +274,34 @@ ApiResult<PreparedChat> prepare_chat(const LoadedModel& model, const ServerConfi
 awaitable<void> handle_chat_completions(Exchange& ex) {
   std::shared_ptr<const LoadedModel> model = co_await require_model(ex);
   if (!model) co_return;
-  ApiResult<ChatCompletionRequest> parsed =
-      parse_chat_request(ex.request().body(), model->parse_context);
-  if (!parsed.ok()) {
-    co_await ex.send_error(parsed.error());
+  // Parsing and the template run on the preparation pool (prep_pool.h).
+  std::optional<ApiResult<ChatCompletionRequest>> parsed;
+  std::optional<ApiResult<PreparedChat>> prepared;
+  if (!co_await run_prepared(ex, [&](const PrepToken&) {
+        parsed.emplace(parse_chat_request(ex.request().body(), model->parse_context));
+        if (parsed->ok())
+          prepared.emplace(prepare_chat(*model, ex.state().config(), parsed->value()));
+      })) {
     co_return;
   }
-  ChatCompletionRequest& req = parsed.value();
+  if (!parsed->ok()) {
+    co_await ex.send_error(parsed->error());
+    co_return;
+  }
+  ChatCompletionRequest& req = parsed->value();
   Engine& engine = *model->engine;
-  ApiResult<PreparedChat> prepared = prepare_chat(*model, ex.state().config(), req);
-  if (!prepared.ok()) {
-    co_await ex.send_error(prepared.error());
+  if (!prepared->ok()) {
+    co_await ex.send_error(prepared->error());
     co_return;
   }
   const std::string id = random_id("chatcmpl-");
   TokenTextCache token_text(engine);
-  const ChatOutputPlan& plan = prepared.value().plan;
+  const ChatOutputPlan& plan = prepared->value().plan;
   std::vector<ChatChoiceOutput> outputs(static_cast<size_t>(req.params.n), ChatChoiceOutput(plan));
   ChatContext ctx{req, id, unix_time_now(), token_text, plan, outputs};
   GenerateRequest g;
   g.request_id = id;
-  g.prompt = std::move(prepared.value().prompt);
+  g.prompt = std::move(prepared->value().prompt);
   g.add_special_tokens = req.add_special_tokens;
   g.params = req.params;
   g.priority = req.priority;

@@ -10,6 +10,7 @@
 #include "server/engine_requests.h"
 #include "server/generation_common.h"
 #include "server/handlers.h"
+#include "server/prep_pool.h"
 #include "server/sse.h"
 
 namespace kite::server {
@@ -175,20 +176,29 @@ awaitable<void> beam_search_completions(Exchange& ex, Engine& engine, const Comp
   const std::vector<int32_t> eos = engine.model_info().eos_token_ids;
   std::vector<std::vector<BeamHypothesis>> live(req.prompts.size());
   std::vector<std::vector<BeamHypothesis>> finished(req.prompts.size());
-  for (size_t p = 0; p < req.prompts.size(); ++p) {
-    BeamHypothesis b;
-    if (const auto* text = std::get_if<std::string>(&req.prompts[p])) {
-      Result<std::vector<int32_t>> ids = engine.tokenize(*text, req.add_special_tokens);
-      if (!ids.ok()) {
-        co_await ex.send_error(api_error_from_status(ids.status(), "prompt"));
-        co_return;
-      }
-      b.tokens = std::move(*ids);
-    } else {
-      b.tokens = std::get<std::vector<int32_t>>(req.prompts[p]);
-    }
-    b.num_prompt_tokens = b.tokens.size();
-    live[p].push_back(std::move(b));
+  Status tokenized;
+  if (!co_await run_prepared(ex, [&](const PrepToken&) {
+        for (size_t p = 0; p < req.prompts.size() && tokenized.ok(); ++p) {
+          BeamHypothesis b;
+          if (const auto* text = std::get_if<std::string>(&req.prompts[p])) {
+            Result<std::vector<int32_t>> ids = engine.tokenize(*text, req.add_special_tokens);
+            if (!ids.ok()) {
+              tokenized = ids.status();
+              break;
+            }
+            b.tokens = std::move(*ids);
+          } else {
+            b.tokens = std::get<std::vector<int32_t>>(req.prompts[p]);
+          }
+          b.num_prompt_tokens = b.tokens.size();
+          live[p].push_back(std::move(b));
+        }
+      })) {
+    co_return;
+  }
+  if (!tokenized.ok()) {
+    co_await ex.send_error(api_error_from_status(tokenized, "prompt"));
+    co_return;
   }
   SamplingParams step;
   step.n = 1;
@@ -302,13 +312,18 @@ awaitable<void> beam_search_completions(Exchange& ex, Engine& engine, const Comp
 awaitable<void> handle_completions(Exchange& ex) {
   std::shared_ptr<const LoadedModel> model = co_await require_model(ex);
   if (!model) co_return;
-  ApiResult<CompletionRequest> parsed =
-      parse_completion_request(ex.request().body(), model->parse_context);
-  if (!parsed.ok()) {
-    co_await ex.send_error(parsed.error());
+  // Parsing runs on the preparation pool (prep_pool.h), as the requests' add_request below.
+  std::optional<ApiResult<CompletionRequest>> parsed;
+  if (!co_await run_prepared(ex, [&](const PrepToken&) {
+        parsed.emplace(parse_completion_request(ex.request().body(), model->parse_context));
+      })) {
     co_return;
   }
-  const CompletionRequest& req = parsed.value();
+  if (!parsed->ok()) {
+    co_await ex.send_error(parsed->error());
+    co_return;
+  }
+  const CompletionRequest& req = parsed->value();
   Engine& engine = *model->engine;
   const std::string id = random_id("cmpl-");
   TokenTextCache token_text(engine);
@@ -321,22 +336,32 @@ awaitable<void> handle_completions(Exchange& ex) {
   InFlightGuard in_flight(ex.state());
   EngineRequests requests(engine, co_await asio::this_coro::executor, ex.state().metrics(),
                           &ex.record());
+  // Every prompt's add_request (tokenization, grammar) runs on the preparation pool; a prompt
+  // that fails ends the request (the ones added before are aborted).
+  Status s;
+  if (!co_await run_prepared(ex, [&](const PrepToken& token) {
+        for (size_t i = 0; i < req.prompts.size() && s.ok(); ++i) {
+          if (token.expired()) return;  // the answer is a 503 (or nobody's): skip the rest
+          GenerateRequest g;
+          g.request_id = req.prompts.size() == 1 ? id : fmt::format("{}-{}", id, i);
+          g.prompt = req.prompts[i];
+          g.add_special_tokens = req.add_special_tokens;
+          g.params = req.params;
+          g.priority = req.priority;
+          g.cache_salt = req.cache_salt;
+          s = requests.add(std::move(g));
+        }
+      })) {
+    co_return;
+  }
+  if (!s.ok()) {
+    requests.abort_all();
+    co_await ex.send_error(api_error_from_status(s, "prompt"));
+    co_return;
+  }
   std::vector<PromptState> prompts;
   prompts.reserve(req.prompts.size());
   for (size_t i = 0; i < req.prompts.size(); ++i) {
-    GenerateRequest g;
-    g.request_id = req.prompts.size() == 1 ? id : fmt::format("{}-{}", id, i);
-    g.prompt = req.prompts[i];
-    g.add_special_tokens = req.add_special_tokens;
-    g.params = req.params;
-    g.priority = req.priority;
-    g.cache_salt = req.cache_salt;
-    Status s = requests.add(std::move(g));
-    if (!s.ok()) {
-      requests.abort_all();
-      co_await ex.send_error(api_error_from_status(s, "prompt"));
-      co_return;
-    }
     PromptState& ps = prompts.emplace_back(req.params.n);
     if (req.echo) {
       if (const auto* text = std::get_if<std::string>(&req.prompts[i])) {

@@ -3,6 +3,7 @@
 #include <boost/asio/this_coro.hpp>
 
 #include "server/engine_requests.h"
+#include "server/prep_pool.h"
 
 namespace kite::server {
 
@@ -54,7 +55,12 @@ asio::awaitable<void> run_generation(Exchange& ex, Engine& engine, GenerateReque
   InFlightGuard in_flight(ex.state());
   EngineRequests requests(engine, co_await asio::this_coro::executor, ex.state().metrics(),
                           &ex.record());
-  if (Status s = requests.add(std::move(request)); !s.ok()) {
+  // add_request tokenizes the prompt and compiles its grammar: on the preparation pool.
+  Status s;
+  if (!co_await run_prepared(ex, [&](const PrepToken&) { s = requests.add(std::move(request)); })) {
+    co_return;
+  }
+  if (!s.ok()) {
     co_await ex.send_error(api_error_from_status(s, std::string(error_param)));
     co_return;
   }

@@ -1,4 +1,5 @@
 #include <fmt/format.h>
+#include <openssl/ssl.h>
 #include <sys/resource.h>
 
 #include <boost/asio/as_tuple.hpp>
@@ -9,6 +10,8 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -58,6 +61,7 @@ struct HttpServer::Impl {
   asio::io_context ioc;
   asio::executor_work_guard<asio::io_context::executor_type> work{ioc.get_executor()};
   tcp::acceptor acceptor{ioc};
+  std::optional<asio::ssl::context> tls;  // with --ssl-keyfile/--ssl-certfile
   // Signals are handled on a thread of their own: an I/O thread busy in a long request must
   // not delay SIGTERM (or the shutdown deadline it starts).
   asio::io_context signal_ioc;
@@ -142,7 +146,8 @@ awaitable<void> HttpServer::Impl::accept_loop() {
       std::lock_guard<std::mutex> lock(conns_mu);
       conns.insert(handle);
     }
-    asio::co_spawn(handle->executor, run_connection(state, std::move(socket), handle),
+    asio::co_spawn(handle->executor,
+                   run_connection(state, std::move(socket), handle, tls ? &*tls : nullptr),
                    [this, handle](std::exception_ptr e) {
                      if (e) {
                        try {
@@ -264,9 +269,67 @@ HttpServer::~HttpServer() {
   }
 }
 
+namespace {
+
+// The server's TLS context from the PEM files of the config; errors name the file and say why.
+Result<asio::ssl::context> make_tls_context(const ServerConfig& cfg) {
+  if (cfg.ssl_keyfile.empty() != cfg.ssl_certfile.empty()) {
+    return invalid_argument("HTTPS needs both --ssl-keyfile and --ssl-certfile");
+  }
+  if (cfg.ssl_cert_reqs < 0 || cfg.ssl_cert_reqs > 2) {
+    return invalid_argument(
+        fmt::format("--ssl-cert-reqs must be 0, 1 or 2, got {}", cfg.ssl_cert_reqs));
+  }
+  if (cfg.ssl_cert_reqs > 0 && cfg.ssl_ca_certs.empty()) {
+    return invalid_argument(
+        "--ssl-cert-reqs 1 or 2 needs --ssl-ca-certs (the CAs to check "
+        "client certificates against)");
+  }
+  asio::ssl::context ctx(asio::ssl::context::tls_server);
+  ctx.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                  asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                  asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use);
+  boost::system::error_code ec;
+  auto why = [&ec] {
+    return ec.message() + (ec.category() == asio::error::get_ssl_category() ? " (OpenSSL)" : "");
+  };
+  ctx.use_certificate_chain_file(cfg.ssl_certfile, ec);
+  if (ec) {
+    return invalid_argument(
+        fmt::format("cannot use --ssl-certfile {}: {}", cfg.ssl_certfile, why()));
+  }
+  ctx.use_private_key_file(cfg.ssl_keyfile, asio::ssl::context::pem, ec);
+  if (ec) {
+    return invalid_argument(fmt::format("cannot use --ssl-keyfile {}: {}", cfg.ssl_keyfile, why()));
+  }
+  if (SSL_CTX_check_private_key(ctx.native_handle()) != 1) {
+    return invalid_argument(fmt::format("--ssl-keyfile {} is not the key of --ssl-certfile {}",
+                                        cfg.ssl_keyfile, cfg.ssl_certfile));
+  }
+  if (!cfg.ssl_ca_certs.empty()) {
+    ctx.load_verify_file(cfg.ssl_ca_certs, ec);
+    if (ec) {
+      return invalid_argument(
+          fmt::format("cannot use --ssl-ca-certs {}: {}", cfg.ssl_ca_certs, why()));
+    }
+  }
+  if (cfg.ssl_cert_reqs == 1) ctx.set_verify_mode(asio::ssl::verify_peer);
+  if (cfg.ssl_cert_reqs == 2) {
+    ctx.set_verify_mode(asio::ssl::verify_peer | asio::ssl::verify_fail_if_no_peer_cert);
+  }
+  return ctx;
+}
+
+}  // namespace
+
 Status HttpServer::start() {
   Impl& s = *impl_;
   const ServerConfig& cfg = s.state.config();
+  if (!cfg.ssl_keyfile.empty() || !cfg.ssl_certfile.empty()) {
+    Result<asio::ssl::context> ctx = make_tls_context(cfg);
+    if (!ctx.ok()) return ctx.status();
+    s.tls.emplace(std::move(*ctx));
+  }
   raise_fd_limit();
   boost::system::error_code ec;
   tcp::resolver resolver(s.ioc);
@@ -304,7 +367,8 @@ Status HttpServer::start() {
     });
   }
   s.started = true;
-  KITE_LOG_INFO("listening on http://{}:{} ({} HTTP threads)", cfg.host, s.port, n);
+  KITE_LOG_INFO("listening on {}://{}:{} ({} HTTP threads)", s.tls ? "https" : "http", cfg.host,
+                s.port, n);
   return ok_status();
 }
 
@@ -346,6 +410,9 @@ void HttpServer::wait() {
   if (s.shutdown_thread.joinable()) s.shutdown_thread.join();
   if (s.signal_thread.joinable()) s.signal_thread.join();  // its one wait was cancelled
   for (std::thread& t : s.threads) t.join();
+  // Preparations still running work on coroutine frames the io_context owns: they end (and
+  // what waits is dropped) before those frames can be destroyed.
+  s.state.prep_pool().stop();
   {
     std::lock_guard<std::mutex> lock(s.done_mu);
     s.stopped = true;

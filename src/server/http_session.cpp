@@ -3,8 +3,10 @@
 #include <fmt/format.h>
 #include <sys/socket.h>
 
+#include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/redirect_error.hpp>
+#include <boost/asio/ssl/stream_base.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/string.hpp>
@@ -30,14 +32,14 @@ using asio::awaitable;
 using asio::use_awaitable;
 using asio::ip::tcp;
 
-Exchange::Exchange(ServerState& state, beast::tcp_stream& stream, HttpRequest& req,
-                   RouteMatch route)
+Exchange::Exchange(ServerState& state, ConnStream& stream, HttpRequest& req, RouteMatch route)
     : state_(state),
       stream_(stream),
       req_(req),
       route_(std::move(route)),
       record_(req["traceparent"], req["x-request-id"]) {
   keep_alive_ = req_.keep_alive() && !state_.draining();
+  prep_deadline_ = std::chrono::steady_clock::now() + state_.config().prep_timeout;
 }
 
 Exchange::~Exchange() { unwatch(); }
@@ -203,7 +205,7 @@ namespace {
 
 // Reads and drops what the client still sends (up to a bound), so it finishes writing and reads
 // our error response instead of seeing a reset.
-awaitable<void> linger(beast::tcp_stream& stream) {
+awaitable<void> linger(ConnStream& stream) {
   beast::error_code ec;
   stream.socket().shutdown(tcp::socket::shutdown_send, ec);
   stream.expires_after(std::chrono::seconds(5));
@@ -253,7 +255,7 @@ awaitable<void> handle_request(Exchange& ex) {
 }
 
 // A response to a request that could not be read whole (no handler ran).
-awaitable<void> reject_unread(ServerState& state, beast::tcp_stream& stream,
+awaitable<void> reject_unread(ServerState& state, ConnStream& stream,
                               const http::request_parser<http::string_body>& parser,
                               const ApiError& error) {
   HttpRequest req;
@@ -270,11 +272,55 @@ awaitable<void> reject_unread(ServerState& state, beast::tcp_stream& stream,
   co_await ex.send_error(error);
 }
 
+// The TLS handshake, within `timeout` (a client that stalls it holds a connection no longer
+// than one that stalls its request). The first bytes decide: a TLS record starts with 22
+// (handshake); anything else is a client speaking plain HTTP to the HTTPS port, which gets a
+// plain 400 saying so. False: the connection is done.
+awaitable<bool> tls_handshake(ConnStream& stream, asio::ssl::context& ctx,
+                              std::chrono::milliseconds timeout) {
+  stream.expires_after(timeout);
+  // The first TLS record (the ClientHello; at most 2^14 bytes) is read whole before OpenSSL's
+  // state and Asio's record buffers (about 90 KiB) exist: a client that stalls in it holds only
+  // what it sent.
+  std::string first;
+  size_t want = 5;  // the record header: type, version (2), length (2)
+  std::array<char, 4096> chunk{};
+  while (first.size() < want) {
+    auto [ec, n] =
+        co_await stream.tcp().async_read_some(asio::buffer(chunk), asio::as_tuple(use_awaitable));
+    if (ec || n == 0) co_return false;
+    first.append(chunk.data(), n);
+    if (first[0] != 0x16) {
+      static constexpr std::string_view kPlain =
+          "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: application/json\r\n"
+          "Content-Length: 138\r\n\r\n"
+          "{\"error\":{\"message\":\"This port serves HTTPS: send the request over TLS\","
+          "\"type\":\"invalid_request_error\",\"param\":null,\"code\":\"bad_request\"}}";
+      co_await asio::async_write(stream.tcp(), asio::buffer(kPlain.data(), kPlain.size()),
+                                 asio::as_tuple(use_awaitable));
+      stream.expires_never();
+      beast::error_code sec;
+      stream.socket().shutdown(tcp::socket::shutdown_send, sec);
+      co_return false;
+    }
+    if (want == 5 && first.size() >= 5) {
+      const size_t len = (static_cast<size_t>(static_cast<unsigned char>(first[3])) << 8) |
+                         static_cast<unsigned char>(first[4]);
+      if (len == 0 || len > (size_t{1} << 14)) co_return false;  // not a TLS record
+      want = 5 + len;
+    }
+  }
+  auto [hec, used] = co_await stream.start_tls(ctx).async_handshake(
+      asio::ssl::stream_base::server, asio::buffer(first), asio::as_tuple(use_awaitable));
+  stream.expires_never();
+  co_return !hec;
+}
+
 }  // namespace
 
 awaitable<void> run_connection(ServerState& state, tcp::socket socket,
-                               std::shared_ptr<ConnectionHandle> handle) {
-  beast::tcp_stream stream(std::move(socket));
+                               std::shared_ptr<ConnectionHandle> handle, asio::ssl::context* tls) {
+  ConnStream stream(std::move(socket));
   handle->stream = &stream;
   state.metrics().add_connections(1);
   struct Closing {
@@ -287,6 +333,7 @@ awaitable<void> run_connection(ServerState& state, tcp::socket socket,
   } closing{state, *handle};
 
   const ServerConfig& cfg = state.config();
+  if (tls != nullptr && !co_await tls_handshake(stream, *tls, cfg.read_timeout)) co_return;
   beast::flat_buffer buffer;
   bool first = true;
   while (!state.draining()) {

@@ -6,15 +6,16 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
 
 #include "server/api_error.h"
+#include "server/conn_stream.h"
 #include "server/request_telemetry.h"
 #include "server/router.h"
 #include "server/server_state.h"
@@ -29,14 +30,13 @@ using HttpResponse = http::response<http::string_body>;
 // only on the connection's strand (except `executor`, fixed at creation).
 struct ConnectionHandle {
   boost::asio::any_io_executor executor;
-  boost::beast::tcp_stream* stream = nullptr;  // null once the connection has ended
-  bool idle = true;  // waiting for the next request (nothing would be lost by closing)
+  ConnStream* stream = nullptr;  // null once the connection has ended
+  bool idle = true;              // waiting for the next request (nothing would be lost by closing)
 };
 
 class Exchange {
  public:
-  Exchange(ServerState& state, boost::beast::tcp_stream& stream, HttpRequest& req,
-           RouteMatch route);
+  Exchange(ServerState& state, ConnStream& stream, HttpRequest& req, RouteMatch route);
   ~Exchange();
   Exchange(const Exchange&) = delete;
   Exchange& operator=(const Exchange&) = delete;
@@ -46,6 +46,8 @@ class Exchange {
   ServerState& state() { return state_; }
   // Request id, trace context and engine requests of this exchange (logs, traces).
   ExchangeRecord& record() { return record_; }
+  // When this request's preparation must have ended (arrival + ServerConfig::prep_timeout).
+  std::chrono::steady_clock::time_point prep_deadline() const { return prep_deadline_; }
   // Keep the connection open after this exchange?
   bool keep_alive() const { return keep_alive_ && !failed_; }
   // The status sent (0 before anything was sent).
@@ -82,7 +84,7 @@ class Exchange {
   void add_common_headers(http::fields& h);
 
   ServerState& state_;
-  boost::beast::tcp_stream& stream_;
+  ConnStream& stream_;
   HttpRequest& req_;
   RouteMatch route_;
   ExchangeRecord record_;
@@ -91,13 +93,16 @@ class Exchange {
   bool streaming_ = false;
   int status_ = 0;
   bool watching_ = false;
+  std::chrono::steady_clock::time_point prep_deadline_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   std::shared_ptr<bool> gone_ = std::make_shared<bool>(false);
 };
 
-// Serves one accepted connection until it closes (or the server drains).
+// Serves one accepted connection until it closes (or the server drains); with `tls`, after a
+// TLS handshake (bounded by the read timeout), and a client that speaks plain HTTP gets a 400.
 boost::asio::awaitable<void> run_connection(ServerState& state, boost::asio::ip::tcp::socket socket,
-                                            std::shared_ptr<ConnectionHandle> handle);
+                                            std::shared_ptr<ConnectionHandle> handle,
+                                            boost::asio::ssl::context* tls);
 
 // Dispatches one routed request to its handler (defined with the handlers).
 boost::asio::awaitable<void> dispatch(Exchange& ex);

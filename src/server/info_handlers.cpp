@@ -8,6 +8,7 @@
 #include "server/chat_page.h"
 #include "server/handlers.h"
 #include "server/openai_response.h"
+#include "server/prep_pool.h"
 
 namespace kite::server {
 
@@ -124,6 +125,7 @@ awaitable<void> handle_metrics(Exchange& ex) {
   } else {
     text = state.metrics().render(nullptr, nullptr);
   }
+  text += state.prep_pool().render_metrics();
   co_await ex.send_body(200, "text/plain; version=0.0.4; charset=utf-8", text);
 }
 
@@ -155,27 +157,37 @@ awaitable<void> handle_models(Exchange& ex) {
 awaitable<void> handle_tokenize(Exchange& ex) {
   std::shared_ptr<const LoadedModel> model = co_await require_model(ex);
   if (!model) co_return;
-  ApiResult<TokenizeRequest> parsed =
-      parse_tokenize_request(ex.request().body(), model->parse_context);
-  if (!parsed.ok()) {
-    co_await ex.send_error(parsed.error());
+  const Engine& engine = *model->engine;
+  // Parsing, the template and the tokenizer run on the preparation pool (prep_pool.h).
+  std::optional<ApiResult<TokenizeRequest>> parsed;
+  std::optional<ApiResult<std::string>> rendered;
+  std::optional<Result<std::vector<int32_t>>> tokenized;
+  if (!co_await run_prepared(ex, [&](const PrepToken& token) {
+        parsed.emplace(parse_tokenize_request(ex.request().body(), model->parse_context));
+        if (!parsed->ok()) return;
+        const TokenizeRequest& req = parsed->value();
+        if (req.messages_json) {
+          rendered.emplace(render_chat(ex.state().config(), engine, *req.messages_json,
+                                       req.template_options, req.continue_final_message));
+        } else {
+          rendered.emplace(*req.prompt);
+        }
+        if (rendered->ok() && !token.expired()) {
+          tokenized.emplace(engine.tokenize(rendered->value(), req.add_special_tokens));
+        }
+      })) {
     co_return;
   }
-  const TokenizeRequest& req = parsed.value();
-  const Engine& engine = *model->engine;
-  std::string text;
-  if (req.messages_json) {
-    ApiResult<std::string> rendered = render_chat(ex.state().config(), engine, *req.messages_json,
-                                                  req.template_options, req.continue_final_message);
-    if (!rendered.ok()) {
-      co_await ex.send_error(rendered.error());
-      co_return;
-    }
-    text = std::move(rendered.value());
-  } else {
-    text = *req.prompt;
+  if (!parsed->ok()) {
+    co_await ex.send_error(parsed->error());
+    co_return;
   }
-  Result<std::vector<int32_t>> ids = engine.tokenize(text, req.add_special_tokens);
+  const TokenizeRequest& req = parsed->value();
+  if (!rendered->ok()) {
+    co_await ex.send_error(rendered->error());
+    co_return;
+  }
+  const Result<std::vector<int32_t>>& ids = *tokenized;
   if (!ids.ok()) {
     co_await ex.send_error(
         api_error_from_status(ids.status(), req.messages_json ? "messages" : "prompt"));
@@ -214,14 +226,23 @@ awaitable<void> handle_tokenize(Exchange& ex) {
 awaitable<void> handle_detokenize(Exchange& ex) {
   std::shared_ptr<const LoadedModel> model = co_await require_model(ex);
   if (!model) co_return;
-  ApiResult<DetokenizeRequest> parsed =
-      parse_detokenize_request(ex.request().body(), model->parse_context);
-  if (!parsed.ok()) {
-    co_await ex.send_error(parsed.error());
+  // A body of up to --max-request-body-bytes of ids: on the preparation pool too.
+  std::optional<ApiResult<DetokenizeRequest>> parsed;
+  std::optional<Result<std::string>> decoded;
+  if (!co_await run_prepared(ex, [&](const PrepToken&) {
+        parsed.emplace(parse_detokenize_request(ex.request().body(), model->parse_context));
+        if (parsed->ok()) {
+          decoded.emplace(
+              model->engine->detokenize(parsed->value().tokens, /*skip_special_tokens=*/false));
+        }
+      })) {
     co_return;
   }
-  Result<std::string> text =
-      model->engine->detokenize(parsed.value().tokens, /*skip_special_tokens=*/false);
+  if (!parsed->ok()) {
+    co_await ex.send_error(parsed->error());
+    co_return;
+  }
+  Result<std::string>& text = *decoded;
   if (!text.ok()) {
     co_await ex.send_error(api_error_from_status(text.status(), "tokens"));
     co_return;

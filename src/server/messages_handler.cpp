@@ -8,6 +8,7 @@
 #include "server/anthropic_request.h"
 #include "server/generation_common.h"
 #include "server/handlers.h"
+#include "server/prep_pool.h"
 #include "server/sse.h"
 
 namespace kite::server {
@@ -283,25 +284,32 @@ class MessagesSink : public GenerationSink {
 awaitable<void> handle_messages(Exchange& ex) {
   std::shared_ptr<const LoadedModel> model = co_await require_model(ex);
   if (!model) co_return;
-  ApiResult<ChatCompletionRequest> parsed =
-      parse_messages_request(ex.request().body(), model->parse_context);
-  if (!parsed.ok()) {
-    co_await ex.send_error(parsed.error());
+  // Parsing and the template run on the preparation pool (prep_pool.h).
+  std::optional<ApiResult<ChatCompletionRequest>> parsed;
+  std::optional<ApiResult<PreparedChat>> prepared;
+  if (!co_await run_prepared(ex, [&](const PrepToken&) {
+        parsed.emplace(parse_messages_request(ex.request().body(), model->parse_context));
+        if (parsed->ok())
+          prepared.emplace(prepare_chat(*model, ex.state().config(), parsed->value()));
+      })) {
     co_return;
   }
-  ChatCompletionRequest& req = parsed.value();
-  ApiResult<PreparedChat> prepared = prepare_chat(*model, ex.state().config(), req);
-  if (!prepared.ok()) {
-    co_await ex.send_error(prepared.error());
+  if (!parsed->ok()) {
+    co_await ex.send_error(parsed->error());
+    co_return;
+  }
+  ChatCompletionRequest& req = parsed->value();
+  if (!prepared->ok()) {
+    co_await ex.send_error(prepared->error());
     co_return;
   }
   const std::string id = random_id("msg_");
   GenerateRequest g;
   g.request_id = id;
-  g.prompt = std::move(prepared.value().prompt);
+  g.prompt = std::move(prepared->value().prompt);
   g.add_special_tokens = false;  // the template holds BOS
   g.params = req.params;
-  MessagesSink sink(req, prepared.value().plan, id);
+  MessagesSink sink(req, prepared->value().plan, id);
   co_await run_generation(ex, *model->engine, g, req.stream, "messages", sink);
 }
 

@@ -11,6 +11,7 @@
 
 #include "server/generation_common.h"
 #include "server/handlers.h"
+#include "server/prep_pool.h"
 #include "server/responses_request.h"
 #include "server/sse.h"
 
@@ -386,27 +387,36 @@ awaitable<void> handle_responses(Exchange& ex) {
   std::shared_ptr<const LoadedModel> model = co_await require_model(ex);
   if (!model) co_return;
   ResponseStore& store = ex.state().responses();
-  ApiResult<ResponsesRequest> parsed =
-      parse_responses_request(ex.request().body(), model->parse_context,
-                              [&store](const std::string& id) { return store.get(id); });
-  if (!parsed.ok()) {
-    co_await ex.send_error(parsed.error());
+  // Parsing and the template run on the preparation pool (prep_pool.h).
+  std::optional<ApiResult<ResponsesRequest>> parsed;
+  std::optional<ApiResult<PreparedChat>> prepared;
+  if (!co_await run_prepared(ex, [&](const PrepToken&) {
+        parsed.emplace(
+            parse_responses_request(ex.request().body(), model->parse_context,
+                                    [&store](const std::string& id) { return store.get(id); }));
+        if (parsed->ok()) {
+          prepared.emplace(prepare_chat(*model, ex.state().config(), parsed->value().chat));
+        }
+      })) {
     co_return;
   }
-  ResponsesRequest& req = parsed.value();
-  ApiResult<PreparedChat> prepared = prepare_chat(*model, ex.state().config(), req.chat);
-  if (!prepared.ok()) {
-    co_await ex.send_error(prepared.error());
+  if (!parsed->ok()) {
+    co_await ex.send_error(parsed->error());
+    co_return;
+  }
+  ResponsesRequest& req = parsed->value();
+  if (!prepared->ok()) {
+    co_await ex.send_error(prepared->error());
     co_return;
   }
   const std::string id = random_id("resp_");
   GenerateRequest g;
   g.request_id = id;
-  g.prompt = std::move(prepared.value().prompt);
+  g.prompt = std::move(prepared->value().prompt);
   g.add_special_tokens = false;  // the template holds BOS
   g.params = req.chat.params;
   g.priority = req.chat.priority;
-  ResponsesSink sink(req, prepared.value().plan, id, store);
+  ResponsesSink sink(req, prepared->value().plan, id, store);
   co_await run_generation(ex, *model->engine, g, req.chat.stream, "input", sink);
 }
 

@@ -67,6 +67,20 @@ struct ServerConfig {
   int64_t metrics_prefix_cache_group = 0;  // kMetricsAggregateGroup with the flag
   // Admission: engine sequences one request may start (prompts × n; 0: unbounded).
   int64_t max_choices_per_request = 256;
+  // Request preparation (parsing, chat templates, tokenization, grammars) runs on a pool of
+  // this many threads (0: default_prep_workers()), never on the Asio threads. At most
+  // prep_queue requests wait for a worker (beyond: 503); a request's preparation must end
+  // within prep_timeout of its arrival (else 503).
+  int prep_workers = 0;
+  int prep_queue = 1024;
+  std::chrono::milliseconds prep_timeout{60'000};
+  // HTTPS (both set): the PEM private key and certificate chain; plain HTTP when both are
+  // empty. ssl_ca_certs: the CAs client certificates are checked against; ssl_cert_reqs as
+  // Python's ssl.CERT_*: 0 none asked, 1 verified when sent, 2 required.
+  std::string ssl_keyfile;
+  std::string ssl_certfile;
+  std::string ssl_ca_certs;
+  int ssl_cert_reqs = 0;
 };
 
 // The request count of one prefix-cache aggregate with --metrics-aggregate-only.

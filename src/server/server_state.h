@@ -11,6 +11,7 @@
 #include "server/http_policy.h"
 #include "server/metrics.h"
 #include "server/openai_request.h"
+#include "server/prep_pool.h"
 #include "server/request_telemetry.h"
 #include "server/response_store.h"
 #include "server/server.h"
@@ -34,7 +35,9 @@ class ServerState {
       : config_(std::move(config)),
         cors_{config_.allowed_origins, config_.allow_credentials},
         metrics_(config_.metrics_prefix_cache_group),
-        telemetry_(config_.otlp_traces_endpoint) {}
+        telemetry_(config_.otlp_traces_endpoint),
+        prep_pool_(config_.prep_workers > 0 ? config_.prep_workers : default_prep_workers(),
+                   config_.prep_queue) {}
 
   const ServerConfig& config() const { return config_; }
   const CorsPolicy& cors() const { return cors_; }
@@ -42,6 +45,8 @@ class ServerState {
   ServerTelemetry& telemetry() { return telemetry_; }
   // Stored /v1/responses conversations (previous_response_id).
   ResponseStore& responses() { return responses_; }
+  // Where request preparation runs (prep_pool.h).
+  PrepPool& prep_pool() { return prep_pool_; }
 
   // The model, or null while loading.
   std::shared_ptr<const LoadedModel> model() const {
@@ -72,6 +77,7 @@ class ServerState {
   ServerMetrics metrics_;
   ServerTelemetry telemetry_;
   ResponseStore responses_;
+  PrepPool prep_pool_;
   mutable std::mutex mu_;
   std::shared_ptr<const LoadedModel> model_;
   std::atomic<ServerPhase> phase_{ServerPhase::kLoading};

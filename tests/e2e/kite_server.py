@@ -36,8 +36,9 @@ def free_port():
     raise RuntimeError(f"no free port in {PORT_RANGE}")
 
 
-def http(method, url, body=None, headers=None, timeout=30):
-    """One request with urllib: (status, headers, body bytes); HTTP errors are returned too."""
+def http(method, url, body=None, headers=None, timeout=30, context=None):
+    """One request with urllib: (status, headers, body bytes); HTTP errors are returned too.
+    `context`: the ssl.SSLContext of an https URL."""
     data = None
     hdrs = dict(headers or {})
     if body is not None:
@@ -45,7 +46,7 @@ def http(method, url, body=None, headers=None, timeout=30):
         hdrs.setdefault("Content-Type", "application/json")
     req = urllib.request.Request(url, data=data, method=method, headers=hdrs)
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
+        with urllib.request.urlopen(req, timeout=timeout, context=context) as r:
             return r.status, dict(r.headers), r.read()
     except urllib.error.HTTPError as e:
         return e.code, dict(e.headers), e.read()
@@ -64,8 +65,11 @@ def parse_metrics(text):
 
 
 class KiteServer:
-    def __init__(self, model, *args, env=None, log_dir=None, name="kite"):
+    def __init__(self, model, *args, env=None, log_dir=None, name="kite", tls_context=None):
+        """tls_context: an ssl.SSLContext for a server started with --ssl-*: the URL is https
+        and every helper request goes through it."""
         self.model = model
+        self.tls_context = tls_context
         self.args = list(args)
         self.env = dict(os.environ)
         self.env.pop("KITE_API_KEY", None)
@@ -79,7 +83,8 @@ class KiteServer:
 
     @property
     def url(self):
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.tls_context else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     def start(self, wait=True, timeout=120):
         for attempt in range(5):
@@ -111,7 +116,8 @@ class KiteServer:
             if self.proc.poll() is not None:
                 return False
             try:
-                status, _, _ = http("GET", self.url + "/health", timeout=2)
+                status, _, _ = http("GET", self.url + "/health", timeout=2,
+                                    context=self.tls_context)
                 if status == 200:
                     return True
             except OSError:
@@ -120,9 +126,11 @@ class KiteServer:
         return False
 
     def get(self, path, **kw):
+        kw.setdefault("context", self.tls_context)
         return http("GET", self.url + path, **kw)
 
     def post(self, path, body, **kw):
+        kw.setdefault("context", self.tls_context)
         return http("POST", self.url + path, body, **kw)
 
     def metrics(self):

@@ -178,33 +178,133 @@ def test_a_second_signal_during_the_drain_exits_at_once(tmp_path):
 
 
 def test_the_shutdown_timeout_is_a_hard_deadline(tmp_path):
-    # The only HTTP thread is busy tokenizing 24 MB (~15 s here); the drain cannot end it.
+    # A preparation worker is busy in add_request tokenizing 24 MB (~15 s here), a stage that
+    # cannot stop half-way; the drain cannot end it.
     server = KiteServer(TINY, "--shutdown-timeout", "0", "--http-threads", "1",
                         "--max-request-body-bytes", str(64 << 20), log_dir=str(tmp_path),
                         name="deadline").start()
     text = "Once upon a time, Lily saw a big red ball. " * (24 * 1024 * 1024 // 44)
-    def tokenize():
+    def complete():
         try:
-            server.post("/tokenize", {"prompt": text}, timeout=120)
+            server.post("/v1/completions", {"model": "tinystories-656k", "prompt": text,
+                                            "max_tokens": 1}, timeout=120)
         except Exception:  # noqa: BLE001 - the process ends mid-answer
             pass
 
-    t = threading.Thread(target=tokenize, daemon=True)
+    t = threading.Thread(target=complete, daemon=True)
     t.start()
 
-    def busy():
-        try:
-            server.get("/health", timeout=1)
-            return False
-        except OSError:
-            return True
-
-    assert wait_for(busy)
+    # Parsing (the first job) is done and add_request (the second) runs on a preparation
+    # worker; the HTTP thread stays free to answer.
+    assert wait_for(lambda: (m := server.metrics())["kite:prep_completed_total"] == 1
+                    and m["kite:prep_in_flight"] == 1)
     t0 = time.monotonic()
     server.proc.send_signal(signal.SIGTERM)
     assert server.proc.wait(60) == 1, server.log()[-2000:]
     assert "shutdown deadline passed" in server.log()
     assert time.monotonic() - t0 < 10
+
+
+# ---- request preparation off the HTTP threads -----------------------------------------------------
+
+def test_heavy_preparations_leave_the_http_thread_free(tmp_path):
+    # One HTTP thread, two preparation workers, a queue of one. Heavy preparations (8 MB
+    # prompts to tokenize, seconds each here) hold the workers; the HTTP thread keeps answering,
+    # a full queue gets 503 + Retry-After at once, and the queued request is served later.
+    server = KiteServer(TINY, "--http-threads", "1", "--prep-workers", "2", "--prep-queue", "1",
+                        "--kv-cache-memory", "32MiB", log_dir=str(tmp_path), name="prep").start()
+    heavy_text = "Once upon a time, Lily saw a big red ball. " * (8 * 1024 * 1024 // 44)
+    results = {}
+
+    def post(key, path, body):
+        try:
+            results[key] = server.post(path, body, timeout=300)
+        except Exception as e:  # noqa: BLE001 - reported by the assertion on results
+            results[key] = e
+
+    def start(key, path, body):
+        t = threading.Thread(target=post, args=(key, path, body), daemon=True)
+        t.start()
+        return t
+
+    small = {"model": "tinystories-656k", "prompt": "Once", "max_tokens": 2}
+    try:
+        threads = [start("heavy0", "/tokenize", {"prompt": heavy_text})]
+        assert wait_for(lambda: server.metrics()["kite:prep_in_flight"] == 1)
+        # One worker busy: /health, /metrics and a small completion are answered meanwhile.
+        s, _, _ = server.get("/health", timeout=60)
+        assert s == 200
+        s, _, body = server.post("/v1/completions", small, timeout=60)
+        assert s == 200, body
+        threads.append(start("heavy1", "/tokenize", {"prompt": heavy_text}))
+        assert wait_for(lambda: server.metrics()["kite:prep_in_flight"] == 2)
+        threads.append(start("queued", "/v1/completions", small))
+        assert wait_for(lambda: server.metrics()["kite:prep_queued"] == 1)
+        s, h, body = server.post("/v1/completions", small, timeout=60)
+        err = error_of(s, body, 503)
+        assert h["Retry-After"] == "1" and err["code"] == "service_unavailable"
+        assert "--prep-queue" in err["message"]
+        s, _, _ = server.get("/health", timeout=60)
+        assert s == 200
+        for t in threads:
+            t.join(300)
+        assert results["queued"][0] == 200, results["queued"]
+        for key in ("heavy0", "heavy1"):
+            # 8 MB is more than max_model_len tokens: refused once tokenized
+            assert results[key][0] == 400, results[key]
+        m = server.metrics()
+        assert m["kite:prep_rejected_total"] == 1
+        assert m["kite:prep_in_flight"] == 0 and m["kite:prep_queued"] == 0
+    finally:
+        assert server.stop() == 0, server.log()[-4000:]
+
+
+def test_a_client_that_leaves_takes_its_queued_preparation_out(tmp_path):
+    # One worker, busy with a heavy /tokenize; a completion waits in the queue and its client
+    # leaves. The job never runs (the pool completes only the heavy one) and the request counts
+    # as 499.
+    server = KiteServer(TINY, "--prep-workers", "1", "--kv-cache-memory", "32MiB",
+                        log_dir=str(tmp_path), name="prep-leave").start()
+    try:
+        text = "Once upon a time, Lily saw a big red ball. " * (4 * 1024 * 1024 // 44)
+        heavy = threading.Thread(target=lambda: server.post("/tokenize", {"prompt": text},
+                                                            timeout=300), daemon=True)
+        heavy.start()
+        assert wait_for(lambda: server.metrics()["kite:prep_in_flight"] == 1)
+        body = json.dumps({"model": "tinystories-656k", "prompt": "Once",
+                           "max_tokens": 2}).encode()
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+            sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\n"
+                         b"Content-Type: application/json\r\n"
+                         b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+            assert wait_for(lambda: server.metrics()["kite:prep_queued"] == 1)
+        key = 'kite:http_requests_total{code="499",handler="/v1/completions"}'
+        assert wait_for(lambda: server.metrics().get(key) == 1)
+        heavy.join(300)
+        # The worker skips the dropped job once free.
+        assert wait_for(lambda: (m := server.metrics())["kite:prep_queued"] == 0
+                        and m["kite:prep_in_flight"] == 0)
+        assert server.metrics()["kite:prep_completed_total"] == 1  # the heavy one alone
+    finally:
+        assert server.stop() == 0, server.log()[-4000:]
+
+
+def test_a_preparation_past_its_deadline_gets_503(tmp_path):
+    # --prep-timeout-s 0.2 and a tokenization of seconds: the request is answered 503 (the
+    # work that ran is dropped), and the server serves the next one.
+    server = KiteServer(TINY, "--prep-timeout-s", "0.2", "--kv-cache-memory", "32MiB",
+                        log_dir=str(tmp_path), name="prep-deadline").start()
+    try:
+        text = "Once upon a time, Lily saw a big red ball. " * (4 * 1024 * 1024 // 44)
+        s, h, body = server.post("/tokenize", {"prompt": text}, timeout=300)
+        err = error_of(s, body, 503)
+        assert h["Retry-After"] == "1" and "--prep-timeout-s" in err["message"]
+        assert server.metrics()["kite:prep_timeouts_total"] == 1
+        s, _, _ = server.post("/v1/completions", {"model": "tinystories-656k", "prompt": "Once",
+                                                  "max_tokens": 2}, timeout=60)
+        assert s == 200
+    finally:
+        assert server.stop() == 0, server.log()[-4000:]
 
 
 # ---- admission ---------------------------------------------------------------------------------

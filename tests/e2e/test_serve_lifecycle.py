@@ -31,6 +31,8 @@ METRIC_NAMES = [
     "kite:time_per_output_token_seconds", "kite:e2e_request_latency_seconds",
     "kite:request_queue_time_seconds", "kite:request_prompt_tokens",
     "kite:request_generation_tokens",
+    "kite:prep_in_flight", "kite:prep_queued", "kite:prep_workers", "kite:prep_rejected_total",
+    "kite:prep_timeouts_total", "kite:prep_completed_total",
 ]
 
 
