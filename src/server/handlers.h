@@ -25,6 +25,7 @@ boost::asio::awaitable<void> handle_completions(Exchange& ex);
 boost::asio::awaitable<void> handle_chat_completions(Exchange& ex);
 boost::asio::awaitable<void> handle_messages(Exchange& ex);
 boost::asio::awaitable<void> handle_responses(Exchange& ex);
+boost::asio::awaitable<void> handle_embeddings(Exchange& ex);
 
 // The loaded model, or nullptr after answering 503 (loading / shutting down).
 boost::asio::awaitable<std::shared_ptr<const LoadedModel>> require_model(Exchange& ex);
