@@ -257,7 +257,7 @@ class ChatSink : public GenerationSink {
 }  // namespace
 
 ApiResult<PreparedChat> prepare_chat(const LoadedModel& model, const ServerConfig& config,
-                                     ChatCompletionRequest& req) {
+                                     ChatCompletionRequest& req, std::string request_id) {
   const bool template_has_tools =
       req.template_options.chat_template
           ? req.template_options.chat_template->find("tools") != std::string::npos
@@ -267,7 +267,14 @@ ApiResult<PreparedChat> prepare_chat(const LoadedModel& model, const ServerConfi
   ApiResult<std::string> prompt = render_chat(config, *model.engine, req.messages_json,
                                               req.template_options, req.continue_final_message);
   if (!prompt.ok()) return prompt.error();
-  return PreparedChat{std::move(plan.value()), std::move(prompt.value())};
+  GenerateRequest g;
+  g.request_id = std::move(request_id);
+  g.prompt = std::move(prompt.value());
+  g.add_special_tokens = req.add_special_tokens;  // false by default: the template holds BOS
+  g.params = req.params;
+  g.priority = req.priority;
+  g.cache_salt = req.cache_salt;
+  return PreparedChat{std::move(plan.value()), std::move(g)};
 }
 
 awaitable<void> handle_chat_completions(Exchange& ex) {
@@ -281,25 +288,18 @@ awaitable<void> handle_chat_completions(Exchange& ex) {
   }
   ChatCompletionRequest& req = parsed.value();
   Engine& engine = *model->engine;
-  ApiResult<PreparedChat> prepared = prepare_chat(*model, ex.state().config(), req);
+  const std::string id = random_id("chatcmpl-");
+  ApiResult<PreparedChat> prepared = prepare_chat(*model, ex.state().config(), req, id);
   if (!prepared.ok()) {
     co_await ex.send_error(prepared.error());
     co_return;
   }
-  const std::string id = random_id("chatcmpl-");
   TokenTextCache token_text(engine);
   const ChatOutputPlan& plan = prepared.value().plan;
   std::vector<ChatChoiceOutput> outputs(static_cast<size_t>(req.params.n), ChatChoiceOutput(plan));
   ChatContext ctx{req, id, unix_time_now(), token_text, plan, outputs};
-  GenerateRequest g;
-  g.request_id = id;
-  g.prompt = std::move(prepared.value().prompt);
-  g.add_special_tokens = req.add_special_tokens;
-  g.params = req.params;
-  g.priority = req.priority;
-  g.cache_salt = req.cache_salt;
   ChatSink sink(ctx);
-  co_await run_generation(ex, engine, g, req.stream, "messages", sink);
+  co_await run_generation(ex, engine, prepared.value().request, req.stream, "messages", sink);
 }
 
 }  // namespace kite::server

@@ -290,19 +290,15 @@ awaitable<void> handle_messages(Exchange& ex) {
     co_return;
   }
   ChatCompletionRequest& req = parsed.value();
-  ApiResult<PreparedChat> prepared = prepare_chat(*model, ex.state().config(), req);
+  const std::string id = random_id("msg_");
+  ApiResult<PreparedChat> prepared = prepare_chat(*model, ex.state().config(), req, id);
   if (!prepared.ok()) {
     co_await ex.send_error(prepared.error());
     co_return;
   }
-  const std::string id = random_id("msg_");
-  GenerateRequest g;
-  g.request_id = id;
-  g.prompt = std::move(prepared.value().prompt);
-  g.add_special_tokens = false;  // the template holds BOS
-  g.params = req.params;
   MessagesSink sink(req, prepared.value().plan, id);
-  co_await run_generation(ex, *model->engine, g, req.stream, "messages", sink);
+  co_await run_generation(ex, *model->engine, prepared.value().request, req.stream, "messages",
+                          sink);
 }
 
 }  // namespace kite::server

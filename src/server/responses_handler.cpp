@@ -394,20 +394,15 @@ awaitable<void> handle_responses(Exchange& ex) {
     co_return;
   }
   ResponsesRequest& req = parsed.value();
-  ApiResult<PreparedChat> prepared = prepare_chat(*model, ex.state().config(), req.chat);
+  const std::string id = random_id("resp_");
+  ApiResult<PreparedChat> prepared = prepare_chat(*model, ex.state().config(), req.chat, id);
   if (!prepared.ok()) {
     co_await ex.send_error(prepared.error());
     co_return;
   }
-  const std::string id = random_id("resp_");
-  GenerateRequest g;
-  g.request_id = id;
-  g.prompt = std::move(prepared.value().prompt);
-  g.add_special_tokens = false;  // the template holds BOS
-  g.params = req.chat.params;
-  g.priority = req.chat.priority;
   ResponsesSink sink(req, prepared.value().plan, id, store);
-  co_await run_generation(ex, *model->engine, g, req.chat.stream, "input", sink);
+  co_await run_generation(ex, *model->engine, prepared.value().request, req.chat.stream, "input",
+                          sink);
 }
 
 }  // namespace kite::server
