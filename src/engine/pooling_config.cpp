@@ -1,8 +1,7 @@
 #include "engine/pooling_config.h"
 
-#include <filesystem>
-
 #include <boost/json.hpp>
+#include <filesystem>
 
 #include "core/json_util.h"
 
@@ -41,8 +40,10 @@ Result<PoolingInfo> read_pooling_config(const std::string& model_path, int64_t h
     std::string pooling_path;
     for (const bj::value& m : modules.get_array()) {
       if (!m.is_object()) return invalid_argument("modules.json: every module must be an object");
-      KITE_ASSIGN_OR_RETURN(std::optional<std::string> type, json::get_string(m.get_object(), "type"));
-      KITE_ASSIGN_OR_RETURN(std::optional<std::string> path, json::get_string(m.get_object(), "path"));
+      KITE_ASSIGN_OR_RETURN(std::optional<std::string> type,
+                            json::get_string(m.get_object(), "type"));
+      KITE_ASSIGN_OR_RETURN(std::optional<std::string> path,
+                            json::get_string(m.get_object(), "path"));
       if (type == "sentence_transformers.models.Normalize") p.normalize = true;
       if (type == "sentence_transformers.models.Pooling") pooling_path = path.value_or("");
     }

@@ -2,8 +2,8 @@
 // submitted at once so the scheduler batches their prefills; answered whole.
 #include <fmt/format.h>
 
-#include <boost/asio/this_coro.hpp>
 #include <bit>
+#include <boost/asio/this_coro.hpp>
 #include <boost/json.hpp>
 #include <cstring>
 #include <optional>
@@ -49,9 +49,10 @@ awaitable<void> handle_embeddings(Exchange& ex) {
   if (!model) co_return;
   if (model->info.runner != "pooling") {
     // vLLM's answer for a model served for generation.
-    co_await ex.send_error(invalid_value(
-        "model", "The model does not support Embeddings API (serve an embedding model with "
-                 "--runner pooling)"));
+    co_await ex.send_error(
+        invalid_value("model",
+                      "The model does not support Embeddings API (serve an embedding model with "
+                      "--runner pooling)"));
     co_return;
   }
   ApiResult<EmbeddingRequest> parsed =
@@ -63,8 +64,8 @@ awaitable<void> handle_embeddings(Exchange& ex) {
   const EmbeddingRequest& req = parsed.value();
   const std::string id = random_id("embd-");
   InFlightGuard in_flight(ex.state());
-  EngineRequests requests(*model->engine, co_await asio::this_coro::executor,
-                          ex.state().metrics(), &ex.record());
+  EngineRequests requests(*model->engine, co_await asio::this_coro::executor, ex.state().metrics(),
+                          &ex.record());
   std::optional<ApiError> rejected;
   for (size_t i = 0; i < req.inputs.size() && !rejected; ++i) {
     GenerateRequest g;
@@ -111,8 +112,8 @@ awaitable<void> handle_embeddings(Exchange& ex) {
   bj::array data;
   for (size_t i = 0; i < embeddings.size(); ++i) {
     if (embeddings[i].empty()) {
-      co_await ex.send_error(internal_error_api("input " + std::to_string(i) +
-                                                " ended without an embedding"));
+      co_await ex.send_error(
+          internal_error_api("input " + std::to_string(i) + " ended without an embedding"));
       co_return;
     }
     bj::object item;

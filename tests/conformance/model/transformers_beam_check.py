@@ -29,6 +29,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -158,7 +159,7 @@ def main():
     served = {}
     if args.kite_bin:
         served = serve_beams(args.kite_bin, prompt_ids, widths, args.max_tokens,
-                             args.length_penalty, os.path.join(HERE, "beam_check_serve.log"))
+                             args.length_penalty, os.path.join(tempfile.mkdtemp(prefix="kite-beam-check-"), "serve.log"))
     for w in widths:
         for rank, (tokens, cum) in enumerate(kite[w]):
             print(f"kite W={w} #{rank}: {tokens} cum_logprob {cum:.6f}")
