@@ -17,11 +17,12 @@ set(CMAKE_CUDA_STANDARD 20)
 set(CMAKE_CUDA_STANDARD_REQUIRED ON)
 set(CMAKE_CUDA_EXTENSIONS OFF)
 
-set(_kite_gencode "")
+# The targets go in the directory's compile options (not CMAKE_CUDA_FLAGS) so that a target can
+# replace them: FlashInfer's prefill is built for sm_90a alone (src/backend/cuda/CMakeLists.txt).
 foreach(arch IN LISTS KITE_CUDA_GENCODE)
-  string(APPEND _kite_gencode " -gencode=arch=compute_${arch},code=sm_${arch}")
+  add_compile_options("$<$<COMPILE_LANGUAGE:CUDA>:SHELL:-gencode=arch=compute_${arch},code=sm_${arch}>")
 endforeach()
-set(CMAKE_CUDA_FLAGS "${CMAKE_CUDA_FLAGS}${_kite_gencode} --expt-relaxed-constexpr -lineinfo")
+set(CMAKE_CUDA_FLAGS "${CMAKE_CUDA_FLAGS} --expt-relaxed-constexpr -lineinfo")
 if(KITE_WERROR)
   set(CMAKE_CUDA_FLAGS "${CMAKE_CUDA_FLAGS} -Werror all-warnings")
 endif()

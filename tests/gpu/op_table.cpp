@@ -4,6 +4,7 @@
 #include "op_table.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstring>
 #include <numeric>
@@ -22,7 +23,11 @@ namespace kite::cuda::test {
 // ---- helpers -----------------------------------------------------------------------------------
 
 std::string OpCase::name() const {
-  return cat(op, "_", dtype == DType::kF32 ? "f32" : "bf16", "_", shape);
+  // The case's dtype in lower case ("bf16", "f32", "f8_e4m3"), so that a name filter can pick
+  // one dtype's cases.
+  std::string d(dtype_name(dtype));
+  std::transform(d.begin(), d.end(), d.begin(), [](unsigned char c) { return std::tolower(c); });
+  return cat(op, "_", d, "_", shape);
 }
 
 size_t dtype_size(DType dtype) {
