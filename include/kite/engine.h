@@ -62,6 +62,22 @@ struct EngineConfig {
   // answer, not the thinking; "" applies grammars from the first output token.
   std::string reasoning_parser;
   int grammar_compile_timeout_ms = 10000;  // a slower schema is refused
+  // "generate" (default) or "pooling" (vLLM's --runner): a pooling engine serves embedding
+  // requests (GenerateRequest::pooling) and refuses generation; a generating one the reverse.
+  std::string runner = "generate";
+};
+
+// How a pooling engine turns hidden states into an embedding (ModelInfo::pooling).
+struct PoolingInfo {
+  // "LAST", "MEAN" or "CLS": sentence-transformers' modules.json + 1_Pooling/config.json in
+  // the model folder when present, else "LAST" (vLLM's default for decoder models).
+  std::string type;
+  bool normalize = true;        // L2 (modules.json's Normalize module or vLLM's default)
+  int64_t embedding_size = 0;   // hidden_size
+  // config.json's is_matryoshka / matryoshka_dimensions: whether `dimensions` may truncate,
+  // and to which sizes (empty: any size up to embedding_size).
+  bool is_matryoshka = false;
+  std::vector<int64_t> matryoshka_dimensions;
 };
 
 // What the engine knows about the loaded model (read-only after create()).
@@ -81,6 +97,8 @@ struct ModelInfo {
   SamplingParams default_sampling;
   int64_t num_kv_blocks = 0;
   int block_size = 0;
+  std::string runner = "generate";  // EngineConfig::runner
+  PoolingInfo pooling;              // runner "pooling" only
 };
 
 // A snapshot of engine counters (cheap; for /metrics and progress bars).

@@ -19,6 +19,15 @@ namespace kite {
 
 using Clock = std::chrono::steady_clock;
 
+// An embedding request (vLLM's PoolingParams): the prompt is prefilled without generating,
+// its final-norm hidden states are pooled as the model's pooling config says (last token, mean
+// or first token) and the result is L2-normalised.
+struct PoolingParams {
+  // 0: the model's full embedding; else the first `dimensions` values, normalised again
+  // (Matryoshka). Only for models whose config allows it (ModelInfo::pooling).
+  int64_t dimensions = 0;
+};
+
 struct GenerateRequest {
   std::string request_id;  // unique among live requests; empty: the engine assigns one
   // Text (tokenized with the model's tokenizer) or token ids.
@@ -34,6 +43,8 @@ struct GenerateRequest {
   // request is queued, so no output can be pushed before it is in place. Same contract as
   // set_notifier: cheap, non-blocking, called from the engine thread.
   std::function<void()> notifier;
+  // Set: an embedding request (needs EngineConfig::runner "pooling"); `params` are ignored.
+  std::optional<PoolingParams> pooling;
 };
 
 enum class FinishReason { kNone, kStop, kLength, kAbort, kError };
@@ -84,6 +95,8 @@ struct RequestOutput {
   bool finished = false;  // every choice has finished; the last output of the request
   Status error;           // non-OK when the request ended in an error
   RequestMetrics metrics;  // filled when finished
+  // Pooling requests: the embedding, in the finished output (empty otherwise).
+  std::vector<float> embedding;
 };
 
 // The consumer side of one request's outputs. The engine thread pushes; any one other thread

@@ -9,7 +9,8 @@
 from ._core import EngineError, version_string
 from .beam_search import BeamSearchOutput, BeamSearchParams, BeamSearchSequence
 from .llm import LLM
-from .outputs import CompletionOutput, Logprob, RequestMetrics, RequestOutput
+from .outputs import (CompletionOutput, EmbeddingOutput, EmbeddingRequestOutput, Logprob,
+                      PoolingParams, RequestMetrics, RequestOutput)
 from .sampling_params import GuidedDecodingParams, SamplingParams, StructuredOutputsParams
 from .tokenizer import Tokenizer
 
@@ -24,6 +25,9 @@ __all__ = [
     "StructuredOutputsParams",
     "GuidedDecodingParams",
     "RequestOutput",
+    "PoolingParams",
+    "EmbeddingOutput",
+    "EmbeddingRequestOutput",
     "CompletionOutput",
     "Logprob",
     "RequestMetrics",

@@ -9,7 +9,8 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 
 from . import _core
 from .inputs import Prompt, PromptType, parse_prompts
-from .outputs import CompletionOutput, Logprob, RequestMetrics, RequestOutput
+from .outputs import (CompletionOutput, EmbeddingOutput, EmbeddingRequestOutput, Logprob,
+                      PoolingParams, RequestMetrics, RequestOutput)
 from .progress import ProgressBar, UseTqdm
 from .sampling_params import SamplingParams
 from .tokenizer import Conversation, Tokenizer, _is_conversation_batch, render_chat
@@ -22,7 +23,7 @@ _WAIT_MS = 100
 _ENGINE_KWARGS = (
     "served_model_name", "max_num_batched_tokens", "block_size", "kv_cache_memory_bytes",
     "kv_cache_dtype", "enable_chunked_prefill", "scheduling_policy", "max_waiting_requests",
-    "enforce_eager", "num_threads", "revision", "tokenizer_revision", "download_dir",
+    "enforce_eager", "num_threads", "revision", "tokenizer_revision", "download_dir", "runner",
 )
 
 _DTYPE_ALIASES = {"half": "float16", "float": "float32", "bf16": "bfloat16", "fp16": "float16",
@@ -57,7 +58,9 @@ class LLM:
         **kwargs: other engine settings: served_model_name, max_num_batched_tokens, block_size,
             kv_cache_memory_bytes, kv_cache_dtype, enable_chunked_prefill, scheduling_policy,
             max_waiting_requests, enforce_eager, num_threads, revision, tokenizer_revision,
-            download_dir (the Hub cache folder). trust_remote_code is accepted
+            download_dir (the Hub cache folder), runner ("generate", or "pooling" for an
+            embedding model served through LLM.embed; vLLM's older task="embed" is taken
+            too). trust_remote_code is accepted
             and ignored (kite never runs code from a model).
     """
 
@@ -77,6 +80,11 @@ class LLM:
         **kwargs: Any,
     ) -> None:
         kwargs.pop("trust_remote_code", None)
+        task = kwargs.pop("task", None)  # vLLM's older spelling of runner="pooling"
+        if task is not None:
+            if task not in ("embed", "generate"):
+                raise ValueError(f"task={task!r}: kite serves 'generate' and 'embed'")
+            kwargs.setdefault("runner", "pooling" if task == "embed" else "generate")
         tokenizer_mode = kwargs.pop("tokenizer_mode", "auto")
         if tokenizer_mode != "auto":
             raise NotImplementedError(f"tokenizer_mode={tokenizer_mode!r}: only 'auto' exists")
@@ -277,6 +285,61 @@ class LLM:
             request_id=r.request_id, prompt=prompt.text, prompt_token_ids=list(r.prompt_token_ids),
             prompt_logprobs=prompt_logprobs, outputs=outputs, finished=r.finished,
             metrics=metrics, num_cached_tokens=m.num_cached_tokens)
+
+    # ---- embeddings -------------------------------------------------------------------------
+
+    def embed(
+        self,
+        prompts: Union[PromptType, Sequence[PromptType]],
+        pooling_params: Optional[Union[PoolingParams, Sequence[PoolingParams]]] = None,
+        use_tqdm: UseTqdm = True,
+        lora_request: Any = None,
+    ) -> List[EmbeddingRequestOutput]:
+        """Embeds each prompt (vLLM's LLM.embed; needs LLM(..., runner="pooling")).
+
+        prompts: strings, token ids, {"prompt": ...} or {"prompt_token_ids": ...}. Each prompt
+        is prefilled (batched with the others by the engine's scheduler), its final hidden
+        states pooled as the model's pooling config says (last token by default) and
+        L2-normalised. Returns one EmbeddingRequestOutput per prompt, in order, whose
+        `outputs.embedding` is a list of floats.
+        """
+        if lora_request is not None:
+            raise NotImplementedError("LoRA adapters are not supported")
+        parsed = parse_prompts(prompts)
+        if pooling_params is None or isinstance(pooling_params, PoolingParams):
+            per_prompt = [pooling_params or PoolingParams()] * len(parsed)
+        else:
+            per_prompt = list(pooling_params)
+            if len(per_prompt) != len(parsed):
+                raise ValueError("The lengths of prompts and pooling_params must be the same.")
+        batch = _core.Batch(self._engine)
+        try:
+            for prompt, p in zip(parsed, per_prompt):
+                batch.add_embedding(
+                    prompt.token_ids if prompt.token_ids is not None else prompt.text,
+                    int(p.dimensions or 0), prompt.add_special_tokens,
+                    str(next(self._request_counter)))
+            bar = ProgressBar(len(batch), use_tqdm)
+            try:
+                while batch.num_finished < len(batch):
+                    finished = batch.wait(_WAIT_MS)  # without the GIL
+                    bar.update(finished, batch.num_prompt_tokens, batch.num_output_tokens)
+            finally:
+                bar.close()
+        except BaseException:
+            batch.abort_unfinished()
+            while batch.num_finished < len(batch):
+                batch.wait(_WAIT_MS)
+            raise
+        batch.raise_first_error()
+        out = []
+        for i, prompt in enumerate(parsed):
+            r = batch.result(i)
+            out.append(EmbeddingRequestOutput(
+                request_id=r.request_id, outputs=EmbeddingOutput(list(r.embedding)),
+                prompt_token_ids=list(r.prompt_token_ids), finished=r.finished,
+                prompt=prompt.text))
+        return out
 
     # ---- model, tokenizer, engine -----------------------------------------------------------
 

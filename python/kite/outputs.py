@@ -81,3 +81,36 @@ class RequestOutput:
     finished: bool
     metrics: Optional[RequestMetrics] = None
     num_cached_tokens: Optional[int] = None
+
+
+@dataclass
+class PoolingParams:
+    """Parameters of an embedding request (vLLM's PoolingParams).
+
+    dimensions: keep the first `dimensions` values and normalise again (Matryoshka); only for
+        models whose config.json sets is_matryoshka or matryoshka_dimensions. None: all.
+    """
+
+    dimensions: Optional[int] = None
+
+
+@dataclass
+class EmbeddingOutput:
+    """One prompt's embedding: pooled final hidden states, L2-normalised."""
+
+    embedding: List[float]
+
+    @property
+    def hidden_size(self) -> int:
+        return len(self.embedding)
+
+
+@dataclass
+class EmbeddingRequestOutput:
+    """What LLM.embed returns per prompt (vLLM's EmbeddingRequestOutput)."""
+
+    request_id: str
+    outputs: EmbeddingOutput
+    prompt_token_ids: List[int]
+    finished: bool
+    prompt: Optional[str] = None

@@ -69,6 +69,7 @@ bool Batch::apply(int index, RequestOutput out) {
   }
   if (!out.finished) return false;
   r.finished = true;
+  r.embedding = std::move(out.embedding);
   r.error = std::move(out.error);
   r.metrics = out.metrics;
   ++num_finished_;
@@ -166,7 +167,8 @@ void bind_batch(nb::module_& m) {
       .def_ro("prompt_logprobs", &RequestResult::prompt_logprobs)
       .def_ro("choices", &RequestResult::choices)
       .def_ro("finished", &RequestResult::finished)
-      .def_ro("metrics", &RequestResult::metrics);
+      .def_ro("metrics", &RequestResult::metrics)
+      .def_ro("embedding", &RequestResult::embedding);
 
   nb::class_<Batch>(m, "Batch")
       .def(
@@ -194,6 +196,26 @@ void bind_batch(nb::module_& m) {
           nb::arg("prompt"), nb::arg("params"), nb::arg("add_special_tokens") = true,
           nb::arg("request_id") = "", nb::arg("priority") = 0,
           "Submits one request (text or token ids); raises the engine's rejection.")
+      .def(
+          "add_embedding",
+          [](Batch& b, std::variant<std::string, std::vector<int32_t>> prompt, int64_t dimensions,
+             bool add_special_tokens, std::string request_id, int priority) {
+            GenerateRequest request;
+            request.request_id = std::move(request_id);
+            request.prompt = std::move(prompt);
+            request.pooling = PoolingParams{dimensions};
+            request.add_special_tokens = add_special_tokens;
+            request.priority = priority;
+            Result<int> index = Status();
+            {
+              nb::gil_scoped_release release;
+              index = b.add(std::move(request));
+            }
+            return value_or_raise(std::move(index));
+          },
+          nb::arg("prompt"), nb::arg("dimensions") = 0, nb::arg("add_special_tokens") = true,
+          nb::arg("request_id") = "", nb::arg("priority") = 0,
+          "Submits one embedding request (a pooling engine); raises the engine's rejection.")
       .def("wait", &Batch::wait, nb::arg("timeout_ms"), nb::call_guard<nb::gil_scoped_release>(),
            "Waits (without the GIL) up to timeout_ms for requests to finish; returns how many "
            "did.")

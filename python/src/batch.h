@@ -49,6 +49,7 @@ struct RequestResult {
   bool finished = false;
   Status error;
   RequestMetrics metrics;
+  std::vector<float> embedding;  // embedding requests (GenerateRequest::pooling)
 };
 
 class Batch {

@@ -53,7 +53,8 @@ void bind_config(nb::module_& m) {
       .def_rw("enforce_eager", &EngineConfig::enforce_eager)
       .def_rw("tensor_parallel_size", &EngineConfig::tensor_parallel_size)
       .def_rw("num_threads", &EngineConfig::num_threads)
-      .def_rw("seed", &EngineConfig::seed);
+      .def_rw("seed", &EngineConfig::seed)
+      .def_rw("runner", &EngineConfig::runner);
 }
 
 void bind_info(nb::module_& m) {
@@ -70,7 +71,10 @@ void bind_info(nb::module_& m) {
       .def_ro("has_chat_template", &ModelInfo::has_chat_template)
       .def_ro("default_sampling", &ModelInfo::default_sampling)
       .def_ro("num_kv_blocks", &ModelInfo::num_kv_blocks)
-      .def_ro("block_size", &ModelInfo::block_size);
+      .def_ro("block_size", &ModelInfo::block_size)
+      .def_ro("runner", &ModelInfo::runner)
+      .def_prop_ro("pooling_type", [](const ModelInfo& i) { return i.pooling.type; })
+      .def_prop_ro("embedding_size", [](const ModelInfo& i) { return i.pooling.embedding_size; });
 
   nb::class_<EngineStats>(m, "EngineStats")
       .def_ro("num_running", &EngineStats::num_running)

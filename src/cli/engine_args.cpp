@@ -67,6 +67,10 @@ void add_engine_args(CLI::App& app, EngineArgs* a) {
                "reuse KV blocks of shared prompt prefixes (default on)");
   app.add_flag("--enable-chunked-prefill,!--no-enable-chunked-prefill", a->enable_chunked_prefill,
                "split long prompts over steps (default on)");
+  app.add_option("--runner", c.runner,
+                 "generate (default) | pooling: serve an embedding model on /v1/embeddings "
+                 "(vLLM's --runner)")
+      ->check(CLI::IsMember({"generate", "pooling"}));
   app.add_option("--scheduling-policy", c.scheduling_policy, "fcfs|priority")
       ->check(CLI::IsMember({"fcfs", "priority"}));
   app.add_option("--max-waiting-requests", c.max_waiting_requests,

@@ -23,7 +23,7 @@ struct EngineArgs {
 // --max-num-seqs, --max-num-batched-tokens, --block-size, --kv-cache-memory,
 // --gpu-memory-utilization, --kv-cache-dtype, --enable-prefix-caching /
 // --no-enable-prefix-caching, --enable-chunked-prefill / --no-enable-chunked-prefill,
-// --scheduling-policy, --max-waiting-requests, --enforce-eager, --tensor-parallel-size,
+// --runner, --scheduling-policy, --max-waiting-requests, --enforce-eager, --tensor-parallel-size,
 // --threads, --seed. The positional MODEL is the caller's (args->config.model).
 void add_engine_args(CLI::App& app, EngineArgs* args);
 // Resolves the parsed flags into args->config. kInvalidArgument for a bad --kv-cache-memory.

@@ -2,6 +2,7 @@
 #include "kite/engine.h"
 
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <map>
 #include <utility>
@@ -13,6 +14,25 @@
 #include "kv_cache/block_hash.h"
 
 namespace kite {
+
+namespace {
+
+// Matryoshka truncation, then L2 normalisation (as vLLM's pooler + `dimensions`).
+std::vector<float> finish_embedding(const RequestInfo& info, std::vector<float> v) {
+  if (info.pooling_dimensions > 0 && info.pooling_dimensions < static_cast<int64_t>(v.size())) {
+    v.resize(static_cast<size_t>(info.pooling_dimensions));
+  }
+  if (info.pooling_normalize) {
+    double sum = 0.0;
+    for (float x : v) sum += static_cast<double>(x) * x;
+    const double norm = std::max(std::sqrt(sum), 1e-12);  // torch's F.normalize eps
+    for (float& x : v) x = static_cast<float>(x / norm);
+  }
+  return v;
+}
+
+}  // namespace
+
 
 std::string version_string() {
   return std::string("kite ") + KITE_VERSION_STRING + " (commit " + KITE_GIT_COMMIT + ")";
@@ -215,6 +235,17 @@ Engine::Impl::~Impl() { shutdown(0); }
 // ---- callers' side ----------------------------------------------------------------------------
 
 Result<std::shared_ptr<RequestStream>> Engine::Impl::add_request(GenerateRequest request) {
+  const bool pooling = request.pooling.has_value();
+  if (pooling != (info_.runner == "pooling")) {
+    return pooling ? invalid_argument("this model is served for generation, not embeddings (the "
+                                      "pooling runner serves embeddings: --runner pooling)")
+                   : invalid_argument("this model is served for embeddings (--runner pooling), "
+                                      "not generation");
+  }
+  if (pooling) {
+    request.params = SamplingParams{};  // n = 1; nothing is sampled
+    KITE_RETURN_IF_ERROR(check_pooling_params(*request.pooling));
+  }
   const SamplingParams& params = request.params;
   KITE_RETURN_IF_ERROR(params.validate(info_.vocab_size));
   if (!params.stop.empty() && (text_ == nullptr || !text_->supports_stop_strings())) {
@@ -245,13 +276,27 @@ Result<std::shared_ptr<RequestStream>> Engine::Impl::add_request(GenerateRequest
     }
   }
   const int64_t prompt_len = info->num_prompt_tokens();
-  if (prompt_len >= info_.max_model_len) {
+  if (pooling && prompt_len > info_.max_model_len) {
+    return out_of_range("this model's maximum context length is " +
+                        std::to_string(info_.max_model_len) + " tokens, but the input has " +
+                        std::to_string(prompt_len) + " tokens");
+  }
+  if (!pooling && prompt_len >= info_.max_model_len) {
     return out_of_range("prompt has " + std::to_string(prompt_len) +
                         " tokens, which leaves no room for output within max_model_len " +
                         std::to_string(info_.max_model_len));
   }
   info->params = params;
   info->max_tokens = std::min<int64_t>(params.max_tokens, info_.max_model_len - prompt_len);
+  if (pooling) {
+    const std::string& type = info_.pooling.type;
+    info->pooling = type == "MEAN" ? PoolingType::kMean
+                    : type == "CLS" ? PoolingType::kCls
+                                    : PoolingType::kLast;
+    info->pooling_dimensions = request.pooling->dimensions;
+    info->pooling_normalize = info_.pooling.normalize;
+    info->max_tokens = 0;
+  }
   if (params.structured_outputs) KITE_RETURN_IF_ERROR(prepare_grammar(params, info.get()));
   info->eos_token_ids = info_.eos_token_ids;
   info->priority = request.priority;
@@ -303,6 +348,31 @@ Result<std::shared_ptr<RequestStream>> Engine::Impl::add_request(GenerateRequest
   }
   cv_.notify_all();
   return stream;
+}
+
+Status Engine::Impl::check_pooling_params(const PoolingParams& p) const {
+  const PoolingInfo& pi = info_.pooling;
+  if (p.dimensions == 0) return ok_status();
+  if (p.dimensions < 0) return invalid_argument("dimensions must be greater than 0");
+  if (!pi.is_matryoshka) {
+    return invalid_argument("model \"" + info_.served_model_name +
+                            "\" does not support matryoshka representation (config.json sets "
+                            "neither is_matryoshka nor matryoshka_dimensions): dimensions "
+                            "cannot be changed");
+  }
+  if (!pi.matryoshka_dimensions.empty() &&
+      std::find(pi.matryoshka_dimensions.begin(), pi.matryoshka_dimensions.end(),
+                p.dimensions) == pi.matryoshka_dimensions.end()) {
+    std::string dims;
+    for (int64_t d : pi.matryoshka_dimensions) dims += (dims.empty() ? "" : ", ") + std::to_string(d);
+    return invalid_argument("model \"" + info_.served_model_name + "\" only supports the "
+                            "matryoshka dimensions [" + dims + "]");
+  }
+  if (p.dimensions > pi.embedding_size) {
+    return invalid_argument("dimensions (" + std::to_string(p.dimensions) +
+                            ") exceeds the embedding size " + std::to_string(pi.embedding_size));
+  }
+  return ok_status();
 }
 
 Status Engine::Impl::prepare_grammar(const SamplingParams& params, RequestInfo* info) {
@@ -556,6 +626,11 @@ void Engine::Impl::process(SchedulerEvents* events,
         d->index = ce.choice;
       }
       ChoiceState& cs = r.choices[static_cast<size_t>(ce.choice)];
+      if (!ce.embedding.empty()) {
+        out.embedding = finish_embedding(*r.info, std::move(ce.embedding));
+        prompt_tokens_total_ += r.info->num_prompt_tokens();
+        r.metrics.first_token_time = r.metrics.last_token_time = now;
+      }
       if (!ce.new_token_ids.empty()) {
         const auto n = static_cast<int64_t>(ce.new_token_ids.size());
         if (r.metrics.first_token_time == Clock::time_point{}) {

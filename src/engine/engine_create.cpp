@@ -7,6 +7,7 @@
 #include "core/logging.h"
 #include "engine/engine_impl.h"
 #include "engine/frontend_text_io.h"
+#include "engine/pooling_config.h"
 #include "engine/runner_factory.h"
 #include "hub/hub.h"
 #include "kite/engine.h"
@@ -100,6 +101,9 @@ Status validate_before_load(const EngineConfig& c) {
     return invalid_argument("tensor_parallel_size must be >= 1, got " +
                             std::to_string(c.tensor_parallel_size));
   }
+  if (c.runner != "generate" && c.runner != "pooling") {
+    return invalid_argument("runner must be generate or pooling, got '" + c.runner + "'");
+  }
   if (c.tensor_parallel_size > 1) {
     return unimplemented("tensor_parallel_size " + std::to_string(c.tensor_parallel_size) +
                          " is not supported yet: this build runs a model on one device");
@@ -176,6 +180,16 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineConfig& requested) {
     KITE_ASSIGN_OR_RETURN(parts.text, make_frontend_text_io(std::move(tokenizer)));
   } else {
     KITE_LOG_WARN("no tokenizer for {}: the engine takes and returns token ids only", config.model);
+  }
+  info.runner = config.runner;
+  if (config.runner == "pooling") {
+    if (!model.runner->supports_pooling()) {
+      return unimplemented("the " +
+                           std::string(model.runner->device() == Device::kCuda ? "cuda" : "cpu") +
+                           " backend does not run pooling (embedding) models yet; use "
+                           "--device cpu");
+    }
+    KITE_ASSIGN_OR_RETURN(info.pooling, read_pooling_config(config.model, mc.hidden_size));
   }
   parts.runner = std::move(model.runner);
   return EngineFactory::create(std::move(parts));

@@ -91,6 +91,8 @@ struct Engine::Impl {
   void end_live_id(const std::string& id);
   // Compiles the request's structured-output constraint into info->grammar (caller's thread).
   Status prepare_grammar(const SamplingParams& params, RequestInfo* info);
+  // `dimensions` against the model's Matryoshka support (kInvalidArgument).
+  Status check_pooling_params(const PoolingParams& p) const;
 
   EngineConfig config_;
   ModelInfo info_;

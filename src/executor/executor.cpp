@@ -43,6 +43,8 @@ Status Executor::apply_diffs(const SchedulerOutput& out) {
     s.block_ids = d.block_ids;
     s.num_computed_tokens = d.num_computed_tokens;
     s.matcher.reset();
+    s.pool_sum.clear();
+    s.pool_count = 0;
     if (d.request->grammar != nullptr) {
       // A new, resumed (after preemption) or forked sequence: the matcher is rebuilt from the
       // tokens it has generated, so its state always equals the token list.
@@ -88,7 +90,9 @@ Status Executor::build_inputs(const SchedulerOutput& out) {
   masks_.clear();
   num_sample_rows_ = 0;
   num_prompt_rows_ = 0;
+  num_pool_rows_ = 0;
   std::vector<int32_t> prompt_rows;  // token rows of prompt-logprob positions
+  std::vector<int32_t> pool_rows;    // token rows of pooled positions
   for (const ScheduledSequence& sc : out.scheduled) {
     auto it = seqs_.find(sc.seq_id);
     if (it == seqs_.end()) {
@@ -169,9 +173,24 @@ Status Executor::build_inputs(const SchedulerOutput& out) {
         plan.prompt_logprobs_start = 1;  // a one-token prompt: nothing to score
       }
     }
+    if (sc.pooling) {
+      plan.pool_final = end == static_cast<int64_t>(s.token_ids.size());
+      plan.first_pool_row = num_pool_rows_;
+      for (int64_t pos = start; pos < end; ++pos) {
+        const bool pooled = req.pooling == PoolingType::kMean ||
+                            (req.pooling == PoolingType::kLast && pos == end - 1 &&
+                             plan.pool_final) ||
+                            (req.pooling == PoolingType::kCls && pos == 0);
+        if (pooled) pool_rows.push_back(first_row + static_cast<int32_t>(pos - start));
+      }
+      plan.num_pool_rows = static_cast<int>(pool_rows.size()) - num_pool_rows_;
+      num_pool_rows_ = static_cast<int>(pool_rows.size());
+    }
     plan_.push_back(std::move(plan));
   }
   b.logits_indices.insert(b.logits_indices.end(), prompt_rows.begin(), prompt_rows.end());
+  b.logits_indices.insert(b.logits_indices.end(), pool_rows.begin(), pool_rows.end());
+  b.num_pooling_rows = num_pool_rows_;
   sampling_.finish();
   return ok_status();
 }
@@ -253,6 +272,11 @@ Status Executor::run_step() {
     prompt_logits_.resize(static_cast<size_t>(num_prompt_rows_) * static_cast<size_t>(vocab_));
     KITE_RETURN_IF_ERROR(runner_->logits_to_host(rows, prompt_logits_.data()));
   }
+  if (num_pool_rows_ > 0) {
+    pool_hidden_.resize(static_cast<size_t>(num_pool_rows_) *
+                        static_cast<size_t>(runner_->config().hidden_size));
+    KITE_RETURN_IF_ERROR(runner_->hidden_states_to_host(0, num_pool_rows_, pool_hidden_.data()));
+  }
   // Assemble the step's output (raw prompt logprobs are computed here, off the engine thread
   // in async mode).
   result_.seqs.clear();
@@ -315,6 +339,29 @@ void Executor::finish_step() {
         ++grammar_stats_.num_rejected;
       }
     }
+  }
+  // Embedding requests: fold this step's pooled rows in; emit the vector at the prompt's end.
+  const auto hidden = static_cast<size_t>(runner_->config().hidden_size);
+  for (const RowPlan& plan : plan_) {
+    if (plan.num_pool_rows == 0 && !plan.pool_final) continue;
+    auto it = seqs_.find(plan.seq_id);
+    if (it == seqs_.end()) continue;
+    SeqState& s = it->second;
+    s.pool_sum.resize(hidden, 0.0);
+    for (int r = 0; r < plan.num_pool_rows; ++r) {
+      const float* x = pool_hidden_.data() + static_cast<size_t>(plan.first_pool_row + r) * hidden;
+      for (size_t j = 0; j < hidden; ++j) s.pool_sum[j] += x[j];
+    }
+    s.pool_count += plan.num_pool_rows;
+    if (!plan.pool_final) continue;
+    SequenceStepOutput out;
+    out.seq_id = plan.seq_id;
+    out.embedding.resize(hidden);
+    const double count = static_cast<double>(std::max<int64_t>(s.pool_count, 1));
+    for (size_t j = 0; j < hidden; ++j) {
+      out.embedding[j] = static_cast<float>(s.pool_sum[j] / count);
+    }
+    result_.seqs.push_back(std::move(out));
   }
   for (int32_t i = 0; i < batch_.num_seqs(); ++i) {
     auto it = seqs_.find(plan_[static_cast<size_t>(i)].seq_id);

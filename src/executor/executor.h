@@ -11,7 +11,10 @@
 // backend runs inline: submit() does everything and wait() only hands the result over.
 //
 // Logits rows of a step: first one row per sample (a forking sequence's last position appears
-// once per choice), then the rows of prompt positions whose logprobs were asked for.
+// once per choice), then the rows of prompt positions whose logprobs were asked for, then the
+// pooling rows of embedding requests (ForwardBatch::num_pooling_rows: hidden states, no
+// logits). Mean pooling sums a sequence's rows over its prefill chunks; the embedding goes out
+// with the step that computes the prompt's last token.
 #pragma once
 
 #include <condition_variable>
@@ -77,6 +80,9 @@ class Executor {
     std::vector<int32_t> block_ids;
     int64_t num_computed_tokens = 0;
     std::unique_ptr<structured::GrammarMatcher> matcher;  // structured outputs only
+    // Embedding requests: the sum of the pooled rows' hidden states so far, and their count.
+    std::vector<double> pool_sum;
+    int64_t pool_count = 0;
   };
   // Bitmask rows of one constrained sequence in the step.
   struct MaskPlan {
@@ -95,6 +101,9 @@ class Executor {
     int first_prompt_row = 0;  // index among the prompt-logprob rows
     int num_top_prompt = 0;
     std::vector<int32_t> prompt_targets;  // the prompt token each prompt row scores
+    int first_pool_row = 0;  // index among the step's pooling rows
+    int num_pool_rows = 0;
+    bool pool_final = false;  // the prompt is computed after this step: emit the embedding
   };
 
   Status apply_diffs(const SchedulerOutput& out);
@@ -119,6 +128,8 @@ class Executor {
   int num_prompt_rows_ = 0;
   SamplerOutput sampler_out_;
   std::vector<float> prompt_logits_;  // host copy of the prompt-logprob rows
+  int num_pool_rows_ = 0;
+  std::vector<float> pool_hidden_;  // host copy of the pooling rows' hidden states
   ModelStepOutput result_;
   Status step_status_;
   std::vector<std::pair<int64_t, Status>> failed_seqs_;  // rows build_inputs could not sample

@@ -76,6 +76,10 @@ Status validate_batch(const ForwardBatch& b, const BatchLimits& lim) {
     return over(fmt::format("{} logits rows exceed max_num_batched_tokens {}", b.num_logits(),
                             lim.max_tokens));
   }
+  if (b.num_pooling_rows < 0 || b.num_pooling_rows > b.num_logits()) {
+    return bad(fmt::format("{} pooling rows for {} logits rows", b.num_pooling_rows,
+                           b.num_logits()));
+  }
   for (int32_t idx : b.logits_indices) {
     if (idx < 0 || idx >= n) return bad(fmt::format("logits index {} is not a token row", idx));
   }

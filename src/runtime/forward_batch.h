@@ -24,6 +24,10 @@ struct ForwardBatch {
   std::vector<int32_t> block_table_indptr;  // [num_seqs + 1] CSR offsets into block_table
   std::vector<int32_t> block_table;         // [block_table_indptr[num_seqs]] block ids
   std::vector<int32_t> logits_indices;      // [num_logits] token rows that need logits
+  // The last num_pooling_rows entries of logits_indices are pooling rows: the runner keeps
+  // their final-norm hidden states (ModelRunner::hidden_states_to_host) and computes no logits
+  // for them, so `logits` has num_logits - num_pooling_rows rows.
+  int32_t num_pooling_rows = 0;
   int32_t max_query_len = 0;
   int32_t max_seq_len = 0;
 

@@ -50,6 +50,18 @@ class ModelRunner {
 
   // Copies logits rows to host F32 (for prompt logprobs and tests). [num_logits, vocab]
   virtual Status logits_to_host(const TensorView& logits, float* out) = 0;
+
+  // Pooling (embedding requests): whether forward keeps the final-norm hidden states of a
+  // batch's pooling rows (ForwardBatch::num_pooling_rows).
+  virtual bool supports_pooling() const { return false; }
+  // Copies the final-norm hidden states of pooling rows [first, first + num_rows) of the last
+  // forward (0 = the batch's first pooling row) to host F32 [num_rows, hidden_size].
+  virtual Status hidden_states_to_host(int64_t first, int64_t num_rows, float* out) {
+    (void)first;
+    (void)num_rows;
+    (void)out;
+    return unimplemented("this backend does not run pooling (embedding) models");
+  }
 };
 
 }  // namespace kite

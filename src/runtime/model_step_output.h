@@ -19,6 +19,9 @@ struct SequenceStepOutput {
   // log-softmax of the logits at the previous position; token 0 never has one).
   int64_t prompt_logprobs_start = 0;
   std::vector<LogprobEntry> prompt_logprobs;
+  // An embedding request whose prompt is now computed: its pooled hidden state (F32
+  // [hidden_size], not normalised).
+  std::vector<float> embedding;
 };
 
 struct ModelStepOutput {

@@ -16,6 +16,9 @@ namespace structured {
 class CompiledGrammar;  // src/structured (only the executor looks inside)
 }  // namespace structured
 
+// How an embedding request pools its prompt's final-norm hidden states.
+enum class PoolingType : uint8_t { kNone, kLast, kMean, kCls };  // kNone: a generate request
+
 struct RequestInfo {
   std::string request_id;
   SamplingParams params;
@@ -30,6 +33,13 @@ struct RequestInfo {
   // With a reasoning parser: the grammar starts after this token (end of thinking) is generated;
   // nullopt when it applies from the first output token.
   std::optional<int32_t> grammar_after_token;
+  // Embedding requests: prefill only (n = 1, no samples, max_tokens 0, no prefix-cache reuse),
+  // then one pooled vector; the request finishes with kStop when its prompt is computed.
+  PoolingType pooling = PoolingType::kNone;
+  int64_t pooling_dimensions = 0;  // 0: all; else truncated (Matryoshka) before normalising
+  bool pooling_normalize = true;
+
+  bool is_pooling() const { return pooling != PoolingType::kNone; }
 
   int64_t num_prompt_tokens() const { return static_cast<int64_t>(prompt_token_ids.size()); }
   int n() const { return params.n; }

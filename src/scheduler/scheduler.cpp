@@ -54,12 +54,19 @@ Status Scheduler::add_request(std::shared_ptr<const RequestInfo> info) {
     return invalid_argument("n (" + std::to_string(info->n()) + ") exceeds max_num_seqs (" +
                             std::to_string(config_.max_num_seqs) + ")");
   }
-  if (info->num_prompt_tokens() >= config_.max_model_len) {
+  if (info->is_pooling()) {
+    if (info->n() != 1) return invalid_argument("an embedding request has exactly one choice");
+    if (info->num_prompt_tokens() > config_.max_model_len) {
+      return out_of_range("prompt has " + std::to_string(info->num_prompt_tokens()) +
+                          " tokens, more than max_model_len " +
+                          std::to_string(config_.max_model_len));
+    }
+  } else if (info->num_prompt_tokens() >= config_.max_model_len) {
     return out_of_range("prompt has " + std::to_string(info->num_prompt_tokens()) +
                         " tokens; max_model_len " + std::to_string(config_.max_model_len) +
                         " leaves no room for output");
   }
-  KITE_CHECK_GE(info->max_tokens, 1);
+  KITE_CHECK_GE(info->max_tokens, info->is_pooling() ? 0 : 1);
   KITE_CHECK_LE(info->num_prompt_tokens() + info->max_tokens, config_.max_model_len);
   auto req = std::make_unique<RequestState>();
   req->info = std::move(info);
@@ -174,10 +181,11 @@ SchedulerOutput Scheduler::schedule() {
     RequestState* req = seq->request;
     if (running_seats() + seq->seats() > config_.max_num_seqs) break;
     PrefixHit hit;
-    // Prompt logprobs need the logits of every prompt position: no prefix reuse for them.
+    // Prompt logprobs need the logits of every prompt position, and pooling the hidden state
+    // of its positions: no prefix reuse for them.
     const bool wants_prompt_logprobs =
         seq->samples_all_choices && req->info->params.prompt_logprobs.has_value();
-    if (!wants_prompt_logprobs) {
+    if (!wants_prompt_logprobs && !req->info->is_pooling()) {
       hit = kv_->find_cached_prefix(seq->seq_id, seq->token_ids, req->info->cache_salt);
     }
     const int64_t remaining = seq->num_tokens() - hit.num_tokens;
@@ -221,11 +229,13 @@ SchedulerOutput Scheduler::schedule() {
     ScheduledSequence s;
     s.seq_id = seq->seq_id;
     s.num_new_tokens = num_new;
-    if (seq->num_computed_tokens + num_new == seq->num_tokens()) {
-      s.num_samples = seq->samples_all_choices ? seq->request->info->n() : 1;
+    const RequestInfo& info = *seq->request->info;
+    s.pooling = info.is_pooling();
+    if (!s.pooling && seq->num_computed_tokens + num_new == seq->num_tokens()) {
+      s.num_samples = seq->samples_all_choices ? info.n() : 1;
     }
     s.prompt_logprobs =
-        seq->samples_all_choices && seq->request->info->params.prompt_logprobs.has_value();
+        !s.pooling && seq->samples_all_choices && info.params.prompt_logprobs.has_value();
     out.scheduled.push_back(s);
     out.total_num_scheduled_tokens += num_new;
   }
@@ -321,6 +331,16 @@ void Scheduler::update(const SchedulerOutput& out, const ModelStepOutput& result
         req->num_prompt_logprobs_emitted = end;
         events->prompt_logprobs.push_back(std::move(pl));
       }
+    }
+    if (s.pooling && seq->num_computed_tokens == seq->num_tokens()) {
+      KITE_CHECK(res != nullptr && !res->embedding.empty())
+          << "no embedding for sequence " << s.seq_id;
+      ChoiceEvent ev;
+      ev.request = req->info;
+      ev.embedding = res->embedding;
+      events->choices.push_back(std::move(ev));
+      finish_seq(seq, FinishReason::kStop, {}, events);
+      continue;
     }
     if (s.num_samples == 0) continue;
     KITE_CHECK(res != nullptr) << "no sampled tokens for sequence " << s.seq_id;

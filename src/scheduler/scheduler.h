@@ -49,6 +49,7 @@ struct ChoiceEvent {
   std::vector<LogprobEntry> logprobs;  // parallel to new_token_ids when asked for
   FinishReason finish_reason = FinishReason::kNone;
   std::variant<std::monostate, std::string, int32_t> stop_reason;
+  std::vector<float> embedding;  // an embedding request's pooled vector (with its finish)
 };
 
 struct SchedulerEvents {
@@ -89,7 +90,8 @@ class Scheduler {
   Scheduler(const SchedulerConfig& config, KvCacheManager* kv);
 
   // Accepts a request (validated by the engine). kInvalidArgument for a duplicate live id,
-  // n > max_num_seqs or an empty prompt; kOutOfRange when prompt + 1 > max_model_len.
+  // n > max_num_seqs or an empty prompt; kOutOfRange when prompt + 1 > max_model_len (an
+  // embedding request: prompt > max_model_len).
   Status add_request(std::shared_ptr<const RequestInfo> info);
 
   SchedulerOutput schedule();

@@ -40,6 +40,8 @@ struct ScheduledSequence {
   // n for a request's first sequence at the end of its prompt (one per choice, choice order).
   int num_samples = 0;
   bool prompt_logprobs = false;  // compute logprobs of the prompt tokens in this chunk
+  // An embedding request: the chunk's hidden states feed its pooling (never samples).
+  bool pooling = false;
 };
 
 struct SchedulerOutput {

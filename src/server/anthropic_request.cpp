@@ -25,14 +25,8 @@ std::optional<std::string> read_text_blocks(FieldReader& r, const bj::value& v,
     return std::nullopt;
   }
   std::string text;
-  const bj::array& blocks = v.get_array();
-  for (size_t i = 0; i < blocks.size(); ++i) {
-    std::string at = fmt::format("{}[{}]", where, i);
-    if (!blocks[i].is_object()) {
-      r.fail(invalid_type(at, fmt::format("'{}' must be an object", at)));
-      return std::nullopt;
-    }
-    FieldReader br(blocks[i].get_object(), at);
+  const bool ok = read_objects(r, v.get_array(), where, [&](FieldReader& br, size_t i) {
+    const std::string& at = br.path_prefix();
     br.reject_unknown({"type", "text", "cache_control", "citations"});
     std::optional<std::string> type = br.string("type");
     std::optional<std::string> t = br.string("text");
@@ -42,13 +36,11 @@ std::optional<std::string> read_text_blocks(FieldReader& r, const bj::value& v,
                                                     at, type.value_or(""))));
     }
     if (br.ok() && !t) br.fail(missing_field(at + ".text"));
-    if (!br.ok()) {
-      r.fail(br.error());
-      return std::nullopt;
-    }
+    if (!br.ok()) return;
     if (i > 0) text += "\n";
     text += *t;
-  }
+  });
+  if (!ok) return std::nullopt;
   return text;
 }
 
@@ -222,13 +214,8 @@ void read_anthropic_tools(FieldReader& r, ChatCompletionRequest& req) {
   if (!tools) return;
   bj::array openai_tools;
   std::set<std::string> names;
-  for (size_t i = 0; i < tools->size() && r.ok(); ++i) {
-    std::string at = fmt::format("tools[{}]", i);
-    if (!(*tools)[i].is_object()) {
-      r.fail(invalid_type(at, fmt::format("'{}' must be an object", at)));
-      return;
-    }
-    FieldReader tr((*tools)[i].get_object(), at);
+  read_objects(r, *tools, "tools", [&](FieldReader& tr, size_t) {
+    const std::string& at = tr.path_prefix();
     std::optional<std::string> type = tr.string("type");
     if (tr.ok() && type && *type != "custom") {
       tr.fail(unsupported(at + ".type",
@@ -245,10 +232,7 @@ void read_anthropic_tools(FieldReader& r, ChatCompletionRequest& req) {
     if (tr.ok() && !names.insert(*name).second) {
       tr.fail(invalid_value(at + ".name", fmt::format("tool name '{}' is used twice", *name)));
     }
-    if (!tr.ok()) {
-      r.fail(tr.error());
-      return;
-    }
+    if (!tr.ok()) return;
     req.tools.push_back({*name, bj::serialize(*schema)});
     bj::object fn;
     fn["name"] = *name;
@@ -258,7 +242,7 @@ void read_anthropic_tools(FieldReader& r, ChatCompletionRequest& req) {
     tool["type"] = "function";
     tool["function"] = std::move(fn);
     openai_tools.emplace_back(std::move(tool));
-  }
+  });
   req.template_options.tools_json = bj::serialize(openai_tools);
 }
 

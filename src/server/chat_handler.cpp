@@ -258,7 +258,7 @@ class ChatSink : public GenerationSink {
 }  // namespace
 
 ApiResult<PreparedChat> prepare_chat(const LoadedModel& model, const ServerConfig& config,
-                                     ChatCompletionRequest& req) {
+                                     ChatCompletionRequest& req, std::string request_id) {
   const bool template_has_tools =
       req.template_options.chat_template
           ? req.template_options.chat_template->find("tools") != std::string::npos
@@ -268,19 +268,27 @@ ApiResult<PreparedChat> prepare_chat(const LoadedModel& model, const ServerConfi
   ApiResult<std::string> prompt = render_chat(config, *model.engine, req.messages_json,
                                               req.template_options, req.continue_final_message);
   if (!prompt.ok()) return prompt.error();
-  return PreparedChat{std::move(plan.value()), std::move(prompt.value())};
+  GenerateRequest g;
+  g.request_id = std::move(request_id);
+  g.prompt = std::move(prompt.value());
+  g.add_special_tokens = req.add_special_tokens;  // false by default: the template holds BOS
+  g.params = req.params;
+  g.priority = req.priority;
+  g.cache_salt = req.cache_salt;
+  return PreparedChat{std::move(plan.value()), std::move(g)};
 }
 
 awaitable<void> handle_chat_completions(Exchange& ex) {
   std::shared_ptr<const LoadedModel> model = co_await require_model(ex);
   if (!model) co_return;
+  const std::string id = random_id("chatcmpl-");
   // Parsing and the template run on the preparation pool (prep_pool.h).
   std::optional<ApiResult<ChatCompletionRequest>> parsed;
   std::optional<ApiResult<PreparedChat>> prepared;
   if (!co_await run_prepared(ex, [&](const PrepToken&) {
         parsed.emplace(parse_chat_request(ex.request().body(), model->parse_context));
         if (parsed->ok())
-          prepared.emplace(prepare_chat(*model, ex.state().config(), parsed->value()));
+          prepared.emplace(prepare_chat(*model, ex.state().config(), parsed->value(), id));
       })) {
     co_return;
   }
@@ -294,20 +302,12 @@ awaitable<void> handle_chat_completions(Exchange& ex) {
     co_await ex.send_error(prepared->error());
     co_return;
   }
-  const std::string id = random_id("chatcmpl-");
   TokenTextCache token_text(engine);
   const ChatOutputPlan& plan = prepared->value().plan;
   std::vector<ChatChoiceOutput> outputs(static_cast<size_t>(req.params.n), ChatChoiceOutput(plan));
   ChatContext ctx{req, id, unix_time_now(), token_text, plan, outputs};
-  GenerateRequest g;
-  g.request_id = id;
-  g.prompt = std::move(prepared->value().prompt);
-  g.add_special_tokens = req.add_special_tokens;
-  g.params = req.params;
-  g.priority = req.priority;
-  g.cache_salt = req.cache_salt;
   ChatSink sink(ctx);
-  co_await run_generation(ex, engine, g, req.stream, "messages", sink);
+  co_await run_generation(ex, engine, prepared->value().request, req.stream, "messages", sink);
 }
 
 }  // namespace kite::server

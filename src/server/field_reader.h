@@ -33,6 +33,8 @@ class FieldReader {
   // Records an error unless one is already kept (the first problem wins).
   void fail(ApiError e);
 
+  // The path of this object itself ("messages[2]"; "" for the request body).
+  const std::string& path_prefix() const { return path_; }
   // The full path of a field of this object ("stream_options.include_usage").
   std::string path(std::string_view key) const;
   // The raw value of a field; nullptr when absent or JSON null.
@@ -60,6 +62,25 @@ class FieldReader {
   std::string path_;
   std::optional<ApiError> error_;
 };
+
+// Reads an array of objects: element i must be an object (else invalid_type naming
+// "{where}[i]") and is handed to `item(FieldReader& reader, size_t i)`, whose reader has the path
+// "{where}[i]". Stops at the first problem, which is recorded in `r`. Returns r.ok().
+template <typename ItemFn>
+bool read_objects(FieldReader& r, const boost::json::array& a, const std::string& where,
+                  ItemFn&& item) {
+  for (size_t i = 0; i < a.size() && r.ok(); ++i) {
+    const std::string at = where + "[" + std::to_string(i) + "]";
+    if (!a[i].is_object()) {
+      r.fail(invalid_type(at, "'" + at + "' must be an object"));
+      break;
+    }
+    FieldReader ir(a[i].get_object(), at);
+    item(ir, i);
+    if (!ir.ok()) r.fail(ir.error());
+  }
+  return r.ok();
+}
 
 // Integer value of a JSON number when it is integral and fits int64.
 std::optional<int64_t> as_integer(const boost::json::value& v);

@@ -25,6 +25,7 @@ boost::asio::awaitable<void> handle_completions(Exchange& ex);
 boost::asio::awaitable<void> handle_chat_completions(Exchange& ex);
 boost::asio::awaitable<void> handle_messages(Exchange& ex);
 boost::asio::awaitable<void> handle_responses(Exchange& ex);
+boost::asio::awaitable<void> handle_embeddings(Exchange& ex);
 
 // The loaded model, or nullptr after answering 503 (loading / shutting down).
 boost::asio::awaitable<std::shared_ptr<const LoadedModel>> require_model(Exchange& ex);
@@ -49,13 +50,14 @@ ApiResult<std::string> render_chat(const ServerConfig& config, const Engine& eng
                                    const ChatTemplateOptions& options, bool continue_final);
 
 // A chat request made ready for the engine: its output plan (reasoning, tool calls; sets the
-// grammar of tool_choice required / named) and its prompt rendered with the chat template. The
-// chat, messages and responses endpoints all go through it.
+// grammar of tool_choice required / named) and its engine request `request_id`: the prompt
+// rendered with the chat template, the request's sampling params, add_special_tokens,
+// priority and cache_salt. The chat, messages and responses endpoints all go through it.
 struct PreparedChat {
   ChatOutputPlan plan;
-  std::string prompt;
+  GenerateRequest request;
 };
 ApiResult<PreparedChat> prepare_chat(const LoadedModel& model, const ServerConfig& config,
-                                     ChatCompletionRequest& req);
+                                     ChatCompletionRequest& req, std::string request_id);
 
 }  // namespace kite::server

@@ -282,6 +282,9 @@ awaitable<void> dispatch(Exchange& ex) {
     case Route::kResponses:
       co_await handle_responses(ex);
       break;
+    case Route::kEmbeddings:
+      co_await handle_embeddings(ex);
+      break;
     case Route::kTokenize:
       co_await handle_tokenize(ex);
       break;

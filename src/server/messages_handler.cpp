@@ -284,13 +284,14 @@ class MessagesSink : public GenerationSink {
 awaitable<void> handle_messages(Exchange& ex) {
   std::shared_ptr<const LoadedModel> model = co_await require_model(ex);
   if (!model) co_return;
+  const std::string id = random_id("msg_");
   // Parsing and the template run on the preparation pool (prep_pool.h).
   std::optional<ApiResult<ChatCompletionRequest>> parsed;
   std::optional<ApiResult<PreparedChat>> prepared;
   if (!co_await run_prepared(ex, [&](const PrepToken&) {
         parsed.emplace(parse_messages_request(ex.request().body(), model->parse_context));
         if (parsed->ok())
-          prepared.emplace(prepare_chat(*model, ex.state().config(), parsed->value()));
+          prepared.emplace(prepare_chat(*model, ex.state().config(), parsed->value(), id));
       })) {
     co_return;
   }
@@ -303,14 +304,9 @@ awaitable<void> handle_messages(Exchange& ex) {
     co_await ex.send_error(prepared->error());
     co_return;
   }
-  const std::string id = random_id("msg_");
-  GenerateRequest g;
-  g.request_id = id;
-  g.prompt = std::move(prepared->value().prompt);
-  g.add_special_tokens = false;  // the template holds BOS
-  g.params = req.params;
   MessagesSink sink(req, prepared->value().plan, id);
-  co_await run_generation(ex, *model->engine, g, req.stream, "messages", sink);
+  co_await run_generation(ex, *model->engine, prepared->value().request, req.stream, "messages",
+                          sink);
 }
 
 }  // namespace kite::server

@@ -11,40 +11,40 @@ using detail::kMaxLogprobs;
 
 namespace {
 
-// "prompt": a string, an array of strings, an array of token ids, or an array of such arrays.
-std::vector<Prompt> read_prompts(FieldReader& r, const ParseContext& ctx) {
+// "prompt" (or the embeddings' "input"): a string, an array of strings, an array of token ids, or an array of such arrays.
+std::vector<Prompt> read_prompts(FieldReader& r, const ParseContext& ctx,
+                                 const std::string& key = "prompt") {
   std::vector<Prompt> prompts;
-  const bj::value* v = r.find("prompt");
+  const bj::value* v = r.find(key);
   if (!v) {
-    if (r.ok()) r.fail(missing_field("prompt"));
+    if (r.ok()) r.fail(missing_field(key));
     return prompts;
   }
   if (v->is_string()) {
     if (v->get_string().empty()) {
-      r.fail(invalid_value("prompt", "'prompt' must not be empty"));
+      r.fail(invalid_value(key, fmt::format("'{}' must not be empty", key)));
     } else {
       prompts.emplace_back(std::string(v->get_string()));
     }
     return prompts;
   }
   if (!v->is_array()) {
-    r.fail(invalid_type("prompt", fmt::format("'prompt' must be a string, an array of strings, an "
-                                              "array of token ids or an array of token-id "
-                                              "arrays, got {}",
-                                              json_kind_name(*v))));
+    r.fail(invalid_type(key, fmt::format("'{}' must be a string, an array of strings, an array "
+                                         "of token ids or an array of token-id arrays, got {}",
+                                         key, json_kind_name(*v))));
     return prompts;
   }
   const bj::array& a = v->get_array();
   if (a.empty()) {
-    r.fail(invalid_value("prompt", "'prompt' must not be empty"));
+    r.fail(invalid_value(key, fmt::format("'{}' must not be empty", key)));
     return prompts;
   }
   if (a[0].is_string()) {
     for (size_t i = 0; i < a.size(); ++i) {
-      std::string where = fmt::format("prompt[{}]", i);
+      std::string where = fmt::format("{}[{}]", key, i);
       if (!a[i].is_string()) {
         r.fail(invalid_type(where,
-                            fmt::format("'prompt' mixes strings and {}s", json_kind_name(a[i]))));
+                            fmt::format("'{}' mixes strings and {}s", key, json_kind_name(a[i]))));
         return {};
       }
       if (a[i].get_string().empty()) {
@@ -55,13 +55,13 @@ std::vector<Prompt> read_prompts(FieldReader& r, const ParseContext& ctx) {
     }
   } else if (a[0].is_array()) {
     for (size_t i = 0; i < a.size(); ++i) {
-      std::string where = fmt::format("prompt[{}]", i);
+      std::string where = fmt::format("{}[{}]", key, i);
       auto ids = detail::read_token_ids(r, a[i], where, ctx.vocab_size, false);
       if (!ids) return {};
       prompts.emplace_back(std::move(*ids));
     }
   } else {
-    auto ids = detail::read_token_ids(r, *v, "prompt", ctx.vocab_size, false);
+    auto ids = detail::read_token_ids(r, *v, key, ctx.vocab_size, false);
     if (!ids) return {};
     prompts.emplace_back(std::move(*ids));
   }
@@ -366,6 +366,34 @@ ApiResult<std::string> cut_at_continue_tag(std::string_view rendered) {
     while (!out.empty() && std::isspace(static_cast<unsigned char>(out.back()))) out.pop_back();
   }
   return out;
+}
+
+ApiResult<EmbeddingRequest> parse_embedding_request(std::string_view body,
+                                                    const ParseContext& ctx) {
+  ApiResult<bj::object> doc = detail::parse_body(body);
+  if (!doc.ok()) return doc.error();
+  FieldReader r(doc.value());
+  r.reject_unknown({"model", "input", "encoding_format", "dimensions", "user",
+                    // vLLM extensions
+                    "add_special_tokens", "priority"});
+  EmbeddingRequest req;
+  if (auto m = detail::read_model(r, ctx)) req.model = std::move(*m);
+  req.inputs = read_prompts(r, ctx, "input");
+  if (auto f = r.string("encoding_format")) {
+    if (*f == "base64") {
+      req.base64 = true;
+    } else if (*f != "float") {
+      r.fail(invalid_value("encoding_format",
+                           fmt::format("'encoding_format' must be 'float' or 'base64', got '{}'",
+                                       *f)));
+    }
+  }
+  if (auto d = r.integer("dimensions", 1)) req.dimensions = *d;
+  (void)r.string("user");
+  if (auto a = r.boolean("add_special_tokens")) req.add_special_tokens = *a;
+  if (auto p = r.integer("priority", INT32_MIN, INT32_MAX)) req.priority = static_cast<int>(*p);
+  if (!r.ok()) return r.error();
+  return req;
 }
 
 }  // namespace kite::server

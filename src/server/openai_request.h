@@ -115,6 +115,18 @@ struct DetokenizeRequest {
   std::vector<int32_t> tokens;
 };
 
+// POST /v1/embeddings
+struct EmbeddingRequest {
+  std::string model;
+  std::vector<Prompt> inputs;  // "input": a string, strings, token ids or token-id lists
+  bool base64 = false;         // encoding_format "base64": little-endian float32, base64
+  int64_t dimensions = 0;      // 0: the model's size
+  bool add_special_tokens = true;
+  int priority = 0;
+};
+
+ApiResult<EmbeddingRequest> parse_embedding_request(std::string_view body,
+                                                    const ParseContext& ctx);
 ApiResult<CompletionRequest> parse_completion_request(std::string_view body,
                                                       const ParseContext& ctx);
 ApiResult<ChatCompletionRequest> parse_chat_request(std::string_view body, const ParseContext& ctx);

@@ -387,6 +387,7 @@ awaitable<void> handle_responses(Exchange& ex) {
   std::shared_ptr<const LoadedModel> model = co_await require_model(ex);
   if (!model) co_return;
   ResponseStore& store = ex.state().responses();
+  const std::string id = random_id("resp_");
   // Parsing and the template run on the preparation pool (prep_pool.h).
   std::optional<ApiResult<ResponsesRequest>> parsed;
   std::optional<ApiResult<PreparedChat>> prepared;
@@ -395,7 +396,7 @@ awaitable<void> handle_responses(Exchange& ex) {
             parse_responses_request(ex.request().body(), model->parse_context,
                                     [&store](const std::string& id) { return store.get(id); }));
         if (parsed->ok()) {
-          prepared.emplace(prepare_chat(*model, ex.state().config(), parsed->value().chat));
+          prepared.emplace(prepare_chat(*model, ex.state().config(), parsed->value().chat, id));
         }
       })) {
     co_return;
@@ -409,15 +410,9 @@ awaitable<void> handle_responses(Exchange& ex) {
     co_await ex.send_error(prepared->error());
     co_return;
   }
-  const std::string id = random_id("resp_");
-  GenerateRequest g;
-  g.request_id = id;
-  g.prompt = std::move(prepared->value().prompt);
-  g.add_special_tokens = false;  // the template holds BOS
-  g.params = req.chat.params;
-  g.priority = req.chat.priority;
   ResponsesSink sink(req, prepared->value().plan, id, store);
-  co_await run_generation(ex, *model->engine, g, req.chat.stream, "input", sink);
+  co_await run_generation(ex, *model->engine, prepared->value().request, req.chat.stream, "input",
+                          sink);
 }
 
 }  // namespace kite::server

@@ -32,14 +32,8 @@ std::optional<std::string> read_parts(FieldReader& r, const bj::value& v, const 
     return std::nullopt;
   }
   std::string text;
-  const bj::array& parts = v.get_array();
-  for (size_t i = 0; i < parts.size(); ++i) {
-    std::string at = fmt::format("{}[{}]", where, i);
-    if (!parts[i].is_object()) {
-      r.fail(invalid_type(at, fmt::format("'{}' must be an object", at)));
-      return std::nullopt;
-    }
-    FieldReader pr(parts[i].get_object(), at);
+  const bool ok = read_objects(r, v.get_array(), where, [&](FieldReader& pr, size_t) {
+    const std::string& at = pr.path_prefix();
     std::optional<std::string> type = pr.string("type");
     if (pr.ok() && !type) pr.fail(missing_field(at + ".type"));
     if (pr.ok()) {
@@ -64,11 +58,8 @@ std::optional<std::string> read_parts(FieldReader& r, const bj::value& v, const 
                                           assistant ? "output_text" : "input_text")));
       }
     }
-    if (!pr.ok()) {
-      r.fail(pr.error());
-      return std::nullopt;
-    }
-  }
+  });
+  if (!ok) return std::nullopt;
   return text;
 }
 
@@ -237,13 +228,8 @@ void read_function_tools(FieldReader& r, ResponsesRequest& req) {
   req.tools_json = bj::serialize(*tools);
   bj::array openai_tools;
   std::set<std::string> names;
-  for (size_t i = 0; i < tools->size() && r.ok(); ++i) {
-    std::string at = fmt::format("tools[{}]", i);
-    if (!(*tools)[i].is_object()) {
-      r.fail(invalid_type(at, fmt::format("'{}' must be an object", at)));
-      return;
-    }
-    FieldReader tr((*tools)[i].get_object(), at);
+  read_objects(r, *tools, "tools", [&](FieldReader& tr, size_t) {
+    const std::string& at = tr.path_prefix();
     std::optional<std::string> type = tr.string("type");
     if (tr.ok() && !type) tr.fail(missing_field(at + ".type"));
     if (tr.ok() && *type != "function") {
@@ -260,10 +246,7 @@ void read_function_tools(FieldReader& r, ResponsesRequest& req) {
     if (tr.ok() && !names.insert(*name).second) {
       tr.fail(invalid_value(at + ".name", fmt::format("function name '{}' is used twice", *name)));
     }
-    if (!tr.ok()) {
-      r.fail(tr.error());
-      return;
-    }
+    if (!tr.ok()) return;
     ToolFunction f;
     f.name = *name;
     f.parameters_json = params ? bj::serialize(*params) : std::string(R"({"type": "object"})");
@@ -276,7 +259,7 @@ void read_function_tools(FieldReader& r, ResponsesRequest& req) {
     tool["type"] = "function";
     tool["function"] = std::move(fn);
     openai_tools.emplace_back(std::move(tool));
-  }
+  });
   req.chat.template_options.tools_json = bj::serialize(openai_tools);
 }
 

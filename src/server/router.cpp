@@ -12,7 +12,7 @@ struct RouteEntry {
   Route route;
 };
 
-constexpr std::array<RouteEntry, 12> kRoutes = {{
+constexpr std::array<RouteEntry, 13> kRoutes = {{
     {"/", "GET", Route::kChatPage},
     {"/health", "GET", Route::kHealth},
     {"/version", "GET", Route::kVersion},
@@ -22,6 +22,7 @@ constexpr std::array<RouteEntry, 12> kRoutes = {{
     {"/v1/chat/completions", "POST", Route::kChatCompletions},
     {"/v1/messages", "POST", Route::kMessages},
     {"/v1/responses", "POST", Route::kResponses},
+    {"/v1/embeddings", "POST", Route::kEmbeddings},
     {"/tokenize", "POST", Route::kTokenize},
     {"/detokenize", "POST", Route::kDetokenize},
     {"/v1/models/{id}", "GET", Route::kModel},

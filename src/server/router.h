@@ -19,6 +19,7 @@ enum class Route {
   kChatCompletions,  // POST /v1/chat/completions
   kMessages,         // POST /v1/messages (Anthropic)
   kResponses,        // POST /v1/responses
+  kEmbeddings,       // POST /v1/embeddings
   kTokenize,         // POST /tokenize
   kDetokenize,       // POST /detokenize
   kPreflight,        // OPTIONS on any known path (CORS)

@@ -8,7 +8,6 @@ import json
 import os
 import sys
 
-import numpy as np
 import pytest
 
 from kite_server import ROOT, TINY
@@ -16,28 +15,11 @@ from kite_server import ROOT, TINY
 openai = pytest.importorskip("openai")
 tokenizers = pytest.importorskip("tokenizers")
 sys.path.insert(0, os.path.join(ROOT, "tests", "conformance", "model"))
+import beam_reference  # noqa: E402
 import llama_oracle  # noqa: E402
+from beam_reference import PROMPT, reference_beams  # noqa: E402
 
-PROMPT = "The cat sat on the"  # no near-tie at any cut, for widths 2 and 4
-T = 6
-
-
-def log_softmax(x):
-    x = x - x.max()
-    return x - np.log(np.exp(x).sum())
-
-
-def reference_beams(oracle, prompt, width, steps):
-    beams = [(list(prompt), 0.0)]
-    for _ in range(steps):
-        cands = []
-        for tokens, cum in beams:
-            lp = log_softmax(np.asarray(oracle.forward(tokens)[-1], dtype=np.float64))
-            for tid in np.argsort(-lp, kind="stable")[:2 * width]:
-                cands.append((tokens + [int(tid)], cum + float(lp[tid])))
-        cands.sort(key=lambda c: -c[1])
-        beams = cands[:width]
-    return beams
+T = beam_reference.STEPS
 
 
 @pytest.fixture(scope="module")

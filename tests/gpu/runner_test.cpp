@@ -22,10 +22,12 @@
 #include <string>
 #include <vector>
 
+#include "backend/cpu/cpu_model_runner.h"
 #include "backend/cpu/ops.h"
 #include "backend/cuda/cuda_model_runner.h"
 #include "core/thread_pool.h"
 #include "gpu_test_util.h"
+#include "models/load.h"
 
 namespace kite::cuda::test {
 namespace {
@@ -612,6 +614,95 @@ TEST(CudaRunner, Fp8WeightsStayCloseToBf16) {
     }
   }
   unsetenv("KITE_FP8_GEMM");
+}
+
+// Pooling rows (embeddings, ForwardBatch::num_pooling_rows) on the shipped TinyStories model
+// (an F32 checkpoint: the CUDA runner computes in float32, so it differs from the CPU runner
+// only in summation order): the final-norm rows the CUDA runner returns equal the CPU runner's
+// within 2^-16 relative L2, over two prefill chunks of a long sequence (every row pooled, as
+// mean pooling asks) beside a short one with an ordinary logits row, whose logits match too.
+TEST(CudaRunner, PoolingRowsMatchTheCpuRunner) {
+  KITE_REQUIRE_GPU();
+  const std::string path = std::string(KITE_SOURCE_DIR) + "/tests/data/models/tinystories-656k";
+  auto store = load_model(path, LoadOptions{});
+  ASSERT_TRUE(store.ok()) << store.status().to_string();
+  std::shared_ptr<const WeightStore> ws(std::move(*store));
+  const ModelConfig& cfg = ws->config();
+  const int64_t H = cfg.hidden_size, V = cfg.vocab_size;
+  KvCacheConfig kc;
+  kc.block_size = 16;
+  kc.max_num_seqs = 8;
+  kc.max_num_batched_tokens = 256;
+  kc.memory_budget_bytes = 64ll << 20;
+  auto cpu = CpuModelRunner::create(ws);
+  ASSERT_TRUE(cpu.ok()) << cpu.status().to_string();
+  ASSERT_TRUE((*cpu)->allocate_kv_cache(64, kc).ok());
+  WeightLookup lookup = [&](std::string_view name) { return ws->get(name); };
+  auto dtype = choose_compute_dtype(cfg, lookup, "auto");
+  ASSERT_TRUE(dtype.ok()) << dtype.status().to_string();
+  ASSERT_EQ(*dtype, DType::kF32);
+  CudaRunnerOptions opts;
+  opts.dtype = *dtype;
+  auto gpu = CudaModelRunner::create(cfg, lookup, opts);
+  ASSERT_TRUE(gpu.ok()) << gpu.status().to_string();
+  kc.dtype = DType::kF32;
+  ASSERT_TRUE((*gpu)->allocate_kv_cache(64, kc).ok());
+  ASSERT_TRUE((*gpu)->supports_pooling());
+
+  std::mt19937 rng(5);
+  std::vector<int32_t> a(70), b(9);
+  for (auto& t : a) t = static_cast<int32_t>(rng() % V);
+  for (auto& t : b) t = static_cast<int32_t>(rng() % V);
+  // Sequence a (blocks 1..5) in chunks [0, 40) and [40, 70); sequence b (block 6) whole in the
+  // first step, with a logits row for its last token and that row pooled too.
+  auto step = [&](int a_start, int a_end, bool with_b) {
+    ForwardBatch fb;
+    fb.query_start_loc.push_back(0);
+    fb.block_table_indptr.push_back(0);
+    auto add = [&](const std::vector<int32_t>& p, int start, int end, int first_block) {
+      for (int pos = start; pos < end; ++pos) {
+        fb.token_ids.push_back(p[static_cast<size_t>(pos)]);
+        fb.positions.push_back(pos);
+        fb.slot_mapping.push_back((first_block + pos / 16) * 16 + pos % 16);
+      }
+      fb.query_start_loc.push_back(fb.num_tokens());
+      fb.seq_lens.push_back(end);
+      for (int k = 0; k < (end + 15) / 16; ++k) fb.block_table.push_back(first_block + k);
+      fb.block_table_indptr.push_back(static_cast<int32_t>(fb.block_table.size()));
+      fb.max_query_len = std::max(fb.max_query_len, end - start);
+      fb.max_seq_len = std::max(fb.max_seq_len, end);
+    };
+    add(a, a_start, a_end, 1);
+    const int a_rows = a_end - a_start;
+    if (with_b) {
+      add(b, 0, static_cast<int>(b.size()), 6);
+      fb.logits_indices.push_back(fb.num_tokens() - 1);  // b's last token: an ordinary row
+    }
+    for (int r = 0; r < a_rows; ++r) fb.logits_indices.push_back(r);  // a: every row pooled
+    if (with_b) fb.logits_indices.push_back(fb.num_tokens() - 1);     // b: its last row pooled
+    fb.num_pooling_rows = a_rows + (with_b ? 1 : 0);
+    return fb;
+  };
+  for (const ForwardBatch& fb : {step(0, 40, true), step(40, 70, false)}) {
+    TensorView lc, lg;
+    ASSERT_TRUE((*cpu)->forward(fb, &lc).ok());
+    const Status st = (*gpu)->forward(fb, &lg);
+    ASSERT_TRUE(st.ok()) << st.to_string();
+    const int64_t n_logits = fb.num_logits() - fb.num_pooling_rows;
+    ASSERT_EQ(lg.dim(0), n_logits);
+    std::vector<float> hc(static_cast<size_t>(fb.num_pooling_rows * H)), hg(hc.size());
+    ASSERT_TRUE((*cpu)->hidden_states_to_host(0, fb.num_pooling_rows, hc.data()).ok());
+    ASSERT_TRUE((*gpu)->hidden_states_to_host(0, fb.num_pooling_rows, hg.data()).ok());
+    const ErrorStats e = compare(hg, hc);
+    EXPECT_LT(e.rel_l2, 1.0 / 65536) << e.to_string();
+    EXPECT_EQ(e.nan, 0u);
+    if (n_logits > 0) {
+      std::vector<float> gc(static_cast<size_t>(n_logits * V)), gg(gc.size());
+      ASSERT_TRUE((*cpu)->logits_to_host(lc, gc.data()).ok());
+      ASSERT_TRUE((*gpu)->logits_to_host(lg, gg.data()).ok());
+      EXPECT_LT(compare(gg, gc).rel_l2, 1.0 / 65536) << compare(gg, gc).to_string();
+    }
+  }
 }
 
 }  // namespace

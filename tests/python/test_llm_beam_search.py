@@ -13,16 +13,16 @@ import os
 import sys
 
 import kite
-import numpy as np
 import pytest
 
 from conftest import ROOT, TINY
 
 sys.path.insert(0, os.path.join(ROOT, "tests", "conformance", "model"))
+import beam_reference  # noqa: E402
 import llama_oracle  # noqa: E402
+from beam_reference import PROMPT  # noqa: E402
 
-PROMPT = "The cat sat on the"  # no near-tie at any cut, for widths 2 and 4
-T = 6
+T = beam_reference.STEPS
 TOL = T * 2e-4
 
 
@@ -31,25 +31,9 @@ def oracle():
     return llama_oracle.Model(TINY)
 
 
-def log_softmax(x):
-    x = x - x.max()
-    return x - np.log(np.exp(x).sum())
-
-
 def reference_beams(oracle, prompt, width, steps):
-    """[(tokens, cum_logprob)], best first: transformers' beam step without EOS handling."""
-    beams = [(list(prompt), 0.0)]
-    for _ in range(steps):
-        cands = []
-        for tokens, cum in beams:
-            lp = log_softmax(np.asarray(oracle.forward(tokens)[-1], dtype=np.float64))
-            for tid in np.argsort(-lp, kind="stable")[:2 * width]:
-                cands.append((tokens + [int(tid)], cum + float(lp[tid])))
-        cands.sort(key=lambda c: -c[1])
-        if len(cands) > width:  # the cut is clear of kite's tolerance
-            assert cands[width - 1][1] - cands[width][1] > 2 * TOL
-        beams = cands[:width]
-    return beams
+    # The cut is clear of kite's tolerance.
+    return beam_reference.reference_beams(oracle, prompt, width, steps, min_gap=2 * TOL)
 
 
 @pytest.mark.parametrize("width", [1, 2, 4])

@@ -61,6 +61,13 @@ Status CpuModelRunner::init() {
   } else {
     ops_ = graph_.ops;
   }
+  // Pooling reads the LM head's input: the final norm's rows (not there when the norm is
+  // fused into the LM head as its prologue).
+  for (const Op& op : ops_) {
+    if (op.kind == OpKind::kLinear && op.out == graph_.logits && op.prologue_norm == kNoWeight) {
+      final_hidden_ = op.in;
+    }
+  }
   return ok_status();
 }
 
@@ -261,7 +268,9 @@ void CpuModelRunner::run_linear(const Op& op, const ForwardBatch& batch) {
   ThreadPool* pool = &pool_;
   const cpu::CpuWeight& w = weight(op.weight);
   const ValueDecl& in = graph_.value(op.in);
-  const int64_t rows = in.rows == RowSpace::kLogits ? batch.num_logits() : batch.num_tokens();
+  int64_t rows = in.rows == RowSpace::kLogits ? batch.num_logits() : batch.num_tokens();
+  if (op.out == graph_.logits) rows -= batch.num_pooling_rows;  // pooling rows need no logits
+  if (rows == 0) return;
   const int64_t k = in.width;
   const int64_t out_rows =
       static_cast<int64_t>(std::accumulate(w.part_rows.begin(), w.part_rows.end(), int64_t{0}));
@@ -316,12 +325,18 @@ Status CpuModelRunner::forward(const ForwardBatch& batch, TensorView* logits) {
     const int64_t need = (d.rows == RowSpace::kLogits ? m : n) * d.width;
     if (values_[v].size() < static_cast<size_t>(need)) values_[v].resize(static_cast<size_t>(need));
   }
+  if (batch.num_pooling_rows > 0 && final_hidden_ == kNoValue) {
+    return unimplemented("pooling needs the final norm's output, which the fused op list folds "
+                         "into the LM head");
+  }
   for (const Op& op : ops_) {
     // A step without tokens computes nothing but may still ask for no logits.
     if (n == 0 && graph_.value(op.out).rows == RowSpace::kTokens) continue;
     run_op(op, batch);
   }
-  *logits = TensorView(buf(graph_.logits), DType::kF32, {m, config().vocab_size});
+  num_pooling_rows_ = batch.num_pooling_rows;
+  first_pooling_row_ = m - batch.num_pooling_rows;
+  *logits = TensorView(buf(graph_.logits), DType::kF32, {first_pooling_row_, config().vocab_size});
   return ok_status();
 }
 
@@ -337,6 +352,18 @@ Status CpuModelRunner::sample(const TensorView& logits, const SamplingBatch& par
         fmt::format("sample: {} parameter rows for {} logits rows", params.num_rows(), rows));
   }
   return cpu_sample(logits.as<float>(), vocab, params, out, &pool_);
+}
+
+Status CpuModelRunner::hidden_states_to_host(int64_t first, int64_t num_rows, float* out) {
+  if (first < 0 || num_rows < 0 || first + num_rows > num_pooling_rows_) {
+    return invalid_argument(fmt::format("hidden_states_to_host: rows [{}, {}) outside the {} "
+                                        "pooling rows of the last forward",
+                                        first, first + num_rows, num_pooling_rows_));
+  }
+  const int64_t d = graph_.value(final_hidden_).width;
+  std::memcpy(out, buf(final_hidden_) + (first_pooling_row_ + first) * d,
+              static_cast<size_t>(num_rows * d) * sizeof(float));
+  return ok_status();
 }
 
 Status CpuModelRunner::logits_to_host(const TensorView& logits, float* out) {

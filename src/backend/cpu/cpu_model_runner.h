@@ -49,6 +49,10 @@ class CpuModelRunner final : public ModelRunner {
   // The CPU reference sampler (sampling/cpu_sampler.h) over host logits.
   Status sample(const TensorView& logits, const SamplingBatch& params, SamplerOutput* out) override;
   Status logits_to_host(const TensorView& logits, float* out) override;
+  // Pooling rows' final-norm hidden states (unimplemented with fused_ops: the final norm is
+  // folded into the LM head there).
+  bool supports_pooling() const override { return final_hidden_ != kNoValue; }
+  Status hidden_states_to_host(int64_t first, int64_t num_rows, float* out) override;
 
   int num_threads() const { return pool_.num_threads(); }
   int64_t num_kv_blocks() const { return num_blocks_; }
@@ -86,6 +90,9 @@ class CpuModelRunner final : public ModelRunner {
   std::vector<std::vector<float>> values_;
   std::vector<float> prologue_;  // fused lists: a linear's normalized input
   std::vector<float> product_;   // fused lists: a linear's product before its epilogue
+  ValueId final_hidden_ = kNoValue;  // the LM head's input, [num_logits, hidden]
+  int64_t num_pooling_rows_ = 0;     // of the last forward
+  int64_t first_pooling_row_ = 0;    // its row in final_hidden_
 };
 
 }  // namespace kite

@@ -152,6 +152,12 @@ Result<std::unique_ptr<CudaModelRunner>> CudaModelRunner::create(const ModelConf
   FusionOptions plain;
   plain.silu_epilogue = true;  // the GEMV's SiLU epilogue where a step fits it, else two kernels
   impl->plain_ops = fuse_ops(impl->graph, plain);
+  for (const Op& op : impl->plain_ops) {
+    if (op.kind == OpKind::kLinear && op.out == impl->graph.logits &&
+        op.prologue_norm == kNoWeight) {
+      impl->final_hidden = op.in;
+    }
+  }
   FusionOptions all;
   all.residual_epilogue = all.norm_prologue = all.rope_epilogue = all.silu_epilogue = true;
   impl->fused_ops = fuse_ops(impl->graph, all);
@@ -306,10 +312,22 @@ Status CudaModelRunner::forward(const ForwardBatch& b, TensorView* logits) {
   limits.max_block_table = m.mem.cap.block_table;
   limits.planned = true;
   KITE_RETURN_IF_ERROR(validate_batch(b, limits));
+  if (b.num_pooling_rows > 0 && m.final_hidden == kNoValue) {
+    return unimplemented("pooling: this model's LM head has no separate final-norm output");
+  }
+  m.pool_rows = b.num_pooling_rows;
+  m.first_pool_row = b.num_logits() - b.num_pooling_rows;
+  m.pool_host.resize(static_cast<size_t>(
+      dtype_bytes(m.opts.dtype, static_cast<int64_t>(m.pool_rows) * m.cfg.hidden_size)));
   float* out = static_cast<float*>(m.mem.values[static_cast<size_t>(m.graph.logits)]);
-  KITE_ASSIGN_OR_RETURN(m.last_used_graph, m.replay_graph(b));
+  // Pooling steps run eagerly on the plain list (the graphs and the fused list have no
+  // final-norm output to copy).
+  m.last_used_graph = false;
+  if (m.pool_rows == 0) {
+    KITE_ASSIGN_OR_RETURN(m.last_used_graph, m.replay_graph(b));
+  }
   if (!m.last_used_graph) KITE_RETURN_IF_ERROR(m.forward_eager(b, &out));
-  *logits = TensorView(out, DType::kF32, {b.num_logits(), m.cfg.vocab_size}, Device::kCuda);
+  *logits = TensorView(out, DType::kF32, {m.first_pool_row, m.cfg.vocab_size}, Device::kCuda);
   return ok_status();
 }
 
@@ -345,6 +363,29 @@ std::vector<int> CudaModelRunner::decode_graph_sizes() const {
   std::vector<int> s;
   for (const auto& [b, g] : impl_->graphs) s.push_back(b);
   return s;
+}
+
+bool CudaModelRunner::supports_pooling() const { return impl_->final_hidden != kNoValue; }
+
+Status CudaModelRunner::hidden_states_to_host(int64_t first, int64_t num_rows, float* out) {
+  Impl& m = *impl_;
+  if (first < 0 || num_rows < 0 || first + num_rows > m.pool_rows) {
+    return invalid_argument("hidden_states_to_host: rows outside the last forward's pooling rows");
+  }
+  KITE_RETURN_IF_ERROR(m.dev->make_current());
+  KITE_RETURN_IF_ERROR(cuda_status(cudaStreamSynchronize(m.stream), "hidden_states_to_host"));
+  const int64_t h = m.cfg.hidden_size;
+  const int64_t n = num_rows * h;
+  if (m.opts.dtype == DType::kF32) {
+    std::memcpy(out, m.pool_host.data() + first * h * 4, static_cast<size_t>(n) * 4);
+  } else if (m.opts.dtype == DType::kBF16) {
+    const auto* src = reinterpret_cast<const bf16_t*>(m.pool_host.data()) + first * h;
+    for (int64_t i = 0; i < n; ++i) out[i] = bf16_to_f32(src[i]);
+  } else {
+    return unimplemented("hidden_states_to_host: compute dtype " +
+                         std::string(dtype_name(m.opts.dtype)));
+  }
+  return ok_status();
 }
 
 DType CudaModelRunner::compute_dtype() const { return impl_->opts.dtype; }

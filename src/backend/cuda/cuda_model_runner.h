@@ -62,6 +62,10 @@ class CudaModelRunner final : public ModelRunner {
   Status forward(const ForwardBatch& batch, TensorView* logits) override;
   Status sample(const TensorView& logits, const SamplingBatch& params, SamplerOutput* out) override;
   Status logits_to_host(const TensorView& logits, float* out) override;
+  // Pooling rows (embeddings): run eagerly on the plain op list; their final-norm rows are
+  // copied to the host during the forward and converted to F32 here.
+  bool supports_pooling() const override;
+  Status hidden_states_to_host(int64_t first, int64_t num_rows, float* out) override;
 
   // Batch sizes with a captured decode graph (empty before allocate_kv_cache or when off).
   std::vector<int> decode_graph_sizes() const;

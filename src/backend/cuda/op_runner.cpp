@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "backend/cuda/activation.h"
+#include "backend/cuda/cuda_check.h"
 #include "backend/cuda/embedding.h"
 #include "backend/cuda/flashinfer_prefill.h"
 #include "backend/cuda/gemv.h"
@@ -18,7 +19,7 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
                                         int fi_works, float* logits_out) {
   const int32_t* in = inputs_d.as<int32_t>();
   const int T = d.tokens;
-  const bool fused = fused_ok && T <= opts.gemv_max_m;
+  const bool fused = fused_ok && T <= opts.gemv_max_m && pool_rows == 0;
   const std::vector<Op>& ops = fused ? fused_ops : plain_ops;
   auto val = [&](ValueId v) { return mem.values[static_cast<size_t>(v)]; };
   auto width = [&](ValueId v) { return graph.value(v).width; };
@@ -189,7 +190,20 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
   for (int r0 = 0; r0 < d.logits; r0 += mem.cap.logits) {
     const int rows = std::min(mem.cap.logits, d.logits - r0);
     for (size_t i = first_logits_op; i < ops.size(); ++i) {
-      KITE_RETURN_IF_ERROR(run(ops[i], rows, r0));
+      const Op& op = ops[i];
+      // Pooling rows (from first_pool_row on) get no LM head.
+      const int op_rows =
+          op.out == graph.logits ? std::clamp(first_pool_row - r0, 0, rows) : rows;
+      if (op_rows > 0) KITE_RETURN_IF_ERROR(run(op, op_rows, r0));
+      if (pool_rows > 0 && op.out == final_hidden && r0 + rows > first_pool_row) {
+        // This chunk's pooling rows of the final norm, before the next chunk overwrites them.
+        const int from = std::max(r0, first_pool_row);
+        const int64_t row_bytes = dtype_bytes(opts.dtype, width(final_hidden));
+        KITE_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(
+            pool_host.data() + (from - first_pool_row) * row_bytes,
+            static_cast<const uint8_t*>(val(final_hidden)) + (from - r0) * row_bytes,
+            static_cast<size_t>((r0 + rows - from) * row_bytes), cudaMemcpyDeviceToHost, stream));
+      }
     }
   }
   return ok_status();

@@ -210,6 +210,10 @@ class Model:
         return y
 
     def forward(self, ids):
+        return self.hidden(ids) @ self.w["lm_head.weight"].T
+
+    def hidden(self, ids):
+        """The final norm's output, [T, hidden] (what embedding models pool)."""
         w, T = self.w, len(ids)
         pos = np.arange(T)
         x = w["model.embed_tokens.weight"][np.array(ids)]
@@ -250,8 +254,7 @@ class Model:
             g = self.linear(h, p + "mlp.gate_proj")
             u = self.linear(h, p + "mlp.up_proj")
             x = x + self.linear(g / (1 + np.exp(-g)) * u, p + "mlp.down_proj")
-        x = rmsnorm(x, w["model.norm.weight"], self.eps)
-        return x @ w["lm_head.weight"].T
+        return rmsnorm(x, w["model.norm.weight"], self.eps)
 
 
 def main():

@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <random>
 #include <string>
 #include <vector>
@@ -98,6 +100,77 @@ TEST(EngineModel, BatchingInvarianceWithChunkedPrefillAndPreemption) {
     EXPECT_EQ(c.finish[0], alone[i].finish[0]) << "request " << i;
   }
   EXPECT_GT(batched->stats().num_preemptions, 0);
+}
+
+// The TinyStories model served for embeddings (runner "pooling") with sentence-transformers'
+// mean pooling: 64 prompts of mixed lengths run together in a small KV cache, their prefills
+// chunked over steps and batched with each other, give exactly the embedding each gives alone
+// (mean pooling sums over the chunks), unit-norm, and leave no KV block behind. (Prefill-only
+// requests are rarely preempted: only the last admitted one is partial at a step's start.)
+TEST(EngineModel, EmbeddingsAreBatchInvariantUnderChunking) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / "kite-engine-model-mean-pooling";
+  fs::remove_all(dir);
+  fs::create_directories(dir / "1_Pooling");
+  for (const char* f : {"config.json", "generation_config.json", "model.safetensors",
+                        "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"}) {
+    fs::create_symlink(fs::path(kModel) / f, dir / f);
+  }
+  std::ofstream(dir / "modules.json")
+      << R"([{"idx": 1, "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+             {"idx": 2, "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}])";
+  std::ofstream(dir / "1_Pooling" / "config.json") << R"({"pooling_mode_mean_tokens": true})";
+  auto make_pooling = [&](EngineConfig cfg) {
+    cfg.model = dir.string();
+    cfg.runner = "pooling";
+    cfg.num_threads = 2;
+    auto e = Engine::create(cfg);
+    EXPECT_TRUE(e.ok()) << e.status().to_string();
+    return e.ok() ? std::move(*e) : nullptr;
+  };
+  std::unique_ptr<Engine> solo = make_pooling({});
+  ASSERT_NE(solo, nullptr);
+  EXPECT_EQ(solo->model_info().pooling.type, "MEAN");
+  const std::vector<std::vector<int32_t>> prompts = mixed_prompts(*solo, 64, 3);
+  auto embed = [](Engine& e, const std::vector<int32_t>& prompt) {
+    GenerateRequest r;
+    r.prompt = prompt;
+    r.pooling = PoolingParams{};
+    return *e.add_request(std::move(r));
+  };
+  auto last_output = [](RequestStream& s) {
+    RequestOutput last;
+    while (auto out = s.next()) last = std::move(*out);
+    EXPECT_TRUE(last.finished && last.error.ok()) << last.error.to_string();
+    return last;
+  };
+  std::vector<std::vector<float>> alone;
+  for (const auto& p : prompts) alone.push_back(last_output(*embed(*solo, p)).embedding);
+
+  EngineConfig cfg;
+  cfg.max_num_batched_tokens = 48;
+  cfg.max_num_seqs = 64;
+  cfg.block_size = 16;
+  cfg.max_model_len = 512;
+  const int64_t block_bytes = 2 * 2 * 16 * 4 * 16 * 4;  // K,V × layers × tokens × kv heads × dim
+  cfg.kv_cache_memory_bytes = 34 * block_bytes;
+  std::unique_ptr<Engine> batched = make_pooling(cfg);
+  ASSERT_NE(batched, nullptr);
+  std::vector<std::shared_ptr<RequestStream>> streams;
+  for (const auto& p : prompts) streams.push_back(embed(*batched, p));
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const RequestOutput out = last_output(*streams[i]);
+    ASSERT_EQ(out.embedding.size(), 128u);
+    EXPECT_EQ(out.embedding, alone[i]) << "request " << i;
+    EXPECT_EQ(out.prompt_token_ids, prompts[i]);
+    double norm = 0;
+    for (float x : out.embedding) norm += static_cast<double>(x) * x;
+    EXPECT_NEAR(norm, 1.0, 1e-5);
+  }
+  const EngineStats st = batched->stats();
+  EXPECT_EQ(st.num_kv_blocks_used, 0);
+  EXPECT_EQ(st.requests_finished_total, 64);
+  fs::remove_all(dir);
 }
 
 // Seeded sampling gives the same tokens alone and in a batch.

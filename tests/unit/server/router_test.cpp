@@ -15,6 +15,7 @@ TEST(RouterTest, KnownRoutes) {
   EXPECT_EQ(match_route("POST", "/v1/chat/completions").route, Route::kChatCompletions);
   EXPECT_EQ(match_route("POST", "/v1/messages").route, Route::kMessages);
   EXPECT_EQ(match_route("POST", "/v1/responses").route, Route::kResponses);
+  EXPECT_EQ(match_route("POST", "/v1/embeddings").route, Route::kEmbeddings);
   EXPECT_EQ(match_route("GET", "/v1/messages").status, 405);
   EXPECT_EQ(match_route("POST", "/tokenize").route, Route::kTokenize);
   EXPECT_EQ(match_route("POST", "/detokenize").route, Route::kDetokenize);
