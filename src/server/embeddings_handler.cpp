@@ -12,6 +12,7 @@
 #include "server/generation_common.h"
 #include "server/handlers.h"
 #include "server/openai_response.h"
+#include "server/prep_pool.h"
 
 namespace kite::server {
 
