@@ -20,6 +20,9 @@ computes in float32). The default prompt and length reach no EOS and
 have no near-tie at any cut, so both libraries' rankings agree exactly; where a beam ends in EOS
 the length normalisations differ by design and the script says so instead of failing.
 Exit status 1 on any mismatch. --skip-transformers runs kite only (no torch needed).
+Where torch and kite's python package are on different machines (the GPU machine has torch but
+not this build's Python module): `--save-reference F` there writes transformers' beams and
+cumulative log-probabilities to F (no kite), and `--reference F` here compares kite with them.
 """
 
 import argparse
@@ -136,6 +139,18 @@ def hf_beams(model, prompt_ids, width, max_tokens, length_penalty, early_stoppin
     return beams
 
 
+def transformers_refs(prompt_ids, widths, args, eos):
+    """{width: [(tokens, cum_logprob)]} from transformers (float64, eager attention)."""
+    import torch
+    import transformers
+
+    torch.set_default_dtype(torch.float64)
+    model = transformers.AutoModelForCausalLM.from_pretrained(
+        TINY, dtype=torch.float64, attn_implementation="eager").eval()
+    return {w: hf_beams(model, prompt_ids, w, args.max_tokens, args.length_penalty,
+                        args.early_stopping, eos) for w in widths}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--widths", default="1,2,4")
@@ -145,6 +160,10 @@ def main():
     ap.add_argument("--prompt", default=PROMPT)
     ap.add_argument("--tol", type=float, default=1e-3)
     ap.add_argument("--kite-bin", default=None, help="also check kite serve's completions")
+    ap.add_argument("--save-reference", default=None,
+                    help="run transformers only and write its beams to this JSON file")
+    ap.add_argument("--reference", default=None,
+                    help="transformers' beams from --save-reference instead of running torch")
     ap.add_argument("--skip-transformers", action="store_true",
                     help="run kite only (no torch needed): prints its beams")
     args = ap.parse_args()
@@ -155,6 +174,20 @@ def main():
     prompt_ids = Tokenizer.from_file(os.path.join(TINY, "tokenizer.json")).encode(args.prompt).ids
     with open(os.path.join(TINY, "config.json")) as f:
         eos = json.load(f)["eos_token_id"]
+    if args.save_reference:
+        refs = transformers_refs(prompt_ids, widths, args, eos)
+        import torch
+        import transformers
+        with open(args.save_reference, "w") as f:
+            json.dump({"prompt_ids": prompt_ids, "max_tokens": args.max_tokens,
+                       "length_penalty": args.length_penalty,
+                       "early_stopping": args.early_stopping,
+                       "transformers": transformers.__version__, "torch": torch.__version__,
+                       "beams": {str(w): refs[w] for w in widths}}, f, indent=1)
+        for w in widths:
+            for rank, (tokens, cum) in enumerate(refs[w]):
+                print(f"transformers W={w} #{rank}: {tokens} cum_logprob {cum:.6f}")
+        return 0
     kite = {w: kite_beams(prompt_ids, w, args.max_tokens, args.length_penalty) for w in widths}
     served = {}
     if args.kite_bin:
@@ -170,15 +203,21 @@ def main():
     if args.skip_transformers:
         return report(failures)
 
-    import torch
-    import transformers
-
-    torch.set_default_dtype(torch.float64)
-    model = transformers.AutoModelForCausalLM.from_pretrained(
-        TINY, torch_dtype=torch.float64, attn_implementation="eager").eval()
+    if args.reference:
+        with open(args.reference) as f:
+            saved = json.load(f)
+        same = (saved["prompt_ids"] == prompt_ids and saved["max_tokens"] == args.max_tokens and
+                saved["length_penalty"] == args.length_penalty and
+                saved["early_stopping"] == args.early_stopping)
+        if not same:
+            failures.append(f"{args.reference} was written for another prompt or settings")
+            return report(failures)
+        print(f"reference: transformers {saved['transformers']}, torch {saved['torch']}")
+        refs = {w: [(list(t), float(c)) for t, c in saved["beams"][str(w)]] for w in widths}
+    else:
+        refs = transformers_refs(prompt_ids, widths, args, eos)
     for w in widths:
-        ref = hf_beams(model, prompt_ids, w, args.max_tokens, args.length_penalty,
-                       args.early_stopping, eos)
+        ref = refs[w]
         for rank, ((kt, kc), (ht, hc)) in enumerate(zip(kite[w], ref)):
             eos_ended = (kt and kt[-1] == eos) or (ht and ht[-1] == eos)
             print(f"W={w} #{rank}: kite {kt} {kc:.6f} | transformers {ht} {hc:.6f}")
