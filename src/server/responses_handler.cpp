@@ -394,7 +394,7 @@ awaitable<void> handle_responses(Exchange& ex) {
   if (!co_await run_prepared(ex, [&](const PrepToken&) {
         parsed.emplace(
             parse_responses_request(ex.request().body(), model->parse_context,
-                                    [&store](const std::string& id) { return store.get(id); }));
+                                    [&store](const std::string& prev) { return store.get(prev); }));
         if (parsed->ok()) {
           prepared.emplace(prepare_chat(*model, ex.state().config(), parsed->value().chat, id));
         }
