@@ -139,11 +139,14 @@ def moe_layer(c, l):
 
 
 def write_moe_gguf(out, name, q8_experts=False):
-    """The HF model OUT/name as a GGUF in llama.cpp's layout (convert_hf_to_gguf.py): experts
+    """Skipped under --no-gguf (transformers_check.py on a machine without the gguf package).
+    The HF model OUT/name as a GGUF in llama.cpp's layout (convert_hf_to_gguf.py): experts
     stacked into blk.N.ffn_{gate,up,down}_exps ([experts, rows, cols]), the router as
     ffn_gate_inp; llama-architecture Q/K rows permuted for llama.cpp's interleaved RoPE. With
     q8_experts the stacked experts are Q8_0, and the HF model's expert tensors are rewritten to
     their dequantized values, so both files hold the same numbers."""
+    if NO_GGUF:
+        return
     from gguf import GGUFWriter, GGMLQuantizationType
     from gguf.quants import dequantize, quantize
     from safetensors.numpy import load_file
@@ -234,7 +237,12 @@ def patch_dtype(path, old, new):
         f.write(len(text).to_bytes(8, "little") + text + data[8 + n :])
 
 
+NO_GGUF = False
+
+
 def main():
+    global NO_GGUF
+    NO_GGUF = "--no-gguf" in sys.argv[2:]
     out = sys.argv[1]
     # Llama 3.1 style: llama3 RoPE scaling (all three frequency bands present at head_dim 32),
     # BF16 weights, untied, GQA 4/2.

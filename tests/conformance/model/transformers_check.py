@@ -9,7 +9,7 @@ For each model and prompt it runs transformers the way kite runs the sequence â€
 one forward call, then one token per call on the KV cache (this matters for LongRoPE, whose
 frequencies transformers picks per call) â€” with eager attention in float64, greedy for 24
 steps, and compares the logits at every position with the oracle's full forward over the same
-tokens. Exit status 1 when any model differs by more than 1e-6 or picks another greedy token.
+tokens. Exit status 1 when any model differs by more than TOL (below) or picks another greedy token.
 """
 
 import argparse
@@ -27,6 +27,13 @@ import make_tiny_models  # noqa: E402
 from gemma_oracle import GemmaModel  # noqa: E402
 from llama_oracle import Model  # noqa: E402
 
+# transformers' float64 run is not float64 throughout: its RMSNorms (Llama's, Qwen's, Phi's,
+# Mistral's, Gemma's) cast the hidden state to float32 for the normalisation, and its RoPE tables
+# are computed in float32, so its logits carry float32 rounding (2-7e-6 on these models, with the
+# oracle's exact float64 on the other side). TOL bounds that, three orders of magnitude under any
+# real mistake (a wrong scaling, norm or routing moves logits by 1e-2 or more); greedy tokens
+# must be identical.
+TOL = 2e-5
 PROMPTS = [[1, 5, 9, 33], [7], [3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9, 7, 9, 3, 2, 3, 8]]
 STEPS = 24
 MODELS = ["llama31-bf16", "qwen2-f16-sharded", "qwen3-f32", "mistral-mqa", "phi3-fused",
@@ -59,7 +66,8 @@ def check(model_dir, name):
     if getattr(config, "pad_token_id", None) is not None and config.pad_token_id >= config.vocab_size:
         config.pad_token_id = None
     model = transformers.AutoModelForCausalLM.from_pretrained(
-        model_dir, config=config, dtype=torch.float64, attn_implementation="eager")
+        model_dir, config=config, dtype=torch.float64, attn_implementation="eager",
+        experts_implementation="eager")  # its grouped_mm experts take no float64
     model.eval()
     arch = model.config.architectures[0]
     oracle = GemmaModel(model_dir) if arch.startswith("Gemma") else Model(model_dir)
@@ -74,7 +82,7 @@ def check(model_dir, name):
         worst = max(worst, diff)
         greedy_ok = all(int(np.argmax(ref[p])) == ids[p + 1] for p in range(len(prompt) - 1,
                                                                              len(ids) - 1))
-        ok = ok and diff <= 1e-6 and greedy_ok
+        ok = ok and diff <= TOL and greedy_ok
         print(f"{name} prompt of {len(prompt)}: max |oracle - transformers| {diff:.3g}, "
               f"greedy {'same' if greedy_ok else 'DIFFERENT'}", flush=True)
     return ok, worst
@@ -86,7 +94,7 @@ def main():
     ap.add_argument("--work", default="")
     a = ap.parse_args()
     work = a.work or tempfile.mkdtemp(prefix="kite-tiny-")
-    sys.argv = ["make_tiny_models.py", work]
+    sys.argv = ["make_tiny_models.py", work, "--no-gguf"]  # transformers reads no GGUF
     make_tiny_models.main()
     failed = []
     for name in a.models.split(","):
