@@ -122,19 +122,25 @@ def hf_beams(model, prompt_ids, width, max_tokens, length_penalty, early_stoppin
             temperature=None, top_p=None, top_k=None)
     # Per-token log-probabilities of each returned beam (transformers' documented way: their
     # sum with the length penalty applied is sequences_scores); padding after an early EOS
-    # scores 0.
-    trans = model.compute_transition_scores(out.sequences, out.scores, out.beam_indices,
-                                            normalize_logits=False)
+    # scores 0. num_beams=1 is greedy search in transformers: no beam indices, and its scores are
+    # the raw logits (normalised here).
+    beam_indices = getattr(out, "beam_indices", None)
+    if beam_indices is None:
+        trans = model.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)
+    else:
+        trans = model.compute_transition_scores(out.sequences, out.scores, beam_indices,
+                                                normalize_logits=False)
     beams = []
     for i, seq in enumerate(out.sequences.tolist()):
         gen = seq[len(prompt_ids):]
-        steps = int((out.beam_indices[i] >= 0).sum()) if out.beam_indices is not None else len(gen)
+        steps = int((beam_indices[i] >= 0).sum()) if beam_indices is not None else len(gen)
         gen = gen[:steps]
         cum = float(trans[i][:steps].sum())
-        via_score = float(out.sequences_scores[i]) * len(gen) ** length_penalty
-        if abs(via_score - cum) > 1e-6:
-            print(f"  note: sequences_scores * len ** lp = {via_score:.6f}, transition sum "
-                  f"{cum:.6f} (this transformers version normalises another length)")
+        if getattr(out, "sequences_scores", None) is not None:
+            via_score = float(out.sequences_scores[i]) * len(gen) ** length_penalty
+            if abs(via_score - cum) > 1e-6:
+                print(f"  note: sequences_scores * len ** lp = {via_score:.6f}, transition sum "
+                      f"{cum:.6f} (this transformers version normalises another length)")
         beams.append((gen, cum))
     return beams
 
