@@ -141,7 +141,7 @@ def main():
     torch.set_default_dtype(torch.float64)
     for name, pooling, dims, model_dir, rows in results:
         model = transformers.AutoModel.from_pretrained(
-            model_dir, torch_dtype=torch.float64, attn_implementation="eager").eval()
+            model_dir, dtype=torch.float64, attn_implementation="eager").eval()
         oracle = embed_models.oracle(model_dir)
         for ids, vec in rows:
             with torch.no_grad():
@@ -154,7 +154,9 @@ def main():
                   f"(oracle vs transformers {oracle_err:.2e})")
             if not err <= args.tol:
                 failures.append(f"{name} {ids[:6]}: kite vs transformers {err:.2e}")
-            if not oracle_err <= 1e-9:
+            # transformers normalises (RMSNorm) in float32 inside its float64 run: ~1e-7 on
+            # these unit vectors; a real mismatch (pooling, norm, RoPE) is orders larger.
+            if not oracle_err <= 1e-6:
                 failures.append(f"{name} {ids[:6]}: oracle vs transformers {oracle_err:.2e}")
     return report(failures)
 
