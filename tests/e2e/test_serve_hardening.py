@@ -210,9 +210,12 @@ def test_the_shutdown_timeout_is_a_hard_deadline(tmp_path):
 def test_heavy_preparations_leave_the_http_thread_free(tmp_path):
     # One HTTP thread, two preparation workers, a queue of one. Heavy preparations (8 MB
     # prompts to tokenize, seconds each here) hold the workers; the HTTP thread keeps answering,
-    # a full queue gets 503 + Retry-After at once, and the queued request is served later.
+    # a full queue gets 503 + Retry-After at once, and the queued request is served later. The
+    # preparation deadline is far off: this test is about queueing, and a slow machine (or a
+    # sanitizer build, ~10x slower) must not turn the queued request into a deadline 503.
     server = KiteServer(TINY, "--http-threads", "1", "--prep-workers", "2", "--prep-queue", "1",
-                        "--kv-cache-memory", "32MiB", log_dir=str(tmp_path), name="prep").start()
+                        "--prep-timeout-s", "3600", "--kv-cache-memory", "32MiB",
+                        log_dir=str(tmp_path), name="prep").start()
     heavy_text = "Once upon a time, Lily saw a big red ball. " * (8 * 1024 * 1024 // 44)
     results = {}
 
