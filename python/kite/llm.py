@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 from . import _core
 from .inputs import Prompt, PromptType, parse_prompts
@@ -195,13 +195,23 @@ class LLM:
             if id(p) not in core_params:
                 core_params[id(p)] = p._to_core(self._vocab_size)
 
-        batch = _core.Batch(self._engine)
-        try:
+        def add_all(batch):
             for i, (prompt, p) in enumerate(zip(prompts, params)):
                 batch.add(prompt.token_ids if prompt.token_ids is not None else prompt.text,
                           core_params[id(p)], prompt.add_special_tokens,
                           str(next(self._request_counter)),
                           0 if priority is None else int(priority[i]))
+
+        batch = self._run_batch(add_all, use_tqdm)
+        return [self._request_output(batch.result(i), prompts[i], params[i])
+                for i in range(len(batch))]
+
+    def _run_batch(self, add_all: Callable[[Any], None], use_tqdm: Any) -> Any:
+        """Submits a batch's requests (add_all(batch)), waits for all of them without the GIL
+        behind the progress bar, and raises the first request error; returns the batch."""
+        batch = _core.Batch(self._engine)
+        try:
+            add_all(batch)
             bar = ProgressBar(len(batch), use_tqdm)
             try:
                 while batch.num_finished < len(batch):
@@ -216,8 +226,7 @@ class LLM:
                 batch.wait(_WAIT_MS)
             raise
         batch.raise_first_error()
-        return [self._request_output(batch.result(i), prompts[i], params[i])
-                for i in range(len(batch))]
+        return batch
 
     def _params_per_prompt(self, sampling_params: Any, count: int) -> List[SamplingParams]:
         if sampling_params is None:
@@ -312,26 +321,14 @@ class LLM:
             per_prompt = list(pooling_params)
             if len(per_prompt) != len(parsed):
                 raise ValueError("The lengths of prompts and pooling_params must be the same.")
-        batch = _core.Batch(self._engine)
-        try:
+        def add_all(batch):
             for prompt, p in zip(parsed, per_prompt):
                 batch.add_embedding(
                     prompt.token_ids if prompt.token_ids is not None else prompt.text,
                     int(p.dimensions or 0), prompt.add_special_tokens,
                     str(next(self._request_counter)))
-            bar = ProgressBar(len(batch), use_tqdm)
-            try:
-                while batch.num_finished < len(batch):
-                    finished = batch.wait(_WAIT_MS)  # without the GIL
-                    bar.update(finished, batch.num_prompt_tokens, batch.num_output_tokens)
-            finally:
-                bar.close()
-        except BaseException:
-            batch.abort_unfinished()
-            while batch.num_finished < len(batch):
-                batch.wait(_WAIT_MS)
-            raise
-        batch.raise_first_error()
+
+        batch = self._run_batch(add_all, use_tqdm)
         out = []
         for i, prompt in enumerate(parsed):
             r = batch.result(i)

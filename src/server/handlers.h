@@ -11,6 +11,7 @@
 
 #include "server/chat_output.h"
 #include "server/http_session.h"
+#include "server/prep_pool.h"
 
 namespace kite::server {
 
@@ -59,5 +60,34 @@ struct PreparedChat {
 };
 ApiResult<PreparedChat> prepare_chat(const LoadedModel& model, const ServerConfig& config,
                                      ChatCompletionRequest& req, std::string request_id);
+
+// The front the chat-shaped endpoints share (chat completions, Anthropic messages, responses):
+// on the preparation pool (prep_pool.h), `parse()` reads the body into `parsed` and prepare_chat
+// readies the chat request `chat_of(parsed)` into `prepared`. False once the request has been
+// answered: the client left, or either step failed (its error is sent here).
+template <class Request, class Parse, class ChatOf>
+boost::asio::awaitable<bool> parse_and_prepare_chat(Exchange& ex, const LoadedModel& model,
+                                                    const std::string& id, Parse parse,
+                                                    ChatOf chat_of,
+                                                    std::optional<ApiResult<Request>>& parsed,
+                                                    std::optional<ApiResult<PreparedChat>>& prepared) {
+  if (!co_await run_prepared(ex, [&](const PrepToken&) {
+        parsed.emplace(parse());
+        if (parsed->ok()) {
+          prepared.emplace(prepare_chat(model, ex.state().config(), chat_of(parsed->value()), id));
+        }
+      })) {
+    co_return false;
+  }
+  if (!parsed->ok()) {
+    co_await ex.send_error(parsed->error());
+    co_return false;
+  }
+  if (!prepared->ok()) {
+    co_await ex.send_error(prepared->error());
+    co_return false;
+  }
+  co_return true;
+}
 
 }  // namespace kite::server

@@ -285,25 +285,16 @@ awaitable<void> handle_messages(Exchange& ex) {
   std::shared_ptr<const LoadedModel> model = co_await require_model(ex);
   if (!model) co_return;
   const std::string id = random_id("msg_");
-  // Parsing and the template run on the preparation pool (prep_pool.h).
   std::optional<ApiResult<ChatCompletionRequest>> parsed;
   std::optional<ApiResult<PreparedChat>> prepared;
-  if (!co_await run_prepared(ex, [&](const PrepToken&) {
-        parsed.emplace(parse_messages_request(ex.request().body(), model->parse_context));
-        if (parsed->ok())
-          prepared.emplace(prepare_chat(*model, ex.state().config(), parsed->value(), id));
-      })) {
-    co_return;
-  }
-  if (!parsed->ok()) {
-    co_await ex.send_error(parsed->error());
+  if (!co_await parse_and_prepare_chat(
+          ex, *model, id,
+          [&] { return parse_messages_request(ex.request().body(), model->parse_context); },
+          [](ChatCompletionRequest& r) -> ChatCompletionRequest& { return r; }, parsed,
+          prepared)) {
     co_return;
   }
   ChatCompletionRequest& req = parsed->value();
-  if (!prepared->ok()) {
-    co_await ex.send_error(prepared->error());
-    co_return;
-  }
   MessagesSink sink(req, prepared->value().plan, id);
   co_await run_generation(ex, *model->engine, prepared->value().request, req.stream, "messages",
                           sink);

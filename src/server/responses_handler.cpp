@@ -388,28 +388,20 @@ awaitable<void> handle_responses(Exchange& ex) {
   if (!model) co_return;
   ResponseStore& store = ex.state().responses();
   const std::string id = random_id("resp_");
-  // Parsing and the template run on the preparation pool (prep_pool.h).
   std::optional<ApiResult<ResponsesRequest>> parsed;
   std::optional<ApiResult<PreparedChat>> prepared;
-  if (!co_await run_prepared(ex, [&](const PrepToken&) {
-        parsed.emplace(
-            parse_responses_request(ex.request().body(), model->parse_context,
-                                    [&store](const std::string& prev) { return store.get(prev); }));
-        if (parsed->ok()) {
-          prepared.emplace(prepare_chat(*model, ex.state().config(), parsed->value().chat, id));
-        }
-      })) {
-    co_return;
-  }
-  if (!parsed->ok()) {
-    co_await ex.send_error(parsed->error());
+  if (!co_await parse_and_prepare_chat(
+          ex, *model, id,
+          [&] {
+            return parse_responses_request(
+                ex.request().body(), model->parse_context,
+                [&store](const std::string& prev) { return store.get(prev); });
+          },
+          [](ResponsesRequest& r) -> ChatCompletionRequest& { return r.chat; }, parsed,
+          prepared)) {
     co_return;
   }
   ResponsesRequest& req = parsed->value();
-  if (!prepared->ok()) {
-    co_await ex.send_error(prepared->error());
-    co_return;
-  }
   ResponsesSink sink(req, prepared->value().plan, id, store);
   co_await run_generation(ex, *model->engine, prepared->value().request, req.chat.stream, "input",
                           sink);

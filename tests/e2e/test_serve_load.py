@@ -15,6 +15,7 @@ import time
 import pytest
 
 from kite_server import TINY, KiteServer
+from soak import read_head, request_bytes, sse_events
 
 NUM_STREAMS = 1000
 MAX_TOKENS = 8
@@ -31,39 +32,14 @@ RSS_GROWTH_PER_ROUND_KIB = 8 * 1024
 CHECK_RSS = not os.environ.get("KITE_SANITIZER")
 
 
-def request_bytes(body, path="/v1/completions"):
-    data = json.dumps(body).encode()
-    return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n").encode() + data
-
-
 async def read_sse(reader):
     """Reads an HTTP/1.1 chunked SSE response; yields each `data:` payload (str)."""
-    status_line = await reader.readline()
-    status = int(status_line.split()[1])
-    headers = {}
-    while True:
-        line = await reader.readline()
-        if line in (b"\r\n", b""):
-            break
-        k, _, v = line.decode().partition(":")
-        headers[k.strip().lower()] = v.strip()
+    status, headers = await read_head(reader)
     if status != 200:
         raise RuntimeError(f"status {status}: {await reader.read()}")
     assert headers.get("transfer-encoding") == "chunked"
-    buf = b""
-    while True:
-        size = int((await reader.readline()).strip(), 16)
-        if size == 0:
-            await reader.readline()
-            return
-        buf += await reader.readexactly(size)
-        await reader.readexactly(2)
-        while b"\n\n" in buf:
-            event, buf = buf.split(b"\n\n", 1)
-            for line in event.split(b"\n"):
-                if line.startswith(b"data: "):
-                    yield line[6:].decode()
+    async for data in sse_events(reader):
+        yield data
 
 
 async def one_stream(port, prompt, sem_open, all_connected, num_connected, count):

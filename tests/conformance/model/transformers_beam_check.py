@@ -28,20 +28,15 @@ cumulative log-probabilities to F (no kite), and `--reference F` here compares k
 import argparse
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
 TINY = os.path.join(ROOT, "tests", "data", "models", "tinystories-656k")
 sys.path.insert(0, HERE)
 from beam_reference import PROMPT, STEPS  # noqa: E402
+from kite_serve import kite_serve, post, report  # noqa: E402
 
 
 def kite_beams(prompt_ids, width, max_tokens, length_penalty):
@@ -60,51 +55,20 @@ def kite_beams(prompt_ids, width, max_tokens, length_penalty):
 _LLM = None
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def serve_beams(kite_bin, prompt_ids, widths, max_tokens, length_penalty, log_path):
     """{width: [tokens after the prompt]} from kite serve's completions beam search."""
-    port = free_port()
-    cmd = [kite_bin, "serve", TINY, "--device", "cpu", "--host", "127.0.0.1", "--port",
-           str(port), "--served-model-name", "tiny", "--kv-cache-memory", "64MiB"]
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"kite serve exited with {proc.returncode}; see {log_path}")
-            try:
-                with urllib.request.urlopen(base + "/health", timeout=5) as r:
-                    if r.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"kite serve did not become healthy; see {log_path}")
-            time.sleep(0.2)
-        out = {}
+    out = {}
+    args = [TINY, "--device", "cpu", "--served-model-name", "tiny", "--kv-cache-memory", "64MiB"]
+    with kite_serve(kite_bin, args, log_path, ready_s=120) as base:
         for w in widths:
             body = {"model": "tiny", "prompt": prompt_ids, "n": w, "max_tokens": max_tokens,
                     "use_beam_search": True, "length_penalty": length_penalty,
                     "return_token_ids": True}
-            req = urllib.request.Request(base + "/v1/completions", data=json.dumps(body).encode(),
-                                         headers={"Content-Type": "application/json"})
-            with urllib.request.urlopen(req, timeout=120) as r:
-                choices = json.loads(r.read())["choices"]
-            out[w] = [list(c["token_ids"]) for c in sorted(choices, key=lambda c: c["index"])]
-        return out
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+            status, r = post(base + "/v1/completions", body)
+            if status != 200:
+                raise RuntimeError(f"/v1/completions W={w}: HTTP {status} {r}")
+            out[w] = [list(c["token_ids"]) for c in sorted(r["choices"], key=lambda c: c["index"])]
+    return out
 
 
 def hf_beams(model, prompt_ids, width, max_tokens, length_penalty, early_stopping, eos):
@@ -237,14 +201,6 @@ def main():
         if len(kite[w]) != len(ref):
             failures.append(f"W={w}: kite returned {len(kite[w])} beams, transformers {len(ref)}")
     return report(failures)
-
-
-def report(failures):
-    if failures:
-        print("MISMATCH:\n  " + "\n  ".join(failures))
-        return 1
-    print("OK")
-    return 0
 
 
 if __name__ == "__main__":

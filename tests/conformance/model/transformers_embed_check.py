@@ -18,19 +18,14 @@ oracle only).
 import argparse
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import embed_models  # noqa: E402
+from kite_serve import kite_serve, post, report  # noqa: E402
 
 TEXTS = ["The cat sat on the mat.", "Once upon a time there was a little dog", "a"]
 IDS = [[5, 17, 300, 2000, 44], [9]]
@@ -40,48 +35,14 @@ MODELS = [  # (name, pooling, matryoshka, dimensions to ask for)
 ]
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def post(url, body, timeout=120):
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"{}")
-
-
 def kite_embeddings(kite_bin, model_dir, device, inputs, dimensions, log_path):
     """{input index: vector} from a `kite serve` started for this model."""
-    port = free_port()
-    cmd = [kite_bin, "serve", model_dir, "--runner", "pooling", "--device", device,
-           "--host", "127.0.0.1", "--port", str(port), "--served-model-name", "emb",
-           "--max-model-len", "128"]
+    args = [model_dir, "--runner", "pooling", "--device", device, "--served-model-name", "emb",
+            "--max-model-len", "128"]
     if device == "cpu":
-        cmd += ["--kv-cache-memory", "16MiB"]
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 300
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"kite serve exited with {proc.returncode}; see {log_path}")
-            try:
-                with urllib.request.urlopen(base + "/health", timeout=5) as r:
-                    if r.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"kite serve did not become healthy; see {log_path}")
-            time.sleep(0.2)
-        out = []
+        args += ["--kv-cache-memory", "16MiB"]
+    out = []
+    with kite_serve(kite_bin, args, log_path) as base:
         for body in inputs:
             if dimensions:
                 body = dict(body, dimensions=dimensions)
@@ -89,13 +50,7 @@ def kite_embeddings(kite_bin, model_dir, device, inputs, dimensions, log_path):
             if status != 200:
                 raise RuntimeError(f"/v1/embeddings {body}: HTTP {status} {r}")
             out.append([np.asarray(d["embedding"], dtype=np.float64) for d in r["data"]])
-        return out
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    return out
 
 
 def main():
@@ -133,7 +88,7 @@ def main():
                 rows.append((ids, vec))
         results.append((name, pooling, dims, model_dir, rows))
     if args.skip_transformers:
-        return report(failures)
+        return report(failures, "OK: kite's embeddings match")
 
     import torch
     import transformers
@@ -158,15 +113,7 @@ def main():
             # these unit vectors; a real mismatch (pooling, norm, RoPE) is orders larger.
             if not oracle_err <= 1e-6:
                 failures.append(f"{name} {ids[:6]}: oracle vs transformers {oracle_err:.2e}")
-    return report(failures)
-
-
-def report(failures):
-    if failures:
-        print("MISMATCH:\n  " + "\n  ".join(failures))
-        return 1
-    print("OK: kite's embeddings match")
-    return 0
+    return report(failures, "OK: kite's embeddings match")
 
 
 if __name__ == "__main__":
