@@ -23,6 +23,7 @@ Result<std::unique_ptr<CpuModelRunner>> CpuModelRunner::create(
     std::shared_ptr<const WeightStore> weights, const CpuRunnerOptions& options) {
   std::unique_ptr<CpuModelRunner> r(new CpuModelRunner(std::move(weights), options.num_threads));
   r->options_ = options;
+  r->comm_ = options.comm;
   KITE_RETURN_IF_ERROR(r->init());
   return r;
 }
@@ -34,6 +35,24 @@ Status CpuModelRunner::init() {
   TensorLookup lookup = [&w](std::string_view name) { return w.find(name); };
   KITE_ASSIGN_OR_RETURN(ModelWeights bound, bind_weights(graph_, lookup));
   KITE_ASSIGN_OR_RETURN(weights_cpu_, cpu::make_cpu_weights(bound, options_.fp8_online));
+  local_ = c;
+  tp_.num_q_heads = c.num_attention_heads;
+  tp_.num_kv_heads = c.num_key_value_heads;
+  tp_.intermediate = c.intermediate_size;
+  tp_.vocab_rows = tp_.vocab_stride = c.vocab_size;
+  if (tensor_parallel()) {
+    if (options_.fused_ops) return unimplemented("fused_ops with tensor parallelism");
+    KITE_ASSIGN_OR_RETURN(tp_, cpu::make_tp_layout(c, comm_->rank(), comm_->world_size()));
+    KITE_RETURN_IF_ERROR(cpu::shard_weights(graph_, c, tp_, &weights_cpu_));
+    // The rank's graph: the same ops and weights, with its widths (heads, intermediate rows,
+    // logits of vocab_stride columns).
+    local_ = cpu::local_config(c, tp_);
+    const size_t num_weights = graph_.weights.size();
+    KITE_ASSIGN_OR_RETURN(graph_, build_model_graph(local_));
+    if (graph_.weights.size() != num_weights) {
+      return internal_error("a rank's graph declares other weights than the model's");
+    }
+  }
   const float* freq_factors = nullptr;
   if (graph_.rope_freqs != kNoWeight && weight(graph_.rope_freqs).present) {
     freq_factors = weight(graph_.rope_freqs).vec.data();
@@ -72,12 +91,12 @@ Status CpuModelRunner::init() {
 }
 
 int64_t CpuModelRunner::kv_block_bytes(int block_size) const {
-  const ModelConfig& c = config();
+  const ModelConfig& c = local_;
   return 2 * c.num_hidden_layers * static_cast<int64_t>(block_size) * c.kv_size() *
          static_cast<int64_t>(sizeof(float));
 }
 
-Result<int64_t> CpuModelRunner::determine_num_kv_blocks(const KvCacheConfig& cfg) {
+Status CpuModelRunner::local_num_kv_blocks(const KvCacheConfig& cfg, int64_t* num_blocks) {
   if (cfg.block_size <= 0) {
     return invalid_argument(fmt::format("block_size must be positive, got {}", cfg.block_size));
   }
@@ -91,10 +110,11 @@ Result<int64_t> CpuModelRunner::determine_num_kv_blocks(const KvCacheConfig& cfg
         "are needed",
         cfg.memory_budget_bytes, blocks, cfg.block_size, kv_block_bytes(cfg.block_size)));
   }
-  return blocks;
+  *num_blocks = blocks;
+  return ok_status();
 }
 
-Status CpuModelRunner::allocate_kv_cache(int64_t num_blocks, const KvCacheConfig& cfg) {
+Status CpuModelRunner::local_allocate_kv_cache(int64_t num_blocks, const KvCacheConfig& cfg) {
   if (cfg.dtype != DType::kF32) {
     return unimplemented(
         fmt::format("the CPU backend keeps its KV cache in F32, not {}", dtype_name(cfg.dtype)));
@@ -103,7 +123,7 @@ Status CpuModelRunner::allocate_kv_cache(int64_t num_blocks, const KvCacheConfig
     return invalid_argument(
         fmt::format("cannot allocate {} KV blocks of {} tokens", num_blocks, cfg.block_size));
   }
-  const ModelConfig& c = config();
+  const ModelConfig& c = local_;
   const size_t bytes = static_cast<size_t>(num_blocks) * static_cast<size_t>(cfg.block_size) *
                        static_cast<size_t>(c.kv_size()) * sizeof(float);
   k_cache_.clear();
@@ -128,7 +148,7 @@ Status CpuModelRunner::allocate_kv_cache(int64_t num_blocks, const KvCacheConfig
 }
 
 void CpuModelRunner::run_op(const Op& op, const ForwardBatch& batch) {
-  const ModelConfig& c = config();
+  const ModelConfig& c = local_;
   ThreadPool* pool = &pool_;
   const int64_t n = batch.num_tokens();
   const int64_t m = batch.num_logits();
@@ -136,6 +156,10 @@ void CpuModelRunner::run_op(const Op& op, const ForwardBatch& batch) {
   switch (op.kind) {
     case OpKind::kEmbedding: {
       float* out = buf(op.out);
+      if (tensor_parallel()) {
+        embed_vocab_shard(op, batch);
+        return;
+      }
       cpu::embedding(weight(op.weight).parts[0], batch.token_ids.data(), n, out, pool);
       if (op.scale != 1.f) {
         for (int64_t i = 0; i < n * width(op.out); ++i) out[i] *= op.scale;
@@ -220,7 +244,7 @@ void CpuModelRunner::run_op(const Op& op, const ForwardBatch& batch) {
 void CpuModelRunner::rope_kv_write(float* qkv, int64_t stride, int layer, WeightId q_norm,
                                    WeightId k_norm, float eps, int rope,
                                    const ForwardBatch& batch) {
-  const ModelConfig& c = config();
+  const ModelConfig& c = local_;
   ThreadPool* pool = &pool_;
   const int64_t n = batch.num_tokens();
   const int64_t q = c.q_size(), kv = c.kv_size();
@@ -294,6 +318,10 @@ void CpuModelRunner::run_linear(const Op& op, const ForwardBatch& batch) {
     cpu::linear(x, rows, k, w.parts[p], bias, part_out, ldy, pool);
     part_out += w.part_rows[p];
   }
+  if (tensor_parallel() && graph_.weight(op.weight).shard == ShardDim::kRow && step_status_.ok()) {
+    // Row-parallel: each rank's product is a partial sum over its input columns.
+    step_status_ = comm_->all_reduce_sum(y, rows * ldy);
+  }
   switch (op.epilogue) {
     case Epilogue::kNone:
       return;
@@ -318,6 +346,19 @@ Status CpuModelRunner::forward(const ForwardBatch& batch, TensorView* logits) {
   limits.num_blocks = num_blocks_;
   limits.block_size = block_size_;
   KITE_RETURN_IF_ERROR(validate_batch(batch, limits));
+  if (tensor_parallel()) {
+    KITE_RETURN_IF_ERROR(send_forward(batch));
+  }
+  KITE_RETURN_IF_ERROR(local_forward(batch));
+  const int64_t m = batch.num_logits();
+  const float* out = tensor_parallel() ? logits_full_.data() : buf(graph_.logits);
+  *logits = TensorView(const_cast<float*>(out), DType::kF32,
+                       {m - batch.num_pooling_rows, config().vocab_size});
+  return ok_status();
+}
+
+Status CpuModelRunner::local_forward(const ForwardBatch& batch) {
+  step_status_ = ok_status();
   const int64_t n = batch.num_tokens();
   const int64_t m = batch.num_logits();
   for (size_t v = 0; v < values_.size(); ++v) {
@@ -336,7 +377,8 @@ Status CpuModelRunner::forward(const ForwardBatch& batch, TensorView* logits) {
   }
   num_pooling_rows_ = batch.num_pooling_rows;
   first_pooling_row_ = m - batch.num_pooling_rows;
-  *logits = TensorView(buf(graph_.logits), DType::kF32, {first_pooling_row_, config().vocab_size});
+  KITE_RETURN_IF_ERROR(step_status_);
+  if (tensor_parallel()) KITE_RETURN_IF_ERROR(gather_logits(first_pooling_row_));
   return ok_status();
 }
 

@@ -10,10 +10,12 @@
 
 #include "backend/cpu/cpu_weights.h"
 #include "backend/cpu/moe.h"
+#include "backend/cpu/tensor_parallel.h"
 #include "checkpoint/weights.h"
 #include "core/tensor.h"
 #include "core/thread_pool.h"
 #include "models/model_graph.h"
+#include "parallel/communicator.h"
 #include "runtime/model_runner.h"
 
 namespace kite {
@@ -27,6 +29,11 @@ struct CpuRunnerOptions {
   // --quantization fp8: linear layers (not the LM head) quantized per channel at load and run
   // with those FP8 values (cpu_weights.h).
   bool fp8_online = false;
+  // Tensor parallelism (tensor_parallel.h): a world of several ranks makes this runner hold
+  // rank comm->rank()'s shard. Rank 0's runner is the engine's: its determine_num_kv_blocks,
+  // allocate_kv_cache and forward broadcast the call to the other ranks, which run
+  // run_worker(); its destructor releases them. nullptr or one rank = the whole model.
+  std::shared_ptr<parallel::Communicator> comm;
 };
 
 class CpuModelRunner final : public ModelRunner {
@@ -54,12 +61,27 @@ class CpuModelRunner final : public ModelRunner {
   bool supports_pooling() const override { return final_hidden_ != kNoValue; }
   Status hidden_states_to_host(int64_t first, int64_t num_rows, float* out) override;
 
+  // Ranks other than 0: runs rank 0's calls (KV sizing and allocation, forward steps) until
+  // rank 0's runner is destroyed. Errors: a collective's (kUnavailable), a step's.
+  Status run_worker();
+  const cpu::TpLayout& tp_layout() const { return tp_; }
+
+  ~CpuModelRunner() override;
+
   int num_threads() const { return pool_.num_threads(); }
   int64_t num_kv_blocks() const { return num_blocks_; }
 
  private:
   CpuModelRunner(std::shared_ptr<const WeightStore> weights, int num_threads);
   Status init();
+  bool tensor_parallel() const { return comm_ != nullptr && comm_->world_size() > 1; }
+  // Tensor parallelism (cpu_tensor_parallel.cpp). Rank 0: sends a forward to the workers.
+  Status send_forward(const ForwardBatch& batch);
+  Status local_num_kv_blocks(const KvCacheConfig& cfg, int64_t* blocks);
+  Status local_allocate_kv_cache(int64_t num_blocks, const KvCacheConfig& cfg);
+  Status local_forward(const ForwardBatch& batch);
+  void embed_vocab_shard(const Op& op, const ForwardBatch& batch);
+  Status gather_logits(int64_t rows);
   void run_op(const Op& op, const ForwardBatch& batch);
   void run_linear(const Op& op, const ForwardBatch& batch);
   void rope_kv_write(float* qkv, int64_t stride, int layer, WeightId q_norm, WeightId k_norm,
@@ -68,6 +90,15 @@ class CpuModelRunner final : public ModelRunner {
   const cpu::CpuWeight& weight(WeightId w) const { return weights_cpu_[static_cast<size_t>(w)]; }
 
   std::shared_ptr<const WeightStore> weights_;
+  std::shared_ptr<parallel::Communicator> comm_;  // nullptr = one rank
+  cpu::TpLayout tp_;                              // the whole model with one rank
+  ModelConfig local_;                             // this rank's heads/intermediate/vocab stride
+  std::vector<float> gathered_;                   // tensor parallel: [size, rows, vocab_stride]
+  std::vector<float> logits_full_;                // tensor parallel: [rows, vocab] on rank 0
+  std::vector<int32_t> local_ids_;                // vocab-parallel embedding scratch
+  std::vector<float> local_rows_;
+  bool workers_released_ = false;
+  Status step_status_;  // the first failed collective of the current step
   ThreadPool pool_;
   CpuRunnerOptions options_;
   ModelGraph graph_;

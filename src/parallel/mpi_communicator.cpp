@@ -1,0 +1,146 @@
+#include "parallel/mpi_communicator.h"
+
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <limits>
+#include <string>
+
+#include "parallel/watchdog.h"
+
+#ifdef KITE_WITH_MPI
+#include <mpi.h>
+#endif
+
+namespace kite::parallel {
+
+bool launched_by_mpi() {
+  for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_SIZE", "PMI_RANK"}) {
+    if (std::getenv(v) != nullptr) return true;
+  }
+  return false;
+}
+
+#ifndef KITE_WITH_MPI
+
+bool mpi_available() { return false; }
+
+Result<std::shared_ptr<Communicator>> create_mpi_communicator(const MpiOptions& /*options*/) {
+  return unavailable("this kite build has no MPI (install libopenmpi-dev and rebuild)");
+}
+
+void finalize_mpi() {}
+
+#else
+
+bool mpi_available() { return true; }
+
+namespace {
+
+std::string mpi_error(int code) {
+  char text[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  if (MPI_Error_string(code, text, &len) != MPI_SUCCESS) return fmt::format("MPI error {}", code);
+  return std::string(text, static_cast<size_t>(len));
+}
+
+Status check(int code, const char* call, int rank) {
+  if (code == MPI_SUCCESS) return ok_status();
+  return unavailable(fmt::format("rank {}: {} failed: {} (a peer rank died or cannot be reached)",
+                                 rank, call, mpi_error(code)));
+}
+
+// MPI counts are int: larger transfers go in chunks.
+constexpr int64_t kMaxChunk = std::numeric_limits<int>::max() / 8;
+
+class MpiCommunicator final : public Communicator {
+ public:
+  MpiCommunicator(int rank, int size, std::unique_ptr<Watchdog> watchdog,
+                  std::chrono::milliseconds timeout)
+      : rank_(rank), size_(size), watchdog_(std::move(watchdog)), timeout_(timeout) {}
+
+  int rank() const override { return rank_; }
+  int world_size() const override { return size_; }
+  std::string_view name() const override { return "mpi"; }
+
+  Status all_reduce_sum(float* data, int64_t count) override {
+    WatchdogScope guard(watchdog_.get(), "MPI_Allreduce", timeout_);
+    for (int64_t at = 0; at < count; at += kMaxChunk) {
+      const int n = static_cast<int>(std::min(kMaxChunk, count - at));
+      KITE_RETURN_IF_ERROR(check(
+          MPI_Allreduce(MPI_IN_PLACE, data + at, n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD),
+          "MPI_Allreduce", rank_));
+    }
+    return ok_status();
+  }
+
+  Status broadcast(void* data, int64_t bytes, int root, Wait wait) override {
+    WatchdogScope guard(wait == Wait::kBounded ? watchdog_.get() : nullptr, "MPI_Bcast",
+                        timeout_);
+    auto* p = static_cast<char*>(data);
+    for (int64_t at = 0; at < bytes; at += kMaxChunk) {
+      const int n = static_cast<int>(std::min(kMaxChunk, bytes - at));
+      KITE_RETURN_IF_ERROR(
+          check(MPI_Bcast(p + at, n, MPI_BYTE, root, MPI_COMM_WORLD), "MPI_Bcast", rank_));
+    }
+    return ok_status();
+  }
+
+  Status all_gather(const void* in, int64_t bytes, void* out) override {
+    if (bytes > kMaxChunk) return invalid_argument("all_gather: more than 256 MiB per rank");
+    WatchdogScope guard(watchdog_.get(), "MPI_Allgather", timeout_);
+    return check(MPI_Allgather(in, static_cast<int>(bytes), MPI_BYTE, out,
+                               static_cast<int>(bytes), MPI_BYTE, MPI_COMM_WORLD),
+                 "MPI_Allgather", rank_);
+  }
+
+  void abort(int code) override {
+    std::fflush(stdout);
+    std::fflush(stderr);
+    MPI_Abort(MPI_COMM_WORLD, code);
+    std::_Exit(code);  // MPI_Abort returned (it should not)
+  }
+
+ private:
+  int rank_;
+  int size_;
+  std::unique_ptr<Watchdog> watchdog_;
+  std::chrono::milliseconds timeout_;
+};
+
+}  // namespace
+
+Result<std::shared_ptr<Communicator>> create_mpi_communicator(const MpiOptions& options) {
+  int initialized = 0;
+  MPI_Initialized(&initialized);
+  auto watchdog = std::make_unique<Watchdog>(-1);
+  if (initialized == 0) {
+    WatchdogScope guard(watchdog.get(), "MPI_Init_thread", options.init_timeout);
+    int provided = 0;
+    const int rc = MPI_Init_thread(nullptr, nullptr, MPI_THREAD_SERIALIZED, &provided);
+    if (rc != MPI_SUCCESS) return unavailable("MPI_Init_thread failed: " + mpi_error(rc));
+    if (provided < MPI_THREAD_SERIALIZED) {
+      return unavailable("this MPI does not provide MPI_THREAD_SERIALIZED (kite's engine thread "
+                         "calls MPI, not the main thread)");
+    }
+  }
+  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+  int rank = 0, size = 0;
+  KITE_RETURN_IF_ERROR(check(MPI_Comm_rank(MPI_COMM_WORLD, &rank), "MPI_Comm_rank", -1));
+  KITE_RETURN_IF_ERROR(check(MPI_Comm_size(MPI_COMM_WORLD, &size), "MPI_Comm_size", rank));
+  watchdog->set_rank(rank);
+  return std::shared_ptr<Communicator>(
+      std::make_shared<MpiCommunicator>(rank, size, std::move(watchdog), options.collective_timeout));
+}
+
+void finalize_mpi() {
+  int initialized = 0, finalized = 0;
+  MPI_Initialized(&initialized);
+  MPI_Finalized(&finalized);
+  if (initialized != 0 && finalized == 0) MPI_Finalize();
+}
+
+#endif
+
+}  // namespace kite::parallel
