@@ -2,8 +2,13 @@
 
 #include <fmt/format.h>
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <atomic>
+#include <csignal>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "parallel/mpi_communicator.h"
@@ -20,6 +25,29 @@ std::chrono::milliseconds seconds_from_env(const char* name, int64_t fallback) {
   if (v != nullptr && *v != '\0') s = std::atoll(v);
   if (s <= 0) s = fallback;
   return std::chrono::milliseconds(s * 1000);
+}
+
+// mpirun ends the other ranks with SIGTERM when one dies: say so on each of them (write(2) only:
+// async-signal-safe), then exit as SIGTERM would.
+char g_term_message[160];
+size_t g_term_length = 0;
+
+void on_sigterm(int /*sig*/) {
+  [[maybe_unused]] const ssize_t n = write(STDERR_FILENO, g_term_message, g_term_length);
+  _exit(128 + SIGTERM);
+}
+
+void install_sigterm_message(int rank, int size) {
+  const std::string m = fmt::format(
+      "kite: rank {} of {}: terminated by the MPI launcher (SIGTERM): another rank failed or "
+      "the job was cancelled\n",
+      rank, size);
+  g_term_length = std::min(m.size(), sizeof(g_term_message));
+  std::memcpy(g_term_message, m.data(), g_term_length);
+  struct sigaction sa {};
+  sa.sa_handler = on_sigterm;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, nullptr);
 }
 
 }  // namespace
@@ -49,15 +77,16 @@ Result<std::shared_ptr<Communicator>> init_world(const WorldConfig& config) {
   g_released = true;  // the errors below are every rank's: none waits for another
   if (comm->world_size() != tp * pp) {
     return invalid_argument(fmt::format(
-        "rank {}: the MPI world has {} ranks but tensor_parallel_size {} x "
+        "the MPI world has {} ranks but tensor_parallel_size {} x "
         "pipeline_parallel_size {} needs {} (mpirun -np {})",
-        comm->rank(), comm->world_size(), tp, pp, tp * pp, tp * pp));
+        comm->world_size(), tp, pp, tp * pp, tp * pp));
   }
   if (pp > 1) {
     return unimplemented(fmt::format(
-        "rank {}: pipeline_parallel_size {}: pipeline parallelism is not implemented yet",
-        comm->rank(), pp));
+        "pipeline_parallel_size {}: pipeline parallelism is not implemented yet",
+        pp));
   }
+  if (comm->world_size() > 1) install_sigterm_message(comm->rank(), comm->world_size());
   g_released = false;  // from here on, rank 0's workers wait for its calls
   return comm;
 }

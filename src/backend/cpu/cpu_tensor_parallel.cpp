@@ -4,10 +4,12 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <thread>
 
 #include "backend/cpu/cpu_model_runner.h"
 #include "backend/cpu/ops.h"
@@ -44,16 +46,25 @@ KvCacheConfig kv_config(const TpCall0& c) {
   return cfg;
 }
 
-// KITE_TEST_KILL_RANK_AT_STEP=rank:step: that worker kills itself (SIGKILL) when its step-th
-// forward arrives, for the test of a rank dying mid-run. Unset: -1.
-int kill_at_step(int rank) {
-  const char* v = std::getenv("KITE_TEST_KILL_RANK_AT_STEP");
-  if (v == nullptr) return -1;
+// Fault injection for the tests of a failing rank: KITE_TEST_FAIL_RANK_AT_STEP=rank:step:how
+// makes that worker, when its step-th forward arrives, kill itself (how = kill: SIGKILL) or stop
+// answering (how = hang: sleeps, so that its peers' collectives time out). Unset: none.
+struct InjectedFault {
+  int step = -1;
+  bool hang = false;
+};
+
+InjectedFault injected_fault(int rank) {
+  InjectedFault f;
+  const char* v = std::getenv("KITE_TEST_FAIL_RANK_AT_STEP");
+  if (v == nullptr) return f;
   const std::string s(v);
-  const size_t colon = s.find(':');
-  if (colon == std::string::npos) return -1;
-  if (std::atoi(s.substr(0, colon).c_str()) != rank) return -1;
-  return std::atoi(s.substr(colon + 1).c_str());
+  const size_t a = s.find(':');
+  const size_t b = a == std::string::npos ? a : s.find(':', a + 1);
+  if (b == std::string::npos || std::atoi(s.substr(0, a).c_str()) != rank) return f;
+  f.step = std::atoi(s.substr(a + 1, b - a - 1).c_str());
+  f.hang = s.substr(b + 1) == "hang";
+  return f;
 }
 
 }  // namespace
@@ -125,7 +136,7 @@ Status CpuModelRunner::run_worker() {
   if (!tensor_parallel() || comm_->rank() == 0) {
     return failed_precondition("run_worker is for ranks other than 0 of a tensor-parallel world");
   }
-  const int kill_step = kill_at_step(comm_->rank());
+  const InjectedFault fault = injected_fault(comm_->rank());
   int step = 0;
   ForwardBatch batch;
   std::vector<int32_t> payload;
@@ -151,7 +162,10 @@ Status CpuModelRunner::run_worker() {
         break;
       }
       case TpCall::kForward: {
-        if (++step == kill_step) std::raise(SIGKILL);
+        if (++step == fault.step) {
+          if (!fault.hang) std::raise(SIGKILL);
+          for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
+        }
         int64_t total = 0;
         for (int32_t n : c.sizes) total += n;
         payload.resize(static_cast<size_t>(total));
