@@ -33,7 +33,7 @@ struct CpuRunnerOptions {
   // rank comm->rank()'s shard. Rank 0's runner is the engine's: its determine_num_kv_blocks,
   // allocate_kv_cache and forward broadcast the call to the other ranks, which run
   // run_worker(); its destructor releases them. nullptr or one rank = the whole model.
-  std::shared_ptr<parallel::Communicator> comm;
+  std::shared_ptr<parallel::Communicator> comm = nullptr;
 };
 
 class CpuModelRunner final : public ModelRunner {
