@@ -7,6 +7,8 @@ with an error. Each run waits on process exit (a generous timeout), never on the
 import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
 
 import pytest
@@ -154,3 +156,44 @@ def test_rank_hung_mid_run_times_out_every_rank():
     assert "kite: rank 0: MPI_" in r.stderr and "did not complete within its timeout" in r.stderr, \
         r.stderr[-3000:]
     assert "rank 1 of 2: terminated by the MPI launcher" in r.stderr, r.stderr[-3000:]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_serve_tp2_answers_the_openai_client_as_one_rank(tmp_path):
+    """`mpirun -np 2 kite serve ... --tensor-parallel-size 2`: rank 0 serves HTTP; a greedy
+    completion through the official openai client is the one-rank `kite generate` text."""
+    import openai
+    port = free_port()
+    log = open(tmp_path / "serve.log", "w")
+    cmd = mpirun_args(2) + [KITE, "serve", TINY, "--device", "cpu", "--tensor-parallel-size", "2",
+                            "--host", "127.0.0.1", "--port", str(port), "--kv-cache-memory",
+                            "64MiB", "--served-model-name", "tiny"]
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="none",
+                               max_retries=0, timeout=30)
+        for _ in range(600):  # until the server answers (or the job died)
+            assert proc.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
+            try:
+                client.models.list()
+                break
+            except (openai.APIConnectionError, openai.InternalServerError):  # not up / loading
+                try:
+                    proc.wait(0.1)
+                except subprocess.TimeoutExpired:
+                    pass
+        done = client.completions.create(model="tiny", prompt="Once upon a time", max_tokens=16,
+                                         temperature=0)
+        one = run([KITE, "generate", TINY, "--device", "cpu", "--prompt", "Once upon a time",
+                   "--max-tokens", "16"])
+        assert one.returncode == 0, one.stderr
+        assert done.choices[0].text == one.stdout.rstrip("\n")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(WAIT_S)
+        log.close()
