@@ -68,16 +68,15 @@ class MpiCommunicator final : public Communicator {
     WatchdogScope guard(watchdog_.get(), "MPI_Allreduce", timeout_);
     for (int64_t at = 0; at < count; at += kMaxChunk) {
       const int n = static_cast<int>(std::min(kMaxChunk, count - at));
-      KITE_RETURN_IF_ERROR(check(
-          MPI_Allreduce(MPI_IN_PLACE, data + at, n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD),
-          "MPI_Allreduce", rank_));
+      KITE_RETURN_IF_ERROR(
+          check(MPI_Allreduce(MPI_IN_PLACE, data + at, n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD),
+                "MPI_Allreduce", rank_));
     }
     return ok_status();
   }
 
   Status broadcast(void* data, int64_t bytes, int root, Wait wait) override {
-    WatchdogScope guard(wait == Wait::kBounded ? watchdog_.get() : nullptr, "MPI_Bcast",
-                        timeout_);
+    WatchdogScope guard(wait == Wait::kBounded ? watchdog_.get() : nullptr, "MPI_Bcast", timeout_);
     auto* p = static_cast<char*>(data);
     for (int64_t at = 0; at < bytes; at += kMaxChunk) {
       const int n = static_cast<int>(std::min(kMaxChunk, bytes - at));
@@ -90,8 +89,8 @@ class MpiCommunicator final : public Communicator {
   Status all_gather(const void* in, int64_t bytes, void* out) override {
     if (bytes > kMaxChunk) return invalid_argument("all_gather: more than 256 MiB per rank");
     WatchdogScope guard(watchdog_.get(), "MPI_Allgather", timeout_);
-    return check(MPI_Allgather(in, static_cast<int>(bytes), MPI_BYTE, out,
-                               static_cast<int>(bytes), MPI_BYTE, MPI_COMM_WORLD),
+    return check(MPI_Allgather(in, static_cast<int>(bytes), MPI_BYTE, out, static_cast<int>(bytes),
+                               MPI_BYTE, MPI_COMM_WORLD),
                  "MPI_Allgather", rank_);
   }
 
@@ -121,8 +120,9 @@ Result<std::shared_ptr<Communicator>> create_mpi_communicator(const MpiOptions& 
     const int rc = MPI_Init_thread(nullptr, nullptr, MPI_THREAD_SERIALIZED, &provided);
     if (rc != MPI_SUCCESS) return unavailable("MPI_Init_thread failed: " + mpi_error(rc));
     if (provided < MPI_THREAD_SERIALIZED) {
-      return unavailable("this MPI does not provide MPI_THREAD_SERIALIZED (kite's engine thread "
-                         "calls MPI, not the main thread)");
+      return unavailable(
+          "this MPI does not provide MPI_THREAD_SERIALIZED (kite's engine thread "
+          "calls MPI, not the main thread)");
     }
   }
   MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
@@ -130,8 +130,8 @@ Result<std::shared_ptr<Communicator>> create_mpi_communicator(const MpiOptions& 
   KITE_RETURN_IF_ERROR(check(MPI_Comm_rank(MPI_COMM_WORLD, &rank), "MPI_Comm_rank", -1));
   KITE_RETURN_IF_ERROR(check(MPI_Comm_size(MPI_COMM_WORLD, &size), "MPI_Comm_size", rank));
   watchdog->set_rank(rank);
-  return std::shared_ptr<Communicator>(
-      std::make_shared<MpiCommunicator>(rank, size, std::move(watchdog), options.collective_timeout));
+  return std::shared_ptr<Communicator>(std::make_shared<MpiCommunicator>(
+      rank, size, std::move(watchdog), options.collective_timeout));
 }
 
 void finalize_mpi() {

@@ -1,7 +1,6 @@
 #include "parallel/world.h"
 
 #include <fmt/format.h>
-
 #include <unistd.h>
 
 #include <algorithm>
@@ -10,7 +9,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
 
+#include "core/version.h"
 #include "parallel/mpi_communicator.h"
 
 namespace kite::parallel {
@@ -56,8 +57,8 @@ Result<std::shared_ptr<Communicator>> init_world(const WorldConfig& config) {
   const int tp = config.tensor_parallel_size;
   const int pp = config.pipeline_parallel_size;
   if (tp < 1 || pp < 1) {
-    return invalid_argument(
-        fmt::format("tensor_parallel_size ({}) and pipeline_parallel_size ({}) must be >= 1", tp, pp));
+    return invalid_argument(fmt::format(
+        "tensor_parallel_size ({}) and pipeline_parallel_size ({}) must be >= 1", tp, pp));
   }
   if (!launched_by_mpi()) {
     if (tp * pp > 1) {
@@ -73,20 +74,36 @@ Result<std::shared_ptr<Communicator>> init_world(const WorldConfig& config) {
   options.init_timeout = seconds_from_env("KITE_PARALLEL_INIT_TIMEOUT_S", 120);
   options.collective_timeout = seconds_from_env("KITE_COLLECTIVE_TIMEOUT_S", 300);
   KITE_ASSIGN_OR_RETURN(std::shared_ptr<Communicator> comm, create_mpi_communicator(options));
-  g_world = comm;  // set first, so that finish_world finalizes MPI after an error below
+  g_world = comm;     // set first, so that finish_world finalizes MPI after an error below
   g_released = true;  // the errors below are every rank's: none waits for another
   if (comm->world_size() != tp * pp) {
-    return invalid_argument(fmt::format(
-        "the MPI world has {} ranks but tensor_parallel_size {} x "
-        "pipeline_parallel_size {} needs {} (mpirun -np {})",
-        comm->world_size(), tp, pp, tp * pp, tp * pp));
+    return invalid_argument(
+        fmt::format("the MPI world has {} ranks but tensor_parallel_size {} x "
+                    "pipeline_parallel_size {} needs {} (mpirun -np {})",
+                    comm->world_size(), tp, pp, tp * pp, tp * pp));
   }
   if (pp > 1) {
-    return unimplemented(fmt::format(
-        "pipeline_parallel_size {}: pipeline parallelism is not implemented yet",
-        pp));
+    return unimplemented(
+        fmt::format("pipeline_parallel_size {}: pipeline parallelism is not implemented yet", pp));
   }
-  if (comm->world_size() > 1) install_sigterm_message(comm->rank(), comm->world_size());
+  if (comm->world_size() > 1) {
+    // Ranks must run the same build (the step protocol is not versioned): compare every rank's
+    // version and commit, so that a mismatch across nodes is an error on every rank.
+    char mine[64] = {};
+    const std::string id = std::string(KITE_VERSION_STRING) + " " + KITE_GIT_COMMIT;
+    std::memcpy(mine, id.data(), std::min(id.size(), sizeof(mine) - 1));
+    std::vector<char> all(sizeof(mine) * static_cast<size_t>(comm->world_size()));
+    KITE_RETURN_IF_ERROR(comm->all_gather(mine, sizeof(mine), all.data()));
+    for (int r = 0; r < comm->world_size(); ++r) {
+      const char* other = all.data() + sizeof(mine) * static_cast<size_t>(r);
+      if (std::strncmp(other, mine, sizeof(mine)) != 0) {
+        return failed_precondition(fmt::format(
+            "rank {} runs kite {} but this rank runs kite {}: every rank needs the same build", r,
+            std::string(other, strnlen(other, sizeof(mine))), id));
+      }
+    }
+    install_sigterm_message(comm->rank(), comm->world_size());
+  }
   g_released = false;  // from here on, rank 0's workers wait for its calls
   return comm;
 }

@@ -34,7 +34,8 @@ std::shared_ptr<Communicator> world();
 void set_workers_released(bool released);
 
 // The end of a command on any rank: with several ranks, rc != 0 while workers may still wait in
-// a collective ends the world (MPI_Abort: every rank exits); otherwise MPI is finalized. Returns rc.
+// a collective ends the world (MPI_Abort: every rank exits); otherwise MPI is finalized. Returns
+// rc.
 int finish_world(int rc);
 
 }  // namespace kite::parallel

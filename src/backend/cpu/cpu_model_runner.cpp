@@ -367,8 +367,9 @@ Status CpuModelRunner::local_forward(const ForwardBatch& batch) {
     if (values_[v].size() < static_cast<size_t>(need)) values_[v].resize(static_cast<size_t>(need));
   }
   if (batch.num_pooling_rows > 0 && final_hidden_ == kNoValue) {
-    return unimplemented("pooling needs the final norm's output, which the fused op list folds "
-                         "into the LM head");
+    return unimplemented(
+        "pooling needs the final norm's output, which the fused op list folds "
+        "into the LM head");
   }
   for (const Op& op : ops_) {
     // A step without tokens computes nothing but may still ask for no logits.
@@ -398,9 +399,10 @@ Status CpuModelRunner::sample(const TensorView& logits, const SamplingBatch& par
 
 Status CpuModelRunner::hidden_states_to_host(int64_t first, int64_t num_rows, float* out) {
   if (first < 0 || num_rows < 0 || first + num_rows > num_pooling_rows_) {
-    return invalid_argument(fmt::format("hidden_states_to_host: rows [{}, {}) outside the {} "
-                                        "pooling rows of the last forward",
-                                        first, first + num_rows, num_pooling_rows_));
+    return invalid_argument(
+        fmt::format("hidden_states_to_host: rows [{}, {}) outside the {} "
+                    "pooling rows of the last forward",
+                    first, first + num_rows, num_pooling_rows_));
   }
   const int64_t d = graph_.value(final_hidden_).width;
   std::memcpy(out, buf(final_hidden_) + (first_pooling_row_ + first) * d,

@@ -119,8 +119,8 @@ class CpuModelRunner final : public ModelRunner {
   // Activations of the current step, one buffer per graph value ([rows, width]; grown as
   // needed, kept between steps).
   std::vector<std::vector<float>> values_;
-  std::vector<float> prologue_;  // fused lists: a linear's normalized input
-  std::vector<float> product_;   // fused lists: a linear's product before its epilogue
+  std::vector<float> prologue_;      // fused lists: a linear's normalized input
+  std::vector<float> product_;       // fused lists: a linear's product before its epilogue
   ValueId final_hidden_ = kNoValue;  // the LM head's input, [num_logits, hidden]
   int64_t num_pooling_rows_ = 0;     // of the last forward
   int64_t first_pooling_row_ = 0;    // its row in final_hidden_

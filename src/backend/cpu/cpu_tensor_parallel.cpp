@@ -29,13 +29,13 @@ struct TpCall0 {
   int32_t num_pooling_rows = 0;
   int32_t max_query_len = 0;
   int32_t max_seq_len = 0;
-  int64_t value = 0;          // kNumKvBlocks: memory budget (bytes); kAllocateKv: blocks
-  int32_t sizes[8] = {};      // kForward: the batch's vectors, in batch_vectors() order
+  int64_t value = 0;      // kNumKvBlocks: memory budget (bytes); kAllocateKv: blocks
+  int32_t sizes[8] = {};  // kForward: the batch's vectors, in batch_vectors() order
 };
 
 std::array<std::vector<int32_t>*, 8> batch_vectors(ForwardBatch& b) {
-  return {&b.token_ids,          &b.positions,   &b.query_start_loc, &b.seq_lens,
-          &b.slot_mapping,       &b.block_table_indptr, &b.block_table, &b.logits_indices};
+  return {&b.token_ids,    &b.positions,          &b.query_start_loc, &b.seq_lens,
+          &b.slot_mapping, &b.block_table_indptr, &b.block_table,     &b.logits_indices};
 }
 
 KvCacheConfig kv_config(const TpCall0& c) {
@@ -157,8 +157,8 @@ Status CpuModelRunner::run_worker() {
       }
       case TpCall::kAllocateKv: {
         KvCacheConfig cfg = kv_config(c);
-        KITE_RETURN_IF_ERROR(parallel::agree(*comm_, local_allocate_kv_cache(c.value, cfg),
-                                             "allocate_kv_cache"));
+        KITE_RETURN_IF_ERROR(
+            parallel::agree(*comm_, local_allocate_kv_cache(c.value, cfg), "allocate_kv_cache"));
         break;
       }
       case TpCall::kForward: {
@@ -225,9 +225,8 @@ Status CpuModelRunner::gather_logits(int64_t rows) {
   const int64_t stride = tp_.vocab_stride;
   const int size = comm_->world_size();
   gathered_.resize(static_cast<size_t>(size * rows * stride));
-  KITE_RETURN_IF_ERROR(comm_->all_gather(buf(graph_.logits),
-                                         rows * stride * static_cast<int64_t>(sizeof(float)),
-                                         gathered_.data()));
+  KITE_RETURN_IF_ERROR(comm_->all_gather(
+      buf(graph_.logits), rows * stride * static_cast<int64_t>(sizeof(float)), gathered_.data()));
   if (comm_->rank() != 0) return ok_status();
   const int64_t vocab = config().vocab_size;
   logits_full_.resize(static_cast<size_t>(rows * vocab));

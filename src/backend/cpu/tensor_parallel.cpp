@@ -103,9 +103,9 @@ Result<TpLayout> make_tp_layout(const ModelConfig& c, int rank, int size) {
         size, hkv));
   }
   if (c.intermediate_size % size != 0) {
-    return invalid_argument(fmt::format(
-        "tensor_parallel_size {} does not divide the model's intermediate_size {}", size,
-        c.intermediate_size));
+    return invalid_argument(
+        fmt::format("tensor_parallel_size {} does not divide the model's intermediate_size {}",
+                    size, c.intermediate_size));
   }
   if (c.vocab_size < size) {
     return invalid_argument(

@@ -27,11 +27,11 @@ namespace kite::cpu {
 struct TpLayout {
   int rank = 0;
   int size = 1;
-  int64_t q_head_begin = 0, num_q_heads = 0;     // this rank's query heads
-  int64_t kv_head_begin = 0, num_kv_heads = 0;   // this rank's KV heads
-  int64_t inter_begin = 0, intermediate = 0;     // this rank's MLP rows
-  int64_t vocab_begin = 0, vocab_rows = 0;       // this rank's vocabulary rows
-  int64_t vocab_stride = 0;                      // ceil(vocab / size): every rank's logits width
+  int64_t q_head_begin = 0, num_q_heads = 0;    // this rank's query heads
+  int64_t kv_head_begin = 0, num_kv_heads = 0;  // this rank's KV heads
+  int64_t inter_begin = 0, intermediate = 0;    // this rank's MLP rows
+  int64_t vocab_begin = 0, vocab_rows = 0;      // this rank's vocabulary rows
+  int64_t vocab_stride = 0;                     // ceil(vocab / size): every rank's logits width
 };
 
 // Errors (kInvalidArgument, naming the sizes): tp not dividing the query heads, the KV heads
