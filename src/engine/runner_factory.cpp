@@ -75,6 +75,7 @@ Result<LoadedModel> create_local_runner(const EngineConfig& config,
   CpuRunnerOptions options;
   options.num_threads = config.num_threads;
   options.fp8_online = config.quantization == "fp8" && !q.enabled();
+  options.pipeline_parallel_size = comm != nullptr ? parallel::pipeline_parallel_size() : 1;
   options.comm = std::move(comm);
   KITE_ASSIGN_OR_RETURN(auto runner, CpuModelRunner::create(m.weights, options));
   m.runner = std::move(runner);
@@ -84,9 +85,10 @@ Result<LoadedModel> create_local_runner(const EngineConfig& config,
 // The world of a tensor-parallel config (nullptr for one rank).
 Result<std::shared_ptr<parallel::Communicator>> tensor_parallel_world(const EngineConfig& config) {
   const int tp = config.tensor_parallel_size;
-  if (tp == 1) return std::shared_ptr<parallel::Communicator>();
+  const int pp = parallel::pipeline_parallel_size();
+  if (tp * pp == 1) return std::shared_ptr<parallel::Communicator>();
   std::shared_ptr<parallel::Communicator> comm = parallel::world();
-  if (comm == nullptr || comm->world_size() != tp) {
+  if (comm == nullptr || comm->world_size() != tp * pp) {
     return invalid_argument(fmt::format(
         "tensor_parallel_size {} needs {} ranks started by MPI: `mpirun -np {} kite generate|serve "
         "... --tensor-parallel-size {}` (docs/parallel.md)",

@@ -41,6 +41,13 @@ class Communicator {
   virtual Status broadcast(void* data, int64_t bytes, int root, Wait wait = Wait::kBounded) = 0;
   // out [world_size * bytes]: rank r's `in` [bytes] at out + r * bytes, on every rank.
   virtual Status all_gather(const void* in, int64_t bytes, void* out) = 0;
+  // Point to point (pipeline stages): `bytes` bytes to rank `dst` / from rank `src`, which calls
+  // recv / send with the same size. Bounded.
+  virtual Status send(const void* data, int64_t bytes, int dst) = 0;
+  virtual Status recv(void* data, int64_t bytes, int src) = 0;
+  // The communicator of the ranks that pass the same `color`, ranked by `key` (a pipeline
+  // stage's tensor-parallel group). Every rank calls it.
+  virtual Result<std::shared_ptr<Communicator>> split(int color, int key) = 0;
   // Ends every rank of the world with exit status `code` (MPI_Abort): for a rank that fails
   // while its peers wait in a collective it will never join. Does not return.
   [[noreturn]] virtual void abort(int code) = 0;
@@ -55,6 +62,9 @@ class SingleCommunicator final : public Communicator {
   Status all_reduce_sum(float* data, int64_t count) override;
   Status broadcast(void* data, int64_t bytes, int root, Wait wait) override;
   Status all_gather(const void* in, int64_t bytes, void* out) override;
+  Status send(const void* data, int64_t bytes, int dst) override;
+  Status recv(void* data, int64_t bytes, int src) override;
+  Result<std::shared_ptr<Communicator>> split(int color, int key) override;
   [[noreturn]] void abort(int code) override;
 };
 

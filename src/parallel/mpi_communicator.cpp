@@ -56,9 +56,12 @@ constexpr int64_t kMaxChunk = std::numeric_limits<int>::max() / 8;
 
 class MpiCommunicator final : public Communicator {
  public:
-  MpiCommunicator(int rank, int size, std::unique_ptr<Watchdog> watchdog,
+  MpiCommunicator(MPI_Comm comm, int rank, int size, std::shared_ptr<Watchdog> watchdog,
                   std::chrono::milliseconds timeout)
-      : rank_(rank), size_(size), watchdog_(std::move(watchdog)), timeout_(timeout) {}
+      : comm_(comm), rank_(rank), size_(size), watchdog_(std::move(watchdog)), timeout_(timeout) {}
+  ~MpiCommunicator() override {
+    if (comm_ != MPI_COMM_WORLD) MPI_Comm_free(&comm_);
+  }
 
   int rank() const override { return rank_; }
   int world_size() const override { return size_; }
@@ -69,7 +72,7 @@ class MpiCommunicator final : public Communicator {
     for (int64_t at = 0; at < count; at += kMaxChunk) {
       const int n = static_cast<int>(std::min(kMaxChunk, count - at));
       KITE_RETURN_IF_ERROR(
-          check(MPI_Allreduce(MPI_IN_PLACE, data + at, n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD),
+          check(MPI_Allreduce(MPI_IN_PLACE, data + at, n, MPI_FLOAT, MPI_SUM, comm_),
                 "MPI_Allreduce", rank_));
     }
     return ok_status();
@@ -80,8 +83,7 @@ class MpiCommunicator final : public Communicator {
     auto* p = static_cast<char*>(data);
     for (int64_t at = 0; at < bytes; at += kMaxChunk) {
       const int n = static_cast<int>(std::min(kMaxChunk, bytes - at));
-      KITE_RETURN_IF_ERROR(
-          check(MPI_Bcast(p + at, n, MPI_BYTE, root, MPI_COMM_WORLD), "MPI_Bcast", rank_));
+      KITE_RETURN_IF_ERROR(check(MPI_Bcast(p + at, n, MPI_BYTE, root, comm_), "MPI_Bcast", rank_));
     }
     return ok_status();
   }
@@ -90,21 +92,57 @@ class MpiCommunicator final : public Communicator {
     if (bytes > kMaxChunk) return invalid_argument("all_gather: more than 256 MiB per rank");
     WatchdogScope guard(watchdog_.get(), "MPI_Allgather", timeout_);
     return check(MPI_Allgather(in, static_cast<int>(bytes), MPI_BYTE, out, static_cast<int>(bytes),
-                               MPI_BYTE, MPI_COMM_WORLD),
+                               MPI_BYTE, comm_),
                  "MPI_Allgather", rank_);
+  }
+
+  Status send(const void* data, int64_t bytes, int dst) override {
+    WatchdogScope guard(watchdog_.get(), "MPI_Send", timeout_);
+    const auto* p = static_cast<const char*>(data);
+    for (int64_t at = 0; at < bytes; at += kMaxChunk) {
+      const int n = static_cast<int>(std::min(kMaxChunk, bytes - at));
+      KITE_RETURN_IF_ERROR(
+          check(MPI_Send(p + at, n, MPI_BYTE, dst, kTag, comm_), "MPI_Send", rank_));
+    }
+    return ok_status();
+  }
+
+  Status recv(void* data, int64_t bytes, int src) override {
+    WatchdogScope guard(watchdog_.get(), "MPI_Recv", timeout_);
+    auto* p = static_cast<char*>(data);
+    for (int64_t at = 0; at < bytes; at += kMaxChunk) {
+      const int n = static_cast<int>(std::min(kMaxChunk, bytes - at));
+      KITE_RETURN_IF_ERROR(check(MPI_Recv(p + at, n, MPI_BYTE, src, kTag, comm_, MPI_STATUS_IGNORE),
+                                 "MPI_Recv", rank_));
+    }
+    return ok_status();
+  }
+
+  Result<std::shared_ptr<Communicator>> split(int color, int key) override {
+    WatchdogScope guard(watchdog_.get(), "MPI_Comm_split", timeout_);
+    MPI_Comm sub = MPI_COMM_NULL;
+    KITE_RETURN_IF_ERROR(check(MPI_Comm_split(comm_, color, key, &sub), "MPI_Comm_split", rank_));
+    MPI_Comm_set_errhandler(sub, MPI_ERRORS_RETURN);
+    int rank = 0, size = 0;
+    MPI_Comm_rank(sub, &rank);
+    MPI_Comm_size(sub, &size);
+    return std::shared_ptr<Communicator>(
+        std::make_shared<MpiCommunicator>(sub, rank, size, watchdog_, timeout_));
   }
 
   void abort(int code) override {
     std::fflush(stdout);
     std::fflush(stderr);
-    MPI_Abort(MPI_COMM_WORLD, code);
-    std::_Exit(code);  // MPI_Abort returned (it should not)
+    MPI_Abort(MPI_COMM_WORLD, code);  // the whole job, whichever group this is
+    std::_Exit(code);                 // MPI_Abort returned (it should not)
   }
 
  private:
+  static constexpr int kTag = 17;
+  MPI_Comm comm_;
   int rank_;
   int size_;
-  std::unique_ptr<Watchdog> watchdog_;
+  std::shared_ptr<Watchdog> watchdog_;  // one per process, shared by its groups
   std::chrono::milliseconds timeout_;
 };
 
@@ -131,7 +169,8 @@ Result<std::shared_ptr<Communicator>> create_mpi_communicator(const MpiOptions& 
   KITE_RETURN_IF_ERROR(check(MPI_Comm_size(MPI_COMM_WORLD, &size), "MPI_Comm_size", rank));
   watchdog->set_rank(rank);
   return std::shared_ptr<Communicator>(std::make_shared<MpiCommunicator>(
-      rank, size, std::move(watchdog), options.collective_timeout));
+      MPI_COMM_WORLD, rank, size, std::shared_ptr<Watchdog>(std::move(watchdog)),
+      options.collective_timeout));
 }
 
 void finalize_mpi() {

@@ -19,6 +19,7 @@ namespace {
 
 std::shared_ptr<Communicator> g_world;
 std::atomic<bool> g_released{false};
+int g_pipeline_parallel_size = 1;
 
 std::chrono::milliseconds seconds_from_env(const char* name, int64_t fallback) {
   const char* v = std::getenv(name);
@@ -74,6 +75,7 @@ Result<std::shared_ptr<Communicator>> init_world(const WorldConfig& config) {
   options.init_timeout = seconds_from_env("KITE_PARALLEL_INIT_TIMEOUT_S", 120);
   options.collective_timeout = seconds_from_env("KITE_COLLECTIVE_TIMEOUT_S", 300);
   KITE_ASSIGN_OR_RETURN(std::shared_ptr<Communicator> comm, create_mpi_communicator(options));
+  g_pipeline_parallel_size = pp;
   g_world = comm;     // set first, so that finish_world finalizes MPI after an error below
   g_released = true;  // the errors below are every rank's: none waits for another
   if (comm->world_size() != tp * pp) {
@@ -81,10 +83,6 @@ Result<std::shared_ptr<Communicator>> init_world(const WorldConfig& config) {
         fmt::format("the MPI world has {} ranks but tensor_parallel_size {} x "
                     "pipeline_parallel_size {} needs {} (mpirun -np {})",
                     comm->world_size(), tp, pp, tp * pp, tp * pp));
-  }
-  if (pp > 1) {
-    return unimplemented(
-        fmt::format("pipeline_parallel_size {}: pipeline parallelism is not implemented yet", pp));
   }
   if (comm->world_size() > 1) {
     // Ranks must run the same build (the step protocol is not versioned): compare every rank's
@@ -109,6 +107,8 @@ Result<std::shared_ptr<Communicator>> init_world(const WorldConfig& config) {
 }
 
 std::shared_ptr<Communicator> world() { return g_world; }
+
+int pipeline_parallel_size() { return g_pipeline_parallel_size; }
 
 void set_workers_released(bool released) { g_released = released; }
 

@@ -20,7 +20,7 @@ struct WorldConfig {
 };
 
 // Errors (the same on every rank, so every rank reports it and exits): a size < 1
-// (kInvalidArgument), pipeline_parallel_size > 1 (kUnimplemented), a world size other than
+// (kInvalidArgument), a world size other than
 // tp * pp (kInvalidArgument, naming both and the launch line), tp > 1 without an MPI launcher or
 // without MPI in the build (kInvalidArgument / kUnavailable). Timeouts: KITE_COLLECTIVE_TIMEOUT_S
 // (default 300) bounds each collective, KITE_PARALLEL_INIT_TIMEOUT_S (default 120) MPI's set-up.
@@ -28,6 +28,8 @@ Result<std::shared_ptr<Communicator>> init_world(const WorldConfig& config);
 
 // The world init_world made; nullptr before it (one rank).
 std::shared_ptr<Communicator> world();
+// Its pipeline stages (world size / tensor_parallel_size); 1 before init_world.
+int pipeline_parallel_size();
 
 // Rank 0 records that its workers have left their step loop (or never entered it because every
 // rank agreed on a failure), so an error exit need not abort them.

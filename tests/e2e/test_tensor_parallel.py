@@ -45,10 +45,11 @@ def run(cmd, env=None):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=WAIT_S, env=full_env)
 
 
-def generate(model, *extra, tp=1, env=None):
+def generate(model, *extra, tp=1, pp=1, env=None):
     cmd = [KITE, "generate", model, "--device", "cpu", *extra]
-    if tp > 1:
-        cmd = mpirun_args(tp, env or {}) + cmd + ["--tensor-parallel-size", str(tp)]
+    if tp * pp > 1:
+        cmd = mpirun_args(tp * pp, env or {}) + cmd + ["--tensor-parallel-size", str(tp),
+                                                      "--pipeline-parallel-size", str(pp)]
     return run(cmd, env)
 
 
@@ -61,8 +62,8 @@ def dummy_model(tmp_path, base, **overrides):
     """A --load-format dummy model: `base`'s published config with small, awkward sizes."""
     with open(os.path.join(DATA, "configs", base, "config.json")) as f:
         config = json.load(f)
-    config.update(num_hidden_layers=2, max_position_embeddings=512, bos_token_id=1, eos_token_id=2,
-                  **overrides)
+    config.update(dict(num_hidden_layers=2, max_position_embeddings=512, bos_token_id=1,
+                       eos_token_id=2), **overrides)
     d = tmp_path / base
     d.mkdir()
     (d / "config.json").write_text(json.dumps(config))
@@ -70,10 +71,13 @@ def dummy_model(tmp_path, base, **overrides):
 
 
 @pytest.mark.parametrize("model", [TINY, STORIES, Q8], ids=["safetensors", "gguf-f32", "gguf-q8_0"])
-def test_tp2_equals_one_rank(model):
-    one = tokens(generate(model, *PROMPT if model == TINY else PROMPT[2:]))
-    two = tokens(generate(model, *PROMPT if model == TINY else PROMPT[2:], tp=2))
-    assert two == one
+def test_tp2_pp2_and_both_equal_one_rank(model):
+    """TP 2, PP 2 (stories260K's 5 layers split 3 + 2) and TP 2 x PP 2 on 4 ranks."""
+    args = PROMPT if model == TINY else PROMPT[2:]
+    one = tokens(generate(model, *args))
+    assert tokens(generate(model, *args, tp=2)) == one
+    assert tokens(generate(model, *args, pp=2)) == one
+    assert tokens(generate(model, *args, tp=2, pp=2)) == one
 
 
 # Qwen2 (q/k/v biases, untied LM head): 12 query heads over 2 KV heads, so 4 ranks replicate each
@@ -85,15 +89,16 @@ QWEN3_AWKWARD = dict(hidden_size=64, num_attention_heads=6, num_key_value_heads=
                      intermediate_size=96, vocab_size=777, tie_word_embeddings=True)
 
 
-@pytest.mark.parametrize("base,overrides,tps", [
-    ("qwen2.5-0.5b", QWEN2_AWKWARD, (2, 4)),
-    ("qwen3-0.6b", QWEN3_AWKWARD, (2,)),
+@pytest.mark.parametrize("base,overrides,sizes", [
+    ("qwen2.5-0.5b", QWEN2_AWKWARD, ((2, 1), (4, 1), (2, 2))),
+    ("qwen3-0.6b", dict(QWEN3_AWKWARD, num_hidden_layers=3), ((2, 1), (1, 3))),
 ])
-def test_awkward_dummy_models_equal_one_rank(tmp_path, base, overrides, tps):
+def test_awkward_dummy_models_equal_one_rank(tmp_path, base, overrides, sizes):
     model = dummy_model(tmp_path, base, **overrides)
     one = tokens(generate(model, "--load-format", "dummy", *PROMPT))
-    for tp in tps:
-        assert tokens(generate(model, "--load-format", "dummy", *PROMPT, tp=tp)) == one, tp
+    for tp, pp in sizes:
+        got = tokens(generate(model, "--load-format", "dummy", *PROMPT, tp=tp, pp=pp))
+        assert got == one, (tp, pp)
 
 
 def assert_every_rank_says(result, n, text):
@@ -111,6 +116,11 @@ def test_sizes_that_do_not_divide_fail_on_every_rank(tmp_path):
     # stories260K: 3 ranks split neither its 4 KV heads nor... its 8 query heads first.
     r = generate(STORIES, *PROMPT[2:], tp=3)
     assert_every_rank_says(r, 3, "does not divide the model's 8 attention heads")
+
+
+def test_more_stages_than_layers_fail_on_every_rank(tmp_path):
+    r = generate(TINY, *PROMPT, pp=3)  # 2 layers
+    assert_every_rank_says(r, 3, "pipeline_parallel_size 3 exceeds the model's 2 layers")
 
 
 def test_kv_heads_that_do_not_split_fail_on_every_rank(tmp_path):

@@ -40,17 +40,38 @@ Status CpuModelRunner::init() {
   tp_.num_kv_heads = c.num_key_value_heads;
   tp_.intermediate = c.intermediate_size;
   tp_.vocab_rows = tp_.vocab_stride = c.vocab_size;
+  own_kv_layer_.assign(static_cast<size_t>(c.num_hidden_layers), true);
   if (tensor_parallel()) {
-    if (options_.fused_ops) return unimplemented("fused_ops with tensor parallelism");
-    KITE_ASSIGN_OR_RETURN(tp_, cpu::make_tp_layout(c, comm_->rank(), comm_->world_size()));
-    KITE_RETURN_IF_ERROR(cpu::shard_weights(graph_, c, tp_, &weights_cpu_));
-    // The rank's graph: the same ops and weights, with its widths (heads, intermediate rows,
-    // logits of vocab_stride columns).
-    local_ = cpu::local_config(c, tp_);
-    const size_t num_weights = graph_.weights.size();
-    KITE_ASSIGN_OR_RETURN(graph_, build_model_graph(local_));
-    if (graph_.weights.size() != num_weights) {
-      return internal_error("a rank's graph declares other weights than the model's");
+    if (options_.fused_ops) return unimplemented("fused_ops with several ranks");
+    num_stages_ = options_.pipeline_parallel_size;
+    const int world = comm_->world_size();
+    if (num_stages_ < 1 || world % num_stages_ != 0) {
+      return invalid_argument(fmt::format("pipeline_parallel_size {} does not divide the {} ranks",
+                                          num_stages_, world));
+    }
+    if (num_stages_ > c.num_hidden_layers) {
+      return invalid_argument(fmt::format("pipeline_parallel_size {} exceeds the model's {} layers",
+                                          num_stages_, c.num_hidden_layers));
+    }
+    const int tp = world / num_stages_;
+    stage_ = comm_->rank() / tp;
+    const int tp_rank = comm_->rank() % tp;
+    if (num_stages_ > 1) {
+      KITE_ASSIGN_OR_RETURN(tp_comm_, comm_->split(stage_, tp_rank));
+    } else {
+      tp_comm_ = comm_;
+    }
+    if (tp > 1) {
+      KITE_ASSIGN_OR_RETURN(tp_, cpu::make_tp_layout(c, tp_rank, tp));
+      KITE_RETURN_IF_ERROR(cpu::shard_weights(graph_, c, tp_, &weights_cpu_));
+      // The rank's graph: the same ops and weights, with its widths (heads, intermediate rows,
+      // logits of vocab_stride columns).
+      local_ = cpu::local_config(c, tp_);
+      const size_t num_weights = graph_.weights.size();
+      KITE_ASSIGN_OR_RETURN(graph_, build_model_graph(local_));
+      if (graph_.weights.size() != num_weights) {
+        return internal_error("a rank's graph declares other weights than the model's");
+      }
     }
   }
   const float* freq_factors = nullptr;
@@ -80,6 +101,8 @@ Status CpuModelRunner::init() {
   } else {
     ops_ = graph_.ops;
   }
+  op_end_ = ops_.size();
+  if (num_stages_ > 1) KITE_RETURN_IF_ERROR(plan_stages());
   // Pooling reads the LM head's input: the final norm's rows (not there when the norm is
   // fused into the LM head as its prologue).
   for (const Op& op : ops_) {
@@ -92,7 +115,8 @@ Status CpuModelRunner::init() {
 
 int64_t CpuModelRunner::kv_block_bytes(int block_size) const {
   const ModelConfig& c = local_;
-  return 2 * c.num_hidden_layers * static_cast<int64_t>(block_size) * c.kv_size() *
+  const auto layers = std::count(own_kv_layer_.begin(), own_kv_layer_.end(), true);
+  return 2 * static_cast<int64_t>(layers) * static_cast<int64_t>(block_size) * c.kv_size() *
          static_cast<int64_t>(sizeof(float));
 }
 
@@ -130,6 +154,11 @@ Status CpuModelRunner::local_allocate_kv_cache(int64_t num_blocks, const KvCache
   v_cache_.clear();
   try {
     for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+      if (!own_kv_layer_[static_cast<size_t>(l)]) {  // another pipeline stage's layer
+        k_cache_.emplace_back();
+        v_cache_.emplace_back();
+        continue;
+      }
       k_cache_.emplace_back(bytes);
       v_cache_.emplace_back(bytes);
       // Zeroed so that reading an unwritten slot (a bug) gives zeros, never stale data.
@@ -156,7 +185,7 @@ void CpuModelRunner::run_op(const Op& op, const ForwardBatch& batch) {
   switch (op.kind) {
     case OpKind::kEmbedding: {
       float* out = buf(op.out);
-      if (tensor_parallel()) {
+      if (tp_split()) {
         embed_vocab_shard(op, batch);
         return;
       }
@@ -318,9 +347,9 @@ void CpuModelRunner::run_linear(const Op& op, const ForwardBatch& batch) {
     cpu::linear(x, rows, k, w.parts[p], bias, part_out, ldy, pool);
     part_out += w.part_rows[p];
   }
-  if (tensor_parallel() && graph_.weight(op.weight).shard == ShardDim::kRow && step_status_.ok()) {
+  if (tp_split() && graph_.weight(op.weight).shard == ShardDim::kRow && step_status_.ok()) {
     // Row-parallel: each rank's product is a partial sum over its input columns.
-    step_status_ = comm_->all_reduce_sum(y, rows * ldy);
+    step_status_ = tp_comm_->all_reduce_sum(y, rows * ldy);
   }
   switch (op.epilogue) {
     case Epilogue::kNone:
@@ -351,7 +380,15 @@ Status CpuModelRunner::forward(const ForwardBatch& batch, TensorView* logits) {
   }
   KITE_RETURN_IF_ERROR(local_forward(batch));
   const int64_t m = batch.num_logits();
-  const float* out = tensor_parallel() ? logits_full_.data() : buf(graph_.logits);
+  if (num_stages_ > 1) {
+    // The last stage's first rank sends the logits (cpu_tensor_parallel.cpp).
+    const int64_t rows = m - batch.num_pooling_rows;
+    logits_full_.resize(static_cast<size_t>(rows * config().vocab_size));
+    const int last = (num_stages_ - 1) * (comm_->world_size() / num_stages_);
+    KITE_RETURN_IF_ERROR(comm_->recv(logits_full_.data(),
+                                     rows * config().vocab_size * int64_t{sizeof(float)}, last));
+  }
+  const float* out = tp_split() || num_stages_ > 1 ? logits_full_.data() : buf(graph_.logits);
   *logits = TensorView(const_cast<float*>(out), DType::kF32,
                        {m - batch.num_pooling_rows, config().vocab_size});
   return ok_status();
@@ -371,7 +408,9 @@ Status CpuModelRunner::local_forward(const ForwardBatch& batch) {
         "pooling needs the final norm's output, which the fused op list folds "
         "into the LM head");
   }
-  for (const Op& op : ops_) {
+  if (stage_ > 0) KITE_RETURN_IF_ERROR(exchange_stage_values(batch, /*receive=*/true));
+  for (size_t i = op_begin_; i < op_end_; ++i) {
+    const Op& op = ops_[i];
     // A step without tokens computes nothing but may still ask for no logits.
     if (n == 0 && graph_.value(op.out).rows == RowSpace::kTokens) continue;
     run_op(op, batch);
@@ -379,7 +418,12 @@ Status CpuModelRunner::local_forward(const ForwardBatch& batch) {
   num_pooling_rows_ = batch.num_pooling_rows;
   first_pooling_row_ = m - batch.num_pooling_rows;
   KITE_RETURN_IF_ERROR(step_status_);
-  if (tensor_parallel()) KITE_RETURN_IF_ERROR(gather_logits(first_pooling_row_));
+  if (stage_ < num_stages_ - 1) return exchange_stage_values(batch, /*receive=*/false);
+  if (tp_split()) KITE_RETURN_IF_ERROR(gather_logits(first_pooling_row_));
+  if (num_stages_ > 1 && tp_comm_->rank() == 0) {
+    const float* out = tp_split() ? logits_full_.data() : buf(graph_.logits);
+    return comm_->send(out, first_pooling_row_ * config().vocab_size * int64_t{sizeof(float)}, 0);
+  }
   return ok_status();
 }
 

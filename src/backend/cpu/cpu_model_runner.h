@@ -34,6 +34,9 @@ struct CpuRunnerOptions {
   // allocate_kv_cache and forward broadcast the call to the other ranks, which run
   // run_worker(); its destructor releases them. nullptr or one rank = the whole model.
   std::shared_ptr<parallel::Communicator> comm = nullptr;
+  // Pipeline stages of that world (layers split across them, cpu_tensor_parallel.cpp): world
+  // rank = stage * tensor_parallel_size + tp_rank; each stage is a tensor-parallel group.
+  int pipeline_parallel_size = 1;
 };
 
 class CpuModelRunner final : public ModelRunner {
@@ -58,7 +61,7 @@ class CpuModelRunner final : public ModelRunner {
   Status logits_to_host(const TensorView& logits, float* out) override;
   // Pooling rows' final-norm hidden states (unimplemented with fused_ops: the final norm is
   // folded into the LM head there).
-  bool supports_pooling() const override { return final_hidden_ != kNoValue; }
+  bool supports_pooling() const override { return final_hidden_ != kNoValue && num_stages_ == 1; }
   Status hidden_states_to_host(int64_t first, int64_t num_rows, float* out) override;
 
   // Ranks other than 0: runs rank 0's calls (KV sizing and allocation, forward steps) until
@@ -74,7 +77,13 @@ class CpuModelRunner final : public ModelRunner {
  private:
   CpuModelRunner(std::shared_ptr<const WeightStore> weights, int num_threads);
   Status init();
+  // Several ranks (tensor and/or pipeline parallel): rank 0 drives the others.
   bool tensor_parallel() const { return comm_ != nullptr && comm_->world_size() > 1; }
+  // The weights are split across a tensor-parallel group (tp_comm_).
+  bool tp_split() const { return tp_.size > 1; }
+  // Pipeline parallel: this stage's ops, what it receives and sends, its KV layers.
+  Status plan_stages();
+  Status exchange_stage_values(const ForwardBatch& batch, bool receive);
   // Tensor parallelism (cpu_tensor_parallel.cpp). Rank 0: sends a forward to the workers.
   Status send_forward(const ForwardBatch& batch);
   Status local_num_kv_blocks(const KvCacheConfig& cfg, int64_t* blocks);
@@ -90,12 +99,19 @@ class CpuModelRunner final : public ModelRunner {
   const cpu::CpuWeight& weight(WeightId w) const { return weights_cpu_[static_cast<size_t>(w)]; }
 
   std::shared_ptr<const WeightStore> weights_;
-  std::shared_ptr<parallel::Communicator> comm_;  // nullptr = one rank
-  cpu::TpLayout tp_;                              // the whole model with one rank
-  ModelConfig local_;                             // this rank's heads/intermediate/vocab stride
-  std::vector<float> gathered_;                   // tensor parallel: [size, rows, vocab_stride]
-  std::vector<float> logits_full_;                // tensor parallel: [rows, vocab] on rank 0
-  std::vector<int32_t> local_ids_;                // vocab-parallel embedding scratch
+  std::shared_ptr<parallel::Communicator> comm_;     // nullptr = one rank
+  std::shared_ptr<parallel::Communicator> tp_comm_;  // this stage's tensor-parallel group
+  int stage_ = 0;
+  int num_stages_ = 1;
+  size_t op_begin_ = 0, op_end_ = 0;  // this stage's ops_ [op_begin_, op_end_)
+  std::vector<ValueId> recv_values_;  // from the previous stage, before op_begin_
+  std::vector<ValueId> send_values_;  // to the next stage, after op_end_
+  std::vector<bool> own_kv_layer_;    // [num_hidden_layers]: KV layers this stage caches
+  cpu::TpLayout tp_;                  // the whole model with one rank
+  ModelConfig local_;                 // this rank's heads/intermediate/vocab stride
+  std::vector<float> gathered_;       // tensor parallel: [size, rows, vocab_stride]
+  std::vector<float> logits_full_;    // tensor parallel: [rows, vocab] on rank 0
+  std::vector<int32_t> local_ids_;    // vocab-parallel embedding scratch
   std::vector<float> local_rows_;
   bool workers_released_ = false;
   Status step_status_;  // the first failed collective of the current step

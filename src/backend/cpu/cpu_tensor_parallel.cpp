@@ -213,7 +213,7 @@ void CpuModelRunner::embed_vocab_shard(const Op& op, const ForwardBatch& batch) 
                 static_cast<size_t>(d) * sizeof(float));
     ++next;
   }
-  if (step_status_.ok()) step_status_ = comm_->all_reduce_sum(out, n * d);
+  if (step_status_.ok()) step_status_ = tp_comm_->all_reduce_sum(out, n * d);
   if (op.scale != 1.f) {
     for (int64_t i = 0; i < n * d; ++i) out[i] *= op.scale;
   }
@@ -223,11 +223,11 @@ void CpuModelRunner::embed_vocab_shard(const Op& op, const ForwardBatch& batch) 
 // r; the last rank's padding columns dropped).
 Status CpuModelRunner::gather_logits(int64_t rows) {
   const int64_t stride = tp_.vocab_stride;
-  const int size = comm_->world_size();
+  const int size = tp_comm_->world_size();
   gathered_.resize(static_cast<size_t>(size * rows * stride));
-  KITE_RETURN_IF_ERROR(comm_->all_gather(
+  KITE_RETURN_IF_ERROR(tp_comm_->all_gather(
       buf(graph_.logits), rows * stride * static_cast<int64_t>(sizeof(float)), gathered_.data()));
-  if (comm_->rank() != 0) return ok_status();
+  if (tp_comm_->rank() != 0) return ok_status();
   const int64_t vocab = config().vocab_size;
   logits_full_.resize(static_cast<size_t>(rows * vocab));
   for (int r = 0; r < size; ++r) {
@@ -239,6 +239,91 @@ Status CpuModelRunner::gather_logits(int64_t rows) {
                   gathered_.data() + (static_cast<int64_t>(r) * rows + i) * stride,
                   static_cast<size_t>(cols) * sizeof(float));
     }
+  }
+  return ok_status();
+}
+
+// The layer an op belongs to: from its weight's name ("model.layers.12.mlp.down_proj"), its KV
+// layer, or the op before it; -1 before the first layer (embedding), num_layers after the last
+// (final norm, LM head).
+namespace {
+int op_layer(const ModelGraph& g, const Op& op, int previous, int num_layers) {
+  if (op.weight != kNoWeight) {
+    const std::string& name = g.weight(op.weight).name;
+    const size_t at = name.find("layers.");
+    if (at != std::string::npos) return std::atoi(name.c_str() + at + 7);
+    return op.kind == OpKind::kEmbedding ? -1 : num_layers;
+  }
+  if (op.layer >= 0) return op.layer;
+  return previous;
+}
+}  // namespace
+
+Status CpuModelRunner::plan_stages() {
+  const int num_layers = static_cast<int>(local_.num_hidden_layers);
+  std::vector<int> stage_of(ops_.size());
+  int layer = -1;
+  for (size_t i = 0; i < ops_.size(); ++i) {
+    layer = op_layer(graph_, ops_[i], layer, num_layers);
+    // Layers split evenly (the first stages take one more when they do not divide).
+    stage_of[i] = layer < 0 ? 0
+                  : layer >= num_layers
+                      ? num_stages_ - 1
+                      : static_cast<int>(static_cast<int64_t>(layer) * num_stages_ / num_layers);
+    if (i > 0 && stage_of[i] < stage_of[i - 1]) {
+      return internal_error("the op list does not split into contiguous pipeline stages");
+    }
+  }
+  op_begin_ =
+      static_cast<size_t>(std::find(stage_of.begin(), stage_of.end(), stage_) - stage_of.begin());
+  op_end_ = static_cast<size_t>(
+      std::find_if(stage_of.begin(), stage_of.end(), [&](int s) { return s > stage_; }) -
+      stage_of.begin());
+  // Values read by ops [k, end) before any of them writes them: what a stage starting at k needs.
+  auto live_in = [&](size_t k) {
+    std::vector<int> state(graph_.values.size(), 0);  // 0 unseen, 1 read first, 2 written first
+    auto read = [&](ValueId v) {
+      if (v != kNoValue && state[static_cast<size_t>(v)] == 0) state[static_cast<size_t>(v)] = 1;
+    };
+    auto write = [&](ValueId v) {
+      if (v != kNoValue && state[static_cast<size_t>(v)] == 0) state[static_cast<size_t>(v)] = 2;
+    };
+    for (size_t j = k; j < ops_.size(); ++j) {
+      const Op& op = ops_[j];
+      if (op.kind != OpKind::kEmbedding) read(op.in);
+      read(op.delta);
+      write(op.out);
+    }
+    std::vector<ValueId> out;
+    for (size_t v = 0; v < state.size(); ++v) {
+      if (state[v] == 1) out.push_back(static_cast<ValueId>(v));
+    }
+    return out;
+  };
+  if (stage_ > 0) recv_values_ = live_in(op_begin_);
+  if (stage_ < num_stages_ - 1) send_values_ = live_in(op_end_);
+  own_kv_layer_.assign(own_kv_layer_.size(), false);
+  for (size_t i = op_begin_; i < op_end_; ++i) {
+    const Op& op = ops_[i];
+    if ((op.kind == OpKind::kAttention || op.kind == OpKind::kRopeKvWrite) && op.layer >= 0) {
+      own_kv_layer_[static_cast<size_t>(op.layer)] = true;
+    }
+  }
+  return ok_status();
+}
+
+// Pipeline parallel: the activations a stage hands to the next, from the rank of the same
+// tensor-parallel position in the previous stage / to the one in the next.
+Status CpuModelRunner::exchange_stage_values(const ForwardBatch& batch, bool receive) {
+  const int tp = comm_->world_size() / num_stages_;
+  const int peer = comm_->rank() + (receive ? -tp : tp);
+  for (ValueId v : receive ? recv_values_ : send_values_) {
+    const ValueDecl& d = graph_.value(v);
+    const int64_t rows = d.rows == RowSpace::kLogits ? batch.num_logits() : batch.num_tokens();
+    const int64_t bytes = rows * d.width * static_cast<int64_t>(sizeof(float));
+    if (bytes == 0) continue;
+    KITE_RETURN_IF_ERROR(receive ? comm_->recv(buf(v), bytes, peer)
+                                 : comm_->send(buf(v), bytes, peer));
   }
   return ok_status();
 }
