@@ -1,4 +1,5 @@
-// The process's world: how many ranks run one model and which one this process is. Commands that
+// The process's world: how many ranks run one model (tensor_parallel_size per pipeline stage)
+// and which one this process is. Commands that
 // run a model (`kite generate`, `kite serve`) call init_world first; every rank then loads its
 // shard (engine/runner_factory.h), rank 0 runs the engine and the others serve its steps.
 //
