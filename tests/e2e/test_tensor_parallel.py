@@ -89,10 +89,21 @@ QWEN3_AWKWARD = dict(hidden_size=64, num_attention_heads=6, num_key_value_heads=
                      intermediate_size=96, vocab_size=777, tie_word_embeddings=True)
 
 
+# Phi-3 stores q/k/v and gate/up fused in one tensor each: the rank's rows are cut inside it.
+PHI3_SMALL = dict(hidden_size=64, num_attention_heads=4, num_key_value_heads=4,
+                  intermediate_size=96, vocab_size=500)
+# Qwen3-MoE: pipeline stages only (tensor parallelism of experts is refused, below).
+MOE_SMALL = dict(hidden_size=64, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+                 intermediate_size=96, moe_intermediate_size=32, num_experts=4,
+                 num_experts_per_tok=2, vocab_size=513)
+
+
 @pytest.mark.parametrize("base,overrides,sizes", [
     ("qwen2.5-0.5b", QWEN2_AWKWARD, ((2, 1), (4, 1), (2, 2))),
     ("qwen3-0.6b", dict(QWEN3_AWKWARD, num_hidden_layers=3), ((2, 1), (1, 3))),
-])
+    ("phi-3-mini-4k", PHI3_SMALL, ((2, 1),)),
+    ("qwen3-30b-a3b", MOE_SMALL, ((1, 2),)),
+], ids=["qwen2-12q-2kv-vocab1001", "qwen3-6q-2kv-3layers", "phi3-fused-qkv", "qwen3-moe"])
 def test_awkward_dummy_models_equal_one_rank(tmp_path, base, overrides, sizes):
     model = dummy_model(tmp_path, base, **overrides)
     one = tokens(generate(model, "--load-format", "dummy", *PROMPT))
@@ -116,6 +127,12 @@ def test_sizes_that_do_not_divide_fail_on_every_rank(tmp_path):
     # stories260K: 3 ranks split neither its 4 KV heads nor... its 8 query heads first.
     r = generate(STORIES, *PROMPT[2:], tp=3)
     assert_every_rank_says(r, 3, "does not divide the model's 8 attention heads")
+
+
+def test_tp_of_moe_is_refused_on_every_rank(tmp_path):
+    model = dummy_model(tmp_path, "qwen3-30b-a3b", **MOE_SMALL)
+    r = generate(model, "--load-format", "dummy", *PROMPT, tp=2)
+    assert_every_rank_says(r, 2, "tensor parallelism of mixture-of-experts models is not")
 
 
 def test_more_stages_than_layers_fail_on_every_rank(tmp_path):
