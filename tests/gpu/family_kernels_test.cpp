@@ -186,7 +186,9 @@ TEST(CudaRope, PartialRotaryAndLongRopeMatchCpu) {
       const std::vector<double> g_long = rope_inv_freq64(c.rotary, theta, rs, nullptr, true);
       for (size_t i = 0; i < inv.size(); ++i) {
         EXPECT_DOUBLE_EQ(g_inv[i], inv[i]);
-        if (c.longrope) EXPECT_DOUBLE_EQ(g_long[i], inv_long[i]);
+        if (c.longrope) {
+          EXPECT_DOUBLE_EQ(g_long[i], inv_long[i]);
+        }
       }
       DeviceArray<double> d_inv64(g_inv), d_long64(g_long);
       DeviceArray<float> d_inv(std::vector<float>(g_inv.begin(), g_inv.end())),
