@@ -303,15 +303,24 @@ TEST(CudaAttention, SoftcapMatchesCpu) {
               0.5f},
              seed++);
   }
-  run_case({"softcap window 37", 32, 8, 128, 16, {15, 200, 1000, 4097, 80}, {15, 200, 17, 1, 64},
-            0, 37, false, 0.5f},
-           seed++);
-  run_case({"softcap forced splits", 16, 8, 256, 16, {1000, 4097, 33}, {1, 1, 1}, 7, 0, false,
+  run_case({"softcap window 37",
+            32,
+            8,
+            128,
+            16,
+            {15, 200, 1000, 4097, 80},
+            {15, 200, 17, 1, 64},
+            0,
+            37,
+            false,
             0.5f},
            seed++);
-  run_case({"softcap generic hd16 window 5", 8, 2, 16, 16, {40, 33, 7}, {40, 1, 7}, 0, 5, false,
-            0.5f},
-           seed++);
+  run_case(
+      {"softcap forced splits", 16, 8, 256, 16, {1000, 4097, 33}, {1, 1, 1}, 7, 0, false, 0.5f},
+      seed++);
+  run_case(
+      {"softcap generic hd16 window 5", 8, 2, 16, 16, {40, 33, 7}, {40, 1, 7}, 0, 5, false, 0.5f},
+      seed++);
   run_case({"softcap generic hd32", 4, 1, 32, 16, {40, 1}, {7, 1}, 0, 0, false, 2.f}, seed++);
 }
 

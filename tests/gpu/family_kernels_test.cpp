@@ -7,8 +7,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <numeric>
 #include <cstring>
+#include <numeric>
 #include <random>
 #include <span>
 #include <tuple>
@@ -165,8 +165,8 @@ TEST(CudaRope, PartialRotaryAndLongRopeMatchCpu) {
       if (c.qk_norm) {
         cpu::head_rms_norm(ref.data(), T, qkv_dim, c.nq, hd, to_float(qn_bits).data(), 1e-6f,
                            nullptr);
-        cpu::head_rms_norm(ref.data() + c.nq * hd, T, qkv_dim, c.nkv, hd,
-                           to_float(kn_bits).data(), 1e-6f, nullptr);
+        cpu::head_rms_norm(ref.data() + c.nq * hd, T, qkv_dim, c.nkv, hd, to_float(kn_bits).data(),
+                           1e-6f, nullptr);
       }
       const std::vector<double> inv = cpu::rope_inv_freq(c.rotary, theta, rs);
       const std::vector<double> inv_long =
@@ -251,9 +251,12 @@ struct MoeCase {
 TEST(CudaMoe, RouteMatchesCpu) {
   KITE_REQUIRE_GPU();
   std::mt19937 rng(105);
-  for (auto [n, e, k, renorm] : std::vector<std::tuple<int, int, int, bool>>{
-           {1, 8, 2, true}, {7, 8, 2, false}, {33, 6, 2, true}, {33, 128, 8, true},
-           {300, 4, 2, true}, {5, 60, 4, false}}) {
+  for (auto [n, e, k, renorm] : std::vector<std::tuple<int, int, int, bool>>{{1, 8, 2, true},
+                                                                             {7, 8, 2, false},
+                                                                             {33, 6, 2, true},
+                                                                             {33, 128, 8, true},
+                                                                             {300, 4, 2, true},
+                                                                             {5, 60, 4, false}}) {
     SCOPED_TRACE(std::to_string(n) + " tokens " + std::to_string(e) + " experts top " +
                  std::to_string(k));
     auto logits = random_f32(static_cast<size_t>(n) * e, rng, -4.f, 4.f);
@@ -330,7 +333,7 @@ TEST(CudaMoe, PermuteIsACountingSortByExpert) {
 TEST(CudaMoe, BlockMatchesCpu) {
   KITE_REQUIRE_GPU();
   const MoeCase cases[] = {
-      {1, 8, 2, 64, 40, true},   {7, 8, 2, 64, 40, false},  {33, 8, 2, 64, 40, true},
+      {1, 8, 2, 64, 40, true},     {7, 8, 2, 64, 40, false},  {33, 8, 2, 64, 40, true},
       {33, 128, 8, 256, 96, true}, {200, 4, 2, 48, 72, true}, {3, 32, 8, 1024, 384, true},
   };
   std::mt19937 rng(107);
@@ -347,10 +350,12 @@ TEST(CudaMoe, BlockMatchesCpu) {
         return v;
       };
       std::vector<float> x = exact(static_cast<size_t>(n) * H, 1.f);
-      std::vector<float> router = exact(static_cast<size_t>(E) * H, 1.f / std::sqrt(static_cast<float>(H)));
+      std::vector<float> router =
+          exact(static_cast<size_t>(E) * H, 1.f / std::sqrt(static_cast<float>(H)));
       std::vector<std::vector<float>> gate_up, down;
       for (int e = 0; e < E; ++e) {
-        gate_up.push_back(exact(static_cast<size_t>(2) * I * H, 1.7f / std::sqrt(static_cast<float>(H))));
+        gate_up.push_back(
+            exact(static_cast<size_t>(2) * I * H, 1.7f / std::sqrt(static_cast<float>(H))));
         down.push_back(exact(static_cast<size_t>(H) * I, 1.7f / std::sqrt(static_cast<float>(I))));
       }
       std::vector<TensorView> router_v{TensorView(router.data(), DType::kF32, {E, H})};
@@ -437,8 +442,7 @@ TEST(CudaMoe, BlockMatchesCpu) {
       gp.k = H;
       gp.dtype = dtype;
       moe_grouped_gemm(gp, test_device(), nullptr);
-      silu_mul(SiluMulParams{d_gate_up.get(), d_act.get(), rows, I, dtype}, test_device(),
-               nullptr);
+      silu_mul(SiluMulParams{d_gate_up.get(), d_act.get(), rows, I, dtype}, test_device(), nullptr);
       gp.x = d_act.get();
       gp.x_stride = I;
       gp.x_rows = nullptr;

@@ -176,15 +176,14 @@ TEST_P(CudaFamilyRunnerTest, MatchesCpuRunnerThroughChunkedPrefillAndGraphDecode
     const int la = static_cast<int>(a.ids.size()), lb = static_cast<int>(b.ids.size());
     step(make_step({{&a, {la - 1, la}}, {&b, {lb - 1, lb}}}), {&a, &b}, true);
   }
-  std::printf("[ family   ] %s: %d logits rows, worst relative L2 %.3g\n", GetParam().c_str(),
-              rows, worst_rel);
+  std::printf("[ family   ] %s: %d logits rows, worst relative L2 %.3g\n", GetParam().c_str(), rows,
+              worst_rel);
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, CudaFamilyRunnerTest,
-                         ::testing::Values("llama31-bf16", "qwen3-f32", "mistral-mqa",
-                                           "phi3-fused", "phi3-longrope", "gemma2-bf16",
-                                           "gemma3-f32", "qwen3moe-bf16", "qwen3moe-step2-f32",
-                                           "mixtral-f16"),
+                         ::testing::Values("llama31-bf16", "qwen3-f32", "mistral-mqa", "phi3-fused",
+                                           "phi3-longrope", "gemma2-bf16", "gemma3-f32",
+                                           "qwen3moe-bf16", "qwen3moe-step2-f32", "mixtral-f16"),
                          [](const auto& param_info) {
                            std::string s = param_info.param;
                            std::replace(s.begin(), s.end(), '-', '_');

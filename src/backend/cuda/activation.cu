@@ -58,8 +58,8 @@ __global__ void gated_mul_kernel(SiluMulParams p) {
       if constexpr (kIsF32<T>) {
         o[i] = gated_f32<kGate>(g[i], u[i]);
       } else {
-        o[i] = __float2bfloat16_rn(
-            gated_bf16<kGate>(__bfloat162float(g[i]), __bfloat162float(u[i])));
+        o[i] =
+            __float2bfloat16_rn(gated_bf16<kGate>(__bfloat162float(g[i]), __bfloat162float(u[i])));
       }
     }
   }

@@ -29,7 +29,6 @@ void silu_mul(const SiluMulParams& p, const DeviceContext& dev, cudaStream_t str
 void gelu_tanh_mul(const SiluMulParams& p, const DeviceContext& dev, cudaStream_t stream);
 
 // x[i] = cap * tanh(x[i] / cap) for i in [0, n), in place, F32. REQUIRES: cap > 0.
-void softcap_inplace(float* x, int64_t n, float cap, const DeviceContext& dev,
-                     cudaStream_t stream);
+void softcap_inplace(float* x, int64_t n, float cap, const DeviceContext& dev, cudaStream_t stream);
 
 }  // namespace kite::cuda

@@ -230,15 +230,15 @@ Result<std::unique_ptr<CudaModelRunner>> CudaModelRunner::create(const ModelConf
         for (WeightId id : part == 0 ? m.gate_up : m.down) {
           const DeviceWeight& dw = impl->w[id];
           if (dw.fp8() || dw.bias != nullptr) {
-            return unimplemented("the CUDA MoE kernels take BF16/F32 expert weights without "
-                                 "biases; " +
-                                 impl->graph.weight(id).name + " is FP8 or has a bias");
+            return unimplemented(
+                "the CUDA MoE kernels take BF16/F32 expert weights without "
+                "biases; " +
+                impl->graph.weight(id).name + " is FP8 or has a bias");
           }
           ptrs.push_back(dw.data);
         }
       }
-      impl->moe_max_experts =
-          std::max(impl->moe_max_experts, static_cast<int>(m.gate_up.size()));
+      impl->moe_max_experts = std::max(impl->moe_max_experts, static_cast<int>(m.gate_up.size()));
       impl->moe_max_top_k = std::max(impl->moe_max_top_k, m.top_k);
       impl->moe_max_inter = std::max(impl->moe_max_inter, m.intermediate);
     }

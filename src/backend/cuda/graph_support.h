@@ -3,8 +3,9 @@
 // kUnimplemented naming the missing feature — never run with the feature silently dropped.
 // Covered: the Llama-like families, Gemma 2/3 ((1 + w) norms folded at load, scaled embeddings,
 // GeGLU, attention and final soft-capping, sliding/global layers, per-layer RoPE bases), Phi-3
-// (partial rotary, LongRoPE) and the MoE families (moe.h); refused: the limits below. Plain C++ (no CUDA syntax): the runner factory
-// and CudaModelRunner::create call it, and the CPU-only unit tests check it.
+// (partial rotary, LongRoPE) and the MoE families (moe.h); refused: the limits below. Plain C++ (no
+// CUDA syntax): the runner factory and CudaModelRunner::create call it, and the CPU-only unit tests
+// check it.
 #pragma once
 
 #include <string>

@@ -56,7 +56,8 @@ __global__ void __launch_bounds__(kPermuteThreads) moe_permute_kernel(MoePermute
   __shared__ int s_next[kMoeMaxExperts];
   for (int e = threadIdx.x; e < p.num_experts; e += blockDim.x) s_next[e] = 0;
   __syncthreads();
-  for (int i = threadIdx.x; i < p.num_rows; i += blockDim.x) atomicAdd(&s_next[p.topk_experts[i]], 1);
+  for (int i = threadIdx.x; i < p.num_rows; i += blockDim.x)
+    atomicAdd(&s_next[p.topk_experts[i]], 1);
   __syncthreads();
   if (threadIdx.x == 0) {
     int run = 0;

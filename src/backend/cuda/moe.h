@@ -53,12 +53,12 @@ struct MoePermuteParams {
 void moe_permute(const MoePermuteParams& p, const DeviceContext& dev, cudaStream_t stream);
 
 struct MoeGemmParams {
-  const void* x = nullptr;            // rows of dtype; permuted row r reads row x_rows[r] (or r)
-  int64_t x_stride = 0;               // elements
-  const int32_t* x_rows = nullptr;    // [num_rows] or nullptr
+  const void* x = nullptr;               // rows of dtype; permuted row r reads row x_rows[r] (or r)
+  int64_t x_stride = 0;                  // elements
+  const int32_t* x_rows = nullptr;       // [num_rows] or nullptr
   const void* const* weights = nullptr;  // [num_experts] device pointers, each [n, k] of dtype
   const int32_t* expert_offsets = nullptr;  // [num_experts + 1]
-  void* y = nullptr;                  // [num_rows, y_stride] of dtype
+  void* y = nullptr;                        // [num_rows, y_stride] of dtype
   int64_t y_stride = 0;
   int num_experts = 0;
   int n = 0;
@@ -72,10 +72,10 @@ struct MoeGemmParams {
 void moe_grouped_gemm(const MoeGemmParams& p, const DeviceContext& dev, cudaStream_t stream);
 
 struct MoeCombineParams {
-  const void* y = nullptr;                // [num_tokens * top_k, hidden] permuted expert outputs
-  const int32_t* slot_row = nullptr;      // [num_tokens, top_k]
-  const float* topk_weights = nullptr;    // [num_tokens, top_k]
-  void* out = nullptr;                    // [num_tokens, hidden] of dtype
+  const void* y = nullptr;              // [num_tokens * top_k, hidden] permuted expert outputs
+  const int32_t* slot_row = nullptr;    // [num_tokens, top_k]
+  const float* topk_weights = nullptr;  // [num_tokens, top_k]
+  void* out = nullptr;                  // [num_tokens, hidden] of dtype
   int num_tokens = 0;
   int hidden = 0;
   int top_k = 0;

@@ -263,9 +263,8 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
       case OpKind::kSoftcap: {
         // In place (Gemma 2's final logits); the logits live in logits_out.
         KITE_CHECK_EQ(op.in, op.out) << "softcap out of place";
-        float* x = op.out == graph.logits
-                       ? logits_out + static_cast<int64_t>(r0) * cfg.vocab_size
-                       : static_cast<float*>(val(op.out));
+        float* x = op.out == graph.logits ? logits_out + static_cast<int64_t>(r0) * cfg.vocab_size
+                                          : static_cast<float*>(val(op.out));
         KITE_CHECK(graph.value(op.out).f32) << "softcap of a non-F32 value";
         softcap_inplace(x, static_cast<int64_t>(rows) * width(op.out), op.softcap, *dev, stream);
         return ok_status();

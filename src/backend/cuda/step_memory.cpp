@@ -100,12 +100,15 @@ Status CudaModelRunner::Impl::ensure_buffers(const KvCacheConfig& c) {
     // MoE scratch for the largest block (every block of a model has the same shapes).
     const int64_t T = cap.tokens, E = moe_max_experts, rows = T * moe_max_top_k;
     const int64_t I = moe_max_inter, H = cfg.hidden_size;
-    const size_t sizes[] = {
-        static_cast<size_t>(T * E * 4),      static_cast<size_t>(rows * 4),
-        static_cast<size_t>(rows * 4),       static_cast<size_t>(rows * 4),
-        static_cast<size_t>((E + 1) * 4),    static_cast<size_t>(rows * 4),
-        static_cast<size_t>(rows * 2 * I * es()), static_cast<size_t>(rows * I * es()),
-        static_cast<size_t>(rows * H * es())};
+    const size_t sizes[] = {static_cast<size_t>(T * E * 4),
+                            static_cast<size_t>(rows * 4),
+                            static_cast<size_t>(rows * 4),
+                            static_cast<size_t>(rows * 4),
+                            static_cast<size_t>((E + 1) * 4),
+                            static_cast<size_t>(rows * 4),
+                            static_cast<size_t>(rows * 2 * I * es()),
+                            static_cast<size_t>(rows * I * es()),
+                            static_cast<size_t>(rows * H * es())};
     size_t moe_total = 0;
     size_t at[std::size(sizes)];
     for (size_t i = 0; i < std::size(sizes); ++i) {
