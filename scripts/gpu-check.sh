@@ -137,7 +137,15 @@ for step in "${steps[@]}"; do
         KITE_CUDA_PDL=0 timeout 120 "$bin/kite_cuda_bench" --only-w5 --tag "no PDL" \
           --out "$out/bench.jsonl" >>"$out/bench.log" 2>&1
       fi
-      grep -E 'ceiling|M=1 |attention|W5 (TPOT mean|prefill|weight bytes)' "$out/bench.log" | tee -a "$summary"
+      # W5 on the family shapes with fewer layers than published (random weights): Qwen3-30B-A3B
+      # (MoE: bytes of the router and the 8 active experts per layer) and Gemma-3-12B.
+      if [ "${KITE_BENCH_FAMILIES:-1}" = "1" ]; then
+        timeout 300 "$bin/kite_cuda_bench" --w5-family "qwen3-30b-a3b:${KITE_MOE_LAYERS:-8}" \
+          --w5-family "gemma-3-12b:${KITE_GEMMA_LAYERS:-12}" --out "$out/bench.jsonl" \
+          >>"$out/bench.log" 2>&1
+        row "kite_cuda_bench families" "rc=$?"
+      fi
+      grep -E 'ceiling|M=1 |attention|W5 (TPOT mean|prefill|weight bytes)|W5 [a-z0-9.-]+ [0-9]+L (TPOT mean|prefill|weight bytes)' "$out/bench.log" | tee -a "$summary"
       ;;
     ops)
       rm -f "$out/bench_ops.jsonl"

@@ -56,13 +56,18 @@ Status CudaModelRunner::Impl::run_moe(const Op& op, int rows) {
   gp.k = H;
   gp.dtype = opts.dtype;
   moe_grouped_gemm(gp, *dev, stream);
-  SiluMulParams sp;
-  sp.gate_up = m.gate_up;
-  sp.out = m.act;
-  sp.num_tokens = rows * moe.top_k;
-  sp.inter = I;
-  sp.dtype = opts.dtype;
-  silu_mul(sp, *dev, stream);
+  // SiLU·mul over the permuted rows, in chunks: its grid has one y per row (at most 65535).
+  const int num_rows = rows * moe.top_k;
+  constexpr int kSiluChunk = 32768;
+  for (int r0 = 0; r0 < num_rows; r0 += kSiluChunk) {
+    SiluMulParams sp;
+    sp.gate_up = static_cast<char*>(m.gate_up) + static_cast<int64_t>(r0) * 2 * I * es();
+    sp.out = static_cast<char*>(m.act) + static_cast<int64_t>(r0) * I * es();
+    sp.num_tokens = std::min(kSiluChunk, num_rows - r0);
+    sp.inter = I;
+    sp.dtype = opts.dtype;
+    silu_mul(sp, *dev, stream);
+  }
   gp.x = m.act;
   gp.x_stride = I;
   gp.x_rows = nullptr;
