@@ -67,7 +67,7 @@ bench() {  # bench LABEL [extra flags]
   local label=$1
   shift
   timeout 240 "$kite" bench serve --base-url "http://127.0.0.1:$port" --model llama \
-    --dataset-name random --random-input-len "$in_len" --random-output-len "$out_len" \
+    --dataset-name random --random-vocab-size 128256 --random-input-len "$in_len" --random-output-len "$out_len" \
     --num-prompts "$prompts" --max-concurrency "$conc" --ignore-eos --num-warmups 8 \
     --label "$label" --output-json "$out/structured-$label.json" "$@" \
     >"$out/structured-$label.log" 2>&1

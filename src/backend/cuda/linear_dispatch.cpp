@@ -38,6 +38,7 @@ Status CudaModelRunner::Impl::fp8_gemm(const void* x, int64_t ldx, const DeviceW
     qp.rows = m;
     qp.cols = k;
     qp.group = block ? kFp8Group : 0;
+    qp.group_major = block;  // VEC128_32F's layout (gemm.h)
     qp.q = mem.fp8_x.as<uint8_t>();
     qp.q_stride = k;
     qp.scale = mem.fp8_x_scale.as<float>();

@@ -292,9 +292,11 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
     const int rows = std::min(mem.cap.logits, d.logits - r0);
     for (size_t i = first_logits_op; i < ops.size(); ++i) {
       const Op& op = ops[i];
-      // Pooling rows (from first_pool_row on) get no LM head.
-      const int op_rows =
-          op.out == graph.logits ? std::clamp(first_pool_row - r0, 0, rows) : rows;
+      // Pooling rows (from first_pool_row on) get no LM head. Only a pooling step reads
+      // first_pool_row: graph capture and replay (never pooling) run every row.
+      const int op_rows = pool_rows > 0 && op.out == graph.logits
+                              ? std::clamp(first_pool_row - r0, 0, rows)
+                              : rows;
       if (op_rows > 0) KITE_RETURN_IF_ERROR(run(op, op_rows, r0));
       if (pool_rows > 0 && op.out == final_hidden && r0 + rows > first_pool_row) {
         // This chunk's pooling rows of the final norm, before the next chunk overwrites them.
