@@ -78,9 +78,13 @@ __global__ void __launch_bounds__(kPermuteThreads) moe_permute_kernel(MoePermute
 }
 
 constexpr int kTileM = 64, kTileN = 64, kTileK = 32, kGemmThreads = 256;
+constexpr int kSmallRows = 4;  // bf16 experts with at most this many rows: the GEMV path
 
-// CTA (column tile, expert); thread (ty, tx) of 16 x 16 owns rows ty + 16 i and columns
-// tx + 16 j of each 64 x 64 output tile. Operands staged as F32 in shared memory, k-major.
+// CTA (column tile, expert). An expert of at most kSmallRows rows (decode; bf16, k and the x
+// stride multiples of 8): each warp takes 8 of the tile's 64 columns and streams their weight
+// rows in 16-byte vectors, one F32 dot product per (row, column). Otherwise thread (ty, tx) of
+// 16 x 16 owns rows ty + 16 i and columns tx + 16 j of each 64 x 64 output tile, operands staged
+// as F32 in shared memory, k-major.
 template <typename T>
 __global__ void __launch_bounds__(kGemmThreads) moe_grouped_gemm_kernel(MoeGemmParams p) {
   pdl_launch_dependents();
@@ -95,6 +99,51 @@ __global__ void __launch_bounds__(kGemmThreads) moe_grouped_gemm_kernel(MoeGemmP
   const T* x = static_cast<const T*>(p.x);
   const T* w = static_cast<const T*>(p.weights[e]);
   T* y = static_cast<T*>(p.y);
+  if constexpr (!kIsF32<T>) {
+    // Decode: an expert with a handful of rows is a GEMV over its weights — each warp streams
+    // whole weight rows in 16-byte vectors (coalesced) against every row of the expert.
+    const int rows = end - begin;
+    if (rows <= kSmallRows && p.k % 8 == 0 && p.x_stride % 8 == 0) {
+      const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+      const T* xr[kSmallRows];
+#pragma unroll
+      for (int r = 0; r < kSmallRows; ++r) {
+        const int64_t row = r < rows ? (p.x_rows != nullptr ? p.x_rows[begin + r] : begin + r)
+                                     : (p.x_rows != nullptr ? p.x_rows[begin] : begin);
+        xr[r] = x + row * p.x_stride;
+      }
+      for (int c = warp; c < kTileN; c += kGemmThreads / 32) {
+        const int n = n0 + c;
+        if (n >= p.n) break;
+        const T* wr = w + static_cast<int64_t>(n) * p.k;
+        float acc[kSmallRows];
+#pragma unroll
+        for (int r = 0; r < kSmallRows; ++r) acc[r] = 0.f;
+#pragma unroll 4
+        for (int k0 = lane * 8; k0 < p.k; k0 += 32 * 8) {
+          float wv[8];
+          unpack_bf16x8(*reinterpret_cast<const uint4*>(wr + k0), wv);
+#pragma unroll
+          for (int r = 0; r < kSmallRows; ++r) {
+            if (r < rows) {
+              float xv[8];
+              unpack_bf16x8(*reinterpret_cast<const uint4*>(xr[r] + k0), xv);
+#pragma unroll
+              for (int j = 0; j < 8; ++j) acc[r] = fmaf(wv[j], xv[j], acc[r]);
+            }
+          }
+        }
+#pragma unroll
+        for (int r = 0; r < kSmallRows; ++r) acc[r] = warp_sum(acc[r]);
+        if (lane == 0) {
+          for (int r = 0; r < rows; ++r) {
+            y[static_cast<int64_t>(begin + r) * p.y_stride + n] = from_f<T>(acc[r]);
+          }
+        }
+      }
+      return;
+    }
+  }
   const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
   for (int m0 = begin; m0 < end; m0 += kTileM) {
     float acc[4][4];

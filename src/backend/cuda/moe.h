@@ -67,8 +67,9 @@ struct MoeGemmParams {
 };
 
 // y[r] = x[x_rows[r]] @ W_e^T for every permuted row r of every expert e, one launch: a CTA per
-// (64 output columns, expert) walks its expert's rows in tiles of 64 (CUDA-core FMA tiles; the
-// tensor-core grouped GEMM is future work). Experts with no rows exit at once.
+// (64 output columns, expert); an expert with at most 4 rows (decode) runs as a GEMV streaming its
+// weight rows in 16-byte vectors (bf16), larger ones walk their rows in tiles of 64 (CUDA-core
+// FMA tiles; the tensor-core grouped GEMM is future work). Experts with no rows exit at once.
 void moe_grouped_gemm(const MoeGemmParams& p, const DeviceContext& dev, cudaStream_t stream);
 
 struct MoeCombineParams {
