@@ -10,9 +10,9 @@
 // path: phi3-*, gemma3-f32, qwen3-f32, qwen3moe-step2-f32, ...): summation order and the last ulp
 // of exp/tanh only — logits within 1e-4 relative L2 per row and the same greedy tokens. bf16
 // models (gemma2-bf16, qwen3moe-bf16, mixtral-f16, ...): about six bf16 roundings a layer
-// (runner_test.cpp) — 0.1 relative L2 per row, and the greedy token must agree wherever the
-// CPU's top-2 gap exceeds four times the row's largest logit error (a router near a tie may pick
-// another expert in bf16: that shows as a larger error on that row, not as a failure elsewhere).
+// (runner_test.cpp) — 0.1 relative L2 per row (0.25 for MoE models: a router near a tie may pick
+// another expert in bf16 than in float32, which moves that row's logits), and the greedy token
+// must agree wherever the CPU's top-2 gap exceeds four times the row's largest logit error.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -125,6 +125,8 @@ TEST_P(CudaFamilyRunnerTest, MatchesCpuRunnerThroughChunkedPrefillAndGraphDecode
   kc.dtype = *dtype;
   ASSERT_TRUE((*gpu)->allocate_kv_cache(32, kc).ok());
   const bool f32 = *dtype == DType::kF32;
+  // bf16 MoE: a router near a tie may take another expert than the float32 CPU (0.25).
+  const double bf16_bound = cfg.is_moe() ? 0.25 : 0.1;
   std::printf("[ family   ] %s: %s compute, attention path %s\n", GetParam().c_str(),
               f32 ? "float32" : "bfloat16", (*gpu)->attention_path_name());
 
@@ -152,7 +154,7 @@ TEST_P(CudaFamilyRunnerTest, MatchesCpuRunnerThroughChunkedPrefillAndGraphDecode
       ASSERT_EQ(e.nan, 0u) << "row " << r;
       worst_rel = std::max(worst_rel, e.rel_l2);
       ++rows;
-      EXPECT_LT(e.rel_l2, f32 ? 1e-4 : 0.1) << "row " << r << " " << e.to_string();
+      EXPECT_LT(e.rel_l2, f32 ? 1e-4 : bf16_bound) << "row " << r << " " << e.to_string();
       const int32_t want = cpu::argmax(c.data(), V);
       const int32_t got = cpu::argmax(g.data(), V);
       double max_err = 0;
