@@ -16,7 +16,7 @@
 
 namespace kite::cuda {
 
-Status CudaModelRunner::Impl::run_moe(const Op& op, int rows) {
+Status CudaModelRunner::Impl::run_moe(const Op& op, int rows, bool may_sync) {
   const MoeDecl& moe = graph.moes[static_cast<size_t>(op.moe)];
   const StepMemory::Moe& m = mem.moe;
   const int E = static_cast<int>(moe.gate_up.size());
@@ -43,40 +43,83 @@ Status CudaModelRunner::Impl::run_moe(const Op& op, int rows) {
   pp.top_k = moe.top_k;
   moe_permute(pp, *dev, stream);
   const auto* ptrs = moe_weight_ptrs.as<const void*>() + static_cast<size_t>(op.moe) * 2 * E;
-  MoeGemmParams gp;
-  gp.x = x;
-  gp.x_stride = H;
-  gp.x_rows = m.row_token;
-  gp.weights = ptrs;
-  gp.expert_offsets = m.expert_offsets;
-  gp.y = m.gate_up;
-  gp.y_stride = 2 * I;
-  gp.num_experts = E;
-  gp.n = 2 * I;
-  gp.k = H;
-  gp.dtype = opts.dtype;
-  moe_grouped_gemm(gp, *dev, stream);
-  // SiLU·mul over the permuted rows, in chunks: its grid has one y per row (at most 65535).
   const int num_rows = rows * moe.top_k;
-  constexpr int kSiluChunk = 32768;
-  for (int r0 = 0; r0 < num_rows; r0 += kSiluChunk) {
-    SiluMulParams sp;
-    sp.gate_up = static_cast<char*>(m.gate_up) + static_cast<int64_t>(r0) * 2 * I * es();
-    sp.out = static_cast<char*>(m.act) + static_cast<int64_t>(r0) * I * es();
-    sp.num_tokens = std::min(kSiluChunk, num_rows - r0);
-    sp.inter = I;
-    sp.dtype = opts.dtype;
-    silu_mul(sp, *dev, stream);
+  auto silu_rows = [&] {
+    // SiLU·mul over the permuted rows, in chunks: its grid has one y per row (at most 65535).
+    constexpr int kSiluChunk = 32768;
+    for (int r0 = 0; r0 < num_rows; r0 += kSiluChunk) {
+      SiluMulParams sp;
+      sp.gate_up = static_cast<char*>(m.gate_up) + static_cast<int64_t>(r0) * 2 * I * es();
+      sp.out = static_cast<char*>(m.act) + static_cast<int64_t>(r0) * I * es();
+      sp.num_tokens = std::min(kSiluChunk, num_rows - r0);
+      sp.inter = I;
+      sp.dtype = opts.dtype;
+      silu_mul(sp, *dev, stream);
+    }
+  };
+  // cuBLASLt's plans assume 256-byte aligned operands: every expert's segment of the permuted
+  // rows is, when a row of x, gate_up and act is a multiple of 256 bytes (real models' shapes).
+  const bool aligned = (H * es()) % 256 == 0 && (I * es()) % 256 == 0;
+  if (may_sync && aligned && rows > opts.moe_grouped_max_tokens) {
+    // Large prefill steps: the permuted rows gathered (into y, free until the down GEMMs), the
+    // expert offsets read back, then each chosen expert's GEMMs on cuBLASLt (or the GEMV).
+    EmbeddingParams gather;
+    gather.token_ids = m.row_token;
+    gather.table = x;
+    gather.out = m.y;
+    gather.num_tokens = num_rows;
+    gather.hidden = H;
+    gather.vocab = rows;
+    gather.dtype = opts.dtype;
+    embedding(gather, *dev, stream);
+    KITE_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(m.offsets_host.data(), m.expert_offsets,
+                                              static_cast<size_t>(E + 1) * 4,
+                                              cudaMemcpyDeviceToHost, stream));
+    KITE_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream));
+    const int32_t* off = m.offsets_host.as<int32_t>();
+    const char* xs = static_cast<const char*>(m.y);
+    for (int e = 0; e < E; ++e) {
+      const int count = off[e + 1] - off[e];
+      if (count == 0) continue;
+      KITE_RETURN_IF_ERROR(linear(
+          xs + static_cast<int64_t>(off[e]) * H * es(), H, w[moe.gate_up[static_cast<size_t>(e)]],
+          static_cast<char*>(m.gate_up) + static_cast<int64_t>(off[e]) * 2 * I * es(), 2 * I, count,
+          false));
+    }
+    silu_rows();
+    for (int e = 0; e < E; ++e) {
+      const int count = off[e + 1] - off[e];
+      if (count == 0) continue;
+      KITE_RETURN_IF_ERROR(linear(
+          static_cast<const char*>(m.act) + static_cast<int64_t>(off[e]) * I * es(), I,
+          w[moe.down[static_cast<size_t>(e)]],
+          static_cast<char*>(m.y) + static_cast<int64_t>(off[e]) * H * es(), H, count, false));
+    }
+  } else {
+    MoeGemmParams gp;
+    gp.x = x;
+    gp.x_stride = H;
+    gp.x_rows = m.row_token;
+    gp.weights = ptrs;
+    gp.expert_offsets = m.expert_offsets;
+    gp.y = m.gate_up;
+    gp.y_stride = 2 * I;
+    gp.num_experts = E;
+    gp.n = 2 * I;
+    gp.k = H;
+    gp.dtype = opts.dtype;
+    moe_grouped_gemm(gp, *dev, stream);
+    silu_rows();
+    gp.x = m.act;
+    gp.x_stride = I;
+    gp.x_rows = nullptr;
+    gp.weights = ptrs + E;
+    gp.y = m.y;
+    gp.y_stride = H;
+    gp.n = H;
+    gp.k = I;
+    moe_grouped_gemm(gp, *dev, stream);
   }
-  gp.x = m.act;
-  gp.x_stride = I;
-  gp.x_rows = nullptr;
-  gp.weights = ptrs + E;
-  gp.y = m.y;
-  gp.y_stride = H;
-  gp.n = H;
-  gp.k = I;
-  moe_grouped_gemm(gp, *dev, stream);
   MoeCombineParams cp;
   cp.y = m.y;
   cp.slot_row = m.slot_row;
@@ -275,7 +318,7 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
         return ok_status();
       }
       case OpKind::kMoe:
-        return run_moe(op, rows);
+        return run_moe(op, rows, !d.all_decode);
     }
     return internal_error("unknown op");
   };

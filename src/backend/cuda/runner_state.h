@@ -63,6 +63,7 @@ struct StepMemory {
     void* gate_up = nullptr;
     void* act = nullptr;
     void* y = nullptr;
+    PinnedBuffer offsets_host;  // [num_experts + 1], the per-expert cuBLASLt path's copy
   } moe;
   bool ready = false;
 };
@@ -174,8 +175,9 @@ struct CudaModelRunner::Impl {
   bool fp8_gemm_fallback = false;  // no scaled FP8 GEMM here (or KITE_FP8_GEMM=dequant)
   size_t fp8_w_bf16_bytes = 0;     // the largest FP8 linear as bf16
 
-  // op_runner.cpp: one MoE block (ModelGraph::moes[op.moe]) over `rows` tokens.
-  Status run_moe(const Op& op, int rows);
+  // op_runner.cpp: one MoE block (ModelGraph::moes[op.moe]) over `rows` tokens; `may_sync`: the
+  // step is eager and not decode-only, so large steps may take the per-expert cuBLASLt path.
+  Status run_moe(const Op& op, int rows, bool may_sync);
   // op_runner.cpp: the step's ops (fused when d.tokens <= gemv_max_m and fused_ok); FlashInfer
   // serves the prefill sequences of its plan when fi_works > 0 (work lists in mem.fi_work).
   Status run_model(const StepLayout& L, const StepDims& d, int fi_ctas, int fi_works,

@@ -128,6 +128,9 @@ Status CudaModelRunner::Impl::ensure_buffers(const KvCacheConfig& c) {
     m.gate_up = b + at[6];
     m.act = b + at[7];
     m.y = b + at[8];
+    m.offsets_host.reset();
+    KITE_ASSIGN_OR_RETURN(m.offsets_host,
+                          PinnedBuffer::allocate(static_cast<size_t>(E + 1) * 4, "MoE offsets"));
     total += moe_total;
   }
   mem.ready = true;
