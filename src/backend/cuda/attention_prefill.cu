@@ -124,6 +124,7 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(AttentionParams p) {
   cp_async_commit();  // group 0: Q + KV tile 0
 
   const float scale_log2 = p.scale * kLog2e;
+  const float softcap = p.softcap;
   const int g_row = lane >> 2;  // row within the 8-row half of the warp's 16 rows
   const int t_col = lane & 3;
   const int r0 = warp * 16 + g_row;
@@ -200,7 +201,7 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(AttentionParams p) {
     for (int i = 0; i < kBlockN / 8; ++i) {
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        float v = s[i][e] * scale_log2;
+        float v = softcap > 0.f ? softcap_log2(s[i][e] * p.scale, softcap) : s[i][e] * scale_log2;
         if (need_mask) {
           const int col = n0 + i * 8 + t_col * 2 + (e & 1);
           const int qpos = e < 2 ? qpos0 : qpos1;

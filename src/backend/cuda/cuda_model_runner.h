@@ -34,6 +34,11 @@ struct CudaRunnerOptions {
   // --quantization fp8: every linear but the LM head quantized per row to FP8 at load (FP8
   // checkpoints are FP8 whatever this says). bf16 compute only.
   bool fp8_online = false;
+  // MoE layers of steps that carry prefill tokens and have more than this many tokens run each
+  // expert's two GEMMs on cuBLASLt (after a gather of the permuted rows and one host sync per
+  // layer for the expert offsets; when hidden and the expert width are multiples of 256 bytes);
+  // every other step, decode graphs included, runs the grouped kernel (moe.h), no host sync.
+  int moe_grouped_max_tokens = 64;
 };
 
 // The compute dtype for `requested` ("auto", "bfloat16", "float32"; EngineConfig::dtype):

@@ -172,7 +172,8 @@ void CudaModelRunner::Impl::fused_linear(const Op& op, const StepLayout& L, int 
       g.epilogue = GemvEpilogue::kRopeKv;
       g.rope.positions = in + L.positions;
       g.rope.slot_mapping = in + L.slot_mapping;
-      g.rope.inv_freq = inv_freq.as<float>();
+      // fused only for plain RoPEs (create(): full rotary, no LongRoPE)
+      g.rope.inv_freq = ropes[static_cast<size_t>(op.rope)].inv_freq.as<float>();
       g.rope.k_cache = k_cache(op.layer);
       g.rope.v_cache = v_cache(op.layer);
       g.rope.num_q_heads = static_cast<int>(cfg.num_attention_heads);
