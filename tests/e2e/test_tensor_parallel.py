@@ -158,6 +158,21 @@ def test_world_size_other_than_tp_fails_on_every_rank():
     assert_every_rank_says(run(cmd), 2, "needs 4 (mpirun -np 4)")
 
 
+def test_ranks_of_different_builds_are_refused_on_every_rank():
+    """Two ranks that report different builds (KITE_TEST_BUILD_ID stands in for a node with
+    another kite binary; mpirun's MPMD form gives each its own environment)."""
+    cmd = [KITE, "generate", TINY, "--device", "cpu", *PROMPT, "--tensor-parallel-size", "2"]
+    args = mpirun_args(1)
+    full = args + ["-x", "KITE_TEST_BUILD_ID=kite-a", *cmd, ":", "-np", "1", "-x",
+                   "KITE_TEST_BUILD_ID=kite-b", *cmd]
+    r = run(full)
+    assert r.returncode != 0
+    assert "rank 0 of 2: failed_precondition: rank 1 runs kite kite-b but this rank runs kite " \
+           "kite-a" in r.stderr, r.stderr[-3000:]
+    assert "rank 1 of 2: failed_precondition: rank 0 runs kite kite-a but this rank runs kite " \
+           "kite-b" in r.stderr, r.stderr[-3000:]
+
+
 def test_tp_without_mpirun_is_refused():
     r = generate(TINY, *PROMPT, "--tensor-parallel-size", "2")
     assert r.returncode != 0
