@@ -38,13 +38,13 @@ struct GemvRope {
   const float* inv_freq = nullptr;        // [head_dim / 2]
   void* k_cache = nullptr;                // [num_blocks, num_kv_heads, block_size, head_dim]
   void* v_cache = nullptr;
-  bool kv_fp8 = false;  // E4M3 caches: the bf16 value v stored as e4m3(v / k_scale or v_scale)
-  float k_scale = 1.f;
-  float v_scale = 1.f;
   int num_q_heads = 0;
   int num_kv_heads = 0;
   int head_dim = 0;
   int block_size = 0;
+  bool kv_fp8 = false;  // E4M3 caches: the bf16 value v stored as e4m3(v / k_scale or v_scale)
+  float k_scale = 1.f;
+  float v_scale = 1.f;
 };
 
 struct GemvParams {
