@@ -228,9 +228,11 @@ Status Engine::Impl::init(EngineParts parts) {
   seed_rng_.seed(c.seed);
   publish_stats();
   KITE_LOG_INFO(
-      "engine: {} on {}, max_model_len {}, {} KV blocks of {} tokens, {} seqs / {} tokens per step",
+      "engine: {} on {}, max_model_len {}, {} KV blocks of {} tokens ({} cache, {:.1f} MiB), {} "
+      "seqs / {} tokens per step",
       info_.served_model_name, info_.backend, max_model_len, num_blocks - 1, c.block_size,
-      c.max_num_seqs, batched);
+      info_.kv_cache_dtype, static_cast<double>(info_.kv_cache_bytes) / (1 << 20), c.max_num_seqs,
+      batched);
   thread_ = std::thread([this] { run(); });
   return ok_status();
 }
