@@ -78,8 +78,7 @@ Result<LoadedModel> create_model_runner(const EngineConfig& config) {
     KITE_ASSIGN_OR_RETURN(options.kv_scales,
                           read_kv_cache_scales(*m.weights, m.weights->config().num_hidden_layers));
     KITE_LOG_INFO("KV cache in FP8 E4M3: {} of {} K/V scales from the checkpoint, the rest 1.0",
-                  options.kv_scales.num_from_checkpoint,
-                  2 * m.weights->config().num_hidden_layers);
+                  options.kv_scales.num_from_checkpoint, 2 * m.weights->config().num_hidden_layers);
   }
   options.num_threads = config.num_threads;
   options.fp8_online = config.quantization == "fp8" && !q.enabled();

@@ -31,8 +31,8 @@ Result<float> scale_value(const std::string& name, const TensorView& t) {
       x = f16_to_f32(*t.as<const f16_t>());
       break;
     default:
-      return invalid_argument(fmt::format(
-          "KV cache scale {} must be F32, BF16 or F16, got {}", name, t.to_string()));
+      return invalid_argument(
+          fmt::format("KV cache scale {} must be F32, BF16 or F16, got {}", name, t.to_string()));
   }
   if (!std::isfinite(x) || x <= 0) {
     return invalid_argument(

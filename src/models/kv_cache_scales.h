@@ -12,10 +12,10 @@
 namespace kite {
 
 enum class KvCacheDtype {
-  kKvCacheDtypeAuto,     // the backend's compute dtype
-  kKvCacheDtypeFloat32,  // "float32"
+  kKvCacheDtypeAuto,      // the backend's compute dtype
+  kKvCacheDtypeFloat32,   // "float32"
   kKvCacheDtypeBFloat16,  // "bfloat16"
-  kKvCacheDtypeFp8E4M3,  // "fp8" or "fp8_e4m3" (vLLM's spellings): E4M3 bytes + layer scales
+  kKvCacheDtypeFp8E4M3,   // "fp8" or "fp8_e4m3" (vLLM's spellings): E4M3 bytes + layer scales
 };
 
 // "auto", "float32", "bfloat16", "fp8", "fp8_e4m3". kUnimplemented for "fp8_e5m2" (vLLM has
@@ -25,8 +25,8 @@ Result<KvCacheDtype> parse_kv_cache_dtype(std::string_view name);
 // One float per layer: a value x is cached as e4m3(x / k[layer]) and read as byte * k[layer]
 // (likewise v). vLLM's definition and defaults.
 struct KvCacheScales {
-  std::vector<float> k = {};  // [num_layers]
-  std::vector<float> v = {};  // [num_layers]
+  std::vector<float> k = {};    // [num_layers]
+  std::vector<float> v = {};    // [num_layers]
   int num_from_checkpoint = 0;  // scales (K and V counted apart) the checkpoint gave
 };
 

@@ -346,21 +346,21 @@ TEST(CudaAttention, Fp8KvCacheMatchesCpuEmulation) {
                      std::vector<int>(5, 1), 3},
                     0.02f, 0.5f),
            seed++);
-  run_case(fp8_case({"prefill group7", 28, 4, 128, 16, {1000, 300, 33}, {1000, 100, 33}}, 3.f,
-                    0.125f),
-           seed++);
-  run_case(fp8_case({"prefill group16 (no decode kernel)", 32, 2, 128, 16, {17, 40, 1},
-                     {1, 40, 1}},
+  run_case(
+      fp8_case({"prefill group7", 28, 4, 128, 16, {1000, 300, 33}, {1000, 100, 33}}, 3.f, 0.125f),
+      seed++);
+  run_case(fp8_case({"prefill group16 (no decode kernel)", 32, 2, 128, 16, {17, 40, 1}, {1, 40, 1}},
                     0.7f, 0.7f),
            seed++);
   run_case(fp8_case({"bs32", 16, 4, 128, 32, {100, 64, 33}, {100, 31, 1}}, 0.37f, 1.3f), seed++);
   run_case(fp8_case({"bs8", 32, 8, 64, 8, repeat(lens, 5), std::vector<int>(5, 1)}, 1.f, 0.25f),
            seed++);
   run_case(fp8_case({"bs5", 16, 4, 128, 5, {33, 71, 5}, {33, 1, 5}}, 0.9f, 1.1f), seed++);
-  run_case(fp8_case({"window 37", 32, 8, 128, 16, {15, 200, 1000, 4097, 80}, {15, 200, 17, 1, 64},
-                     0, 37},
-                    0.37f, 2.5f),
-           seed++);
+  run_case(
+      fp8_case(
+          {"window 37", 32, 8, 128, 16, {15, 200, 1000, 4097, 80}, {15, 200, 17, 1, 64}, 0, 37},
+          0.37f, 2.5f),
+      seed++);
   run_case(fp8_case({"generic hd16", 8, 2, 16, 16, {40, 33, 1}, {40, 1, 1}}, 0.37f, 2.5f), seed++);
   run_case(fp8_case({"generic hd8 window 5", 8, 4, 8, 8, {40, 33}, {40, 1}, 0, 5}, 2.f, 0.5f),
            seed++);

@@ -107,10 +107,10 @@ TEST(CudaKvFp8, RopeKvWriteStoresTheCpuEmulationsBytes) {
           const float k = row[r + (c.nq + h) * hd + d];
           const float v = row[r + (c.nq + c.nkv + h) * hd + d];
           ASSERT_EQ(v, qkv_f[r + (c.nq + c.nkv + h) * hd + d]) << "v is not modified";
-          EXPECT_EQ(kc[mine], cpu::quantize_kv_fp8(k, c.k_scale)) << "k " << t << " " << h << " "
-                                                                  << d;
-          EXPECT_EQ(vc[mine], cpu::quantize_kv_fp8(v, c.v_scale)) << "v " << t << " " << h << " "
-                                                                  << d;
+          EXPECT_EQ(kc[mine], cpu::quantize_kv_fp8(k, c.k_scale))
+              << "k " << t << " " << h << " " << d;
+          EXPECT_EQ(vc[mine], cpu::quantize_kv_fp8(v, c.v_scale))
+              << "v " << t << " " << h << " " << d;
           saturated += (vc[mine] & 0x7f) == 0x7e ? 1 : 0;
           ++written;
         }

@@ -735,7 +735,8 @@ TEST(CudaRunner, Fp8KvCacheMatchesTheCpuRunnersEmulation) {
     ASSERT_TRUE((*gpu)->logits_to_host(lg, gg.data()).ok());
     const ErrorStats vs_emulation = compare(gg, gc), vs_f32 = compare(gg, g32);
     EXPECT_EQ(vs_emulation.nan, 0u);
-    EXPECT_LT(vs_emulation.rel_l2, 1.0 / 1024) << "step " << step << " " << vs_emulation.to_string();
+    EXPECT_LT(vs_emulation.rel_l2, 1.0 / 1024)
+        << "step " << step << " " << vs_emulation.to_string();
     EXPECT_GT(vs_f32.rel_l2, 4 * vs_emulation.rel_l2) << "step " << step << ": is the cache FP8?";
     for (int i : which) {  // all follow the emulation's greedy tokens
       const int32_t next = cpu::argmax(gc.data() + static_cast<int64_t>(i) * V, V);

@@ -47,7 +47,8 @@ std::vector<QueryInfo> query_infos(const PagedAttentionParams& p) {
 const float* fp8_table() {
   static const std::vector<float> table = [] {
     std::vector<float> t(256);
-    for (int i = 0; i < 256; ++i) t[static_cast<size_t>(i)] = fp8e4m3_to_f32(static_cast<uint8_t>(i));
+    for (int i = 0; i < 256; ++i)
+      t[static_cast<size_t>(i)] = fp8e4m3_to_f32(static_cast<uint8_t>(i));
     return t;
   }();
   return table.data();

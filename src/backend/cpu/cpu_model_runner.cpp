@@ -22,8 +22,9 @@ CpuModelRunner::CpuModelRunner(std::shared_ptr<const WeightStore> weights, int n
 Result<std::unique_ptr<CpuModelRunner>> CpuModelRunner::create(
     std::shared_ptr<const WeightStore> weights, const CpuRunnerOptions& options) {
   if (options.kv_cache_dtype != DType::kF32 && options.kv_cache_dtype != DType::kF8E4M3) {
-    return unimplemented(fmt::format("the CPU backend keeps its KV cache in F32 or FP8 E4M3, not {}",
-                                     dtype_name(options.kv_cache_dtype)));
+    return unimplemented(
+        fmt::format("the CPU backend keeps its KV cache in F32 or FP8 E4M3, not {}",
+                    dtype_name(options.kv_cache_dtype)));
   }
   std::unique_ptr<CpuModelRunner> r(new CpuModelRunner(std::move(weights), options.num_threads));
   r->options_ = options;
@@ -33,8 +34,8 @@ Result<std::unique_ptr<CpuModelRunner>> CpuModelRunner::create(
     if (s.k.empty()) s.k.assign(layers, 1.f);
     if (s.v.empty()) s.v.assign(layers, 1.f);
     if (s.k.size() != layers || s.v.size() != layers) {
-      return invalid_argument(fmt::format("{} K and {} V KV cache scales for {} layers",
-                                          s.k.size(), s.v.size(), layers));
+      return invalid_argument(fmt::format("{} K and {} V KV cache scales for {} layers", s.k.size(),
+                                          s.v.size(), layers));
     }
   }
   KITE_RETURN_IF_ERROR(r->init());

@@ -1,8 +1,8 @@
 // CpuModelRunner: the CPU backend's ModelRunner. Runs a model definition's op list
 // (models/model_graph.h: every supported family) in F32 over the weights of a WeightStore
-// (F32/F16/BF16, or GGUF-quantized, read in place) with a paged F32 (or FP8 E4M3) KV cache. Each op maps to
-// the reference ops of backend/cpu/ops.h; by default nothing is fused, so this is the reference
-// every other backend's fused execution is tested against.
+// (F32/F16/BF16, or GGUF-quantized, read in place) with a paged F32 (or FP8 E4M3) KV cache. Each op
+// maps to the reference ops of backend/cpu/ops.h; by default nothing is fused, so this is the
+// reference every other backend's fused execution is tested against.
 #pragma once
 
 #include <memory>

@@ -9,8 +9,8 @@
 
 #include "backend/cpu/simd.h"
 #include "checkpoint/dequant.h"
-#include "core/dtype.h"
 #include "core/check.h"
+#include "core/dtype.h"
 #include "core/thread_pool.h"
 
 namespace kite::cpu {

@@ -134,14 +134,13 @@ void attention_generic(const AttentionParams& p, const DeviceContext& dev, cudaS
       << kGenericMaxHeadDim << ")";
   const int items = p.num_tokens * p.num_q_heads;
   const dim3 grid((items + kWarps - 1) / kWarps), block(kWarps * 32);
-  KITE_DISPATCH_DTYPE("attention_generic", p.dtype, GenericDTypes, T,
-                      {
-                        if (p.kv_fp8) {
-                          launch(generic_kernel<T, true>, grid, block, 0, dev, stream, p);
-                        } else {
-                          launch(generic_kernel<T, false>, grid, block, 0, dev, stream, p);
-                        }
-                      });
+  KITE_DISPATCH_DTYPE("attention_generic", p.dtype, GenericDTypes, T, {
+    if (p.kv_fp8) {
+      launch(generic_kernel<T, true>, grid, block, 0, dev, stream, p);
+    } else {
+      launch(generic_kernel<T, false>, grid, block, 0, dev, stream, p);
+    }
+  });
 }
 
 }  // namespace kite::cuda

@@ -221,8 +221,7 @@ const ModelConfig& CudaModelRunner::config() const { return impl_->cfg; }
 DType CudaModelRunner::kv_cache_dtype() const { return impl_->opts.kv_cache_dtype; }
 
 int64_t CudaModelRunner::kv_block_bytes(int block_size) const {
-  return 2 * impl_->cfg.num_hidden_layers * impl_->kv_elems_per_block(block_size) *
-         impl_->kv_es();
+  return 2 * impl_->cfg.num_hidden_layers * impl_->kv_elems_per_block(block_size) * impl_->kv_es();
 }
 
 Result<int64_t> CudaModelRunner::determine_num_kv_blocks(const KvCacheConfig& c) {
@@ -314,9 +313,8 @@ Status CudaModelRunner::allocate_kv_cache(int64_t num_blocks, const KvCacheConfi
   StepCapacity worst = m.mem.cap;
   worst.logits = worst.tokens;  // prompt logprobs may ask for every token's logits
   KITE_RETURN_IF_ERROR(m.ensure_inputs(make_step_layout(worst).total(m.mem.cap.block_table)));
-  KITE_LOG_INFO("cuda: KV cache {} blocks x {} tokens = {:.2f} GiB ({})", num_blocks,
-                c.block_size, static_cast<double>(m.kv.size()) / (1u << 30),
-                dtype_name(m.opts.kv_cache_dtype));
+  KITE_LOG_INFO("cuda: KV cache {} blocks x {} tokens = {:.2f} GiB ({})", num_blocks, c.block_size,
+                static_cast<double>(m.kv.size()) / (1u << 30), dtype_name(m.opts.kv_cache_dtype));
   return m.capture_graphs();
 }
 

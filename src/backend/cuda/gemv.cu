@@ -284,7 +284,8 @@ __global__ void __launch_bounds__(kThreads, M == 1 ? 3 : (M <= 4 ? 2 : 1))
               dst[i] = kv_fp8_quantize(__bfloat162float(o1), scale);
               dst[i + half] = kv_fp8_quantize(__bfloat162float(o2), scale);
             } else {
-              __nv_bfloat16* dst = static_cast<__nv_bfloat16*>(is_v ? rp.v_cache : rp.k_cache) + row;
+              __nv_bfloat16* dst =
+                  static_cast<__nv_bfloat16*>(is_v ? rp.v_cache : rp.k_cache) + row;
               dst[i] = o1;
               dst[i + half] = o2;
             }

@@ -14,7 +14,8 @@ namespace kite::cuda {
 
 // IEEE division (nvcc's default -prec-div=true), as the CPU's x / scale.
 __device__ __forceinline__ uint8_t kv_fp8_quantize(float x, float scale) {
-  return static_cast<uint8_t>(__nv_cvt_float_to_fp8(__fdiv_rn(x, scale), __NV_SATFINITE, __NV_E4M3));
+  return static_cast<uint8_t>(
+      __nv_cvt_float_to_fp8(__fdiv_rn(x, scale), __NV_SATFINITE, __NV_E4M3));
 }
 
 // The e4m3 value of one byte, unscaled (exact).

@@ -190,10 +190,9 @@ TEST(CpuModelRunnerTest, KvCacheSizing) {
   EXPECT_EQ((*fp8)->kv_cache_dtype(), DType::kF8E4M3);
   EXPECT_EQ((*fp8)->kv_block_bytes(16), 2 * 2 * 16 * 64);
   EXPECT_EQ(*(*fp8)->determine_num_kv_blocks(cfg), 40);
-  EXPECT_EQ(CpuModelRunner::create(tiny_weights(), {.kv_cache_dtype = DType::kBF16})
-                .status()
-                .code(),
-            StatusCode::kUnimplemented);
+  EXPECT_EQ(
+      CpuModelRunner::create(tiny_weights(), {.kv_cache_dtype = DType::kBF16}).status().code(),
+      StatusCode::kUnimplemented);
 }
 
 TEST(CpuModelRunnerTest, SamplesWithTheReferenceSampler) {

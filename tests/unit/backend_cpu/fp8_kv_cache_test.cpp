@@ -49,7 +49,7 @@ TEST(Fp8KvCacheTest, ParsesVllmSpellings) {
 
 TEST(Fp8KvCacheTest, QuantizeRoundsToNearestEvenAndSaturates) {
   EXPECT_EQ(cpu::quantize_kv_fp8(1.f, 1.f), 0x38);
-  EXPECT_EQ(cpu::quantize_kv_fp8(2.f, 2.f), 0x38);    // x / scale
+  EXPECT_EQ(cpu::quantize_kv_fp8(2.f, 2.f), 0x38);      // x / scale
   EXPECT_EQ(cpu::quantize_kv_fp8(-0.5f, 0.25f), 0xc0);  // -2
   // 1.0625 is halfway between 1 (0x38) and 1.125 (0x39): ties to even (0x38); 1.1875 to 0x3a.
   EXPECT_EQ(cpu::quantize_kv_fp8(1.0625f, 1.f), 0x38);
@@ -219,8 +219,8 @@ TEST(Fp8KvCacheTest, TinyStoriesFp8CacheAgainstF32Cache) {
     // A flip only where F32's top two are closer than the FP8 cache moves logits.
     EXPECT_LT(sorted[0] - sorted[1], 2 * max_diff) << "position " << t;
   }
-  std::printf("fp8 vs f32 KV cache: max |logit diff| %.4f; argmax agrees at %d of %zu\n",
-              max_diff, agree, tokens.size());
+  std::printf("fp8 vs f32 KV cache: max |logit diff| %.4f; argmax agrees at %d of %zu\n", max_diff,
+              agree, tokens.size());
   EXPECT_GT(max_diff, 0.0);  // the cache really is FP8
   EXPECT_LT(max_diff, 2.0);
   EXPECT_GE(agree, 62);
@@ -228,8 +228,8 @@ TEST(Fp8KvCacheTest, TinyStoriesFp8CacheAgainstF32Cache) {
   auto fp8 = runner(w, DType::kF8E4M3);
   const std::vector<int32_t> free_running = greedy(fp8.get(), 48);
   int prefix = 0;
-  while (prefix < 48 && free_running[static_cast<size_t>(prefix)] ==
-                            ref_greedy[static_cast<size_t>(prefix)]) {
+  while (prefix < 48 &&
+         free_running[static_cast<size_t>(prefix)] == ref_greedy[static_cast<size_t>(prefix)]) {
     ++prefix;
   }
   std::printf("free-running greedy: %d of 48 tokens agree before the first difference\n", prefix);
