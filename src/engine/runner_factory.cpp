@@ -45,6 +45,10 @@ Result<LoadedModel> create_model_runner(const EngineConfig& config) {
     KITE_LOG_INFO("{} is already FP8 ({}); --quantization fp8 keeps its own scales", config.model,
                   quant_scheme_name(q.scheme));
   }
+  if (q.kv_cache_scales && kv_dtype != KvCacheDtype::kKvCacheDtypeFp8E4M3) {
+    KITE_LOG_INFO("{} has FP8 KV cache scales (kv_cache_scheme); --kv-cache-dtype fp8 uses them",
+                  config.model);
+  }
   LoadedModel m;
   m.weights = std::move(store);
 #ifdef KITE_WITH_CUDA

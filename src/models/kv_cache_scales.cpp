@@ -88,6 +88,12 @@ Result<KvCacheScales> read_kv_cache_scales(const WeightStore& store, int64_t num
         names.push_back(p + "kv_scale");
       }
       KITE_ASSIGN_OR_RETURN(std::optional<float> x, first_scale(store, names));
+      if (!x && store.config().quantization.kv_cache_scales) {
+        return not_found(fmt::format(
+            "KV cache scale {} is missing (quantization_config has a kv_cache_scheme; also looked "
+            "for {}_proj.output_scale, {}_proj.{}_scale, qkv_proj.{}_scale and kv_scale)",
+            names[0], kv, kv, kv, kv));
+      }
       if (!x) continue;
       (kv == 'k' ? s.k : s.v)[static_cast<size_t>(l)] = *x;
       ++s.num_from_checkpoint;

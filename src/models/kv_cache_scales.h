@@ -37,7 +37,10 @@ struct KvCacheScales {
 //   P.k_proj.k_scale / P.v_proj.v_scale   ModelOpt
 //   P.qkv_proj.k_scale / P.qkv_proj.v_scale
 //   P.kv_scale                            deprecated: one scale for K and V
-// the first present in that order; 1.0 where none is (vLLM's default). A scale must hold one
+// the first present in that order; 1.0 where none is (vLLM's default) — unless config.json's
+// quantization_config declares a kv_cache_scheme (QuantizationConfig::kv_cache_scales): then
+// every layer's K and V scale must be there, and a missing one is kNotFound naming
+// P.k_scale / P.v_scale. A scale must hold one
 // F32/BF16/F16 value (shape [] or [1]) that is finite and > 0; anything else is
 // kInvalidArgument naming the tensor.
 Result<KvCacheScales> read_kv_cache_scales(const WeightStore& store, int64_t num_layers);

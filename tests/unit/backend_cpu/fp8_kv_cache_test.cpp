@@ -236,11 +236,17 @@ TEST(Fp8KvCacheTest, TinyStoriesFp8CacheAgainstF32Cache) {
   EXPECT_GE(prefix, 1);
 }
 
-// A copy of TinyStories with `extra` tensors added to its safetensors file.
-void write_tiny_with(const std::string& dir, const std::vector<testing::StEntry>& extra) {
-  for (const char* f : {"config.json", "generation_config.json"}) {
-    fs::copy_file(kTiny + "/" + f, dir + "/" + f);
+// A copy of TinyStories with `extra` tensors added to its safetensors file (and, when given, a
+// quantization_config in its config.json).
+void write_tiny_with(const std::string& dir, const std::vector<testing::StEntry>& extra,
+                     const std::string& quantization_config = "") {
+  fs::copy_file(kTiny + "/generation_config.json", dir + "/generation_config.json");
+  std::string config = testing::read_text(kTiny + "/config.json");
+  if (!quantization_config.empty()) {
+    const size_t brace = config.rfind('}');
+    config = config.substr(0, brace) + ", \"quantization_config\": " + quantization_config + "}";
   }
+  testing::write_text(dir + "/config.json", config);
   auto f = SafetensorsFile::open(kTiny + "/model.safetensors");
   ASSERT_TRUE(f.ok());
   std::vector<testing::StEntry> entries = testing::entries_of(*f);
@@ -319,6 +325,39 @@ TEST(Fp8KvCacheTest, BadScalesAreLoadErrorsNamingTheTensor) {
     EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.to_string();
     EXPECT_NE(s.message().find(name), std::string::npos) << s.message();
   }
+}
+
+// A checkpoint whose quantization_config declares a kv_cache_scheme (llm-compressor's FP8 KV
+// scales, float weights) must carry every layer's scales: a missing one names the tensor.
+TEST(Fp8KvCacheTest, KvCacheSchemeRequiresEveryScale) {
+  const std::string scheme = R"({"quant_method": "compressed-tensors", "format": "float-quantized",
+      "kv_cache_scheme": {"num_bits": 8, "type": "float", "strategy": "tensor", "dynamic": false}})";
+  std::vector<testing::StEntry> scales;
+  for (int l = 0; l < 2; ++l) {
+    for (const char* kv : {"k", "v"}) {
+      scales.push_back(
+          f32_scale("model.layers." + std::to_string(l) + ".self_attn." + kv + "_scale", 0.5f));
+    }
+  }
+  testing::TempDir full;
+  write_tiny_with(full.path(), scales, scheme);
+  auto w = load(full.path());
+  ASSERT_NE(w, nullptr);
+  EXPECT_TRUE(w->config().quantization.kv_cache_scales);
+  EXPECT_FALSE(w->config().quantization.enabled());
+  auto s = read_kv_cache_scales(*w, 2);
+  ASSERT_TRUE(s.ok()) << s.status().to_string();
+  EXPECT_EQ(s->num_from_checkpoint, 4);
+
+  scales.pop_back();  // layer 1's v_scale
+  testing::TempDir missing;
+  write_tiny_with(missing.path(), scales, scheme);
+  auto w2 = load(missing.path());
+  ASSERT_NE(w2, nullptr);
+  const Status st = read_kv_cache_scales(*w2, 2).status();
+  EXPECT_EQ(st.code(), StatusCode::kNotFound);
+  EXPECT_NE(st.message().find("model.layers.1.self_attn.v_scale"), std::string::npos)
+      << st.message();
 }
 
 }  // namespace
