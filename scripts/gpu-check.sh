@@ -54,9 +54,24 @@ gtest_row() {  # name, binary, log
   row "$name" "rc=$rc passed=$passed failed_lines=$failed"
 }
 
+# Writes make_tiny_models.py's family models once into $out/tiny-families and exports
+# KITE_TINY_FAMILY_DIR; leaves it unset when python3 lacks numpy or safetensors.
+tiny_families() {
+  if [ -n "${KITE_TINY_FAMILY_DIR:-}" ]; then return 0; fi
+  if [ ! -f "$out/tiny-families/gemma2-bf16/config.json" ]; then
+    rm -rf "$out/tiny-families"
+    python3 tests/conformance/model/make_tiny_models.py "$out/tiny-families" --no-gguf \
+      >"$out/tiny-families.log" 2>&1 || { row "tiny family models" "not written (see log)"; return 0; }
+  fi
+  export KITE_TINY_FAMILY_DIR="$out/tiny-families"
+}
+
 for step in "${steps[@]}"; do
   case "$step" in
     tests)
+      # The tiny family models (Phi-3, Gemma 2/3, Qwen3-MoE, Mixtral, ...) for cuda_runner_test's
+      # CudaFamilyRunnerTest, written with this machine's python3 (numpy + safetensors).
+      tiny_families
       gtest_row "cuda_kernels_test" "$bin/cuda_kernels_test" "$out/kernels.log"
       gtest_row "cuda_ops_test" "$bin/cuda_ops_test" "$out/ops.log"
       gtest_row "cuda_runner_test" "$bin/cuda_runner_test" "$out/runner.log"
@@ -80,6 +95,25 @@ for step in "${steps[@]}"; do
         row "tiny ${pair##*:}" "rc=$rc $agree $path"
       done
       rm -f "$out"/tiny_*.txt "$out"/tiny_656k.log "$out"/tiny_656k-q8.log "$out"/tiny_260k.log
+      # The family models (random weights, vocabulary 96): GPU vs CPU greedy ids from a short
+      # prompt. float32-mode models (F32 checkpoints, head_dim <= 32) must agree on every token;
+      # bf16 ones may part where the CPU's top-2 logits nearly tie.
+      tiny_families
+      if [ -n "${KITE_TINY_FAMILY_DIR:-}" ]; then
+        printf '1 5 9 33\n3 1 4 1 5 9 2 6 5 3 5 8 9 7 9 3 2 3 8\n' >"$out/tiny_prompts_fam.txt"
+        for fam in phi3-fused phi3-longrope gemma2-bf16 gemma3-f32 qwen3moe-bf16 \
+                   qwen3moe-step2-f32 mixtral-f16; do
+          timeout 120 "$bin/kite_cuda_model_check" --model "$KITE_TINY_FAMILY_DIR/$fam" \
+            --prompts "$out/tiny_prompts_fam.txt" --max-new 40 --compare-cpu --gpu-mem 0.3 \
+            >"$out/tiny_fam.log" 2>&1
+          rc=$?
+          cat "$out/tiny_fam.log" >>"$out/tiny.log"
+          agree=$(grep -o 'agree on [0-9]* of [0-9]*' "$out/tiny_fam.log" | tr '\n' ';')
+          path=$(grep -o 'attention path [a-z-]*' "$out/tiny_fam.log" | tail -1)
+          row "tiny $fam" "rc=$rc $agree $path"
+        done
+        rm -f "$out/tiny_prompts_fam.txt" "$out/tiny_fam.log"
+      fi
       ;;
     models)
       timeout "${KITE_MODELS_TIMEOUT:-500}" python3 "$bundle/hf_compare.py" --tool "$bin/kite_cuda_model_check" \
@@ -103,7 +137,15 @@ for step in "${steps[@]}"; do
         KITE_CUDA_PDL=0 timeout 120 "$bin/kite_cuda_bench" --only-w5 --tag "no PDL" \
           --out "$out/bench.jsonl" >>"$out/bench.log" 2>&1
       fi
-      grep -E 'ceiling|M=1 |attention|W5 (TPOT mean|prefill|weight bytes)' "$out/bench.log" | tee -a "$summary"
+      # W5 on the family shapes with fewer layers than published (random weights): Qwen3-30B-A3B
+      # (MoE: bytes of the router and the 8 active experts per layer) and Gemma-3-12B.
+      if [ "${KITE_BENCH_FAMILIES:-1}" = "1" ]; then
+        timeout 300 "$bin/kite_cuda_bench" --w5-family "qwen3-30b-a3b:${KITE_MOE_LAYERS:-8}" \
+          --w5-family "gemma-3-12b:${KITE_GEMMA_LAYERS:-12}" --out "$out/bench.jsonl" \
+          >>"$out/bench.log" 2>&1
+        row "kite_cuda_bench families" "rc=$?"
+      fi
+      grep -E 'ceiling|M=1 |attention|W5 (TPOT mean|prefill|weight bytes)|W5 [a-z0-9.-]+ [0-9]+L (TPOT mean|prefill|weight bytes)' "$out/bench.log" | tee -a "$summary"
       ;;
     ops)
       rm -f "$out/bench_ops.jsonl"

@@ -47,6 +47,7 @@ struct Case {
   int force_splits = 0;     // 0: the planner's choice
   int window = 0;           // sliding_window (0: full causal)
   bool flashinfer = false;  // every sequence through FlashInfer's prefill kernel instead
+  float softcap = 0.f;      // attention logit soft-capping (Gemma 2; 0: none)
   bool fp8 = false;         // an FP8 KV cache with these layer scales
   float k_scale = 1.f;
   float v_scale = 1.f;
@@ -133,6 +134,7 @@ void run_case(const Case& c, uint32_t seed) {
   cp.block_table_indptr = indptr.data();
   cp.block_table = table.data();
   cp.sliding_window = c.window;
+  cp.softcap = c.softcap;
   cpu::paged_attention(cp, &pool());
   // sum_j p_j |v_j| / sum_j p_j: the same attention over |V|.
   std::vector<float> abs_ref(ref.size());
@@ -199,6 +201,7 @@ void run_case(const Case& c, uint32_t seed) {
     p.k_scale = c.k_scale;
     p.v_scale = c.v_scale;
   }
+  p.softcap = c.softcap;
   if (c.flashinfer) {
     std::vector<int32_t> all(ns);
     std::iota(all.begin(), all.end(), 0);
@@ -364,6 +367,56 @@ TEST(CudaAttention, Fp8KvCacheMatchesCpuEmulation) {
   run_case(fp8_case({"generic hd16", 8, 2, 16, 16, {40, 33, 1}, {40, 1, 1}}, 0.37f, 2.5f), seed++);
   run_case(fp8_case({"generic hd8 window 5", 8, 4, 8, 8, {40, 33}, {40, 1}, 0, 5}, 2.f, 0.5f),
            seed++);
+  // Soft-capping reads the true score: the prefill kernel applies k_scale before the cap.
+  for (int hd : {256, 16}) {
+    Case c = fp8_case({"softcap 0.5 hd" + std::to_string(hd), 16, 8, hd, 16, {300, 40, 1000},
+                       {300, 1, 17}},
+                      0.37f, 2.5f);
+    c.softcap = 0.5f;
+    run_case(c, seed++);
+  }
+}
+
+// Gemma 2's logit soft-capping on every kernel of ours (FlashInfer's is not used for such models):
+// a cap of 0.5, well inside the scores' range (|scale q.k| reaches ~1.5 here), so tanh bends;
+// with and without a window, decode (planner's and forced splits), prefill chunks over cached
+// prefixes, head dims 256 (Gemma 2), 128 and the generic path's 16.
+TEST(CudaAttention, SoftcapMatchesCpu) {
+  KITE_REQUIRE_GPU();
+  uint32_t seed = 90;
+  for (int hd : {128, 256}) {
+    run_case({"softcap hd" + std::to_string(hd),
+              16,
+              8,
+              hd,
+              16,
+              {15, 200, 1000, 1017, 4097, 80, 300},
+              {15, 200, 17, 1, 1, 64, 1},
+              0,
+              0,
+              false,
+              0.5f},
+             seed++);
+  }
+  run_case({"softcap window 37",
+            32,
+            8,
+            128,
+            16,
+            {15, 200, 1000, 4097, 80},
+            {15, 200, 17, 1, 64},
+            0,
+            37,
+            false,
+            0.5f},
+           seed++);
+  run_case(
+      {"softcap forced splits", 16, 8, 256, 16, {1000, 4097, 33}, {1, 1, 1}, 7, 0, false, 0.5f},
+      seed++);
+  run_case(
+      {"softcap generic hd16 window 5", 8, 2, 16, 16, {40, 33, 7}, {40, 1, 7}, 0, 5, false, 0.5f},
+      seed++);
+  run_case({"softcap generic hd32", 4, 1, 32, 16, {40, 1}, {7, 1}, 0, 0, false, 2.f}, seed++);
 }
 
 TEST(CudaAttention, FlashInferPrefillMatchesCpu) {

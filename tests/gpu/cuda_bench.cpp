@@ -3,6 +3,7 @@
 //
 //   kite_cuda_bench [--out results.json] [--skip-w5] [--graphs 0|1] [--gemv-max-m N]
 //   kite_cuda_bench --ops [SUBSTRING] [--check] [--out results.json]
+//   kite_cuda_bench --w5-family qwen3-30b-a3b:4 [--w5-family gemma-3-12b:8] [--out results.json]
 //
 // Measures, with CUDA events around warmed-up launches (median of repeats):
 //   - ceilings: device-to-device copy (bytes read + written per second)
@@ -11,6 +12,9 @@
 //   - decode attention: TB/s of K/V read; prefill attention: TFLOP/s (causal FLOPs)
 //   - W5: batch-1 decode of the full 8B shape (128 prompt tokens, 256 generated), the engine's
 //     call sequence (forward, sample) timed on the host: TPOT mean and median.
+// --w5-family runs W5 alone on a family shape with fewer layers than published (random weights
+// for every tensor its model definition declares): TPOT against the bytes a decode step reads
+// (MoE: the router and the top-k experts of each layer only).
 // --ops instead times every case of the op table (op_table.h; the cases cuda_ops_test checks),
 // or those whose name contains SUBSTRING: GB/s of the bytes a launch must move, or TFLOP/s for
 // FLOP-bound cases (GEMM, prefill attention), median of 20 launches; --check also compares each
@@ -21,6 +25,7 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -39,8 +44,10 @@
 #include "backend/cuda/flashinfer_prefill.h"
 #include "backend/cuda/gemm.h"
 #include "backend/cuda/gemv.h"
+#include "checkpoint/config.h"
 #include "core/dtype.h"
 #include "core/thread_pool.h"
+#include "models/registry.h"
 #include "op_table.h"
 
 namespace kite::cuda {
@@ -495,6 +502,232 @@ void bench_decode_stream(const DeviceContext& dev, ThreadPool& pool) {
   cudaStreamDestroy(st);
 }
 
+// The W5 measurement on a runner already set up: 128-token prefill (TTFT), 256 greedy decode
+// steps timed on the host (TPOT), the device time of one decode step, and `bytes_per_step` (the
+// weights one decode step reads) over TPOT. `prefix` starts every record's name; `shape` names
+// the model in the TPOT record. times: host weights start/end, device weights end, KV + graphs end.
+void run_w5(CudaModelRunner& r, const std::string& prefix, const std::string& shape, int64_t vocab,
+            double bytes_per_step,
+            const std::array<std::chrono::steady_clock::time_point, 4>& times, int64_t kv_blocks) {
+  auto secs = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
+  record(prefix + " setup: random weights on host (s)", "s", secs(times[0], times[1]), "s");
+  record(prefix + " setup: weights to device (s)", "s", secs(times[1], times[2]), "s");
+  record(prefix + " setup: profile + KV + graphs (s)", "s", secs(times[2], times[3]), "s",
+         ",\"kv_blocks\":" + std::to_string(kv_blocks));
+
+  const int prompt = 128, gen = 256;
+  const auto token = [&](int i) {
+    return static_cast<int32_t>((i * 7919) % std::min<int64_t>(vocab, 128000));
+  };
+  std::vector<int32_t> blocks;
+  for (int i = 0; i < (prompt + gen) / 16 + 1; ++i) blocks.push_back(i + 1);
+  SamplingBatch sb;
+  sb.temperature = {0.f};
+  sb.top_k = {0};
+  sb.top_p = {1.f};
+  sb.min_p = {0.f};
+  sb.repetition_penalty = {1.f};
+  sb.frequency_penalty = {0.f};
+  sb.presence_penalty = {0.f};
+  sb.seed = {0};
+  sb.step = {0};
+  sb.num_logprobs = {-1};
+  sb.all_greedy = true;
+  for (int trial = 0; trial < 2; ++trial) {
+    ForwardBatch b;
+    for (int i = 0; i < prompt; ++i) {
+      b.token_ids.push_back(token(i));
+      b.positions.push_back(i);
+      b.slot_mapping.push_back(16 + i);
+    }
+    b.query_start_loc = {0, prompt};
+    b.seq_lens = {prompt};
+    b.block_table_indptr = {0, prompt / 16};
+    b.block_table.assign(blocks.begin(), blocks.begin() + prompt / 16);
+    b.logits_indices = {prompt - 1};
+    b.max_query_len = prompt;
+    b.max_seq_len = prompt;
+    TensorView logits;
+    SamplerOutput so;
+    const auto p0 = std::chrono::steady_clock::now();
+    if (!r.forward(b, &logits).ok() || !r.sample(logits, sb, &so).ok()) std::exit(1);
+    const auto p1 = std::chrono::steady_clock::now();
+    std::vector<double> tpot;
+    int graphs = 0;
+    for (int st = 0; st < gen; ++st) {
+      const int pos = prompt + st;
+      ForwardBatch d;
+      d.token_ids = {so.token_ids[0]};
+      d.positions = {pos};
+      d.slot_mapping = {16 + pos};
+      d.query_start_loc = {0, 1};
+      d.seq_lens = {pos + 1};
+      const int nblk = pos / 16 + 1;
+      d.block_table_indptr = {0, nblk};
+      d.block_table.assign(blocks.begin(), blocks.begin() + nblk);
+      d.logits_indices = {0};
+      d.max_query_len = 1;
+      d.max_seq_len = pos + 1;
+      const auto s0 = std::chrono::steady_clock::now();
+      if (!r.forward(d, &logits).ok() || !r.sample(logits, sb, &so).ok()) std::exit(1);
+      const auto s1 = std::chrono::steady_clock::now();
+      graphs += r.last_forward_used_graph() ? 1 : 0;
+      tpot.push_back(secs(s0, s1) * 1000.0);
+    }
+    double mean = 0;
+    for (double t : tpot) mean += t;
+    mean /= static_cast<double>(tpot.size());
+    std::sort(tpot.begin(), tpot.end());
+    if (trial == 1) {
+      record(prefix + " prefill 128 tokens (TTFT, ms)", "ms", secs(p0, p1) * 1000.0, "ms");
+      record(prefix + " TPOT mean (" + shape + ", bs1, 128 in/256 out)", "ms", mean, "ms",
+             ",\"graph_steps\":" + std::to_string(graphs));
+      record(prefix + " TPOT median", "ms", tpot[tpot.size() / 2], "ms");
+      record(prefix + " TPOT p99", "ms", tpot[tpot.size() * 99 / 100], "ms");
+      // Device time of one decode step: the same step's forward() 100 times back to back (no
+      // sampling, no host sync in between), then one sync.
+      ForwardBatch d;
+      const int pos = prompt + gen - 1;
+      d.token_ids = {so.token_ids[0]};
+      d.positions = {pos};
+      d.slot_mapping = {16 + pos};
+      d.query_start_loc = {0, 1};
+      d.seq_lens = {pos + 1};
+      d.block_table_indptr = {0, pos / 16 + 1};
+      d.block_table.assign(blocks.begin(), blocks.begin() + pos / 16 + 1);
+      d.logits_indices = {0};
+      d.max_query_len = 1;
+      d.max_seq_len = pos + 1;
+      std::vector<float> row(static_cast<size_t>(vocab));
+      if (!r.forward(d, &logits).ok() || !r.logits_to_host(logits, row.data()).ok()) std::exit(1);
+      const auto f0 = std::chrono::steady_clock::now();
+      for (int i = 0; i < 100; ++i) {
+        if (!r.forward(d, &logits).ok()) std::exit(1);
+      }
+      if (!r.logits_to_host(logits, row.data()).ok()) std::exit(1);
+      const double fwd = secs(f0, std::chrono::steady_clock::now()) * 1000.0 / 100;
+      record(prefix + " device time per decode step (forward only)", "ms", fwd, "ms");
+      record(prefix + " weight bytes / TPOT", "TB/s", bytes_per_step / (mean / 1000.0) / 1e12,
+             "TB/s");
+    }
+  }
+}
+
+// Configs of the family W5 shapes (config.json as published; num_hidden_layers replaced).
+std::string family_config(const std::string& name) {
+  if (name == "qwen3-30b-a3b") {
+    return R"({"architectures": ["Qwen3MoeForCausalLM"], "model_type": "qwen3_moe",
+      "attention_bias": false, "decoder_sparse_step": 1, "head_dim": 128, "hidden_act": "silu",
+      "hidden_size": 2048, "intermediate_size": 6144, "max_position_embeddings": 40960,
+      "mlp_only_layers": [], "moe_intermediate_size": 768, "norm_topk_prob": true,
+      "num_attention_heads": 32, "num_experts": 128, "num_experts_per_tok": 8,
+      "num_hidden_layers": LAYERS, "num_key_value_heads": 4, "rms_norm_eps": 1e-06,
+      "rope_scaling": null, "rope_theta": 1000000.0, "sliding_window": null,
+      "tie_word_embeddings": false, "torch_dtype": "bfloat16", "use_sliding_window": false,
+      "vocab_size": 151936})";
+  }
+  if (name == "gemma-3-12b" || name == "gemma-3-27b") {
+    const bool big = name == "gemma-3-27b";
+    return std::string(R"({"architectures": ["Gemma3ForCausalLM"], "model_type": "gemma3_text",
+      "hidden_activation": "gelu_pytorch_tanh", "head_dim": )") +
+           (big ? "128" : "256") + R"(, "hidden_size": )" + (big ? "5376" : "3840") +
+           R"(, "intermediate_size": )" + (big ? "21504" : "15360") +
+           R"(, "num_attention_heads": )" + (big ? "32" : "16") + R"(, "num_key_value_heads": )" +
+           (big ? "16" : "8") + R"(, "query_pre_attn_scalar": )" + (big ? "168" : "256") +
+           R"(, "num_hidden_layers": LAYERS, "max_position_embeddings": 131072,
+      "rms_norm_eps": 1e-06, "rope_theta": 1000000.0, "rope_local_base_freq": 10000.0,
+      "rope_scaling": {"rope_type": "linear", "factor": 8.0}, "sliding_window": 1024,
+      "sliding_window_pattern": 6, "attn_logit_softcapping": null,
+      "final_logit_softcapping": null, "torch_dtype": "bfloat16", "vocab_size": 262208})";
+  }
+  return "";
+}
+
+// W5 on a family shape (qwen3-30b-a3b, gemma-3-12b, gemma-3-27b) with `layers` decoder layers
+// (fewer than published to fit host memory and time: say so in the numbers), random weights for
+// every tensor the model definition declares. The roofline bytes of a decode step: every dense
+// linear's weights once, and per MoE layer the router plus top_k experts' gate/up/down.
+void bench_family_w5(ThreadPool& pool, const CudaRunnerOptions& opts, const std::string& name,
+                     int layers) {
+  std::string json = family_config(name);
+  if (json.empty()) {
+    std::fprintf(stderr, "W5 family: unknown shape %s\n", name.c_str());
+    return;
+  }
+  json.replace(json.find("LAYERS"), 6, std::to_string(layers));
+  auto cfg = parse_hf_config(json);
+  if (!cfg.ok()) {
+    std::fprintf(stderr, "W5 %s: %s\n", name.c_str(), cfg.status().to_string().c_str());
+    return;
+  }
+  const ModelConfig& c = *cfg;
+  auto graph = build_model_graph(c);
+  if (!graph.ok()) {
+    std::fprintf(stderr, "W5 %s: %s\n", name.c_str(), graph.status().to_string().c_str());
+    return;
+  }
+  struct Owned {
+    std::vector<uint16_t> data;
+    std::vector<int64_t> shape;
+  };
+  std::map<std::string, Owned> tensors;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (const TensorDecl* t : graph->tensors()) {
+    int64_t n = 1;
+    for (int64_t d : t->shape) n *= d;
+    Owned& o = tensors[t->name];
+    o.data.resize(static_cast<size_t>(n));
+    o.shape = t->shape;
+    const float scale =
+        t->shape.size() == 1 ? 0.1f : 1.f / std::sqrt(static_cast<float>(t->shape.back()));
+    fill_random_bf16(o.data.data(), o.data.size(), scale, std::hash<std::string>()(t->name), pool);
+  }
+  double params = 0;
+  for (const Op& op : graph->ops) {
+    if (op.kind == OpKind::kLinear) {
+      const WeightDecl& w = graph->weight(op.weight);
+      params += static_cast<double>(w.rows) * static_cast<double>(w.cols);
+    } else if (op.kind == OpKind::kMoe) {
+      const MoeDecl& m = graph->moes[static_cast<size_t>(op.moe)];
+      const WeightDecl& router = graph->weight(m.router);
+      const WeightDecl& gu = graph->weight(m.gate_up[0]);
+      const WeightDecl& down = graph->weight(m.down[0]);
+      params += static_cast<double>(router.rows) * static_cast<double>(router.cols) +
+                m.top_k * (static_cast<double>(gu.rows) * static_cast<double>(gu.cols) +
+                           static_cast<double>(down.rows) * static_cast<double>(down.cols));
+    }
+  }
+  const auto t1 = std::chrono::steady_clock::now();
+  WeightLookup lookup = [&](std::string_view tn) -> Result<TensorView> {
+    auto it = tensors.find(std::string(tn));
+    if (it == tensors.end()) return not_found(std::string(tn));
+    return TensorView::contiguous(it->second.data.data(), DType::kBF16, it->second.shape.data(),
+                                  static_cast<int>(it->second.shape.size()));
+  };
+  const std::string prefix = "W5 " + name + " " + std::to_string(layers) + "L";
+  auto runner = CudaModelRunner::create(c, lookup, opts);
+  if (!runner.ok()) {
+    std::fprintf(stderr, "%s: %s\n", prefix.c_str(), runner.status().to_string().c_str());
+    return;
+  }
+  const auto t2 = std::chrono::steady_clock::now();
+  tensors.clear();
+  CudaModelRunner& r = **runner;
+  KvCacheConfig kc;
+  kc.dtype = DType::kBF16;
+  kc.max_num_seqs = 256;
+  kc.max_num_batched_tokens = 8192;
+  kc.gpu_memory_utilization = 0.9;
+  auto nb = r.determine_num_kv_blocks(kc);
+  if (!nb.ok() || !r.allocate_kv_cache(*nb, kc).ok()) {
+    std::fprintf(stderr, "%s: KV cache setup failed\n", prefix.c_str());
+    return;
+  }
+  const auto t3 = std::chrono::steady_clock::now();
+  run_w5(r, prefix, name + " shape, " + std::to_string(layers) + " layers", c.vocab_size,
+         2.0 * params, {t0, t1, t2, t3}, *nb);
+}
+
 // W5: single stream on the Llama-3-8B shape with random weights.
 void bench_w5(ThreadPool& pool, const CudaRunnerOptions& opts) {
   ModelConfig c;
@@ -567,107 +800,10 @@ void bench_w5(ThreadPool& pool, const CudaRunnerOptions& opts) {
     return;
   }
   const auto t3 = std::chrono::steady_clock::now();
-  auto secs = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
-  record("W5 setup: random weights on host (s)", "s", secs(t0, t1), "s");
-  record("W5 setup: weights to device (s)", "s", secs(t1, t2), "s");
-  record("W5 setup: profile + KV + graphs (s)", "s", secs(t2, t3), "s",
-         ",\"kv_blocks\":" + std::to_string(*nb));
-
-  const int prompt = 128, gen = 256;
-  std::vector<int32_t> blocks;
-  for (int i = 0; i < (prompt + gen) / 16 + 1; ++i) blocks.push_back(i + 1);
-  SamplingBatch sb;
-  sb.temperature = {0.f};
-  sb.top_k = {0};
-  sb.top_p = {1.f};
-  sb.min_p = {0.f};
-  sb.repetition_penalty = {1.f};
-  sb.frequency_penalty = {0.f};
-  sb.presence_penalty = {0.f};
-  sb.seed = {0};
-  sb.step = {0};
-  sb.num_logprobs = {-1};
-  sb.all_greedy = true;
-  for (int trial = 0; trial < 2; ++trial) {
-    ForwardBatch b;
-    for (int i = 0; i < prompt; ++i) {
-      b.token_ids.push_back((i * 7919) % 128000);
-      b.positions.push_back(i);
-      b.slot_mapping.push_back(16 + i);
-    }
-    b.query_start_loc = {0, prompt};
-    b.seq_lens = {prompt};
-    b.block_table_indptr = {0, prompt / 16};
-    b.block_table.assign(blocks.begin(), blocks.begin() + prompt / 16);
-    b.logits_indices = {prompt - 1};
-    b.max_query_len = prompt;
-    b.max_seq_len = prompt;
-    TensorView logits;
-    SamplerOutput so;
-    const auto p0 = std::chrono::steady_clock::now();
-    if (!r.forward(b, &logits).ok() || !r.sample(logits, sb, &so).ok()) std::exit(1);
-    const auto p1 = std::chrono::steady_clock::now();
-    std::vector<double> tpot;
-    int graphs = 0;
-    for (int s = 0; s < gen; ++s) {
-      const int pos = prompt + s;
-      ForwardBatch d;
-      d.token_ids = {so.token_ids[0]};
-      d.positions = {pos};
-      d.slot_mapping = {16 + pos};
-      d.query_start_loc = {0, 1};
-      d.seq_lens = {pos + 1};
-      const int nblk = pos / 16 + 1;
-      d.block_table_indptr = {0, nblk};
-      d.block_table.assign(blocks.begin(), blocks.begin() + nblk);
-      d.logits_indices = {0};
-      d.max_query_len = 1;
-      d.max_seq_len = pos + 1;
-      const auto s0 = std::chrono::steady_clock::now();
-      if (!r.forward(d, &logits).ok() || !r.sample(logits, sb, &so).ok()) std::exit(1);
-      const auto s1 = std::chrono::steady_clock::now();
-      graphs += r.last_forward_used_graph() ? 1 : 0;
-      tpot.push_back(secs(s0, s1) * 1000.0);
-    }
-    double mean = 0;
-    for (double t : tpot) mean += t;
-    mean /= tpot.size();
-    std::sort(tpot.begin(), tpot.end());
-    if (trial == 1) {
-      record("W5 prefill 128 tokens (TTFT, ms)", "ms", secs(p0, p1) * 1000.0, "ms");
-      record("W5 TPOT mean (8B shape, bs1, 128 in/256 out)", "ms", mean, "ms",
-             ",\"graph_steps\":" + std::to_string(graphs));
-      record("W5 TPOT median", "ms", tpot[tpot.size() / 2], "ms");
-      record("W5 TPOT p99", "ms", tpot[tpot.size() * 99 / 100], "ms");
-      // Device time of one decode step: the same step's forward() 100 times back to back (no
-      // sampling, no host sync in between), then one sync.
-      ForwardBatch d;
-      const int pos = prompt + gen - 1;
-      d.token_ids = {so.token_ids[0]};
-      d.positions = {pos};
-      d.slot_mapping = {16 + pos};
-      d.query_start_loc = {0, 1};
-      d.seq_lens = {pos + 1};
-      d.block_table_indptr = {0, pos / 16 + 1};
-      d.block_table.assign(blocks.begin(), blocks.begin() + pos / 16 + 1);
-      d.logits_indices = {0};
-      d.max_query_len = 1;
-      d.max_seq_len = pos + 1;
-      std::vector<float> row(128256);
-      if (!r.forward(d, &logits).ok() || !r.logits_to_host(logits, row.data()).ok()) std::exit(1);
-      const auto f0 = std::chrono::steady_clock::now();
-      for (int i = 0; i < 100; ++i) {
-        if (!r.forward(d, &logits).ok()) std::exit(1);
-      }
-      if (!r.logits_to_host(logits, row.data()).ok()) std::exit(1);
-      const double fwd = secs(f0, std::chrono::steady_clock::now()) * 1000.0 / 100;
-      record("W5 device time per decode step (forward only)", "ms", fwd, "ms");
-      // 8.03e9 parameters, minus the embedding table that decode never reads.
-      const double bytes =
-          2.0 * (32.0 * (4096.0 * 6144 + 4096.0 * 4096 + 3 * 4096.0 * 14336) + 128256.0 * 4096);
-      record("W5 weight bytes / TPOT", "TB/s", bytes / (mean / 1000.0) / 1e12, "TB/s");
-    }
-  }
+  // 8.03e9 parameters, minus the embedding table that decode never reads.
+  const double bytes =
+      2.0 * (32.0 * (4096.0 * 6144 + 4096.0 * 4096 + 3 * 4096.0 * 14336) + 128256.0 * 4096);
+  run_w5(r, "W5", "8B shape", c.vocab_size, bytes, {t0, t1, t2, t3}, *nb);
 }
 
 // Every op-table case whose name contains `filter`: one timed row each.
@@ -710,6 +846,7 @@ int main(int argc, char** argv) {
   using namespace kite::cuda;
   std::string out;
   bool w5 = true, kernels = true, ops = false, check = false;
+  std::vector<std::pair<std::string, int>> families;  // --w5-family NAME:LAYERS
   std::string tag, ops_filter;
   CudaRunnerOptions opts;
   for (int i = 1; i < argc; ++i) {
@@ -731,11 +868,21 @@ int main(int argc, char** argv) {
       opts.use_cuda_graphs = std::atoi(argv[++i]) != 0;
     else if (a == "--gemv-max-m" && i + 1 < argc)
       opts.gemv_max_m = std::atoi(argv[++i]);
-    else {
-      std::fprintf(stderr,
-                   "usage: kite_cuda_bench [--out F] [--skip-w5] [--only-w5] "
-                   "[--graphs 0|1] [--gemv-max-m N] [--tag T]\n"
-                   "       kite_cuda_bench --ops [SUBSTRING] [--check] [--out F]\n");
+    else if (a == "--w5-family" && i + 1 < argc) {
+      const std::string f = argv[++i];
+      const size_t colon = f.find(':');
+      families.emplace_back(f.substr(0, colon),
+                            colon == std::string::npos ? 4 : std::atoi(f.c_str() + colon + 1));
+      kernels = false;
+      w5 = false;
+    } else {
+      std::fprintf(
+          stderr,
+          "usage: kite_cuda_bench [--out F] [--skip-w5] [--only-w5] "
+          "[--graphs 0|1] [--gemv-max-m N] [--tag T]\n"
+          "       kite_cuda_bench --w5-family qwen3-30b-a3b|gemma-3-12b|gemma-3-27b[:LAYERS] "
+          "[--w5-family ...]\n"
+          "       kite_cuda_bench --ops [SUBSTRING] [--check] [--out F]\n");
       return 2;
     }
   }
@@ -774,6 +921,7 @@ int main(int argc, char** argv) {
   }
   g_tag = tag;
   if (w5) bench_w5(pool, opts);
+  for (const auto& [name, layers] : families) bench_family_w5(pool, opts, name, layers);
   if (g_json != nullptr) std::fclose(g_json);
   return 0;
 }

@@ -638,6 +638,7 @@ const std::vector<OpCase>& op_table() {
     add_linear_cases(c);
     add_attention_cases(c);
     add_fp8_cases(c);
+    add_family_cases(c);
     return c;
   }();
   return cases;

@@ -125,5 +125,6 @@ void add_elementwise_cases(std::vector<OpCase>& cases);  // op_table.cpp
 void add_linear_cases(std::vector<OpCase>& cases);       // op_table_linear.cpp
 void add_attention_cases(std::vector<OpCase>& cases);    // op_table_attention.cpp
 void add_fp8_cases(std::vector<OpCase>& cases);          // op_table_fp8.cpp
+void add_family_cases(std::vector<OpCase>& cases);       // op_table_family.cpp
 
 }  // namespace kite::cuda::test

@@ -1,8 +1,10 @@
-// SiLU-gated activation over gate_up = [num_tokens, 2 * inter] (gate columns first, then up):
-//   bf16: out[t, i] = bf16(bf16(silu(gate[t, i])) * up[t, i]), the rounding of a bf16 PyTorch
+// Gated activations over gate_up = [num_tokens, 2 * inter] (gate columns first, then up), act =
+// SiLU (silu_mul) or tanh-approximated GELU (gelu_tanh_mul, Gemma's GeGLU:
+// 0.5 g (1 + tanh(sqrt(2/pi) (g + 0.044715 g^3)))):
+//   bf16: out[t, i] = bf16(bf16(act(gate[t, i])) * up[t, i]), the rounding of a bf16 PyTorch
 //         `act_fn(gate_proj(x)) * up_proj(x)`;
-//   f32 (the float32 compute mode): g / (1 + exp(-g)) * u unrounded, the CPU backend's
-//         arithmetic.
+//   f32 (the float32 compute mode): act(g) * u unrounded, the CPU backend's arithmetic.
+// And soft-capping (Gemma 2's final logits): x = cap * tanh(x / cap) over F32 values.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -24,5 +26,9 @@ struct SiluMulParams {
 };
 
 void silu_mul(const SiluMulParams& p, const DeviceContext& dev, cudaStream_t stream);
+void gelu_tanh_mul(const SiluMulParams& p, const DeviceContext& dev, cudaStream_t stream);
+
+// x[i] = cap * tanh(x[i] / cap) for i in [0, n), in place, F32. REQUIRES: cap > 0.
+void softcap_inplace(float* x, int64_t n, float cap, const DeviceContext& dev, cudaStream_t stream);
 
 }  // namespace kite::cuda

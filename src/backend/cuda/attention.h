@@ -48,6 +48,10 @@ struct AttentionParams {
   float scale = 0.f;  // softmax scale, usually 1 / sqrt(head_dim)
   // > 0: the query at position p attends to keys [p - sliding_window + 1, p] only (Mistral).
   int sliding_window = 0;
+  // > 0: scores (after `scale`) become softcap * tanh(score / softcap) before the softmax
+  // (Gemma 2). The decode, prefill and generic kernels honour it; FlashInfer's prefill is not
+  // used for such models (CudaModelRunner::create).
+  float softcap = 0.f;
   // Element type of q, the caches and out: kBF16, or kF32 (the float32 compute mode; the generic
   // path only: attention_path_supports).
   DType dtype = DType::kBF16;

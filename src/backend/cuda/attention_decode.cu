@@ -82,8 +82,10 @@ __global__ void __launch_bounds__(kWarps * 32, kGroup <= 4 ? 4 : 1)
   }
   pdl_wait();
 
-  // q, pre-scaled so that scores are in log2 units.
-  const float qscale = p.scale * kLog2e;
+  // q, pre-scaled so that scores are in log2 units (with soft-capping: by the softmax scale
+  // only, the cap's tanh and log2 e applied to each score).
+  const float softcap = p.softcap;
+  const float qscale = softcap > 0.f ? p.scale : p.scale * kLog2e;
   float q[kGroup][8];
 #pragma unroll
   for (int g = 0; g < kGroup; ++g) {
@@ -164,6 +166,7 @@ __global__ void __launch_bounds__(kWarps * 32, kGroup <= 4 ? 4 : 1)
           for (int off = kLanes / 2; off > 0; off >>= 1) {
             acc += __shfl_xor_sync(0xffffffffu, acc, off);
           }
+          if (softcap > 0.f) acc = softcap_log2(acc, softcap);
           s[u][g] = valid[u] ? acc : -INFINITY;
         }
       }

@@ -69,7 +69,9 @@ __global__ void __launch_bounds__(kWarps * 32) generic_kernel(AttentionParams p)
                 static_cast<int64_t>(qh) * hd;
   // bf16: q prescaled by scale * log2 e; f32: the score scaled after the dot, as the CPU does.
   constexpr bool kF32 = sizeof(T) == 4;
-  const float qscale = kF32 ? 1.f : p.scale * kLog2e;
+  // Soft-capping: the score scaled, capped, then (bf16) turned into log2 units.
+  const float softcap = p.softcap;
+  const float qscale = kF32 || softcap > 0.f ? 1.f : p.scale * kLog2e;
   const float sscale = kF32 ? p.scale : 1.f;
 #pragma unroll
   for (int d = 0; d < kMaxHeadDim; ++d) q[d] = d < hd ? to_f(qp[d]) * qscale : 0.f;
@@ -88,7 +90,12 @@ __global__ void __launch_bounds__(kWarps * 32) generic_kernel(AttentionParams p)
     for (int d = 0; d < kMaxHeadDim; ++d) {
       if (d < hd) s = fmaf(q[d], cache_value<T, kFp8>(p.k_cache, off + d, p.k_scale), s);
     }
-    s *= sscale;
+    if (softcap > 0.f) {
+      s = softcap * tanhf(s * p.scale / softcap);
+      if constexpr (!kF32) s *= kLog2e;
+    } else {
+      s *= sscale;
+    }
     const float mx = fmaxf(m, s);
     const float corr = softmax_exp<T>(m - mx);
     const float pj = softmax_exp<T>(s - mx);

@@ -141,7 +141,10 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(AttentionParams p) {
   load_kv(first_tile, 0);
   cp_async_commit();  // group 0: Q + KV tile 0
 
-  const float scale_log2 = p.scale * kLog2e * (kFp8 ? p.k_scale : 1.f);
+  // The softmax scale, times an FP8 cache's k_scale (the mma products are q . e4m3 values).
+  const float qk_scale = p.scale * (kFp8 ? p.k_scale : 1.f);
+  const float scale_log2 = qk_scale * kLog2e;
+  const float softcap = p.softcap;
   const int g_row = lane >> 2;  // row within the 8-row half of the warp's 16 rows
   const int t_col = lane & 3;
   const int r0 = warp * 16 + g_row;
@@ -218,7 +221,7 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(AttentionParams p) {
     for (int i = 0; i < kBlockN / 8; ++i) {
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        float v = s[i][e] * scale_log2;
+        float v = softcap > 0.f ? softcap_log2(s[i][e] * qk_scale, softcap) : s[i][e] * scale_log2;
         if (need_mask) {
           const int col = n0 + i * 8 + t_col * 2 + (e & 1);
           const int qpos = e < 2 ? qpos0 : qpos1;

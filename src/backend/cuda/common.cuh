@@ -14,6 +14,12 @@ namespace kite::cuda {
 
 constexpr float kLog2e = 1.4426950408889634f;
 
+// Attention logit soft-capping (Gemma 2): a score already multiplied by the softmax scale
+// becomes cap * tanh(score / cap), returned in log2 units (the kernels' exp2 domain).
+__device__ __forceinline__ float softcap_log2(float score, float cap) {
+  return cap * tanhf(score / cap) * kLog2e;
+}
+
 // ---- bf16 <-> float over 16-byte vectors (8 values) ------------------------------------------
 __device__ __forceinline__ void unpack_bf16x8(const uint4& v, float (&f)[8]) {
   const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&v);

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <type_traits>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/flashinfer_prefill.h"
@@ -143,17 +144,23 @@ Result<std::unique_ptr<CudaModelRunner>> CudaModelRunner::create(const ModelConf
   impl->opts.gemv_max_m =
       GemvDTypes::contains(opts.dtype) ? std::clamp(opts.gemv_max_m, 0, kGemvMaxM) : 0;
   impl->attn_path = path;
+  // The model definition, bound to the host tensors, and its two op lists.
+  KITE_ASSIGN_OR_RETURN(impl->graph, build_model_graph(cfg));
+  KITE_RETURN_IF_ERROR(check_graph_support(impl->graph, cfg));
   {
+    // FlashInfer's prefill is built without logit soft-capping: models that soft-cap (Gemma 2)
+    // take our prefill kernel, which honours it.
+    bool softcap = false;
+    for (const Op& op : impl->graph.ops) {
+      softcap = softcap || (op.kind == OpKind::kAttention && op.softcap > 0.f);
+    }
     const char* env = std::getenv("KITE_FLASHINFER");
     impl->use_flashinfer = path == AttentionPath::kTensorCore && opts.dtype != DType::kF32 &&
-                           flashinfer_prefill_available(*impl->dev) &&
+                           !softcap && flashinfer_prefill_available(*impl->dev) &&
                            flashinfer_prefill_supports(static_cast<int>(cfg.head_dim)) &&
                            opts.kv_cache_dtype != DType::kF8E4M3 &&
                            !(env != nullptr && std::string(env) == "0");
   }
-  // The model definition, bound to the host tensors, and its two op lists.
-  KITE_ASSIGN_OR_RETURN(impl->graph, build_model_graph(cfg));
-  KITE_RETURN_IF_ERROR(check_graph_support(impl->graph, cfg));
   std::map<std::string, TensorView, std::less<>> fetched;
   Status lookup_error;
   TensorLookup lookup = [&](std::string_view name) -> const TensorView* {
@@ -179,7 +186,14 @@ Result<std::unique_ptr<CudaModelRunner>> CudaModelRunner::create(const ModelConf
     }
   }
   FusionOptions all;
-  all.residual_epilogue = all.norm_prologue = all.rope_epilogue = all.silu_epilogue = true;
+  all.residual_epilogue = all.norm_prologue = all.silu_epilogue = true;
+  // The GEMV's RoPE epilogue rotates whole heads without LongRoPE's tables or factor.
+  all.rope_epilogue = true;
+  for (const RopeDecl& r : impl->graph.ropes) {
+    if (r.rotary_dim != cfg.head_dim || r.scaling.type == RopeScaling::Type::kLongRope) {
+      all.rope_epilogue = false;
+    }
+  }
   impl->fused_ops = fuse_ops(impl->graph, all);
   // Decode-sized steps take the fused list when every linear fits the GEMV (its dtype, k a
   // multiple of kGemvKAlign).
@@ -199,14 +213,57 @@ Result<std::unique_ptr<CudaModelRunner>> CudaModelRunner::create(const ModelConf
   }
   const float* factors =
       impl->w.rope_freq_factors.empty() ? nullptr : impl->w.rope_freq_factors.data();
-  const std::vector<float> inv = rope_inv_freq(cfg, factors);
-  const std::vector<double> inv64 = rope_inv_freq64(cfg, factors);
-  KITE_ASSIGN_OR_RETURN(impl->inv_freq, DeviceBuffer::allocate(inv.size() * 4, "rope table"));
-  KITE_ASSIGN_OR_RETURN(impl->inv_freq64, DeviceBuffer::allocate(inv64.size() * 8, "rope table"));
-  KITE_CUDA_RETURN_IF_ERROR(
-      cudaMemcpy(impl->inv_freq.data(), inv.data(), inv.size() * 4, cudaMemcpyHostToDevice));
-  KITE_CUDA_RETURN_IF_ERROR(
-      cudaMemcpy(impl->inv_freq64.data(), inv64.data(), inv64.size() * 8, cudaMemcpyHostToDevice));
+  auto upload_table = [](const auto& v, const char* what) -> Result<DeviceBuffer> {
+    using E = typename std::decay_t<decltype(v)>::value_type;
+    KITE_ASSIGN_OR_RETURN(DeviceBuffer b, DeviceBuffer::allocate(v.size() * sizeof(E), what));
+    KITE_CUDA_RETURN_IF_ERROR(
+        cudaMemcpy(b.data(), v.data(), v.size() * sizeof(E), cudaMemcpyHostToDevice));
+    return b;
+  };
+  for (size_t i = 0; i < impl->graph.ropes.size(); ++i) {
+    const RopeDecl& r = impl->graph.ropes[i];
+    Impl::RopeTable t;
+    t.rotary_dim = static_cast<int>(r.rotary_dim);
+    // rope_freqs (GGUF) belongs to ropes[0].
+    const std::vector<double> inv64 =
+        rope_inv_freq64(r.rotary_dim, r.theta, r.scaling, i == 0 ? factors : nullptr);
+    KITE_ASSIGN_OR_RETURN(t.inv_freq64, upload_table(inv64, "rope table"));
+    KITE_ASSIGN_OR_RETURN(
+        t.inv_freq, upload_table(std::vector<float>(inv64.begin(), inv64.end()), "rope table"));
+    if (r.scaling.type == RopeScaling::Type::kLongRope) {
+      const std::vector<double> long64 =
+          rope_inv_freq64(r.rotary_dim, r.theta, r.scaling, nullptr, /*long_factors=*/true);
+      KITE_ASSIGN_OR_RETURN(t.inv_freq64_long, upload_table(long64, "rope table"));
+      KITE_ASSIGN_OR_RETURN(
+          t.inv_freq_long,
+          upload_table(std::vector<float>(long64.begin(), long64.end()), "rope table"));
+      t.attention_factor = static_cast<float>(r.scaling.attention_factor);
+      t.long_after = r.scaling.original_max_position_embeddings;
+    }
+    impl->ropes.push_back(std::move(t));
+  }
+  // MoE: each block's expert weight pointers on the device (the grouped GEMM's operand list).
+  if (!impl->graph.moes.empty()) {
+    std::vector<const void*> ptrs;
+    for (const MoeDecl& m : impl->graph.moes) {
+      for (int part = 0; part < 2; ++part) {
+        for (WeightId id : part == 0 ? m.gate_up : m.down) {
+          const DeviceWeight& dw = impl->w[id];
+          if (dw.fp8() || dw.bias != nullptr) {
+            return unimplemented(
+                "the CUDA MoE kernels take BF16/F32 expert weights without "
+                "biases; " +
+                impl->graph.weight(id).name + " is FP8 or has a bias");
+          }
+          ptrs.push_back(dw.data);
+        }
+      }
+      impl->moe_max_experts = std::max(impl->moe_max_experts, static_cast<int>(m.gate_up.size()));
+      impl->moe_max_top_k = std::max(impl->moe_max_top_k, m.top_k);
+      impl->moe_max_inter = std::max(impl->moe_max_inter, m.intermediate);
+    }
+    KITE_ASSIGN_OR_RETURN(impl->moe_weight_ptrs, upload_table(ptrs, "MoE expert pointers"));
+  }
   KITE_LOG_INFO("cuda: {} on device {} ({} SMs), {} compute, {} KV cache, attention path {}",
                 cfg.architecture, opts.device, impl->dev->num_sms(), dtype_name(opts.dtype),
                 dtype_name(impl->opts.kv_cache_dtype),

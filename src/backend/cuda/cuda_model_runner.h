@@ -41,6 +41,11 @@ struct CudaRunnerOptions {
   // attention kernel (kv_fp8.cuh); FlashInfer's prefill is not used then.
   DType kv_cache_dtype = DType::kBF16;
   KvCacheScales kv_scales = {};  // kF8E4M3: [num_hidden_layers] each (empty: 1.0)
+  // MoE layers of steps that carry prefill tokens and have more than this many tokens run each
+  // expert's two GEMMs on cuBLASLt (after a gather of the permuted rows and one host sync per
+  // layer for the expert offsets; when hidden and the expert width are multiples of 256 bytes);
+  // every other step, decode graphs included, runs the grouped kernel (moe.h), no host sync.
+  int moe_grouped_max_tokens = 64;
 };
 
 // The compute dtype for `requested` ("auto", "bfloat16", "float32"; EngineConfig::dtype):

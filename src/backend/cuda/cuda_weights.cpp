@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstring>
 #include <map>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -212,6 +213,8 @@ Result<DeviceWeights> load_device_weights(const ModelGraph& graph, const ModelWe
   std::vector<std::vector<float>> host_scales;
   host_scales.reserve(graph.weights.size());
   DeviceWeights w;
+  std::set<WeightId> moe_routers;
+  for (const MoeDecl& m : graph.moes) moe_routers.insert(m.router);
   for (size_t i = 0; i < graph.weights.size(); ++i) {
     const Weight& b = weights.weights[i];
     const WeightDecl& d = graph.weights[i];
@@ -223,8 +226,10 @@ Result<DeviceWeights> load_device_weights(const ModelGraph& graph, const ModelWe
       w.rope_freq_factors.assign(b.parts[0].as<float>(), b.parts[0].as<float>() + d.rows);
       continue;
     }
+    // MoE experts and routers stay in the compute dtype (the MoE kernels take no FP8).
     const bool online = fp8_online && d.kind == WeightKind::kLinear &&
-                        d.shard != ShardDim::kVocab && !b.quantized();
+                        d.shard != ShardDim::kVocab && !b.quantized() && d.expert < 0 &&
+                        !moe_routers.contains(static_cast<WeightId>(i));
     if (b.quantized() || online) {
       if (dtype != DType::kBF16) {
         return unimplemented(d.name + ": FP8 weights need the bfloat16 compute mode");
@@ -277,6 +282,26 @@ Result<DeviceWeights> load_device_weights(const ModelGraph& graph, const ModelWe
                          {TensorView(const_cast<float*>(hs.data()), DType::kF32,
                                      {static_cast<int64_t>(hs.size())})},
                          DType::kF32);
+    } else if (d.vector_offset != 0.f) {
+      // Gemma's (1 + w) norms: w + offset in F32 on the host (the CPU backend's values), then
+      // converted to the compute dtype like any other tensor.
+      std::vector<float> v(static_cast<size_t>(d.rows));
+      int64_t at_row = 0;
+      for (const TensorView& part : b.parts) {
+        if (!can_dequantize(part.dtype)) {
+          return unimplemented("weight " + d.name + " has dtype " +
+                               std::string(dtype_name(part.dtype)));
+        }
+        to_f32(part, 0, part.numel(), v.data() + at_row);
+        at_row += part.numel();
+      }
+      for (float& x : v) x += d.vector_offset;
+      host_scales.push_back(std::move(v));
+      const std::vector<float>& hv = host_scales.back();
+      o.data = main.add(d.name,
+                        {TensorView(const_cast<float*>(hv.data()), DType::kF32,
+                                    {static_cast<int64_t>(hv.size())})},
+                        dtype);
     } else {
       const void* key = b.parts.size() == 1 ? b.parts[0].data : nullptr;
       if (auto it = key != nullptr ? uploaded.find(key) : uploaded.end(); it != uploaded.end()) {

@@ -25,7 +25,7 @@ __global__ void embedding_kernel(EmbeddingParams p) {
     const T* src = static_cast<const T*>(p.table) + static_cast<int64_t>(id) * p.hidden;
     T* dst = static_cast<T*>(p.out) + static_cast<int64_t>(t) * p.hidden;
     for (int i = threadIdx.x; i < p.hidden; i += blockDim.x) {
-      dst[i] = valid ? src[i] : T(0.f);
+      dst[i] = !valid ? T(0.f) : p.scale == 1.f ? src[i] : from_f<T>(to_f(src[i]) * p.scale);
     }
   }
 }
@@ -36,7 +36,7 @@ void embedding(const EmbeddingParams& p, const DeviceContext& dev, cudaStream_t 
   if (p.num_tokens == 0) return;
   const dim3 grid(p.num_tokens), block(128);
   KITE_DISPATCH_DTYPE("embedding", p.dtype, ElementwiseDTypes, T, {
-    if (p.hidden % static_cast<int>(16 / sizeof(T)) == 0) {
+    if (p.scale == 1.f && p.hidden % static_cast<int>(16 / sizeof(T)) == 0) {
       launch(embedding_kernel<T, true>, grid, block, 0, dev, stream, p);
     } else {
       launch(embedding_kernel<T, false>, grid, block, 0, dev, stream, p);

@@ -1,5 +1,7 @@
-// Embedding lookup: out[t] = table[token_ids[t]], rows of `dtype` (bf16, or f32 in the float32
-// compute mode).
+// Embedding lookup: out[t] = table[token_ids[t]] * scale, rows of `dtype` (bf16, or f32 in the
+// float32 compute mode). scale != 1 (Gemma: sqrt(hidden), already rounded to the checkpoint's
+// dtype by the model definition): each product rounded once to dtype, as a bf16 PyTorch
+// `embeds * normalizer`.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -20,6 +22,7 @@ struct EmbeddingParams {
   int hidden = 0;
   int vocab = 0;
   DType dtype = DType::kBF16;  // ElementwiseDTypes (kernel_support.h)
+  float scale = 1.f;
 };
 
 void embedding(const EmbeddingParams& p, const DeviceContext& dev, cudaStream_t stream);

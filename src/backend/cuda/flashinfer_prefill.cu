@@ -73,6 +73,8 @@ void flashinfer_prefill(const AttentionParams& p, const int32_t* work_device, in
   KITE_CHECK(p.dtype == DType::kBF16 && flashinfer_prefill_supports(p.head_dim))
       << "flashinfer_prefill: dtype " << dtype_name(p.dtype) << " head_dim " << p.head_dim
       << " is not supported (bf16, head_dim " << FlashInferHeadDims::to_string() << ")";
+  // Built without logit soft-capping: CudaModelRunner::create keeps soft-capping models off it.
+  KITE_CHECK(p.softcap == 0.f) << "flashinfer_prefill: logit soft-capping is not supported";
   KITE_CHECK(num_ctas == dev.num_sms()) << "flashinfer plan was made for " << num_ctas << " CTAs";
   if (num_works == 0) return;
   FiPagedParams f{};

@@ -35,7 +35,7 @@ __global__ void __launch_bounds__(kThreads) quantize_fp8_kernel(QuantizeFp8Param
   const float s = m > 0.f ? m / 448.f : 1.f;
   if (threadIdx.x == 0) {
     const int groups = p.group == 0 ? 1 : (p.cols + p.group - 1) / p.group;
-    p.scale[r * groups + blockIdx.y] = s;
+    p.scale[p.group_major ? blockIdx.y * p.rows + r : r * groups + blockIdx.y] = s;
   }
   uint8_t* q = p.q + r * p.q_stride;
   for (int c = c0 + threadIdx.x; c < c1; c += kThreads) q[c] = to_e4m3(__bfloat162float(x[c]) / s);

@@ -27,6 +27,9 @@ struct QuantizeFp8Params {
   uint8_t* q = nullptr;      // [rows, cols] E4M3, row stride q_stride
   int64_t q_stride = 0;      // bytes
   float* scale = nullptr;    // [rows] or [rows, ceil(cols / 128)]
+  // Group scales stored [ceil(cols / 128), rows] (scale[g * rows + r], the token index
+  // contiguous): the layout cuBLASLt's VEC128_32F operand scales take ("outer-dim-major").
+  bool group_major = false;
 };
 
 void quantize_fp8(const QuantizeFp8Params& p, const DeviceContext& dev, cudaStream_t stream);

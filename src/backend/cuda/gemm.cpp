@@ -90,6 +90,10 @@ Result<GemmRunner::Plan*> GemmRunner::plan_for(const GemmArgs& g) {
   if (g.dtype == DType::kF8E4M3) {
     // A = the weights, B = the activations (see above); their scales multiply in FP32.
     const bool block = g.fp8_scaling == Fp8Scaling::kBlock;
+    if (block && ((g.k + 127) / 128) % 4 != 0) {
+      // The weight's block-scale rows (ceil(k/128) floats) are not 16-byte aligned.
+      return unimplemented(what + " block-scaled FP8 GEMM with ceil(k/128) not a multiple of 4");
+    }
     const cublasLtMatmulMatrixScale_t a_mode =
         block ? CUBLASLT_MATMUL_MATRIX_SCALE_BLK128x128_32F
               : CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F;

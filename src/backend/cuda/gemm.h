@@ -25,8 +25,11 @@ namespace kite::cuda {
 // How an FP8 GEMM's operands are scaled (cuBLASLt's matrix scale modes).
 enum class Fp8Scaling : uint8_t {
   kRowwise,  // w_scale [n] per output channel, x_scale [m] per token (OUTER_VEC_32F)
-  kBlock,    // w_scale [ceil(n/128), ceil(k/128)] per 128x128 block (BLK128x128_32F), x_scale
-             // [m, ceil(k/128)] per token and 128-column group (VEC128_32F)
+  kBlock,    // w_scale [ceil(n/128), ceil(k/128)] per 128x128 block (BLK128x128_32F: the
+             // k-block index contiguous, so ceil(k/128) must be a multiple of 4 for the
+             // 16-byte-aligned stride cuBLASLt takes), x_scale per token and 128-column group
+             // stored [ceil(k/128), m], the token index contiguous (VEC128_32F, "outer-dim-major";
+             // QuantizeFp8Params::group_major writes it)
 };
 
 struct GemmArgs {

@@ -38,6 +38,7 @@ Status CudaModelRunner::Impl::capture_graphs() {
   for (auto& [bsz, g] : graphs) KITE_CUDA_WARN(cudaGraphExecDestroy(g.exec));
   graphs.clear();
   if (!opts.use_cuda_graphs) return ok_status();
+  pool_rows = 0;  // decode graphs compute every row's logits (op_runner.cpp)
   const int max_b = std::min(opts.max_graph_batch, mem.cap.seqs);
   for (int B : graph_batch_sizes(max_b)) {
     ForwardBatch b;

@@ -94,6 +94,12 @@ using GemvRows = ValueSet<1, 2, 3, 4, 5, 6, 7, 8>;  // one instantiation per m <
 static_assert(GemvRows::contains(kGemvMaxM) && !GemvRows::contains(kGemvMaxM + 1));
 constexpr int kGemvKAlign = 8;
 
+// ---- mixture of experts (moe.h) ----------------------------------------------------------------
+// Route and permute keep per-expert tables in shared memory / registers: at most this many
+// experts and top-k. Expert weights: the compute dtype (ElementwiseDTypes), no FP8, no biases.
+constexpr int kMoeMaxExperts = 1024;
+constexpr int kMoeMaxTopK = 32;
+
 // cuBLASLt GEMM: (input, output) dtypes bf16 -> bf16, bf16 -> f32, f32 -> f32.
 inline bool gemm_supports(DType in, DType out) {
   return (in == DType::kBF16 && (out == DType::kBF16 || out == DType::kF32)) ||

@@ -38,6 +38,7 @@ Status CudaModelRunner::Impl::fp8_gemm(const void* x, int64_t ldx, const DeviceW
     qp.rows = m;
     qp.cols = k;
     qp.group = block ? kFp8Group : 0;
+    qp.group_major = block;  // VEC128_32F's layout (gemm.h)
     qp.q = mem.fp8_x.as<uint8_t>();
     qp.q_stride = k;
     qp.scale = mem.fp8_x_scale.as<float>();
@@ -171,7 +172,8 @@ void CudaModelRunner::Impl::fused_linear(const Op& op, const StepLayout& L, int 
       g.epilogue = GemvEpilogue::kRopeKv;
       g.rope.positions = in + L.positions;
       g.rope.slot_mapping = in + L.slot_mapping;
-      g.rope.inv_freq = inv_freq.as<float>();
+      // fused only for plain RoPEs (create(): full rotary, no LongRoPE)
+      g.rope.inv_freq = ropes[static_cast<size_t>(op.rope)].inv_freq.as<float>();
       g.rope.k_cache = k_cache(op.layer);
       g.rope.v_cache = v_cache(op.layer);
       g.rope.kv_fp8 = kv_fp8();

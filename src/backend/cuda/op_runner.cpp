@@ -8,12 +8,130 @@
 #include "backend/cuda/embedding.h"
 #include "backend/cuda/flashinfer_prefill.h"
 #include "backend/cuda/gemv.h"
+#include "backend/cuda/moe.h"
 #include "backend/cuda/norm.h"
 #include "backend/cuda/rope.h"
 #include "backend/cuda/runner_state.h"
 #include "core/check.h"
 
 namespace kite::cuda {
+
+Status CudaModelRunner::Impl::run_moe(const Op& op, int rows, bool may_sync) {
+  const MoeDecl& moe = graph.moes[static_cast<size_t>(op.moe)];
+  const StepMemory::Moe& m = mem.moe;
+  const int E = static_cast<int>(moe.gate_up.size());
+  const int I = static_cast<int>(moe.intermediate);
+  const int H = static_cast<int>(graph.value(op.in).width);
+  const void* x = mem.values[static_cast<size_t>(op.in)];
+  KITE_RETURN_IF_ERROR(linear(x, H, w[moe.router], m.router_logits, E, rows, /*out_f32=*/true));
+  MoeRouteParams rp;
+  rp.router_logits = m.router_logits;
+  rp.topk_experts = m.topk_experts;
+  rp.topk_weights = m.topk_weights;
+  rp.num_tokens = rows;
+  rp.num_experts = E;
+  rp.top_k = moe.top_k;
+  rp.renormalize = moe.renormalize;
+  moe_route(rp, *dev, stream);
+  MoePermuteParams pp;
+  pp.topk_experts = m.topk_experts;
+  pp.expert_offsets = m.expert_offsets;
+  pp.row_token = m.row_token;
+  pp.slot_row = m.slot_row;
+  pp.num_rows = rows * moe.top_k;
+  pp.num_experts = E;
+  pp.top_k = moe.top_k;
+  moe_permute(pp, *dev, stream);
+  const auto* ptrs = moe_weight_ptrs.as<const void*>() + static_cast<size_t>(op.moe) * 2 * E;
+  const int num_rows = rows * moe.top_k;
+  auto silu_rows = [&] {
+    // SiLU·mul over the permuted rows, in chunks: its grid has one y per row (at most 65535).
+    constexpr int kSiluChunk = 32768;
+    for (int r0 = 0; r0 < num_rows; r0 += kSiluChunk) {
+      SiluMulParams sp;
+      sp.gate_up = static_cast<char*>(m.gate_up) + static_cast<int64_t>(r0) * 2 * I * es();
+      sp.out = static_cast<char*>(m.act) + static_cast<int64_t>(r0) * I * es();
+      sp.num_tokens = std::min(kSiluChunk, num_rows - r0);
+      sp.inter = I;
+      sp.dtype = opts.dtype;
+      silu_mul(sp, *dev, stream);
+    }
+  };
+  // cuBLASLt's plans assume 256-byte aligned operands: every expert's segment of the permuted
+  // rows is, when a row of x, gate_up and act is a multiple of 256 bytes (real models' shapes).
+  const bool aligned = (H * es()) % 256 == 0 && (I * es()) % 256 == 0;
+  if (may_sync && aligned && rows > opts.moe_grouped_max_tokens) {
+    // Large prefill steps: the permuted rows gathered (into y, free until the down GEMMs), the
+    // expert offsets read back, then each chosen expert's GEMMs on cuBLASLt (or the GEMV).
+    EmbeddingParams gather;
+    gather.token_ids = m.row_token;
+    gather.table = x;
+    gather.out = m.y;
+    gather.num_tokens = num_rows;
+    gather.hidden = H;
+    gather.vocab = rows;
+    gather.dtype = opts.dtype;
+    embedding(gather, *dev, stream);
+    KITE_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(m.offsets_host.data(), m.expert_offsets,
+                                              static_cast<size_t>(E + 1) * 4,
+                                              cudaMemcpyDeviceToHost, stream));
+    KITE_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream));
+    const int32_t* off = m.offsets_host.as<int32_t>();
+    const char* xs = static_cast<const char*>(m.y);
+    for (int e = 0; e < E; ++e) {
+      const int count = off[e + 1] - off[e];
+      if (count == 0) continue;
+      KITE_RETURN_IF_ERROR(linear(
+          xs + static_cast<int64_t>(off[e]) * H * es(), H, w[moe.gate_up[static_cast<size_t>(e)]],
+          static_cast<char*>(m.gate_up) + static_cast<int64_t>(off[e]) * 2 * I * es(), 2 * I, count,
+          false));
+    }
+    silu_rows();
+    for (int e = 0; e < E; ++e) {
+      const int count = off[e + 1] - off[e];
+      if (count == 0) continue;
+      KITE_RETURN_IF_ERROR(linear(
+          static_cast<const char*>(m.act) + static_cast<int64_t>(off[e]) * I * es(), I,
+          w[moe.down[static_cast<size_t>(e)]],
+          static_cast<char*>(m.y) + static_cast<int64_t>(off[e]) * H * es(), H, count, false));
+    }
+  } else {
+    MoeGemmParams gp;
+    gp.x = x;
+    gp.x_stride = H;
+    gp.x_rows = m.row_token;
+    gp.weights = ptrs;
+    gp.expert_offsets = m.expert_offsets;
+    gp.y = m.gate_up;
+    gp.y_stride = 2 * I;
+    gp.num_experts = E;
+    gp.n = 2 * I;
+    gp.k = H;
+    gp.dtype = opts.dtype;
+    moe_grouped_gemm(gp, *dev, stream);
+    silu_rows();
+    gp.x = m.act;
+    gp.x_stride = I;
+    gp.x_rows = nullptr;
+    gp.weights = ptrs + E;
+    gp.y = m.y;
+    gp.y_stride = H;
+    gp.n = H;
+    gp.k = I;
+    moe_grouped_gemm(gp, *dev, stream);
+  }
+  MoeCombineParams cp;
+  cp.y = m.y;
+  cp.slot_row = m.slot_row;
+  cp.topk_weights = m.topk_weights;
+  cp.out = mem.values[static_cast<size_t>(op.out)];
+  cp.num_tokens = rows;
+  cp.hidden = H;
+  cp.top_k = moe.top_k;
+  cp.dtype = opts.dtype;
+  moe_combine(cp, *dev, stream);
+  return ok_status();
+}
 
 Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, int fi_ctas,
                                         int fi_works, float* logits_out) {
@@ -51,8 +169,8 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
   RopeKvWriteParams rp;
   rp.positions = in + L.positions;
   rp.slot_mapping = in + L.slot_mapping;
-  rp.inv_freq = inv_freq.as<float>();
-  rp.inv_freq64 = inv_freq64.as<double>();
+  rp.query_start_loc = ap.query_start_loc;
+  rp.num_seqs = d.seqs;
   rp.num_tokens = T;
   rp.num_q_heads = ap.num_q_heads;
   rp.num_kv_heads = ap.num_kv_heads;
@@ -72,6 +190,7 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
         ep.hidden = static_cast<int>(width(op.out));
         ep.vocab = static_cast<int>(cfg.vocab_size);
         ep.dtype = opts.dtype;
+        ep.scale = op.scale;
         embedding(ep, *dev, stream);
         return ok_status();
       }
@@ -138,6 +257,14 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
         r.q_norm = op.weight == kNoWeight ? nullptr : w[op.weight].data;
         r.k_norm = op.weight2 == kNoWeight ? nullptr : w[op.weight2].data;
         r.eps = op.eps;
+        const RopeTable& rt = ropes[static_cast<size_t>(op.rope)];
+        r.inv_freq = rt.inv_freq.as<float>();
+        r.inv_freq64 = rt.inv_freq64.as<double>();
+        r.rotary_dim = rt.rotary_dim;
+        r.attention_factor = rt.attention_factor;
+        r.inv_freq_long = rt.inv_freq_long.as<float>();
+        r.inv_freq64_long = rt.inv_freq64_long.as<double>();
+        r.long_after = rt.long_after;
         r.k_cache = k_cache(op.layer);
         r.v_cache = v_cache(op.layer);
         r.kv_fp8 = kv_fp8();
@@ -160,6 +287,7 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
         a.v_scale = v_scale(op.layer);
         a.scale = op.scale;
         a.sliding_window = op.sliding_window;
+        a.softcap = op.softcap;
         attention(a, attn_path, *dev, stream);
         if (fi_works > 0) {
           flashinfer_prefill(a, mem.fi_work.as<int32_t>(), fi_ctas, fi_works, *dev, stream);
@@ -176,11 +304,27 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
         silu_mul(sp, *dev, stream);
         return ok_status();
       }
-      case OpKind::kGeluTanhMul:
-      case OpKind::kSoftcap:
+      case OpKind::kGeluTanhMul: {
+        SiluMulParams sp;
+        sp.gate_up = val(op.in);
+        sp.out = val(op.out);
+        sp.num_tokens = rows;
+        sp.inter = static_cast<int>(width(op.out));
+        sp.dtype = opts.dtype;
+        gelu_tanh_mul(sp, *dev, stream);
+        return ok_status();
+      }
+      case OpKind::kSoftcap: {
+        // In place (Gemma 2's final logits); the logits live in logits_out.
+        KITE_CHECK_EQ(op.in, op.out) << "softcap out of place";
+        float* x = op.out == graph.logits ? logits_out + static_cast<int64_t>(r0) * cfg.vocab_size
+                                          : static_cast<float*>(val(op.out));
+        KITE_CHECK(graph.value(op.out).f32) << "softcap of a non-F32 value";
+        softcap_inplace(x, static_cast<int64_t>(rows) * width(op.out), op.softcap, *dev, stream);
+        return ok_status();
+      }
       case OpKind::kMoe:
-        // check_graph_support (graph_support.h) refuses these models at load.
-        return unimplemented(std::string("CUDA op ") + std::string(op_kind_name(op.kind)));
+        return run_moe(op, rows, !d.all_decode);
     }
     return internal_error("unknown op");
   };
@@ -197,9 +341,11 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
     const int rows = std::min(mem.cap.logits, d.logits - r0);
     for (size_t i = first_logits_op; i < ops.size(); ++i) {
       const Op& op = ops[i];
-      // Pooling rows (from first_pool_row on) get no LM head.
-      const int op_rows =
-          op.out == graph.logits ? std::clamp(first_pool_row - r0, 0, rows) : rows;
+      // Pooling rows (from first_pool_row on) get no LM head. Only a pooling step reads
+      // first_pool_row: graph capture and replay (never pooling) run every row.
+      const int op_rows = pool_rows > 0 && op.out == graph.logits
+                              ? std::clamp(first_pool_row - r0, 0, rows)
+                              : rows;
       if (op_rows > 0) KITE_RETURN_IF_ERROR(run(op, op_rows, r0));
       if (pool_rows > 0 && op.out == final_hidden && r0 + rows > first_pool_row) {
         // This chunk's pooling rows of the final norm, before the next chunk overwrites them.

@@ -30,7 +30,8 @@ __global__ void __launch_bounds__(kWarps * 32) rope_kv_write_kernel(RopeKvWriteP
   const int t = blockIdx.x;
   const int warp = threadIdx.x >> 5;
   const int lane = threadIdx.x & 31;
-  const int half = p.head_dim / 2;
+  const int rot = p.rotary_dim > 0 ? p.rotary_dim : p.head_dim;
+  const int half = rot / 2;
   const int num_heads = p.num_q_heads + 2 * p.num_kv_heads;
   // The position as each dtype's angle takes it: float (bf16, as transformers), double (f32).
   using Pos = std::conditional_t<kIsF32<T>, double, float>;
@@ -38,6 +39,24 @@ __global__ void __launch_bounds__(kWarps * 32) rope_kv_write_kernel(RopeKvWriteP
   const int64_t slot = p.slot_mapping != nullptr ? p.slot_mapping[t] : -1;
   const bool write_cache = p.k_cache != nullptr && slot >= 0;
   T* row = static_cast<T*>(p.qkv) + static_cast<int64_t>(t) * p.qkv_stride;
+  const float* inv_freq = p.inv_freq;
+  const double* inv_freq64 = p.inv_freq64;
+  if (p.inv_freq_long != nullptr || p.inv_freq64_long != nullptr) {
+    // LongRoPE: the long table when t's sequence reaches past long_after in this step.
+    int lo = 0, hi = p.num_seqs - 1;
+    while (lo < hi) {
+      const int mid = (lo + hi + 1) / 2;
+      if (p.query_start_loc[mid] <= t)
+        lo = mid;
+      else
+        hi = mid - 1;
+    }
+    const int last = p.query_start_loc[lo + 1] - 1;
+    if (static_cast<int64_t>(p.positions[last]) + 1 > p.long_after) {
+      inv_freq = p.inv_freq_long;
+      inv_freq64 = p.inv_freq64_long;
+    }
+  }
 
   for (int h = warp; h < num_heads; h += kWarps) {
     T* x = row + static_cast<int64_t>(h) * p.head_dim;
@@ -71,30 +90,34 @@ __global__ void __launch_bounds__(kWarps * 32) rope_kv_write_kernel(RopeKvWriteP
         r = rsqrtf(ss / static_cast<float>(p.head_dim) + p.eps);
       }
     }
+    auto normed = [&](float v, int i) {
+      if (norm_w == nullptr) return v;
+      if constexpr (kIsF32<T>) {
+        return v * r * norm_w[i];
+      } else {
+        return round_bf16(__bfloat162float(norm_w[i]) * round_bf16(v * r));
+      }
+    };
     const bool write_k = is_k && write_cache;
     T* dst = write_k && !p.kv_fp8 ? cache_row<T>(p.k_cache, slot, h - p.num_q_heads, p) : nullptr;
     uint8_t* dst8 =
         write_k && p.kv_fp8 ? cache_row<uint8_t>(p.k_cache, slot, h - p.num_q_heads, p) : nullptr;
     for (int i = lane; i < half; i += 32) {
-      float x1 = to_f(x[i]);
-      float x2 = to_f(x[i + half]);
+      const float x1 = normed(to_f(x[i]), i);
+      const float x2 = normed(to_f(x[i + half]), i + half);
       float s, c;
       if constexpr (kIsF32<T>) {
-        if (norm_w != nullptr) {
-          x1 = x1 * r * norm_w[i];
-          x2 = x2 * r * norm_w[i + half];
-        }
         // The angle in double, as the CPU backend computes it.
-        const double a = pos * p.inv_freq64[i];
+        const double a = pos * inv_freq64[i];
         c = static_cast<float>(cos(a));
         s = static_cast<float>(sin(a));
       } else {
-        if (norm_w != nullptr) {
-          x1 = round_bf16(__bfloat162float(norm_w[i]) * round_bf16(x1 * r));
-          x2 = round_bf16(__bfloat162float(norm_w[i + half]) * round_bf16(x2 * r));
-        }
         // float(pos) * inv_freq in float32, as transformers computes the angle.
-        sincosf(pos * p.inv_freq[i], &s, &c);
+        sincosf(pos * inv_freq[i], &s, &c);
+      }
+      if (p.attention_factor != 1.f) {
+        c *= p.attention_factor;
+        s *= p.attention_factor;
       }
       const T o1 = from_f<T>(x1 * c - x2 * s);
       const T o2 = from_f<T>(x2 * c + x1 * s);
@@ -109,6 +132,13 @@ __global__ void __launch_bounds__(kWarps * 32) rope_kv_write_kernel(RopeKvWriteP
         dst8[i + half] = kv_fp8_quantize(to_f(o2), p.k_scale);
       }
     }
+    // Partial rotary: the dims past rot pass through (normalized when there is a norm).
+    for (int i = rot + lane; i < p.head_dim; i += 32) {
+      const T o = norm_w != nullptr ? from_f<T>(normed(to_f(x[i]), i)) : x[i];
+      x[i] = o;
+      if (dst != nullptr) dst[i] = o;
+      if (dst8 != nullptr) dst8[i] = kv_fp8_quantize(to_f(o), p.k_scale);
+    }
   }
 }
 
@@ -121,15 +151,18 @@ void rope_kv_write(const RopeKvWriteParams& p, const DeviceContext& dev, cudaStr
   });
 }
 
-std::vector<double> rope_inv_freq64(const ModelConfig& cfg, const float* freq_factors) {
-  const int half = static_cast<int>(cfg.head_dim / 2);
-  std::vector<double> inv(half);
-  const RopeScaling& rs = cfg.rope_scaling;
+std::vector<double> rope_inv_freq64(int64_t rotary_dim, double theta, const RopeScaling& rs,
+                                    const float* freq_factors, bool long_factors) {
+  const int64_t half = rotary_dim / 2;
+  std::vector<double> inv(static_cast<size_t>(half));
   const double kPi = 3.14159265358979323846;
-  for (int i = 0; i < half; ++i) {
-    double f = 1.0 / std::pow(cfg.rope_theta, (2.0 * i) / static_cast<double>(cfg.head_dim));
+  const std::vector<double>& longrope = long_factors ? rs.long_factor : rs.short_factor;
+  for (int64_t i = 0; i < half; ++i) {
+    double f = 1.0 / std::pow(theta, static_cast<double>(2 * i) / static_cast<double>(rotary_dim));
     if (rs.type == RopeScaling::Type::kLinear) {
       f /= rs.factor;
+    } else if (rs.type == RopeScaling::Type::kLongRope) {
+      if (static_cast<size_t>(i) < longrope.size()) f /= longrope[static_cast<size_t>(i)];
     } else if (rs.type == RopeScaling::Type::kLlama3) {
       const double old_len = static_cast<double>(rs.original_max_position_embeddings);
       const double low_freq_wavelen = old_len / rs.low_freq_factor;
@@ -144,9 +177,13 @@ std::vector<double> rope_inv_freq64(const ModelConfig& cfg, const float* freq_fa
       }
     }
     if (freq_factors != nullptr) f /= freq_factors[i];
-    inv[i] = f;
+    inv[static_cast<size_t>(i)] = f;
   }
   return inv;
+}
+
+std::vector<double> rope_inv_freq64(const ModelConfig& cfg, const float* freq_factors) {
+  return rope_inv_freq64(cfg.head_dim, cfg.rope_theta, cfg.rope_scaling, freq_factors);
 }
 
 std::vector<float> rope_inv_freq(const ModelConfig& cfg, const float* freq_factors) {

@@ -48,6 +48,23 @@ struct StepMemory {
   DeviceBuffer fp8_x;
   DeviceBuffer fp8_x_scale;
   DeviceBuffer fp8_w_bf16;
+  // MoE blocks (moe.h), shared by every layer: router logits F32 [cap.tokens, num_experts],
+  // top-k experts / weights / slot rows [cap.tokens * top_k], expert offsets [num_experts + 1],
+  // permuted rows' tokens [cap.tokens * top_k], and the permuted activations gate_up
+  // [rows, 2 * inter], act [rows, inter], y [rows, hidden] in the compute dtype.
+  struct Moe {
+    DeviceBuffer buf;
+    float* router_logits = nullptr;
+    int32_t* topk_experts = nullptr;
+    float* topk_weights = nullptr;
+    int32_t* slot_row = nullptr;
+    int32_t* expert_offsets = nullptr;
+    int32_t* row_token = nullptr;
+    void* gate_up = nullptr;
+    void* act = nullptr;
+    void* y = nullptr;
+    PinnedBuffer offsets_host;  // [num_experts + 1], the per-expert cuBLASLt path's copy
+  } moe;
   bool ready = false;
 };
 
@@ -77,8 +94,21 @@ struct CudaModelRunner::Impl {
   std::vector<Op> plain_ops, fused_ops;
   bool fused_ok = false;
   DeviceWeights w;
-  DeviceBuffer inv_freq;
-  DeviceBuffer inv_freq64;  // float32 mode: RoPE angles in double, as the CPU backend
+  // One per ModelGraph::ropes entry (Gemma 3: global and local): inverse frequencies in float
+  // (bf16 path) and double (float32 mode: RoPE angles in double, as the CPU backend), and
+  // LongRoPE's long-context tables (empty without LongRoPE).
+  struct RopeTable {
+    DeviceBuffer inv_freq, inv_freq64, inv_freq_long, inv_freq64_long;
+    int rotary_dim = 0;
+    float attention_factor = 1.f;
+    int64_t long_after = 0;
+  };
+  std::vector<RopeTable> ropes;
+  // Per MoE block (ModelGraph::moes): device arrays of its experts' weight pointers,
+  // [num_experts] gate_up then [num_experts] down.
+  DeviceBuffer moe_weight_ptrs;
+  int moe_max_experts = 0, moe_max_top_k = 0;
+  int64_t moe_max_inter = 0;
   AttentionPath attn_path = AttentionPath::kTensorCore;
   // Prefill attention through FlashInfer's sm90 kernel (builds with KITE_FLASHINFER_INCLUDE, bf16,
   // head_dim 64/128; KITE_FLASHINFER=0 turns it off; never with an FP8 KV cache, whose prefill
@@ -156,6 +186,9 @@ struct CudaModelRunner::Impl {
   bool fp8_gemm_fallback = false;  // no scaled FP8 GEMM here (or KITE_FP8_GEMM=dequant)
   size_t fp8_w_bf16_bytes = 0;     // the largest FP8 linear as bf16
 
+  // op_runner.cpp: one MoE block (ModelGraph::moes[op.moe]) over `rows` tokens; `may_sync`: the
+  // step is eager and not decode-only, so large steps may take the per-expert cuBLASLt path.
+  Status run_moe(const Op& op, int rows, bool may_sync);
   // op_runner.cpp: the step's ops (fused when d.tokens <= gemv_max_m and fused_ok); FlashInfer
   // serves the prefill sequences of its plan when fi_works > 0 (work lists in mem.fi_work).
   Status run_model(const StepLayout& L, const StepDims& d, int fi_ctas, int fi_works,

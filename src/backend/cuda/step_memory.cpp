@@ -2,6 +2,7 @@
 // capacities (max_num_batched_tokens, max_num_seqs), the split-KV workspace, the sampler, the
 // step-input staging buffers and the KV cache's addressing.
 #include <algorithm>
+#include <iterator>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/flashinfer_prefill.h"
@@ -94,6 +95,43 @@ Status CudaModelRunner::Impl::ensure_buffers(const KvCacheConfig& c) {
         mem.fp8_x_scale,
         DeviceBuffer::allocate(static_cast<size_t>(cap.tokens) * ((fp8_k + 127) / 128) * 4,
                                "FP8 activation scales"));
+  }
+  if (!graph.moes.empty()) {
+    // MoE scratch for the largest block (every block of a model has the same shapes).
+    const int64_t T = cap.tokens, E = moe_max_experts, rows = T * moe_max_top_k;
+    const int64_t I = moe_max_inter, H = cfg.hidden_size;
+    const size_t sizes[] = {static_cast<size_t>(T * E * 4),
+                            static_cast<size_t>(rows * 4),
+                            static_cast<size_t>(rows * 4),
+                            static_cast<size_t>(rows * 4),
+                            static_cast<size_t>((E + 1) * 4),
+                            static_cast<size_t>(rows * 4),
+                            static_cast<size_t>(rows * 2 * I * es()),
+                            static_cast<size_t>(rows * I * es()),
+                            static_cast<size_t>(rows * H * es())};
+    size_t moe_total = 0;
+    size_t at[std::size(sizes)];
+    for (size_t i = 0; i < std::size(sizes); ++i) {
+      at[i] = moe_total;
+      moe_total = align_up(moe_total + sizes[i], kAlign);
+    }
+    StepMemory::Moe& m = mem.moe;
+    m.buf.reset();
+    KITE_ASSIGN_OR_RETURN(m.buf, DeviceBuffer::allocate(moe_total, "MoE scratch"));
+    char* b = m.buf.as<char>();
+    m.router_logits = reinterpret_cast<float*>(b + at[0]);
+    m.topk_experts = reinterpret_cast<int32_t*>(b + at[1]);
+    m.topk_weights = reinterpret_cast<float*>(b + at[2]);
+    m.slot_row = reinterpret_cast<int32_t*>(b + at[3]);
+    m.expert_offsets = reinterpret_cast<int32_t*>(b + at[4]);
+    m.row_token = reinterpret_cast<int32_t*>(b + at[5]);
+    m.gate_up = b + at[6];
+    m.act = b + at[7];
+    m.y = b + at[8];
+    m.offsets_host.reset();
+    KITE_ASSIGN_OR_RETURN(m.offsets_host,
+                          PinnedBuffer::allocate(static_cast<size_t>(E + 1) * 4, "MoE offsets"));
+    total += moe_total;
   }
   mem.ready = true;
   KITE_LOG_INFO("cuda: activations for {} tokens / {} sequences: {:.2f} GiB", cap.tokens, cap.seqs,
