@@ -1,8 +1,8 @@
 // CpuModelRunner: the CPU backend's ModelRunner. Runs a model definition's op list
 // (models/model_graph.h: every supported family) in F32 over the weights of a WeightStore
-// (F32/F16/BF16, or GGUF-quantized, read in place) with a paged F32 KV cache. Each op maps to
-// the reference ops of backend/cpu/ops.h; by default nothing is fused, so this is the reference
-// every other backend's fused execution is tested against.
+// (F32/F16/BF16, or GGUF-quantized, read in place) with a paged F32 (or FP8 E4M3) KV cache. Each op
+// maps to the reference ops of backend/cpu/ops.h; by default nothing is fused, so this is the
+// reference every other backend's fused execution is tested against.
 #pragma once
 
 #include <memory>
@@ -13,6 +13,7 @@
 #include "checkpoint/weights.h"
 #include "core/tensor.h"
 #include "core/thread_pool.h"
+#include "models/kv_cache_scales.h"
 #include "models/model_graph.h"
 #include "runtime/model_runner.h"
 
@@ -27,6 +28,11 @@ struct CpuRunnerOptions {
   // --quantization fp8: linear layers (not the LM head) quantized per channel at load and run
   // with those FP8 values (cpu_weights.h).
   bool fp8_online = false;
+  // KV cache element type: kF32, or kF8E4M3 (--kv-cache-dtype fp8: E4M3 bytes with
+  // kv_scales' per-layer scales, ops.h's FP8 cache).
+  DType kv_cache_dtype = DType::kF32;
+  // kF8E4M3 only: [num_hidden_layers] scales each (empty: 1.0 everywhere).
+  KvCacheScales kv_scales = {};
 };
 
 class CpuModelRunner final : public ModelRunner {
@@ -38,11 +44,12 @@ class CpuModelRunner final : public ModelRunner {
 
   const ModelConfig& config() const override { return weights_->config(); }
   Device device() const override { return Device::kCpu; }
+  DType kv_cache_dtype() const override { return options_.kv_cache_dtype; }
   int64_t kv_block_bytes(int block_size) const override;
   // memory_budget_bytes / kv_block_bytes. kInvalidArgument without a budget; kResourceExhausted
   // when fewer than 2 blocks fit (block 0 is reserved).
   Result<int64_t> determine_num_kv_blocks(const KvCacheConfig& cfg) override;
-  // kUnimplemented for a KV dtype other than F32.
+  // The cache holds kv_cache_dtype() (cfg.dtype is not read).
   Status allocate_kv_cache(int64_t num_blocks, const KvCacheConfig& cfg) override;
   // Validates the batch (runtime/forward_batch.h: kInvalidArgument), then runs the model.
   Status forward(const ForwardBatch& batch, TensorView* logits) override;
@@ -79,7 +86,8 @@ class CpuModelRunner final : public ModelRunner {
   std::vector<std::vector<cpu::MoeExpert>> moe_experts_;  // per graph_.moes: [num_experts]
   cpu::MoeScratch moe_scratch_;
 
-  // KV cache: per layer [num_blocks, block_size, num_kv_heads, head_dim] for K and V.
+  // KV cache: per layer [num_blocks, block_size, num_kv_heads, head_dim] for K and V, F32 or
+  // E4M3 bytes (options_.kv_cache_dtype).
   int64_t num_blocks_ = 0;
   int block_size_ = 0;
   std::vector<HostBuffer> k_cache_;
