@@ -97,6 +97,8 @@ struct ModelInfo {
   SamplingParams default_sampling;
   int64_t num_kv_blocks = 0;
   int block_size = 0;
+  std::string kv_cache_dtype;       // the cache's element type: "float32", "bfloat16" or "fp8_e4m3"
+  int64_t kv_cache_bytes = 0;       // num_kv_blocks x bytes per block (K and V, every layer)
   std::string runner = "generate";  // EngineConfig::runner
   PoolingInfo pooling;              // runner "pooling" only
 };

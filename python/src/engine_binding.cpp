@@ -71,6 +71,8 @@ void bind_info(nb::module_& m) {
       .def_ro("has_chat_template", &ModelInfo::has_chat_template)
       .def_ro("default_sampling", &ModelInfo::default_sampling)
       .def_ro("num_kv_blocks", &ModelInfo::num_kv_blocks)
+      .def_ro("kv_cache_dtype", &ModelInfo::kv_cache_dtype)
+      .def_ro("kv_cache_bytes", &ModelInfo::kv_cache_bytes)
       .def_ro("block_size", &ModelInfo::block_size)
       .def_ro("runner", &ModelInfo::runner)
       .def_prop_ro("pooling_type", [](const ModelInfo& i) { return i.pooling.type; })

@@ -114,6 +114,8 @@ Result<ThroughputOutcome> run_one_throughput(const ThroughputCommand& cmd, Engin
   if (!info.architecture.empty()) model["architecture"] = info.architecture;
   model["num_kv_blocks"] = info.num_kv_blocks;
   model["block_size"] = info.block_size;
+  model["kv_cache_dtype"] = info.kv_cache_dtype;
+  model["kv_cache_bytes"] = info.kv_cache_bytes;
   r["model"] = model;
   bj::object workload = preset != nullptr ? preset_workload_json(*preset, num_prompts)
                                           : dataset_workload_json(cmd.data, num_prompts);

@@ -74,7 +74,11 @@ struct QuantizationConfig {
   // Modules kept in the checkpoint's float dtype: exact module names ("lm_head") or "re:"
   // regular expressions over them, as compressed-tensors and vLLM write them.
   std::vector<std::string> ignore;
+  // compressed-tensors' kv_cache_scheme (8-bit float, per tensor): the checkpoint carries a static
+  // k_scale and v_scale per layer (models/kv_cache_scales.h), used with --kv-cache-dtype fp8.
+  bool kv_cache_scales = false;
 
+  // Whether the weights are quantized (a checkpoint with only a kv_cache_scheme is not).
   bool enabled() const { return scheme != QuantScheme::kNone; }
   // Whether the linear module `name` ("model.layers.0.self_attn.q_proj", "lm_head") is stored
   // quantized.
@@ -84,7 +88,8 @@ struct QuantizationConfig {
 // Parses config.json's "quantization_config" object. Supported: quant_method "fp8" (per-tensor,
 // or 128x128-style block scales with weight_block_size; dynamic or static activations) and
 // "compressed-tensors" with format "float-quantized" (8-bit float weights, strategy tensor,
-// channel or block; input activations none, dynamic per token/tensor, or static per tensor).
+// channel or block; input activations none, dynamic per token/tensor, or static per tensor; and
+// an optional kv_cache_scheme of 8-bit float per-tensor scales, alone or with the weights').
 // Anything else is kUnimplemented naming what is supported; malformed fields kInvalidArgument.
 Result<QuantizationConfig> parse_quantization_config(std::string_view json_object_text);
 

@@ -15,7 +15,7 @@ namespace bj = boost::json;
 
 constexpr std::string_view kSupported =
     "supported: quant_method 'fp8', and 'compressed-tensors' with format 'float-quantized' "
-    "(FP8 E4M3 weights)";
+    "(FP8 E4M3 weights) and/or an 8-bit float per-tensor kv_cache_scheme";
 
 Status unsupported(std::string what) {
   return unimplemented(fmt::format("quantization_config: {} ({})", what, kSupported));
@@ -83,16 +83,46 @@ Result<QuantizationConfig> parse_fp8(const bj::object& o) {
   return q;
 }
 
+// compressed-tensors' kv_cache_scheme: static 8-bit float scales, one per tensor (vLLM's
+// supported case; its k_scale / v_scale tensors are read by models/kv_cache_scales.h).
+Status parse_kv_cache_scheme(const bj::value& v) {
+  if (!v.is_object()) return malformed("'kv_cache_scheme' must be an object");
+  const bj::object& s = v.get_object();
+  KITE_ASSIGN_OR_RETURN(std::optional<int64_t> bits, json::get_int(s, "num_bits"));
+  KITE_ASSIGN_OR_RETURN(std::optional<std::string> type, json::get_string(s, "type"));
+  KITE_ASSIGN_OR_RETURN(std::optional<std::string> strategy, json::get_string(s, "strategy"));
+  KITE_ASSIGN_OR_RETURN(std::optional<bool> dynamic, json::get_bool(s, "dynamic"));
+  if (bits.value_or(0) != 8 || type.value_or("") != "float") {
+    return unsupported(fmt::format("kv_cache_scheme of {}-bit {} values (8-bit float is)",
+                                   bits.value_or(0), type.value_or("?")));
+  }
+  if (strategy.value_or("tensor") != "tensor" || dynamic.value_or(false)) {
+    return unsupported(fmt::format("kv_cache_scheme strategy '{}'{} (static per-tensor is)",
+                                   strategy.value_or("tensor"),
+                                   dynamic.value_or(false) ? ", dynamic" : ""));
+  }
+  return ok_status();
+}
+
 // compressed-tensors (llm-compressor): one config group targeting Linear with 8-bit float
-// weights (strategy tensor/channel/block) and optional 8-bit float input activations.
+// weights (strategy tensor/channel/block) and optional 8-bit float input activations; and/or a
+// kv_cache_scheme (a checkpoint with only FP8 KV scales keeps its float weights).
 Result<QuantizationConfig> parse_compressed_tensors(const bj::object& o) {
   QuantizationConfig q;
   q.method = "compressed-tensors";
+  auto kv_it = o.find("kv_cache_scheme");
+  if (kv_it != o.end() && !kv_it->value().is_null()) {
+    KITE_RETURN_IF_ERROR(parse_kv_cache_scheme(kv_it->value()));
+    q.kv_cache_scales = true;
+  }
+  auto groups_it = o.find("config_groups");
+  const bool no_groups = groups_it == o.end() || groups_it->value().is_null() ||
+                         (groups_it->value().is_object() && groups_it->value().get_object().empty());
+  if (no_groups && q.kv_cache_scales) return q;
   KITE_ASSIGN_OR_RETURN(std::optional<std::string> format, json::get_string(o, "format"));
   if (format.value_or("") != "float-quantized") {
     return unsupported(fmt::format("compressed-tensors format '{}'", format.value_or("")));
   }
-  auto groups_it = o.find("config_groups");
   if (groups_it == o.end() || !groups_it->value().is_object() ||
       groups_it->value().get_object().empty()) {
     return malformed("compressed-tensors needs a non-empty 'config_groups' object");

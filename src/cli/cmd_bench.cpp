@@ -71,7 +71,7 @@ void add_engine_options(CLI::App* app, EngineConfig& c, Given& g, std::string* m
                   "Fraction of GPU memory for weights + KV cache");
   app->add_option("--kv-cache-memory", g.kv_cache_memory,
                   "KV cache size, e.g. 2GiB (CPU default: up to 1 GiB)");
-  app->add_option("--kv-cache-dtype", c.kv_cache_dtype, "auto|...");
+  app->add_option("--kv-cache-dtype", c.kv_cache_dtype, "auto|float32|bfloat16|fp8 (= fp8_e4m3)");
   app->add_option("--quantization,-q", c.quantization,
                   "fp8: FP8 weights with per-channel scales made at load")
       ->check(CLI::IsMember({"fp8"}));

@@ -129,9 +129,12 @@ int run_serve(ServeOptions& o) {
     } else {
       std::shared_ptr<Engine> shared = std::move(*engine);
       const ModelInfo& info = shared->model_info();
-      KITE_LOG_INFO("serving {} ({}, {} backend, max_model_len {}, {} KV blocks of {} tokens)",
-                    info.served_model_name, info.architecture, info.backend, info.max_model_len,
-                    info.num_kv_blocks, info.block_size);
+      KITE_LOG_INFO(
+          "serving {} ({}, {} backend, max_model_len {}, {} KV blocks of {} tokens, {} KV cache "
+          "of {:.1f} MiB)",
+          info.served_model_name, info.architecture, info.backend, info.max_model_len,
+          info.num_kv_blocks, info.block_size, info.kv_cache_dtype,
+          static_cast<double>(info.kv_cache_bytes) / (1 << 20));
       srv.set_engine(std::move(shared));
     }
     load_done = true;

@@ -58,7 +58,7 @@ void add_engine_args(CLI::App& app, EngineArgs* a) {
                  "KV cache size, e.g. 2GiB (CPU default: up to 1 GiB)");
   app.add_option("--gpu-memory-utilization", c.gpu_memory_utilization,
                  "fraction of GPU memory for weights, activations and KV (default 0.9)");
-  app.add_option("--kv-cache-dtype", c.kv_cache_dtype, "auto|float32|bfloat16|fp8");
+  app.add_option("--kv-cache-dtype", c.kv_cache_dtype, "auto|float32|bfloat16|fp8 (= fp8_e4m3)");
   app.add_option("--quantization,-q", c.quantization,
                  "fp8: FP8 weights with per-channel scales made at load (default: the "
                  "checkpoint's own format)")

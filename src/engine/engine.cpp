@@ -190,6 +190,11 @@ Status Engine::Impl::init(EngineParts parts) {
   info_.vocab_size = mc.vocab_size;
   info_.num_kv_blocks = num_blocks;
   info_.block_size = c.block_size;
+  const DType kv_dtype = runner_->kv_cache_dtype();
+  info_.kv_cache_dtype = kv_dtype == DType::kF8E4M3 ? "fp8_e4m3"
+                         : kv_dtype == DType::kBF16 ? "bfloat16"
+                                                    : "float32";
+  info_.kv_cache_bytes = num_blocks * runner_->kv_block_bytes(c.block_size);
   max_queued_tokens_ = c.max_queued_tokens >= 0
                            ? c.max_queued_tokens
                            : std::max<int64_t>(2 * num_blocks * c.block_size, max_model_len);
@@ -223,9 +228,11 @@ Status Engine::Impl::init(EngineParts parts) {
   seed_rng_.seed(c.seed);
   publish_stats();
   KITE_LOG_INFO(
-      "engine: {} on {}, max_model_len {}, {} KV blocks of {} tokens, {} seqs / {} tokens per step",
+      "engine: {} on {}, max_model_len {}, {} KV blocks of {} tokens ({} cache, {:.1f} MiB), {} "
+      "seqs / {} tokens per step",
       info_.served_model_name, info_.backend, max_model_len, num_blocks - 1, c.block_size,
-      c.max_num_seqs, batched);
+      info_.kv_cache_dtype, static_cast<double>(info_.kv_cache_bytes) / (1 << 20), c.max_num_seqs,
+      batched);
   thread_ = std::thread([this] { run(); });
   return ok_status();
 }

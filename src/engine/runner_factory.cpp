@@ -4,6 +4,7 @@
 
 #include "backend/cpu/cpu_model_runner.h"
 #include "core/logging.h"
+#include "models/kv_cache_scales.h"
 #include "models/load.h"
 #include "parallel/world.h"
 #ifdef KITE_WITH_CUDA
@@ -30,6 +31,7 @@ Result<LoadedModel> create_local_runner(const EngineConfig& config,
         "got '" +
         config.quantization + "'");
   }
+  KITE_ASSIGN_OR_RETURN(const KvCacheDtype kv_dtype, parse_kv_cache_dtype(config.kv_cache_dtype));
   LoadOptions load;
   load.load_format = config.load_format;
   load.seed = config.seed;
@@ -44,6 +46,10 @@ Result<LoadedModel> create_local_runner(const EngineConfig& config,
   if (config.quantization == "fp8" && q.enabled()) {
     KITE_LOG_INFO("{} is already FP8 ({}); --quantization fp8 keeps its own scales", config.model,
                   quant_scheme_name(q.scheme));
+  }
+  if (q.kv_cache_scales && kv_dtype != KvCacheDtype::kKvCacheDtypeFp8E4M3) {
+    KITE_LOG_INFO("{} has FP8 KV cache scales (kv_cache_scheme); --kv-cache-dtype fp8 uses them",
+                  config.model);
   }
   LoadedModel m;
   m.weights = std::move(store);
@@ -68,11 +74,18 @@ Result<LoadedModel> create_local_runner(const EngineConfig& config,
     KITE_LOG_WARN("the CPU backend computes in float32 (dtype {} applies to CUDA only)",
                   config.dtype);
   }
-  if (config.kv_cache_dtype != "auto" && config.kv_cache_dtype != "float32") {
-    return unimplemented("the CPU backend keeps its KV cache in float32; kv_cache_dtype '" +
+  if (kv_dtype == KvCacheDtype::kKvCacheDtypeBFloat16) {
+    return unimplemented("the CPU backend keeps its KV cache in float32 or fp8; kv_cache_dtype '" +
                          config.kv_cache_dtype + "' is not supported");
   }
   CpuRunnerOptions options;
+  if (kv_dtype == KvCacheDtype::kKvCacheDtypeFp8E4M3) {
+    options.kv_cache_dtype = DType::kF8E4M3;
+    KITE_ASSIGN_OR_RETURN(options.kv_scales,
+                          read_kv_cache_scales(*m.weights, m.weights->config().num_hidden_layers));
+    KITE_LOG_INFO("KV cache in FP8 E4M3: {} of {} K/V scales from the checkpoint, the rest 1.0",
+                  options.kv_scales.num_from_checkpoint, 2 * m.weights->config().num_hidden_layers);
+  }
   options.num_threads = config.num_threads;
   options.fp8_online = config.quantization == "fp8" && !q.enabled();
   options.pipeline_parallel_size = comm != nullptr ? parallel::pipeline_parallel_size() : 1;

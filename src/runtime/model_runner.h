@@ -17,7 +17,7 @@ namespace kite {
 
 struct KvCacheConfig {
   int block_size = 16;              // tokens per block
-  DType dtype = DType::kF32;        // element type of K and V
+  DType dtype = DType::kF32;        // unused: the runner's kv_cache_dtype() decides
   int64_t memory_budget_bytes = 0;  // CPU: bytes for KV blocks; CUDA: see gpu_memory_utilization
   double gpu_memory_utilization = 0.9;
   int max_num_seqs = 256;
@@ -31,7 +31,12 @@ class ModelRunner {
   virtual const ModelConfig& config() const = 0;
   virtual Device device() const = 0;
 
-  // Bytes one block of `block_size` tokens takes across all layers (K and V).
+  // Element type of the KV cache the runner keeps: kF32, kBF16, or kF8E4M3 (an FP8 cache with
+  // per-layer scales, --kv-cache-dtype fp8). Fixed at creation; KvCacheConfig::dtype does not
+  // change it.
+  virtual DType kv_cache_dtype() const { return DType::kF32; }
+  // Bytes one block of `block_size` tokens takes across all layers (K and V), at the element
+  // size of kv_cache_dtype().
   virtual int64_t kv_block_bytes(int block_size) const = 0;
   // How many KV blocks fit: CPU from memory_budget_bytes; CUDA after a profiling forward at
   // max_num_batched_tokens, from gpu_memory_utilization.

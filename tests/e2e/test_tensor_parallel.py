@@ -80,6 +80,14 @@ def test_tp2_pp2_and_both_equal_one_rank(model):
     assert tokens(generate(model, *args, tp=2, pp=2)) == one
 
 
+def test_fp8_kv_cache_split_equals_one_rank():
+    """--kv-cache-dtype fp8: each rank's FP8 cache of its KV heads / its stage's layers."""
+    args = [*PROMPT, "--kv-cache-dtype", "fp8"]
+    one = tokens(generate(TINY, *args))
+    assert tokens(generate(TINY, *args, tp=2)) == one
+    assert tokens(generate(TINY, *args, pp=2)) == one
+
+
 # Qwen2 (q/k/v biases, untied LM head): 12 query heads over 2 KV heads, so 4 ranks replicate each
 # KV head on 2 ranks; vocab 1001 leaves the last rank a shorter shard (padded logits).
 QWEN2_AWKWARD = dict(hidden_size=96, num_attention_heads=12, num_key_value_heads=2,

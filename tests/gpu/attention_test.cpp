@@ -9,6 +9,12 @@
 //                                     generic kernels keep p in fp32)
 // + 2^-16 * sum_j p_j |v_j| / sum_j p_j  fp32 accumulation order and exp2f (a few ulp)
 // The second term is computed by the CPU op itself, run on |V|. Relative L2 error <= 2 * 2^-8.
+//
+// FP8 KV cache cases: the caches hold E4M3 bytes written by the CPU emulation
+// (cpu::quantize_kv_fp8) and the reference reads them as the CPU's FP8 cache does (byte value *
+// scale, exact in float); the bound is the same, since the kernels' reads are exact too (decode
+// and generic: float(e4m3) * scale; prefill: exact bf16 of e4m3, k_scale folded into the softmax
+// scale and v_scale into the output, one fp32 rounding each).
 #include "backend/cuda/attention.h"
 
 #include <gtest/gtest.h>
@@ -42,6 +48,9 @@ struct Case {
   int window = 0;           // sliding_window (0: full causal)
   bool flashinfer = false;  // every sequence through FlashInfer's prefill kernel instead
   float softcap = 0.f;      // attention logit soft-capping (Gemma 2; 0: none)
+  bool fp8 = false;         // an FP8 KV cache with these layer scales
+  float k_scale = 1.f;
+  float v_scale = 1.f;
 };
 
 void run_case(const Case& c, uint32_t seed) {
@@ -68,6 +77,22 @@ void run_case(const Case& c, uint32_t seed) {
   const size_t cache_elems = static_cast<size_t>(total_blocks) * bs * kv_dim;
   auto kc = random_bf16(cache_elems, rng, -1.f, 1.f);
   auto vc = random_bf16(cache_elems, rng, -1.f, 1.f);
+  // FP8: E4M3 bytes of values spread over the format's range at these scales (a few saturate).
+  std::vector<uint8_t> k8, v8;
+  std::vector<float> kt = to_float(kc), vt = to_float(vc);
+  if (c.fp8) {
+    std::uniform_real_distribution<float> wide(-300.f, 300.f);
+    k8.resize(cache_elems);
+    v8.resize(cache_elems);
+    for (size_t i = 0; i < cache_elems; ++i) {
+      const float kx = (i % 7 == 0 ? wide(rng) : 4 * kt[i]) * c.k_scale;
+      const float vx = (i % 11 == 0 ? 2 * wide(rng) : 4 * vt[i]) * c.v_scale;
+      k8[i] = cpu::quantize_kv_fp8(kx, c.k_scale);
+      v8[i] = cpu::quantize_kv_fp8(vx, c.v_scale);
+      kt[i] = fp8e4m3_to_f32(k8[i]) * c.k_scale;
+      vt[i] = fp8e4m3_to_f32(v8[i]) * c.v_scale;
+    }
+  }
   // q with a row stride wider than the heads (as inside the fused qkv row).
   const int64_t q_stride = q_dim + 2 * kv_dim;
   auto q = random_bf16(static_cast<size_t>(T) * q_stride, rng, -1.f, 1.f);
@@ -75,7 +100,6 @@ void run_case(const Case& c, uint32_t seed) {
   // CPU reference over the NHD layout [slot, kv_head, d].
   std::vector<float> kf(cache_elems), vf(cache_elems);
   {
-    const auto kt = to_float(kc), vt = to_float(vc);
     for (int64_t blk = 0; blk < total_blocks; ++blk) {
       for (int h = 0; h < c.nkv; ++h) {
         for (int off = 0; off < bs; ++off) {
@@ -135,6 +159,8 @@ void run_case(const Case& c, uint32_t seed) {
   if (c.force_splits > 0) plan.num_splits = c.force_splits;
 
   DeviceArray<uint16_t> d_q(q), d_k(kc), d_v(vc), d_out(static_cast<size_t>(T) * q_dim);
+  DeviceArray<uint8_t> d_k8(c.fp8 ? k8 : std::vector<uint8_t>(1)),
+      d_v8(c.fp8 ? v8 : std::vector<uint8_t>(1));
   DeviceArray<int32_t> d_qsl(qsl), d_sl(seq_lens), d_ind(indptr), d_tab(table);
   DeviceArray<int32_t> d_tseq(plan.prefill_tile_seq), d_tq(plan.prefill_tile_q_start),
       d_dec(plan.decode_seqs);
@@ -168,6 +194,13 @@ void run_case(const Case& c, uint32_t seed) {
   p.split_lse = d_ws.get() + static_cast<size_t>(kMaxSplitRows) * c.nq * hd;
   p.split_counters = d_cnt.get();
   p.sliding_window = c.window;
+  if (c.fp8) {
+    p.k_cache = d_k8.get();
+    p.v_cache = d_v8.get();
+    p.kv_fp8 = true;
+    p.k_scale = c.k_scale;
+    p.v_scale = c.v_scale;
+  }
   p.softcap = c.softcap;
   if (c.flashinfer) {
     std::vector<int32_t> all(ns);
@@ -280,6 +313,68 @@ TEST(CudaAttention, SlidingWindowMatchesCpu) {
   run_case({"window 256 group7", 28, 4, 128, 16, {1000, 300}, {1000, 100}, 0, 256}, seed++);
   run_case({"window larger than all", 32, 8, 128, 16, {100, 17}, {100, 1}, 0, 4096}, seed++);
   run_case({"window 5 generic hd16", 8, 2, 16, 16, {40, 33}, {40, 1}, 0, 5}, seed++);
+}
+
+// The FP8 KV cache (E4M3 bytes, per-layer scales) through every kernel: split-KV decode,
+// tensor-core prefill chunks over cached prefixes, GQA groups, block sizes 8/16/32 (and 5, not a
+// power of two), sliding windows, and the generic small-head path; scales above and below 1.
+Case fp8_case(Case c, float k_scale, float v_scale) {
+  c.name = "fp8 " + c.name;
+  c.fp8 = true;
+  c.k_scale = k_scale;
+  c.v_scale = v_scale;
+  return c;
+}
+
+TEST(CudaAttention, Fp8KvCacheMatchesCpuEmulation) {
+  KITE_REQUIRE_GPU();
+  uint32_t seed = 110;
+  const std::vector<int> lens = {1, 15, 16, 17, 1000, 4097};
+  for (int hd : {64, 128, 256}) {
+    run_case(fp8_case({"decode hd" + std::to_string(hd), 32, 8, hd, 16, repeat(lens, 17),
+                       std::vector<int>(17, 1)},
+                      0.37f, 2.5f),
+             seed++);
+    run_case(fp8_case({"prefill hd" + std::to_string(hd),
+                       32,
+                       8,
+                       hd,
+                       16,
+                       {15, 16, 17, 1000, 1017, 4097, 80, 5},
+                       {15, 16, 17, 1000, 17, 1, 64, 1}},
+                      1.f, 1.f),
+             seed++);
+  }
+  run_case(fp8_case({"decode group7 splits 3", 28, 4, 128, 16, repeat(lens, 5),
+                     std::vector<int>(5, 1), 3},
+                    0.02f, 0.5f),
+           seed++);
+  run_case(
+      fp8_case({"prefill group7", 28, 4, 128, 16, {1000, 300, 33}, {1000, 100, 33}}, 3.f, 0.125f),
+      seed++);
+  run_case(fp8_case({"prefill group16 (no decode kernel)", 32, 2, 128, 16, {17, 40, 1}, {1, 40, 1}},
+                    0.7f, 0.7f),
+           seed++);
+  run_case(fp8_case({"bs32", 16, 4, 128, 32, {100, 64, 33}, {100, 31, 1}}, 0.37f, 1.3f), seed++);
+  run_case(fp8_case({"bs8", 32, 8, 64, 8, repeat(lens, 5), std::vector<int>(5, 1)}, 1.f, 0.25f),
+           seed++);
+  run_case(fp8_case({"bs5", 16, 4, 128, 5, {33, 71, 5}, {33, 1, 5}}, 0.9f, 1.1f), seed++);
+  run_case(
+      fp8_case(
+          {"window 37", 32, 8, 128, 16, {15, 200, 1000, 4097, 80}, {15, 200, 17, 1, 64}, 0, 37},
+          0.37f, 2.5f),
+      seed++);
+  run_case(fp8_case({"generic hd16", 8, 2, 16, 16, {40, 33, 1}, {40, 1, 1}}, 0.37f, 2.5f), seed++);
+  run_case(fp8_case({"generic hd8 window 5", 8, 4, 8, 8, {40, 33}, {40, 1}, 0, 5}, 2.f, 0.5f),
+           seed++);
+  // Soft-capping reads the true score: the prefill kernel applies k_scale before the cap.
+  for (int hd : {256, 16}) {
+    Case c = fp8_case({"softcap 0.5 hd" + std::to_string(hd), 16, 8, hd, 16, {300, 40, 1000},
+                       {300, 1, 17}},
+                      0.37f, 2.5f);
+    c.softcap = 0.5f;
+    run_case(c, seed++);
+  }
 }
 
 // Gemma 2's logit soft-capping on every kernel of ours (FlashInfer's is not used for such models):

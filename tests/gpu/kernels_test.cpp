@@ -462,7 +462,9 @@ namespace {
 //   norm prologue: 2^-8 |y| (output) + 2 * 2^-8 * A (x' = bf16(w * bf16(x * r)): two roundings
 //                  of every input)
 //   residual:      2^-8 |y| + 2^-8 |acc| (the product is rounded before the add)
-//   RoPE + KV:     as the RoPE test, with the rotated inputs bf16(acc + bias) rounded once.
+//   RoPE + KV:     as the RoPE test, with the rotated inputs bf16(acc + bias) rounded once; with
+//                  an FP8 cache, each cached byte is the CPU emulation's e4m3(v / scale) of the
+//                  bf16 value the row holds, exactly.
 TEST(CudaGemv, FusedNormResidualAndRopeEpilogues) {
   KITE_REQUIRE_GPU();
   std::mt19937 rng(8);
@@ -520,8 +522,8 @@ TEST(CudaGemv, FusedNormResidualAndRopeEpilogues) {
     EXPECT_TRUE(within_each(to_float(d_r.download()), ref2, allowed)) << "residual";
 
     // ---- RoPE + KV write epilogue -----------------------------------------------------------
-    for (int hd : {128, 16}) {
-      SCOPED_TRACE("hd " + std::to_string(hd));
+    for (auto [hd, fp8] : {std::pair{128, false}, {16, false}, {128, true}, {16, true}}) {
+      SCOPED_TRACE("hd " + std::to_string(hd) + (fp8 ? " fp8 cache" : ""));
       const int nq = 4, nkv = 2, bs = 16, qkv_dim = (nq + 2 * nkv) * hd, kv_dim = nkv * hd;
       auto wq = random_bf16(static_cast<size_t>(qkv_dim) * K, rng, -0.05f, 0.05f);
       auto bq = random_bf16(qkv_dim, rng, -0.5f, 0.5f);
@@ -541,6 +543,8 @@ TEST(CudaGemv, FusedNormResidualAndRopeEpilogues) {
           d_kc(cache_elems), d_vc(cache_elems);
       DeviceArray<int32_t> d_pos(pos), d_slots(slots);
       DeviceArray<float> d_inv(inv);
+      DeviceArray<uint8_t> d_k8(std::vector<uint8_t>(cache_elems, 0xff)),
+          d_v8(std::vector<uint8_t>(cache_elems, 0xff));
       d_out.poison();
       d_kc.poison();
       d_vc.poison();
@@ -557,6 +561,14 @@ TEST(CudaGemv, FusedNormResidualAndRopeEpilogues) {
       g.epilogue = GemvEpilogue::kRopeKv;
       g.rope = GemvRope{d_pos.get(), d_slots.get(), d_inv.get(), d_kc.get(), d_vc.get(),
                         nq,          nkv,           hd,          bs};
+      const float k_scale = 0.3f, v_scale = 0.004f;  // v / v_scale saturates for some v
+      if (fp8) {
+        g.rope.k_cache = d_k8.get();
+        g.rope.v_cache = d_v8.get();
+        g.rope.kv_fp8 = true;
+        g.rope.k_scale = k_scale;
+        g.rope.v_scale = v_scale;
+      }
       ASSERT_TRUE(gemv_supported(g));
       gemv(g, test_device(), nullptr);
       std::vector<float> ref(static_cast<size_t>(m) * qkv_dim);
@@ -582,8 +594,30 @@ TEST(CudaGemv, FusedNormResidualAndRopeEpilogues) {
       }
       EXPECT_TRUE(within_each(got, ref, al)) << "rope epilogue";
       // The caches hold exactly the row's k and v at each written slot; untouched elsewhere.
-      const auto kc = d_kc.download(), vc = d_vc.download();
       const auto out_bits = d_out.download();
+      if (fp8) {
+        const auto k8 = d_k8.download(), v8 = d_v8.download();
+        const auto outf = to_float(out_bits);
+        size_t written = 0;
+        for (int t = 0; t < m; ++t) {
+          if (slots[t] < 0) continue;
+          const int64_t blk = slots[t] / bs, off = slots[t] % bs;
+          for (int h = 0; h < nkv; ++h) {
+            for (int d = 0; d < hd; ++d) {
+              const int64_t c = ((blk * nkv + h) * bs + off) * hd + d;
+              const int64_t row = static_cast<int64_t>(t) * qkv_dim;
+              EXPECT_EQ(k8[c], cpu::quantize_kv_fp8(outf[row + (nq + h) * hd + d], k_scale));
+              EXPECT_EQ(v8[c], cpu::quantize_kv_fp8(outf[row + (nq + nkv + h) * hd + d], v_scale));
+              ++written;
+            }
+          }
+        }
+        size_t untouched = 0;
+        for (uint8_t v : v8) untouched += v == 0xff ? 1 : 0;
+        EXPECT_EQ(untouched, cache_elems - written);
+        continue;
+      }
+      const auto kc = d_kc.download(), vc = d_vc.download();
       size_t written = 0;
       for (int t = 0; t < m; ++t) {
         if (slots[t] < 0) continue;

@@ -9,6 +9,9 @@
 //         P.V; a = sum_j p_j |v_j| / sum_j p_j, the same attention over |V|) + 2^-16 a (fp32
 //         accumulation order and exp2f); relative L2 <= 2 * 2^-8.
 //   f32:  kF32Bound (|o| + a); relative L2 <= kF32Bound.
+// FP8 KV cache cases (shape names "fp8kv_..."): the caches hold the E4M3 bytes of the CPU
+// emulation (cpu::quantize_kv_fp8) with per-layer scales, the reference reads their values
+// (byte * scale, exact); the kernels' reads are exact too, so the bound is the dtype's.
 #include <algorithm>
 #include <cmath>
 #include <memory>
@@ -38,7 +41,24 @@ struct AttnShape {
   int force_splits = 0;     // 0: the planner's choice
   int window = 0;           // sliding_window (0: full causal)
   bool flashinfer = false;  // every sequence through FlashInfer's prefill instead
+  bool fp8 = false;         // an FP8 KV cache (k_scale 0.37, v_scale 2.5)
 };
+
+constexpr float kFp8KScale = 0.37f, kFp8VScale = 2.5f;
+
+// The cache as E4M3 bytes of 4 * its values (spread over the format's range) at `scale`, on the
+// device; t.host becomes the values those bytes stand for.
+DeviceBuffer quantize_cache(HostDeviceTensor& t, float scale) {
+  std::vector<uint8_t> bytes(t.host.size());
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    bytes[i] = cpu::quantize_kv_fp8(4 * t.host[i] * scale, scale);
+    t.host[i] = fp8e4m3_to_f32(bytes[i]) * scale;
+  }
+  Result<DeviceBuffer> d = DeviceBuffer::allocate(bytes.size(), "fp8 KV cache");
+  KITE_CHECK(d.ok()) << d.status().to_string();
+  KITE_CUDA_CHECK(cudaMemcpy(d->data(), bytes.data(), bytes.size(), cudaMemcpyHostToDevice));
+  return std::move(*d);
+}
 
 class AttentionRun : public OpRun {
  public:
@@ -68,6 +88,10 @@ class AttentionRun : public OpRun {
     cache_elems_ = static_cast<size_t>(total_blocks_) * bs * kv_dim_;
     kc_ = random_tensor(dtype, cache_elems_, rng);
     vc_ = random_tensor(dtype, cache_elems_, rng);
+    if (c.fp8) {
+      kc8_ = quantize_cache(kc_, kFp8KScale);
+      vc8_ = quantize_cache(vc_, kFp8VScale);
+    }
     q_stride_ = q_dim_ + 2 * kv_dim_;
     q_ = random_tensor(dtype, static_cast<size_t>(tokens_) * q_stride_, rng);
     out_ = poisoned(dtype, static_cast<size_t>(tokens_) * q_dim_);
@@ -132,6 +156,13 @@ class AttentionRun : public OpRun {
     p.split_out = ws_.as<float>();
     p.split_lse = ws_.as<float>() + static_cast<size_t>(kMaxSplitRows) * c_.nq * c_.hd;
     p.split_counters = cnt_.as<int32_t>();
+    if (c_.fp8) {
+      p.k_cache = kc8_.data();
+      p.v_cache = vc8_.data();
+      p.kv_fp8 = true;
+      p.k_scale = kFp8KScale;
+      p.v_scale = kFp8VScale;
+    }
     if (c_.flashinfer) {
       flashinfer_prefill(p, fi_work_d_.as<int32_t>(), fi_ctas_, fi_works_, dev, stream);
     } else {
@@ -206,7 +237,7 @@ class AttentionRun : public OpRun {
   double bytes() const override {
     double b = 0;
     for (size_t s = 0; s < seq_lens_.size(); ++s) b += seq_lens_[s];
-    return b * kv_dim_ * dtype_size(dtype_) * 2;
+    return b * kv_dim_ * (c_.fp8 ? 1 : dtype_size(dtype_)) * 2;
   }
   double flops() const override {
     if (plan_.prefill_tile_seq.empty() && !c_.flashinfer) return 0;
@@ -229,6 +260,7 @@ class AttentionRun : public OpRun {
   std::vector<int32_t> qsl_, seq_lens_, indptr_, table_;
   HostDeviceTensor kc_, vc_, q_;
   DeviceBuffer out_, qsl_d_, sl_d_, ind_d_, tab_d_, tseq_d_, tq_d_, dec_d_, ws_, cnt_, fi_work_d_;
+  DeviceBuffer kc8_, vc8_;  // fp8: the caches' E4M3 bytes
   AttentionPath path_ = AttentionPath::kTensorCore;
   AttentionPlan plan_;
   int fi_ctas_ = 0, fi_works_ = 0;
@@ -335,6 +367,35 @@ void add_attention_cases(std::vector<OpCase>& cases) {
         {32, 8, hd, 16, {200, 1017, 4097}, {200, 17, 300}, 0, 37, true});
   }
   add(cases, bf16, "group7", {28, 4, 128, 16, {1000, 300, 33}, {1000, 100, 33}, 0, 0, true});
+  // The FP8 KV cache through every kernel: the benchmark's decode and prefill shapes (bytes read
+  // halve against their bf16 cases above), mixed batches, a window, the generic kernel.
+  add(cases, bf16, "fp8kv_decode_b64_ctx4096_hd128",
+      {32, 8, 128, 16, std::vector<int>(64, 4096), std::vector<int>(64, 1), 0, 0, false, true});
+  add(cases, bf16, "fp8kv_decode_b256_ctx1024_hd128",
+      {32, 8, 128, 16, std::vector<int>(256, 1024), std::vector<int>(256, 1), 0, 0, false, true});
+  add(cases, bf16, "fp8kv_prefill_b4_ctx2048_hd128",
+      {32, 8, 128, 16, std::vector<int>(4, 2048), std::vector<int>(4, 2048), 0, 0, false, true});
+  for (int hd : {64, 128, 256}) {
+    add(cases, bf16, cat("fp8kv_prefill_mixed_", hd_name(hd)),
+        {32,
+         8,
+         hd,
+         16,
+         {15, 16, 17, 1000, 1017, 4097, 80, 5},
+         {15, 16, 17, 1000, 17, 1, 64, 1},
+         0,
+         0,
+         false,
+         true});
+  }
+  add(cases, bf16, "fp8kv_decode_q28_kv4_splits3",
+      {28, 4, 128, 16, repeat(glens, 5), std::vector<int>(5, 1), 3, 0, false, true});
+  add(cases, bf16, "fp8kv_window37_hd128",
+      {32, 8, 128, 16, {15, 200, 1000, 4097, 80}, {15, 200, 17, 1, 64}, 0, 37, false, true});
+  for (DType d : {DType::kBF16, DType::kF32}) {
+    add(cases, d, "fp8kv_generic_hd16",
+        {8, 4, 16, 16, {1, 15, 16, 17, 300, 50}, {1, 15, 16, 1, 300, 7}, 0, 0, false, true});
+  }
 }
 
 }  // namespace kite::cuda::test

@@ -616,6 +616,137 @@ TEST(CudaRunner, Fp8WeightsStayCloseToBf16) {
   unsetenv("KITE_FP8_GEMM");
 }
 
+// The FP8 KV cache (--kv-cache-dtype fp8) on the tensor-core path against the bf16 cache on the
+// same weights: 1 byte per KV element (kv_block_bytes halves), prefill chunks (our prefill
+// kernel: FlashInfer is not used with an FP8 cache) and graph-replayed decodes (fused GEMV
+// RoPE + KV epilogue, split-KV decode), per-layer scales of 0.5 and 2. E4M3 keeps 3 mantissa
+// bits (relative error <= 2^-4 per cached value); the logits stay within 0.1 relative L2 of the
+// bf16 cache's and the greedy token agrees wherever bf16's top-2 gap is wide.
+TEST(CudaRunner, Fp8KvCacheStaysCloseToBf16Cache) {
+  KITE_REQUIRE_GPU();
+  TinyModel m = make_model(ModelFamily::kLlama, 128, 8, 2, false, 23);
+  const int64_t V = m.cfg.vocab_size;
+  KvCacheConfig kc;
+  kc.max_num_seqs = 8;
+  kc.max_num_batched_tokens = 512;
+  CudaRunnerOptions opts;
+  opts.max_graph_batch = 8;
+  auto bf16 = CudaModelRunner::create(m.cfg, m.lookup(), opts);
+  ASSERT_TRUE(bf16.ok()) << bf16.status().to_string();
+  ASSERT_TRUE((*bf16)->allocate_kv_cache(256, kc).ok());
+  opts.kv_cache_dtype = DType::kF8E4M3;
+  const size_t layers = static_cast<size_t>(m.cfg.num_hidden_layers);
+  opts.kv_scales.k.assign(layers, 0.5f);
+  opts.kv_scales.v.assign(layers, 2.f);
+  auto fp8 = CudaModelRunner::create(m.cfg, m.lookup(), opts);
+  ASSERT_TRUE(fp8.ok()) << fp8.status().to_string();
+  EXPECT_EQ((*fp8)->kv_cache_dtype(), DType::kF8E4M3);
+  EXPECT_EQ((*bf16)->kv_cache_dtype(), DType::kBF16);
+  EXPECT_EQ(2 * (*fp8)->kv_block_bytes(16), (*bf16)->kv_block_bytes(16));
+  ASSERT_TRUE((*fp8)->allocate_kv_cache(256, kc).ok());
+  Seqs s1, s2;
+  std::mt19937 rng(6);
+  for (int len : {300, 37, 5, 130}) {
+    std::vector<int32_t> p(static_cast<size_t>(len));
+    for (auto& t : p) t = static_cast<int32_t>(rng() % V);
+    s1.add(p);
+    s2.add(p);
+  }
+  const std::vector<int> which = {0, 1, 2, 3};
+  for (int step = 0; step < 6; ++step) {
+    ForwardBatch b1 = s1.step(which, 128), b2 = s2.step(which, 128);
+    TensorView l1, l2;
+    ASSERT_TRUE((*bf16)->forward(b1, &l1).ok());
+    ASSERT_TRUE((*fp8)->forward(b2, &l2).ok());
+    std::vector<float> g1(static_cast<size_t>(b1.num_logits()) * V), g2(g1.size());
+    ASSERT_TRUE((*bf16)->logits_to_host(l1, g1.data()).ok());
+    ASSERT_TRUE((*fp8)->logits_to_host(l2, g2.data()).ok());
+    if (step >= 4) {
+      EXPECT_TRUE((*fp8)->last_forward_used_graph()) << "step " << step;
+    }
+    expect_logits_close(g2, g1, V, "fp8 kv step " + std::to_string(step), 0.1);
+    for (int i : which) {  // both follow bf16's greedy tokens
+      const int32_t next = cpu::argmax(g1.data() + static_cast<int64_t>(i) * V, V);
+      s1.tokens[i].push_back(next);
+      s2.tokens[i].push_back(next);
+    }
+  }
+  // Scales must match the layer count.
+  opts.kv_scales.k.pop_back();
+  EXPECT_EQ(CudaModelRunner::create(m.cfg, m.lookup(), opts).status().code(),
+            StatusCode::kInvalidArgument);
+}
+
+// The shipped TinyStories model (F32 checkpoint: float32 compute, the generic attention path)
+// with an FP8 KV cache against the CPU runner's FP8 cache (the emulation), same scales: both
+// quantize the same float32 K/V (up to summation order), so the logits agree as closely as the
+// float32 runners' do (2^-16 relative L2 there; 2^-10 allowed here for the rare value that
+// rounds to the neighbouring E4M3 code), far closer than either is to the float32 cache.
+TEST(CudaRunner, Fp8KvCacheMatchesTheCpuRunnersEmulation) {
+  KITE_REQUIRE_GPU();
+  const std::string path = std::string(KITE_SOURCE_DIR) + "/tests/data/models/tinystories-656k";
+  auto store = load_model(path, LoadOptions{});
+  ASSERT_TRUE(store.ok()) << store.status().to_string();
+  std::shared_ptr<const WeightStore> ws(std::move(*store));
+  const ModelConfig& cfg = ws->config();
+  const int64_t V = cfg.vocab_size;
+  const KvCacheScales scales{{0.25f, 1.5f}, {0.75f, 0.5f}, 0};
+  KvCacheConfig kc;
+  kc.max_num_seqs = 8;
+  kc.max_num_batched_tokens = 256;
+  CpuRunnerOptions co;
+  co.kv_cache_dtype = DType::kF8E4M3;
+  co.kv_scales = scales;
+  auto cpu8 = CpuModelRunner::create(ws, co);
+  ASSERT_TRUE(cpu8.ok()) << cpu8.status().to_string();
+  ASSERT_TRUE((*cpu8)->allocate_kv_cache(64, kc).ok());
+  auto cpu32 = CpuModelRunner::create(ws);
+  ASSERT_TRUE(cpu32.ok());
+  ASSERT_TRUE((*cpu32)->allocate_kv_cache(64, kc).ok());
+  WeightLookup lookup = [&](std::string_view name) { return ws->get(name); };
+  CudaRunnerOptions opts;
+  opts.dtype = DType::kF32;
+  opts.max_graph_batch = 8;
+  opts.kv_cache_dtype = DType::kF8E4M3;
+  opts.kv_scales = scales;
+  auto gpu = CudaModelRunner::create(cfg, lookup, opts);
+  ASSERT_TRUE(gpu.ok()) << gpu.status().to_string();
+  ASSERT_TRUE((*gpu)->allocate_kv_cache(64, kc).ok());
+  Seqs sc, s32, sg;
+  std::mt19937 rng(7);
+  for (int len : {70, 9, 33}) {
+    std::vector<int32_t> p(static_cast<size_t>(len));
+    for (auto& t : p) t = static_cast<int32_t>(rng() % V);
+    sc.add(p);
+    s32.add(p);
+    sg.add(p);
+  }
+  const std::vector<int> which = {0, 1, 2};
+  for (int step = 0; step < 6; ++step) {
+    ForwardBatch bc = sc.step(which, 40), b32 = s32.step(which, 40), bg = sg.step(which, 40);
+    TensorView lc, l32, lg;
+    ASSERT_TRUE((*cpu8)->forward(bc, &lc).ok());
+    ASSERT_TRUE((*cpu32)->forward(b32, &l32).ok());
+    const Status st = (*gpu)->forward(bg, &lg);
+    ASSERT_TRUE(st.ok()) << st.to_string();
+    std::vector<float> gc(static_cast<size_t>(bc.num_logits()) * V), g32(gc.size()), gg(gc.size());
+    ASSERT_TRUE((*cpu8)->logits_to_host(lc, gc.data()).ok());
+    ASSERT_TRUE((*cpu32)->logits_to_host(l32, g32.data()).ok());
+    ASSERT_TRUE((*gpu)->logits_to_host(lg, gg.data()).ok());
+    const ErrorStats vs_emulation = compare(gg, gc), vs_f32 = compare(gg, g32);
+    EXPECT_EQ(vs_emulation.nan, 0u);
+    EXPECT_LT(vs_emulation.rel_l2, 1.0 / 1024)
+        << "step " << step << " " << vs_emulation.to_string();
+    EXPECT_GT(vs_f32.rel_l2, 4 * vs_emulation.rel_l2) << "step " << step << ": is the cache FP8?";
+    for (int i : which) {  // all follow the emulation's greedy tokens
+      const int32_t next = cpu::argmax(gc.data() + static_cast<int64_t>(i) * V, V);
+      sc.tokens[i].push_back(next);
+      s32.tokens[i].push_back(next);
+      sg.tokens[i].push_back(next);
+    }
+  }
+}
+
 // Pooling rows (embeddings, ForwardBatch::num_pooling_rows) on the shipped TinyStories model
 // (an F32 checkpoint: the CUDA runner computes in float32, so it differs from the CPU runner
 // only in summation order): the final-norm rows the CUDA runner returns equal the CPU runner's

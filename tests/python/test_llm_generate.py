@@ -189,3 +189,91 @@ def test_quantization_fp8_matches_the_cli(tmp_path):
     assert [int(t) for t in cli.stdout.strip().split(",")] == list(out.token_ids)
     with pytest.raises(ValueError, match="supports 'fp8'"):
         kite.LLM(TINY, quantization="awq")
+
+
+def _with_kv_scales(src, dst, scales):
+    """A copy of the model folder `src` in `dst` whose model.safetensors also holds `scales`
+    ({name: numpy array}), written with numpy the way safetensors lays tensors out."""
+    import shutil
+
+    import numpy as np
+
+    os.makedirs(dst, exist_ok=True)
+    for name in os.listdir(src):
+        if name != "model.safetensors":
+            shutil.copy(os.path.join(src, name), dst)
+    with open(os.path.join(src, "model.safetensors"), "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(n))
+        data = f.read()
+    codes = {np.dtype(np.float32): "F32", np.dtype(np.float16): "F16", np.dtype(np.int32): "I32"}
+    for name, arr in scales.items():
+        raw = np.ascontiguousarray(arr).tobytes()
+        header[name] = {"dtype": codes[arr.dtype], "shape": list(arr.shape),
+                        "data_offsets": [len(data), len(data) + len(raw)]}
+        data += raw
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    with open(os.path.join(dst, "model.safetensors"), "wb") as f:
+        f.write(len(text).to_bytes(8, "little") + text + data)
+    return dst
+
+
+def test_kv_cache_dtype_fp8(tmp_path):
+    # --kv-cache-dtype fp8 (vLLM's spelling; fp8_e4m3 the same): E4M3 bytes with per-layer scales,
+    # 1 byte per element, so a fixed KV budget holds 4x the float32 cache's blocks.
+    import numpy as np
+
+    budget = 1 << 20
+    params = kite.SamplingParams(temperature=0, max_tokens=24)
+    prompt = [{"prompt_token_ids": [1, 80, 147, 201]}]
+    f32 = kite.LLM(TINY, device="cpu", kv_cache_memory_bytes=budget)
+    fp8 = kite.LLM(TINY, device="cpu", kv_cache_memory_bytes=budget, kv_cache_dtype="fp8")
+    assert f32.model_info.kv_cache_dtype == "float32"
+    assert fp8.model_info.kv_cache_dtype == "fp8_e4m3"
+    assert fp8.model_info.num_kv_blocks == 4 * f32.model_info.num_kv_blocks
+    assert fp8.model_info.kv_cache_bytes == f32.model_info.kv_cache_bytes
+    out = fp8.generate(prompt, params, use_tqdm=False)[0].outputs[0]
+    ref = f32.generate(prompt, params, use_tqdm=False)[0].outputs[0]
+    assert out.token_ids[0] == ref.token_ids[0]  # later tokens may part at near-ties
+    cli = subprocess.run([KITE, "generate", TINY, "--device", "cpu", "--kv-cache-dtype", "fp8_e4m3",
+                          "--kv-cache-memory", str(budget), "--prompt-ids", "1,80,147,201",
+                          "--max-tokens", "24", "--temperature", "0", "--print-ids",
+                          "--no-progress"],
+                         capture_output=True, text=True, check=True)
+    assert [int(t) for t in cli.stdout.strip().split(",")] == list(out.token_ids)
+
+    # Scales from the checkpoint: 1.0 written out changes nothing; others change the logprobs.
+    logprob_params = kite.SamplingParams(max_tokens=1, prompt_logprobs=0)
+    ids = [1, 80, 147, 201, 300, 42, 7, 1000, 33]
+
+    def prompt_logprobs(llm):
+        got = llm.generate([{"prompt_token_ids": ids}], logprob_params, use_tqdm=False)[0]
+        return [next(iter(d.values())).logprob for d in got.prompt_logprobs[1:]]
+
+    base = prompt_logprobs(fp8)
+    ones = {f"model.layers.{i}.self_attn.{kv}_scale": np.array(1.0, np.float32)
+            for i in range(2) for kv in "kv"}
+    same = kite.LLM(_with_kv_scales(TINY, tmp_path / "ones", ones), device="cpu",
+                    kv_cache_dtype="fp8")
+    assert prompt_logprobs(same) == base
+    other = {"model.layers.0.self_attn.k_proj.output_scale": np.array([0.05], np.float16),
+             "model.layers.1.self_attn.v_scale": np.array(0.03, np.float32)}
+    scaled = kite.LLM(_with_kv_scales(TINY, tmp_path / "scaled", other), device="cpu",
+                      kv_cache_dtype="fp8")
+    assert prompt_logprobs(scaled) != base
+    # Without an FP8 cache the scales are not read (vLLM's behaviour).
+    assert kite.LLM(str(tmp_path / "scaled"), device="cpu").model_info.kv_cache_dtype == "float32"
+
+    # Bad input: a bad scale names its tensor; fp8_e5m2 and unknown names are clear errors.
+    bad = {"model.layers.1.self_attn.v_scale": np.array(-1.0, np.float32)}
+    with pytest.raises(ValueError, match=r"model\.layers\.1\.self_attn\.v_scale"):
+        kite.LLM(_with_kv_scales(TINY, tmp_path / "bad", bad), device="cpu", kv_cache_dtype="fp8")
+    wrong = {"model.layers.0.self_attn.k_scale": np.array([1, 2], np.int32)}
+    with pytest.raises(ValueError, match=r"model\.layers\.0\.self_attn\.k_scale"):
+        kite.LLM(_with_kv_scales(TINY, tmp_path / "wrong", wrong), device="cpu",
+                 kv_cache_dtype="fp8")
+    with pytest.raises(NotImplementedError, match="fp8_e5m2"):
+        kite.LLM(TINY, device="cpu", kv_cache_dtype="fp8_e5m2")
+    with pytest.raises(ValueError, match="fp8_e4m3"):
+        kite.LLM(TINY, device="cpu", kv_cache_dtype="int8")

@@ -7,6 +7,7 @@
 #include "backend/cpu/ops.h"
 #include "backend/cpu/simd.h"
 #include "core/check.h"
+#include "core/dtype.h"
 #include "core/thread_pool.h"
 
 namespace kite::cpu {
@@ -42,10 +43,29 @@ std::vector<QueryInfo> query_infos(const PagedAttentionParams& p) {
   return infos;
 }
 
+// The 256 E4M3 codes as floats (an FP8 cache's rows are decoded through it).
+const float* fp8_table() {
+  static const std::vector<float> table = [] {
+    std::vector<float> t(256);
+    for (int i = 0; i < 256; ++i)
+      t[static_cast<size_t>(i)] = fp8e4m3_to_f32(static_cast<uint8_t>(i));
+    return t;
+  }();
+  return table.data();
+}
+
+// row[d] = table[bytes[d]] * scale for d in [0, n).
+void dequant_row(const uint8_t* bytes, int n, float scale, float* row) {
+  const float* table = fp8_table();
+  for (int d = 0; d < n; ++d) row[d] = table[bytes[d]] * scale;
+}
+
 // out_row = softmax(scale * K q) V over KV indices [first, kv_pos] of one (token, head), where
-// first is 0, or kv_pos - sliding_window + 1 with a window.
+// first is 0, or kv_pos - sliding_window + 1 with a window. `row`: [head_dim] scratch (an FP8
+// cache's dequantized K or V row).
 void attend_one(const PagedAttentionParams& p, const float* q, const int32_t* blocks,
-                int32_t kv_pos, int kv_head, float* scores, float* out_row) {
+                int32_t kv_pos, int kv_head, float* scores, float* row, float* out_row) {
+  const bool fp8 = p.k_cache_fp8 != nullptr;
   const int64_t kv_dim = static_cast<int64_t>(p.num_kv_heads) * p.head_dim;
   const int64_t head_off = static_cast<int64_t>(kv_head) * p.head_dim;
   const int32_t first = p.sliding_window > 0 ? std::max(0, kv_pos - p.sliding_window + 1) : 0;
@@ -56,7 +76,13 @@ void attend_one(const PagedAttentionParams& p, const float* q, const int32_t* bl
   };
   float mx = -std::numeric_limits<float>::infinity();
   for (int32_t i = 0; i < n; ++i) {
-    const float* k = p.k_cache + slot_of(i) * kv_dim + head_off;
+    const float* k = nullptr;
+    if (fp8) {
+      dequant_row(p.k_cache_fp8 + slot_of(i) * kv_dim + head_off, p.head_dim, p.k_scale, row);
+      k = row;
+    } else {
+      k = p.k_cache + slot_of(i) * kv_dim + head_off;
+    }
     scores[i] = p.scale * simd::dot(q, k, p.head_dim);
     if (p.softcap > 0) scores[i] = p.softcap * std::tanh(scores[i] / p.softcap);
     mx = std::max(mx, scores[i]);
@@ -68,7 +94,13 @@ void attend_one(const PagedAttentionParams& p, const float* q, const int32_t* bl
   }
   std::fill_n(out_row, p.head_dim, 0.0f);
   for (int32_t i = 0; i < n; ++i) {
-    const float* v = p.v_cache + slot_of(i) * kv_dim + head_off;
+    const float* v = nullptr;
+    if (fp8) {
+      dequant_row(p.v_cache_fp8 + slot_of(i) * kv_dim + head_off, p.head_dim, p.v_scale, row);
+      v = row;
+    } else {
+      v = p.v_cache + slot_of(i) * kv_dim + head_off;
+    }
     simd::axpy(scores[i], v, out_row, p.head_dim);
   }
   const float inv = static_cast<float>(1.0 / sum);
@@ -91,13 +123,14 @@ void paged_attention(const PagedAttentionParams& p, ThreadPool* pool) {
 
   auto run = [&](int64_t begin, int64_t end) {
     std::vector<float> scores(static_cast<size_t>(max_seq_len));
+    std::vector<float> row(static_cast<size_t>(p.head_dim));
     for (int64_t item = begin; item < end; ++item) {
       const int64_t t = item / p.num_heads;
       const int h = static_cast<int>(item % p.num_heads);
       const QueryInfo& qi = infos[static_cast<size_t>(t)];
       const int32_t* blocks = p.block_table + p.block_table_indptr[qi.seq];
       attend_one(p, p.q + t * p.q_stride + static_cast<int64_t>(h) * p.head_dim, blocks, qi.kv_pos,
-                 h / group, scores.data(),
+                 h / group, scores.data(), row.data(),
                  p.out + t * p.out_stride + static_cast<int64_t>(h) * p.head_dim);
     }
   };

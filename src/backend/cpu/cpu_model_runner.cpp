@@ -21,9 +21,24 @@ CpuModelRunner::CpuModelRunner(std::shared_ptr<const WeightStore> weights, int n
 
 Result<std::unique_ptr<CpuModelRunner>> CpuModelRunner::create(
     std::shared_ptr<const WeightStore> weights, const CpuRunnerOptions& options) {
+  if (options.kv_cache_dtype != DType::kF32 && options.kv_cache_dtype != DType::kF8E4M3) {
+    return unimplemented(
+        fmt::format("the CPU backend keeps its KV cache in F32 or FP8 E4M3, not {}",
+                    dtype_name(options.kv_cache_dtype)));
+  }
   std::unique_ptr<CpuModelRunner> r(new CpuModelRunner(std::move(weights), options.num_threads));
   r->options_ = options;
   r->comm_ = options.comm;
+  if (options.kv_cache_dtype == DType::kF8E4M3) {
+    const auto layers = static_cast<size_t>(r->config().num_hidden_layers);
+    KvCacheScales& s = r->options_.kv_scales;
+    if (s.k.empty()) s.k.assign(layers, 1.f);
+    if (s.v.empty()) s.v.assign(layers, 1.f);
+    if (s.k.size() != layers || s.v.size() != layers) {
+      return invalid_argument(fmt::format("{} K and {} V KV cache scales for {} layers", s.k.size(),
+                                          s.v.size(), layers));
+    }
+  }
   KITE_RETURN_IF_ERROR(r->init());
   return r;
 }
@@ -114,10 +129,10 @@ Status CpuModelRunner::init() {
 }
 
 int64_t CpuModelRunner::kv_block_bytes(int block_size) const {
-  const ModelConfig& c = local_;
+  const ModelConfig& c = local_;  // this rank's KV heads
   const auto layers = std::count(own_kv_layer_.begin(), own_kv_layer_.end(), true);
-  return 2 * static_cast<int64_t>(layers) * static_cast<int64_t>(block_size) * c.kv_size() *
-         static_cast<int64_t>(sizeof(float));
+  return 2 * static_cast<int64_t>(layers) * static_cast<int64_t>(block_size) *
+         dtype_bytes(options_.kv_cache_dtype, c.kv_size());
 }
 
 Status CpuModelRunner::local_num_kv_blocks(const KvCacheConfig& cfg, int64_t* num_blocks) {
@@ -139,17 +154,13 @@ Status CpuModelRunner::local_num_kv_blocks(const KvCacheConfig& cfg, int64_t* nu
 }
 
 Status CpuModelRunner::local_allocate_kv_cache(int64_t num_blocks, const KvCacheConfig& cfg) {
-  if (cfg.dtype != DType::kF32) {
-    return unimplemented(
-        fmt::format("the CPU backend keeps its KV cache in F32, not {}", dtype_name(cfg.dtype)));
-  }
   if (num_blocks < 2 || cfg.block_size <= 0) {
     return invalid_argument(
         fmt::format("cannot allocate {} KV blocks of {} tokens", num_blocks, cfg.block_size));
   }
   const ModelConfig& c = local_;
   const size_t bytes = static_cast<size_t>(num_blocks) * static_cast<size_t>(cfg.block_size) *
-                       static_cast<size_t>(c.kv_size()) * sizeof(float);
+                       static_cast<size_t>(dtype_bytes(options_.kv_cache_dtype, c.kv_size()));
   k_cache_.clear();
   v_cache_.clear();
   try {
@@ -228,8 +239,16 @@ void CpuModelRunner::run_op(const Op& op, const ForwardBatch& batch) {
       cpu::PagedAttentionParams ap;
       ap.q = buf(op.in);
       ap.q_stride = width(op.in);
-      ap.k_cache = k_cache_[static_cast<size_t>(op.layer)].as<float>();
-      ap.v_cache = v_cache_[static_cast<size_t>(op.layer)].as<float>();
+      const auto layer = static_cast<size_t>(op.layer);
+      if (options_.kv_cache_dtype == DType::kF8E4M3) {
+        ap.k_cache_fp8 = k_cache_[layer].as<uint8_t>();
+        ap.v_cache_fp8 = v_cache_[layer].as<uint8_t>();
+        ap.k_scale = options_.kv_scales.k[layer];
+        ap.v_scale = options_.kv_scales.v[layer];
+      } else {
+        ap.k_cache = k_cache_[layer].as<float>();
+        ap.v_cache = v_cache_[layer].as<float>();
+      }
       ap.out = buf(op.out);
       ap.out_stride = width(op.out);
       ap.num_blocks = num_blocks_;
@@ -312,9 +331,17 @@ void CpuModelRunner::rope_kv_write(float* qkv, int64_t stride, int layer, Weight
              is_long ? inv_long.data() : inv_freq_[static_cast<size_t>(rope)].data());
     }
   }
-  cpu::kv_cache_write(kp, stride, vp, stride, n, kv, batch.slot_mapping.data(),
-                      num_blocks_ * block_size_, k_cache_[static_cast<size_t>(layer)].as<float>(),
-                      v_cache_[static_cast<size_t>(layer)].as<float>());
+  const auto l = static_cast<size_t>(layer);
+  if (options_.kv_cache_dtype == DType::kF8E4M3) {
+    cpu::kv_cache_write_fp8(kp, stride, vp, stride, n, kv, batch.slot_mapping.data(),
+                            num_blocks_ * block_size_, options_.kv_scales.k[l],
+                            options_.kv_scales.v[l], k_cache_[l].as<uint8_t>(),
+                            v_cache_[l].as<uint8_t>());
+  } else {
+    cpu::kv_cache_write(kp, stride, vp, stride, n, kv, batch.slot_mapping.data(),
+                        num_blocks_ * block_size_, k_cache_[l].as<float>(),
+                        v_cache_[l].as<float>());
+  }
 }
 
 void CpuModelRunner::run_linear(const Op& op, const ForwardBatch& batch) {

@@ -1,8 +1,8 @@
 // CpuModelRunner: the CPU backend's ModelRunner. Runs a model definition's op list
 // (models/model_graph.h: every supported family) in F32 over the weights of a WeightStore
-// (F32/F16/BF16, or GGUF-quantized, read in place) with a paged F32 KV cache. Each op maps to
-// the reference ops of backend/cpu/ops.h; by default nothing is fused, so this is the reference
-// every other backend's fused execution is tested against.
+// (F32/F16/BF16, or GGUF-quantized, read in place) with a paged F32 (or FP8 E4M3) KV cache. Each op
+// maps to the reference ops of backend/cpu/ops.h; by default nothing is fused, so this is the
+// reference every other backend's fused execution is tested against.
 #pragma once
 
 #include <memory>
@@ -14,6 +14,7 @@
 #include "checkpoint/weights.h"
 #include "core/tensor.h"
 #include "core/thread_pool.h"
+#include "models/kv_cache_scales.h"
 #include "models/model_graph.h"
 #include "parallel/communicator.h"
 #include "runtime/model_runner.h"
@@ -37,6 +38,11 @@ struct CpuRunnerOptions {
   // Pipeline stages of that world (layers split across them, cpu_tensor_parallel.cpp): world
   // rank = stage * tensor_parallel_size + tp_rank; each stage is a tensor-parallel group.
   int pipeline_parallel_size = 1;
+  // KV cache element type: kF32, or kF8E4M3 (--kv-cache-dtype fp8: E4M3 bytes with
+  // kv_scales' per-layer scales, ops.h's FP8 cache).
+  DType kv_cache_dtype = DType::kF32;
+  // kF8E4M3 only: [num_hidden_layers] scales each (empty: 1.0 everywhere).
+  KvCacheScales kv_scales = {};
 };
 
 class CpuModelRunner final : public ModelRunner {
@@ -48,11 +54,12 @@ class CpuModelRunner final : public ModelRunner {
 
   const ModelConfig& config() const override { return weights_->config(); }
   Device device() const override { return Device::kCpu; }
+  DType kv_cache_dtype() const override { return options_.kv_cache_dtype; }
   int64_t kv_block_bytes(int block_size) const override;
   // memory_budget_bytes / kv_block_bytes. kInvalidArgument without a budget; kResourceExhausted
   // when fewer than 2 blocks fit (block 0 is reserved).
   Result<int64_t> determine_num_kv_blocks(const KvCacheConfig& cfg) override;
-  // kUnimplemented for a KV dtype other than F32.
+  // The cache holds kv_cache_dtype() (cfg.dtype is not read).
   Status allocate_kv_cache(int64_t num_blocks, const KvCacheConfig& cfg) override;
   // Validates the batch (runtime/forward_batch.h: kInvalidArgument), then runs the model.
   Status forward(const ForwardBatch& batch, TensorView* logits) override;
@@ -126,7 +133,8 @@ class CpuModelRunner final : public ModelRunner {
   std::vector<std::vector<cpu::MoeExpert>> moe_experts_;  // per graph_.moes: [num_experts]
   cpu::MoeScratch moe_scratch_;
 
-  // KV cache: per layer [num_blocks, block_size, num_kv_heads, head_dim] for K and V.
+  // KV cache: per layer [num_blocks, block_size, num_kv_heads, head_dim] for K and V, F32 or
+  // E4M3 bytes (options_.kv_cache_dtype).
   int64_t num_blocks_ = 0;
   int block_size_ = 0;
   std::vector<HostBuffer> k_cache_;

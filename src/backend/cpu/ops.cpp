@@ -10,6 +10,7 @@
 #include "backend/cpu/simd.h"
 #include "checkpoint/dequant.h"
 #include "core/check.h"
+#include "core/dtype.h"
 #include "core/thread_pool.h"
 
 namespace kite::cpu {
@@ -254,6 +255,24 @@ void kv_cache_write(const float* k, int64_t ldk, const float* v, int64_t ldv, in
     KITE_CHECK_LT(slot, num_slots);
     std::copy_n(k + t * ldk, kv_dim, k_cache + slot * kv_dim);
     std::copy_n(v + t * ldv, kv_dim, v_cache + slot * kv_dim);
+  }
+}
+
+uint8_t quantize_kv_fp8(float x, float scale) { return f32_to_fp8e4m3(x / scale); }
+
+void kv_cache_write_fp8(const float* k, int64_t ldk, const float* v, int64_t ldv, int64_t n,
+                        int64_t kv_dim, const int32_t* slot_mapping, int64_t num_slots,
+                        float k_scale, float v_scale, uint8_t* k_cache, uint8_t* v_cache) {
+  KITE_CHECK(std::isfinite(k_scale) && k_scale > 0 && std::isfinite(v_scale) && v_scale > 0)
+      << k_scale << " " << v_scale;
+  for (int64_t t = 0; t < n; ++t) {
+    const int64_t slot = slot_mapping[t];
+    if (slot < 0) continue;
+    KITE_CHECK_LT(slot, num_slots);
+    for (int64_t i = 0; i < kv_dim; ++i) {
+      k_cache[slot * kv_dim + i] = quantize_kv_fp8(k[t * ldk + i], k_scale);
+      v_cache[slot * kv_dim + i] = quantize_kv_fp8(v[t * ldv + i], v_scale);
+    }
   }
 }
 

@@ -107,8 +107,14 @@ void softcap(const float* x, int64_t n, float cap, float* out);
 // ---- paged KV cache and attention ---------------------------------------------------------
 //
 // KV cache layout (one tensor for K and one for V per layer):
-//   [num_blocks, block_size, num_kv_heads, head_dim] F32; token slot s = block * block_size +
-//   offset holds row s of the [num_blocks * block_size, num_kv_heads * head_dim] view.
+//   [num_blocks, block_size, num_kv_heads, head_dim] F32 (or FP8 E4M3 bytes, below); token slot
+//   s = block * block_size + offset holds row s of the [num_blocks * block_size,
+//   num_kv_heads * head_dim] view.
+//
+// FP8 KV cache (--kv-cache-dtype fp8, vLLM's definition): one float scale per layer for K and
+// one for V; a value x is stored as e4m3(x / scale) (round to nearest even, saturating to
+// +-448: f32_to_fp8e4m3) and read back as fp8e4m3_to_f32(byte) * scale. This is the reference
+// the CUDA kernels' FP8 cache is tested against.
 
 // k_cache[slot_mapping[t], :] = k[t, :] and likewise for v; slots of -1 are skipped.
 //   k, v: n rows of kv_dim = num_kv_heads * head_dim values with row strides ldk, ldv;
@@ -116,12 +122,25 @@ void softcap(const float* x, int64_t n, float cap, float* out);
 void kv_cache_write(const float* k, int64_t ldk, const float* v, int64_t ldv, int64_t n,
                     int64_t kv_dim, const int32_t* slot_mapping, int64_t num_slots, float* k_cache,
                     float* v_cache);
+// The FP8 cache's write: k_cache[slot, i] = e4m3(k[t, i] / k_scale), likewise v with v_scale.
+//   k_cache, v_cache: [num_slots, kv_dim] E4M3 bytes. REQUIRES: scales finite and > 0.
+void kv_cache_write_fp8(const float* k, int64_t ldk, const float* v, int64_t ldv, int64_t n,
+                        int64_t kv_dim, const int32_t* slot_mapping, int64_t num_slots,
+                        float k_scale, float v_scale, uint8_t* k_cache, uint8_t* v_cache);
+// e4m3(x / scale): the value an FP8 cache stores for x.
+uint8_t quantize_kv_fp8(float x, float scale);
 
 struct PagedAttentionParams {
   const float* q = nullptr;  // [num_tokens, num_heads * head_dim], row stride q_stride
   int64_t q_stride = 0;
   const float* k_cache = nullptr;  // [num_blocks, block_size, num_kv_heads, head_dim]
   const float* v_cache = nullptr;  // same
+  // An FP8 cache instead (k_cache/v_cache unused): E4M3 bytes in the same layout, dequantized
+  // on read as fp8e4m3_to_f32(byte) * k_scale (v_scale for V).
+  const uint8_t* k_cache_fp8 = nullptr;
+  const uint8_t* v_cache_fp8 = nullptr;
+  float k_scale = 1.f;
+  float v_scale = 1.f;
   float* out = nullptr;            // [num_tokens, num_heads * head_dim], row stride out_stride
   int64_t out_stride = 0;
   int64_t num_blocks = 0;

@@ -33,8 +33,8 @@ struct AttentionParams {
   const void* q = nullptr;        // of dtype; head h of token t at q + t * q_stride + h * head_dim
   int64_t q_stride = 0;           // elements
   void* out = nullptr;            // [num_tokens, num_q_heads * head_dim] of dtype
-  const void* k_cache = nullptr;  // [num_blocks, num_kv_heads, block_size, head_dim] of dtype
-  const void* v_cache = nullptr;
+  const void* k_cache = nullptr;  // [num_blocks, num_kv_heads, block_size, head_dim] of dtype,
+  const void* v_cache = nullptr;  // or of E4M3 bytes with kv_fp8
   const int32_t* query_start_loc = nullptr;     // [num_seqs + 1]
   const int32_t* seq_lens = nullptr;            // [num_seqs]
   const int32_t* block_table_indptr = nullptr;  // [num_seqs + 1]
@@ -55,6 +55,13 @@ struct AttentionParams {
   // Element type of q, the caches and out: kBF16, or kF32 (the float32 compute mode; the generic
   // path only: attention_path_supports).
   DType dtype = DType::kBF16;
+  // FP8 KV cache: the caches hold E4M3 bytes, read as float(e4m3) * k_scale (v_scale for V);
+  // every kernel takes it (the prefill kernel folds the scales into the softmax scale and the
+  // output instead of scaling each element; FlashInfer's prefill does not: see
+  // flashinfer_prefill.h).
+  bool kv_fp8 = false;
+  float k_scale = 1.f;
+  float v_scale = 1.f;
 
   // Work lists (device memory), from AttentionPlan.
   const int32_t* prefill_tile_seq = nullptr;      // [num_prefill_tiles]

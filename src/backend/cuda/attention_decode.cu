@@ -3,12 +3,14 @@
 // CTA = (split, kv head, decode sequence), 4 warps. A token's head_dim values are spread over
 // kLanes = head_dim / 8 lanes (16 bytes each), so a warp covers 32 / kLanes tokens per step and
 // every lane keeps the online-softmax state of all kGroup query heads for its 8 dims. Each lane
-// loads kUnroll tokens' K and V before using them (memory-level parallelism).
+// loads kUnroll tokens' K and V before using them (memory-level parallelism). kFp8: the cache
+// holds E4M3 bytes (8 bytes per lane and token), dequantized with the layer's scales on load.
 #include <cfloat>
 
 #include "backend/cuda/attention.h"
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/dispatch.cuh"
+#include "backend/cuda/kv_fp8.cuh"
 #include "core/check.h"
 
 namespace kite::cuda {
@@ -21,7 +23,17 @@ constexpr int kPageWindow = 128;  // block-table entries staged in shared memory
 
 __device__ __forceinline__ float exp2_or_zero(float x) { return x == -INFINITY ? 0.f : exp2f(x); }
 
-template <int kHeadDim, int kGroup>
+// K or V of 8 dims as floats: bf16 (16 bytes of v) or E4M3 (v.x, v.y) times scale.
+template <bool kFp8>
+__device__ __forceinline__ void unpack_kv8(const uint4& v, float scale, float (&f)[8]) {
+  if constexpr (kFp8) {
+    unpack_fp8x8(make_uint2(v.x, v.y), scale, f);
+  } else {
+    unpack_bf16x8(v, f);
+  }
+}
+
+template <int kHeadDim, int kGroup, bool kFp8>
 __global__ void __launch_bounds__(kWarps * 32, kGroup <= 4 ? 4 : 1)
     decode_kernel(AttentionParams p) {
   constexpr int kLanes = kHeadDim / 8;
@@ -99,8 +111,9 @@ __global__ void __launch_bounds__(kWarps * 32, kGroup <= 4 ? 4 : 1)
     for (int j = 0; j < 8; ++j) o[g][j] = 0.f;
   }
 
-  const __nv_bfloat16* kc = static_cast<const __nv_bfloat16*>(p.k_cache);
-  const __nv_bfloat16* vc = static_cast<const __nv_bfloat16*>(p.v_cache);
+  const char* kc = static_cast<const char*>(p.k_cache);
+  const char* vc = static_cast<const char*>(p.v_cache);
+  constexpr int kElemBytes = kFp8 ? 1 : 2;
 
   // Windows of up to kPageWindow blocks: their ids go to shared memory first, so the K/V loads
   // of the whole window wait on one block-table round trip instead of one per iteration.
@@ -123,9 +136,17 @@ __global__ void __launch_bounds__(kWarps * 32, kGroup <= 4 ? 4 : 1)
           const int blk = bs_shift >= 0 ? t >> bs_shift : t / bs;
           const int in_blk = bs_shift >= 0 ? t & (bs - 1) : t - blk * bs;
           const int64_t page = s_pages[blk - pb];
-          const int64_t off = ((page * p.num_kv_heads + kvh) * bs + in_blk) * kHeadDim + d8 * 8;
-          kv_k[u] = *reinterpret_cast<const uint4*>(kc + off);
-          kv_v[u] = *reinterpret_cast<const uint4*>(vc + off);
+          const int64_t off =
+              (((page * p.num_kv_heads + kvh) * bs + in_blk) * kHeadDim + d8 * 8) * kElemBytes;
+          if constexpr (kFp8) {
+            const uint2 k8 = *reinterpret_cast<const uint2*>(kc + off);
+            const uint2 v8 = *reinterpret_cast<const uint2*>(vc + off);
+            kv_k[u] = make_uint4(k8.x, k8.y, 0, 0);
+            kv_v[u] = make_uint4(v8.x, v8.y, 0, 0);
+          } else {
+            kv_k[u] = *reinterpret_cast<const uint4*>(kc + off);
+            kv_v[u] = *reinterpret_cast<const uint4*>(vc + off);
+          }
         } else {
           kv_k[u] = make_uint4(0, 0, 0, 0);
           kv_v[u] = make_uint4(0, 0, 0, 0);
@@ -135,7 +156,7 @@ __global__ void __launch_bounds__(kWarps * 32, kGroup <= 4 ? 4 : 1)
 #pragma unroll
       for (int u = 0; u < kUnroll; ++u) {
         float kf[8];
-        unpack_bf16x8(kv_k[u], kf);
+        unpack_kv8<kFp8>(kv_k[u], p.k_scale, kf);
 #pragma unroll
         for (int g = 0; g < kGroup; ++g) {
           float acc = 0.f;
@@ -165,7 +186,7 @@ __global__ void __launch_bounds__(kWarps * 32, kGroup <= 4 ? 4 : 1)
           const float pu = exp2_or_zero(s[u][g] - ref);
           l[g] += pu;
           float vf[8];
-          unpack_bf16x8(kv_v[u], vf);
+          unpack_kv8<kFp8>(kv_v[u], p.v_scale, vf);
 #pragma unroll
           for (int j = 0; j < 8; ++j) o[g][j] = fmaf(pu, vf[j], o[g][j]);
         }
@@ -317,7 +338,11 @@ void attention_decode(const AttentionParams& p, const DeviceContext& dev, cudaSt
   const dim3 block(kWarps * 32);
   KITE_DISPATCH_VALUE("attention_decode", "head_dim", p.head_dim, TensorCoreHeadDims, kHeadDim, {
     KITE_DISPATCH_AT_LEAST("attention_decode", "GQA group", group, DecodeGroups, kGroup, {
-      launch(decode_kernel<kHeadDim, kGroup>, grid, block, 0, dev, stream, p);
+      if (p.kv_fp8) {
+        launch(decode_kernel<kHeadDim, kGroup, true>, grid, block, 0, dev, stream, p);
+      } else {
+        launch(decode_kernel<kHeadDim, kGroup, false>, grid, block, 0, dev, stream, p);
+      }
     });
   });
 }

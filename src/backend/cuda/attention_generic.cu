@@ -3,11 +3,13 @@
 // merge at the end. Used by the tiny models (head_dim 8 and 16); not a performance path.
 // T = float is the float32 compute mode: F32 q, cache and output, softmax in natural exp as the
 // CPU backend computes it; T = bf16 scores in log2 units (exp2f), as the tensor-core kernels.
+// kFp8: the cache holds E4M3 bytes, each read as float(e4m3) * scale (the CPU's FP8 cache).
 #include <cfloat>
 
 #include "backend/cuda/attention.h"
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/dispatch.cuh"
+#include "backend/cuda/kv_fp8.cuh"
 #include "core/check.h"
 
 namespace kite::cuda {
@@ -27,7 +29,17 @@ __device__ __forceinline__ float softmax_exp(float x) {
   }
 }
 
-template <typename T>
+// Element i of a cache row: T, or an E4M3 byte times scale.
+template <typename T, bool kFp8>
+__device__ __forceinline__ float cache_value(const void* cache, int64_t i, float scale) {
+  if constexpr (kFp8) {
+    return kv_fp8_value(static_cast<const uint8_t*>(cache)[i]) * scale;
+  } else {
+    return to_f(static_cast<const T*>(cache)[i]);
+  }
+}
+
+template <typename T, bool kFp8>
 __global__ void __launch_bounds__(kWarps * 32) generic_kernel(AttentionParams p) {
   pdl_launch_dependents();
   pdl_wait();
@@ -68,8 +80,6 @@ __global__ void __launch_bounds__(kWarps * 32) generic_kernel(AttentionParams p)
 #pragma unroll
   for (int d = 0; d < kMaxHeadDim; ++d) o[d] = 0.f;
   const int32_t* bt = p.block_table + p.block_table_indptr[seq];
-  const T* kc = static_cast<const T*>(p.k_cache);
-  const T* vc = static_cast<const T*>(p.v_cache);
   // Sliding window: keys [qpos - sliding_window + 1, qpos] only.
   const int kv_first = p.sliding_window > 0 ? max(0, qpos - p.sliding_window + 1) : 0;
   for (int j = kv_first + lane; j <= qpos; j += 32) {
@@ -78,7 +88,7 @@ __global__ void __launch_bounds__(kWarps * 32) generic_kernel(AttentionParams p)
     float s = 0.f;
 #pragma unroll
     for (int d = 0; d < kMaxHeadDim; ++d) {
-      if (d < hd) s = fmaf(q[d], to_f(kc[off + d]), s);
+      if (d < hd) s = fmaf(q[d], cache_value<T, kFp8>(p.k_cache, off + d, p.k_scale), s);
     }
     if (softcap > 0.f) {
       s = softcap * tanhf(s * p.scale / softcap);
@@ -92,7 +102,9 @@ __global__ void __launch_bounds__(kWarps * 32) generic_kernel(AttentionParams p)
     l = l * corr + pj;
 #pragma unroll
     for (int d = 0; d < kMaxHeadDim; ++d) {
-      if (d < hd) o[d] = o[d] * corr + pj * to_f(vc[off + d]);
+      if (d < hd) {
+        o[d] = o[d] * corr + pj * cache_value<T, kFp8>(p.v_cache, off + d, p.v_scale);
+      }
     }
     m = mx;
   }
@@ -129,8 +141,13 @@ void attention_generic(const AttentionParams& p, const DeviceContext& dev, cudaS
       << kGenericMaxHeadDim << ")";
   const int items = p.num_tokens * p.num_q_heads;
   const dim3 grid((items + kWarps - 1) / kWarps), block(kWarps * 32);
-  KITE_DISPATCH_DTYPE("attention_generic", p.dtype, GenericDTypes, T,
-                      { launch(generic_kernel<T>, grid, block, 0, dev, stream, p); });
+  KITE_DISPATCH_DTYPE("attention_generic", p.dtype, GenericDTypes, T, {
+    if (p.kv_fp8) {
+      launch(generic_kernel<T, true>, grid, block, 0, dev, stream, p);
+    } else {
+      launch(generic_kernel<T, false>, grid, block, 0, dev, stream, p);
+    }
+  });
 }
 
 }  // namespace kite::cuda

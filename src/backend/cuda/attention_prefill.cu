@@ -6,12 +6,18 @@
 // a two-stage shared-memory ring (tile j+1 loads while tile j computes). Shared tiles are
 // [rows][head_dim] bf16 with 16-byte chunk c of row r stored at chunk c ^ (r & 7), which keeps
 // ldmatrix free of bank conflicts.
+//
+// kFp8 (an FP8 KV cache): K/V rows are E4M3 bytes; each thread loads its 8-byte chunk into
+// registers and stores it to shared memory as 8 exact bf16 values (no cp.async: the conversion
+// needs the data in registers), and the layer's scales are folded in once — k_scale into the
+// softmax scale, v_scale into the output — so the tensor-core loop is the bf16 one.
 #include <cfloat>
 
 #include "backend/cuda/attention.h"
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/dispatch.cuh"
+#include "backend/cuda/kv_fp8.cuh"
 #include "backend/cuda/mma.cuh"
 #include "core/check.h"
 
@@ -38,7 +44,7 @@ __device__ __forceinline__ int swz(int row, int chunk) {
 
 __device__ __forceinline__ float exp2_or_zero(float x) { return x == -INFINITY ? 0.f : exp2f(x); }
 
-template <int kHeadDim>
+template <int kHeadDim, bool kFp8>
 __global__ void __launch_bounds__(kThreads) prefill_kernel(AttentionParams p) {
   using Traits = PrefillTraits<kHeadDim>;
   constexpr int kBlockN = Traits::kBlockN;
@@ -70,6 +76,8 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(AttentionParams p) {
   const __nv_bfloat16* qg = static_cast<const __nv_bfloat16*>(p.q);
   const __nv_bfloat16* kc = static_cast<const __nv_bfloat16*>(p.k_cache);
   const __nv_bfloat16* vc = static_cast<const __nv_bfloat16*>(p.v_cache);
+  const uint8_t* kc8 = static_cast<const uint8_t*>(p.k_cache);
+  const uint8_t* vc8 = static_cast<const uint8_t*>(p.v_cache);
   const int bs = p.block_size;
 
   // Q tile.
@@ -111,8 +119,18 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(AttentionParams p) {
         bytes = 16;
       }
       const int so = swz<kHeadDim>(r, my_chunk);
-      cp_async_16(smem_addr(dk + so), kc + off, bytes);
-      cp_async_16(smem_addr(dv + so), vc + off, bytes);
+      if constexpr (kFp8) {
+        uint4 k16 = make_uint4(0, 0, 0, 0), v16 = k16;
+        if (bytes > 0) {
+          k16 = fp8x8_to_bf16x8(*reinterpret_cast<const uint2*>(kc8 + off));
+          v16 = fp8x8_to_bf16x8(*reinterpret_cast<const uint2*>(vc8 + off));
+        }
+        *reinterpret_cast<uint4*>(dk + so) = k16;
+        *reinterpret_cast<uint4*>(dv + so) = v16;
+      } else {
+        cp_async_16(smem_addr(dk + so), kc + off, bytes);
+        cp_async_16(smem_addr(dv + so), vc + off, bytes);
+      }
     }
   };
 
@@ -123,7 +141,9 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(AttentionParams p) {
   load_kv(first_tile, 0);
   cp_async_commit();  // group 0: Q + KV tile 0
 
-  const float scale_log2 = p.scale * kLog2e;
+  // The softmax scale, times an FP8 cache's k_scale (the mma products are q . e4m3 values).
+  const float qk_scale = p.scale * (kFp8 ? p.k_scale : 1.f);
+  const float scale_log2 = qk_scale * kLog2e;
   const float softcap = p.softcap;
   const int g_row = lane >> 2;  // row within the 8-row half of the warp's 16 rows
   const int t_col = lane & 3;
@@ -201,7 +221,7 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(AttentionParams p) {
     for (int i = 0; i < kBlockN / 8; ++i) {
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        float v = softcap > 0.f ? softcap_log2(s[i][e] * p.scale, softcap) : s[i][e] * scale_log2;
+        float v = softcap > 0.f ? softcap_log2(s[i][e] * qk_scale, softcap) : s[i][e] * scale_log2;
         if (need_mask) {
           const int col = n0 + i * 8 + t_col * 2 + (e & 1);
           const int qpos = e < 2 ? qpos0 : qpos1;
@@ -273,7 +293,7 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(AttentionParams p) {
   for (int h = 0; h < 2; ++h) {
     const int r = h == 0 ? r0 : r1;
     if (r >= rows) continue;
-    const float inv = l[h] > 0.f ? 1.f / l[h] : 0.f;
+    const float inv = (l[h] > 0.f ? 1.f / l[h] : 0.f) * (kFp8 ? p.v_scale : 1.f);
     const int64_t tok = q_begin + q_start + r / group;
     const int qh = kvh * group + r % group;
     __nv_bfloat16* dst = out + (tok * p.num_q_heads + qh) * kHeadDim + t_col * 2;
@@ -297,7 +317,7 @@ void attention_prefill(const AttentionParams& p, const DeviceContext& dev, cudaS
       << kPrefillMaxGroup << ")";
   KITE_DISPATCH_VALUE("attention_prefill", "head_dim", p.head_dim, TensorCoreHeadDims, kHeadDim, {
     constexpr size_t smem = PrefillTraits<kHeadDim>::kSmemBytes;
-    auto* kernel = prefill_kernel<kHeadDim>;
+    auto* kernel = p.kv_fp8 ? prefill_kernel<kHeadDim, true> : prefill_kernel<kHeadDim, false>;
     // Above 48 KiB of dynamic shared memory a kernel must opt in, once per device.
     dev.once(reinterpret_cast<const void*>(kernel), [&] {
       KITE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,

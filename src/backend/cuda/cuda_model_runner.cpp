@@ -116,9 +116,28 @@ Result<std::unique_ptr<CudaModelRunner>> CudaModelRunner::create(const ModelConf
         "head_dim " +
         std::to_string(cfg.head_dim) + " runs in bfloat16 only");
   }
+  if (opts.kv_cache_dtype != DType::kBF16 && opts.kv_cache_dtype != DType::kF32 &&
+      opts.kv_cache_dtype != DType::kF8E4M3) {
+    return unimplemented("the CUDA KV cache holds the compute dtype (" +
+                         std::string(dtype_name(opts.dtype)) + ") or FP8 E4M3, not " +
+                         std::string(dtype_name(opts.kv_cache_dtype)));
+  }
   auto impl = std::make_unique<Impl>();
   impl->cfg = cfg;
   impl->opts = opts;
+  if (opts.kv_cache_dtype == DType::kF8E4M3) {
+    const auto layers = static_cast<size_t>(cfg.num_hidden_layers);
+    KvCacheScales& s = impl->opts.kv_scales;
+    if (s.k.empty()) s.k.assign(layers, 1.f);
+    if (s.v.empty()) s.v.assign(layers, 1.f);
+    if (s.k.size() != layers || s.v.size() != layers) {
+      return invalid_argument("FP8 KV cache: " + std::to_string(s.k.size()) + " K and " +
+                              std::to_string(s.v.size()) + " V scales for " +
+                              std::to_string(layers) + " layers");
+    }
+  } else {
+    impl->opts.kv_cache_dtype = opts.dtype;
+  }
   impl->stream = dev->stream();
   impl->dev = std::move(dev);
   // The GEMV kernels are bf16: the float32 mode runs every linear layer on cuBLASLt.
@@ -139,6 +158,7 @@ Result<std::unique_ptr<CudaModelRunner>> CudaModelRunner::create(const ModelConf
     impl->use_flashinfer = path == AttentionPath::kTensorCore && opts.dtype != DType::kF32 &&
                            !softcap && flashinfer_prefill_available(*impl->dev) &&
                            flashinfer_prefill_supports(static_cast<int>(cfg.head_dim)) &&
+                           opts.kv_cache_dtype != DType::kF8E4M3 &&
                            !(env != nullptr && std::string(env) == "0");
   }
   std::map<std::string, TensorView, std::less<>> fetched;
@@ -244,8 +264,9 @@ Result<std::unique_ptr<CudaModelRunner>> CudaModelRunner::create(const ModelConf
     }
     KITE_ASSIGN_OR_RETURN(impl->moe_weight_ptrs, upload_table(ptrs, "MoE expert pointers"));
   }
-  KITE_LOG_INFO("cuda: {} on device {} ({} SMs), {} compute, attention path {}", cfg.architecture,
-                opts.device, impl->dev->num_sms(), dtype_name(opts.dtype),
+  KITE_LOG_INFO("cuda: {} on device {} ({} SMs), {} compute, {} KV cache, attention path {}",
+                cfg.architecture, opts.device, impl->dev->num_sms(), dtype_name(opts.dtype),
+                dtype_name(impl->opts.kv_cache_dtype),
                 path == AttentionPath::kGeneric ? "generic"
                 : impl->use_flashinfer          ? "tensor-core (prefill: FlashInfer sm90)"
                                                 : "tensor-core");
@@ -254,8 +275,10 @@ Result<std::unique_ptr<CudaModelRunner>> CudaModelRunner::create(const ModelConf
 
 const ModelConfig& CudaModelRunner::config() const { return impl_->cfg; }
 
+DType CudaModelRunner::kv_cache_dtype() const { return impl_->opts.kv_cache_dtype; }
+
 int64_t CudaModelRunner::kv_block_bytes(int block_size) const {
-  return 2 * impl_->cfg.num_hidden_layers * impl_->kv_elems_per_block(block_size) * impl_->es();
+  return 2 * impl_->cfg.num_hidden_layers * impl_->kv_elems_per_block(block_size) * impl_->kv_es();
 }
 
 Result<int64_t> CudaModelRunner::determine_num_kv_blocks(const KvCacheConfig& c) {
@@ -323,12 +346,8 @@ Result<int64_t> CudaModelRunner::determine_num_kv_blocks(const KvCacheConfig& c)
 Status CudaModelRunner::allocate_kv_cache(int64_t num_blocks, const KvCacheConfig& c) {
   Impl& m = *impl_;
   KITE_RETURN_IF_ERROR(m.dev->make_current());
-  // The cache holds the compute dtype (BF16, or F32 in the float32 mode) whatever c.dtype says;
-  // create_cuda_model_runner rejects kv_cache_dtype values that would differ.
-  if (c.dtype != DType::kBF16 && c.dtype != DType::kF32) {
-    return unimplemented("the CUDA KV cache holds BF16 or F32 (kv cache dtype " +
-                         std::string(dtype_name(c.dtype)) + " is not supported)");
-  }
+  // The cache holds CudaRunnerOptions::kv_cache_dtype (the compute dtype or FP8 E4M3) whatever
+  // c.dtype says.
   if (num_blocks < 2) return invalid_argument("allocate_kv_cache: need at least 2 blocks");
   KITE_RETURN_IF_ERROR(m.ensure_buffers(c));
   m.block_size = c.block_size;
@@ -351,8 +370,8 @@ Status CudaModelRunner::allocate_kv_cache(int64_t num_blocks, const KvCacheConfi
   StepCapacity worst = m.mem.cap;
   worst.logits = worst.tokens;  // prompt logprobs may ask for every token's logits
   KITE_RETURN_IF_ERROR(m.ensure_inputs(make_step_layout(worst).total(m.mem.cap.block_table)));
-  KITE_LOG_INFO("cuda: KV cache {} blocks x {} tokens = {:.2f} GiB", num_blocks, c.block_size,
-                static_cast<double>(m.kv.size()) / (1u << 30));
+  KITE_LOG_INFO("cuda: KV cache {} blocks x {} tokens = {:.2f} GiB ({})", num_blocks, c.block_size,
+                static_cast<double>(m.kv.size()) / (1u << 30), dtype_name(m.opts.kv_cache_dtype));
   return m.capture_graphs();
 }
 

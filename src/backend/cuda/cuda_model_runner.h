@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "backend/cuda/cuda_weights.h"
+#include "models/kv_cache_scales.h"
 #include "runtime/model_runner.h"
 
 namespace kite::cuda {
@@ -34,6 +35,12 @@ struct CudaRunnerOptions {
   // --quantization fp8: every linear but the LM head quantized per row to FP8 at load (FP8
   // checkpoints are FP8 whatever this says). bf16 compute only.
   bool fp8_online = false;
+  // KV cache element type: the compute dtype (kBF16 or kF32 here both mean `dtype`), or kF8E4M3
+  // (--kv-cache-dtype fp8, either compute dtype): E4M3
+  // bytes with kv_scales' per-layer scales, written by the RoPE + KV kernels and read by every
+  // attention kernel (kv_fp8.cuh); FlashInfer's prefill is not used then.
+  DType kv_cache_dtype = DType::kBF16;
+  KvCacheScales kv_scales = {};  // kF8E4M3: [num_hidden_layers] each (empty: 1.0)
   // MoE layers of steps that carry prefill tokens and have more than this many tokens run each
   // expert's two GEMMs on cuBLASLt (after a gather of the permuted rows and one host sync per
   // layer for the expert offsets; when hidden and the expert width are multiples of 256 bytes);
@@ -61,6 +68,7 @@ class CudaModelRunner final : public ModelRunner {
 
   const ModelConfig& config() const override;
   Device device() const override { return Device::kCuda; }
+  DType kv_cache_dtype() const override;
   int64_t kv_block_bytes(int block_size) const override;
   Result<int64_t> determine_num_kv_blocks(const KvCacheConfig& cfg) override;
   Status allocate_kv_cache(int64_t num_blocks, const KvCacheConfig& cfg) override;

@@ -8,6 +8,7 @@
 
 #include "backend/cuda/cuda_model_runner.h"
 #include "backend/cuda/graph_support.h"
+#include "models/kv_cache_scales.h"
 #include "models/registry.h"
 
 namespace kite {
@@ -22,14 +23,21 @@ Result<std::unique_ptr<ModelRunner>> create_cuda_model_runner(
   // bfloat16, or float32 for F32 checkpoints on the generic attention path (auto) or when asked.
   KITE_ASSIGN_OR_RETURN(DType dtype,
                         cuda::choose_compute_dtype(weights->config(), lookup, config.dtype));
-  const std::string kv = config.kv_cache_dtype;
-  if (kv != "auto" && !(kv == "bfloat16" && dtype == DType::kBF16) &&
-      !(kv == "float32" && dtype == DType::kF32)) {
+  KITE_ASSIGN_OR_RETURN(const KvCacheDtype kv, parse_kv_cache_dtype(config.kv_cache_dtype));
+  if ((kv == KvCacheDtype::kKvCacheDtypeBFloat16 && dtype != DType::kBF16) ||
+      (kv == KvCacheDtype::kKvCacheDtypeFloat32 && dtype != DType::kF32)) {
     return unimplemented("the CUDA backend keeps its KV cache in the compute dtype (" +
                          std::string(dtype == DType::kF32 ? "float32" : "bfloat16") +
-                         "); kv_cache_dtype '" + kv + "' is not supported");
+                         ") or fp8; kv_cache_dtype '" + config.kv_cache_dtype +
+                         "' is not supported");
   }
   cuda::CudaRunnerOptions options;
+  options.kv_cache_dtype = dtype;
+  if (kv == KvCacheDtype::kKvCacheDtypeFp8E4M3) {
+    options.kv_cache_dtype = DType::kF8E4M3;
+    KITE_ASSIGN_OR_RETURN(options.kv_scales,
+                          read_kv_cache_scales(*weights, weights->config().num_hidden_layers));
+  }
   options.use_cuda_graphs = !config.enforce_eager;
   options.max_graph_batch = config.max_num_seqs;  // decode of every batch size replays a graph
   options.dtype = dtype;

@@ -8,6 +8,7 @@
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/dispatch.cuh"
 #include "backend/cuda/gemv.h"
+#include "backend/cuda/kv_fp8.cuh"
 #include "core/check.h"
 
 namespace kite::cuda {
@@ -276,10 +277,18 @@ __global__ void __launch_bounds__(kThreads, M == 1 ? 3 : (M <= 4 ? 2 : 1))
           if (head >= rp.num_q_heads && slot >= 0) {
             const int kvh = is_v ? head - rp.num_q_heads - rp.num_kv_heads : head - rp.num_q_heads;
             const int64_t blk = slot / rp.block_size, off = slot % rp.block_size;
-            __nv_bfloat16* dst = static_cast<__nv_bfloat16*>(is_v ? rp.v_cache : rp.k_cache) +
-                                 ((blk * rp.num_kv_heads + kvh) * rp.block_size + off) * hd;
-            dst[i] = o1;
-            dst[i + half] = o2;
+            const int64_t row = ((blk * rp.num_kv_heads + kvh) * rp.block_size + off) * hd;
+            if (rp.kv_fp8) {
+              const float scale = is_v ? rp.v_scale : rp.k_scale;
+              uint8_t* dst = static_cast<uint8_t*>(is_v ? rp.v_cache : rp.k_cache) + row;
+              dst[i] = kv_fp8_quantize(__bfloat162float(o1), scale);
+              dst[i + half] = kv_fp8_quantize(__bfloat162float(o2), scale);
+            } else {
+              __nv_bfloat16* dst =
+                  static_cast<__nv_bfloat16*>(is_v ? rp.v_cache : rp.k_cache) + row;
+              dst[i] = o1;
+              dst[i + half] = o2;
+            }
           }
         }
       }

@@ -42,6 +42,9 @@ struct GemvRope {
   int num_kv_heads = 0;
   int head_dim = 0;
   int block_size = 0;
+  bool kv_fp8 = false;  // E4M3 caches: the bf16 value v stored as e4m3(v / k_scale or v_scale)
+  float k_scale = 1.f;
+  float v_scale = 1.f;
 };
 
 struct GemvParams {

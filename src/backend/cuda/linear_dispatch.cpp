@@ -176,6 +176,9 @@ void CudaModelRunner::Impl::fused_linear(const Op& op, const StepLayout& L, int 
       g.rope.inv_freq = ropes[static_cast<size_t>(op.rope)].inv_freq.as<float>();
       g.rope.k_cache = k_cache(op.layer);
       g.rope.v_cache = v_cache(op.layer);
+      g.rope.kv_fp8 = kv_fp8();
+      g.rope.k_scale = k_scale(op.layer);
+      g.rope.v_scale = v_scale(op.layer);
       g.rope.num_q_heads = static_cast<int>(cfg.num_attention_heads);
       g.rope.num_kv_heads = static_cast<int>(cfg.num_key_value_heads);
       g.rope.head_dim = static_cast<int>(cfg.head_dim);

@@ -267,6 +267,9 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
         r.long_after = rt.long_after;
         r.k_cache = k_cache(op.layer);
         r.v_cache = v_cache(op.layer);
+        r.kv_fp8 = kv_fp8();
+        r.k_scale = k_scale(op.layer);
+        r.v_scale = v_scale(op.layer);
         rope_kv_write(r, *dev, stream);
         return ok_status();
       }
@@ -279,6 +282,9 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
         a.out = val(op.out);
         a.k_cache = k_cache(op.layer);
         a.v_cache = v_cache(op.layer);
+        a.kv_fp8 = kv_fp8();
+        a.k_scale = k_scale(op.layer);
+        a.v_scale = v_scale(op.layer);
         a.scale = op.scale;
         a.sliding_window = op.sliding_window;
         a.softcap = op.softcap;

@@ -3,6 +3,7 @@
 
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/dispatch.cuh"
+#include "backend/cuda/kv_fp8.cuh"
 #include "backend/cuda/rope.h"
 
 namespace kite::cuda {
@@ -60,7 +61,10 @@ __global__ void __launch_bounds__(kWarps * 32) rope_kv_write_kernel(RopeKvWriteP
   for (int h = warp; h < num_heads; h += kWarps) {
     T* x = row + static_cast<int64_t>(h) * p.head_dim;
     if (h >= p.num_q_heads + p.num_kv_heads) {  // v head: copy into the cache
-      if (write_cache) {
+      if (write_cache && p.kv_fp8) {
+        uint8_t* dst = cache_row<uint8_t>(p.v_cache, slot, h - p.num_q_heads - p.num_kv_heads, p);
+        for (int i = lane; i < p.head_dim; i += 32) dst[i] = kv_fp8_quantize(to_f(x[i]), p.v_scale);
+      } else if (write_cache) {
         T* dst = cache_row<T>(p.v_cache, slot, h - p.num_q_heads - p.num_kv_heads, p);
         for (int i = lane; i < p.head_dim; i += 32) dst[i] = x[i];
       }
@@ -94,7 +98,10 @@ __global__ void __launch_bounds__(kWarps * 32) rope_kv_write_kernel(RopeKvWriteP
         return round_bf16(__bfloat162float(norm_w[i]) * round_bf16(v * r));
       }
     };
-    T* dst = (is_k && write_cache) ? cache_row<T>(p.k_cache, slot, h - p.num_q_heads, p) : nullptr;
+    const bool write_k = is_k && write_cache;
+    T* dst = write_k && !p.kv_fp8 ? cache_row<T>(p.k_cache, slot, h - p.num_q_heads, p) : nullptr;
+    uint8_t* dst8 =
+        write_k && p.kv_fp8 ? cache_row<uint8_t>(p.k_cache, slot, h - p.num_q_heads, p) : nullptr;
     for (int i = lane; i < half; i += 32) {
       const float x1 = normed(to_f(x[i]), i);
       const float x2 = normed(to_f(x[i + half]), i + half);
@@ -120,12 +127,17 @@ __global__ void __launch_bounds__(kWarps * 32) rope_kv_write_kernel(RopeKvWriteP
         dst[i] = o1;
         dst[i + half] = o2;
       }
+      if (dst8 != nullptr) {
+        dst8[i] = kv_fp8_quantize(to_f(o1), p.k_scale);
+        dst8[i + half] = kv_fp8_quantize(to_f(o2), p.k_scale);
+      }
     }
     // Partial rotary: the dims past rot pass through (normalized when there is a norm).
     for (int i = rot + lane; i < p.head_dim; i += 32) {
       const T o = norm_w != nullptr ? from_f<T>(normed(to_f(x[i]), i)) : x[i];
       x[i] = o;
       if (dst != nullptr) dst[i] = o;
+      if (dst8 != nullptr) dst8[i] = kv_fp8_quantize(to_f(o), p.k_scale);
     }
   }
 }

@@ -18,8 +18,10 @@
 // 1 / sqrtf, the angle computed in double from inv_freq64 with c and s rounded to float: the CPU
 // backend's arithmetic.
 //
-// KV cache layout (both K and V): [num_blocks, num_kv_heads, block_size, head_dim] of dtype;
-// token with slot s goes to block s / block_size, offset s % block_size. slot -1 = not written.
+// KV cache layout (both K and V): [num_blocks, num_kv_heads, block_size, head_dim] of dtype, or
+// of E4M3 bytes with kv_fp8 (the value written, rounded to dtype first, is stored as
+// e4m3(value / k_scale) — v_scale for V —, kv_fp8.cuh); token with slot s goes to block
+// s / block_size, offset s % block_size. slot -1 = not written.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -61,6 +63,9 @@ struct RopeKvWriteParams {
   int64_t long_after = 0;
   const int32_t* query_start_loc = nullptr;  // [num_seqs + 1]
   int num_seqs = 0;
+  bool kv_fp8 = false;  // the caches hold E4M3 bytes with these layer scales
+  float k_scale = 1.f;
+  float v_scale = 1.f;
 };
 
 void rope_kv_write(const RopeKvWriteParams& p, const DeviceContext& dev, cudaStream_t stream);

@@ -111,7 +111,8 @@ struct CudaModelRunner::Impl {
   int64_t moe_max_inter = 0;
   AttentionPath attn_path = AttentionPath::kTensorCore;
   // Prefill attention through FlashInfer's sm90 kernel (builds with KITE_FLASHINFER_INCLUDE, bf16,
-  // head_dim 64/128; KITE_FLASHINFER=0 turns it off). Eager steps only: graphs are decode-only.
+  // head_dim 64/128; KITE_FLASHINFER=0 turns it off; never with an FP8 KV cache, whose prefill
+  // runs on our kernel). Eager steps only: graphs are decode-only.
   bool use_flashinfer = false;
   std::unique_ptr<GpuSampler> sampler;
 
@@ -125,7 +126,8 @@ struct CudaModelRunner::Impl {
   cudaEvent_t inputs_copied = nullptr;
   bool inputs_pending = false;
 
-  // KV cache: per layer K then V, each [num_blocks, num_kv_heads, block_size, head_dim].
+  // KV cache: per layer K then V, each [num_blocks, num_kv_heads, block_size, head_dim] of the
+  // compute dtype, or of E4M3 bytes (kv_fp8()).
   DeviceBuffer kv;
   int64_t num_blocks = 0;
   int block_size = 16;
@@ -149,7 +151,16 @@ struct CudaModelRunner::Impl {
   ~Impl();
 
   bool f32() const { return opts.dtype == DType::kF32; }
-  int64_t es() const { return f32() ? 4 : 2; }  // bytes per weight / activation / KV element
+  int64_t es() const { return f32() ? 4 : 2; }  // bytes per weight / activation element
+  bool kv_fp8() const { return opts.kv_cache_dtype == DType::kF8E4M3; }
+  int64_t kv_es() const { return kv_fp8() ? 1 : es(); }  // bytes per KV cache element
+  // The layer's FP8 KV scales (1.0 without an FP8 cache).
+  float k_scale(int layer) const {
+    return kv_fp8() ? opts.kv_scales.k[static_cast<size_t>(layer)] : 1.f;
+  }
+  float v_scale(int layer) const {
+    return kv_fp8() ? opts.kv_scales.v[static_cast<size_t>(layer)] : 1.f;
+  }
   int64_t kv_elems_per_block(int bs) const { return cfg.num_key_value_heads * bs * cfg.head_dim; }
   void* k_cache(int layer) const;
   void* v_cache(int layer) const;

@@ -21,12 +21,12 @@ CudaModelRunner::Impl::~Impl() {
 
 void* CudaModelRunner::Impl::k_cache(int layer) const {
   return kv.as<char>() +
-         (2 * static_cast<int64_t>(layer)) * num_blocks * kv_elems_per_block(block_size) * es();
+         (2 * static_cast<int64_t>(layer)) * num_blocks * kv_elems_per_block(block_size) * kv_es();
 }
 
 void* CudaModelRunner::Impl::v_cache(int layer) const {
-  return kv.as<char>() +
-         (2 * static_cast<int64_t>(layer) + 1) * num_blocks * kv_elems_per_block(block_size) * es();
+  return kv.as<char>() + (2 * static_cast<int64_t>(layer) + 1) * num_blocks *
+                             kv_elems_per_block(block_size) * kv_es();
 }
 
 Status CudaModelRunner::Impl::ensure_buffers(const KvCacheConfig& c) {

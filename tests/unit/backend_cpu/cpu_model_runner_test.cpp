@@ -183,8 +183,16 @@ TEST(CpuModelRunnerTest, KvCacheSizing) {
   EXPECT_EQ(r.determine_num_kv_blocks(cfg).status().code(), StatusCode::kResourceExhausted);
   cfg.memory_budget_bytes = 10 * r.kv_block_bytes(16) + 5;
   EXPECT_EQ(*r.determine_num_kv_blocks(cfg), 10);
-  cfg.dtype = DType::kBF16;
-  EXPECT_EQ(r.allocate_kv_cache(10, cfg).code(), StatusCode::kUnimplemented);
+  EXPECT_EQ(r.kv_cache_dtype(), DType::kF32);
+  // An FP8 cache: 1 byte per element, so the same budget holds 4x the blocks.
+  auto fp8 = CpuModelRunner::create(tiny_weights(), {.kv_cache_dtype = DType::kF8E4M3});
+  ASSERT_TRUE(fp8.ok()) << fp8.status().to_string();
+  EXPECT_EQ((*fp8)->kv_cache_dtype(), DType::kF8E4M3);
+  EXPECT_EQ((*fp8)->kv_block_bytes(16), 2 * 2 * 16 * 64);
+  EXPECT_EQ(*(*fp8)->determine_num_kv_blocks(cfg), 40);
+  EXPECT_EQ(
+      CpuModelRunner::create(tiny_weights(), {.kv_cache_dtype = DType::kBF16}).status().code(),
+      StatusCode::kUnimplemented);
 }
 
 TEST(CpuModelRunnerTest, SamplesWithTheReferenceSampler) {

@@ -259,6 +259,33 @@ TEST(QuantizationConfigTest, Fp8BlockAndCompressedTensors) {
   EXPECT_EQ(int8.status().code(), StatusCode::kUnimplemented);
   auto bad = parse_quantization_config(R"({"quant_method": "fp8", "weight_block_size": [0]})");
   EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+
+  // kv_cache_scheme: FP8 KV scales, with FP8 weights or alone (the weights stay float).
+  auto kv_only = parse_quantization_config(R"({"quant_method": "compressed-tensors",
+      "format": "float-quantized", "config_groups": {},
+      "kv_cache_scheme": {"num_bits": 8, "type": "float", "strategy": "tensor",
+                          "dynamic": false, "symmetric": true}})");
+  ASSERT_TRUE(kv_only.ok()) << kv_only.status().to_string();
+  EXPECT_TRUE(kv_only->kv_cache_scales);
+  EXPECT_FALSE(kv_only->enabled());
+  auto with_weights = parse_quantization_config(R"({"quant_method": "compressed-tensors",
+      "format": "float-quantized", "kv_cache_scheme": {"num_bits": 8, "type": "float"},
+      "config_groups": {"g": {"targets": ["Linear"],
+        "weights": {"num_bits": 8, "type": "float", "strategy": "tensor"}}}})");
+  ASSERT_TRUE(with_weights.ok()) << with_weights.status().to_string();
+  EXPECT_TRUE(with_weights->kv_cache_scales);
+  EXPECT_EQ(with_weights->scheme, QuantScheme::kFp8PerTensor);
+  EXPECT_FALSE(ct->kv_cache_scales);
+  for (const char* scheme : {R"({"num_bits": 8, "type": "int"})",
+                             R"({"num_bits": 8, "type": "float", "strategy": "attn_head"})",
+                             R"({"num_bits": 8, "type": "float", "dynamic": true})"}) {
+    auto k = parse_quantization_config(
+        std::string(R"({"quant_method": "compressed-tensors", "kv_cache_scheme": )") + scheme +
+        "}");
+    EXPECT_EQ(k.status().code(), StatusCode::kUnimplemented) << scheme;
+    EXPECT_NE(k.status().message().find("kv_cache_scheme"), std::string::npos)
+        << k.status().message();
+  }
 }
 
 // A tiny compressed-tensors FP8 checkpoint: the definition declares each linear's F8E4M3 parts
