@@ -868,7 +868,15 @@ int main(int argc, char** argv) {
       opts.use_cuda_graphs = std::atoi(argv[++i]) != 0;
     else if (a == "--gemv-max-m" && i + 1 < argc)
       opts.gemv_max_m = std::atoi(argv[++i]);
-    else if (a == "--w5-family" && i + 1 < argc) {
+    else if (a == "--kv-cache-dtype" && i + 1 < argc) {
+      // The W5 runners' KV cache: fp8 (E4M3, scales 1.0) or the compute dtype (auto).
+      const std::string kv = argv[++i];
+      if (kv != "fp8" && kv != "auto") {
+        std::fprintf(stderr, "kite_cuda_bench: --kv-cache-dtype takes fp8 or auto\n");
+        return 2;
+      }
+      if (kv == "fp8") opts.kv_cache_dtype = kite::DType::kF8E4M3;
+    } else if (a == "--w5-family" && i + 1 < argc) {
       const std::string f = argv[++i];
       const size_t colon = f.find(':');
       families.emplace_back(f.substr(0, colon),
@@ -879,7 +887,7 @@ int main(int argc, char** argv) {
       std::fprintf(
           stderr,
           "usage: kite_cuda_bench [--out F] [--skip-w5] [--only-w5] "
-          "[--graphs 0|1] [--gemv-max-m N] [--tag T]\n"
+          "[--graphs 0|1] [--gemv-max-m N] [--kv-cache-dtype fp8|auto] [--tag T]\n"
           "       kite_cuda_bench --w5-family qwen3-30b-a3b|gemma-3-12b|gemma-3-27b[:LAYERS] "
           "[--w5-family ...]\n"
           "       kite_cuda_bench --ops [SUBSTRING] [--check] [--out F]\n");
