@@ -16,6 +16,7 @@ apt_packages=(
   libcurl4-openssl-dev libssl-dev                     # Hub downloads, OTLP export, HTTPS serving
   openssl                                             # the HTTPS tests' throwaway certificates
   libgtest-dev libgmock-dev libbenchmark-dev
+  openmpi-bin libopenmpi-dev                          # tensor parallelism over MPI (CPU ranks)
   python3-dev python3-venv
   chromium                                            # chat-page test (headless)
 )

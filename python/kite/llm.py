@@ -50,7 +50,8 @@ class LLM:
         max_model_len: context length (prompt + output); default: the model's.
         max_num_seqs: most sequences per engine step.
         gpu_memory_utilization: fraction of GPU memory for weights, activations and KV cache.
-        tensor_parallel_size: GPUs to split the model over.
+        tensor_parallel_size: ranks to split the model over; only 1 in kite.LLM (several ranks
+            run under mpirun through `kite generate` / `kite serve`, docs/parallel.md).
         enable_prefix_caching: reuse the KV cache of shared prompt prefixes.
         seed: seeds requests that set no seed of their own (None: a random seed).
         load_format: "auto", "safetensors", "gguf" or "dummy" (random weights, for benchmarks).

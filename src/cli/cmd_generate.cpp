@@ -17,7 +17,10 @@
 #include "cli/engine_args.h"
 #include "cli/offline_batch.h"
 #include "core/mapped_file.h"
+#include "engine/runner_factory.h"
 #include "kite/engine.h"
+#include "parallel/mpi_communicator.h"
+#include "parallel/world.h"
 
 namespace kite::cli {
 namespace {
@@ -32,6 +35,7 @@ struct GenerateArgs {
   std::string chat_template;  // a file
   bool print_ids = false;
   bool no_progress = false;
+  int pipeline_parallel_size = 1;
 };
 
 Result<std::vector<int32_t>> parse_ids(const std::string& text) {
@@ -133,6 +137,13 @@ Status run(GenerateArgs& a) {
     return invalid_argument("--input and --output go together");
   }
   KITE_RETURN_IF_ERROR(finish_engine_args(&a.engine));
+  const int tp = a.engine.config.tensor_parallel_size;
+  if (tp != 1 || a.pipeline_parallel_size != 1 || parallel::launched_by_mpi()) {
+    // Every rank loads its shard; rank 0 runs the engine, the others its steps (docs/parallel.md).
+    KITE_ASSIGN_OR_RETURN(std::shared_ptr<parallel::Communicator> world,
+                          parallel::init_world({tp, a.pipeline_parallel_size}));
+    if (world->rank() != 0) return run_model_worker(a.engine.config);
+  }
   KITE_ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, Engine::create(a.engine.config));
   const SamplingParams defaults =
       sampling_defaults(a.sampling, engine->model_info().default_sampling);
@@ -181,6 +192,8 @@ KITE_REGISTER_COMMAND(
                      "Jinja chat template file for \"messages\" lines (default: the model's)");
       sub.add_flag("--print-ids", args->print_ids, "print token ids instead of text");
       sub.add_flag("--no-progress", args->no_progress, "no progress bar");
+      sub.add_option("--pipeline-parallel-size", args->pipeline_parallel_size,
+                     "pipeline stages (ranks = tensor x pipeline; only 1 is implemented)");
       // Greedy and 64 tokens unless a flag or generation_config.json says otherwise.
       args->sampling.params.temperature = 0.0;
       args->sampling.params.max_tokens = 64;
@@ -189,10 +202,15 @@ KITE_REGISTER_COMMAND(
       return [args]() -> int {
         Status s = run(*args);
         if (!s.ok()) {
-          std::fprintf(stderr, "kite generate: error: %s\n", s.to_string().c_str());
-          return 1;
+          const auto world = parallel::world();
+          if (world != nullptr && world->world_size() > 1) {
+            std::fprintf(stderr, "kite generate: error: rank %d of %d: %s\n", world->rank(),
+                         world->world_size(), s.to_string().c_str());
+          } else {
+            std::fprintf(stderr, "kite generate: error: %s\n", s.to_string().c_str());
+          }
         }
-        return 0;
+        return parallel::finish_world(s.ok() ? 0 : 1);
       };
     });
 

@@ -13,7 +13,10 @@
 #include "cli/command.h"
 #include "cli/engine_args.h"
 #include "core/logging.h"
+#include "engine/runner_factory.h"
 #include "kite/engine.h"
+#include "parallel/mpi_communicator.h"
+#include "parallel/world.h"
 #include "server/server.h"
 
 namespace kite::cli {
@@ -62,6 +65,23 @@ int run_serve(ServeOptions& o) {
     return 2;
   }
   EngineConfig& ecfg = o.engine.config;
+  if (ecfg.tensor_parallel_size != 1 || parallel::launched_by_mpi()) {
+    // Every rank loads its shard; rank 0 serves HTTP, the others run its steps (docs/parallel.md).
+    auto world = parallel::init_world({ecfg.tensor_parallel_size, 1});
+    if (!world.ok()) {
+      std::fprintf(stderr, "kite serve: error: %s\n", world.status().to_string().c_str());
+      return 1;
+    }
+    if ((*world)->rank() != 0) {
+      Status s = run_model_worker(ecfg);
+      if (!s.ok()) {
+        std::fprintf(stderr, "kite serve: error: rank %d of %d: %s\n", (*world)->rank(),
+                     (*world)->world_size(), s.to_string().c_str());
+        return 1;
+      }
+      return 0;
+    }
+  }
   if (o.server.api_key.empty()) {
     if (const char* key = std::getenv("KITE_API_KEY")) o.server.api_key = key;
   }
@@ -227,7 +247,7 @@ std::function<int()> setup_serve(CLI::App& app) {
                  "(Python's ssl.CERT_*, as uvicorn)")
       ->capture_default_str()
       ->check(CLI::Range(0, 2));
-  return [o] { return run_serve(*o); };
+  return [o] { return parallel::finish_world(run_serve(*o)); };
 }
 
 }  // namespace

@@ -81,7 +81,8 @@ void add_engine_args(CLI::App& app, EngineArgs* a) {
                  "unbounded; -1: twice the KV cache's tokens)")
       ->capture_default_str();
   app.add_flag("--enforce-eager", c.enforce_eager, "CUDA: no graphs");
-  app.add_option("--tensor-parallel-size", c.tensor_parallel_size, "GPUs per model (default 1)");
+  app.add_option("--tensor-parallel-size", c.tensor_parallel_size,
+                 "ranks per model, launched by mpirun (default 1; docs/parallel.md)");
   app.add_option("--threads", c.num_threads, "CPU backend threads (0: all cores)");
   app.add_option("--seed", c.seed, "seed for requests without one (and dummy weights)");
 }

@@ -104,10 +104,6 @@ Status validate_before_load(const EngineConfig& c) {
   if (c.runner != "generate" && c.runner != "pooling") {
     return invalid_argument("runner must be generate or pooling, got '" + c.runner + "'");
   }
-  if (c.tensor_parallel_size > 1) {
-    return unimplemented("tensor_parallel_size " + std::to_string(c.tensor_parallel_size) +
-                         " is not supported yet: this build runs a model on one device");
-  }
   return ok_status();
 }
 

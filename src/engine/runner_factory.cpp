@@ -1,20 +1,22 @@
 #include "engine/runner_factory.h"
 
+#include <fmt/format.h>
+
 #include "backend/cpu/cpu_model_runner.h"
 #include "core/logging.h"
 #include "models/kv_cache_scales.h"
 #include "models/load.h"
+#include "parallel/world.h"
 #ifdef KITE_WITH_CUDA
 #include "backend/cuda/cuda_runner_factory.h"
 #endif
 
 namespace kite {
 
-Result<LoadedModel> create_model_runner(const EngineConfig& config) {
-  if (config.tensor_parallel_size != 1) {
-    return unimplemented("tensor_parallel_size " + std::to_string(config.tensor_parallel_size) +
-                         ": only 1 is supported");
-  }
+namespace {
+
+Result<LoadedModel> create_local_runner(const EngineConfig& config,
+                                        std::shared_ptr<parallel::Communicator> comm) {
   if (config.device != "auto" && config.device != "cpu" && config.device != "cuda") {
     return invalid_argument("device must be auto, cpu or cuda, got '" + config.device + "'");
   }
@@ -52,7 +54,7 @@ Result<LoadedModel> create_model_runner(const EngineConfig& config) {
   LoadedModel m;
   m.weights = std::move(store);
 #ifdef KITE_WITH_CUDA
-  if (config.device != "cpu") {
+  if (config.device != "cpu" && comm == nullptr) {
     auto runner = create_cuda_model_runner(m.weights, config);
     if (runner.ok()) {
       m.runner = std::move(*runner);
@@ -64,7 +66,7 @@ Result<LoadedModel> create_model_runner(const EngineConfig& config) {
     KITE_LOG_INFO("no usable GPU ({}); running on the CPU", runner.status().message());
   }
 #else
-  if (config.device == "cuda") {
+  if (config.device == "cuda" && comm == nullptr) {
     return unavailable("this kite build has no CUDA backend (build with the cuda preset)");
   }
 #endif
@@ -86,9 +88,53 @@ Result<LoadedModel> create_model_runner(const EngineConfig& config) {
   }
   options.num_threads = config.num_threads;
   options.fp8_online = config.quantization == "fp8" && !q.enabled();
+  options.pipeline_parallel_size = comm != nullptr ? parallel::pipeline_parallel_size() : 1;
+  options.comm = std::move(comm);
   KITE_ASSIGN_OR_RETURN(auto runner, CpuModelRunner::create(m.weights, options));
   m.runner = std::move(runner);
   return m;
+}
+
+// The world of a tensor-parallel config (nullptr for one rank).
+Result<std::shared_ptr<parallel::Communicator>> tensor_parallel_world(const EngineConfig& config) {
+  const int tp = config.tensor_parallel_size;
+  const int pp = parallel::pipeline_parallel_size();
+  if (tp * pp == 1) return std::shared_ptr<parallel::Communicator>();
+  std::shared_ptr<parallel::Communicator> comm = parallel::world();
+  if (comm == nullptr || comm->world_size() != tp * pp) {
+    return invalid_argument(fmt::format(
+        "tensor_parallel_size {} needs {} ranks started by MPI: `mpirun -np {} kite generate|serve "
+        "... --tensor-parallel-size {}` (docs/parallel.md)",
+        tp, tp, tp, tp));
+  }
+  if (config.device == "cuda") {
+    return unimplemented("tensor parallelism runs on the CPU backend only for now (--device cpu)");
+  }
+  return comm;
+}
+
+}  // namespace
+
+Result<LoadedModel> create_model_runner(const EngineConfig& config) {
+  KITE_ASSIGN_OR_RETURN(std::shared_ptr<parallel::Communicator> comm,
+                        tensor_parallel_world(config));
+  Result<LoadedModel> m = create_local_runner(config, comm);
+  if (comm == nullptr) return m;
+  // Every rank learns whether every rank loaded its shard, so that all of them can report and
+  // exit instead of waiting for a peer that failed.
+  const Status all = parallel::agree(*comm, m.status(), "loading the model");
+  if (!all.ok()) {
+    parallel::set_workers_released(true);  // every rank knows: none waits for another
+    return all;
+  }
+  return m;
+}
+
+Status run_model_worker(const EngineConfig& config) {
+  KITE_ASSIGN_OR_RETURN(LoadedModel m, create_model_runner(config));
+  auto* runner = dynamic_cast<CpuModelRunner*>(m.runner.get());
+  if (runner == nullptr) return internal_error("a tensor-parallel worker without a CPU runner");
+  return runner->run_worker();
 }
 
 }  // namespace kite

@@ -28,6 +28,7 @@ Result<std::unique_ptr<CpuModelRunner>> CpuModelRunner::create(
   }
   std::unique_ptr<CpuModelRunner> r(new CpuModelRunner(std::move(weights), options.num_threads));
   r->options_ = options;
+  r->comm_ = options.comm;
   if (options.kv_cache_dtype == DType::kF8E4M3) {
     const auto layers = static_cast<size_t>(r->config().num_hidden_layers);
     KvCacheScales& s = r->options_.kv_scales;
@@ -49,6 +50,45 @@ Status CpuModelRunner::init() {
   TensorLookup lookup = [&w](std::string_view name) { return w.find(name); };
   KITE_ASSIGN_OR_RETURN(ModelWeights bound, bind_weights(graph_, lookup));
   KITE_ASSIGN_OR_RETURN(weights_cpu_, cpu::make_cpu_weights(bound, options_.fp8_online));
+  local_ = c;
+  tp_.num_q_heads = c.num_attention_heads;
+  tp_.num_kv_heads = c.num_key_value_heads;
+  tp_.intermediate = c.intermediate_size;
+  tp_.vocab_rows = tp_.vocab_stride = c.vocab_size;
+  own_kv_layer_.assign(static_cast<size_t>(c.num_hidden_layers), true);
+  if (tensor_parallel()) {
+    if (options_.fused_ops) return unimplemented("fused_ops with several ranks");
+    num_stages_ = options_.pipeline_parallel_size;
+    const int world = comm_->world_size();
+    if (num_stages_ < 1 || world % num_stages_ != 0) {
+      return invalid_argument(fmt::format("pipeline_parallel_size {} does not divide the {} ranks",
+                                          num_stages_, world));
+    }
+    if (num_stages_ > c.num_hidden_layers) {
+      return invalid_argument(fmt::format("pipeline_parallel_size {} exceeds the model's {} layers",
+                                          num_stages_, c.num_hidden_layers));
+    }
+    const int tp = world / num_stages_;
+    stage_ = comm_->rank() / tp;
+    const int tp_rank = comm_->rank() % tp;
+    if (num_stages_ > 1) {
+      KITE_ASSIGN_OR_RETURN(tp_comm_, comm_->split(stage_, tp_rank));
+    } else {
+      tp_comm_ = comm_;
+    }
+    if (tp > 1) {
+      KITE_ASSIGN_OR_RETURN(tp_, cpu::make_tp_layout(c, tp_rank, tp));
+      KITE_RETURN_IF_ERROR(cpu::shard_weights(graph_, c, tp_, &weights_cpu_));
+      // The rank's graph: the same ops and weights, with its widths (heads, intermediate rows,
+      // logits of vocab_stride columns).
+      local_ = cpu::local_config(c, tp_);
+      const size_t num_weights = graph_.weights.size();
+      KITE_ASSIGN_OR_RETURN(graph_, build_model_graph(local_));
+      if (graph_.weights.size() != num_weights) {
+        return internal_error("a rank's graph declares other weights than the model's");
+      }
+    }
+  }
   const float* freq_factors = nullptr;
   if (graph_.rope_freqs != kNoWeight && weight(graph_.rope_freqs).present) {
     freq_factors = weight(graph_.rope_freqs).vec.data();
@@ -76,6 +116,8 @@ Status CpuModelRunner::init() {
   } else {
     ops_ = graph_.ops;
   }
+  op_end_ = ops_.size();
+  if (num_stages_ > 1) KITE_RETURN_IF_ERROR(plan_stages());
   // Pooling reads the LM head's input: the final norm's rows (not there when the norm is
   // fused into the LM head as its prologue).
   for (const Op& op : ops_) {
@@ -87,12 +129,13 @@ Status CpuModelRunner::init() {
 }
 
 int64_t CpuModelRunner::kv_block_bytes(int block_size) const {
-  const ModelConfig& c = config();
-  return 2 * c.num_hidden_layers * static_cast<int64_t>(block_size) *
+  const ModelConfig& c = local_;  // this rank's KV heads
+  const auto layers = std::count(own_kv_layer_.begin(), own_kv_layer_.end(), true);
+  return 2 * static_cast<int64_t>(layers) * static_cast<int64_t>(block_size) *
          dtype_bytes(options_.kv_cache_dtype, c.kv_size());
 }
 
-Result<int64_t> CpuModelRunner::determine_num_kv_blocks(const KvCacheConfig& cfg) {
+Status CpuModelRunner::local_num_kv_blocks(const KvCacheConfig& cfg, int64_t* num_blocks) {
   if (cfg.block_size <= 0) {
     return invalid_argument(fmt::format("block_size must be positive, got {}", cfg.block_size));
   }
@@ -106,21 +149,27 @@ Result<int64_t> CpuModelRunner::determine_num_kv_blocks(const KvCacheConfig& cfg
         "are needed",
         cfg.memory_budget_bytes, blocks, cfg.block_size, kv_block_bytes(cfg.block_size)));
   }
-  return blocks;
+  *num_blocks = blocks;
+  return ok_status();
 }
 
-Status CpuModelRunner::allocate_kv_cache(int64_t num_blocks, const KvCacheConfig& cfg) {
+Status CpuModelRunner::local_allocate_kv_cache(int64_t num_blocks, const KvCacheConfig& cfg) {
   if (num_blocks < 2 || cfg.block_size <= 0) {
     return invalid_argument(
         fmt::format("cannot allocate {} KV blocks of {} tokens", num_blocks, cfg.block_size));
   }
-  const ModelConfig& c = config();
+  const ModelConfig& c = local_;
   const size_t bytes = static_cast<size_t>(num_blocks) * static_cast<size_t>(cfg.block_size) *
                        static_cast<size_t>(dtype_bytes(options_.kv_cache_dtype, c.kv_size()));
   k_cache_.clear();
   v_cache_.clear();
   try {
     for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+      if (!own_kv_layer_[static_cast<size_t>(l)]) {  // another pipeline stage's layer
+        k_cache_.emplace_back();
+        v_cache_.emplace_back();
+        continue;
+      }
       k_cache_.emplace_back(bytes);
       v_cache_.emplace_back(bytes);
       // Zeroed so that reading an unwritten slot (a bug) gives zeros, never stale data.
@@ -139,7 +188,7 @@ Status CpuModelRunner::allocate_kv_cache(int64_t num_blocks, const KvCacheConfig
 }
 
 void CpuModelRunner::run_op(const Op& op, const ForwardBatch& batch) {
-  const ModelConfig& c = config();
+  const ModelConfig& c = local_;
   ThreadPool* pool = &pool_;
   const int64_t n = batch.num_tokens();
   const int64_t m = batch.num_logits();
@@ -147,6 +196,10 @@ void CpuModelRunner::run_op(const Op& op, const ForwardBatch& batch) {
   switch (op.kind) {
     case OpKind::kEmbedding: {
       float* out = buf(op.out);
+      if (tp_split()) {
+        embed_vocab_shard(op, batch);
+        return;
+      }
       cpu::embedding(weight(op.weight).parts[0], batch.token_ids.data(), n, out, pool);
       if (op.scale != 1.f) {
         for (int64_t i = 0; i < n * width(op.out); ++i) out[i] *= op.scale;
@@ -239,7 +292,7 @@ void CpuModelRunner::run_op(const Op& op, const ForwardBatch& batch) {
 void CpuModelRunner::rope_kv_write(float* qkv, int64_t stride, int layer, WeightId q_norm,
                                    WeightId k_norm, float eps, int rope,
                                    const ForwardBatch& batch) {
-  const ModelConfig& c = config();
+  const ModelConfig& c = local_;
   ThreadPool* pool = &pool_;
   const int64_t n = batch.num_tokens();
   const int64_t q = c.q_size(), kv = c.kv_size();
@@ -321,6 +374,10 @@ void CpuModelRunner::run_linear(const Op& op, const ForwardBatch& batch) {
     cpu::linear(x, rows, k, w.parts[p], bias, part_out, ldy, pool);
     part_out += w.part_rows[p];
   }
+  if (tp_split() && graph_.weight(op.weight).shard == ShardDim::kRow && step_status_.ok()) {
+    // Row-parallel: each rank's product is a partial sum over its input columns.
+    step_status_ = tp_comm_->all_reduce_sum(y, rows * ldy);
+  }
   switch (op.epilogue) {
     case Epilogue::kNone:
       return;
@@ -345,6 +402,27 @@ Status CpuModelRunner::forward(const ForwardBatch& batch, TensorView* logits) {
   limits.num_blocks = num_blocks_;
   limits.block_size = block_size_;
   KITE_RETURN_IF_ERROR(validate_batch(batch, limits));
+  if (tensor_parallel()) {
+    KITE_RETURN_IF_ERROR(send_forward(batch));
+  }
+  KITE_RETURN_IF_ERROR(local_forward(batch));
+  const int64_t m = batch.num_logits();
+  if (num_stages_ > 1) {
+    // The last stage's first rank sends the logits (cpu_tensor_parallel.cpp).
+    const int64_t rows = m - batch.num_pooling_rows;
+    logits_full_.resize(static_cast<size_t>(rows * config().vocab_size));
+    const int last = (num_stages_ - 1) * (comm_->world_size() / num_stages_);
+    KITE_RETURN_IF_ERROR(comm_->recv(logits_full_.data(),
+                                     rows * config().vocab_size * int64_t{sizeof(float)}, last));
+  }
+  const float* out = tp_split() || num_stages_ > 1 ? logits_full_.data() : buf(graph_.logits);
+  *logits = TensorView(const_cast<float*>(out), DType::kF32,
+                       {m - batch.num_pooling_rows, config().vocab_size});
+  return ok_status();
+}
+
+Status CpuModelRunner::local_forward(const ForwardBatch& batch) {
+  step_status_ = ok_status();
   const int64_t n = batch.num_tokens();
   const int64_t m = batch.num_logits();
   for (size_t v = 0; v < values_.size(); ++v) {
@@ -353,17 +431,26 @@ Status CpuModelRunner::forward(const ForwardBatch& batch, TensorView* logits) {
     if (values_[v].size() < static_cast<size_t>(need)) values_[v].resize(static_cast<size_t>(need));
   }
   if (batch.num_pooling_rows > 0 && final_hidden_ == kNoValue) {
-    return unimplemented("pooling needs the final norm's output, which the fused op list folds "
-                         "into the LM head");
+    return unimplemented(
+        "pooling needs the final norm's output, which the fused op list folds "
+        "into the LM head");
   }
-  for (const Op& op : ops_) {
+  if (stage_ > 0) KITE_RETURN_IF_ERROR(exchange_stage_values(batch, /*receive=*/true));
+  for (size_t i = op_begin_; i < op_end_; ++i) {
+    const Op& op = ops_[i];
     // A step without tokens computes nothing but may still ask for no logits.
     if (n == 0 && graph_.value(op.out).rows == RowSpace::kTokens) continue;
     run_op(op, batch);
   }
   num_pooling_rows_ = batch.num_pooling_rows;
   first_pooling_row_ = m - batch.num_pooling_rows;
-  *logits = TensorView(buf(graph_.logits), DType::kF32, {first_pooling_row_, config().vocab_size});
+  KITE_RETURN_IF_ERROR(step_status_);
+  if (stage_ < num_stages_ - 1) return exchange_stage_values(batch, /*receive=*/false);
+  if (tp_split()) KITE_RETURN_IF_ERROR(gather_logits(first_pooling_row_));
+  if (num_stages_ > 1 && tp_comm_->rank() == 0) {
+    const float* out = tp_split() ? logits_full_.data() : buf(graph_.logits);
+    return comm_->send(out, first_pooling_row_ * config().vocab_size * int64_t{sizeof(float)}, 0);
+  }
   return ok_status();
 }
 
@@ -383,9 +470,10 @@ Status CpuModelRunner::sample(const TensorView& logits, const SamplingBatch& par
 
 Status CpuModelRunner::hidden_states_to_host(int64_t first, int64_t num_rows, float* out) {
   if (first < 0 || num_rows < 0 || first + num_rows > num_pooling_rows_) {
-    return invalid_argument(fmt::format("hidden_states_to_host: rows [{}, {}) outside the {} "
-                                        "pooling rows of the last forward",
-                                        first, first + num_rows, num_pooling_rows_));
+    return invalid_argument(
+        fmt::format("hidden_states_to_host: rows [{}, {}) outside the {} "
+                    "pooling rows of the last forward",
+                    first, first + num_rows, num_pooling_rows_));
   }
   const int64_t d = graph_.value(final_hidden_).width;
   std::memcpy(out, buf(final_hidden_) + (first_pooling_row_ + first) * d,

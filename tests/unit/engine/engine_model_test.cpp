@@ -318,10 +318,13 @@ TEST(EngineModel, ModelInfoAndBadInput) {
     EXPECT_NE(st.message().find("gpu_memory_utilization"), std::string::npos) << st.message();
   }
   bad.gpu_memory_utilization = 0.9;
-  bad.tensor_parallel_size = 2;  // one device only: refused, never silently ignored
+  // Several ranks need a world of that size (`mpirun`, docs/parallel.md): refused without one,
+  // never silently ignored.
+  bad.tensor_parallel_size = 2;
   Status tp = Engine::create(bad).status();
-  EXPECT_EQ(tp.code(), StatusCode::kUnimplemented);
-  EXPECT_NE(tp.message().find("tensor_parallel_size"), std::string::npos) << tp.message();
+  EXPECT_EQ(tp.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(tp.message().find("tensor_parallel_size 2 needs 2 ranks"), std::string::npos)
+      << tp.message();
   bad.tensor_parallel_size = 0;
   EXPECT_EQ(Engine::create(bad).status().code(), StatusCode::kInvalidArgument);
 }

@@ -1,0 +1,125 @@
+#include "parallel/world.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "core/version.h"
+#include "parallel/mpi_communicator.h"
+
+namespace kite::parallel {
+namespace {
+
+std::shared_ptr<Communicator> g_world;
+std::atomic<bool> g_released{false};
+int g_pipeline_parallel_size = 1;
+
+std::chrono::milliseconds seconds_from_env(const char* name, int64_t fallback) {
+  const char* v = std::getenv(name);
+  int64_t s = fallback;
+  if (v != nullptr && *v != '\0') s = std::atoll(v);
+  if (s <= 0) s = fallback;
+  return std::chrono::milliseconds(s * 1000);
+}
+
+// mpirun ends the other ranks with SIGTERM when one dies: say so on each of them (write(2) only:
+// async-signal-safe), then exit as SIGTERM would.
+char g_term_message[160];
+size_t g_term_length = 0;
+
+void on_sigterm(int /*sig*/) {
+  [[maybe_unused]] const ssize_t n = write(STDERR_FILENO, g_term_message, g_term_length);
+  _exit(128 + SIGTERM);
+}
+
+void install_sigterm_message(int rank, int size) {
+  const std::string m = fmt::format(
+      "kite: rank {} of {}: terminated by the MPI launcher (SIGTERM): another rank failed or "
+      "the job was cancelled\n",
+      rank, size);
+  g_term_length = std::min(m.size(), sizeof(g_term_message));
+  std::memcpy(g_term_message, m.data(), g_term_length);
+  struct sigaction sa {};
+  sa.sa_handler = on_sigterm;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
+}  // namespace
+
+Result<std::shared_ptr<Communicator>> init_world(const WorldConfig& config) {
+  const int tp = config.tensor_parallel_size;
+  const int pp = config.pipeline_parallel_size;
+  if (tp < 1 || pp < 1) {
+    return invalid_argument(fmt::format(
+        "tensor_parallel_size ({}) and pipeline_parallel_size ({}) must be >= 1", tp, pp));
+  }
+  if (!launched_by_mpi()) {
+    if (tp * pp > 1) {
+      return invalid_argument(fmt::format(
+          "tensor_parallel_size {} x pipeline_parallel_size {} needs {} ranks: launch kite with "
+          "`mpirun -np {} kite ...` (docs/parallel.md)",
+          tp, pp, tp * pp, tp * pp));
+    }
+    g_world = std::make_shared<SingleCommunicator>();
+    return g_world;
+  }
+  MpiOptions options;
+  options.init_timeout = seconds_from_env("KITE_PARALLEL_INIT_TIMEOUT_S", 120);
+  options.collective_timeout = seconds_from_env("KITE_COLLECTIVE_TIMEOUT_S", 300);
+  KITE_ASSIGN_OR_RETURN(std::shared_ptr<Communicator> comm, create_mpi_communicator(options));
+  g_pipeline_parallel_size = pp;
+  g_world = comm;     // set first, so that finish_world finalizes MPI after an error below
+  g_released = true;  // the errors below are every rank's: none waits for another
+  if (comm->world_size() != tp * pp) {
+    return invalid_argument(
+        fmt::format("the MPI world has {} ranks but tensor_parallel_size {} x "
+                    "pipeline_parallel_size {} needs {} (mpirun -np {})",
+                    comm->world_size(), tp, pp, tp * pp, tp * pp));
+  }
+  if (comm->world_size() > 1) {
+    // Ranks must run the same build (the step protocol is not versioned): compare every rank's
+    // version and commit, so that a mismatch across nodes is an error on every rank.
+    char mine[64] = {};
+    std::string id = std::string(KITE_VERSION_STRING) + " " + KITE_GIT_COMMIT;
+    // Tests stand in for a rank of another build (docs/parallel.md).
+    if (const char* v = std::getenv("KITE_TEST_BUILD_ID"); v != nullptr) id = v;
+    std::memcpy(mine, id.data(), std::min(id.size(), sizeof(mine) - 1));
+    std::vector<char> all(sizeof(mine) * static_cast<size_t>(comm->world_size()));
+    KITE_RETURN_IF_ERROR(comm->all_gather(mine, sizeof(mine), all.data()));
+    for (int r = 0; r < comm->world_size(); ++r) {
+      const char* other = all.data() + sizeof(mine) * static_cast<size_t>(r);
+      if (std::strncmp(other, mine, sizeof(mine)) != 0) {
+        return failed_precondition(fmt::format(
+            "rank {} runs kite {} but this rank runs kite {}: every rank needs the same build", r,
+            std::string(other, strnlen(other, sizeof(mine))), id));
+      }
+    }
+    install_sigterm_message(comm->rank(), comm->world_size());
+  }
+  g_released = false;  // from here on, rank 0's workers wait for its calls
+  return comm;
+}
+
+std::shared_ptr<Communicator> world() { return g_world; }
+
+int pipeline_parallel_size() { return g_pipeline_parallel_size; }
+
+void set_workers_released(bool released) { g_released = released; }
+
+int finish_world(int rc) {
+  if (g_world != nullptr && g_world->world_size() > 1 && rc != 0 && !g_released) {
+    g_world->abort(rc);
+  }
+  finalize_mpi();
+  return rc;
+}
+
+}  // namespace kite::parallel

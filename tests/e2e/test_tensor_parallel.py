@@ -1,0 +1,249 @@
+"""Tensor parallelism on the CPU backend over MPI (docs/parallel.md): `mpirun -np N kite generate
+... --tensor-parallel-size N` gives one rank's greedy tokens, token for token, on the shipped
+models and on dummy models with awkward head counts (KV heads replicated, a vocabulary no rank
+count divides); bad sizes fail on every rank; a rank that dies or hangs mid-run ends every rank
+with an error. Each run waits on process exit (a generous timeout), never on the clock."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+KITE = os.environ.get("KITE_BIN", os.path.join(ROOT, "build", "bin", "kite"))
+DATA = os.path.join(ROOT, "tests", "data")
+TINY = os.path.join(DATA, "models", "tinystories-656k")
+STORIES = os.path.join(DATA, "models", "stories260k", "stories260K.gguf")
+Q8 = os.path.join(DATA, "models", "tinystories-656k-q8_0.gguf")
+MPIRUN = shutil.which("mpirun")
+
+pytestmark = [
+    pytest.mark.skipif(not os.path.exists(KITE), reason=f"no kite binary at {KITE}"),
+    pytest.mark.skipif(MPIRUN is None, reason="no mpirun (apt install openmpi-bin)"),
+]
+
+PROMPT = ["--prompt-ids", "1,5,9,200,31,7", "--max-tokens", "24", "--ignore-eos", "--print-ids"]
+WAIT_S = 120  # a bound on process exit, far above what any run here takes
+
+
+def mpirun_args(n, env=()):
+    # Root (CI containers) needs --allow-run-as-root; CI machines have fewer cores than ranks.
+    args = [MPIRUN, "-np", str(n), "--oversubscribe"]
+    if os.geteuid() == 0:
+        args.append("--allow-run-as-root")
+    for name in env:
+        args += ["-x", name]
+    return args
+
+
+def run(cmd, env=None):
+    full_env = dict(os.environ, **(env or {}))
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=WAIT_S, env=full_env)
+
+
+def generate(model, *extra, tp=1, pp=1, env=None):
+    cmd = [KITE, "generate", model, "--device", "cpu", *extra]
+    if tp * pp > 1:
+        cmd = mpirun_args(tp * pp, env or {}) + cmd + ["--tensor-parallel-size", str(tp),
+                                                      "--pipeline-parallel-size", str(pp)]
+    return run(cmd, env)
+
+
+def tokens(result):
+    assert result.returncode == 0, result.stderr[-3000:]
+    return [int(t) for t in result.stdout.strip().split(",")]
+
+
+def dummy_model(tmp_path, base, **overrides):
+    """A --load-format dummy model: `base`'s published config with small, awkward sizes."""
+    with open(os.path.join(DATA, "configs", base, "config.json")) as f:
+        config = json.load(f)
+    config.update(dict(num_hidden_layers=2, max_position_embeddings=512, bos_token_id=1,
+                       eos_token_id=2), **overrides)
+    d = tmp_path / base
+    d.mkdir()
+    (d / "config.json").write_text(json.dumps(config))
+    return str(d)
+
+
+@pytest.mark.parametrize("model", [TINY, STORIES, Q8], ids=["safetensors", "gguf-f32", "gguf-q8_0"])
+def test_tp2_pp2_and_both_equal_one_rank(model):
+    """TP 2, PP 2 (stories260K's 5 layers split 3 + 2) and TP 2 x PP 2 on 4 ranks."""
+    args = PROMPT if model == TINY else PROMPT[2:]
+    one = tokens(generate(model, *args))
+    assert tokens(generate(model, *args, tp=2)) == one
+    assert tokens(generate(model, *args, pp=2)) == one
+    assert tokens(generate(model, *args, tp=2, pp=2)) == one
+
+
+def test_fp8_kv_cache_split_equals_one_rank():
+    """--kv-cache-dtype fp8: each rank's FP8 cache of its KV heads / its stage's layers."""
+    args = [*PROMPT, "--kv-cache-dtype", "fp8"]
+    one = tokens(generate(TINY, *args))
+    assert tokens(generate(TINY, *args, tp=2)) == one
+    assert tokens(generate(TINY, *args, pp=2)) == one
+
+
+# Qwen2 (q/k/v biases, untied LM head): 12 query heads over 2 KV heads, so 4 ranks replicate each
+# KV head on 2 ranks; vocab 1001 leaves the last rank a shorter shard (padded logits).
+QWEN2_AWKWARD = dict(hidden_size=96, num_attention_heads=12, num_key_value_heads=2,
+                     intermediate_size=200, vocab_size=1001, tie_word_embeddings=False)
+# Qwen3 (per-head q/k norms, explicit head_dim): 6 query heads over 2 KV heads, vocab 777.
+QWEN3_AWKWARD = dict(hidden_size=64, num_attention_heads=6, num_key_value_heads=2, head_dim=16,
+                     intermediate_size=96, vocab_size=777, tie_word_embeddings=True)
+
+
+# Phi-3 stores q/k/v and gate/up fused in one tensor each: the rank's rows are cut inside it.
+PHI3_SMALL = dict(hidden_size=64, num_attention_heads=4, num_key_value_heads=4,
+                  intermediate_size=96, vocab_size=500)
+# Qwen3-MoE: pipeline stages only (tensor parallelism of experts is refused, below).
+MOE_SMALL = dict(hidden_size=64, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+                 intermediate_size=96, moe_intermediate_size=32, num_experts=4,
+                 num_experts_per_tok=2, vocab_size=513)
+
+
+@pytest.mark.parametrize("base,overrides,sizes", [
+    ("qwen2.5-0.5b", QWEN2_AWKWARD, ((2, 1), (4, 1), (2, 2))),
+    ("qwen3-0.6b", dict(QWEN3_AWKWARD, num_hidden_layers=3), ((2, 1), (1, 3))),
+    ("phi-3-mini-4k", PHI3_SMALL, ((2, 1),)),
+    ("qwen3-30b-a3b", MOE_SMALL, ((1, 2),)),
+], ids=["qwen2-12q-2kv-vocab1001", "qwen3-6q-2kv-3layers", "phi3-fused-qkv", "qwen3-moe"])
+def test_awkward_dummy_models_equal_one_rank(tmp_path, base, overrides, sizes):
+    model = dummy_model(tmp_path, base, **overrides)
+    one = tokens(generate(model, "--load-format", "dummy", *PROMPT))
+    for tp, pp in sizes:
+        got = tokens(generate(model, "--load-format", "dummy", *PROMPT, tp=tp, pp=pp))
+        assert got == one, (tp, pp)
+
+
+def assert_every_rank_says(result, n, text):
+    assert result.returncode != 0
+    for rank in range(n):
+        assert f"rank {rank} of {n}: " in result.stderr and text in result.stderr, \
+            result.stderr[-3000:]
+
+
+def test_sizes_that_do_not_divide_fail_on_every_rank(tmp_path):
+    model = dummy_model(tmp_path, "qwen3-0.6b", **QWEN3_AWKWARD)
+    # 4 ranks: 6 query heads do not split.
+    r = generate(model, "--load-format", "dummy", *PROMPT, tp=4)
+    assert_every_rank_says(r, 4, "does not divide the model's 6 attention heads")
+    # stories260K: 3 ranks split neither its 4 KV heads nor... its 8 query heads first.
+    r = generate(STORIES, *PROMPT[2:], tp=3)
+    assert_every_rank_says(r, 3, "does not divide the model's 8 attention heads")
+
+
+def test_tp_of_moe_is_refused_on_every_rank(tmp_path):
+    model = dummy_model(tmp_path, "qwen3-30b-a3b", **MOE_SMALL)
+    r = generate(model, "--load-format", "dummy", *PROMPT, tp=2)
+    assert_every_rank_says(r, 2, "tensor parallelism of mixture-of-experts models is not")
+
+
+def test_more_stages_than_layers_fail_on_every_rank(tmp_path):
+    r = generate(TINY, *PROMPT, pp=3)  # 2 layers
+    assert_every_rank_says(r, 3, "pipeline_parallel_size 3 exceeds the model's 2 layers")
+
+
+def test_kv_heads_that_do_not_split_fail_on_every_rank(tmp_path):
+    model = dummy_model(tmp_path, "qwen3-0.6b", **dict(QWEN3_AWKWARD, num_attention_heads=12,
+                                                     num_key_value_heads=3))
+    r = generate(model, "--load-format", "dummy", *PROMPT, tp=2)
+    assert_every_rank_says(r, 2, "neither divides the model's 3 KV heads")
+
+
+def test_world_size_other_than_tp_fails_on_every_rank():
+    cmd = mpirun_args(3) + [KITE, "generate", TINY, "--device", "cpu", *PROMPT,
+                           "--tensor-parallel-size", "2"]
+    assert_every_rank_says(run(cmd), 3, "the MPI world has 3 ranks but tensor_parallel_size 2")
+    cmd = mpirun_args(2) + [KITE, "generate", TINY, "--device", "cpu", *PROMPT]
+    assert_every_rank_says(run(cmd), 2, "the MPI world has 2 ranks but tensor_parallel_size 1")
+    cmd = mpirun_args(2) + [KITE, "generate", TINY, "--device", "cpu", *PROMPT,
+                           "--tensor-parallel-size", "2", "--pipeline-parallel-size", "2"]
+    assert_every_rank_says(run(cmd), 2, "needs 4 (mpirun -np 4)")
+
+
+def test_ranks_of_different_builds_are_refused_on_every_rank():
+    """Two ranks that report different builds (KITE_TEST_BUILD_ID stands in for a node with
+    another kite binary; mpirun's MPMD form gives each its own environment)."""
+    cmd = [KITE, "generate", TINY, "--device", "cpu", *PROMPT, "--tensor-parallel-size", "2"]
+    args = mpirun_args(1)
+    full = args + ["-x", "KITE_TEST_BUILD_ID=kite-a", *cmd, ":", "-np", "1", "-x",
+                   "KITE_TEST_BUILD_ID=kite-b", *cmd]
+    r = run(full)
+    assert r.returncode != 0
+    assert "rank 0 of 2: failed_precondition: rank 1 runs kite kite-b but this rank runs kite " \
+           "kite-a" in r.stderr, r.stderr[-3000:]
+    assert "rank 1 of 2: failed_precondition: rank 0 runs kite kite-a but this rank runs kite " \
+           "kite-b" in r.stderr, r.stderr[-3000:]
+
+
+def test_tp_without_mpirun_is_refused():
+    r = generate(TINY, *PROMPT, "--tensor-parallel-size", "2")
+    assert r.returncode != 0
+    assert "needs 2 ranks: launch kite with `mpirun -np 2" in r.stderr, r.stderr
+
+
+def test_rank_killed_mid_run_ends_every_rank():
+    """Rank 1 kills itself (SIGKILL) at its 5th step: mpirun ends rank 0, which says why, and
+    the job exits non-zero, without the full output."""
+    env = {"KITE_TEST_FAIL_RANK_AT_STEP": "1:5:kill"}
+    r = generate(TINY, *PROMPT, tp=2, env=env)
+    assert r.returncode != 0
+    assert r.stdout.strip() == ""
+    assert "rank 0 of 2: terminated by the MPI launcher" in r.stderr, r.stderr[-3000:]
+
+
+def test_rank_hung_mid_run_times_out_every_rank():
+    """Rank 1 stops answering at its 5th step: rank 0's collective outlives
+    KITE_COLLECTIVE_TIMEOUT_S, its watchdog ends it with a message, and mpirun ends rank 1."""
+    env = {"KITE_TEST_FAIL_RANK_AT_STEP": "1:5:hang", "KITE_COLLECTIVE_TIMEOUT_S": "2"}
+    r = generate(TINY, *PROMPT, tp=2, env=env)
+    assert r.returncode != 0
+    assert "kite: rank 0: MPI_" in r.stderr and "did not complete within its timeout" in r.stderr, \
+        r.stderr[-3000:]
+    assert "rank 1 of 2: terminated by the MPI launcher" in r.stderr, r.stderr[-3000:]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_serve_tp2_answers_the_openai_client_as_one_rank(tmp_path):
+    """`mpirun -np 2 kite serve ... --tensor-parallel-size 2`: rank 0 serves HTTP; a greedy
+    completion through the official openai client is the one-rank `kite generate` text."""
+    import openai
+    port = free_port()
+    log = open(tmp_path / "serve.log", "w")
+    cmd = mpirun_args(2) + [KITE, "serve", TINY, "--device", "cpu", "--tensor-parallel-size", "2",
+                            "--host", "127.0.0.1", "--port", str(port), "--kv-cache-memory",
+                            "64MiB", "--served-model-name", "tiny"]
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="none",
+                               max_retries=0, timeout=30)
+        for _ in range(600):  # until the server answers (or the job died)
+            assert proc.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
+            try:
+                client.models.list()
+                break
+            except (openai.APIConnectionError, openai.InternalServerError):  # not up / loading
+                try:
+                    proc.wait(0.1)
+                except subprocess.TimeoutExpired:
+                    pass
+        done = client.completions.create(model="tiny", prompt="Once upon a time", max_tokens=16,
+                                         temperature=0)
+        one = run([KITE, "generate", TINY, "--device", "cpu", "--prompt", "Once upon a time",
+                   "--max-tokens", "16"])
+        assert one.returncode == 0, one.stderr
+        assert done.choices[0].text == one.stdout.rstrip("\n")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(WAIT_S)
+        log.close()
