@@ -50,8 +50,9 @@ class LLM:
         max_model_len: context length (prompt + output); default: the model's.
         max_num_seqs: most sequences per engine step.
         gpu_memory_utilization: fraction of GPU memory for weights, activations and KV cache.
-        tensor_parallel_size: ranks to split the model over; only 1 in kite.LLM (several ranks
-            run under mpirun through `kite generate` / `kite serve`, docs/parallel.md).
+        tensor_parallel_size: ranks to split the model over; only 1 in kite.LLM (a ValueError
+            otherwise): several ranks run through `kite serve` / `kite generate`, which start
+            them under mpirun themselves (docs/parallel.md).
         enable_prefix_caching: reuse the KV cache of shared prompt prefixes.
         seed: seeds requests that set no seed of their own (None: a random seed).
         load_format: "auto", "safetensors", "gguf" or "dummy" (random weights, for benchmarks).
@@ -94,6 +95,17 @@ class LLM:
             raise ValueError(f"quantization={quantization!r}: kite supports 'fp8' (FP8 weights "
                              "with per-channel scales made at load); FP8 checkpoints and GGUF "
                              "files are read in their own format without it")
+        pipeline_parallel_size = int(kwargs.pop("pipeline_parallel_size", 1))  # vLLM's kwarg
+        if int(tensor_parallel_size) != 1 or pipeline_parallel_size != 1:
+            # The engine runs in this process; its ranks would have to be processes of one MPI
+            # world with it, which only `kite serve` / `kite generate` set up (docs/parallel.md).
+            raise ValueError(
+                f"kite.LLM runs one rank; for tensor_parallel_size={tensor_parallel_size} x "
+                f"pipeline_parallel_size={pipeline_parallel_size} start `kite serve MODEL "
+                f"--tensor-parallel-size {tensor_parallel_size} --pipeline-parallel-size "
+                f"{pipeline_parallel_size}` (it starts its ranks under mpirun) and use the "
+                "openai client, or run `kite generate MODEL --input requests.jsonl --output "
+                "out.jsonl` with the same sizes (docs/parallel.md)")
         unknown = sorted(set(kwargs) - set(_ENGINE_KWARGS))
         if unknown:
             raise TypeError(f"LLM() got unexpected keyword arguments: {', '.join(unknown)} "

@@ -202,6 +202,12 @@ int run_chat(ChatArgs& a) {
     std::fprintf(stderr, "kite chat: %s\n", s.message().c_str());
     return 2;
   }
+  if (a.engine.pipeline_parallel_size != 1 || a.engine.config.tensor_parallel_size != 1) {
+    std::fprintf(stderr,
+                 "kite chat: runs one rank; for several, start `kite serve ... "
+                 "--tensor-parallel-size N` and chat with it through --url (docs/parallel.md)\n");
+    return 2;
+  }
   std::optional<std::string> chat_template;
   if (!a.chat_template.empty()) {
     auto text = read_file(a.chat_template, kMaxTemplateFileBytes);

@@ -19,6 +19,7 @@
 #include "core/mapped_file.h"
 #include "engine/runner_factory.h"
 #include "kite/engine.h"
+#include "parallel/launch.h"
 #include "parallel/mpi_communicator.h"
 #include "parallel/world.h"
 
@@ -35,7 +36,6 @@ struct GenerateArgs {
   std::string chat_template;  // a file
   bool print_ids = false;
   bool no_progress = false;
-  int pipeline_parallel_size = 1;
 };
 
 Result<std::vector<int32_t>> parse_ids(const std::string& text) {
@@ -138,10 +138,15 @@ Status run(GenerateArgs& a) {
   }
   KITE_RETURN_IF_ERROR(finish_engine_args(&a.engine));
   const int tp = a.engine.config.tensor_parallel_size;
-  if (tp != 1 || a.pipeline_parallel_size != 1 || parallel::launched_by_mpi()) {
+  const int pp = a.engine.pipeline_parallel_size;
+  if (tp >= 1 && pp >= 1 && tp * pp > 1 && !parallel::launched_by_mpi()) {
+    // One node, no launcher: start the ranks under mpirun (returns only on error).
+    return parallel::relaunch_under_mpirun(tp * pp);
+  }
+  if (tp != 1 || pp != 1 || parallel::launched_by_mpi()) {
     // Every rank loads its shard; rank 0 runs the engine, the others its steps (docs/parallel.md).
     KITE_ASSIGN_OR_RETURN(std::shared_ptr<parallel::Communicator> world,
-                          parallel::init_world({tp, a.pipeline_parallel_size}));
+                          parallel::init_world({tp, pp}));
     if (world->rank() != 0) return run_model_worker(a.engine.config);
   }
   KITE_ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, Engine::create(a.engine.config));
@@ -192,8 +197,6 @@ KITE_REGISTER_COMMAND(
                      "Jinja chat template file for \"messages\" lines (default: the model's)");
       sub.add_flag("--print-ids", args->print_ids, "print token ids instead of text");
       sub.add_flag("--no-progress", args->no_progress, "no progress bar");
-      sub.add_option("--pipeline-parallel-size", args->pipeline_parallel_size,
-                     "pipeline stages (ranks = tensor x pipeline; only 1 is implemented)");
       // Greedy and 64 tokens unless a flag or generation_config.json says otherwise.
       args->sampling.params.temperature = 0.0;
       args->sampling.params.max_tokens = 64;

@@ -15,6 +15,7 @@
 #include "core/logging.h"
 #include "engine/runner_factory.h"
 #include "kite/engine.h"
+#include "parallel/launch.h"
 #include "parallel/mpi_communicator.h"
 #include "parallel/world.h"
 #include "server/server.h"
@@ -65,9 +66,17 @@ int run_serve(ServeOptions& o) {
     return 2;
   }
   EngineConfig& ecfg = o.engine.config;
-  if (ecfg.tensor_parallel_size != 1 || parallel::launched_by_mpi()) {
+  const int pp = o.engine.pipeline_parallel_size;
+  const int tp = ecfg.tensor_parallel_size;
+  if (tp >= 1 && pp >= 1 && tp * pp > 1 && !parallel::launched_by_mpi()) {
+    // One node, no launcher: start the ranks under mpirun (returns only on error).
+    const Status s = parallel::relaunch_under_mpirun(tp * pp);
+    std::fprintf(stderr, "kite serve: error: %s\n", s.to_string().c_str());
+    return 1;
+  }
+  if (ecfg.tensor_parallel_size != 1 || pp != 1 || parallel::launched_by_mpi()) {
     // Every rank loads its shard; rank 0 serves HTTP, the others run its steps (docs/parallel.md).
-    auto world = parallel::init_world({ecfg.tensor_parallel_size, 1});
+    auto world = parallel::init_world({ecfg.tensor_parallel_size, pp});
     if (!world.ok()) {
       std::fprintf(stderr, "kite serve: error: %s\n", world.status().to_string().c_str());
       return 1;

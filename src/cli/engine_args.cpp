@@ -82,7 +82,9 @@ void add_engine_args(CLI::App& app, EngineArgs* a) {
       ->capture_default_str();
   app.add_flag("--enforce-eager", c.enforce_eager, "CUDA: no graphs");
   app.add_option("--tensor-parallel-size", c.tensor_parallel_size,
-                 "ranks per model, launched by mpirun (default 1; docs/parallel.md)");
+                 "ranks per pipeline stage (default 1; docs/parallel.md)");
+  app.add_option("--pipeline-parallel-size", a->pipeline_parallel_size,
+                 "pipeline stages, each of --tensor-parallel-size ranks (default 1)");
   app.add_option("--threads", c.num_threads, "CPU backend threads (0: all cores)");
   app.add_option("--seed", c.seed, "seed for requests without one (and dummy weights)");
 }

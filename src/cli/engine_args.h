@@ -17,6 +17,7 @@ struct EngineArgs {
   std::string kv_cache_memory;  // "2GiB", "512MiB", "1000000" (bytes)
   bool enable_prefix_caching = true;
   bool enable_chunked_prefill = true;
+  int pipeline_parallel_size = 1;  // stages; ranks = tensor x pipeline (docs/parallel.md)
 };
 
 // Adds --tokenizer, --revision, --tokenizer-revision, --download-dir, --served-model-name, --load-format, --dtype, --device, --max-model-len,
@@ -24,7 +25,7 @@ struct EngineArgs {
 // --gpu-memory-utilization, --kv-cache-dtype, --enable-prefix-caching /
 // --no-enable-prefix-caching, --enable-chunked-prefill / --no-enable-chunked-prefill,
 // --runner, --scheduling-policy, --max-waiting-requests, --enforce-eager, --tensor-parallel-size,
-// --threads, --seed. The positional MODEL is the caller's (args->config.model).
+// --pipeline-parallel-size, --threads, --seed. The positional MODEL is the caller's (args->config.model).
 void add_engine_args(CLI::App& app, EngineArgs* args);
 // Resolves the parsed flags into args->config. kInvalidArgument for a bad --kv-cache-memory.
 Status finish_engine_args(EngineArgs* args);

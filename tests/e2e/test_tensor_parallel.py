@@ -2,7 +2,8 @@
 ... --tensor-parallel-size N` gives one rank's greedy tokens, token for token, on the shipped
 models and on dummy models with awkward head counts (KV heads replicated, a vocabulary no rank
 count divides); bad sizes fail on every rank; a rank that dies or hangs mid-run ends every rank
-with an error. Each run waits on process exit (a generous timeout), never on the clock."""
+with an error; `kite generate|serve` started without mpirun start their ranks under it. Each run
+waits on process exit (a generous timeout), never on the clock."""
 
 import json
 import os
@@ -181,10 +182,24 @@ def test_ranks_of_different_builds_are_refused_on_every_rank():
            "kite-b" in r.stderr, r.stderr[-3000:]
 
 
-def test_tp_without_mpirun_is_refused():
-    r = generate(TINY, *PROMPT, "--tensor-parallel-size", "2")
+def test_generate_without_mpirun_starts_its_ranks():
+    """`kite generate ... --tensor-parallel-size 2` run directly re-executes itself under
+    `mpirun -np 2` (docs/parallel.md): one rank's tokens; mpirun's failure is the exit status."""
+    one = tokens(generate(TINY, *PROMPT))
+    cmd = [KITE, "generate", TINY, "--device", "cpu", *PROMPT]
+    assert tokens(run(cmd + ["--tensor-parallel-size", "2"])) == one
+    assert tokens(run(cmd + ["--pipeline-parallel-size", "2"])) == one
+    r = run([KITE, "generate", STORIES, "--device", "cpu", *PROMPT[2:],
+             "--tensor-parallel-size", "3"])
+    assert_every_rank_says(r, 3, "does not divide the model's 8 attention heads")
+
+
+def test_without_mpirun_on_path_is_a_clear_error():
+    r = run([KITE, "generate", TINY, "--device", "cpu", *PROMPT, "--tensor-parallel-size", "2"],
+            env={"PATH": "/nonexistent"})
     assert r.returncode != 0
-    assert "needs 2 ranks: launch kite with `mpirun -np 2" in r.stderr, r.stderr
+    assert "no mpirun is on PATH (install Open MPI: apt install openmpi-bin)" in r.stderr, \
+        r.stderr
 
 
 def test_rank_killed_mid_run_ends_every_rank():
@@ -214,15 +229,33 @@ def free_port():
         return s.getsockname()[1]
 
 
-def test_serve_tp2_answers_the_openai_client_as_one_rank(tmp_path):
-    """`mpirun -np 2 kite serve ... --tensor-parallel-size 2`: rank 0 serves HTTP; a greedy
-    completion through the official openai client is the one-rank `kite generate` text."""
+SERVE_PROMPT = "Once upon a time"
+
+
+@pytest.fixture(scope="module")
+def one_rank_text():
+    one = run([KITE, "generate", TINY, "--device", "cpu", "--prompt", SERVE_PROMPT,
+               "--max-tokens", "16"])
+    assert one.returncode == 0, one.stderr
+    return one.stdout.rstrip("\n")
+
+
+@pytest.mark.parametrize("launch,sizes", [
+    ("mpirun", ["--tensor-parallel-size", "2"]),
+    ("mpirun", ["--pipeline-parallel-size", "2"]),
+    ("self", ["--tensor-parallel-size", "2"]),
+], ids=["mpirun-tp2", "mpirun-pp2", "self-launched-tp2"])
+def test_serve_answers_the_openai_client_as_one_rank(tmp_path, one_rank_text, launch, sizes):
+    """`kite serve ... --tensor-parallel-size 2` (or PP 2), under mpirun or started directly
+    (kite re-executes itself under mpirun): rank 0 serves HTTP; a greedy completion through the
+    official openai client is the one-rank `kite generate` text; SIGTERM ends every rank."""
     import openai
     port = free_port()
     log = open(tmp_path / "serve.log", "w")
-    cmd = mpirun_args(2) + [KITE, "serve", TINY, "--device", "cpu", "--tensor-parallel-size", "2",
-                            "--host", "127.0.0.1", "--port", str(port), "--kv-cache-memory",
-                            "64MiB", "--served-model-name", "tiny"]
+    cmd = [KITE, "serve", TINY, "--device", "cpu", *sizes, "--host", "127.0.0.1", "--port",
+           str(port), "--kv-cache-memory", "64MiB", "--served-model-name", "tiny"]
+    if launch == "mpirun":
+        cmd = mpirun_args(2) + cmd
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     try:
         client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="none",
@@ -237,13 +270,25 @@ def test_serve_tp2_answers_the_openai_client_as_one_rank(tmp_path):
                     proc.wait(0.1)
                 except subprocess.TimeoutExpired:
                     pass
-        done = client.completions.create(model="tiny", prompt="Once upon a time", max_tokens=16,
+        done = client.completions.create(model="tiny", prompt=SERVE_PROMPT, max_tokens=16,
                                          temperature=0)
-        one = run([KITE, "generate", TINY, "--device", "cpu", "--prompt", "Once upon a time",
-                   "--max-tokens", "16"])
-        assert one.returncode == 0, one.stderr
-        assert done.choices[0].text == one.stdout.rstrip("\n")
+        assert done.choices[0].text == one_rank_text
     finally:
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signal.SIGTERM)  # to mpirun (a self-launched kite became mpirun)
         proc.wait(WAIT_S)
         log.close()
+    assert processes_with_arg(str(port)) == [], "a rank outlived the job"
+
+
+def processes_with_arg(arg):
+    """The pids whose command line has `arg` (here: a server's port)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                args = f.read().split(b"\0")
+        except OSError:  # gone meanwhile
+            continue
+        if arg.encode() in args and b"serve" in args:
+            found.append(int(pid))
+    return found

@@ -91,6 +91,12 @@ def test_engine_creation_errors():
     assert isinstance(e.value, RuntimeError)
     with pytest.raises(TypeError, match="unexpected keyword arguments: bogus"):
         kite.LLM(TINY, bogus=1)
+    with pytest.raises(ValueError, match=r"kite.LLM runs one rank; for tensor_parallel_size=2 x "
+                                         r"pipeline_parallel_size=1 start `kite serve MODEL "
+                                         r"--tensor-parallel-size 2 --pipeline-parallel-size 1`"):
+        kite.LLM(TINY, tensor_parallel_size=2)
+    with pytest.raises(ValueError, match="pipeline_parallel_size=2"):
+        kite.LLM(TINY, pipeline_parallel_size=2)
 
 
 def test_ctrl_c_aborts_the_batch_and_reraises(llama3_llm):

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstring>
 #include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -17,6 +18,7 @@
 #include "backend/cpu/tensor_parallel.h"
 #include "models/load.h"
 #include "parallel/communicator.h"
+#include "parallel/launch.h"
 
 namespace kite {
 namespace {
@@ -88,6 +90,17 @@ TEST(SingleCommunicator, CollectivesOfOneRank) {
   ASSERT_TRUE(c.all_gather(&in, sizeof(in), &out).ok());
   EXPECT_EQ(out, 7);
   EXPECT_FALSE(c.broadcast(x, 4, 1, parallel::Wait::kBounded).ok());  // no rank 1
+}
+
+TEST(SelfLaunch, CommandStartsTheRanksOfThisCommandLine) {
+  const std::vector<std::string> args = {"serve", "m", "--tensor-parallel-size", "2"};
+  EXPECT_EQ(parallel::self_launch_command("/usr/bin/mpirun", 2, "/opt/kite", args, false),
+            (std::vector<std::string>{"/usr/bin/mpirun", "-np", "2", "--oversubscribe", "/opt/kite",
+                                      "serve", "m", "--tensor-parallel-size", "2"}));
+  // Root (containers) adds the flag mpirun demands, and only then.
+  const auto root = parallel::self_launch_command("mpirun", 4, "/opt/kite", args, true);
+  EXPECT_EQ(std::count(root.begin(), root.end(), "--allow-run-as-root"), 1);
+  EXPECT_EQ(root[2], "4");
 }
 
 TEST(Agree, EveryRankLearnsAFailure) {
