@@ -294,24 +294,19 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
         }
         return ok_status();
       }
-      case OpKind::kSiluMul: {
+      case OpKind::kSiluMul:
+      case OpKind::kGeluTanhMul: {  // act(gate) * up over [gate | up] rows
         SiluMulParams sp;
         sp.gate_up = val(op.in);
         sp.out = val(op.out);
         sp.num_tokens = rows;
         sp.inter = static_cast<int>(width(op.out));
         sp.dtype = opts.dtype;
-        silu_mul(sp, *dev, stream);
-        return ok_status();
-      }
-      case OpKind::kGeluTanhMul: {
-        SiluMulParams sp;
-        sp.gate_up = val(op.in);
-        sp.out = val(op.out);
-        sp.num_tokens = rows;
-        sp.inter = static_cast<int>(width(op.out));
-        sp.dtype = opts.dtype;
-        gelu_tanh_mul(sp, *dev, stream);
+        if (op.kind == OpKind::kSiluMul) {
+          silu_mul(sp, *dev, stream);
+        } else {
+          gelu_tanh_mul(sp, *dev, stream);
+        }
         return ok_status();
       }
       case OpKind::kSoftcap: {
