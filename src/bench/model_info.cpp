@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "core/json_util.h"
+#include "parallel/world.h"
 
 namespace kite::bench {
 
@@ -112,6 +113,7 @@ bj::object engine_config_json(const EngineConfig& c) {
   o["scheduling_policy"] = c.scheduling_policy;
   o["enforce_eager"] = c.enforce_eager;
   o["tensor_parallel_size"] = c.tensor_parallel_size;
+  o["pipeline_parallel_size"] = parallel::pipeline_parallel_size();  // 1 without a world
   o["num_threads"] = c.num_threads;
   o["seed"] = c.seed;
   return o;

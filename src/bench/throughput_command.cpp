@@ -7,6 +7,7 @@
 #include "bench/model_info.h"
 #include "bench/presets.h"
 #include "bench/result.h"
+#include "parallel/world.h"
 
 namespace kite::bench {
 
@@ -145,12 +146,21 @@ Result<ThroughputOutcome> run_one_throughput(const ThroughputCommand& cmd, Engin
 int run_throughput_presets(const ThroughputCommand& cmd, const std::vector<PresetRun>& runs,
                            const std::vector<double>& percentiles, const Slo& slo,
                            const std::string& label) {
-  // W1 sizes max_model_len per dataset (one engine each); W4 and W5 share one engine.
-  const bool shared_engine = runs.front().preset != "W1";
+  // W1 sizes max_model_len per dataset (one engine each); W4 and W5 share one engine. Over
+  // several ranks (docs/parallel.md) the ranks load the model once, so W1's datasets share one
+  // engine too, sized for the longest.
+  const auto world = parallel::world();
+  const bool several_ranks = world != nullptr && world->world_size() > 1;
+  const bool shared_engine = runs.front().preset != "W1" || several_ranks;
   std::unique_ptr<Engine> engine;
   if (shared_engine) {
     EngineConfig config = cmd.engine;
-    if (!cmd.max_model_len_set) config.max_model_len = runs.front().max_model_len;
+    if (!cmd.max_model_len_set) {
+      config.max_model_len = runs.front().max_model_len;
+      for (const PresetRun& p : runs) {
+        if (several_ranks) config.max_model_len = std::max(config.max_model_len, p.max_model_len);
+      }
+    }
     Result<std::unique_ptr<Engine>> created = create_engine(config);
     if (!created.ok()) return report_error("throughput", created.status());
     engine = std::move(*created);

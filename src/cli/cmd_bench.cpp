@@ -13,7 +13,11 @@
 #include "bench/commands.h"
 #include "cli/command.h"
 #include "cli/engine_args.h"
+#include "engine/runner_factory.h"
 #include "hub/hub.h"
+#include "parallel/launch.h"
+#include "parallel/mpi_communicator.h"
+#include "parallel/world.h"
 
 namespace kite::cli {
 namespace {
@@ -180,6 +184,7 @@ void finish_sampling(const Given& g, std::optional<double>& temperature,
 struct State {
   bench::ThroughputCommand throughput;
   Given throughput_given;
+  int throughput_pp = 1;  // pipeline stages of `bench throughput` (ranks = tensor x pipeline)
   bench::ServeCommand serve;
   Given serve_given;
   bench::SweepCommand sweep;
@@ -197,6 +202,34 @@ int usage_error(const Status& s) {
   return 2;
 }
 
+// `bench throughput` over several ranks, as `kite generate` does (docs/parallel.md): started
+// without a launcher it re-executes itself under mpirun; under it rank 0 runs the benchmark
+// and the other ranks serve its steps.
+int run_throughput_ranks(State& st) {
+  const int tp = st.throughput.engine.tensor_parallel_size;
+  const int pp = st.throughput_pp;
+  if (tp >= 1 && pp >= 1 && tp * pp > 1 && !parallel::launched_by_mpi()) {
+    return usage_error(parallel::relaunch_under_mpirun(tp * pp));  // returns only on error
+  }
+  if (tp == 1 && pp == 1 && !parallel::launched_by_mpi()) {
+    return bench::run_throughput_command(st.throughput);
+  }
+  auto world = parallel::init_world({tp, pp});
+  if (!world.ok()) {
+    fmt::print(stderr, "kite bench throughput: error: {}\n", world.status().to_string());
+    return parallel::finish_world(1);
+  }
+  if ((*world)->rank() != 0) {
+    const Status s = run_model_worker(st.throughput.engine);
+    if (!s.ok()) {
+      fmt::print(stderr, "kite bench throughput: error: rank {} of {}: {}\n", (*world)->rank(),
+                 (*world)->world_size(), s.to_string());
+    }
+    return parallel::finish_world(s.ok() ? 0 : 1);
+  }
+  return parallel::finish_world(bench::run_throughput_command(st.throughput));
+}
+
 std::function<int()> setup_bench(CLI::App& bench_app) {
   auto st = std::make_shared<State>();
   bench_app.require_subcommand(1);
@@ -207,6 +240,9 @@ std::function<int()> setup_bench(CLI::App& bench_app) {
   add_engine_options(tp, st->throughput.engine, st->throughput_given, nullptr);
   add_dataset_options(tp, st->throughput.data, st->throughput_given);
   add_sampling_options(tp, st->throughput_given, &st->throughput.run.ignore_eos);
+  tp->add_option("--pipeline-parallel-size", st->throughput_pp,
+                 "Pipeline stages; ranks = tensor x pipeline, started under mpirun "
+                 "(docs/parallel.md)");
   st->throughput.run.ignore_eos = false;
   add_output_options(tp, st->throughput.out);
   tp->add_option("--max-concurrency", st->throughput.run.max_concurrency,
@@ -284,7 +320,7 @@ std::function<int()> setup_bench(CLI::App& bench_app) {
       if (Status s = finish_engine(g, st->throughput.engine); !s.ok()) return usage_error(s);
       finish_sampling(g, st->throughput.run.temperature, st->throughput.run.top_p,
                       st->throughput.run.top_k);
-      return bench::run_throughput_command(st->throughput);
+      return run_throughput_ranks(*st);
     }
     if (sv->parsed()) {
       Given& g = st->serve_given;

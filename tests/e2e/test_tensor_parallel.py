@@ -292,3 +292,43 @@ def processes_with_arg(arg):
         if arg.encode() in args and b"serve" in args:
             found.append(int(pid))
     return found
+
+
+@pytest.mark.parametrize("tp,pp", [(2, 1), (1, 2)])
+def test_bench_throughput_over_ranks_matches_one_rank(tmp_path, tp, pp):
+    # `kite bench throughput` started without mpirun starts its ranks as generate does; the same
+    # token-id prompts give every request its full output on every layout (the result's
+    # token_check counts them), and the result records the layout.
+    def bench(out, *sizes):
+        cmd = [KITE, "bench", "throughput", TINY, "--device", "cpu", "--num-prompts", "6",
+               "--random-input-len", "20", "--random-output-len", "12", "--ignore-eos",
+               "--no-progress", "--result-dir", str(out), *sizes]
+        result = run(cmd)
+        assert result.returncode == 0, result.stderr[-3000:]
+        with open(out / "kite-throughput.json") as f:
+            return json.load(f)
+
+    one = bench(tmp_path / "one")
+    split = bench(tmp_path / "split", "--tensor-parallel-size", str(tp),
+                  "--pipeline-parallel-size", str(pp))
+    for r in (one, split):
+        assert r["metrics"]["completed"] == 6 and r["metrics"]["failed"] == 0
+        assert r["metrics"]["total_output_tokens"] == 6 * 12
+        assert r["token_check"]["output_mismatches"] == 0
+    assert split["config"]["tensor_parallel_size"] == tp
+    assert split["config"]["pipeline_parallel_size"] == pp
+    assert one["config"]["pipeline_parallel_size"] == 1
+
+
+def test_bench_w1_preset_over_ranks_shares_one_engine(tmp_path):
+    # W1 makes one engine per dataset on one rank; over several ranks (which load the model once)
+    # its datasets share one engine, sized for the longest.
+    model = dummy_model(tmp_path, "qwen2.5-0.5b",
+                        **dict(QWEN2_AWKWARD, max_position_embeddings=4096))
+    result = run([KITE, "bench", "throughput", model, "--load-format", "dummy", "--device", "cpu",
+                  "--tensor-parallel-size", "2", "--workload", "W1", "--preset-prompts", "2,1,0,0",
+                  "--no-progress", "--result-dir", str(tmp_path / "out")])
+    assert result.returncode == 0, result.stderr[-3000:]
+    for name, n in (("kite-W1-128x128.json", 2), ("kite-W1-2048x128.json", 1)):
+        with open(tmp_path / "out" / name) as f:
+            assert json.load(f)["metrics"]["completed"] == n
