@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <memory>
@@ -167,6 +168,10 @@ Result<ThroughputRun> run_throughput_benchmark(Engine& engine,
   for (const PromptSpec& p : prompts) {
     KITE_RETURN_IF_ERROR(sampling_params_for(opt, p).validate(engine.model_info().vocab_size));
   }
+  // Request ids unique per call: an engine shared by several runs (W4, W5, and W1 over several
+  // ranks) may still hold the previous run's ids for a moment after their last output.
+  static std::atomic<int> calls{0};
+  const int call = calls.fetch_add(1);
   ThroughputRun run;
   if (opt.num_warmups > 0) {
     std::vector<PromptSpec> warm;
@@ -175,12 +180,14 @@ Result<ThroughputRun> run_throughput_benchmark(Engine& engine,
     }
     std::vector<RequestSample> ignored;
     double d = 0;
-    KITE_RETURN_IF_ERROR(run_batch(engine, warm, opt, "warmup-", nullptr, ignored, d));
+    KITE_RETURN_IF_ERROR(
+        run_batch(engine, warm, opt, fmt::format("warmup{}-", call), nullptr, ignored, d));
   }
   run.stats_before = engine.stats();
   ProgressBar bar(opt.progress_label, static_cast<int64_t>(prompts.size()), opt.progress);
   KITE_RETURN_IF_ERROR(
-      run_batch(engine, prompts, opt, "bench-", &bar, run.samples, run.duration_s));
+      run_batch(engine, prompts, opt, fmt::format("bench{}-", call), &bar, run.samples,
+                run.duration_s));
   bar.finish();
   run.stats_after = engine.stats();
   return run;
