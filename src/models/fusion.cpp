@@ -139,4 +139,14 @@ std::vector<Op> fuse_ops(const ModelGraph& g, const FusionOptions& options) {
   return ops;
 }
 
+ValueId lm_head_input(const ModelGraph& g, const std::vector<Op>& ops) {
+  ValueId in = kNoValue;
+  for (const Op& op : ops) {
+    if (op.kind == OpKind::kLinear && op.out == g.logits && op.prologue_norm == kNoWeight) {
+      in = op.in;
+    }
+  }
+  return in;
+}
+
 }  // namespace kite

@@ -27,4 +27,8 @@ struct FusionOptions {
 // The rewritten op list (g.ops fused as `options` allow).
 std::vector<Op> fuse_ops(const ModelGraph& g, const FusionOptions& options);
 
+// The value the LM head reads in `ops` (the final norm's output: what pooling returns), or
+// kNoValue where the final norm is the LM head's prologue (norm_prologue fused it away).
+ValueId lm_head_input(const ModelGraph& g, const std::vector<Op>& ops);
+
 }  // namespace kite

@@ -102,4 +102,15 @@ Result<KvCacheScales> read_kv_cache_scales(const WeightStore& store, int64_t num
   return s;
 }
 
+Status complete_kv_cache_scales(KvCacheScales* s, int64_t num_layers) {
+  const auto layers = static_cast<size_t>(num_layers);
+  if (s->k.empty()) s->k.assign(layers, 1.f);
+  if (s->v.empty()) s->v.assign(layers, 1.f);
+  if (s->k.size() != layers || s->v.size() != layers) {
+    return invalid_argument(fmt::format("FP8 KV cache: {} K and {} V scales for {} layers",
+                                        s->k.size(), s->v.size(), layers));
+  }
+  return ok_status();
+}
+
 }  // namespace kite

@@ -45,4 +45,8 @@ struct KvCacheScales {
 // kInvalidArgument naming the tensor.
 Result<KvCacheScales> read_kv_cache_scales(const WeightStore& store, int64_t num_layers);
 
+// What a backend's FP8 cache uses: 1.0 for every layer where `s` has no scales (vLLM's
+// default), else exactly one K and one V scale per layer (kInvalidArgument naming the counts).
+Status complete_kv_cache_scales(KvCacheScales* s, int64_t num_layers);
+
 }  // namespace kite

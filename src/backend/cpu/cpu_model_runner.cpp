@@ -30,14 +30,8 @@ Result<std::unique_ptr<CpuModelRunner>> CpuModelRunner::create(
   r->options_ = options;
   r->comm_ = options.comm;
   if (options.kv_cache_dtype == DType::kF8E4M3) {
-    const auto layers = static_cast<size_t>(r->config().num_hidden_layers);
-    KvCacheScales& s = r->options_.kv_scales;
-    if (s.k.empty()) s.k.assign(layers, 1.f);
-    if (s.v.empty()) s.v.assign(layers, 1.f);
-    if (s.k.size() != layers || s.v.size() != layers) {
-      return invalid_argument(fmt::format("{} K and {} V KV cache scales for {} layers", s.k.size(),
-                                          s.v.size(), layers));
-    }
+    KITE_RETURN_IF_ERROR(
+        complete_kv_cache_scales(&r->options_.kv_scales, r->config().num_hidden_layers));
   }
   KITE_RETURN_IF_ERROR(r->init());
   return r;
@@ -120,11 +114,7 @@ Status CpuModelRunner::init() {
   if (num_stages_ > 1) KITE_RETURN_IF_ERROR(plan_stages());
   // Pooling reads the LM head's input: the final norm's rows (not there when the norm is
   // fused into the LM head as its prologue).
-  for (const Op& op : ops_) {
-    if (op.kind == OpKind::kLinear && op.out == graph_.logits && op.prologue_norm == kNoWeight) {
-      final_hidden_ = op.in;
-    }
-  }
+  final_hidden_ = lm_head_input(graph_, ops_);
   return ok_status();
 }
 

@@ -126,15 +126,7 @@ Result<std::unique_ptr<CudaModelRunner>> CudaModelRunner::create(const ModelConf
   impl->cfg = cfg;
   impl->opts = opts;
   if (opts.kv_cache_dtype == DType::kF8E4M3) {
-    const auto layers = static_cast<size_t>(cfg.num_hidden_layers);
-    KvCacheScales& s = impl->opts.kv_scales;
-    if (s.k.empty()) s.k.assign(layers, 1.f);
-    if (s.v.empty()) s.v.assign(layers, 1.f);
-    if (s.k.size() != layers || s.v.size() != layers) {
-      return invalid_argument("FP8 KV cache: " + std::to_string(s.k.size()) + " K and " +
-                              std::to_string(s.v.size()) + " V scales for " +
-                              std::to_string(layers) + " layers");
-    }
+    KITE_RETURN_IF_ERROR(complete_kv_cache_scales(&impl->opts.kv_scales, cfg.num_hidden_layers));
   } else {
     impl->opts.kv_cache_dtype = opts.dtype;
   }
@@ -179,12 +171,7 @@ Result<std::unique_ptr<CudaModelRunner>> CudaModelRunner::create(const ModelConf
   FusionOptions plain;
   plain.silu_epilogue = true;  // the GEMV's SiLU epilogue where a step fits it, else two kernels
   impl->plain_ops = fuse_ops(impl->graph, plain);
-  for (const Op& op : impl->plain_ops) {
-    if (op.kind == OpKind::kLinear && op.out == impl->graph.logits &&
-        op.prologue_norm == kNoWeight) {
-      impl->final_hidden = op.in;
-    }
-  }
+  impl->final_hidden = lm_head_input(impl->graph, impl->plain_ops);
   FusionOptions all;
   all.residual_epilogue = all.norm_prologue = all.silu_epilogue = true;
   // The GEMV's RoPE epilogue rotates whole heads without LongRoPE's tables or factor.
@@ -392,7 +379,6 @@ Status CudaModelRunner::forward(const ForwardBatch& b, TensorView* logits) {
     return unimplemented("pooling: this model's LM head has no separate final-norm output");
   }
   m.pool_rows = b.num_pooling_rows;
-  m.first_pool_row = b.num_logits() - b.num_pooling_rows;
   m.pool_host.resize(static_cast<size_t>(
       dtype_bytes(m.opts.dtype, static_cast<int64_t>(m.pool_rows) * m.cfg.hidden_size)));
   float* out = static_cast<float*>(m.mem.values[static_cast<size_t>(m.graph.logits)]);
@@ -403,7 +389,8 @@ Status CudaModelRunner::forward(const ForwardBatch& b, TensorView* logits) {
     KITE_ASSIGN_OR_RETURN(m.last_used_graph, m.replay_graph(b));
   }
   if (!m.last_used_graph) KITE_RETURN_IF_ERROR(m.forward_eager(b, &out));
-  *logits = TensorView(out, DType::kF32, {m.first_pool_row, m.cfg.vocab_size}, Device::kCuda);
+  *logits = TensorView(out, DType::kF32, {b.num_logits() - b.num_pooling_rows, m.cfg.vocab_size},
+                       Device::kCuda);
   return ok_status();
 }
 

@@ -332,15 +332,14 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
     }
   }
   for (size_t i = 0; i < first_logits_op; ++i) KITE_RETURN_IF_ERROR(run(ops[i], T, 0));
+  // The step's last pool_rows logits rows are pooling rows: no LM head (0 in graph capture).
+  const int first_pool_row = d.logits - pool_rows;
   for (int r0 = 0; r0 < d.logits; r0 += mem.cap.logits) {
     const int rows = std::min(mem.cap.logits, d.logits - r0);
     for (size_t i = first_logits_op; i < ops.size(); ++i) {
       const Op& op = ops[i];
-      // Pooling rows (from first_pool_row on) get no LM head. Only a pooling step reads
-      // first_pool_row: graph capture and replay (never pooling) run every row.
-      const int op_rows = pool_rows > 0 && op.out == graph.logits
-                              ? std::clamp(first_pool_row - r0, 0, rows)
-                              : rows;
+      const int op_rows =
+          op.out == graph.logits ? std::clamp(first_pool_row - r0, 0, rows) : rows;
       if (op_rows > 0) KITE_RETURN_IF_ERROR(run(op, op_rows, r0));
       if (pool_rows > 0 && op.out == final_hidden && r0 + rows > first_pool_row) {
         // This chunk's pooling rows of the final norm, before the next chunk overwrites them.

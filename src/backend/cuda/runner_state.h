@@ -139,12 +139,11 @@ struct CudaModelRunner::Impl {
   };
   std::map<int, Graph> graphs;
   bool last_used_graph = false;
-  // Pooling (ForwardBatch::num_pooling_rows) of the step in flight: the last pool_rows logits
-  // rows, from first_pool_row on, get no LM head; run_model copies their final-norm rows
+  // Pooling (ForwardBatch::num_pooling_rows) of the step in flight: the last pool_rows of the
+  // step's logits rows get no LM head; run_model copies their final-norm rows
   // (final_hidden, the plain list's LM-head input; kNoValue when there is none) to pool_host,
   // [pool_rows, hidden] in the compute dtype.
   int pool_rows = 0;
-  int first_pool_row = 0;
   ValueId final_hidden = kNoValue;
   std::vector<uint8_t> pool_host;
 
