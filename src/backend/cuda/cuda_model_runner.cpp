@@ -4,6 +4,7 @@
 #include "backend/cuda/cuda_model_runner.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -34,6 +35,7 @@ constexpr int64_t kGraphReserveBytes = 256ll << 20;
 Status CudaModelRunner::Impl::forward_eager(const ForwardBatch& b, float** logits_out) {
   const StepPlan plan = plan_step(b);
   KITE_RETURN_IF_ERROR(ensure_inputs(plan.layout.total(static_cast<int>(b.block_table.size()))));
+  prof_mark(StepPhase::kOther, "inputs");
   KITE_RETURN_IF_ERROR(upload(b, plan));
   float* out = static_cast<float*>(mem.values[static_cast<size_t>(graph.logits)]);
   if (b.num_logits() > mem.cap.logits) {
@@ -383,12 +385,23 @@ Status CudaModelRunner::forward(const ForwardBatch& b, TensorView* logits) {
       dtype_bytes(m.opts.dtype, static_cast<int64_t>(m.pool_rows) * m.cfg.hidden_size)));
   float* out = static_cast<float*>(m.mem.values[static_cast<size_t>(m.graph.logits)]);
   // Pooling steps run eagerly on the plain list (the graphs and the fused list have no
-  // final-norm output to copy).
+  // final-norm output to copy); so do profiled steps (their events sit between the ops).
   m.last_used_graph = false;
-  if (m.pool_rows == 0) {
+  if (m.pool_rows == 0 && m.graph_replay && m.profiler == nullptr) {
     KITE_ASSIGN_OR_RETURN(m.last_used_graph, m.replay_graph(b));
   }
-  if (!m.last_used_graph) KITE_RETURN_IF_ERROR(m.forward_eager(b, &out));
+  if (!m.last_used_graph) {
+    if (m.profiler == nullptr) {
+      KITE_RETURN_IF_ERROR(m.forward_eager(b, &out));
+    } else {
+      const auto t0 = std::chrono::steady_clock::now();
+      if (!m.profiler->in_step()) KITE_RETURN_IF_ERROR(m.profiler->begin(m.stream));
+      KITE_RETURN_IF_ERROR(m.forward_eager(b, &out));
+      m.profiler->add_host_forward_ms(
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+              .count());
+    }
+  }
   *logits = TensorView(out, DType::kF32, {b.num_logits() - b.num_pooling_rows, m.cfg.vocab_size},
                        Device::kCuda);
   return ok_status();
@@ -406,9 +419,44 @@ Status CudaModelRunner::sample(const TensorView& logits, const SamplingBatch& pa
         logits.to_string());
   }
   if (m.sampler == nullptr) return failed_precondition("sample before allocate_kv_cache");
-  return m.sampler->sample(logits.as<float>(), static_cast<int>(logits.dim(0)), params, out, *m.dev,
-                           m.stream);
+  if (m.profiler == nullptr || !m.profiler->in_step()) {
+    return m.sampler->sample(logits.as<float>(), static_cast<int>(logits.dim(0)), params, out,
+                             *m.dev, m.stream);
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  m.prof_mark(StepPhase::kSampling, "sample");
+  const Status st = m.sampler->sample(logits.as<float>(), static_cast<int>(logits.dim(0)), params,
+                                      out, *m.dev, m.stream);
+  m.prof_mark(StepPhase::kOther, "");  // the sampler synced: idle until the next op
+  m.profiler->add_host_sample_ms(
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  return st;
 }
+
+Status CudaModelRunner::set_step_profiling(bool on, int lead_us) {
+  Impl& m = *impl_;
+  KITE_RETURN_IF_ERROR(m.dev->make_current());
+  if (!on) {
+    if (m.profiler != nullptr && m.profiler->in_step()) {
+      KITE_RETURN_IF_ERROR(m.profiler->end(m.stream).status());
+    }
+    m.profiler.reset();
+    return ok_status();
+  }
+  if (m.profiler != nullptr) return ok_status();
+  KITE_ASSIGN_OR_RETURN(m.profiler, StepProfiler::create(lead_us));
+  return ok_status();
+}
+
+Result<StepProfile> CudaModelRunner::take_step_profile() {
+  Impl& m = *impl_;
+  if (m.profiler == nullptr) return failed_precondition("take_step_profile: profiling is off");
+  if (!m.profiler->in_step()) return failed_precondition("take_step_profile: no profiled step");
+  KITE_RETURN_IF_ERROR(m.dev->make_current());
+  return m.profiler->end(m.stream);
+}
+
+void CudaModelRunner::set_graph_replay(bool on) { impl_->graph_replay = on; }
 
 Status CudaModelRunner::logits_to_host(const TensorView& logits, float* out) {
   Impl& m = *impl_;

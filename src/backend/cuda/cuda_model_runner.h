@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "backend/cuda/cuda_weights.h"
+#include "backend/cuda/step_profiler.h"
 #include "models/kv_cache_scales.h"
 #include "runtime/model_runner.h"
 
@@ -88,6 +89,19 @@ class CudaModelRunner final : public ModelRunner {
   DType compute_dtype() const;
   // Whether the last forward() replayed a CUDA graph (tests and benchmarks).
   bool last_forward_used_graph() const;
+  // Decode-graph replay at run time (benchmarks: one runner timed eager and replayed); the
+  // captured graphs stay. On by default (when use_cuda_graphs captured any).
+  void set_graph_replay(bool on);
+
+  // Per-step phase timing (step_profiler.h), off by default. While on, every forward() runs
+  // eagerly (no graph replay) with CUDA events at its op boundaries, preceded by a delay kernel
+  // of `lead_us` on the stream (the GPU starts once the host has queued the step; each profiled
+  // step costs that much more wall time); forward() and sample() until take_step_profile() make
+  // one profiled step. Off: no events, no syncs.
+  Status set_step_profiling(bool on, int lead_us = 20000);
+  // Ends the profiled step (one sync) and returns its per-phase device times.
+  // kFailedPrecondition when profiling is off or no forward() ran since the last call.
+  Result<StepProfile> take_step_profile();
 
  private:
   struct Impl;

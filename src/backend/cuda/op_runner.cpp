@@ -182,6 +182,7 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
   auto run = [&](const Op& op, int rows, int r0) -> Status {
     switch (op.kind) {
       case OpKind::kEmbedding: {
+        prof_mark(StepPhase::kEmbedding, "embedding");
         EmbeddingParams ep;
         ep.token_ids = in + L.token_ids;
         ep.table = w[op.weight].data;
@@ -195,6 +196,7 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
         return ok_status();
       }
       case OpKind::kRmsNorm: {
+        prof_mark(StepPhase::kNorm, op.delta != kNoValue ? "add_rms_norm" : "rms_norm");
         RmsNormParams np;
         np.residual = val(op.in);
         np.delta = op.delta == kNoValue ? nullptr : val(op.delta);
@@ -209,6 +211,9 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
         return ok_status();
       }
       case OpKind::kLinear: {
+        if (profiler != nullptr) {
+          prof_mark(StepPhase::kGemm, linear_label(graph.weight(op.weight).name));
+        }
         if (op.prologue_norm != kNoWeight || op.epilogue == Epilogue::kResidualAdd ||
             op.epilogue == Epilogue::kRopeKv) {
           fused_linear(op, L, rows);
@@ -234,6 +239,7 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
           KITE_CHECK_NE(op.scratch, kNoValue);
           KITE_RETURN_IF_ERROR(linear(val(op.in), width(op.in), w[op.weight], val(op.scratch),
                                       width(op.scratch), rows, false));
+          prof_mark(StepPhase::kActivation, "silu_mul");
           SiluMulParams sp;
           sp.gate_up = val(op.scratch);
           sp.out = val(op.out);
@@ -251,6 +257,7 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
                       graph.value(op.out).f32);
       }
       case OpKind::kRopeKvWrite: {
+        prof_mark(StepPhase::kRopeKv, "rope_kv_write");
         RopeKvWriteParams r = rp;
         r.qkv = val(op.in);
         r.qkv_stride = width(op.in);
@@ -276,6 +283,9 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
       case OpKind::kAttention: {
         // Our kernels for the decode rows (and the prefill tiles left in d.tiles), FlashInfer's
         // for the prefill sequences of its plan.
+        prof_mark(StepPhase::kAttention, d.all_decode ? "decode"
+                                         : fi_works > 0 ? "decode_rows"
+                                                        : "prefill");
         AttentionParams a = ap;
         a.q = val(op.in);
         a.q_stride = width(op.in);
@@ -290,12 +300,15 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
         a.softcap = op.softcap;
         attention(a, attn_path, *dev, stream);
         if (fi_works > 0) {
+          prof_mark(StepPhase::kAttention, "flashinfer_prefill");
           flashinfer_prefill(a, mem.fi_work.as<int32_t>(), fi_ctas, fi_works, *dev, stream);
         }
         return ok_status();
       }
       case OpKind::kSiluMul:
       case OpKind::kGeluTanhMul: {  // act(gate) * up over [gate | up] rows
+        prof_mark(StepPhase::kActivation,
+                  op.kind == OpKind::kSiluMul ? "silu_mul" : "gelu_tanh_mul");
         SiluMulParams sp;
         sp.gate_up = val(op.in);
         sp.out = val(op.out);
@@ -312,6 +325,7 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
       case OpKind::kSoftcap: {
         // In place (Gemma 2's final logits); the logits live in logits_out.
         KITE_CHECK_EQ(op.in, op.out) << "softcap out of place";
+        prof_mark(StepPhase::kOther, "softcap");
         float* x = op.out == graph.logits ? logits_out + static_cast<int64_t>(r0) * cfg.vocab_size
                                           : static_cast<float*>(val(op.out));
         KITE_CHECK(graph.value(op.out).f32) << "softcap of a non-F32 value";
@@ -319,6 +333,7 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
         return ok_status();
       }
       case OpKind::kMoe:
+        prof_mark(StepPhase::kGemm, "moe");
         return run_moe(op, rows, !d.all_decode);
     }
     return internal_error("unknown op");
@@ -345,6 +360,7 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
         // This chunk's pooling rows of the final norm, before the next chunk overwrites them.
         const int from = std::max(r0, first_pool_row);
         const int64_t row_bytes = dtype_bytes(opts.dtype, width(final_hidden));
+        prof_mark(StepPhase::kOther, "pooling_copy");
         KITE_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(
             pool_host.data() + (from - first_pool_row) * row_bytes,
             static_cast<const uint8_t*>(val(final_hidden)) + (from - r0) * row_bytes,

@@ -7,6 +7,7 @@
 //   op_runner.cpp          the model graph's ops on the device (fused or plain op list)
 //   linear_dispatch.cpp    linear layers: GEMV (with fused prologue/epilogue) or cuBLASLt GEMM
 //   graph_runner.cpp       CUDA graphs of decode-only steps: capture and replay
+//   step_profiler.cu       opt-in per-step phase timing (CUDA events at op boundaries)
 #pragma once
 
 #include <map>
@@ -21,6 +22,7 @@
 #include "backend/cuda/gemv.h"
 #include "backend/cuda/sampling.h"
 #include "backend/cuda/step_inputs.h"
+#include "backend/cuda/step_profiler.h"
 #include "models/model_graph.h"
 
 namespace kite::cuda {
@@ -139,6 +141,13 @@ struct CudaModelRunner::Impl {
   };
   std::map<int, Graph> graphs;
   bool last_used_graph = false;
+  bool graph_replay = true;  // set_graph_replay: captured graphs stay, replay off when false
+  // Step profiling (set_step_profiling): null when off, and then no event is ever recorded.
+  std::unique_ptr<StepProfiler> profiler;
+  // Opens a profiled interval of `phase` at this point of the stream (nothing when off).
+  void prof_mark(StepPhase phase, std::string_view label) {
+    if (profiler != nullptr) profiler->mark(stream, phase, label);
+  }
   // Pooling (ForwardBatch::num_pooling_rows) of the step in flight: the last pool_rows of the
   // step's logits rows get no LM head; run_model copies their final-norm rows
   // (final_hidden, the plain list's LM-head input; kNoValue when there is none) to pool_host,
