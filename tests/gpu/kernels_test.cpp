@@ -395,6 +395,90 @@ TEST(CudaGemm, CublasLtShapesBiasAndF32Output) {
   EXPECT_EQ((*runner)->num_plans(), 15u);
 }
 
+// Row counts above GemmRunner::kExactRowsMax share their power-of-two bucket's algorithm: one
+// heuristic query per bucket, each other count of the bucket checked (cublasLtMatmulAlgoCheck)
+// and served by it, every result still the product (1 bf16 rounding); a count per exact shape
+// with the buckets off; the plan cache bounded.
+TEST(CudaGemm, CublasLtRowBucketsShareAlgorithm) {
+  KITE_REQUIRE_GPU();
+  auto runner = GemmRunner::create();
+  ASSERT_TRUE(runner.ok()) << runner.status().to_string();
+  GemmRunner& r = **runner;
+  EXPECT_EQ(GemmRunner::row_bucket(1), 1);
+  EXPECT_EQ(GemmRunner::row_bucket(128), 128);
+  EXPECT_EQ(GemmRunner::row_bucket(129), 256);
+  EXPECT_EQ(GemmRunner::row_bucket(1000), 1024);
+  EXPECT_EQ(GemmRunner::row_bucket(1024), 1024);
+  EXPECT_EQ(GemmRunner::row_bucket(1025), 2048);
+  std::mt19937 rng(7);
+  const int n = 1536, k = 4096, max_m = 1024;
+  auto x = random_bf16(static_cast<size_t>(max_m) * k, rng);
+  auto w = random_bf16(static_cast<size_t>(n) * k, rng, -0.05f, 0.05f);
+  DeviceArray<uint16_t> d_x(x), d_w(w), d_y(static_cast<size_t>(max_m) * n);
+  std::vector<float> ref_all(static_cast<size_t>(max_m) * n);
+  cpu::linear(to_float(x).data(), max_m, k, TensorView(w.data(), DType::kBF16, {n, k}), nullptr,
+              ref_all.data(), n, &pool());
+  auto run = [&](int m) {
+    SCOPED_TRACE("m " + std::to_string(m));
+    GemmArgs a;
+    a.x = d_x.get();
+    a.ldx = k;
+    a.w = d_w.get();
+    a.ldw = k;
+    a.y = d_y.get();
+    a.ldy = n;
+    a.m = m;
+    a.n = n;
+    a.k = k;
+    d_y.poison();
+    const Status st = r.gemm(a, nullptr);
+    ASSERT_TRUE(st.ok()) << st.to_string();
+    std::vector<uint16_t> y = d_y.download();
+    y.resize(static_cast<size_t>(m) * n);
+    EXPECT_TRUE(close_bf16(y, std::vector<float>(ref_all.begin(), ref_all.begin() + y.size()), 1));
+  };
+  ASSERT_TRUE(r.algo_buckets()) << "KITE_GEMM_ALGO_BUCKETS=0 in the environment";
+  // Bucket 1024: four row counts, one heuristic query (plus one per count the check refuses).
+  const std::vector<int> bucket_1024 = {600, 1000, 513, 1024};
+  for (int m : bucket_1024) run(m);
+  EXPECT_EQ(r.num_plans(), 4u);
+  EXPECT_EQ(r.num_algos(), 1u);
+  EXPECT_EQ(r.num_heuristic_queries() + r.num_algo_reuses(), 1 + 3);
+  // cuBLASLt accepts the bucket's algorithm for its other row counts on the GPUs we run.
+  EXPECT_EQ(r.num_algo_reuses(), 3);
+  // Counts up to kExactRowsMax are buckets of their own.
+  run(100);
+  run(101);
+  EXPECT_EQ(r.num_algos(), 3u);
+  // Again: every plan cached, no query.
+  const int64_t queries = r.num_heuristic_queries();
+  for (int m : bucket_1024) run(m);
+  EXPECT_EQ(r.num_heuristic_queries(), queries);
+  // Buckets off: one query per exact shape.
+  r.set_algo_buckets(false);
+  EXPECT_EQ(r.num_plans(), 0u);
+  for (int m : {600, 1000}) run(m);
+  EXPECT_EQ(r.num_heuristic_queries(), queries + 2);
+  EXPECT_EQ(r.num_algos(), 2u);
+  r.set_algo_buckets(true);
+  // Bounded: more shapes than kMaxPlans (k = 64, cheap) keep at most kMaxPlans plans.
+  for (int m = 129; m < 129 + static_cast<int>(GemmRunner::kMaxPlans) + 10; ++m) {
+    GemmArgs a;
+    a.x = d_x.get();
+    a.ldx = 64;
+    a.w = d_w.get();
+    a.ldw = 64;
+    a.y = d_y.get();
+    a.ldy = 64;
+    a.m = m;
+    a.n = 64;
+    a.k = 64;
+    ASSERT_TRUE(r.gemm(a, nullptr).ok()) << "m " << m;
+    ASSERT_LE(r.num_plans(), GemmRunner::kMaxPlans);
+  }
+  run(1000);  // still correct after the cache started over
+}
+
 // The float32 compute mode's GEMM: F32 operands with full 24-bit mantissas, pure FP32
 // arithmetic. Against a double reference the error is summation order only (k = 4096:
 // <= ~2^-24 * sqrt(k) * a few); TF32 (10-bit mantissa inputs) or a BF16 down-conversion would be

@@ -2,6 +2,7 @@
 
 #include <cublasLt.h>
 
+#include <cstdlib>
 #include <string>
 
 #include "backend/cuda/cuda_check.h"
@@ -23,6 +24,23 @@ struct GemmRunner::Plan {
   }
 };
 
+struct GemmRunner::Algo {
+  cublasLtMatmulAlgo_t algo{};
+};
+
+int GemmRunner::row_bucket(int m) {
+  if (m <= kExactRowsMax) return m;
+  int b = kExactRowsMax;
+  while (b < m && b < (1 << 30)) b *= 2;
+  return b;
+}
+
+void GemmRunner::set_algo_buckets(bool on) {
+  algo_buckets_ = on;
+  plans_.clear();
+  algos_.clear();
+}
+
 GemmRunner::~GemmRunner() {
   plans_.clear();
   if (handle_ != nullptr) KITE_CUBLAS_WARN(cublasLtDestroy(static_cast<cublasLtHandle_t>(handle_)));
@@ -33,6 +51,8 @@ Result<std::unique_ptr<GemmRunner>> GemmRunner::create() {
   cublasLtHandle_t h = nullptr;
   KITE_RETURN_IF_ERROR(cublas_status(cublasLtCreate(&h), "cublasLtCreate"));
   r->handle_ = h;
+  const char* env = std::getenv("KITE_GEMM_ALGO_BUCKETS");
+  r->algo_buckets_ = !(env != nullptr && std::string(env) == "0");
   KITE_ASSIGN_OR_RETURN(r->workspace_,
                         DeviceBuffer::allocate(kWorkspaceBytes, "cuBLASLt workspace"));
   return r;
@@ -132,6 +152,67 @@ Result<GemmRunner::Plan*> GemmRunner::plan_for(const GemmArgs& g) {
   KITE_RETURN_IF_ERROR(
       cublas_status(cublasLtMatrixLayoutCreate(&plan->c, out_type, g.n, g.m, g.ldy), what));
 
+  // The algorithm: the bucket's (checked against this shape's layouts when the bucket spans
+  // several row counts), else a heuristic query for this exact shape.
+  const int bucket = algo_buckets_ ? row_bucket(g.m) : g.m;
+  Key bucket_key = key;
+  std::get<0>(bucket_key) = bucket;
+  auto ait = algos_.find(bucket_key);
+  if (ait == algos_.end()) {
+    auto algo = std::make_unique<Algo>();
+    const Status st = query_heuristic(g, plan.get(), bucket, what, algo.get());
+    // FP8 without a scaled GEMM here: the caller's fallback, whatever the row count.
+    if (!st.ok() && (bucket == g.m || g.dtype == DType::kF8E4M3)) return st;
+    if (st.ok()) ait = algos_.emplace(bucket_key, std::move(algo)).first;
+  }
+  bool have_algo = false;
+  if (ait != algos_.end()) {
+    if (bucket == g.m) {
+      plan->algo = ait->second->algo;
+      have_algo = true;
+    } else {
+      cublasLtMatmulHeuristicResult_t check{};
+      const cublasStatus_t st = cublasLtMatmulAlgoCheck(
+          static_cast<cublasLtHandle_t>(handle_), plan->desc, plan->a, plan->b, plan->c, plan->c,
+          &ait->second->algo, &check);
+      if (st == CUBLAS_STATUS_SUCCESS && check.workspaceSize <= kWorkspaceBytes) {
+        plan->algo = ait->second->algo;
+        have_algo = true;
+        ++algo_reuses_;
+      }
+    }
+  }
+  if (!have_algo) {
+    Algo exact;
+    KITE_RETURN_IF_ERROR(query_heuristic(g, plan.get(), g.m, what, &exact));
+    plan->algo = exact.algo;
+  }
+  if (plans_.size() >= kMaxPlans) plans_.clear();  // bounded: the algorithms stay cached
+  Plan* raw = plan.get();
+  plans_.emplace(key, std::move(plan));
+  return raw;
+}
+
+Status GemmRunner::query_heuristic(const GemmArgs& g, Plan* plan, int m, const std::string& what,
+                                   Algo* out) {
+  ++heuristic_queries_;
+  // Layouts over m rows when they differ from the plan's (the bucket's largest row count).
+  cublasLtMatrixLayout_t b = plan->b, c = plan->c;
+  cublasLtMatrixLayout_t b_m = nullptr, c_m = nullptr;
+  struct Free {
+    cublasLtMatrixLayout_t* l;
+    ~Free() {
+      if (*l != nullptr) KITE_CUBLAS_WARN(cublasLtMatrixLayoutDestroy(*l));
+    }
+  } free_b{&b_m}, free_c{&c_m};
+  if (m != g.m) {
+    KITE_RETURN_IF_ERROR(
+        cublas_status(cublasLtMatrixLayoutCreate(&b_m, cuda_type(g.dtype), g.k, m, g.ldx), what));
+    KITE_RETURN_IF_ERROR(cublas_status(
+        cublasLtMatrixLayoutCreate(&c_m, cuda_type(g.out_dtype), g.n, m, g.ldy), what));
+    b = b_m;
+    c = c_m;
+  }
   cublasLtMatmulPreference_t pref = nullptr;
   KITE_RETURN_IF_ERROR(cublas_status(cublasLtMatmulPreferenceCreate(&pref), what));
   const uint64_t ws = kWorkspaceBytes;
@@ -141,7 +222,7 @@ Result<GemmRunner::Plan*> GemmRunner::plan_for(const GemmArgs& g) {
   int found = 0;
   if (st == CUBLAS_STATUS_SUCCESS) {
     st = cublasLtMatmulAlgoGetHeuristic(static_cast<cublasLtHandle_t>(handle_), plan->desc, plan->a,
-                                        plan->b, plan->c, plan->c, pref, 1, &result, &found);
+                                        b, c, c, pref, 1, &result, &found);
   }
   KITE_CUBLAS_WARN(cublasLtMatmulPreferenceDestroy(pref));
   if (st != CUBLAS_STATUS_SUCCESS && g.dtype == DType::kF8E4M3) {
@@ -153,12 +234,11 @@ Result<GemmRunner::Plan*> GemmRunner::plan_for(const GemmArgs& g) {
   KITE_RETURN_IF_ERROR(cublas_status(st, what + " heuristic"));
   if (found == 0) {
     return unimplemented(what + " " + std::string(dtype_name(g.dtype)) +
-                         ": cuBLASLt has no algorithm for this shape");
+                         ": cuBLASLt has no algorithm for this shape (m=" + std::to_string(m) +
+                         ")");
   }
-  plan->algo = result.algo;
-  Plan* raw = plan.get();
-  plans_.emplace(key, std::move(plan));
-  return raw;
+  out->algo = result.algo;
+  return ok_status();
 }
 
 Status GemmRunner::gemm(const GemmArgs& g, cudaStream_t stream) {

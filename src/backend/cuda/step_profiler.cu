@@ -1,10 +1,9 @@
 // StepProfiler (step_profiler.h): the delay kernel, event bookkeeping and the per-phase sums.
-#include "backend/cuda/step_profiler.h"
-
 #include <algorithm>
 #include <utility>
 
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/step_profiler.h"
 
 namespace kite::cuda {
 
