@@ -4,6 +4,8 @@
 //   kite_cuda_bench [--out results.json] [--skip-w5] [--graphs 0|1] [--gemv-max-m N]
 //   kite_cuda_bench --ops [SUBSTRING] [--check] [--out results.json]
 //   kite_cuda_bench --w5-family qwen3-30b-a3b:4 [--w5-family gemma-3-12b:8] [--out results.json]
+//   kite_cuda_bench --step-profile [--profile-batches 1,16,32] [--out results.json]
+//   kite_cuda_bench --gemm-plans [--out results.json]
 //
 // Measures, with CUDA events around warmed-up launches (median of repeats):
 //   - ceilings: device-to-device copy (bytes read + written per second)
@@ -21,6 +23,13 @@
 // case's first launch with the CPU reference. Small cases fit in L2 (50 MB on H100): their GB/s
 // are launch- and cache-bound, not HBM numbers (the default mode's linear benchmarks rotate their
 // weights for that).
+// --step-profile: the 8B shape's steps (decode at batch 1..256 over 192 and 2112 cached tokens,
+// W1 (128,128) and (2048,128) at steady state; prefill of 2048 and 4x2048 tokens) profiled per
+// phase (CudaModelRunner::set_step_profiling) against each phase's roofline (--hbm-tbps,
+// --bf16-tflops), with the same step's eager and graph-replayed wall time.
+// --gemm-plans: first-call vs steady-call host cost and device speed of cuBLASLt GEMMs at the 8B
+// linears' shapes over a spread of prefill row counts, algorithms per exact shape and per row
+// bucket (gemm.h).
 // Prints a table and writes every number as JSON lines.
 #include <cuda_runtime_api.h>
 
@@ -44,6 +53,7 @@
 #include "backend/cuda/flashinfer_prefill.h"
 #include "backend/cuda/gemm.h"
 #include "backend/cuda/gemv.h"
+#include "backend/cuda/step_profiler.h"
 #include "checkpoint/config.h"
 #include "core/dtype.h"
 #include "core/thread_pool.h"
@@ -728,9 +738,18 @@ void bench_family_w5(ThreadPool& pool, const CudaRunnerOptions& opts, const std:
          2.0 * params, {t0, t1, t2, t3}, *nb);
 }
 
-// W5: single stream on the Llama-3-8B shape with random weights.
-void bench_w5(ThreadPool& pool, const CudaRunnerOptions& opts) {
-  ModelConfig c;
+// The Llama-3-8B shape with random weights on a runner with its KV cache (max_num_seqs 256,
+// max_num_batched_tokens 8192, gpu_memory_utilization 0.9); times as run_w5 takes them.
+struct Llama8B {
+  ModelConfig cfg;
+  std::unique_ptr<CudaModelRunner> runner;
+  int64_t kv_blocks = 0;
+  std::array<std::chrono::steady_clock::time_point, 4> times;
+};
+
+bool make_llama8b(ThreadPool& pool, const CudaRunnerOptions& opts, const char* what,
+                  Llama8B* out) {
+  ModelConfig& c = out->cfg;
   c.architecture = "LlamaForCausalLM";
   c.family = ModelFamily::kLlama;
   c.vocab_size = 128256;
@@ -783,8 +802,8 @@ void bench_w5(ThreadPool& pool, const CudaRunnerOptions& opts) {
   };
   auto runner = CudaModelRunner::create(c, lookup, opts);
   if (!runner.ok()) {
-    std::fprintf(stderr, "W5: %s\n", runner.status().to_string().c_str());
-    return;
+    std::fprintf(stderr, "%s: %s\n", what, runner.status().to_string().c_str());
+    return false;
   }
   const auto t2 = std::chrono::steady_clock::now();
   tensors.clear();
@@ -796,14 +815,346 @@ void bench_w5(ThreadPool& pool, const CudaRunnerOptions& opts) {
   kc.gpu_memory_utilization = 0.9;
   auto nb = r.determine_num_kv_blocks(kc);
   if (!nb.ok() || !r.allocate_kv_cache(*nb, kc).ok()) {
-    std::fprintf(stderr, "W5: KV cache setup failed\n");
-    return;
+    std::fprintf(stderr, "%s: KV cache setup failed\n", what);
+    return false;
   }
-  const auto t3 = std::chrono::steady_clock::now();
+  out->runner = std::move(*runner);
+  out->kv_blocks = *nb;
+  out->times = {t0, t1, t2, std::chrono::steady_clock::now()};
+  return true;
+}
+
+// W5: single stream on the Llama-3-8B shape with random weights.
+void bench_w5(ThreadPool& pool, const CudaRunnerOptions& opts) {
+  Llama8B m;
+  if (!make_llama8b(pool, opts, "W5", &m)) return;
   // 8.03e9 parameters, minus the embedding table that decode never reads.
   const double bytes =
       2.0 * (32.0 * (4096.0 * 6144 + 4096.0 * 4096 + 3 * 4096.0 * 14336) + 128256.0 * 4096);
-  run_w5(r, "W5", "8B shape", c.vocab_size, bytes, {t0, t1, t2, t3}, *nb);
+  run_w5(*m.runner, "W5", "8B shape", m.cfg.vocab_size, bytes, m.times, m.kv_blocks);
+}
+
+// ---- --step-profile: per-step phase times of the 8B shape against their rooflines ----------
+
+struct ProfileOptions {
+  int warmup = 3;
+  int steps = 10;
+  int lead_us = 20000;       // the profiler's delay kernel (StepProfiler)
+  double hbm_tbps = 3.35;    // H100 SXM HBM3
+  double bf16_tflops = 989;  // H100 SXM dense BF16
+  std::vector<int> batches = {1, 16, 32, 64, 128, 256};
+  std::vector<int> contexts = {192, 2112};  // W1 (128,128) and (2048,128) at steady state
+  bool prefill = true;
+};
+
+// One step's shape: `seqs` sequences of `q_len` new tokens after `ctx` cached tokens each.
+struct StepCase {
+  std::string name;
+  int seqs = 0, q_len = 0, ctx = 0;
+};
+
+// The batch of a StepCase. Block ids run through the cache in order (wrapping when the case
+// needs more blocks than the cache has: the KV read per layer then still far exceeds L2, so no
+// sequence reads another's blocks from cache); `*wrapped` says so.
+ForwardBatch make_case_batch(const StepCase& sc, int64_t num_blocks, int64_t vocab,
+                             bool* wrapped) {
+  ForwardBatch b;
+  const int bs = 16;
+  int64_t next = 1;
+  *wrapped = false;
+  b.query_start_loc.push_back(0);
+  b.block_table_indptr.push_back(0);
+  for (int s = 0; s < sc.seqs; ++s) {
+    const int len = sc.ctx + sc.q_len;
+    const int nblk = (len + bs - 1) / bs;
+    const size_t first = b.block_table.size();
+    for (int i = 0; i < nblk; ++i) {
+      if (next >= num_blocks) next = 1, *wrapped = true;
+      b.block_table.push_back(static_cast<int32_t>(next++));
+    }
+    for (int t = 0; t < sc.q_len; ++t) {
+      const int pos = sc.ctx + t;
+      b.token_ids.push_back(static_cast<int32_t>((s * 7919 + pos * 104729) % std::min<int64_t>(vocab, 128000)));
+      b.positions.push_back(pos);
+      b.slot_mapping.push_back(b.block_table[first + pos / bs] * bs + pos % bs);
+    }
+    b.query_start_loc.push_back(static_cast<int32_t>(b.token_ids.size()));
+    b.block_table_indptr.push_back(static_cast<int32_t>(b.block_table.size()));
+    b.seq_lens.push_back(len);
+    b.logits_indices.push_back(static_cast<int32_t>(b.token_ids.size()) - 1);
+    b.max_seq_len = std::max(b.max_seq_len, len);
+  }
+  b.max_query_len = sc.q_len;
+  return b;
+}
+
+SamplingBatch greedy_batch(int rows) {
+  SamplingBatch sb;
+  sb.temperature.assign(rows, 0.f);
+  sb.top_k.assign(rows, 0);
+  sb.top_p.assign(rows, 1.f);
+  sb.min_p.assign(rows, 0.f);
+  sb.repetition_penalty.assign(rows, 1.f);
+  sb.frequency_penalty.assign(rows, 0.f);
+  sb.presence_penalty.assign(rows, 0.f);
+  sb.seed.assign(rows, 0);
+  sb.step.assign(rows, 0);
+  sb.num_logprobs.assign(rows, -1);
+  sb.all_greedy = true;
+  return sb;
+}
+
+// The work of each phase of one step on the Llama-3-8B shape (bytes it must move at least,
+// FLOPs it must do), from the shapes alone: weights once, activations in and out once, KV read
+// once.
+struct PhaseWork {
+  std::array<double, kNumStepPhases> bytes{}, flops{};
+};
+
+PhaseWork llama8b_work(const ModelConfig& c, const StepCase& sc, int gemv_max_m) {
+  const double H = static_cast<double>(c.hidden_size), I = static_cast<double>(c.intermediate_size);
+  const double L = static_cast<double>(c.num_hidden_layers), V = static_cast<double>(c.vocab_size);
+  const double hd = static_cast<double>(c.head_dim);
+  const double q = static_cast<double>(c.num_attention_heads) * hd;
+  const double kv = static_cast<double>(c.num_key_value_heads) * hd;
+  const double T = static_cast<double>(sc.seqs) * sc.q_len, R = sc.seqs;
+  PhaseWork w;
+  auto at = [&](std::array<double, kNumStepPhases>& a, StepPhase p) -> double& {
+    return a[static_cast<size_t>(p)];
+  };
+  // Linears: [n, k] weights, T rows (R for the LM head, F32 logits).
+  const double layer_params = (q + 2 * kv) * H + q * H + 2 * I * H + I * H;
+  const double layer_act = (H + q + 2 * kv) + (q + H) + (H + 2 * I) + (I + H);
+  at(w.bytes, StepPhase::kGemm) =
+      2 * (L * layer_params + V * H) + 2 * T * L * layer_act + R * (2 * H + 4 * V);
+  at(w.flops, StepPhase::kGemm) = 2 * T * L * layer_params + 2 * R * V * H;
+  // Attention: every query row against its context (causal within the new tokens); K and V of
+  // the context read once per sequence, q read and the output written.
+  double pairs = 0, kv_tokens = 0;
+  for (int t = 0; t < sc.q_len; ++t) pairs += sc.ctx + t + 1;
+  pairs *= sc.seqs;
+  kv_tokens = static_cast<double>(sc.seqs) * (sc.ctx + sc.q_len);
+  at(w.bytes, StepPhase::kAttention) = L * (kv_tokens * 2 * kv * 2 + T * 2 * q * 2);
+  at(w.flops, StepPhase::kAttention) = L * 4 * static_cast<double>(c.num_attention_heads) * hd * pairs;
+  const bool fused = T <= gemv_max_m;  // norms, RoPE + KV write in the GEMV
+  // RMSNorm with its residual add: residual and delta read, residual and output written.
+  at(w.bytes, StepPhase::kNorm) = fused ? 0 : (2 * L * T + R) * H * 2 * 4;
+  // RoPE + KV write: q, k, v read, q and k written back, k and v written to the cache.
+  at(w.bytes, StepPhase::kRopeKv) = fused ? 0 : L * T * ((q + 2 * kv) + (q + kv) + 2 * kv) * 2;
+  // SiLU·mul (the GEMV's epilogue up to gemv_max_m rows).
+  at(w.bytes, StepPhase::kActivation) = fused ? 0 : L * T * 3 * I * 2;
+  at(w.bytes, StepPhase::kEmbedding) = T * H * 2 * 2;
+  at(w.bytes, StepPhase::kSampling) = R * V * 4;  // greedy: the logits read once
+  return w;
+}
+
+double median_of(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+// Host wall time of forward() + sample() (sample() waits for the step), median of `steps`.
+double step_wall_ms(CudaModelRunner& r, const ForwardBatch& b, const SamplingBatch& sb,
+                    const ProfileOptions& po, bool* used_graph) {
+  std::vector<double> t;
+  for (int i = 0; i < po.warmup + po.steps; ++i) {
+    TensorView logits;
+    SamplerOutput so;
+    const auto s0 = std::chrono::steady_clock::now();
+    if (!r.forward(b, &logits).ok() || !r.sample(logits, sb, &so).ok()) std::exit(1);
+    const auto s1 = std::chrono::steady_clock::now();
+    *used_graph = r.last_forward_used_graph();
+    if (i >= po.warmup) t.push_back(std::chrono::duration<double, std::milli>(s1 - s0).count());
+  }
+  return median_of(t);
+}
+
+void profile_case(CudaModelRunner& r, const ModelConfig& c, int64_t num_blocks,
+                  const StepCase& sc, const CudaRunnerOptions& opts, const ProfileOptions& po) {
+  bool wrapped = false;
+  const ForwardBatch b = make_case_batch(sc, num_blocks, c.vocab_size, &wrapped);
+  const SamplingBatch sb = greedy_batch(sc.seqs);
+  // Eager (no events) and, for decode, graph-replayed step times.
+  bool used_graph = false;
+  r.set_graph_replay(false);
+  const double eager_ms = step_wall_ms(r, b, sb, po, &used_graph);
+  double graph_ms = 0;
+  if (sc.q_len == 1 && opts.use_cuda_graphs) {
+    r.set_graph_replay(true);
+    graph_ms = step_wall_ms(r, b, sb, po, &used_graph);
+    if (!used_graph) graph_ms = 0;
+  }
+  r.set_graph_replay(true);
+  // Profiled steps.
+  if (!r.set_step_profiling(true, po.lead_us).ok()) std::exit(1);
+  std::vector<StepProfile> profs;
+  for (int i = 0; i < po.warmup + po.steps; ++i) {
+    TensorView logits;
+    SamplerOutput so;
+    if (!r.forward(b, &logits).ok() || !r.sample(logits, sb, &so).ok()) std::exit(1);
+    Result<StepProfile> p = r.take_step_profile();
+    if (!p.ok()) {
+      std::fprintf(stderr, "%s: %s\n", sc.name.c_str(), p.status().to_string().c_str());
+      std::exit(1);
+    }
+    if (i >= po.warmup) profs.push_back(*p);
+  }
+  if (!r.set_step_profiling(false).ok()) std::exit(1);
+  const StepProfile m = median_profile(profs);
+  const PhaseWork work = llama8b_work(c, sc, opts.gemv_max_m);
+
+  std::printf("\n== %s: %d seqs x %d new tokens after %d cached%s; median of %d steps ==\n",
+              sc.name.c_str(), sc.seqs, sc.q_len, sc.ctx,
+              wrapped ? " (KV blocks reused: the case needs more than the cache)" : "",
+              po.steps);
+  std::printf("%-12s %9s %7s %11s %9s %14s %7s\n", "phase", "ms", "share", "roofline ms",
+              "bound", "achieved", "% roof");
+  const std::string base = "profile " + sc.name;
+  for (int p = 0; p < kNumStepPhases; ++p) {
+    const size_t i = static_cast<size_t>(p);
+    const double ms = m.phase_ms[i];
+    const double t_bytes = work.bytes[i] / (po.hbm_tbps * 1e9);      // ms
+    const double t_flops = work.flops[i] / (po.bf16_tflops * 1e9);  // ms
+    const bool flop_bound = t_flops > t_bytes;
+    const double roof = std::max(t_bytes, t_flops);
+    const double share = m.device_ms > 0 ? ms / m.device_ms : 0;
+    char achieved[32] = "-";
+    if (ms > 0 && roof > 0) {
+      if (flop_bound) {
+        std::snprintf(achieved, sizeof(achieved), "%.1f TFLOP/s", work.flops[i] / ms / 1e9);
+      } else {
+        std::snprintf(achieved, sizeof(achieved), "%.0f GB/s", work.bytes[i] / ms / 1e6);
+      }
+    }
+    const double pct = ms > 0 && roof > 0 ? 100.0 * roof / ms : 0;
+    std::printf("%-12s %9.3f %6.1f%% %11.3f %9s %14s %6.1f%%\n",
+                step_phase_name(static_cast<StepPhase>(p)), ms, 100 * share, roof,
+                roof <= 0 ? "-" : flop_bound ? "FLOP" : "HBM", achieved, pct);
+    if (g_json != nullptr) {
+      char extra[256];
+      std::snprintf(extra, sizeof(extra),
+                    ",\"share\":%.4f,\"roofline_ms\":%.6g,\"bound\":\"%s\",\"bytes\":%.6g,"
+                    "\"flops\":%.6g,\"pct_roofline\":%.2f",
+                    share, roof, flop_bound ? "flops" : "hbm", work.bytes[i], work.flops[i], pct);
+      std::fprintf(g_json,
+                   "{\"engine\":\"kite\",\"name\":\"%s %s\",\"metric\":\"ms\",\"value\":%.6g,"
+                   "\"unit\":\"ms\"%s}\n",
+                   base.c_str(), step_phase_name(static_cast<StepPhase>(p)), ms, extra);
+    }
+  }
+  for (const auto& [label, ms] : m.detail_ms) {
+    std::printf("  %-28s %9.3f\n", label.c_str(), ms);
+    if (g_json != nullptr) {
+      std::fprintf(g_json,
+                   "{\"engine\":\"kite\",\"name\":\"%s detail %s\",\"metric\":\"ms\","
+                   "\"value\":%.6g,\"unit\":\"ms\"}\n",
+                   base.c_str(), label.c_str(), ms);
+    }
+  }
+  double roof_total = 0;
+  for (int p = 0; p < kNumStepPhases; ++p) {
+    const size_t i = static_cast<size_t>(p);
+    roof_total += std::max(work.bytes[i] / (po.hbm_tbps * 1e9), work.flops[i] / (po.bf16_tflops * 1e9));
+  }
+  record(base + " device busy (sum of phases)", "ms", m.device_ms, "ms",
+         ",\"intervals\":" + std::to_string(m.num_intervals));
+  record(base + " roofline (sum of phases)", "ms", roof_total, "ms");
+  record(base + " host forward() enqueue (profiled)", "ms", m.host_forward_ms, "ms");
+  record(base + " eager step wall (forward+sample)", "ms", eager_ms, "ms");
+  record(base + " host exposed (eager wall - device busy)", "ms",
+         std::max(0.0, eager_ms - m.device_ms), "ms");
+  if (graph_ms > 0) record(base + " graph step wall (forward+sample)", "ms", graph_ms, "ms");
+  if (g_json != nullptr) std::fflush(g_json);
+}
+
+void bench_step_profile(ThreadPool& pool, const CudaRunnerOptions& opts, const ProfileOptions& po) {
+  Llama8B m;
+  if (!make_llama8b(pool, opts, "step profile", &m)) return;
+  std::printf("step profile: Llama-3-8B shape, random weights, %lld KV blocks of 16 tokens, "
+              "graphs %s, gemv_max_m %d, peaks %.2f TB/s HBM, %.0f TFLOP/s BF16\n",
+              static_cast<long long>(m.kv_blocks), opts.use_cuda_graphs ? "on" : "off",
+              opts.gemv_max_m, po.hbm_tbps, po.bf16_tflops);
+  std::vector<StepCase> cases;
+  for (int ctx : po.contexts) {
+    for (int bsz : po.batches) {
+      cases.push_back({"decode B=" + std::to_string(bsz) + " ctx=" + std::to_string(ctx), bsz, 1,
+                       ctx});
+    }
+  }
+  if (po.prefill) {
+    cases.push_back({"prefill 1x2048", 1, 2048, 0});
+    cases.push_back({"prefill 4x2048 (8192-token chunk)", 4, 2048, 0});
+  }
+  for (const StepCase& sc : cases) profile_case(*m.runner, m.cfg, m.kv_blocks, sc, opts, po);
+}
+
+// ---- --gemm-plans: first-call vs steady-call cost of cuBLASLt plans per prefill row count ----
+
+void bench_gemm_plans(ThreadPool& pool) {
+  const std::vector<std::pair<int, int>> shapes = {{6144, 4096}, {4096, 4096}, {28672, 4096},
+                                                   {4096, 14336}};  // qkv, o, gate_up, down
+  const std::vector<int> rows = {129,  200,  333,  500,  777,  1000, 1500,
+                                 2047, 2048, 3000, 4096, 5000, 6000, 8191};
+  const int max_m = 8192;
+  void* x = device_random(static_cast<size_t>(max_m) * 14336, 1.f, 1, pool);
+  void* w = device_random(static_cast<size_t>(28672) * 4096, 1.f / 64, 2, pool);
+  void* y = nullptr;
+  BENCH_CUDA(cudaMalloc(&y, static_cast<size_t>(max_m) * 28672 * 2));
+  for (const bool buckets : {false, true}) {
+    auto g = GemmRunner::create();
+    if (!g.ok()) {
+      std::fprintf(stderr, "gemm plans: %s\n", g.status().to_string().c_str());
+      std::exit(1);
+    }
+    GemmRunner& runner = **g;
+    runner.set_algo_buckets(buckets);
+    const std::string mode = buckets ? "buckets" : "exact";
+    double first_total = 0;
+    for (const auto& [n, k] : shapes) {
+      for (int m : rows) {
+        GemmArgs a;
+        a.x = x;
+        a.ldx = k;
+        a.w = w;
+        a.ldw = k;
+        a.y = y;
+        a.ldy = n;
+        a.m = m;
+        a.n = n;
+        a.k = k;
+        BENCH_CUDA(cudaDeviceSynchronize());
+        // Host time of the call (plan + enqueue), first and then steady (median of 5).
+        auto host_us = [&] {
+          const auto t0 = std::chrono::steady_clock::now();
+          if (!runner.gemm(a, nullptr).ok()) std::exit(1);
+          const auto t1 = std::chrono::steady_clock::now();
+          BENCH_CUDA(cudaDeviceSynchronize());
+          return std::chrono::duration<double, std::micro>(t1 - t0).count();
+        };
+        const double first = host_us();
+        std::vector<double> steady;
+        for (int i = 0; i < 5; ++i) steady.push_back(host_us());
+        const double dev_ms = time_ms([&](int) {
+          if (!runner.gemm(a, nullptr).ok()) std::exit(1);
+        });
+        first_total += first;
+        const std::string name = "gemm plans [" + mode + "] m=" + std::to_string(m) +
+                                 " n=" + std::to_string(n) + " k=" + std::to_string(k);
+        record(name + " first call", "us", first, "us",
+               ",\"steady_us\":" + std::to_string(median_of(steady)) +
+                   ",\"device_ms\":" + std::to_string(dev_ms) + ",\"tflops\":" +
+                   std::to_string(2.0 * m * n * k / dev_ms / 1e9));
+        record(name + " steady call", "us", median_of(steady), "us");
+        record(name + " device", "TFLOP/s", 2.0 * m * n * k / dev_ms / 1e9, "TFLOP/s");
+      }
+    }
+    record("gemm plans [" + mode + "] first calls total", "ms", first_total / 1000, "ms",
+           ",\"heuristic_queries\":" + std::to_string(runner.num_heuristic_queries()) +
+               ",\"algo_reuses\":" + std::to_string(runner.num_algo_reuses()));
+  }
+  cudaFree(x);
+  cudaFree(w);
+  cudaFree(y);
 }
 
 // Every op-table case whose name contains `filter`: one timed row each.
@@ -846,6 +1197,17 @@ int main(int argc, char** argv) {
   using namespace kite::cuda;
   std::string out;
   bool w5 = true, kernels = true, ops = false, check = false;
+  bool step_profile = false, gemm_plans = false;
+  ProfileOptions po;
+  auto int_list = [](const std::string& v) {
+    std::vector<int> list;
+    for (size_t i = 0; i < v.size();) {
+      const size_t comma = v.find(',', i);
+      list.push_back(std::atoi(v.substr(i, comma - i).c_str()));
+      i = comma == std::string::npos ? v.size() : comma + 1;
+    }
+    return list;
+  };
   std::vector<std::pair<std::string, int>> families;  // --w5-family NAME:LAYERS
   std::string tag, ops_filter;
   CudaRunnerOptions opts;
@@ -864,6 +1226,26 @@ int main(int argc, char** argv) {
       check = true;
     else if (a == "--tag" && i + 1 < argc)
       tag = argv[++i];
+    else if (a == "--step-profile")
+      step_profile = true;
+    else if (a == "--gemm-plans")
+      gemm_plans = true;
+    else if (a == "--profile-steps" && i + 1 < argc)
+      po.steps = std::max(1, std::atoi(argv[++i]));
+    else if (a == "--profile-warmup" && i + 1 < argc)
+      po.warmup = std::max(0, std::atoi(argv[++i]));
+    else if (a == "--profile-lead-us" && i + 1 < argc)
+      po.lead_us = std::max(0, std::atoi(argv[++i]));
+    else if (a == "--profile-batches" && i + 1 < argc)
+      po.batches = int_list(argv[++i]);
+    else if (a == "--profile-contexts" && i + 1 < argc)
+      po.contexts = int_list(argv[++i]);
+    else if (a == "--profile-no-prefill")
+      po.prefill = false;
+    else if (a == "--hbm-tbps" && i + 1 < argc)
+      po.hbm_tbps = std::atof(argv[++i]);
+    else if (a == "--bf16-tflops" && i + 1 < argc)
+      po.bf16_tflops = std::atof(argv[++i]);
     else if (a == "--graphs" && i + 1 < argc)
       opts.use_cuda_graphs = std::atoi(argv[++i]) != 0;
     else if (a == "--gemv-max-m" && i + 1 < argc)
@@ -890,7 +1272,12 @@ int main(int argc, char** argv) {
           "[--graphs 0|1] [--gemv-max-m N] [--kv-cache-dtype fp8|auto] [--tag T]\n"
           "       kite_cuda_bench --w5-family qwen3-30b-a3b|gemma-3-12b|gemma-3-27b[:LAYERS] "
           "[--w5-family ...]\n"
-          "       kite_cuda_bench --ops [SUBSTRING] [--check] [--out F]\n");
+          "       kite_cuda_bench --ops [SUBSTRING] [--check] [--out F]\n"
+          "       kite_cuda_bench --step-profile [--profile-batches 1,16,...] "
+          "[--profile-contexts 192,2112] [--profile-no-prefill] [--profile-steps N] "
+          "[--profile-warmup N] [--profile-lead-us US] [--hbm-tbps X] [--bf16-tflops X] "
+          "[--graphs 0|1] [--gemv-max-m N] [--out F]\n"
+          "       kite_cuda_bench --gemm-plans [--out F]\n");
       return 2;
     }
   }
@@ -910,6 +1297,12 @@ int main(int argc, char** argv) {
     const int rc = bench_ops(dev, ops_filter, check);
     if (g_json != nullptr) std::fclose(g_json);
     return rc;
+  }
+  if (step_profile || gemm_plans) {
+    if (gemm_plans) bench_gemm_plans(pool);
+    if (step_profile) bench_step_profile(pool, opts, po);
+    if (g_json != nullptr) std::fclose(g_json);
+    return 0;
   }
   if (kernels) {
     bench_copy();

@@ -15,6 +15,7 @@
 #include "backend/cuda/gemv.h"
 #include "backend/cuda/norm.h"
 #include "backend/cuda/rope.h"
+#include "backend/cuda/step_profiler.h"
 #include "core/thread_pool.h"
 #include "gpu_test_util.h"
 
@@ -395,6 +396,37 @@ TEST(CudaGemm, CublasLtShapesBiasAndF32Output) {
   EXPECT_EQ((*runner)->num_plans(), 15u);
 }
 
+// The host halves of the plan cache and the step profiler (no device needed).
+TEST(CudaGemm, RowBuckets) {
+  EXPECT_EQ(GemmRunner::row_bucket(1), 1);
+  EXPECT_EQ(GemmRunner::row_bucket(GemmRunner::kExactRowsMax), GemmRunner::kExactRowsMax);
+  EXPECT_EQ(GemmRunner::row_bucket(129), 256);
+  EXPECT_EQ(GemmRunner::row_bucket(256), 256);
+  EXPECT_EQ(GemmRunner::row_bucket(1000), 1024);
+  EXPECT_EQ(GemmRunner::row_bucket(1025), 2048);
+  EXPECT_EQ(GemmRunner::row_bucket(8192), 8192);
+}
+
+TEST(StepProfiler, MedianProfileAndLabels) {
+  EXPECT_EQ(linear_label("model.layers.3.mlp.down_proj"), "down_proj");
+  EXPECT_EQ(linear_label("lm_head"), "lm_head");
+  std::vector<StepProfile> steps(3);
+  const double gemm[] = {3, 1, 2}, host[] = {0.5, 0.7, 0.6};
+  for (size_t i = 0; i < 3; ++i) {
+    steps[i].phase_ms[static_cast<size_t>(StepPhase::kGemm)] = gemm[i];
+    steps[i].detail_ms["gemm/qkv_proj"] = gemm[i] / 2;
+    steps[i].device_ms = gemm[i] + 1;
+    steps[i].host_forward_ms = host[i];
+  }
+  const StepProfile m = median_profile(steps);
+  EXPECT_EQ(m.phase_ms[static_cast<size_t>(StepPhase::kGemm)], 2);
+  EXPECT_EQ(m.phase_ms[static_cast<size_t>(StepPhase::kAttention)], 0);
+  EXPECT_EQ(m.detail_ms.at("gemm/qkv_proj"), 1);
+  EXPECT_EQ(m.device_ms, 3);
+  EXPECT_EQ(m.host_forward_ms, 0.6);
+  EXPECT_STREQ(step_phase_name(StepPhase::kRopeKv), "rope_kv");
+}
+
 // Row counts above GemmRunner::kExactRowsMax share their power-of-two bucket's algorithm: one
 // heuristic query per bucket, each other count of the bucket checked (cublasLtMatmulAlgoCheck)
 // and served by it, every result still the product (1 bf16 rounding); a count per exact shape
@@ -404,12 +436,6 @@ TEST(CudaGemm, CublasLtRowBucketsShareAlgorithm) {
   auto runner = GemmRunner::create();
   ASSERT_TRUE(runner.ok()) << runner.status().to_string();
   GemmRunner& r = **runner;
-  EXPECT_EQ(GemmRunner::row_bucket(1), 1);
-  EXPECT_EQ(GemmRunner::row_bucket(128), 128);
-  EXPECT_EQ(GemmRunner::row_bucket(129), 256);
-  EXPECT_EQ(GemmRunner::row_bucket(1000), 1024);
-  EXPECT_EQ(GemmRunner::row_bucket(1024), 1024);
-  EXPECT_EQ(GemmRunner::row_bucket(1025), 2048);
   std::mt19937 rng(7);
   const int n = 1536, k = 4096, max_m = 1024;
   auto x = random_bf16(static_cast<size_t>(max_m) * k, rng);
