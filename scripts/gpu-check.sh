@@ -6,6 +6,8 @@
 #   models  random-weight models at real shapes vs transformers (tests/gpu/hf_compare.py)
 #   bench   kernel benchmarks and W5 (kite_cuda_bench)
 #   ops     every op-table case timed (kite_cuda_bench --ops; KITE_OPS_FILTER: a name substring)
+#   profile the 8B step profile (kite_cuda_bench --step-profile: per-phase device time against
+#           the rooflines) and cuBLASLt plan costs (--gemm-plans); KITE_PROFILE_FLAGS adds flags
 #   engine  the product path on the GPU: `kite generate --device cuda` vs `--device cpu` greedy
 #           text of the tiny models, `kite serve --device cuda` answering a completion, and an
 #           8B-shape offline batch (dummy weights) through the Engine (continuous batching +
@@ -146,6 +148,14 @@ for step in "${steps[@]}"; do
         row "kite_cuda_bench families" "rc=$?"
       fi
       grep -E 'ceiling|M=1 |attention|W5 (TPOT mean|prefill|weight bytes)|W5 [a-z0-9.-]+ [0-9]+L (TPOT mean|prefill|weight bytes)' "$out/bench.log" | tee -a "$summary"
+      ;;
+    profile)
+      rm -f "$out/profile.jsonl"
+      timeout "${KITE_PROFILE_TIMEOUT:-300}" "$bin/kite_cuda_bench" --gemm-plans --step-profile \
+        ${KITE_PROFILE_FLAGS:-} --out "$out/profile.jsonl" >"$out/profile.log" 2>&1
+      row "kite_cuda_bench --step-profile" "rc=$?"
+      grep -E 'first calls total|device busy|graph step wall|eager step wall' "$out/profile.log" \
+        | tee -a "$summary"
       ;;
     ops)
       rm -f "$out/bench_ops.jsonl"
