@@ -493,6 +493,91 @@ TEST(CudaRunner, GraphReplayEqualsEagerAndErrorsAreStatuses) {
   EXPECT_EQ(*choose_compute_dtype(m.cfg, f32_lookup, "auto"), DType::kBF16);  // hd 128
 }
 
+// The step profiler (set_step_profiling): a profiled step runs eagerly and computes what the
+// unprofiled eager step computes; its profile has time in every phase the step has (prefill
+// and decode, unfused: 5 rows > gemv_max_m) and sums to its device time; off again, decode steps
+// replay their graphs.
+TEST(CudaRunner, StepProfilerTimesEveryPhaseWithoutChangingTheStep) {
+  KITE_REQUIRE_GPU();
+  TinyModel m = make_model(ModelFamily::kLlama, 128, 8, 2, false, 9);
+  KvCacheConfig kc;
+  kc.dtype = DType::kBF16;
+  kc.max_num_seqs = 8;
+  kc.max_num_batched_tokens = 512;
+  auto a = CudaModelRunner::create(m.cfg, m.lookup());
+  ASSERT_TRUE(a.ok()) << a.status().to_string();
+  CudaModelRunner& r = **a;
+  ASSERT_TRUE(r.allocate_kv_cache(256, kc).ok());
+  EXPECT_EQ(r.take_step_profile().status().code(), StatusCode::kFailedPrecondition);
+  Seqs s;
+  std::mt19937 rng(4);
+  for (int i = 0; i < 5; ++i) {
+    std::vector<int32_t> p(static_cast<size_t>(20 + 7 * i));
+    for (auto& t : p) t = static_cast<int32_t>(rng() % 1000);
+    s.add(p);
+  }
+  const std::vector<int> which = {0, 1, 2, 3, 4};
+  SamplingBatch sb;
+  sb.temperature.assign(5, 0.f);
+  sb.top_k.assign(5, 0);
+  sb.top_p.assign(5, 1.f);
+  sb.min_p.assign(5, 0.f);
+  sb.repetition_penalty.assign(5, 1.f);
+  sb.frequency_penalty.assign(5, 0.f);
+  sb.presence_penalty.assign(5, 0.f);
+  sb.seed.assign(5, 0);
+  sb.step.assign(5, 0);
+  sb.num_logprobs.assign(5, -1);
+  sb.all_greedy = true;
+  for (int step = 0; step < 3; ++step) {
+    SCOPED_TRACE("step " + std::to_string(step));
+    const ForwardBatch b = s.step(which, 1000);
+    // The unprofiled eager step, then the same step profiled (the KV writes are the same).
+    r.set_graph_replay(false);
+    TensorView l0, l1;
+    ASSERT_TRUE(r.forward(b, &l0).ok());
+    std::vector<float> ref(static_cast<size_t>(b.num_logits()) * 1000), got(ref.size());
+    ASSERT_TRUE(r.logits_to_host(l0, ref.data()).ok());
+    r.set_graph_replay(true);
+    ASSERT_TRUE(r.set_step_profiling(true, /*lead_us=*/2000).ok());
+    ASSERT_TRUE(r.forward(b, &l1).ok());
+    EXPECT_FALSE(r.last_forward_used_graph());
+    SamplerOutput so;
+    ASSERT_TRUE(r.sample(l1, sb, &so).ok());
+    ASSERT_TRUE(r.logits_to_host(l1, got.data()).ok());
+    Result<StepProfile> p = r.take_step_profile();
+    ASSERT_TRUE(p.ok()) << p.status().to_string();
+    EXPECT_EQ(r.take_step_profile().status().code(), StatusCode::kFailedPrecondition);
+    ASSERT_TRUE(r.set_step_profiling(false).ok());
+    // Same kernels on the same inputs (bit-identical in practice; fp32 order is all that could
+    // differ).
+    EXPECT_TRUE(within(compare(got, ref), 1e-6));
+    for (int i : which) {
+      EXPECT_EQ(so.token_ids[static_cast<size_t>(i)], cpu::argmax(ref.data() + i * 1000, 1000));
+    }
+    auto phase = [&](StepPhase ph) { return p->phase_ms[static_cast<size_t>(ph)]; };
+    for (StepPhase ph : {StepPhase::kGemm, StepPhase::kAttention, StepPhase::kNorm,
+                         StepPhase::kRopeKv, StepPhase::kActivation, StepPhase::kEmbedding,
+                         StepPhase::kSampling}) {
+      EXPECT_GT(phase(ph), 0.0) << step_phase_name(ph);
+    }
+    double sum = 0;
+    for (double ms : p->phase_ms) sum += ms;
+    EXPECT_NEAR(sum, p->device_ms, 1e-6);
+    EXPECT_GT(p->detail_ms.count("gemm/qkv_proj"), 0u);
+    EXPECT_GT(p->detail_ms.count("gemm/lm_head"), 0u);
+    EXPECT_GT(p->detail_ms.count(step == 0 ? "attention/prefill" : "attention/decode") +
+                  p->detail_ms.count("attention/flashinfer_prefill"),
+              0u);
+    EXPECT_GT(p->host_forward_ms, 0.0);
+    for (int i : which) s.tokens[i].push_back(so.token_ids[static_cast<size_t>(i)]);
+  }
+  // Off: a decode step replays its graph.
+  TensorView l;
+  ASSERT_TRUE(r.forward(s.step(which, 1000), &l).ok());
+  EXPECT_TRUE(r.last_forward_used_graph());
+}
+
 // Two runners in one process, each with its own DeviceContext (on one GPU here; on N GPUs each
 // holds its own device): the per-device state (PDL, SM count, the prefill kernel's shared-memory
 // opt-in, GEMV occupancy, cuBLASLt handle and plans, streams) lives in the contexts, so the
