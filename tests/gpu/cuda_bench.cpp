@@ -24,7 +24,8 @@
 // are launch- and cache-bound, not HBM numbers (the default mode's linear benchmarks rotate their
 // weights for that).
 // --step-profile: the 8B shape's steps (decode at batch 1..256 over 192 and 2112 cached tokens,
-// W1 (128,128) and (2048,128) at steady state; prefill of 2048 and 4x2048 tokens) profiled per
+// W1 (128,128) and (2048,128) at steady state; prefill of 2048 and 4x2048 tokens; a mixed step
+// of 128 decodes and 3x2048 prompt tokens) profiled per
 // phase (CudaModelRunner::set_step_profiling) against each phase's roofline (--hbm-tbps,
 // --bf16-tflops), with the same step's eager and graph-replayed wall time.
 // --gemm-plans: first-call vs steady-call host cost and device speed of cuBLASLt GEMMs at the 8B
@@ -747,9 +748,8 @@ struct Llama8B {
   std::array<std::chrono::steady_clock::time_point, 4> times;
 };
 
-bool make_llama8b(ThreadPool& pool, const CudaRunnerOptions& opts, const char* what,
-                  Llama8B* out) {
-  ModelConfig& c = out->cfg;
+ModelConfig llama8b_config() {
+  ModelConfig c;
   c.architecture = "LlamaForCausalLM";
   c.family = ModelFamily::kLlama;
   c.vocab_size = 128256;
@@ -763,6 +763,13 @@ bool make_llama8b(ThreadPool& pool, const CudaRunnerOptions& opts, const char* w
   c.rms_norm_eps = 1e-5;
   c.rope_theta = 500000.0;
   c.torch_dtype = DType::kBF16;
+  return c;
+}
+
+bool make_llama8b(ThreadPool& pool, const CudaRunnerOptions& opts, const char* what,
+                  Llama8B* out) {
+  out->cfg = llama8b_config();
+  const ModelConfig& c = out->cfg;
   struct Owned {
     std::vector<uint16_t> data;
     std::vector<int64_t> shape;
@@ -847,10 +854,14 @@ struct ProfileOptions {
   bool prefill = true;
 };
 
-// One step's shape: `seqs` sequences of `q_len` new tokens after `ctx` cached tokens each.
+// One step's shape: `decodes` sequences of one new token after `ctx` cached tokens each, then
+// `prefills` prompts of `prefill_len` tokens (nothing cached).
 struct StepCase {
   std::string name;
-  int seqs = 0, q_len = 0, ctx = 0;
+  int decodes = 0, ctx = 0;
+  int prefills = 0, prefill_len = 0;
+  int seqs() const { return decodes + prefills; }
+  int tokens() const { return decodes + prefills * prefill_len; }
 };
 
 // The batch of a StepCase. Block ids run through the cache in order (wrapping when the case
@@ -864,16 +875,19 @@ ForwardBatch make_case_batch(const StepCase& sc, int64_t num_blocks, int64_t voc
   *wrapped = false;
   b.query_start_loc.push_back(0);
   b.block_table_indptr.push_back(0);
-  for (int s = 0; s < sc.seqs; ++s) {
-    const int len = sc.ctx + sc.q_len;
+  for (int s = 0; s < sc.seqs(); ++s) {
+    const bool decode = s < sc.decodes;
+    const int q_len = decode ? 1 : sc.prefill_len;
+    const int cached = decode ? sc.ctx : 0;
+    const int len = cached + q_len;
     const int nblk = (len + bs - 1) / bs;
     const size_t first = b.block_table.size();
     for (int i = 0; i < nblk; ++i) {
       if (next >= num_blocks) next = 1, *wrapped = true;
       b.block_table.push_back(static_cast<int32_t>(next++));
     }
-    for (int t = 0; t < sc.q_len; ++t) {
-      const int pos = sc.ctx + t;
+    for (int t = 0; t < q_len; ++t) {
+      const int pos = cached + t;
       b.token_ids.push_back(static_cast<int32_t>((s * 7919 + pos * 104729) % std::min<int64_t>(vocab, 128000)));
       b.positions.push_back(pos);
       b.slot_mapping.push_back(b.block_table[first + pos / bs] * bs + pos % bs);
@@ -883,8 +897,8 @@ ForwardBatch make_case_batch(const StepCase& sc, int64_t num_blocks, int64_t voc
     b.seq_lens.push_back(len);
     b.logits_indices.push_back(static_cast<int32_t>(b.token_ids.size()) - 1);
     b.max_seq_len = std::max(b.max_seq_len, len);
+    b.max_query_len = std::max(b.max_query_len, q_len);
   }
-  b.max_query_len = sc.q_len;
   return b;
 }
 
@@ -917,7 +931,7 @@ PhaseWork llama8b_work(const ModelConfig& c, const StepCase& sc, int gemv_max_m)
   const double hd = static_cast<double>(c.head_dim);
   const double q = static_cast<double>(c.num_attention_heads) * hd;
   const double kv = static_cast<double>(c.num_key_value_heads) * hd;
-  const double T = static_cast<double>(sc.seqs) * sc.q_len, R = sc.seqs;
+  const double T = sc.tokens(), R = sc.seqs();
   PhaseWork w;
   auto at = [&](std::array<double, kNumStepPhases>& a, StepPhase p) -> double& {
     return a[static_cast<size_t>(p)];
@@ -930,10 +944,9 @@ PhaseWork llama8b_work(const ModelConfig& c, const StepCase& sc, int gemv_max_m)
   at(w.flops, StepPhase::kGemm) = 2 * T * L * layer_params + 2 * R * V * H;
   // Attention: every query row against its context (causal within the new tokens); K and V of
   // the context read once per sequence, q read and the output written.
-  double pairs = 0, kv_tokens = 0;
-  for (int t = 0; t < sc.q_len; ++t) pairs += sc.ctx + t + 1;
-  pairs *= sc.seqs;
-  kv_tokens = static_cast<double>(sc.seqs) * (sc.ctx + sc.q_len);
+  const double P = sc.prefill_len;
+  const double pairs = static_cast<double>(sc.decodes) * (sc.ctx + 1) + sc.prefills * P * (P + 1) / 2;
+  const double kv_tokens = static_cast<double>(sc.decodes) * (sc.ctx + 1) + sc.prefills * P;
   at(w.bytes, StepPhase::kAttention) = L * (kv_tokens * 2 * kv * 2 + T * 2 * q * 2);
   at(w.flops, StepPhase::kAttention) = L * 4 * static_cast<double>(c.num_attention_heads) * hd * pairs;
   const bool fused = T <= gemv_max_m;  // norms, RoPE + KV write in the GEMV
@@ -973,13 +986,13 @@ void profile_case(CudaModelRunner& r, const ModelConfig& c, int64_t num_blocks,
                   const StepCase& sc, const CudaRunnerOptions& opts, const ProfileOptions& po) {
   bool wrapped = false;
   const ForwardBatch b = make_case_batch(sc, num_blocks, c.vocab_size, &wrapped);
-  const SamplingBatch sb = greedy_batch(sc.seqs);
+  const SamplingBatch sb = greedy_batch(sc.seqs());
   // Eager (no events) and, for decode, graph-replayed step times.
   bool used_graph = false;
   r.set_graph_replay(false);
   const double eager_ms = step_wall_ms(r, b, sb, po, &used_graph);
   double graph_ms = 0;
-  if (sc.q_len == 1 && opts.use_cuda_graphs) {
+  if (sc.prefills == 0 && opts.use_cuda_graphs) {
     r.set_graph_replay(true);
     graph_ms = step_wall_ms(r, b, sb, po, &used_graph);
     if (!used_graph) graph_ms = 0;
@@ -1003,8 +1016,9 @@ void profile_case(CudaModelRunner& r, const ModelConfig& c, int64_t num_blocks,
   const StepProfile m = median_profile(profs);
   const PhaseWork work = llama8b_work(c, sc, opts.gemv_max_m);
 
-  std::printf("\n== %s: %d seqs x %d new tokens after %d cached%s; median of %d steps ==\n",
-              sc.name.c_str(), sc.seqs, sc.q_len, sc.ctx,
+  std::printf("\n== %s: %d decodes after %d cached tokens, %d prompts of %d tokens%s; "
+              "median of %d steps ==\n",
+              sc.name.c_str(), sc.decodes, sc.ctx, sc.prefills, sc.prefill_len,
               wrapped ? " (KV blocks reused: the case needs more than the cache)" : "",
               po.steps);
   std::printf("%-12s %9s %7s %11s %9s %14s %7s\n", "phase", "ms", "share", "roofline ms",
@@ -1067,6 +1081,23 @@ void profile_case(CudaModelRunner& r, const ModelConfig& c, int64_t num_blocks,
   if (g_json != nullptr) std::fflush(g_json);
 }
 
+std::vector<StepCase> profile_cases(const ProfileOptions& po) {
+  std::vector<StepCase> cases;
+  for (int ctx : po.contexts) {
+    for (int bsz : po.batches) {
+      cases.push_back(
+          {"decode B=" + std::to_string(bsz) + " ctx=" + std::to_string(ctx), bsz, ctx, 0, 0});
+    }
+  }
+  if (po.prefill) {
+    cases.push_back({"prefill 1x2048", 0, 0, 1, 2048});
+    cases.push_back({"prefill 4x2048 (8192-token chunk)", 0, 0, 4, 2048});
+    // W1 (2048,128) while prompts still arrive: decodes first, prompts fill the 8192 budget.
+    cases.push_back({"mixed 128 decodes ctx=2112 + 3x2048 prefill", 128, 2112, 3, 2048});
+  }
+  return cases;
+}
+
 void bench_step_profile(ThreadPool& pool, const CudaRunnerOptions& opts, const ProfileOptions& po) {
   Llama8B m;
   if (!make_llama8b(pool, opts, "step profile", &m)) return;
@@ -1074,18 +1105,43 @@ void bench_step_profile(ThreadPool& pool, const CudaRunnerOptions& opts, const P
               "graphs %s, gemv_max_m %d, peaks %.2f TB/s HBM, %.0f TFLOP/s BF16\n",
               static_cast<long long>(m.kv_blocks), opts.use_cuda_graphs ? "on" : "off",
               opts.gemv_max_m, po.hbm_tbps, po.bf16_tflops);
-  std::vector<StepCase> cases;
-  for (int ctx : po.contexts) {
-    for (int bsz : po.batches) {
-      cases.push_back({"decode B=" + std::to_string(bsz) + " ctx=" + std::to_string(ctx), bsz, 1,
-                       ctx});
+  for (const StepCase& sc : profile_cases(po)) {
+    profile_case(*m.runner, m.cfg, m.kv_blocks, sc, opts, po);
+  }
+}
+
+// --step-profile-dry-run (no GPU): every case's batch checked as the runner checks it (a cache
+// of `num_blocks` blocks, the 8B runner's capacities) and its per-phase roofline printed.
+int step_profile_dry_run(const CudaRunnerOptions& opts, const ProfileOptions& po,
+                         int64_t num_blocks) {
+  const ModelConfig c = llama8b_config();
+  BatchLimits lim;
+  lim.vocab_size = c.vocab_size;
+  lim.num_blocks = num_blocks;
+  lim.block_size = 16;
+  lim.max_tokens = 8192;
+  lim.max_seqs = 256;
+  lim.max_block_table = 513 * 256;  // allocate_kv_cache: (8192 / 16 + 1) blocks per sequence
+  lim.planned = true;
+  int bad = 0;
+  for (const StepCase& sc : profile_cases(po)) {
+    bool wrapped = false;
+    const ForwardBatch b = make_case_batch(sc, num_blocks, c.vocab_size, &wrapped);
+    const Status st = validate_batch(b, lim);
+    bad += st.ok() ? 0 : 1;
+    const PhaseWork w = llama8b_work(c, sc, opts.gemv_max_m);
+    std::printf("%-46s %5d tokens %4d seqs %s%s\n", sc.name.c_str(), b.num_tokens(),
+                b.num_seqs(), st.ok() ? "valid" : st.to_string().c_str(),
+                wrapped ? " (blocks reused)" : "");
+    for (int p = 0; p < kNumStepPhases; ++p) {
+      const size_t i = static_cast<size_t>(p);
+      if (w.bytes[i] == 0 && w.flops[i] == 0) continue;
+      std::printf("    %-11s %10.3f GB %10.3f TFLOP  roofline %8.3f ms\n",
+                  step_phase_name(static_cast<StepPhase>(p)), w.bytes[i] / 1e9, w.flops[i] / 1e12,
+                  std::max(w.bytes[i] / (po.hbm_tbps * 1e9), w.flops[i] / (po.bf16_tflops * 1e9)));
     }
   }
-  if (po.prefill) {
-    cases.push_back({"prefill 1x2048", 1, 2048, 0});
-    cases.push_back({"prefill 4x2048 (8192-token chunk)", 4, 2048, 0});
-  }
-  for (const StepCase& sc : cases) profile_case(*m.runner, m.cfg, m.kv_blocks, sc, opts, po);
+  return bad == 0 ? 0 : 3;
 }
 
 // ---- --gemm-plans: first-call vs steady-call cost of cuBLASLt plans per prefill row count ----
@@ -1197,7 +1253,7 @@ int main(int argc, char** argv) {
   using namespace kite::cuda;
   std::string out;
   bool w5 = true, kernels = true, ops = false, check = false;
-  bool step_profile = false, gemm_plans = false;
+  bool step_profile = false, gemm_plans = false, dry_run = false;
   ProfileOptions po;
   auto int_list = [](const std::string& v) {
     std::vector<int> list;
@@ -1228,6 +1284,8 @@ int main(int argc, char** argv) {
       tag = argv[++i];
     else if (a == "--step-profile")
       step_profile = true;
+    else if (a == "--step-profile-dry-run")
+      dry_run = true;
     else if (a == "--gemm-plans")
       gemm_plans = true;
     else if (a == "--profile-steps" && i + 1 < argc)
@@ -1277,10 +1335,13 @@ int main(int argc, char** argv) {
           "[--profile-contexts 192,2112] [--profile-no-prefill] [--profile-steps N] "
           "[--profile-warmup N] [--profile-lead-us US] [--hbm-tbps X] [--bf16-tflops X] "
           "[--graphs 0|1] [--gemv-max-m N] [--out F]\n"
+          "       kite_cuda_bench --step-profile-dry-run [profile flags]   (no GPU: the cases' "
+          "batches checked, their rooflines)\n"
           "       kite_cuda_bench --gemm-plans [--out F]\n");
       return 2;
     }
   }
+  if (dry_run) return step_profile_dry_run(opts, po, /*num_blocks=*/27000);
   if (!out.empty()) g_json = std::fopen(out.c_str(), "a");
   kite::ThreadPool pool(0);
   auto dev_or = DeviceContext::create(0, /*make_stream=*/false);
