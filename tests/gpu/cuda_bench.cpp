@@ -32,6 +32,7 @@
 // linears' shapes over a spread of prefill row counts, algorithms per exact shape and per row
 // bucket (gemm.h).
 // Prints a table and writes every number as JSON lines.
+#include <cublasLt.h>
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -766,8 +767,7 @@ ModelConfig llama8b_config() {
   return c;
 }
 
-bool make_llama8b(ThreadPool& pool, const CudaRunnerOptions& opts, const char* what,
-                  Llama8B* out) {
+bool make_llama8b(ThreadPool& pool, const CudaRunnerOptions& opts, const char* what, Llama8B* out) {
   out->cfg = llama8b_config();
   const ModelConfig& c = out->cfg;
   struct Owned {
@@ -867,8 +867,7 @@ struct StepCase {
 // The batch of a StepCase. Block ids run through the cache in order (wrapping when the case
 // needs more blocks than the cache has: the KV read per layer then still far exceeds L2, so no
 // sequence reads another's blocks from cache); `*wrapped` says so.
-ForwardBatch make_case_batch(const StepCase& sc, int64_t num_blocks, int64_t vocab,
-                             bool* wrapped) {
+ForwardBatch make_case_batch(const StepCase& sc, int64_t num_blocks, int64_t vocab, bool* wrapped) {
   ForwardBatch b;
   const int bs = 16;
   int64_t next = 1;
@@ -888,7 +887,8 @@ ForwardBatch make_case_batch(const StepCase& sc, int64_t num_blocks, int64_t voc
     }
     for (int t = 0; t < q_len; ++t) {
       const int pos = cached + t;
-      b.token_ids.push_back(static_cast<int32_t>((s * 7919 + pos * 104729) % std::min<int64_t>(vocab, 128000)));
+      b.token_ids.push_back(
+          static_cast<int32_t>((s * 7919 + pos * 104729) % std::min<int64_t>(vocab, 128000)));
       b.positions.push_back(pos);
       b.slot_mapping.push_back(b.block_table[first + pos / bs] * bs + pos % bs);
     }
@@ -945,10 +945,12 @@ PhaseWork llama8b_work(const ModelConfig& c, const StepCase& sc, int gemv_max_m)
   // Attention: every query row against its context (causal within the new tokens); K and V of
   // the context read once per sequence, q read and the output written.
   const double P = sc.prefill_len;
-  const double pairs = static_cast<double>(sc.decodes) * (sc.ctx + 1) + sc.prefills * P * (P + 1) / 2;
+  const double pairs =
+      static_cast<double>(sc.decodes) * (sc.ctx + 1) + sc.prefills * P * (P + 1) / 2;
   const double kv_tokens = static_cast<double>(sc.decodes) * (sc.ctx + 1) + sc.prefills * P;
   at(w.bytes, StepPhase::kAttention) = L * (kv_tokens * 2 * kv * 2 + T * 2 * q * 2);
-  at(w.flops, StepPhase::kAttention) = L * 4 * static_cast<double>(c.num_attention_heads) * hd * pairs;
+  at(w.flops, StepPhase::kAttention) =
+      L * 4 * static_cast<double>(c.num_attention_heads) * hd * pairs;
   const bool fused = T <= gemv_max_m;  // norms, RoPE + KV write in the GEMV
   // RMSNorm with its residual add: residual and delta read, residual and output written.
   at(w.bytes, StepPhase::kNorm) = fused ? 0 : (2 * L * T + R) * H * 2 * 4;
@@ -982,8 +984,8 @@ double step_wall_ms(CudaModelRunner& r, const ForwardBatch& b, const SamplingBat
   return median_of(t);
 }
 
-void profile_case(CudaModelRunner& r, const ModelConfig& c, int64_t num_blocks,
-                  const StepCase& sc, const CudaRunnerOptions& opts, const ProfileOptions& po) {
+void profile_case(CudaModelRunner& r, const ModelConfig& c, int64_t num_blocks, const StepCase& sc,
+                  const CudaRunnerOptions& opts, const ProfileOptions& po) {
   bool wrapped = false;
   const ForwardBatch b = make_case_batch(sc, num_blocks, c.vocab_size, &wrapped);
   const SamplingBatch sb = greedy_batch(sc.seqs());
@@ -1016,18 +1018,18 @@ void profile_case(CudaModelRunner& r, const ModelConfig& c, int64_t num_blocks,
   const StepProfile m = median_profile(profs);
   const PhaseWork work = llama8b_work(c, sc, opts.gemv_max_m);
 
-  std::printf("\n== %s: %d decodes after %d cached tokens, %d prompts of %d tokens%s; "
-              "median of %d steps ==\n",
-              sc.name.c_str(), sc.decodes, sc.ctx, sc.prefills, sc.prefill_len,
-              wrapped ? " (KV blocks reused: the case needs more than the cache)" : "",
-              po.steps);
-  std::printf("%-12s %9s %7s %11s %9s %14s %7s\n", "phase", "ms", "share", "roofline ms",
-              "bound", "achieved", "% roof");
+  std::printf(
+      "\n== %s: %d decodes after %d cached tokens, %d prompts of %d tokens%s; "
+      "median of %d steps ==\n",
+      sc.name.c_str(), sc.decodes, sc.ctx, sc.prefills, sc.prefill_len,
+      wrapped ? " (KV blocks reused: the case needs more than the cache)" : "", po.steps);
+  std::printf("%-12s %9s %7s %11s %9s %14s %7s\n", "phase", "ms", "share", "roofline ms", "bound",
+              "achieved", "% roof");
   const std::string base = "profile " + sc.name;
   for (int p = 0; p < kNumStepPhases; ++p) {
     const size_t i = static_cast<size_t>(p);
     const double ms = m.phase_ms[i];
-    const double t_bytes = work.bytes[i] / (po.hbm_tbps * 1e9);      // ms
+    const double t_bytes = work.bytes[i] / (po.hbm_tbps * 1e9);     // ms
     const double t_flops = work.flops[i] / (po.bf16_tflops * 1e9);  // ms
     const bool flop_bound = t_flops > t_bytes;
     const double roof = std::max(t_bytes, t_flops);
@@ -1043,7 +1045,10 @@ void profile_case(CudaModelRunner& r, const ModelConfig& c, int64_t num_blocks,
     const double pct = ms > 0 && roof > 0 ? 100.0 * roof / ms : 0;
     std::printf("%-12s %9.3f %6.1f%% %11.3f %9s %14s %6.1f%%\n",
                 step_phase_name(static_cast<StepPhase>(p)), ms, 100 * share, roof,
-                roof <= 0 ? "-" : flop_bound ? "FLOP" : "HBM", achieved, pct);
+                roof <= 0    ? "-"
+                : flop_bound ? "FLOP"
+                             : "HBM",
+                achieved, pct);
     if (g_json != nullptr) {
       char extra[256];
       std::snprintf(extra, sizeof(extra),
@@ -1068,7 +1073,8 @@ void profile_case(CudaModelRunner& r, const ModelConfig& c, int64_t num_blocks,
   double roof_total = 0;
   for (int p = 0; p < kNumStepPhases; ++p) {
     const size_t i = static_cast<size_t>(p);
-    roof_total += std::max(work.bytes[i] / (po.hbm_tbps * 1e9), work.flops[i] / (po.bf16_tflops * 1e9));
+    roof_total +=
+        std::max(work.bytes[i] / (po.hbm_tbps * 1e9), work.flops[i] / (po.bf16_tflops * 1e9));
   }
   record(base + " device busy (sum of phases)", "ms", m.device_ms, "ms",
          ",\"intervals\":" + std::to_string(m.num_intervals));
@@ -1101,10 +1107,11 @@ std::vector<StepCase> profile_cases(const ProfileOptions& po) {
 void bench_step_profile(ThreadPool& pool, const CudaRunnerOptions& opts, const ProfileOptions& po) {
   Llama8B m;
   if (!make_llama8b(pool, opts, "step profile", &m)) return;
-  std::printf("step profile: Llama-3-8B shape, random weights, %lld KV blocks of 16 tokens, "
-              "graphs %s, gemv_max_m %d, peaks %.2f TB/s HBM, %.0f TFLOP/s BF16\n",
-              static_cast<long long>(m.kv_blocks), opts.use_cuda_graphs ? "on" : "off",
-              opts.gemv_max_m, po.hbm_tbps, po.bf16_tflops);
+  std::printf(
+      "step profile: Llama-3-8B shape, random weights, %lld KV blocks of 16 tokens, "
+      "graphs %s, gemv_max_m %d, peaks %.2f TB/s HBM, %.0f TFLOP/s BF16\n",
+      static_cast<long long>(m.kv_blocks), opts.use_cuda_graphs ? "on" : "off", opts.gemv_max_m,
+      po.hbm_tbps, po.bf16_tflops);
   for (const StepCase& sc : profile_cases(po)) {
     profile_case(*m.runner, m.cfg, m.kv_blocks, sc, opts, po);
   }
@@ -1130,9 +1137,8 @@ int step_profile_dry_run(const CudaRunnerOptions& opts, const ProfileOptions& po
     const Status st = validate_batch(b, lim);
     bad += st.ok() ? 0 : 1;
     const PhaseWork w = llama8b_work(c, sc, opts.gemv_max_m);
-    std::printf("%-46s %5d tokens %4d seqs %s%s\n", sc.name.c_str(), b.num_tokens(),
-                b.num_seqs(), st.ok() ? "valid" : st.to_string().c_str(),
-                wrapped ? " (blocks reused)" : "");
+    std::printf("%-46s %5d tokens %4d seqs %s%s\n", sc.name.c_str(), b.num_tokens(), b.num_seqs(),
+                st.ok() ? "valid" : st.to_string().c_str(), wrapped ? " (blocks reused)" : "");
     for (int p = 0; p < kNumStepPhases; ++p) {
       const size_t i = static_cast<size_t>(p);
       if (w.bytes[i] == 0 && w.flops[i] == 0) continue;
@@ -1147,8 +1153,8 @@ int step_profile_dry_run(const CudaRunnerOptions& opts, const ProfileOptions& po
 // ---- --gemm-plans: first-call vs steady-call cost of cuBLASLt plans per prefill row count ----
 
 void bench_gemm_plans(ThreadPool& pool) {
-  const std::vector<std::pair<int, int>> shapes = {{6144, 4096}, {4096, 4096}, {28672, 4096},
-                                                   {4096, 14336}};  // qkv, o, gate_up, down
+  const std::vector<std::pair<int, int>> shapes = {
+      {6144, 4096}, {4096, 4096}, {28672, 4096}, {4096, 14336}};  // qkv, o, gate_up, down
   const std::vector<int> rows = {129,  200,  333,  500,  777,  1000, 1500,
                                  2047, 2048, 3000, 4096, 5000, 6000, 8191};
   const int max_m = 8192;
@@ -1156,7 +1162,17 @@ void bench_gemm_plans(ThreadPool& pool) {
   void* w = device_random(static_cast<size_t>(28672) * 4096, 1.f / 64, 2, pool);
   void* y = nullptr;
   BENCH_CUDA(cudaMalloc(&y, static_cast<size_t>(max_m) * 28672 * 2));
-  for (const bool buckets : {false, true}) {
+  // cuBLASLt's own heuristics cache off, so neither mode finds the other's queries there: a new
+  // row count costs what it costs on a fresh server.
+  size_t cache_capacity = 0;
+  const bool cache_known =
+      cublasLtHeuristicsCacheGetCapacity(&cache_capacity) == CUBLAS_STATUS_SUCCESS;
+  cublasLtHeuristicsCacheSetCapacity(0);
+  // Two rounds of both modes, each on a fresh GemmRunner; the first round loads the kernels
+  // (lazy module loading would otherwise bill them to whichever mode ran first) and is not
+  // recorded.
+  for (int round = 0; round < 4; ++round) {
+    const bool buckets = round % 2 == 1, recorded = round >= 2;
     auto g = GemmRunner::create();
     if (!g.ok()) {
       std::fprintf(stderr, "gemm plans: %s\n", g.status().to_string().c_str());
@@ -1188,26 +1204,33 @@ void bench_gemm_plans(ThreadPool& pool) {
           return std::chrono::duration<double, std::micro>(t1 - t0).count();
         };
         const double first = host_us();
+        first_total += first;
+        if (!recorded) continue;
         std::vector<double> steady;
         for (int i = 0; i < 5; ++i) steady.push_back(host_us());
         const double dev_ms = time_ms([&](int) {
           if (!runner.gemm(a, nullptr).ok()) std::exit(1);
         });
-        first_total += first;
+        const double tflops = 2.0 * m * n * k / dev_ms / 1e9;
         const std::string name = "gemm plans [" + mode + "] m=" + std::to_string(m) +
                                  " n=" + std::to_string(n) + " k=" + std::to_string(k);
-        record(name + " first call", "us", first, "us",
-               ",\"steady_us\":" + std::to_string(median_of(steady)) +
-                   ",\"device_ms\":" + std::to_string(dev_ms) + ",\"tflops\":" +
-                   std::to_string(2.0 * m * n * k / dev_ms / 1e9));
-        record(name + " steady call", "us", median_of(steady), "us");
-        record(name + " device", "TFLOP/s", 2.0 * m * n * k / dev_ms / 1e9, "TFLOP/s");
+        std::printf("%-52s first %9.1f us  steady %7.1f us  device %8.3f ms %6.1f TFLOP/s\n",
+                    name.c_str(), first, median_of(steady), dev_ms, tflops);
+        if (g_json != nullptr) {
+          std::fprintf(g_json,
+                       "{\"engine\":\"kite\",\"name\":\"%s first call\",\"metric\":\"us\","
+                       "\"value\":%.6g,\"unit\":\"us\",\"steady_us\":%.6g,\"device_ms\":%.6g,"
+                       "\"tflops\":%.6g}\n",
+                       name.c_str(), first, median_of(steady), dev_ms, tflops);
+        }
       }
     }
+    if (!recorded) continue;
     record("gemm plans [" + mode + "] first calls total", "ms", first_total / 1000, "ms",
            ",\"heuristic_queries\":" + std::to_string(runner.num_heuristic_queries()) +
                ",\"algo_reuses\":" + std::to_string(runner.num_algo_reuses()));
   }
+  if (cache_known) cublasLtHeuristicsCacheSetCapacity(cache_capacity);
   cudaFree(x);
   cudaFree(w);
   cudaFree(y);

@@ -556,9 +556,9 @@ TEST(CudaRunner, StepProfilerTimesEveryPhaseWithoutChangingTheStep) {
       EXPECT_EQ(so.token_ids[static_cast<size_t>(i)], cpu::argmax(ref.data() + i * 1000, 1000));
     }
     auto phase = [&](StepPhase ph) { return p->phase_ms[static_cast<size_t>(ph)]; };
-    for (StepPhase ph : {StepPhase::kGemm, StepPhase::kAttention, StepPhase::kNorm,
-                         StepPhase::kRopeKv, StepPhase::kActivation, StepPhase::kEmbedding,
-                         StepPhase::kSampling}) {
+    for (StepPhase ph :
+         {StepPhase::kGemm, StepPhase::kAttention, StepPhase::kNorm, StepPhase::kRopeKv,
+          StepPhase::kActivation, StepPhase::kEmbedding, StepPhase::kSampling}) {
       EXPECT_GT(phase(ph), 0.0) << step_phase_name(ph);
     }
     double sum = 0;

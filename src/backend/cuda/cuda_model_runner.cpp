@@ -398,8 +398,7 @@ Status CudaModelRunner::forward(const ForwardBatch& b, TensorView* logits) {
       if (!m.profiler->in_step()) KITE_RETURN_IF_ERROR(m.profiler->begin(m.stream));
       KITE_RETURN_IF_ERROR(m.forward_eager(b, &out));
       m.profiler->add_host_forward_ms(
-          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
-              .count());
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
     }
   }
   *logits = TensorView(out, DType::kF32, {b.num_logits() - b.num_pooling_rows, m.cfg.vocab_size},

@@ -172,9 +172,9 @@ Result<GemmRunner::Plan*> GemmRunner::plan_for(const GemmArgs& g) {
       have_algo = true;
     } else {
       cublasLtMatmulHeuristicResult_t check{};
-      const cublasStatus_t st = cublasLtMatmulAlgoCheck(
-          static_cast<cublasLtHandle_t>(handle_), plan->desc, plan->a, plan->b, plan->c, plan->c,
-          &ait->second->algo, &check);
+      const cublasStatus_t st =
+          cublasLtMatmulAlgoCheck(static_cast<cublasLtHandle_t>(handle_), plan->desc, plan->a,
+                                  plan->b, plan->c, plan->c, &ait->second->algo, &check);
       if (st == CUBLAS_STATUS_SUCCESS && check.workspaceSize <= kWorkspaceBytes) {
         plan->algo = ait->second->algo;
         have_algo = true;

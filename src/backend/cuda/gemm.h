@@ -97,8 +97,7 @@ class GemmRunner {
   Result<Plan*> plan_for(const GemmArgs& a);
   // The heuristic's first algorithm for `plan`'s descriptor over m rows (layouts made here when
   // m differs from the plan's).
-  Status query_heuristic(const GemmArgs& g, Plan* plan, int m, const std::string& what,
-                         Algo* out);
+  Status query_heuristic(const GemmArgs& g, Plan* plan, int m, const std::string& what, Algo* out);
 
   void* handle_ = nullptr;  // cublasLtHandle_t
   DeviceBuffer workspace_;

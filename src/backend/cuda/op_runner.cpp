@@ -283,9 +283,10 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
       case OpKind::kAttention: {
         // Our kernels for the decode rows (and the prefill tiles left in d.tiles), FlashInfer's
         // for the prefill sequences of its plan.
-        prof_mark(StepPhase::kAttention, d.all_decode ? "decode"
-                                         : fi_works > 0 ? "decode_rows"
-                                                        : "prefill");
+        const char* attention_label = d.all_decode   ? "decode"
+                                      : fi_works > 0 ? "decode_rows"
+                                                     : "prefill";
+        prof_mark(StepPhase::kAttention, attention_label);
         AttentionParams a = ap;
         a.q = val(op.in);
         a.q_stride = width(op.in);
