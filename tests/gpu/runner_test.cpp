@@ -576,6 +576,33 @@ TEST(CudaRunner, StepProfilerTimesEveryPhaseWithoutChangingTheStep) {
   TensorView l;
   ASSERT_TRUE(r.forward(s.step(which, 1000), &l).ok());
   EXPECT_TRUE(r.last_forward_used_graph());
+
+  // KITE_STEP_PROFILE=2: a runner made under it profiles (eagerly) every other step and logs
+  // it; the steps between replay their graphs.
+  setenv("KITE_STEP_PROFILE", "2:1000", 1);
+  auto ap = CudaModelRunner::create(m.cfg, m.lookup());
+  unsetenv("KITE_STEP_PROFILE");
+  ASSERT_TRUE(ap.ok()) << ap.status().to_string();
+  ASSERT_TRUE((*ap)->allocate_kv_cache(256, kc).ok());
+  Seqs s2;
+  for (int i = 0; i < 5; ++i) {
+    std::vector<int32_t> p(static_cast<size_t>(16 + 5 * i));
+    for (auto& t : p) t = static_cast<int32_t>(rng() % 1000);
+    s2.add(p);
+  }
+  for (int step = 0; step < 5; ++step) {
+    const ForwardBatch b = s2.step(which, 1000);
+    TensorView la;
+    ASSERT_TRUE((*ap)->forward(b, &la).ok());
+    // Steps 0, 2, 4 profiled (eager); 1 and 3 are decodes that replay their graphs.
+    EXPECT_EQ((*ap)->last_forward_used_graph(), step % 2 == 1) << "step " << step;
+    SamplerOutput so;
+    ASSERT_TRUE((*ap)->sample(la, sb, &so).ok());
+    for (int i : which) {
+      s2.tokens[static_cast<size_t>(i)].push_back(so.token_ids[static_cast<size_t>(i)]);
+    }
+  }
+  EXPECT_EQ((*ap)->take_step_profile().status().code(), StatusCode::kFailedPrecondition);
 }
 
 // Two runners in one process, each with its own DeviceContext (on one GPU here; on N GPUs each

@@ -3,6 +3,8 @@
 // decode graph or run eagerly). The parts of a step live in the files runner_state.h lists.
 #include "backend/cuda/cuda_model_runner.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -196,6 +198,18 @@ Result<std::unique_ptr<CudaModelRunner>> CudaModelRunner::create(const ModelConf
   KITE_CUDA_RETURN_IF_ERROR(cudaEventCreateWithFlags(&impl->inputs_copied, cudaEventDisableTiming));
   KITE_ASSIGN_OR_RETURN(impl->w, load_device_weights(impl->graph, *bound, opts.dtype,
                                                      opts.fp8_online, *impl->dev, impl->stream));
+  if (const char* env = std::getenv("KITE_STEP_PROFILE"); env != nullptr && *env != '\0') {
+    // N[:LEAD_US]
+    char* end = nullptr;
+    impl->auto_profile_every = std::max(0, static_cast<int>(std::strtol(env, &end, 10)));
+    if (end != nullptr && *end == ':') {
+      impl->auto_profile_lead_us = std::max(0, static_cast<int>(std::strtol(end + 1, nullptr, 10)));
+    }
+    if (impl->auto_profile_every > 0) {
+      KITE_LOG_INFO("cuda: KITE_STEP_PROFILE: every {}th step profiled (delay {} us), logged",
+                    impl->auto_profile_every, impl->auto_profile_lead_us);
+    }
+  }
   {
     const char* env = std::getenv("KITE_FP8_GEMM");
     impl->fp8_gemm_fallback = env != nullptr && std::string(env) == "dequant";
@@ -384,6 +398,24 @@ Status CudaModelRunner::forward(const ForwardBatch& b, TensorView* logits) {
   m.pool_host.resize(static_cast<size_t>(
       dtype_bytes(m.opts.dtype, static_cast<int64_t>(m.pool_rows) * m.cfg.hidden_size)));
   float* out = static_cast<float*>(m.mem.values[static_cast<size_t>(m.graph.logits)]);
+  if (m.auto_profile_every > 0) {
+    // The previous profiled step had no sample(): log it now.
+    if (m.auto_profiling) KITE_RETURN_IF_ERROR(m.log_auto_profile());
+    if (m.profiler == nullptr && m.auto_profile_count++ % m.auto_profile_every == 0) {
+      if (m.auto_profiler == nullptr) {
+        KITE_ASSIGN_OR_RETURN(m.auto_profiler, StepProfiler::create(m.auto_profile_lead_us));
+      }
+      m.profiler = std::move(m.auto_profiler);
+      m.auto_profiling = true;
+      int decodes = 0;
+      for (int i = 0; i < b.num_seqs(); ++i) {
+        decodes += b.query_start_loc[i + 1] - b.query_start_loc[i] == 1 ? 1 : 0;
+      }
+      m.auto_profile_step = std::to_string(b.num_tokens()) + " tokens, " +
+                            std::to_string(b.num_seqs()) + " seqs (" + std::to_string(decodes) +
+                            " decode), max context " + std::to_string(b.max_seq_len);
+    }
+  }
   // Pooling steps run eagerly on the plain list (the graphs and the fused list have no
   // final-norm output to copy); so do profiled steps (their events sit between the ops).
   m.last_used_graph = false;
@@ -429,12 +461,29 @@ Status CudaModelRunner::sample(const TensorView& logits, const SamplingBatch& pa
   m.prof_mark(StepPhase::kOther, "");  // the sampler synced: idle until the next op
   m.profiler->add_host_sample_ms(
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  if (m.auto_profiling) KITE_RETURN_IF_ERROR(m.log_auto_profile());
   return st;
+}
+
+Status CudaModelRunner::Impl::log_auto_profile() {
+  auto_profiling = false;
+  Result<StepProfile> p = profiler->end(stream);
+  auto_profiler = std::move(profiler);
+  KITE_RETURN_IF_ERROR(p.status());
+  std::string phases;
+  for (int i = 0; i < kNumStepPhases; ++i) {
+    phases += fmt::format(" {} {:.3f}", step_phase_name(static_cast<StepPhase>(i)),
+                          p->phase_ms[static_cast<size_t>(i)]);
+  }
+  KITE_LOG_INFO("cuda step profile: {}: device {:.3f} ms, host forward {:.3f} ms; ms:{}",
+                auto_profile_step, p->device_ms, p->host_forward_ms, phases);
+  return ok_status();
 }
 
 Status CudaModelRunner::set_step_profiling(bool on, int lead_us) {
   Impl& m = *impl_;
   KITE_RETURN_IF_ERROR(m.dev->make_current());
+  if (m.auto_profiling) KITE_RETURN_IF_ERROR(m.log_auto_profile());
   if (!on) {
     if (m.profiler != nullptr && m.profiler->in_step()) {
       KITE_RETURN_IF_ERROR(m.profiler->end(m.stream).status());
@@ -449,7 +498,9 @@ Status CudaModelRunner::set_step_profiling(bool on, int lead_us) {
 
 Result<StepProfile> CudaModelRunner::take_step_profile() {
   Impl& m = *impl_;
-  if (m.profiler == nullptr) return failed_precondition("take_step_profile: profiling is off");
+  if (m.profiler == nullptr || m.auto_profiling) {
+    return failed_precondition("take_step_profile: profiling is off");
+  }
   if (!m.profiler->in_step()) return failed_precondition("take_step_profile: no profiled step");
   KITE_RETURN_IF_ERROR(m.dev->make_current());
   return m.profiler->end(m.stream);

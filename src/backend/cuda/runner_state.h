@@ -12,6 +12,7 @@
 
 #include <map>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "backend/cuda/attention.h"
@@ -148,6 +149,16 @@ struct CudaModelRunner::Impl {
   void prof_mark(StepPhase phase, std::string_view label) {
     if (profiler != nullptr) profiler->mark(stream, phase, label);
   }
+  // KITE_STEP_PROFILE=N[:LEAD_US]: every Nth forward() of a running engine is profiled and its
+  // profile logged after its sample() (or at the next forward()); 0 = off. The profiler lives
+  // in auto_profiler between profiled steps (so the others replay graphs as usual).
+  int auto_profile_every = 0;
+  int auto_profile_lead_us = 20000;
+  int64_t auto_profile_count = 0;
+  std::unique_ptr<StepProfiler> auto_profiler;
+  bool auto_profiling = false;    // the step in flight is an auto-profiled one
+  std::string auto_profile_step;  // "T tokens, S seqs (D decode)" of that step
+  Status log_auto_profile();
   // Pooling (ForwardBatch::num_pooling_rows) of the step in flight: the last pool_rows of the
   // step's logits rows get no LM head; run_model copies their final-norm rows
   // (final_hidden, the plain list's LM-head input; kNoValue when there is none) to pool_host,
