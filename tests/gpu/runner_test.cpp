@@ -616,6 +616,65 @@ TEST(CudaRunner, Fp8WeightsStayCloseToBf16) {
   unsetenv("KITE_FP8_GEMM");
 }
 
+// The producers' FP8 copies (op_runner.cpp: the RMSNorms and SiLU·mul write the E4M3 input and
+// per-token scales of the qkv, gate_up and down projections when those take the scaled FP8 GEMM)
+// are the standalone quantization's bytes: the same FP8 runner with KITE_FP8_FUSED_QUANT=0 (each
+// linear quantizes its own input) gives bit-identical logits — on prefill chunks (eager) and on
+// decode steps of 6 sequences, above the GEMV's 4 rows (graph replays of the plain op list, so
+// the fused kernels run inside CUDA graphs).
+TEST(CudaRunner, Fp8FusedActivationQuantizationIsBitIdentical) {
+  KITE_REQUIRE_GPU();
+  TinyModel m = make_model(ModelFamily::kLlama, 128, 8, 2, false, 29);
+  const int64_t V = m.cfg.vocab_size;
+  KvCacheConfig kc;
+  kc.dtype = DType::kBF16;
+  kc.max_num_seqs = 8;
+  kc.max_num_batched_tokens = 512;
+  unsetenv("KITE_FP8_GEMM");
+  CudaRunnerOptions opts;
+  opts.max_graph_batch = 8;
+  opts.fp8_online = true;
+  setenv("KITE_FP8_FUSED_QUANT", "0", 1);
+  auto unfused = CudaModelRunner::create(m.cfg, m.lookup(), opts);
+  unsetenv("KITE_FP8_FUSED_QUANT");
+  ASSERT_TRUE(unfused.ok()) << unfused.status().to_string();
+  ASSERT_TRUE((*unfused)->allocate_kv_cache(256, kc).ok());
+  auto fused = CudaModelRunner::create(m.cfg, m.lookup(), opts);
+  ASSERT_TRUE(fused.ok()) << fused.status().to_string();
+  ASSERT_TRUE((*fused)->allocate_kv_cache(256, kc).ok());
+  Seqs s1, s2;
+  std::mt19937 rng(31);
+  for (int len : {300, 37, 5, 130, 64, 9}) {
+    std::vector<int32_t> p(static_cast<size_t>(len));
+    for (auto& t : p) t = static_cast<int32_t>(rng() % V);
+    s1.add(p);
+    s2.add(p);
+  }
+  const std::vector<int> which = {0, 1, 2, 3, 4, 5};
+  for (int step = 0; step < 6; ++step) {
+    ForwardBatch b1 = s1.step(which, 128), b2 = s2.step(which, 128);
+    TensorView l1, l2;
+    ASSERT_TRUE((*unfused)->forward(b1, &l1).ok());
+    ASSERT_TRUE((*fused)->forward(b2, &l2).ok());
+    std::vector<float> g1(static_cast<size_t>(b1.num_logits()) * V), g2(g1.size());
+    ASSERT_TRUE((*unfused)->logits_to_host(l1, g1.data()).ok());
+    ASSERT_TRUE((*fused)->logits_to_host(l2, g2.data()).ok());
+    EXPECT_EQ((*fused)->last_forward_used_graph(), (*unfused)->last_forward_used_graph())
+        << "step " << step;
+    if (step >= 4) {
+      EXPECT_TRUE((*fused)->last_forward_used_graph()) << "step " << step;
+    }
+    ASSERT_EQ(g1.size(), g2.size());
+    EXPECT_EQ(std::memcmp(g1.data(), g2.data(), g1.size() * sizeof(float)), 0)
+        << "step " << step << ": " << compare(g2, g1).to_string();
+    for (int i : which) {
+      const int32_t next = cpu::argmax(g1.data() + static_cast<int64_t>(i) * V, V);
+      s1.tokens[i].push_back(next);
+      s2.tokens[i].push_back(next);
+    }
+  }
+}
+
 // The FP8 KV cache (--kv-cache-dtype fp8) on the tensor-core path against the bf16 cache on the
 // same weights: 1 byte per KV element (kv_block_bytes halves), prefill chunks (our prefill
 // kernel: FlashInfer is not used with an FP8 cache) and graph-replayed decodes (fused GEMV
