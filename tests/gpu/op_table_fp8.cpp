@@ -17,8 +17,8 @@
 //                    the E4M3 bytes and scales bit-identical to quantize_fp8_rows of the bf16
 //                    rows, and the bf16 rows within the plain op's bound of the CPU's F32 op
 //   unfused_...      that unfused pair (two launches), for kite_cuda_bench --ops to time against
-//                    the fused kernel: both report the same bytes (the pair's inputs and
-//                    outputs), so their GB/s compare as 1 / time
+//                    the fused kernel at 2048 and 64 rows: both report the same bytes (the
+//                    pair's inputs and outputs), so their GB/s compare as 1 / time
 #include <algorithm>
 #include <cmath>
 #include <memory>
@@ -656,13 +656,17 @@ void add_fp8_cases(std::vector<OpCase>& cases) {
              }});
       }
     }
-    for (bool fused : {true, false}) {
-      cases.push_back({fused ? "fused_rms_norm_fp8" : "unfused_rms_norm_fp8", DType::kBF16,
-                       cat("h4096_n2048_delta_", group_name(group)),
-                       [=](const DeviceContext& dev, uint32_t seed) -> std::unique_ptr<OpRun> {
-                         return std::make_unique<NormFp8Run>(dev, 4096, 2048, true, group, fused,
-                                                             seed);
-                       }});
+    // Timed pairs: a prefill-sized step and a batch just above the GEMV (few rows: one block
+    // per row in both the fused kernel and the per-token quantize_fp8).
+    for (int n : {2048, 64}) {
+      for (bool fused : {true, false}) {
+        cases.push_back({fused ? "fused_rms_norm_fp8" : "unfused_rms_norm_fp8", DType::kBF16,
+                         cat("h4096_n", n, "_delta_", group_name(group)),
+                         [=](const DeviceContext& dev, uint32_t seed) -> std::unique_ptr<OpRun> {
+                           return std::make_unique<NormFp8Run>(dev, 4096, n, true, group, fused,
+                                                               seed);
+                         }});
+      }
     }
     for (bool gelu : {false, true}) {
       const char* op = gelu ? "gelu_tanh_mul_fp8" : "silu_mul_fp8";
@@ -675,13 +679,15 @@ void add_fp8_cases(std::vector<OpCase>& cases) {
              }});
       }
     }
-    for (bool fused : {true, false}) {
-      cases.push_back({fused ? "fused_silu_mul_fp8" : "unfused_silu_mul_fp8", DType::kBF16,
-                       cat("i14336_n2048_", group_name(group)),
-                       [=](const DeviceContext& dev, uint32_t seed) -> std::unique_ptr<OpRun> {
-                         return std::make_unique<GatedFp8Run>(dev, false, 14336, 2048, group, fused,
-                                                              seed);
-                       }});
+    for (int n : {2048, 64}) {
+      for (bool fused : {true, false}) {
+        cases.push_back({fused ? "fused_silu_mul_fp8" : "unfused_silu_mul_fp8", DType::kBF16,
+                         cat("i14336_n", n, "_", group_name(group)),
+                         [=](const DeviceContext& dev, uint32_t seed) -> std::unique_ptr<OpRun> {
+                           return std::make_unique<GatedFp8Run>(dev, false, 14336, n, group, fused,
+                                                                seed);
+                         }});
+      }
     }
   }
   for (int block : {0, 128}) {
