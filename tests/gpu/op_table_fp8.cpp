@@ -9,6 +9,16 @@
 //   gemm (f8e4m3)    W8A8: x quantized per token (or per token and group), cuBLASLt's scaled FP8
 //                    GEMM; the reference multiplies the dequantized x' and w' in F32, so only the
 //                    output rounding and the accumulation order differ: 2^-8 |y| + 1e-5 A
+//   fused_rms_norm_fp8, fused_silu_mul_fp8, fused_gelu_tanh_mul_fp8
+//                    the producers that also write the FP8 copy of their bf16 output for an FP8
+//                    linear (RmsNormParams::fp8, SiluMulParams::fp8), per token or 1x128 groups
+//                    stored group-major: every output (bf16 rows, residual, E4M3 bytes, scales)
+//                    bit-identical to the unfused pair on the device (the op, then quantize_fp8),
+//                    the E4M3 bytes and scales bit-identical to quantize_fp8_rows of the bf16
+//                    rows, and the bf16 rows within the plain op's bound of the CPU's F32 op
+//   unfused_...      that unfused pair (two launches), for kite_cuda_bench --ops to time against
+//                    the fused kernel at 2048 and 64 rows: both report the same bytes (the
+//                    pair's inputs and outputs), so their GB/s compare as 1 / time
 #include <algorithm>
 #include <cmath>
 #include <memory>
@@ -16,10 +26,12 @@
 #include <thread>
 
 #include "backend/cpu/ops.h"
+#include "backend/cuda/activation.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/fp8_quant.h"
 #include "backend/cuda/gemm.h"
 #include "backend/cuda/gemv.h"
+#include "backend/cuda/norm.h"
 #include "checkpoint/dequant.h"
 #include "core/dtype.h"
 #include "core/thread_pool.h"
@@ -67,7 +79,8 @@ Fp8Weight random_fp8_weight(int n, int k, int block, std::mt19937& rng) {
   for (int r = 0; r < n; ++r) {
     for (int c = 0; c < k; ++c) {
       const float s = block == 0 ? w.scale[r] : w.scale[(r / block) * scols + c / block];
-      w.dequant[static_cast<size_t>(r) * k + c] = fp8e4m3_to_f32(w.q[static_cast<size_t>(r) * k + c]) * s;
+      w.dequant[static_cast<size_t>(r) * k + c] =
+          fp8e4m3_to_f32(w.q[static_cast<size_t>(r) * k + c]) * s;
     }
   }
   w.q_d = upload_bytes(w.q.data(), w.q.size());
@@ -136,7 +149,8 @@ DeviceBuffer poisoned_bytes(size_t n) {
 
 class QuantizeRun : public OpRun {
  public:
-  QuantizeRun(int rows, int cols, int group, uint32_t seed) : rows_(rows), cols_(cols), group_(group) {
+  QuantizeRun(int rows, int cols, int group, uint32_t seed)
+      : rows_(rows), cols_(cols), group_(group) {
     std::mt19937 rng(seed);
     x_ = random_tensor(DType::kBF16, static_cast<size_t>(rows) * cols, rng, -3.f, 3.f);
     if (rows > 1) {  // an all-zero row: scale 1
@@ -269,8 +283,7 @@ class Fp8GemvRun : public OpRun {
 
 class Fp8GemmRun : public OpRun {
  public:
-  Fp8GemmRun(int m, int n, int k, int block, uint32_t seed)
-      : m_(m), n_(n), k_(k), block_(block) {
+  Fp8GemmRun(int m, int n, int k, int block, uint32_t seed) : m_(m), n_(n), k_(k), block_(block) {
     std::mt19937 rng(seed);
     x_ = random_tensor(DType::kBF16, static_cast<size_t>(m) * k, rng, -2.f, 2.f);
     w_ = random_fp8_weight(n, k, block, rng);
@@ -351,6 +364,244 @@ class Fp8GemmRun : public OpRun {
   Status status_;
 };
 
+// ---- producers that write an FP8 copy (RMSNorm, the gated activations) -------------------------
+
+// One FP8 copy of a [rows, cols] bf16 tensor on the device (poisoned): E4M3 bytes, row stride
+// cols, and scales per row (group 0) or per 128 columns stored group-major (scale[g * rows + r],
+// the layout the runner's scaled FP8 GEMM takes).
+struct Fp8Copy {
+  int rows = 0, cols = 0, group = 0;
+  DeviceBuffer q, scale;
+
+  Fp8Copy() = default;
+  Fp8Copy(int r, int c, int g) : rows(r), cols(c), group(g) {
+    q = poisoned_bytes(static_cast<size_t>(r) * c);
+    scale = poisoned(DType::kF32, static_cast<size_t>(r) * groups());
+  }
+  int groups() const { return group == 0 ? 1 : (cols + group - 1) / group; }
+  Fp8Output output() const {
+    Fp8Output o;
+    o.q = q.as<uint8_t>();
+    o.q_stride = cols;
+    o.scale = scale.as<float>();
+    o.group = group;
+    o.group_major = group != 0;
+    return o;
+  }
+  // quantize_fp8 of x into this copy.
+  void quantize(const void* x, const DeviceContext& dev, cudaStream_t stream) const {
+    QuantizeFp8Params p;
+    p.x = x;
+    p.x_stride = cols;
+    p.rows = rows;
+    p.cols = cols;
+    p.group = group;
+    p.group_major = group != 0;
+    p.q = q.as<uint8_t>();
+    p.q_stride = cols;
+    p.scale = scale.as<float>();
+    quantize_fp8(p, dev, stream);
+  }
+  std::vector<uint8_t> bytes() const {
+    std::vector<uint8_t> b(static_cast<size_t>(rows) * cols);
+    KITE_CUDA_CHECK(cudaMemcpy(b.data(), q.data(), b.size(), cudaMemcpyDeviceToHost));
+    return b;
+  }
+  std::vector<float> scales() const {
+    return download(scale.data(), DType::kF32, static_cast<size_t>(rows) * groups());
+  }
+};
+
+OpCheck check_bytes(const std::vector<uint8_t>& got, const std::vector<uint8_t>& want,
+                    const std::string& what) {
+  size_t bad = 0;
+  for (size_t i = 0; i < want.size(); ++i) bad += got[i] != want[i] ? 1 : 0;
+  return {bad == 0 && got.size() == want.size(),
+          cat(what, ": ", bad, " of ", want.size(), " E4M3 bytes differ")};
+}
+
+// got == want, byte for byte and scale for scale.
+OpCheck check_same_fp8(const Fp8Copy& got, const Fp8Copy& want, const std::string& what) {
+  return both(check_bytes(got.bytes(), want.bytes(), what),
+              check_equal(got.scales(), want.scales(), what + " scales"));
+}
+
+// got == the CPU emulation (quantize_fp8_rows per row or 128-column group) of the bf16 rows y.
+OpCheck check_fp8_emulation(const Fp8Copy& got, const std::vector<float>& y) {
+  std::vector<uint8_t> q;
+  std::vector<float> s;
+  emulate_quantize(y, got.rows, got.cols, got.group, &q, &s);
+  std::vector<float> want = s;
+  if (got.group != 0) {  // [rows, groups] -> group-major
+    const int groups = got.groups();
+    for (int r = 0; r < got.rows; ++r) {
+      for (int g = 0; g < groups; ++g) {
+        want[static_cast<size_t>(g) * got.rows + r] = s[static_cast<size_t>(r) * groups + g];
+      }
+    }
+  }
+  return both(check_bytes(got.bytes(), q, "vs quantize_fp8_rows"),
+              check_equal(got.scales(), want, "scales vs quantize_fp8_rows"));
+}
+
+const char* group_name(int group) { return group == 0 ? "token" : "group128"; }
+
+// Residual-add + RMSNorm (delta) or RMSNorm (plain), bf16, with the FP8 copy of its output:
+// fused (one kernel) or the unfused pair (rms_norm, then quantize_fp8).
+class NormFp8Run : public OpRun {
+ public:
+  NormFp8Run(const DeviceContext& dev, int hidden, int n, bool delta, int group, bool fused,
+             uint32_t seed)
+      : dev_(&dev), hidden_(hidden), n_(n), delta_(delta), fused_(fused) {
+    std::mt19937 rng(seed);
+    const size_t elems = static_cast<size_t>(n) * hidden;
+    res_ = random_tensor(DType::kBF16, elems, rng, -2.f, 2.f);
+    del_ = random_tensor(DType::kBF16, elems, rng, -2.f, 2.f);
+    w_ = random_tensor(DType::kBF16, static_cast<size_t>(hidden), rng, 0.5f, 1.5f);
+    if (n > 1) {  // an all-zero row (plain: the residual; delta: residual + delta): scale 1
+      for (int c = 0; c < hidden; ++c) {
+        res_.host[static_cast<size_t>(hidden) + c] = 0.f;
+        del_.host[static_cast<size_t>(hidden) + c] = 0.f;
+      }
+      res_ = tensor_of(DType::kBF16, res_.host);
+      del_ = tensor_of(DType::kBF16, del_.host);
+    }
+    out_ = poisoned(DType::kBF16, elems);
+    fp8_ = Fp8Copy(n, hidden, group);
+  }
+  void launch(const DeviceContext& dev, cudaStream_t stream) override {
+    run(res_.ptr(), out_.data(), fp8_, fused_, dev, stream);
+  }
+  OpCheck check() override {
+    const size_t elems = res_.size();
+    const std::vector<float> got = download(out_.data(), DType::kBF16, elems);
+    const std::vector<float> got_res = download(res_.ptr(), DType::kBF16, elems);
+    // The unfused pair on fresh copies of the inputs.
+    HostDeviceTensor res2 = tensor_of(DType::kBF16, res_.host);
+    DeviceBuffer out2 = poisoned(DType::kBF16, elems);
+    Fp8Copy ref(n_, hidden_, fp8_.group);
+    run(res2.ptr(), out2.data(), ref, false, *dev_, nullptr);
+    KITE_CUDA_CHECK(cudaDeviceSynchronize());
+    OpCheck c = both(
+        check_equal(got, download(out2.data(), DType::kBF16, elems), "out vs unfused"),
+        check_equal(got_res, download(res2.ptr(), DType::kBF16, elems), "residual vs unfused"));
+    c = both(c, check_same_fp8(fp8_, ref, "fp8 vs unfused"));
+    c = both(c, check_fp8_emulation(fp8_, got));
+    // The bf16 rows against the CPU's F32 RMSNorm (RmsNormRun's bounds).
+    std::vector<float> want(elems), want_res = res_.host;
+    if (!delta_) {
+      cpu::rms_norm(res_.host.data(), w_.host.data(), n_, hidden_, kEps, want.data(), nullptr);
+      return both(c, check_within(got, want, 2 * kBf16Unit, "out vs CPU"));
+    }
+    cpu::add_rms_norm(want_res.data(), del_.host.data(), w_.host.data(), n_, hidden_, kEps,
+                      want.data(), nullptr);
+    c = both(c, check_within(got, want, 3 * kBf16Unit, "out vs CPU"));
+    return both(c, check_within(got_res, want_res, kBf16Unit, "residual vs CPU"));
+  }
+  double bytes() const override {
+    // Reads residual (+ delta) and writes out (+ residual), then the FP8 copy and its scales.
+    const double rows = static_cast<double>(n_) * hidden_;
+    return (delta_ ? 8.0 : 4.0) * rows + rows + 4.0 * fp8_.rows * fp8_.groups();
+  }
+
+ private:
+  static constexpr float kEps = 1e-5f;
+
+  void run(void* residual, void* out, const Fp8Copy& fp8, bool fused, const DeviceContext& dev,
+           cudaStream_t stream) const {
+    RmsNormParams p;
+    p.residual = residual;
+    p.delta = delta_ ? del_.ptr() : nullptr;
+    p.weight = w_.ptr();
+    p.out = out;
+    p.num_rows = n_;
+    p.hidden = hidden_;
+    p.eps = kEps;
+    p.dtype = DType::kBF16;
+    if (fused) p.fp8 = fp8.output();
+    rms_norm(p, dev, stream);
+    if (!fused) fp8.quantize(out, dev, stream);
+  }
+
+  const DeviceContext* dev_;
+  int hidden_, n_;
+  bool delta_, fused_;
+  HostDeviceTensor res_, del_, w_;
+  DeviceBuffer out_;
+  Fp8Copy fp8_;
+};
+
+// SiLU·mul or GeLU-tanh·mul, bf16, with the FP8 copy of its output: fused or the unfused pair.
+class GatedFp8Run : public OpRun {
+ public:
+  GatedFp8Run(const DeviceContext& dev, bool gelu, int inter, int n, int group, bool fused,
+              uint32_t seed)
+      : dev_(&dev), gelu_(gelu), inter_(inter), n_(n), fused_(fused) {
+    std::mt19937 rng(seed);
+    gu_ = random_tensor(DType::kBF16, static_cast<size_t>(n) * 2 * inter, rng, -6.f, 6.f);
+    if (n > 2) {  // an all-zero gate row (row 1) and a row of one large value (row 2)
+      for (int c = 0; c < inter; ++c) {
+        gu_.host[static_cast<size_t>(2) * inter + c] = 0.f;
+        gu_.host[static_cast<size_t>(4) * inter + c] = c == inter / 2 ? 6.f : 1e-3f;
+      }
+      gu_ = tensor_of(DType::kBF16, gu_.host);
+    }
+    out_ = poisoned(DType::kBF16, static_cast<size_t>(n) * inter);
+    fp8_ = Fp8Copy(n, inter, group);
+  }
+  void launch(const DeviceContext& dev, cudaStream_t stream) override {
+    run(out_.data(), fp8_, fused_, dev, stream);
+  }
+  OpCheck check() override {
+    const size_t elems = static_cast<size_t>(n_) * inter_;
+    const std::vector<float> got = download(out_.data(), DType::kBF16, elems);
+    DeviceBuffer out2 = poisoned(DType::kBF16, elems);
+    Fp8Copy ref(n_, inter_, fp8_.group);
+    run(out2.data(), ref, false, *dev_, nullptr);
+    KITE_CUDA_CHECK(cudaDeviceSynchronize());
+    OpCheck c = check_equal(got, download(out2.data(), DType::kBF16, elems), "out vs unfused");
+    c = both(c, check_same_fp8(fp8_, ref, "fp8 vs unfused"));
+    c = both(c, check_fp8_emulation(fp8_, got));
+    std::vector<float> want(elems);  // the CPU's F32 op (SiluMulRun's bound)
+    if (gelu_) {
+      cpu::gelu_tanh_mul(gu_.host.data(), n_, inter_, want.data(), nullptr);
+    } else {
+      cpu::silu_mul(gu_.host.data(), n_, inter_, want.data(), nullptr);
+    }
+    return both(c, check_within(got, want, 2 * kBf16Unit, "out vs CPU"));
+  }
+  double bytes() const override {
+    const double rows = static_cast<double>(n_) * inter_;
+    return 6.0 * rows + rows + 4.0 * fp8_.rows * fp8_.groups();
+  }
+
+ private:
+  void run(void* out, const Fp8Copy& fp8, bool fused, const DeviceContext& dev,
+           cudaStream_t stream) const {
+    SiluMulParams p;
+    p.gate_up = gu_.ptr();
+    p.out = out;
+    p.num_tokens = n_;
+    p.inter = inter_;
+    p.dtype = DType::kBF16;
+    if (fused) p.fp8 = fp8.output();
+    if (gelu_) {
+      gelu_tanh_mul(p, dev, stream);
+    } else {
+      silu_mul(p, dev, stream);
+    }
+    if (!fused) fp8.quantize(out, dev, stream);
+  }
+
+  const DeviceContext* dev_;
+  bool gelu_;
+  int inter_, n_;
+  bool fused_;
+  HostDeviceTensor gu_;
+  DeviceBuffer out_;
+  Fp8Copy fp8_;
+};
+
 }  // namespace
 
 void add_fp8_cases(std::vector<OpCase>& cases) {
@@ -376,19 +627,67 @@ void add_fp8_cases(std::vector<OpCase>& cases) {
     int n, k, block;
     bool residual;
   };
-  const GemvShape gemvs[] = {
-      {1000, 4096, 0, false}, {4099, 520, 0, false}, {6144, 4096, 0, false},
-      {4096, 4096, 0, true},  {1000, 4096, 128, false}, {28672, 4096, 128, false},
-      {4096, 14336, 128, true}};
+  const GemvShape gemvs[] = {{1000, 4096, 0, false},   {4099, 520, 0, false},
+                             {6144, 4096, 0, false},   {4096, 4096, 0, true},
+                             {1000, 4096, 128, false}, {28672, 4096, 128, false},
+                             {4096, 14336, 128, true}};
   for (const GemvShape& g : gemvs) {
     for (int m : {1, 3, kGemvMaxM}) {
       cases.push_back({"gemv", DType::kF8E4M3,
-                       cat(g.block == 0 ? "row" : "block", g.residual ? "_residual" : "", "_n",
-                           g.n, "_k", g.k, "_m", m),
+                       cat(g.block == 0 ? "row" : "block", g.residual ? "_residual" : "", "_n", g.n,
+                           "_k", g.k, "_m", m),
                        [=](const DeviceContext&, uint32_t seed) -> std::unique_ptr<OpRun> {
                          return std::make_unique<Fp8GemvRun>(g.n, g.k, m, g.block, g.residual,
                                                              seed);
                        }});
+    }
+  }
+  // The producers' FP8 copies: awkward sizes (rows 1, 3, 17, 257; widths that are not a multiple
+  // of 128 or of 8) checked, and one prefill-sized shape timed fused against unfused.
+  for (int group : {0, kFp8Group}) {
+    for (auto [hidden, n] : std::vector<std::pair<int, int>>{
+             {4096, 1}, {4096, 257}, {5120, 17}, {1000, 3}, {1000, 17}, {100, 17}, {7, 3}}) {
+      for (bool delta : {false, true}) {
+        cases.push_back(
+            {"fused_rms_norm_fp8", DType::kBF16,
+             cat("h", hidden, "_n", n, delta ? "_delta_" : "_plain_", group_name(group)),
+             [=](const DeviceContext& dev, uint32_t seed) -> std::unique_ptr<OpRun> {
+               return std::make_unique<NormFp8Run>(dev, hidden, n, delta, group, true, seed);
+             }});
+      }
+    }
+    // Timed pairs: a prefill-sized step and a batch just above the GEMV (few rows: one block
+    // per row in both the fused kernel and the per-token quantize_fp8).
+    for (int n : {2048, 64}) {
+      for (bool fused : {true, false}) {
+        cases.push_back({fused ? "fused_rms_norm_fp8" : "unfused_rms_norm_fp8", DType::kBF16,
+                         cat("h4096_n", n, "_delta_", group_name(group)),
+                         [=](const DeviceContext& dev, uint32_t seed) -> std::unique_ptr<OpRun> {
+                           return std::make_unique<NormFp8Run>(dev, 4096, n, true, group, fused,
+                                                               seed);
+                         }});
+      }
+    }
+    for (bool gelu : {false, true}) {
+      const char* op = gelu ? "gelu_tanh_mul_fp8" : "silu_mul_fp8";
+      for (auto [inter, n] : std::vector<std::pair<int, int>>{
+               {14336, 1}, {14336, 257}, {1000, 3}, {1000, 17}, {100, 17}, {77, 3}}) {
+        cases.push_back(
+            {cat("fused_", op), DType::kBF16, cat("i", inter, "_n", n, "_", group_name(group)),
+             [=](const DeviceContext& dev, uint32_t seed) -> std::unique_ptr<OpRun> {
+               return std::make_unique<GatedFp8Run>(dev, gelu, inter, n, group, true, seed);
+             }});
+      }
+    }
+    for (int n : {2048, 64}) {
+      for (bool fused : {true, false}) {
+        cases.push_back({fused ? "fused_silu_mul_fp8" : "unfused_silu_mul_fp8", DType::kBF16,
+                         cat("i14336_n", n, "_", group_name(group)),
+                         [=](const DeviceContext& dev, uint32_t seed) -> std::unique_ptr<OpRun> {
+                           return std::make_unique<GatedFp8Run>(dev, false, 14336, n, group, fused,
+                                                                seed);
+                         }});
+      }
     }
   }
   for (int block : {0, 128}) {

@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -25,6 +26,8 @@
 #include "backend/cpu/cpu_model_runner.h"
 #include "backend/cpu/ops.h"
 #include "backend/cuda/cuda_model_runner.h"
+#include "checkpoint/config.h"
+#include "core/dtype.h"
 #include "core/thread_pool.h"
 #include "gpu_test_util.h"
 #include "models/load.h"
@@ -60,14 +63,14 @@ struct TinyModel {
 };
 
 TinyModel make_model(ModelFamily family, int64_t hd, int64_t nq, int64_t nkv, bool tied,
-                     uint32_t seed) {
+                     uint32_t seed, int64_t hidden = 256, int64_t intermediate = 512) {
   TinyModel m;
   ModelConfig& c = m.cfg;
   c.architecture = "LlamaForCausalLM";
   c.family = family;
   c.vocab_size = 1000;
-  c.hidden_size = 256;
-  c.intermediate_size = 512;
+  c.hidden_size = hidden;
+  c.intermediate_size = intermediate;
   c.num_hidden_layers = 2;
   c.num_attention_heads = nq;
   c.num_key_value_heads = nkv;
@@ -112,6 +115,82 @@ TinyModel make_model(ModelFamily family, int64_t hd, int64_t nq, int64_t nkv, bo
   add("model.norm.weight", {H}, 0.8f, 1.2f);
   if (!tied) add("lm_head.weight", {c.vocab_size, H}, -1.f / 16, 1.f / 16);
   return m;
+}
+
+// A tiny Llama stored as an fp8 block-scaled checkpoint (Qwen3-8B-FP8's format: quant_method
+// "fp8", weight_block_size [128, 128], dynamic activations): every *_proj weight E4M3 with one
+// weight_scale_inv per 128x128 tile (amax / 448, quantize_fp8_rows' rule per tile), the rest
+// (embeddings, norms, lm_head) bf16 as in base.
+struct Fp8BlockModel {
+  TinyModel base;
+  std::map<std::string, std::vector<uint8_t>> fp8;
+  std::map<std::string, std::vector<float>> scales;
+  std::map<std::string, std::vector<int64_t>> scale_shapes;
+
+  WeightLookup lookup() {
+    return [this](std::string_view name) -> Result<TensorView> {
+      const std::string n(name);
+      if (auto it = fp8.find(n); it != fp8.end()) {
+        const auto& s = base.shapes.at(n);
+        return TensorView::contiguous(it->second.data(), DType::kF8E4M3, s.data(),
+                                      static_cast<int>(s.size()));
+      }
+      if (auto it = scales.find(n); it != scales.end()) {
+        const auto& s = scale_shapes.at(n);
+        return TensorView::contiguous(it->second.data(), DType::kF32, s.data(),
+                                      static_cast<int>(s.size()));
+      }
+      auto bit = base.bf16.find(n);
+      if (bit == base.bf16.end()) return not_found("no tensor " + n);
+      const auto& s = base.shapes.at(n);
+      return TensorView::contiguous(bit->second.data(), DType::kBF16, s.data(),
+                                    static_cast<int>(s.size()));
+    };
+  }
+};
+
+// Hidden 512 and intermediate 1024: every FP8 linear's k is a multiple of 4 x 128 columns, the
+// block-scaled GEMM's requirement (else the runner falls back to dequantized weights).
+Fp8BlockModel make_fp8_block_model(uint32_t seed) {
+  Fp8BlockModel f;
+  f.base = make_model(ModelFamily::kLlama, 128, 8, 2, false, seed, 512, 1024);
+  Result<QuantizationConfig> q = parse_quantization_config(
+      R"({"quant_method": "fp8", "fmt": "e4m3", "activation_scheme": "dynamic",)"
+      R"( "weight_block_size": [128, 128]})");
+  KITE_CHECK(q.ok()) << q.status().to_string();
+  f.base.cfg.quantization = *q;
+  constexpr int64_t kB = 128;
+  const std::string suffix = ".weight";
+  for (const auto& [name, bits] : f.base.bf16) {
+    if (name.find("_proj.weight") == std::string::npos) continue;
+    const std::vector<int64_t>& shape = f.base.shapes.at(name);
+    const int64_t rows = shape[0], cols = shape[1];
+    const int64_t br = (rows + kB - 1) / kB, bc = (cols + kB - 1) / kB;
+    const std::vector<float> w = to_float(bits);
+    std::vector<uint8_t> qb(w.size());
+    std::vector<float> sc(static_cast<size_t>(br * bc));
+    for (int64_t i = 0; i < br; ++i) {
+      for (int64_t j = 0; j < bc; ++j) {
+        const int64_t r1 = std::min(rows, (i + 1) * kB), c1 = std::min(cols, (j + 1) * kB);
+        float amax = 0.f;
+        for (int64_t r = i * kB; r < r1; ++r) {
+          for (int64_t c = j * kB; c < c1; ++c) amax = std::max(amax, std::fabs(w[r * cols + c]));
+        }
+        const float s = amax > 0.f ? amax / 448.f : 1.f;
+        sc[static_cast<size_t>(i * bc + j)] = s;
+        for (int64_t r = i * kB; r < r1; ++r) {
+          for (int64_t c = j * kB; c < c1; ++c) {
+            qb[static_cast<size_t>(r * cols + c)] = f32_to_fp8e4m3(w[r * cols + c] / s);
+          }
+        }
+      }
+    }
+    const std::string module = name.substr(0, name.size() - suffix.size());
+    f.fp8[name] = std::move(qb);
+    f.scales[module + ".weight_scale_inv"] = std::move(sc);
+    f.scale_shapes[module + ".weight_scale_inv"] = {br, bc};
+  }
+  return f;
 }
 
 // Float32 reference forward over the same paged layout (CPU cache layout [slot, head, d]).
@@ -726,6 +805,81 @@ TEST(CudaRunner, Fp8WeightsStayCloseToBf16) {
     }
   }
   unsetenv("KITE_FP8_GEMM");
+}
+
+// The producers' FP8 copies (op_runner.cpp: the RMSNorms and SiLU·mul write the E4M3 input and
+// per-token scales of the qkv, gate_up and down projections when those take the scaled FP8 GEMM)
+// are the standalone quantization's bytes: the same FP8 runner with KITE_FP8_FUSED_QUANT=0 (each
+// linear quantizes its own input) gives bit-identical logits — on prefill chunks (eager) and on
+// decode steps of 6 sequences, above the GEMV's 4 rows (graph replays of the plain op list, so
+// the fused kernels run inside CUDA graphs). Per-channel weights quantized at load (per-token
+// activation scales) and a 128x128 block-scaled checkpoint (1x128 group scales, group-major).
+// The same FP8 model in two runners, the second with KITE_FP8_FUSED_QUANT=0: bit-identical
+// logits over prefill chunks and graph-replayed decode steps of 6 sequences.
+void expect_fused_fp8_quantization_bit_identical(const ModelConfig& cfg, const WeightLookup& lookup,
+                                                 bool fp8_online) {
+  const int64_t V = cfg.vocab_size;
+  KvCacheConfig kc;
+  kc.dtype = DType::kBF16;
+  kc.max_num_seqs = 8;
+  kc.max_num_batched_tokens = 512;
+  unsetenv("KITE_FP8_GEMM");
+  CudaRunnerOptions opts;
+  opts.max_graph_batch = 8;
+  opts.fp8_online = fp8_online;
+  setenv("KITE_FP8_FUSED_QUANT", "0", 1);
+  auto unfused = CudaModelRunner::create(cfg, lookup, opts);
+  unsetenv("KITE_FP8_FUSED_QUANT");
+  ASSERT_TRUE(unfused.ok()) << unfused.status().to_string();
+  ASSERT_TRUE((*unfused)->allocate_kv_cache(256, kc).ok());
+  auto fused = CudaModelRunner::create(cfg, lookup, opts);
+  ASSERT_TRUE(fused.ok()) << fused.status().to_string();
+  ASSERT_TRUE((*fused)->allocate_kv_cache(256, kc).ok());
+  Seqs s1, s2;
+  std::mt19937 rng(31);
+  for (int len : {300, 37, 5, 130, 64, 9}) {
+    std::vector<int32_t> p(static_cast<size_t>(len));
+    for (auto& t : p) t = static_cast<int32_t>(rng() % V);
+    s1.add(p);
+    s2.add(p);
+  }
+  const std::vector<int> which = {0, 1, 2, 3, 4, 5};
+  for (int step = 0; step < 6; ++step) {
+    ForwardBatch b1 = s1.step(which, 128), b2 = s2.step(which, 128);
+    TensorView l1, l2;
+    ASSERT_TRUE((*unfused)->forward(b1, &l1).ok());
+    ASSERT_TRUE((*fused)->forward(b2, &l2).ok());
+    std::vector<float> g1(static_cast<size_t>(b1.num_logits()) * V), g2(g1.size());
+    ASSERT_TRUE((*unfused)->logits_to_host(l1, g1.data()).ok());
+    ASSERT_TRUE((*fused)->logits_to_host(l2, g2.data()).ok());
+    EXPECT_EQ((*fused)->last_forward_used_graph(), (*unfused)->last_forward_used_graph())
+        << "step " << step;
+    if (step >= 4) {
+      EXPECT_TRUE((*fused)->last_forward_used_graph()) << "step " << step;
+    }
+    ASSERT_EQ(g1.size(), g2.size());
+    EXPECT_EQ(std::memcmp(g1.data(), g2.data(), g1.size() * sizeof(float)), 0)
+        << "step " << step << ": " << compare(g2, g1).to_string();
+    for (int i : which) {
+      const int32_t next = cpu::argmax(g1.data() + static_cast<int64_t>(i) * V, V);
+      s1.tokens[i].push_back(next);
+      s2.tokens[i].push_back(next);
+    }
+  }
+}
+
+TEST(CudaRunner, Fp8FusedActivationQuantizationIsBitIdentical) {
+  KITE_REQUIRE_GPU();
+  {
+    SCOPED_TRACE("--quantization fp8: per-channel weights, per-token activation scales");
+    TinyModel m = make_model(ModelFamily::kLlama, 128, 8, 2, false, 29);
+    expect_fused_fp8_quantization_bit_identical(m.cfg, m.lookup(), true);
+  }
+  {
+    SCOPED_TRACE("fp8 128x128 block checkpoint: 1x128 group activation scales");
+    Fp8BlockModel f = make_fp8_block_model(37);
+    expect_fused_fp8_quantization_bit_identical(f.base.cfg, f.lookup(), false);
+  }
 }
 
 // The FP8 KV cache (--kv-cache-dtype fp8) on the tensor-core path against the bf16 cache on the

@@ -4,6 +4,11 @@
 //   bf16: out[t, i] = bf16(bf16(act(gate[t, i])) * up[t, i]), the rounding of a bf16 PyTorch
 //         `act_fn(gate_proj(x)) * up_proj(x)`;
 //   f32 (the float32 compute mode): act(g) * u unrounded, the CPU backend's arithmetic.
+// With fp8.q set (bf16 only): the kernel also writes the FP8 E4M3 copy of each output row and its
+// scales (per row, or per 128 columns, fp8_quant.h's Fp8Output) — bit for bit what quantize_fp8
+// writes for `out` — for an FP8 W8A8 down projection. `out` is still written. One thread block
+// per token then (the row's amax is a reduction over the row); without it a token's row is
+// spread over several blocks.
 // And soft-capping (Gemma 2's final logits): x = cap * tanh(x / cap) over F32 values.
 #pragma once
 
@@ -11,6 +16,7 @@
 
 #include <cstdint>
 
+#include "backend/cuda/fp8_quant.h"
 #include "core/dtype.h"
 
 namespace kite::cuda {
@@ -23,6 +29,7 @@ struct SiluMulParams {
   int num_tokens = 0;
   int inter = 0;
   DType dtype = DType::kBF16;  // ElementwiseDTypes (kernel_support.h)
+  Fp8Output fp8{};             // optional FP8 copy of `out` (bf16 only)
 };
 
 void silu_mul(const SiluMulParams& p, const DeviceContext& dev, cudaStream_t stream);

@@ -213,6 +213,10 @@ Result<std::unique_ptr<CudaModelRunner>> CudaModelRunner::create(const ModelConf
   {
     const char* env = std::getenv("KITE_FP8_GEMM");
     impl->fp8_gemm_fallback = env != nullptr && std::string(env) == "dequant";
+    // KITE_FP8_FUSED_QUANT=0: every FP8 linear quantizes its input itself (the tests' reference
+    // for the producers' fused FP8 copies, op_runner.cpp).
+    const char* fused = std::getenv("KITE_FP8_FUSED_QUANT");
+    impl->fp8_fused_quant = !(fused != nullptr && std::string(fused) == "0");
   }
   const float* factors =
       impl->w.rope_freq_factors.empty() ? nullptr : impl->w.rope_freq_factors.data();

@@ -1,16 +1,13 @@
 #include <cuda_fp8.h>
 
 #include "backend/cuda/common.cuh"
+#include "backend/cuda/fp8_quant.cuh"
 #include "backend/cuda/fp8_quant.h"
 
 namespace kite::cuda {
 namespace {
 
 constexpr int kThreads = 128;  // one CTA per (row, group): a 128-column group per thread block
-
-__device__ __forceinline__ uint8_t to_e4m3(float v) {
-  return static_cast<uint8_t>(__nv_cvt_float_to_fp8(v, __NV_SATFINITE, __NV_E4M3));
-}
 
 // Grid (rows, groups); groups = 1 with a per-row scale.
 __global__ void __launch_bounds__(kThreads) quantize_fp8_kernel(QuantizeFp8Params p) {
@@ -32,7 +29,7 @@ __global__ void __launch_bounds__(kThreads) quantize_fp8_kernel(QuantizeFp8Param
   float m = 0.f;
 #pragma unroll
   for (int w = 0; w < kThreads / 32; ++w) m = fmaxf(m, scratch[w]);
-  const float s = m > 0.f ? m / 448.f : 1.f;
+  const float s = fp8_scale_of(m);
   if (threadIdx.x == 0) {
     const int groups = p.group == 0 ? 1 : (p.cols + p.group - 1) / p.group;
     p.scale[p.group_major ? blockIdx.y * p.rows + r : r * groups + blockIdx.y] = s;

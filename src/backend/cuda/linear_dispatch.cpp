@@ -2,7 +2,8 @@
 // that fuses a norm prologue and residual / RoPE+KV-write / SiLU·mul epilogues; bf16 or FP8
 // weights), cuBLASLt for everything else and for the float32 mode. FP8 weights with more rows
 // than the GEMV takes: the activations are quantized per token (or per token and 128-column
-// group for block-scaled weights) and cuBLASLt's scaled FP8 GEMM runs; where the device or
+// group for block-scaled weights) — by quantize_fp8, or already by the RMSNorm / gated activation
+// that produced them (op_runner.cpp) — and cuBLASLt's scaled FP8 GEMM runs; where the device or
 // cuBLASLt has none (or KITE_FP8_GEMM=dequant), the weight is dequantized to bf16 into a scratch
 // buffer and the bf16 GEMM runs.
 #include <cstdlib>
@@ -27,8 +28,8 @@ void set_gemv_weight(GemvParams* g, const DeviceWeight& wt) {
   }
 }
 
-Status CudaModelRunner::Impl::fp8_gemm(const void* x, int64_t ldx, const DeviceWeight& wt,
-                                       void* y, int64_t ldy, int m) {
+Status CudaModelRunner::Impl::fp8_gemm(const void* x, int64_t ldx, const DeviceWeight& wt, void* y,
+                                       int64_t ldy, int m, const Fp8Input* pre) {
   const int n = static_cast<int>(wt.rows), k = static_cast<int>(wt.cols);
   if (!fp8_gemm_fallback) {
     const bool block = wt.scale_block != 0;
@@ -42,7 +43,10 @@ Status CudaModelRunner::Impl::fp8_gemm(const void* x, int64_t ldx, const DeviceW
     qp.q = mem.fp8_x.as<uint8_t>();
     qp.q_stride = k;
     qp.scale = mem.fp8_x_scale.as<float>();
-    quantize_fp8(qp, *dev, stream);
+    // The producer of x already wrote this quantization (the same rule, the same layout).
+    const bool quantized =
+        pre != nullptr && pre->x == x && pre->m == m && pre->k == k && pre->block == block;
+    if (!quantized) quantize_fp8(qp, *dev, stream);
     GemmArgs a;
     a.x = qp.q;
     a.ldx = k;
@@ -99,7 +103,7 @@ Status CudaModelRunner::Impl::fp8_gemm(const void* x, int64_t ldx, const DeviceW
 }
 
 Status CudaModelRunner::Impl::linear(const void* x, int64_t ldx, const DeviceWeight& wt, void* y,
-                                     int64_t ldy, int m, bool out_f32) {
+                                     int64_t ldy, int m, bool out_f32, const Fp8Input* pre) {
   const int n = static_cast<int>(wt.rows), k = static_cast<int>(wt.cols);
   if (!f32() && m <= opts.gemv_max_m) {
     GemvParams g;
@@ -121,7 +125,7 @@ Status CudaModelRunner::Impl::linear(const void* x, int64_t ldx, const DeviceWei
   }
   if (wt.fp8()) {
     KITE_CHECK(!out_f32) << "FP8 linear with an F32 output";
-    return fp8_gemm(x, ldx, wt, y, ldy, m);
+    return fp8_gemm(x, ldx, wt, y, ldy, m, pre);
   }
   GemmArgs a;
   a.x = x;

@@ -1,6 +1,8 @@
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/dispatch.cuh"
+#include "backend/cuda/fp8_quant.cuh"
 #include "backend/cuda/norm.h"
+#include "core/check.h"
 
 namespace kite::cuda {
 
@@ -20,10 +22,12 @@ __device__ __forceinline__ float residual_add(float x, T d) {
 
 // One block per output row. Pass 1 forms x (and writes it back to the residual when asked) and
 // its sum of squares; pass 2 re-reads x (from L1/L2) and normalizes. kVec (bf16 rows whose length
-// is a multiple of 8): 16-byte vectors. The f32 instantiation is scalar.
-template <typename T, bool kVec>
+// is a multiple of 8): 16-byte vectors. The f32 instantiation is scalar. kQuant (bf16 only): pass 3
+// quantizes the row written by pass 2 into p.fp8 (fp8_quant.cuh), reading it back.
+template <typename T, bool kVec, bool kQuant>
 __global__ void __launch_bounds__(kThreads) rms_norm_kernel(RmsNormParams p) {
   static_assert(!(kVec && kIsF32<T>), "the f32 RMSNorm is scalar");
+  static_assert(!(kQuant && kIsF32<T>), "the FP8 copy is of bf16 rows");
   __shared__ float scratch[32];
   pdl_launch_dependents();
   pdl_wait();
@@ -102,20 +106,32 @@ __global__ void __launch_bounds__(kThreads) rms_norm_kernel(RmsNormParams p) {
       }
     }
   }
+  if constexpr (kQuant) {
+    __syncthreads();  // pass 2's writes of the row, visible to every thread of the block
+    quantize_row_fp8(out, p.hidden, row, p.num_rows, p.fp8, scratch);
+  }
 }
 
 }  // namespace
 
 void rms_norm(const RmsNormParams& p, const DeviceContext& dev, cudaStream_t stream) {
   if (p.num_rows == 0) return;
+  const bool quant = p.fp8.enabled();
+  KITE_CHECK(!quant || p.dtype == DType::kBF16) << "rms_norm: an FP8 copy of a non-bf16 output";
   const dim3 grid(p.num_rows), block(kThreads);
   KITE_DISPATCH_DTYPE("rms_norm", p.dtype, ElementwiseDTypes, T, {
     if constexpr (kIsF32<T>) {
-      launch(rms_norm_kernel<T, false>, grid, block, 0, dev, stream, p);
+      launch(rms_norm_kernel<T, false, false>, grid, block, 0, dev, stream, p);
     } else if (p.hidden % 8 == 0) {
-      launch(rms_norm_kernel<T, true>, grid, block, 0, dev, stream, p);
+      if (quant) {
+        launch(rms_norm_kernel<T, true, true>, grid, block, 0, dev, stream, p);
+      } else {
+        launch(rms_norm_kernel<T, true, false>, grid, block, 0, dev, stream, p);
+      }
+    } else if (quant) {
+      launch(rms_norm_kernel<T, false, true>, grid, block, 0, dev, stream, p);
     } else {
-      launch(rms_norm_kernel<T, false>, grid, block, 0, dev, stream, p);
+      launch(rms_norm_kernel<T, false, false>, grid, block, 0, dev, stream, p);
     }
   });
 }

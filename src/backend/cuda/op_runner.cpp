@@ -1,7 +1,15 @@
 // The model graph's ops on the device: each op of the (plain or fused) list becomes one kernel
 // launch (or one GEMV / cuBLASLt call), in order, on the runner's stream. Ops over logits rows
 // (the final norm and the LM head) run in chunks of cap.logits rows.
+//
+// FP8 W8A8 linears: an RMSNorm or gated activation (SiLU·mul, GeLU-tanh·mul, or a linear's SiLU
+// epilogue run as two kernels) whose next op is an FP8 linear that will take the scaled FP8 GEMM
+// writes the FP8 copy of its output itself (fp8_output_for), and that linear skips its
+// quantize_fp8 — qkv, gate_up and down in a Llama layer; o_proj (after attention) keeps the
+// standalone quantization. The copy is handed only to the very next op (`pending` below), so no
+// other op can overwrite mem.fp8_x in between.
 #include <algorithm>
+#include <utility>
 
 #include "backend/cuda/activation.h"
 #include "backend/cuda/cuda_check.h"
@@ -15,6 +23,38 @@
 #include "core/check.h"
 
 namespace kite::cuda {
+
+Fp8Output CudaModelRunner::Impl::fp8_output_for(const std::vector<Op>& ops, size_t i, int rows,
+                                                Fp8Input* pre) const {
+  *pre = Fp8Input{};
+  // The scaled FP8 GEMM runs for more rows than the GEMV takes (fewer: the GEMV reads bf16
+  // activations); bf16 compute only; never after the fallback to dequantized weights.
+  if (!fp8_fused_quant || opts.dtype != DType::kBF16 || fp8_gemm_fallback ||
+      rows <= opts.gemv_max_m || i + 1 >= ops.size()) {
+    return {};
+  }
+  const Op& op = ops[i];
+  const Op& next = ops[i + 1];
+  if (next.kind != OpKind::kLinear || next.in != op.out || next.prologue_norm != kNoWeight ||
+      (next.epilogue != Epilogue::kNone && next.epilogue != Epilogue::kSiluMul) ||
+      graph.value(op.out).rows != RowSpace::kTokens || graph.value(op.out).f32) {
+    return {};
+  }
+  const DeviceWeight& wt = w[next.weight];
+  if (!wt.fp8() || wt.cols != graph.value(op.out).width || rows > mem.cap.tokens) return {};
+  const bool block = wt.scale_block != 0;
+  Fp8Output o;
+  o.q = mem.fp8_x.as<uint8_t>();
+  o.q_stride = wt.cols;
+  o.scale = mem.fp8_x_scale.as<float>();
+  o.group = block ? kFp8Group : 0;
+  o.group_major = block;  // fp8_gemm's layout
+  pre->x = mem.values[static_cast<size_t>(op.out)];
+  pre->m = rows;
+  pre->k = static_cast<int>(wt.cols);
+  pre->block = block;
+  return o;
+}
 
 Status CudaModelRunner::Impl::run_moe(const Op& op, int rows, bool may_sync) {
   const MoeDecl& moe = graph.moes[static_cast<size_t>(op.moe)];
@@ -178,8 +218,12 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
   rp.block_size = block_size;
   rp.dtype = opts.dtype;
 
+  // The FP8 copy the previous op wrote for this one (fp8_output_for), if any.
+  Fp8Input pending;
   // One op over `rows` rows; logits-row ops see chunk rows r0 .. r0 + rows - 1.
   auto run = [&](const Op& op, int rows, int r0) -> Status {
+    const size_t i = static_cast<size_t>(&op - ops.data());
+    const Fp8Input pre = std::exchange(pending, Fp8Input{});
     switch (op.kind) {
       case OpKind::kEmbedding: {
         prof_mark(StepPhase::kEmbedding, "embedding");
@@ -207,6 +251,7 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
         np.hidden = static_cast<int>(width(op.in));
         np.eps = op.eps;
         np.dtype = opts.dtype;
+        if (!op.gather_logits) np.fp8 = fp8_output_for(ops, i, rows, &pending);
         rms_norm(np, *dev, stream);
         return ok_status();
       }
@@ -238,7 +283,7 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
           }
           KITE_CHECK_NE(op.scratch, kNoValue);
           KITE_RETURN_IF_ERROR(linear(val(op.in), width(op.in), w[op.weight], val(op.scratch),
-                                      width(op.scratch), rows, false));
+                                      width(op.scratch), rows, false, &pre));
           prof_mark(StepPhase::kActivation, "silu_mul");
           SiluMulParams sp;
           sp.gate_up = val(op.scratch);
@@ -246,6 +291,7 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
           sp.num_tokens = rows;
           sp.inter = static_cast<int>(width(op.out));
           sp.dtype = opts.dtype;
+          sp.fp8 = fp8_output_for(ops, i, rows, &pending);
           silu_mul(sp, *dev, stream);
           return ok_status();
         }
@@ -254,7 +300,7 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
                       ? static_cast<void*>(logits_out + static_cast<int64_t>(r0) * cfg.vocab_size)
                       : val(op.out);
         return linear(val(op.in), width(op.in), w[op.weight], y, width(op.out), rows,
-                      graph.value(op.out).f32);
+                      graph.value(op.out).f32, &pre);
       }
       case OpKind::kRopeKvWrite: {
         prof_mark(StepPhase::kRopeKv, "rope_kv_write");
@@ -316,6 +362,7 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
         sp.num_tokens = rows;
         sp.inter = static_cast<int>(width(op.out));
         sp.dtype = opts.dtype;
+        sp.fp8 = fp8_output_for(ops, i, rows, &pending);
         if (op.kind == OpKind::kSiluMul) {
           silu_mul(sp, *dev, stream);
         } else {
@@ -354,8 +401,7 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
     const int rows = std::min(mem.cap.logits, d.logits - r0);
     for (size_t i = first_logits_op; i < ops.size(); ++i) {
       const Op& op = ops[i];
-      const int op_rows =
-          op.out == graph.logits ? std::clamp(first_pool_row - r0, 0, rows) : rows;
+      const int op_rows = op.out == graph.logits ? std::clamp(first_pool_row - r0, 0, rows) : rows;
       if (op_rows > 0) KITE_RETURN_IF_ERROR(run(op, op_rows, r0));
       if (pool_rows > 0 && op.out == final_hidden && r0 + rows > first_pool_row) {
         // This chunk's pooling rows of the final norm, before the next chunk overwrites them.

@@ -20,6 +20,7 @@
 #include "backend/cuda/cuda_weights.h"
 #include "backend/cuda/device_buffer.h"
 #include "backend/cuda/device_context.h"
+#include "backend/cuda/fp8_quant.h"
 #include "backend/cuda/gemv.h"
 #include "backend/cuda/sampling.h"
 #include "backend/cuda/step_inputs.h"
@@ -192,17 +193,33 @@ struct CudaModelRunner::Impl {
   StepPlan plan_step(const ForwardBatch& b) const;
   Status upload(const ForwardBatch& b, const StepPlan& plan);
 
+  // FP8 activations already in mem.fp8_x / mem.fp8_x_scale: the op that produced the bf16
+  // value x (an RMSNorm or a gated activation, op_runner.cpp) also wrote its FP8 copy for the FP8
+  // linear right after it — m rows of k columns, q_stride k, per-token scales or (block) 1x128
+  // group scales stored group-major, quantize_fp8's layout for that weight.
+  struct Fp8Input {
+    const void* x = nullptr;
+    int m = 0, k = 0;
+    bool block = false;
+  };
+
   // linear_dispatch.cpp: y = x W^T (+ bias) for m rows, through the GEMV (m <= gemv_max_m, shape
-  // supported) or cuBLASLt.
+  // supported) or cuBLASLt. `pre`: x's FP8 copy, when its producer wrote one (the scaled FP8 GEMM
+  // then skips its quantize_fp8; any other path ignores it).
   Status linear(const void* x, int64_t ldx, const DeviceWeight& wt, void* y, int64_t ldy, int m,
-                bool out_f32);
+                bool out_f32, const Fp8Input* pre = nullptr);
   // A linear op of the fused list: its prologue/epilogue in the GEMV. REQUIRES: fused_ok and
   // m <= gemv_max_m.
   void fused_linear(const Op& op, const StepLayout& L, int m);
   // An FP8 linear through cuBLASLt's scaled FP8 GEMM (or the dequantized fallback); bf16 y.
-  Status fp8_gemm(const void* x, int64_t ldx, const DeviceWeight& wt, void* y, int64_t ldy,
-                  int m);
+  Status fp8_gemm(const void* x, int64_t ldx, const DeviceWeight& wt, void* y, int64_t ldy, int m,
+                  const Fp8Input* pre);
+  // op_runner.cpp: the FP8 copy ops[i] (an RMSNorm or a gated activation over `rows` token
+  // rows) writes for ops[i + 1], an FP8 linear reading its output through the scaled FP8 GEMM;
+  // disabled (q == nullptr) otherwise. Fills *pre for that linear.
+  Fp8Output fp8_output_for(const std::vector<Op>& ops, size_t i, int rows, Fp8Input* pre) const;
   bool fp8_gemm_fallback = false;  // no scaled FP8 GEMM here (or KITE_FP8_GEMM=dequant)
+  bool fp8_fused_quant = true;     // producers write FP8 copies (KITE_FP8_FUSED_QUANT=0: off)
   size_t fp8_w_bf16_bytes = 0;     // the largest FP8 linear as bf16
 
   // op_runner.cpp: one MoE block (ModelGraph::moes[op.moe]) over `rows` tokens; `may_sync`: the
