@@ -54,8 +54,10 @@ Result<LoadedModel> create_local_runner(const EngineConfig& config,
   LoadedModel m;
   m.weights = std::move(store);
 #ifdef KITE_WITH_CUDA
-  if (config.device != "cpu" && comm == nullptr) {
-    auto runner = create_cuda_model_runner(m.weights, config);
+  // A world reaches the CUDA runner only with --device cuda (tensor_parallel_world); "auto"
+  // with several ranks runs on the CPU.
+  if (config.device == "cuda" || (config.device == "auto" && comm == nullptr)) {
+    auto runner = create_cuda_model_runner(m.weights, config, comm);
     if (runner.ok()) {
       m.runner = std::move(*runner);
       return m;
@@ -66,7 +68,7 @@ Result<LoadedModel> create_local_runner(const EngineConfig& config,
     KITE_LOG_INFO("no usable GPU ({}); running on the CPU", runner.status().message());
   }
 #else
-  if (config.device == "cuda" && comm == nullptr) {
+  if (config.device == "cuda") {
     return unavailable("this kite build has no CUDA backend (build with the cuda preset)");
   }
 #endif
@@ -95,11 +97,20 @@ Result<LoadedModel> create_local_runner(const EngineConfig& config,
   return m;
 }
 
-// The world of a tensor-parallel config (nullptr for one rank).
+// The world of a tensor-parallel config (nullptr for one rank). A one-rank process started by
+// an MPI launcher with --device cuda gets its world too: the CUDA runner then takes the worker
+// path's set-up (its local rank's GPU, a NCCL communicator of one rank), so that `mpirun -np 1`
+// exercises it on one GPU; on the CPU one rank stays the plain path.
 Result<std::shared_ptr<parallel::Communicator>> tensor_parallel_world(const EngineConfig& config) {
   const int tp = config.tensor_parallel_size;
   const int pp = parallel::pipeline_parallel_size();
-  if (tp * pp == 1) return std::shared_ptr<parallel::Communicator>();
+  if (tp * pp == 1) {
+    std::shared_ptr<parallel::Communicator> w = parallel::world();
+    if (config.device == "cuda" && w != nullptr && w->world_size() == 1 && w->name() == "mpi") {
+      return w;
+    }
+    return std::shared_ptr<parallel::Communicator>();
+  }
   std::shared_ptr<parallel::Communicator> comm = parallel::world();
   if (comm == nullptr || comm->world_size() != tp * pp) {
     return invalid_argument(fmt::format(
@@ -108,7 +119,11 @@ Result<std::shared_ptr<parallel::Communicator>> tensor_parallel_world(const Engi
         tp, tp, tp, tp));
   }
   if (config.device == "cuda") {
-    return unimplemented("tensor parallelism runs on the CPU backend only for now (--device cpu)");
+    // Refused before any rank loads the model: the CUDA runner does not shard yet (its NCCL
+    // communicator and the one-rank path exist; docs/parallel.md).
+    return unimplemented(
+        "tensor/pipeline parallelism over several GPUs is not implemented yet on the CUDA "
+        "backend; several ranks run with --device cpu");
   }
   return comm;
 }

@@ -132,6 +132,16 @@ Result<std::unique_ptr<CudaModelRunner>> CudaModelRunner::create(const ModelConf
   }
   impl->stream = dev->stream();
   impl->dev = std::move(dev);
+  if (opts.comm != nullptr) {
+    if (opts.comm->world_size() > 1) {
+      return unimplemented(
+          "tensor/pipeline parallelism on the CUDA backend: the NCCL communicator and the "
+          "one-rank worker path exist, the sharded CUDA runner does not yet (run several ranks "
+          "with --device cpu)");
+    }
+    KITE_ASSIGN_OR_RETURN(impl->nccl,
+                          NcclCommunicator::create(opts.comm, opts.device, impl->stream));
+  }
   // The GEMV kernels are bf16: the float32 mode runs every linear layer on cuBLASLt.
   impl->opts.gemv_max_m =
       GemvDTypes::contains(opts.dtype) ? std::clamp(opts.gemv_max_m, 0, kGemvMaxM) : 0;
@@ -458,5 +468,7 @@ const char* CudaModelRunner::attention_path_name() const {
 }
 
 bool CudaModelRunner::last_forward_used_graph() const { return impl_->last_used_graph; }
+
+parallel::Communicator* CudaModelRunner::device_communicator() const { return impl_->nccl.get(); }
 
 }  // namespace kite::cuda

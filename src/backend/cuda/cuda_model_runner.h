@@ -19,6 +19,7 @@
 
 #include "backend/cuda/cuda_weights.h"
 #include "models/kv_cache_scales.h"
+#include "parallel/communicator.h"
 #include "runtime/model_runner.h"
 
 namespace kite::cuda {
@@ -46,6 +47,12 @@ struct CudaRunnerOptions {
   // layer for the expert offsets; when hidden and the expert width are multiples of 256 bytes);
   // every other step, decode graphs included, runs the grouped kernel (moe.h), no host sync.
   int moe_grouped_max_tokens = 64;
+  // The ranks' host world (parallel/world.h: MPI) when launched by an MPI launcher: the runner
+  // then makes its NCCL communicator (nccl_communicator.h) over it on `device` and its own
+  // stream. One rank only for now (the one-rank worker path; its collectives are no-ops); a
+  // world of several ranks is refused (kUnimplemented): the CUDA runner does not shard yet.
+  // nullptr: no communicator (the plain single-GPU path).
+  std::shared_ptr<parallel::Communicator> comm = nullptr;
 };
 
 // The compute dtype for `requested` ("auto", "bfloat16", "float32"; EngineConfig::dtype):
@@ -88,6 +95,8 @@ class CudaModelRunner final : public ModelRunner {
   DType compute_dtype() const;
   // Whether the last forward() replayed a CUDA graph (tests and benchmarks).
   bool last_forward_used_graph() const;
+  // The runner's NCCL communicator (CudaRunnerOptions::comm), or nullptr.
+  parallel::Communicator* device_communicator() const;
 
  private:
   struct Impl;

@@ -19,6 +19,7 @@
 #include "backend/cuda/device_buffer.h"
 #include "backend/cuda/device_context.h"
 #include "backend/cuda/gemv.h"
+#include "backend/cuda/nccl_communicator.h"
 #include "backend/cuda/sampling.h"
 #include "backend/cuda/step_inputs.h"
 #include "models/model_graph.h"
@@ -115,6 +116,8 @@ struct CudaModelRunner::Impl {
   // runs on our kernel). Eager steps only: graphs are decode-only.
   bool use_flashinfer = false;
   std::unique_ptr<GpuSampler> sampler;
+  // CudaRunnerOptions::comm's NCCL communicator on `stream` (nullptr without one).
+  std::shared_ptr<NcclCommunicator> nccl;
 
   KvCacheConfig kv_cfg;
   StepMemory mem;
