@@ -10,6 +10,10 @@
 #           text of the tiny models, `kite serve --device cuda` answering a completion, and an
 #           8B-shape offline batch (dummy weights) through the Engine (continuous batching +
 #           CUDA graphs; KITE_ENGINE_KEEP=1 keeps their outputs)
+#   tp1     the multi-rank worker path with one rank on one GPU: `mpirun -np 1 kite ...
+#           --device cuda --tensor-parallel-size 1` (MPI world and NCCL communicator of one
+#           rank) vs the plain path: greedy tokens of the tiny models, then W5 and W1 (128,128)
+#           on the 8B shape (dummy weights) through both, and the ratios (the issue's bound: 2%)
 #   startup `kite generate` of the transformers-written Llama-3.1-8B files that
 #           `models` kept (KITE_HF_KEEP, page cache warm): process start to exit after 1 token
 # Writes logs under $OUT (default ./gpu-out) and prints a short table last.
@@ -36,6 +40,11 @@ else
   lib="$bundle/lib"
 fi
 export LD_LIBRARY_PATH="$lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# NCCL (the bundle leaves it out): the toolkit's, else the nvidia-nccl-cu13 wheel's.
+if [ ! -e /usr/local/cuda/lib64/libnccl.so.2 ]; then
+  nccl_lib=$(python3 -c 'import nvidia.nccl, os; print(os.path.join(list(nvidia.nccl.__path__)[0], "lib"))' 2>/dev/null || true)
+  if [ -n "$nccl_lib" ]; then export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$nccl_lib"; fi
+fi
 export PYTHONUNBUFFERED=1
 summary="$out/summary.txt"
 : >"$summary"
@@ -75,6 +84,7 @@ for step in "${steps[@]}"; do
       gtest_row "cuda_kernels_test" "$bin/cuda_kernels_test" "$out/kernels.log"
       gtest_row "cuda_ops_test" "$bin/cuda_ops_test" "$out/ops.log"
       gtest_row "cuda_runner_test" "$bin/cuda_runner_test" "$out/runner.log"
+      gtest_row "cuda_nccl_test" "$bin/cuda_nccl_test" "$out/nccl.log"
       ;;
     tiny)
       : >"$out/tiny.log"
@@ -221,6 +231,86 @@ PY
         # KITE_ENGINE_KEEP=1 keeps the outputs (greedy token ids: compare two builds' numerics).
         [ "${KITE_ENGINE_KEEP:-0}" = "1" ] || rm -f "$out/engine_out_$shape.jsonl"
       done
+      ;;
+    tp1)
+      kite="$bin/kite"
+      # Open MPI: the machine's, else the bundle's (gpu-bundle.sh carries one when it can).
+      mpirun=$(command -v mpirun || true)
+      if [ -z "$mpirun" ] && [ -x "${unpacked:-}/mpi/bin/mpirun" ]; then
+        # The bundle's copy, relocated; Debian's component choices (its openmpi-mca-params.conf
+        # stays behind): no InfiniBand/UCX/OFI transports.
+        export OPAL_PREFIX="$unpacked/mpi" PATH="$unpacked/mpi/bin:$PATH"
+        export PMIX_MCA_mca_base_component_path="$unpacked/mpi/pmix"
+        export OMPI_MCA_btl='^uct,openib,ofi' OMPI_MCA_pml='^ucx' OMPI_MCA_mtl='^ofi'
+        export OMPI_MCA_osc='^ucx,pt2pt' OMPI_MCA_btl_base_warn_component_unused=0
+        mpirun="$unpacked/mpi/bin/mpirun"
+      fi
+      if [ -z "$mpirun" ]; then
+        row "tp1" "SKIPPED: no mpirun here or in the bundle"
+        continue
+      fi
+      export NCCL_NVLS_ENABLE=0
+      mpi=("$mpirun" -np 1 --oversubscribe)
+      [ "$(id -u)" = 0 ] && mpi+=(--allow-run-as-root)
+      # Greedy tokens: the plain path vs the worker path (its log names the NCCL communicator).
+      for pair in "tinystories-656k:1,80,147,201,282,57" "stories260k/stories260K.gguf:1"; do
+        m="$models/${pair%%:*}"
+        tag=$(basename "${pair%%:*}")
+        gen=(generate "$m" --device cuda --prompt-ids "${pair##*:}" --max-tokens 200
+             --temperature 0 --ignore-eos --print-ids --no-progress)
+        timeout 120 "$kite" "${gen[@]}" >"$out/tp1_${tag}_plain.txt" 2>"$out/tp1_${tag}_plain.log"
+        timeout 180 "${mpi[@]}" "$kite" "${gen[@]}" --tensor-parallel-size 1 \
+          >"$out/tp1_${tag}_mpi.txt" 2>"$out/tp1_${tag}_mpi.log"
+        rc=$?
+        nccl=$(grep -o 'nccl: rank 0 of 1[^)]*)' "$out/tp1_${tag}_mpi.log" | head -1)
+        if [ "$rc" = 0 ] && [ -s "$out/tp1_${tag}_plain.txt" ] &&
+           cmp -s "$out/tp1_${tag}_plain.txt" "$out/tp1_${tag}_mpi.txt"; then
+          row "tp1 greedy $tag" "mpirun -np 1 == plain (200 tokens; ${nccl:-NO nccl line})"
+        else
+          row "tp1 greedy $tag" "DIFFER or failed (rc=$rc; ${nccl:-no nccl line}): see tp1_${tag}_*"
+        fi
+      done
+      # W5 and W1 (128,128), 8B shape, dummy weights: plain, then the worker path, in this call.
+      shape="$out/tp1-llama-3-8b"
+      mkdir -p "$shape" && cp tests/data/configs/llama-3-8b/config.json "$shape/"
+      for f in tokenizer.json tokenizer_config.json; do
+        gzip -dc "tests/data/tokenizers/llama3.1/$f.gz" >"$shape/$f"
+      done
+      rm -rf "$out/tp1-results" && mkdir -p "$out/tp1-results"
+      for w in "W5:${KITE_TP1_W5_PROMPTS:-8}" "W1:${KITE_TP1_W1_PROMPTS:-512},0,0,0"; do
+        for how in plain mpi; do
+          launch=()
+          extra=()
+          if [ "$how" = mpi ]; then launch=("${mpi[@]}"); extra=(--tensor-parallel-size 1); fi
+          timeout 300 "${launch[@]}" "$kite" bench throughput "$shape" --load-format dummy \
+            --dtype bfloat16 --device cuda --workload "${w%%:*}" --preset-prompts "${w#*:}" \
+            "${extra[@]}" --result-dir "$out/tp1-results/$how" --no-progress \
+            >"$out/tp1_${w%%:*}_$how.log" 2>&1
+          row "tp1 ${w%%:*} $how" "rc=$?"
+        done
+      done
+      python3 - "$out/tp1-results" <<'PY' | tee -a "$summary"
+import glob, json, os, sys
+root = sys.argv[1]
+def metric(how, name, key):
+    files = glob.glob(os.path.join(root, how, name))
+    if not files:
+        return None
+    m = json.load(open(files[0]))["metrics"]
+    v = m[key]
+    return v["mean"] if isinstance(v, dict) else v
+for label, name, key, better in [("W5 TPOT mean (ms)", "*W5*.json", "tpot_ms", "lower"),
+                                 ("W1 (128,128) output tok/s", "*W1-128x128*.json",
+                                  "output_throughput", "higher")]:
+    p, w = metric("plain", name, key), metric("mpi", name, key)
+    if p is None or w is None:
+        print(f"tp1 {label}: missing a result (plain {p}, mpirun -np 1 {w})")
+        continue
+    r = w / p
+    ok = r <= 1.02 if better == "lower" else r >= 0.98
+    print(f"tp1 {label}: plain {p:.3f}, mpirun -np 1 {w:.3f}, ratio {r:.4f} "
+          f"({'within' if ok else 'OUTSIDE'} 2%)")
+PY
       ;;
     attnref)  # torch SDPA on kite_cuda_bench's prefill shapes (a reference, not a test)
       timeout 180 python3 "$bundle/torch_attention_ref.py" >"$out/attnref.log" 2>&1
