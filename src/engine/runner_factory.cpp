@@ -54,8 +54,8 @@ Result<LoadedModel> create_local_runner(const EngineConfig& config,
   LoadedModel m;
   m.weights = std::move(store);
 #ifdef KITE_WITH_CUDA
-  // A world reaches the CUDA runner only with --device cuda (tensor_parallel_world); "auto"
-  // with several ranks runs on the CPU.
+  // A world reaches the CUDA runner only with --device cuda; "auto" with several ranks runs on
+  // the CPU.
   if (config.device == "cuda" || (config.device == "auto" && comm == nullptr)) {
     auto runner = create_cuda_model_runner(m.weights, config, comm);
     if (runner.ok()) {
@@ -118,12 +118,11 @@ Result<std::shared_ptr<parallel::Communicator>> tensor_parallel_world(const Engi
         "... --tensor-parallel-size {}` (docs/parallel.md)",
         tp, tp, tp, tp));
   }
-  if (config.device == "cuda") {
-    // Refused before any rank loads the model: the CUDA runner does not shard yet (its NCCL
-    // communicator and the one-rank path exist; docs/parallel.md).
+  if (config.device == "cuda" && pp > 1) {
+    // Refused before any rank loads the model (docs/parallel.md "CUDA and NCCL").
     return unimplemented(
-        "tensor/pipeline parallelism over several GPUs is not implemented yet on the CUDA "
-        "backend; several ranks run with --device cpu");
+        "pipeline parallelism is not implemented yet on the CUDA backend (tensor parallelism "
+        "is); several stages run with --device cpu");
   }
   return comm;
 }
@@ -137,7 +136,9 @@ Result<LoadedModel> create_model_runner(const EngineConfig& config) {
   if (comm == nullptr) return m;
   // Every rank learns whether every rank loaded its shard, so that all of them can report and
   // exit instead of waiting for a peer that failed.
-  const Status all = parallel::agree(*comm, m.status(), "loading the model");
+  Status all = parallel::agree(*comm, m.status(), "loading the model");
+  // Then the backend's own collectives (CUDA: NCCL), set up by every rank, and agreed on again.
+  if (all.ok()) all = parallel::agree(*comm, m->runner->connect_ranks(), "connecting the ranks");
   if (!all.ok()) {
     parallel::set_workers_released(true);  // every rank knows: none waits for another
     return all;
@@ -147,9 +148,7 @@ Result<LoadedModel> create_model_runner(const EngineConfig& config) {
 
 Status run_model_worker(const EngineConfig& config) {
   KITE_ASSIGN_OR_RETURN(LoadedModel m, create_model_runner(config));
-  auto* runner = dynamic_cast<CpuModelRunner*>(m.runner.get());
-  if (runner == nullptr) return internal_error("a tensor-parallel worker without a CPU runner");
-  return runner->run_worker();
+  return m.runner->run_worker();
 }
 
 }  // namespace kite

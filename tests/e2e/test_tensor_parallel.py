@@ -167,12 +167,21 @@ def test_world_size_other_than_tp_fails_on_every_rank():
     assert_every_rank_says(run(cmd), 2, "needs 4 (mpirun -np 4)")
 
 
-def test_tp_on_cuda_is_refused_on_every_rank():
-    """The CUDA runner does not shard yet: several ranks with --device cuda are refused by every
-    rank before any loads the model (its NCCL communicator and the one-rank path exist)."""
+def test_pp_on_cuda_is_refused_on_every_rank():
+    """Pipeline stages on the CUDA backend are not built yet: every rank refuses before loading
+    (in any build)."""
+    cmd = mpirun_args(2) + [KITE, "generate", TINY, "--device", "cuda", *PROMPT,
+                           "--pipeline-parallel-size", "2"]
+    assert_every_rank_says(run(cmd), 2, "pipeline parallelism is not implemented yet on the CUDA")
+
+
+def test_tp_on_cuda_without_cuda_fails_on_every_rank():
+    backends = run([KITE, "version"]).stdout
+    if "cuda" in backends:
+        pytest.skip("this kite has the CUDA backend: TP on CUDA needs several GPUs")
     cmd = mpirun_args(2) + [KITE, "generate", TINY, "--device", "cuda", *PROMPT,
                            "--tensor-parallel-size", "2"]
-    assert_every_rank_says(run(cmd), 2, "not implemented yet on the CUDA backend")
+    assert_every_rank_says(run(cmd), 2, "no CUDA backend")
 
 
 def test_one_rank_under_mpirun_on_cuda_without_cuda_is_an_error():

@@ -1,5 +1,6 @@
 // The CUDA backend's NCCL communicator (backend/cuda/nccl_communicator.h) with one rank, and the
-// CUDA runner on the worker path's set-up (CudaRunnerOptions::comm) against the plain runner.
+// CUDA runner on the worker path (CudaRunnerOptions::comm, connect_ranks) against the plain
+// runner; a rank of two's shard, short of any collective.
 // One GPU suffices; without one every test that needs it is skipped (visibly). Several ranks
 // (all-reduce sums, a dead peer ending every rank) need several GPUs: docs/parallel.md.
 #include <gtest/gtest.h>
@@ -47,7 +48,8 @@ class ScopedEnv {
   std::string old_;
 };
 
-// A world of two ranks that is never used: the runner must refuse it before any collective.
+// Rank 0 of a world of two whose collectives must not be called (the runner makes none before
+// connect_ranks()).
 class TwoRankWorld final : public parallel::Communicator {
  public:
   int rank() const override { return 0; }
@@ -179,6 +181,9 @@ TEST(CudaRunnerWorkerPath, OneRankEqualsThePlainRunner) {
   ASSERT_TRUE(plain.ok()) << plain.status().to_string();
   auto worker = CudaModelRunner::create(cfg, lookup, worker_opts);
   ASSERT_TRUE(worker.ok()) << worker.status().to_string();
+  EXPECT_EQ((*worker)->device_communicator(), nullptr);  // made by connect_ranks()
+  const Status connected = (*worker)->connect_ranks();
+  ASSERT_TRUE(connected.ok()) << connected.to_string();
   EXPECT_EQ((*plain)->device_communicator(), nullptr);
   ASSERT_NE((*worker)->device_communicator(), nullptr);
   EXPECT_EQ((*worker)->device_communicator()->name(), "nccl");
@@ -205,7 +210,10 @@ TEST(CudaRunnerWorkerPath, OneRankEqualsThePlainRunner) {
   }
 }
 
-TEST(CudaRunnerWorkerPath, SeveralRanksAreRefusedBeforeAnyCollective) {
+// Rank 0 of two holds its shard (half the heads and the MLP rows, half the vocabulary's logits
+// columns) and reports the whole model's config; it makes no collective before connect_ranks(),
+// and asking for KV sizing before it is an error, not a wait for a peer.
+TEST(CudaRunnerWorkerPath, ARankOfTwoHoldsItsShardAndWaitsForNoPeerBeforeConnecting) {
   KITE_REQUIRE_GPU();
   const std::string path = std::string(KITE_SOURCE_DIR) + "/tests/data/models/tinystories-656k";
   auto store = load_model(path, LoadOptions{});
@@ -215,8 +223,23 @@ TEST(CudaRunnerWorkerPath, SeveralRanksAreRefusedBeforeAnyCollective) {
   CudaRunnerOptions opts;
   opts.comm = std::make_shared<TwoRankWorld>();
   auto r = CudaModelRunner::create(ws->config(), lookup, opts);
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().code(), StatusCode::kUnimplemented) << r.status().to_string();
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ((*r)->config().vocab_size, ws->config().vocab_size);
+  EXPECT_EQ((*r)->config().num_attention_heads, ws->config().num_attention_heads);
+  // This rank's KV heads only: half the model's bytes per block.
+  CudaRunnerOptions whole;
+  auto one = CudaModelRunner::create(ws->config(), lookup, whole);
+  ASSERT_TRUE(one.ok()) << one.status().to_string();
+  EXPECT_EQ(2 * (*r)->kv_block_bytes(16), (*one)->kv_block_bytes(16));
+  EXPECT_FALSE((*r)->supports_pooling());
+  KvCacheConfig kc;
+  auto blocks = (*r)->determine_num_kv_blocks(kc);
+  ASSERT_FALSE(blocks.ok());
+  EXPECT_EQ(blocks.status().code(), StatusCode::kFailedPrecondition) << blocks.status().to_string();
+  CudaRunnerOptions staged = opts;
+  staged.pipeline_parallel_size = 2;
+  EXPECT_EQ(CudaModelRunner::create(ws->config(), lookup, staged).status().code(),
+            StatusCode::kUnimplemented);
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include "backend/cuda/nccl_communicator.h"
 #include "models/kv_cache_scales.h"
 #include "models/registry.h"
+#include "parallel/world.h"
 
 namespace kite {
 
@@ -49,6 +50,7 @@ Result<std::unique_ptr<ModelRunner>> create_cuda_model_runner(
     KITE_ASSIGN_OR_RETURN(options.device,
                           cuda::device_for_local_rank(cuda::local_rank_from_env(comm->rank())));
     options.comm = std::move(comm);
+    options.pipeline_parallel_size = parallel::pipeline_parallel_size();
   }
   KITE_ASSIGN_OR_RETURN(std::unique_ptr<cuda::CudaModelRunner> runner,
                         cuda::CudaModelRunner::create(weights->config(), lookup, options));

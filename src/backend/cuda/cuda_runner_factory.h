@@ -16,8 +16,9 @@ namespace kite {
 //
 // With `comm` (the MPI world of a process started by an MPI launcher; docs/parallel.md) the
 // runner takes the GPU of its local rank (OMPI_COMM_WORLD_LOCAL_RANK, SLURM_LOCALID, ...; more
-// ranks on a node than visible GPUs: kInvalidArgument) and makes its NCCL communicator over
-// `comm`. Only a world of one rank is implemented (kUnimplemented otherwise).
+// ranks on a node than visible GPUs: kInvalidArgument) and, with several ranks, holds its
+// tensor-parallel shard; its connect_ranks() makes the NCCL communicator over `comm`. Pipeline
+// parallelism is refused (kUnimplemented).
 Result<std::unique_ptr<ModelRunner>> create_cuda_model_runner(
     std::shared_ptr<const WeightStore> weights, const EngineConfig& config,
     std::shared_ptr<parallel::Communicator> comm = nullptr);
