@@ -362,7 +362,11 @@ Result<int64_t> CudaModelRunner::Impl::local_num_kv_blocks(const KvCacheConfig& 
   b.max_seq_len = T;
   float* out = nullptr;
   Status st = m.forward_eager(b, &out);
-  if (st.ok()) st = cuda_status(cudaStreamSynchronize(m.stream), "profiling forward");
+  if (st.ok()) {
+    // Several ranks: bounded (the profiling forward all-reduces with the peers).
+    st = m.tensor_parallel() ? m.nccl->synchronize()
+                             : cuda_status(cudaStreamSynchronize(m.stream), "profiling forward");
+  }
   m.kv.reset();
   m.num_blocks = 0;
   KITE_RETURN_IF_ERROR(st.with_context("profiling forward"));
