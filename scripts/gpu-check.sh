@@ -14,6 +14,10 @@
 #           --device cuda --tensor-parallel-size 1` (MPI world and NCCL communicator of one
 #           rank) vs the plain path: greedy tokens of the tiny models, then W5 and W1 (128,128)
 #           on the 8B shape (dummy weights) through both, and the ratios (the issue's bound: 2%)
+#   tp2     several GPUs (KITE_TP, default 2; needs that many): `mpirun -np N kite generate
+#           --device cuda --tensor-parallel-size N` greedy tokens vs one GPU on the tiny models
+#           and an 8B-shape dummy model, a worker killed mid-run ending every rank, and W5 /
+#           W1 (128,128) on the 8B shape at TP N
 #   startup `kite generate` of the transformers-written Llama-3.1-8B files that
 #           `models` kept (KITE_HF_KEEP, page cache warm): process start to exit after 1 token
 # Writes logs under $OUT (default ./gpu-out) and prints a short table last.
@@ -73,6 +77,22 @@ tiny_families() {
       >"$out/tiny-families.log" 2>&1 || { row "tiny family models" "not written (see log)"; return 0; }
   fi
   export KITE_TINY_FAMILY_DIR="$out/tiny-families"
+}
+
+# Open MPI for the tp steps: the machine's, else the bundle's (gpu-bundle.sh carries one),
+# relocated, with Debian's component choices (its openmpi-mca-params.conf stays behind): no
+# InfiniBand/UCX/OFI transports. Sets $mpirun; fails when there is none.
+find_mpirun() {
+  export NCCL_NVLS_ENABLE=0
+  mpirun=$(command -v mpirun || true)
+  if [ -z "$mpirun" ] && [ -x "${unpacked:-}/mpi/bin/mpirun" ]; then
+    export OPAL_PREFIX="$unpacked/mpi" PATH="$unpacked/mpi/bin:$PATH"
+    export PMIX_MCA_mca_base_component_path="$unpacked/mpi/pmix"
+    export OMPI_MCA_btl='^uct,openib,ofi' OMPI_MCA_pml='^ucx' OMPI_MCA_mtl='^ofi'
+    export OMPI_MCA_osc='^ucx,pt2pt' OMPI_MCA_btl_base_warn_component_unused=0
+    mpirun="$unpacked/mpi/bin/mpirun"
+  fi
+  [ -n "$mpirun" ]
 }
 
 for step in "${steps[@]}"; do
@@ -234,22 +254,10 @@ PY
       ;;
     tp1)
       kite="$bin/kite"
-      # Open MPI: the machine's, else the bundle's (gpu-bundle.sh carries one when it can).
-      mpirun=$(command -v mpirun || true)
-      if [ -z "$mpirun" ] && [ -x "${unpacked:-}/mpi/bin/mpirun" ]; then
-        # The bundle's copy, relocated; Debian's component choices (its openmpi-mca-params.conf
-        # stays behind): no InfiniBand/UCX/OFI transports.
-        export OPAL_PREFIX="$unpacked/mpi" PATH="$unpacked/mpi/bin:$PATH"
-        export PMIX_MCA_mca_base_component_path="$unpacked/mpi/pmix"
-        export OMPI_MCA_btl='^uct,openib,ofi' OMPI_MCA_pml='^ucx' OMPI_MCA_mtl='^ofi'
-        export OMPI_MCA_osc='^ucx,pt2pt' OMPI_MCA_btl_base_warn_component_unused=0
-        mpirun="$unpacked/mpi/bin/mpirun"
-      fi
-      if [ -z "$mpirun" ]; then
+      if ! find_mpirun; then
         row "tp1" "SKIPPED: no mpirun here or in the bundle"
         continue
       fi
-      export NCCL_NVLS_ENABLE=0
       mpi=("$mpirun" -np 1 --oversubscribe)
       [ "$(id -u)" = 0 ] && mpi+=(--allow-run-as-root)
       # Greedy tokens: the plain path vs the worker path (its log names the NCCL communicator).
@@ -311,6 +319,59 @@ for label, name, key, better in [("W5 TPOT mean (ms)", "*W5*.json", "tpot_ms", "
     print(f"tp1 {label}: plain {p:.3f}, mpirun -np 1 {w:.3f}, ratio {r:.4f} "
           f"({'within' if ok else 'OUTSIDE'} 2%)")
 PY
+      ;;
+    tp2)
+      kite="$bin/kite"
+      n="${KITE_TP:-2}"
+      gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')
+      if [ "$gpus" -lt "$n" ]; then
+        row "tp2" "SKIPPED: $gpus GPU(s), TP $n needs $n"
+        continue
+      fi
+      if ! find_mpirun; then
+        row "tp2" "SKIPPED: no mpirun here or in the bundle"
+        continue
+      fi
+      mpi=("$mpirun" -np "$n" --oversubscribe -x NCCL_NVLS_ENABLE)
+      [ "$(id -u)" = 0 ] && mpi+=(--allow-run-as-root)
+      # Greedy tokens, one GPU vs N (float32-mode tiny models: equal up to the sums' order).
+      shape="$out/tp2-llama-3-8b"
+      mkdir -p "$shape" && cp tests/data/configs/llama-3-8b/config.json "$shape/"
+      for pair in "$models/tinystories-656k:1,80,147,201,282,57:" \
+                  "$shape:128000,791,1917,374:--load-format dummy --dtype bfloat16"; do
+        IFS=: read -r m ids flags <<<"$pair"
+        tag=$(basename "$m")
+        # shellcheck disable=SC2206  # flags: word-split on purpose
+        gen=(generate "$m" --device cuda --prompt-ids "$ids" --max-tokens 64 --temperature 0
+             --ignore-eos --print-ids --no-progress $flags)
+        timeout 300 "$kite" "${gen[@]}" >"$out/tp2_${tag}_one.txt" 2>"$out/tp2_${tag}_one.log"
+        timeout 300 "${mpi[@]}" "$kite" "${gen[@]}" --tensor-parallel-size "$n" \
+          >"$out/tp2_${tag}_tp.txt" 2>"$out/tp2_${tag}_tp.log"
+        rc=$?
+        if [ "$rc" = 0 ] && cmp -s "$out/tp2_${tag}_one.txt" "$out/tp2_${tag}_tp.txt"; then
+          row "tp$n greedy $tag" "TP $n == one GPU (64 tokens)"
+        else
+          row "tp$n greedy $tag" "DIFFER or failed (rc=$rc): see tp2_${tag}_*"
+        fi
+      done
+      # A worker killed at its 3rd step: every rank ends with an error, within the bound.
+      start=$(date +%s)
+      KITE_TEST_FAIL_RANK_AT_STEP=1:3:kill timeout 300 "${mpi[@]}" -x KITE_TEST_FAIL_RANK_AT_STEP \
+        "$kite" generate "$models/tinystories-656k" --device cuda --prompt-ids 1 --max-tokens 32 \
+        --ignore-eos --print-ids --no-progress --tensor-parallel-size "$n" \
+        >/dev/null 2>"$out/tp2_killed.log"
+      rc=$?
+      row "tp$n rank killed mid-run" "rc=$rc (non-zero expected) after $(( $(date +%s) - start )) s"
+      for f in tokenizer.json tokenizer_config.json; do
+        gzip -dc "tests/data/tokenizers/llama3.1/$f.gz" >"$shape/$f"
+      done
+      for w in "W5:${KITE_TP1_W5_PROMPTS:-8}" "W1:${KITE_TP1_W1_PROMPTS:-512},0,0,0"; do
+        timeout 300 "${mpi[@]}" "$kite" bench throughput "$shape" --load-format dummy \
+          --dtype bfloat16 --device cuda --workload "${w%%:*}" --preset-prompts "${w#*:}" \
+          --tensor-parallel-size "$n" --no-progress >"$out/tp2_${w%%:*}.log" 2>&1
+        row "tp$n ${w%%:*}" "rc=$? $(grep -E '^(Mean TPOT|Output token throughput)' \
+          "$out/tp2_${w%%:*}.log" | tr -s ' ' | tr '\n' ' ')"
+      done
       ;;
     attnref)  # torch SDPA on kite_cuda_bench's prefill shapes (a reference, not a test)
       timeout 180 python3 "$bundle/torch_attention_ref.py" >"$out/attnref.log" 2>&1

@@ -8,7 +8,12 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
+#include <csignal>
+#include <cstdlib>
 #include <cstring>
+#include <string>
+#include <thread>
 #include <type_traits>
 
 #include "backend/cuda/cuda_check.h"
@@ -32,6 +37,27 @@ struct Call0 {
   int32_t sizes[8] = {};   // kForward: the batch's vectors, in batch_vectors() order
 };
 static_assert(std::is_trivially_copyable_v<Call0>);
+
+// Fault injection for the tests of a failing rank, as on the CPU backend (docs/parallel.md):
+// KITE_TEST_FAIL_RANK_AT_STEP=rank:step:how makes that worker, when its step-th forward arrives,
+// kill itself (how = kill) or stop answering (how = hang). Unset: none.
+struct InjectedFault {
+  int step = -1;
+  bool hang = false;
+};
+
+InjectedFault injected_fault(int rank) {
+  InjectedFault f;
+  const char* v = std::getenv("KITE_TEST_FAIL_RANK_AT_STEP");
+  if (v == nullptr) return f;
+  const std::string s(v);
+  const size_t a = s.find(':');
+  const size_t b = a == std::string::npos ? a : s.find(':', a + 1);
+  if (b == std::string::npos || std::atoi(s.substr(0, a).c_str()) != rank) return f;
+  f.step = std::atoi(s.substr(a + 1, b - a - 1).c_str());
+  f.hang = s.substr(b + 1) == "hang";
+  return f;
+}
 
 std::array<std::vector<int32_t>*, 8> batch_vectors(ForwardBatch& b) {
   return {&b.token_ids,    &b.positions,          &b.query_start_loc, &b.seq_lens,
@@ -113,6 +139,8 @@ Status CudaModelRunner::run_worker() {
   }
   if (m.nccl == nullptr) return failed_precondition("several ranks: connect_ranks() first");
   parallel::Communicator& comm = *m.opts.comm;
+  const InjectedFault fault = injected_fault(comm.rank());
+  int step = 0;
   ForwardBatch batch;
   std::vector<int32_t> payload;
   for (;;) {
@@ -132,6 +160,10 @@ Status CudaModelRunner::run_worker() {
                                              "allocate_kv_cache"));
         break;
       case kForward: {
+        if (++step == fault.step) {
+          if (!fault.hang) std::raise(SIGKILL);
+          for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
+        }
         int64_t total = 0;
         for (int32_t n : h.sizes) total += n;
         payload.resize(static_cast<size_t>(total));
