@@ -78,7 +78,7 @@ cp tests/gpu/hf_compare.py tests/gpu/torch_attention_ref.py scripts/gpu-check.sh
 parts=(bin lib)
 if [ -d "$out/mpi" ]; then parts+=(mpi); fi
 tar -C "$out" -cJf "$out/bin.tar.xz" "${parts[@]}"
-rm -rf "$out/bin" "$out/lib" "$out/mpi" "$out/data"
+rm -rf "${out:?}/bin" "${out:?}/lib" "${out:?}/mpi" "${out:?}/data"
 size_kb=$(du -sk "$out" | cut -f1)
 echo "gpu-bundle: $out ($((size_kb / 1024)) MiB): $(tar -tJf "$out/bin.tar.xz" | tr '\n' ' ')"
 if [ "$size_kb" -gt $((32 * 1024)) ]; then
