@@ -22,9 +22,9 @@ struct EmbeddingParams {
   int num_tokens = 0;
   int hidden = 0;
   int vocab = 0;
-  int vocab_begin = 0;         // tensor parallelism: the first vocabulary row of this rank's table
   DType dtype = DType::kBF16;  // ElementwiseDTypes (kernel_support.h)
   float scale = 1.f;
+  int vocab_begin = 0;  // tensor parallelism: the first vocabulary row of this rank's table
 };
 
 void embedding(const EmbeddingParams& p, const DeviceContext& dev, cudaStream_t stream);
