@@ -5,6 +5,7 @@
 // (all-reduce sums, a dead peer ending every rank) need several GPUs: docs/parallel.md.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -207,6 +208,72 @@ TEST(CudaRunnerWorkerPath, OneRankEqualsThePlainRunner) {
       EXPECT_EQ((*plain)->last_forward_used_graph(), (*worker)->last_forward_used_graph());
     }
     next = {cpu::argmax(lp->data(), cfg.vocab_size)};
+  }
+}
+
+// The several-ranks path with one rank (force_tensor_parallel_path): KV sizing and allocation
+// through rank 0's call protocol and the minimum over ranks, the LM head into the rank's
+// logits and the gather into the full ones (in the decode graphs too, and for an eager step of
+// more logits rows than max_num_seqs), the bounded synchronize after each step. float32 compute
+// (the shipped model's F32 checkpoint, generic attention): both runners run the same kernels, so
+// the logits agree to 1e-6 and the greedy tokens exactly.
+TEST(CudaRunnerWorkerPath, TensorParallelPathOfOneRankEqualsThePlainRunner) {
+  KITE_REQUIRE_GPU();
+  const std::string path = std::string(KITE_SOURCE_DIR) + "/tests/data/models/tinystories-656k";
+  auto store = load_model(path, LoadOptions{});
+  ASSERT_TRUE(store.ok()) << store.status().to_string();
+  std::shared_ptr<const WeightStore> ws(std::move(*store));
+  const ModelConfig& cfg = ws->config();
+  WeightLookup lookup = [&](std::string_view name) { return ws->get(name); };
+  KvCacheConfig kc;
+  kc.max_num_seqs = 4;
+  kc.max_num_batched_tokens = 128;
+  kc.memory_budget_bytes = 64ll << 20;
+  CudaRunnerOptions plain_opts;
+  plain_opts.dtype = DType::kF32;
+  plain_opts.kv_cache_dtype = DType::kF32;
+  plain_opts.max_graph_batch = 4;
+  CudaRunnerOptions tp_opts = plain_opts;
+  tp_opts.comm = one_rank();
+  tp_opts.force_tensor_parallel_path = true;
+  auto plain = CudaModelRunner::create(cfg, lookup, plain_opts);
+  ASSERT_TRUE(plain.ok()) << plain.status().to_string();
+  auto tp = CudaModelRunner::create(cfg, lookup, tp_opts);
+  ASSERT_TRUE(tp.ok()) << tp.status().to_string();
+  EXPECT_FALSE((*tp)->supports_pooling());
+  const Status connected = (*tp)->connect_ranks();
+  ASSERT_TRUE(connected.ok()) << connected.to_string();
+  auto bp = (*plain)->determine_num_kv_blocks(kc);
+  auto bt = (*tp)->determine_num_kv_blocks(kc);
+  ASSERT_TRUE(bp.ok()) << bp.status().to_string();
+  ASSERT_TRUE(bt.ok()) << bt.status().to_string();
+  EXPECT_EQ(*bt, *bp);
+  const int64_t blocks = std::min<int64_t>(*bp, 64);
+  ASSERT_TRUE((*plain)->allocate_kv_cache(blocks, kc).ok());
+  const Status allocated = (*tp)->allocate_kv_cache(blocks, kc);
+  ASSERT_TRUE(allocated.ok()) << allocated.to_string();
+  ASSERT_FALSE((*tp)->decode_graph_sizes().empty());
+  SequenceRunner sp(plain->get(), kc.block_size, blocks);
+  SequenceRunner st(tp->get(), kc.block_size, blocks);
+  // Every prompt token's logits: 6 rows, more than max_num_seqs (the eager "big" buffers).
+  std::vector<int32_t> next = {1, 80, 147, 201, 282, 57};
+  for (int step = 0; step < 24; ++step) {
+    const bool all = step == 0;
+    auto lp = sp.feed(next, all);
+    auto lt = st.feed(next, all);
+    ASSERT_TRUE(lp.ok()) << lp.status().to_string();
+    ASSERT_TRUE(lt.ok()) << lt.status().to_string();
+    ASSERT_EQ(lp->size(), lt->size());
+    const ErrorStats e = compare(*lt, *lp);
+    EXPECT_LT(e.rel_l2, 1e-6) << "step " << step << " " << e.to_string();
+    const float* last = lp->data() + lp->size() - static_cast<size_t>(cfg.vocab_size);
+    const float* last_tp = lt->data() + lt->size() - static_cast<size_t>(cfg.vocab_size);
+    ASSERT_EQ(cpu::argmax(last_tp, cfg.vocab_size), cpu::argmax(last, cfg.vocab_size))
+        << "step " << step;
+    if (step > 0) {
+      EXPECT_TRUE((*tp)->last_forward_used_graph()) << "step " << step;
+    }
+    next = {cpu::argmax(last, cfg.vocab_size)};
   }
 }
 

@@ -115,7 +115,9 @@ Result<std::unique_ptr<CudaModelRunner>> CudaModelRunner::create(const ModelConf
   tp.intermediate = model_cfg.intermediate_size;
   tp.vocab_rows = tp.vocab_stride = model_cfg.vocab_size;
   ModelConfig cfg = model_cfg;
-  if (opts.comm != nullptr && opts.comm->world_size() > 1) {
+  const bool tp_path = opts.comm != nullptr &&
+                       (opts.comm->world_size() > 1 || opts.force_tensor_parallel_path);
+  if (tp_path) {
     if (opts.pipeline_parallel_size != 1) {
       return unimplemented(
           "pipeline parallelism on the CUDA backend is not implemented yet (tensor parallelism "
@@ -151,6 +153,7 @@ Result<std::unique_ptr<CudaModelRunner>> CudaModelRunner::create(const ModelConf
   impl->cfg = cfg;
   impl->full_cfg = model_cfg;
   impl->tp = tp;
+  impl->tp_path = tp_path;
   impl->opts = opts;
   if (opts.kv_cache_dtype == DType::kF8E4M3) {
     KITE_RETURN_IF_ERROR(complete_kv_cache_scales(&impl->opts.kv_scales, cfg.num_hidden_layers));
@@ -217,7 +220,7 @@ Result<std::unique_ptr<CudaModelRunner>> CudaModelRunner::create(const ModelConf
   all.norm_prologue = all.silu_epilogue = true;
   // Several ranks: the row-parallel linears' partial sums are all-reduced before the residual
   // add, so the add stays in the next norm (no residual epilogue in the GEMV).
-  all.residual_epilogue = tp.size == 1;
+  all.residual_epilogue = !tp_path;
   // The GEMV's RoPE epilogue rotates whole heads without LongRoPE's tables or factor.
   all.rope_epilogue = true;
   for (const RopeDecl& r : impl->graph.ropes) {

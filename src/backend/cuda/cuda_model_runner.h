@@ -56,6 +56,10 @@ struct CudaRunnerOptions {
   // run on it. nullptr: no communicator (the plain single-GPU path).
   std::shared_ptr<parallel::Communicator> comm = nullptr;
   int pipeline_parallel_size = 1;  // of comm's world; > 1 is refused on CUDA for now
+  // Tests: a comm of one rank takes the several-ranks path all the same (a shard of the whole
+  // model, collectives that do nothing, the logits gathered, rank 0's call protocol), so one GPU
+  // checks that path's plumbing against the plain one.
+  bool force_tensor_parallel_path = false;
 };
 
 // The compute dtype for `requested` ("auto", "bfloat16", "float32"; EngineConfig::dtype):

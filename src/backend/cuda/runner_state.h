@@ -135,7 +135,9 @@ struct CudaModelRunner::Impl {
     return tensor_parallel() ? tp_full_logits.as<float>()
                              : static_cast<float*>(mem.values[static_cast<size_t>(graph.logits)]);
   }
-  bool tensor_parallel() const { return tp.size > 1; }
+  // The several-ranks path: tp.size > 1, or one rank with force_tensor_parallel_path (tests).
+  bool tp_path = false;
+  bool tensor_parallel() const { return tp_path; }
   bool is_worker() const { return tensor_parallel() && tp.rank != 0; }
   // Rank 0: lets the workers leave run_worker() (the runner's destructor).
   void release_workers();
