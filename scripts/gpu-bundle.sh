@@ -38,8 +38,9 @@ for b in "${bins[@]}"; do
 done
 
 # Shared libraries that are not part of the base system or the CUDA toolkit.
-# NCCL (libnccl.so.2, 200+ MiB) comes from the GPU machine too: its CUDA toolkit or the
-# nvidia-nccl-cu13 wheel (gpu-check.sh adds the wheel's folder to LD_LIBRARY_PATH).
+# NCCL (libnccl.so.2, 200+ MiB; kite loads it at run time) comes from the GPU machine too: its
+# CUDA toolkit or the nvidia-nccl-cu13 wheel (gpu-check.sh adds the wheel's folder to
+# LD_LIBRARY_PATH).
 system_re='^(linux-vdso|ld-linux|libc\.|libm\.|libdl\.|librt\.|libpthread\.|libgcc_s\.|libstdc\+\+\.|libcuda\.|libcublas|libcudart|libnvidia|libnccl)'
 for b in "${bins[@]}"; do
   [ -f "$b" ] || continue

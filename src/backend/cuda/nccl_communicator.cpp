@@ -1,13 +1,16 @@
 #include "backend/cuda/nccl_communicator.h"
 
+#include <dlfcn.h>
 #include <fmt/format.h>
 #include <nccl.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <string>
 #include <thread>
+#include <type_traits>
 
 #include "backend/cuda/cuda_check.h"
 #include "core/logging.h"
@@ -19,6 +22,78 @@ struct NcclCommunicator::Comm {
 };
 
 namespace {
+
+// NCCL is loaded at run time (dlopen of libnccl.so.2, or KITE_NCCL_LIBRARY), not linked: a kite
+// on one GPU starts where no NCCL is installed, and only a run under an MPI launcher with
+// --device cuda needs it. nccl.h gives the types and signatures.
+struct NcclApi {
+  decltype(&::ncclGetVersion) GetVersion = nullptr;
+  decltype(&::ncclGetUniqueId) GetUniqueId = nullptr;
+  decltype(&::ncclCommInitRankConfig) CommInitRankConfig = nullptr;
+  decltype(&::ncclCommSplit) CommSplit = nullptr;
+  decltype(&::ncclCommGetAsyncError) CommGetAsyncError = nullptr;
+  decltype(&::ncclCommAbort) CommAbort = nullptr;
+  decltype(&::ncclCommDestroy) CommDestroy = nullptr;
+  decltype(&::ncclCommCount) CommCount = nullptr;
+  decltype(&::ncclCommUserRank) CommUserRank = nullptr;
+  decltype(&::ncclGetErrorString) GetErrorString = nullptr;
+  decltype(&::ncclGetLastError) GetLastError = nullptr;
+  decltype(&::ncclAllReduce) AllReduce = nullptr;
+  decltype(&::ncclBroadcast) Broadcast = nullptr;
+  decltype(&::ncclAllGather) AllGather = nullptr;
+  decltype(&::ncclSend) Send = nullptr;
+  decltype(&::ncclRecv) Recv = nullptr;
+};
+
+NcclApi g_nccl;  // filled once by load_nccl(); read-only after
+
+// Loads NCCL once per process. kUnavailable naming the library when it or a symbol is missing.
+Status load_nccl() {
+  static std::once_flag once;
+  static std::string error;
+  std::call_once(once, [] {
+    const char* env = std::getenv("KITE_NCCL_LIBRARY");
+    const std::string path = env != nullptr && *env != '\0' ? env : "libnccl.so.2";
+    void* h = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (h == nullptr) {
+      const char* why = dlerror();
+      error = fmt::format(
+          "cannot load NCCL ({}: {}); several ranks on CUDA need it: install NCCL (CUDA 13's "
+          "toolkit or the nvidia-nccl-cu13 wheel), put its folder on LD_LIBRARY_PATH or name the "
+          "library with KITE_NCCL_LIBRARY",
+          path, why != nullptr ? why : "not found");
+      return;
+    }
+    NcclApi api;
+    bool ok = true;
+    auto sym = [&](auto* fn, const char* name) {
+      *fn = reinterpret_cast<std::remove_pointer_t<decltype(fn)>>(dlsym(h, name));
+      if (*fn == nullptr && ok) {
+        ok = false;
+        error = fmt::format("{} has no {} (NCCL 2.19 or newer is needed)", path, name);
+      }
+    };
+    sym(&api.GetVersion, "ncclGetVersion");
+    sym(&api.GetUniqueId, "ncclGetUniqueId");
+    sym(&api.CommInitRankConfig, "ncclCommInitRankConfig");
+    sym(&api.CommSplit, "ncclCommSplit");
+    sym(&api.CommGetAsyncError, "ncclCommGetAsyncError");
+    sym(&api.CommAbort, "ncclCommAbort");
+    sym(&api.CommDestroy, "ncclCommDestroy");
+    sym(&api.CommCount, "ncclCommCount");
+    sym(&api.CommUserRank, "ncclCommUserRank");
+    sym(&api.GetErrorString, "ncclGetErrorString");
+    sym(&api.GetLastError, "ncclGetLastError");
+    sym(&api.AllReduce, "ncclAllReduce");
+    sym(&api.Broadcast, "ncclBroadcast");
+    sym(&api.AllGather, "ncclAllGather");
+    sym(&api.Send, "ncclSend");
+    sym(&api.Recv, "ncclRecv");
+    if (ok) g_nccl = api;
+  });
+  if (!error.empty()) return unavailable(error);
+  return ok_status();
+}
 
 using Clock = std::chrono::steady_clock;
 
@@ -110,9 +185,9 @@ NcclCommunicator::~NcclCommunicator() {
   // aborted rather than destroyed (ncclCommDestroy would wait for it).
   if (comm_ != nullptr && comm_->comm != nullptr && !aborted_) {
     if (cudaSetDevice(device_) == cudaSuccess && synchronize().ok()) {
-      ncclCommDestroy(comm_->comm);
+      g_nccl.CommDestroy(comm_->comm);
     } else if (!aborted_) {
-      ncclCommAbort(comm_->comm);
+      g_nccl.CommAbort(comm_->comm);
     }
   }
   if (done_ != nullptr) KITE_CUDA_WARN(cudaEventDestroy(done_));
@@ -121,9 +196,9 @@ NcclCommunicator::~NcclCommunicator() {
 Status NcclCommunicator::fail(const std::string& what, const std::string& why) {
   std::string last;
   if (comm_ != nullptr && comm_->comm != nullptr && !aborted_) {
-    const char* l = ncclGetLastError(comm_->comm);
+    const char* l = g_nccl.GetLastError(comm_->comm);
     if (l != nullptr && *l != '\0') last = fmt::format(" ({})", l);
-    ncclCommAbort(comm_->comm);  // no later call may wait on this communicator
+    g_nccl.CommAbort(comm_->comm);  // no later call may wait on this communicator
     aborted_ = true;
   }
   return unavailable(fmt::format("rank {}: NCCL {}: {}{} (a peer rank died or cannot be reached)",
@@ -143,9 +218,9 @@ Status NcclCommunicator::wait_ready(int result, const char* what,
       return aborted(s.message());
     }
     backoff(&polls);
-    if (ncclCommGetAsyncError(comm_->comm, &r) != ncclSuccess) r = ncclInternalError;
+    if (g_nccl.CommGetAsyncError(comm_->comm, &r) != ncclSuccess) r = ncclInternalError;
   }
-  if (r != ncclSuccess) return fail(what, ncclGetErrorString(r));
+  if (r != ncclSuccess) return fail(what, g_nccl.GetErrorString(r));
   return ok_status();
 }
 
@@ -162,26 +237,34 @@ Result<std::shared_ptr<NcclCommunicator>> NcclCommunicator::create(
   c->device_ = device;
   c->stream_ = stream;
   c->options_ = options;
-  KITE_RETURN_IF_ERROR(cuda_status(cudaSetDevice(device), "cudaSetDevice"));
-  KITE_CUDA_RETURN_IF_ERROR(cudaEventCreateWithFlags(&c->done_, cudaEventDisableTiming));
-  // Rank 0's id reaches every rank through the host world (bounded by its watchdog).
+  // This rank's part (NCCL loaded, its GPU, rank 0's unique id), then agreed on by every rank
+  // before the id's broadcast: a rank that fails here leaves no peer in a collective it skips.
   ncclUniqueId id{};
-  if (c->rank_ == 0) {
-    const ncclResult_t r = ncclGetUniqueId(&id);
+  Status local = load_nccl();
+  if (local.ok()) local = cuda_status(cudaSetDevice(device), "cudaSetDevice");
+  if (local.ok()) {
+    local =
+        cuda_status(cudaEventCreateWithFlags(&c->done_, cudaEventDisableTiming), "cudaEventCreate");
+  }
+  if (local.ok() && c->rank_ == 0) {
+    const ncclResult_t r = g_nccl.GetUniqueId(&id);
     if (r != ncclSuccess) {
-      return unavailable(fmt::format("ncclGetUniqueId failed: {}", ncclGetErrorString(r)));
+      local = unavailable(fmt::format("ncclGetUniqueId failed: {}", g_nccl.GetErrorString(r)));
     }
   }
+  KITE_RETURN_IF_ERROR(parallel::agree(*c->bootstrap_, local, "setting up NCCL"));
+  // Rank 0's id reaches every rank through the host world (bounded by its watchdog).
   KITE_RETURN_IF_ERROR(c->bootstrap_->broadcast(&id, sizeof(id), 0));
   ncclConfig_t config = nonblocking_config();
-  const ncclResult_t r = ncclCommInitRankConfig(&c->comm_->comm, c->size_, id, c->rank_, &config);
+  const ncclResult_t r =
+      g_nccl.CommInitRankConfig(&c->comm_->comm, c->size_, id, c->rank_, &config);
   if (r != ncclSuccess && r != ncclInProgress) {
-    return unavailable(
-        fmt::format("rank {}: ncclCommInitRankConfig failed: {}", c->rank_, ncclGetErrorString(r)));
+    return unavailable(fmt::format("rank {}: ncclCommInitRankConfig failed: {}", c->rank_,
+                                   g_nccl.GetErrorString(r)));
   }
   KITE_RETURN_IF_ERROR(c->wait_ready(r, "ncclCommInitRankConfig", options.init_timeout));
   int version = 0;
-  ncclGetVersion(&version);
+  g_nccl.GetVersion(&version);
   KITE_LOG_INFO("nccl: rank {} of {} on device {} (NCCL {})", c->rank_, c->size_, device, version);
   return c;
 }
@@ -198,7 +281,7 @@ Status NcclCommunicator::all_reduce_sum(void* data, int64_t count, DType dtype) 
     return invalid_argument(fmt::format("NCCL all-reduce of {}", dtype_name(dtype)));
   }
   return wait_ready(
-      ncclAllReduce(data, data, static_cast<size_t>(count), t, ncclSum, comm_->comm, stream_),
+      g_nccl.AllReduce(data, data, static_cast<size_t>(count), t, ncclSum, comm_->comm, stream_),
       "ncclAllReduce", options_.collective_timeout);
 }
 
@@ -208,9 +291,9 @@ Status NcclCommunicator::broadcast(void* data, int64_t bytes, int root, parallel
   }
   if (size_ == 1 || bytes == 0) return ok_status();
   if (aborted_) return unavailable("NCCL communicator aborted after an earlier error");
-  return wait_ready(
-      ncclBroadcast(data, data, static_cast<size_t>(bytes), ncclUint8, root, comm_->comm, stream_),
-      "ncclBroadcast", options_.collective_timeout);
+  return wait_ready(g_nccl.Broadcast(data, data, static_cast<size_t>(bytes), ncclUint8, root,
+                                     comm_->comm, stream_),
+                    "ncclBroadcast", options_.collective_timeout);
 }
 
 Status NcclCommunicator::all_gather(const void* in, int64_t bytes, void* out) {
@@ -223,7 +306,7 @@ Status NcclCommunicator::all_gather(const void* in, int64_t bytes, void* out) {
   }
   if (aborted_) return unavailable("NCCL communicator aborted after an earlier error");
   return wait_ready(
-      ncclAllGather(in, out, static_cast<size_t>(bytes), ncclUint8, comm_->comm, stream_),
+      g_nccl.AllGather(in, out, static_cast<size_t>(bytes), ncclUint8, comm_->comm, stream_),
       "ncclAllGather", options_.collective_timeout);
 }
 
@@ -233,8 +316,8 @@ Status NcclCommunicator::send(const void* data, int64_t bytes, int dst) {
   }
   if (aborted_) return unavailable("NCCL communicator aborted after an earlier error");
   return wait_ready(
-      ncclSend(data, static_cast<size_t>(bytes), ncclUint8, dst, comm_->comm, stream_), "ncclSend",
-      options_.collective_timeout);
+      g_nccl.Send(data, static_cast<size_t>(bytes), ncclUint8, dst, comm_->comm, stream_),
+      "ncclSend", options_.collective_timeout);
 }
 
 Status NcclCommunicator::recv(void* data, int64_t bytes, int src) {
@@ -243,8 +326,8 @@ Status NcclCommunicator::recv(void* data, int64_t bytes, int src) {
   }
   if (aborted_) return unavailable("NCCL communicator aborted after an earlier error");
   return wait_ready(
-      ncclRecv(data, static_cast<size_t>(bytes), ncclUint8, src, comm_->comm, stream_), "ncclRecv",
-      options_.collective_timeout);
+      g_nccl.Recv(data, static_cast<size_t>(bytes), ncclUint8, src, comm_->comm, stream_),
+      "ncclRecv", options_.collective_timeout);
 }
 
 Result<std::shared_ptr<parallel::Communicator>> NcclCommunicator::split(int color, int key) {
@@ -257,14 +340,14 @@ Result<std::shared_ptr<parallel::Communicator>> NcclCommunicator::split(int colo
   c->options_ = options_;
   KITE_CUDA_RETURN_IF_ERROR(cudaEventCreateWithFlags(&c->done_, cudaEventDisableTiming));
   ncclConfig_t config = nonblocking_config();
-  const ncclResult_t r = ncclCommSplit(comm_->comm, color, key, &c->comm_->comm, &config);
+  const ncclResult_t r = g_nccl.CommSplit(comm_->comm, color, key, &c->comm_->comm, &config);
   // The split is this communicator's operation until the new one exists.
   KITE_RETURN_IF_ERROR(wait_ready(r, "ncclCommSplit", options_.init_timeout));
   if (c->comm_->comm == nullptr) return internal_error("ncclCommSplit made no communicator");
   KITE_RETURN_IF_ERROR(
       c->wait_ready(ncclInProgress, "ncclCommSplit (new group)", options_.init_timeout));
-  if (ncclCommUserRank(c->comm_->comm, &c->rank_) != ncclSuccess ||
-      ncclCommCount(c->comm_->comm, &c->size_) != ncclSuccess) {
+  if (g_nccl.CommUserRank(c->comm_->comm, &c->rank_) != ncclSuccess ||
+      g_nccl.CommCount(c->comm_->comm, &c->size_) != ncclSuccess) {
     return c->fail("ncclCommSplit", "cannot read the new group's rank and size");
   }
   return std::shared_ptr<parallel::Communicator>(std::move(c));
@@ -272,7 +355,7 @@ Result<std::shared_ptr<parallel::Communicator>> NcclCommunicator::split(int colo
 
 void NcclCommunicator::abort(int code) {
   if (comm_ != nullptr && comm_->comm != nullptr && !aborted_) {
-    ncclCommAbort(comm_->comm);
+    g_nccl.CommAbort(comm_->comm);
     aborted_ = true;
   }
   bootstrap_->abort(code);
@@ -290,9 +373,9 @@ Status NcclCommunicator::synchronize() {
     if (q == cudaSuccess) return ok_status();
     if (q != cudaErrorNotReady) return cuda_status(q, "synchronize (NCCL stream)");
     ncclResult_t async = ncclSuccess;
-    if (ncclCommGetAsyncError(comm_->comm, &async) != ncclSuccess) async = ncclInternalError;
+    if (g_nccl.CommGetAsyncError(comm_->comm, &async) != ncclSuccess) async = ncclInternalError;
     if (async != ncclSuccess && async != ncclInProgress) {
-      return fail("collective", ncclGetErrorString(async));
+      return fail("collective", g_nccl.GetErrorString(async));
     }
     if (Clock::now() > deadline) {
       Status s =

@@ -17,6 +17,9 @@
 //
 // NVLink multicast (NVLS) is never used: NCCL_NVLS_ENABLE=0 is set in the process environment
 // before NCCL initializes (it can put a host's shared GPUs out of service).
+//
+// libnccl.so.2 is loaded at the first create() (dlopen; KITE_NCCL_LIBRARY names another file),
+// not linked, so a one-GPU kite needs no NCCL installed.
 #pragma once
 
 #include <cuda_runtime_api.h>
