@@ -16,7 +16,8 @@ cd "$root"
 configure=(cmake --preset cuda)
 if [ -n "${KITE_CUDA_GENCODE:-}" ]; then configure+=("-DKITE_CUDA_GENCODE=${KITE_CUDA_GENCODE}"); fi
 "${configure[@]}" >/dev/null
-targets=(kite cuda_kernels_test cuda_ops_test cuda_runner_test kite_cuda_bench kite_cuda_model_check)
+targets=(kite cuda_kernels_test cuda_ops_test cuda_runner_test cuda_nccl_test kite_cuda_bench
+         kite_cuda_model_check)
 known=$(cmake --build --preset cuda --target help | sed -n 's/^\([A-Za-z0-9_]*\):.*/\1/p')
 present=()
 for t in "${targets[@]}"; do
@@ -27,7 +28,8 @@ cmake --build --preset cuda -j "${KITE_JOBS:-2}" --target "${present[@]}"
 rm -rf "$out"
 mkdir -p "$out/bin" "$out/lib"
 bins=(build-cuda/bin/kite build-cuda/tests/gpu/cuda_kernels_test build-cuda/tests/gpu/cuda_ops_test
-      build-cuda/tests/gpu/cuda_runner_test build-cuda/bin/kite_cuda_bench
+      build-cuda/tests/gpu/cuda_runner_test build-cuda/tests/gpu/cuda_nccl_test
+      build-cuda/bin/kite_cuda_bench
       build-cuda/bin/kite_cuda_model_check)
 for b in "${bins[@]}"; do
   [ -f "$b" ] || continue
@@ -36,7 +38,10 @@ for b in "${bins[@]}"; do
 done
 
 # Shared libraries that are not part of the base system or the CUDA toolkit.
-system_re='^(linux-vdso|ld-linux|libc\.|libm\.|libdl\.|librt\.|libpthread\.|libgcc_s\.|libstdc\+\+\.|libcuda\.|libcublas|libcudart|libnvidia)'
+# NCCL (libnccl.so.2, 200+ MiB; kite loads it at run time) comes from the GPU machine too: its
+# CUDA toolkit or the nvidia-nccl-cu13 wheel (gpu-check.sh adds the wheel's folder to
+# LD_LIBRARY_PATH).
+system_re='^(linux-vdso|ld-linux|libc\.|libm\.|libdl\.|librt\.|libpthread\.|libgcc_s\.|libstdc\+\+\.|libcuda\.|libcublas|libcudart|libnvidia|libnccl)'
 for b in "${bins[@]}"; do
   [ -f "$b" ] || continue
   ldd "$b" | awk '/=>/ {print $1, $3}' | while read -r name path; do
@@ -45,12 +50,36 @@ for b in "${bins[@]}"; do
   done
 done
 
+# Open MPI for gpu-check.sh's tp1 step (`mpirun -np 1 kite ...`) on a GPU machine that has none:
+# mpirun (orterun), Open MPI's and PMIx's components, their help files and the libraries they
+# load, relocated at run time by OPAL_PREFIX and PMIX_MCA_mca_base_component_path (gpu-check.sh
+# sets both when it takes this copy). KITE_BUNDLE_MPI=0 leaves it out.
+ompi_lib=/usr/lib/x86_64-linux-gnu/openmpi/lib/openmpi3
+pmix_lib=/usr/lib/x86_64-linux-gnu/pmix2/lib/pmix
+if [ "${KITE_BUNDLE_MPI:-1}" = "1" ] && command -v mpirun >/dev/null && [ -d "$ompi_lib" ]; then
+  mkdir -p "$out/mpi/bin" "$out/mpi/lib/x86_64-linux-gnu/openmpi/lib" "$out/mpi/share"
+  cp -L "$(readlink -f "$(command -v mpirun)")" "$out/mpi/bin/mpirun"
+  cp -rL "$ompi_lib" "$out/mpi/lib/x86_64-linux-gnu/openmpi/lib/"
+  cp -rL /usr/share/openmpi "$out/mpi/share/"
+  if [ -d "$pmix_lib" ]; then cp -rL "$pmix_lib" "$out/mpi/pmix"; fi
+  for f in "$out/mpi/bin/mpirun" "$out/mpi"/lib/x86_64-linux-gnu/openmpi/lib/openmpi3/*.so \
+           "$out/mpi"/pmix/*.so; do
+    [ -f "$f" ] || continue
+    ldd "$f" | awk '/=>/ {print $1, $3}' | while read -r name path; do
+      if [[ "$name" =~ $system_re ]] || [ ! -f "$path" ] || [ -f "$out/lib/$name" ]; then continue; fi
+      cp -L "$path" "$out/lib/$name"
+    done
+  done
+fi
+
 cp tests/gpu/hf_compare.py tests/gpu/torch_attention_ref.py scripts/gpu-check.sh "$out/"
 # The binaries are mostly device code: xz halves them (the carried tree shares 64 MiB with the
 # repository); gpu-check.sh unpacks bin.tar.xz. The test models come from the repository's
 # tests/data on the GPU machine.
-tar -C "$out" -cJf "$out/bin.tar.xz" bin lib
-rm -rf "$out/bin" "$out/lib" "$out/data"
+parts=(bin lib)
+if [ -d "$out/mpi" ]; then parts+=(mpi); fi
+tar -C "$out" -cJf "$out/bin.tar.xz" "${parts[@]}"
+rm -rf "${out:?}/bin" "${out:?}/lib" "${out:?}/mpi" "${out:?}/data"
 size_kb=$(du -sk "$out" | cut -f1)
 echo "gpu-bundle: $out ($((size_kb / 1024)) MiB): $(tar -tJf "$out/bin.tar.xz" | tr '\n' ' ')"
 if [ "$size_kb" -gt $((32 * 1024)) ]; then

@@ -12,6 +12,14 @@
 #           text of the tiny models, `kite serve --device cuda` answering a completion, and an
 #           8B-shape offline batch (dummy weights) through the Engine (continuous batching +
 #           CUDA graphs; KITE_ENGINE_KEEP=1 keeps their outputs)
+#   tp1     the multi-rank worker path with one rank on one GPU: `mpirun -np 1 kite ...
+#           --device cuda --tensor-parallel-size 1` (MPI world and NCCL communicator of one
+#           rank) vs the plain path: greedy tokens of the tiny models, then W5 and W1 (128,128)
+#           on the 8B shape (dummy weights) through both, and the ratios (the issue's bound: 2%)
+#   tp2     several GPUs (KITE_TP, default 2; needs that many): `mpirun -np N kite generate
+#           --device cuda --tensor-parallel-size N` greedy tokens vs one GPU on the tiny models
+#           and an 8B-shape dummy model, a worker killed mid-run ending every rank, and W5 /
+#           W1 (128,128) on the 8B shape at TP N
 #   startup `kite generate` of the transformers-written Llama-3.1-8B files that
 #           `models` kept (KITE_HF_KEEP, page cache warm): process start to exit after 1 token
 # Writes logs under $OUT (default ./gpu-out) and prints a short table last.
@@ -38,6 +46,11 @@ else
   lib="$bundle/lib"
 fi
 export LD_LIBRARY_PATH="$lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# NCCL (the bundle leaves it out): the toolkit's, else the nvidia-nccl-cu13 wheel's.
+if [ ! -e /usr/local/cuda/lib64/libnccl.so.2 ]; then
+  nccl_lib=$(python3 -c 'import nvidia.nccl, os; print(os.path.join(list(nvidia.nccl.__path__)[0], "lib"))' 2>/dev/null || true)
+  if [ -n "$nccl_lib" ]; then export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$nccl_lib"; fi
+fi
 export PYTHONUNBUFFERED=1
 summary="$out/summary.txt"
 : >"$summary"
@@ -68,6 +81,22 @@ tiny_families() {
   export KITE_TINY_FAMILY_DIR="$out/tiny-families"
 }
 
+# Open MPI for the tp steps: the machine's, else the bundle's (gpu-bundle.sh carries one),
+# relocated, with Debian's component choices (its openmpi-mca-params.conf stays behind): no
+# InfiniBand/UCX/OFI transports. Sets $mpirun; fails when there is none.
+find_mpirun() {
+  export NCCL_NVLS_ENABLE=0
+  mpirun=$(command -v mpirun || true)
+  if [ -z "$mpirun" ] && [ -x "${unpacked:-}/mpi/bin/mpirun" ]; then
+    export OPAL_PREFIX="$unpacked/mpi" PATH="$unpacked/mpi/bin:$PATH"
+    export PMIX_MCA_mca_base_component_path="$unpacked/mpi/pmix"
+    export OMPI_MCA_btl='^uct,openib,ofi' OMPI_MCA_pml='^ucx' OMPI_MCA_mtl='^ofi'
+    export OMPI_MCA_osc='^ucx,pt2pt' OMPI_MCA_btl_base_warn_component_unused=0
+    mpirun="$unpacked/mpi/bin/mpirun"
+  fi
+  [ -n "$mpirun" ]
+}
+
 for step in "${steps[@]}"; do
   case "$step" in
     tests)
@@ -77,6 +106,7 @@ for step in "${steps[@]}"; do
       gtest_row "cuda_kernels_test" "$bin/cuda_kernels_test" "$out/kernels.log"
       gtest_row "cuda_ops_test" "$bin/cuda_ops_test" "$out/ops.log"
       gtest_row "cuda_runner_test" "$bin/cuda_runner_test" "$out/runner.log"
+      gtest_row "cuda_nccl_test" "$bin/cuda_nccl_test" "$out/nccl.log"
       ;;
     tiny)
       : >"$out/tiny.log"
@@ -230,6 +260,127 @@ PY
         rm -f "$out/reqs_$shape.jsonl"
         # KITE_ENGINE_KEEP=1 keeps the outputs (greedy token ids: compare two builds' numerics).
         [ "${KITE_ENGINE_KEEP:-0}" = "1" ] || rm -f "$out/engine_out_$shape.jsonl"
+      done
+      ;;
+    tp1)
+      kite="$bin/kite"
+      if ! find_mpirun; then
+        row "tp1" "SKIPPED: no mpirun here or in the bundle"
+        continue
+      fi
+      mpi=("$mpirun" -np 1 --oversubscribe)
+      [ "$(id -u)" = 0 ] && mpi+=(--allow-run-as-root)
+      # Greedy tokens: the plain path vs the worker path (its log names the NCCL communicator).
+      for pair in "tinystories-656k:1,80,147,201,282,57" "stories260k/stories260K.gguf:1"; do
+        m="$models/${pair%%:*}"
+        tag=$(basename "${pair%%:*}")
+        gen=(generate "$m" --device cuda --prompt-ids "${pair##*:}" --max-tokens 200
+             --temperature 0 --ignore-eos --print-ids --no-progress)
+        timeout 120 "$kite" "${gen[@]}" >"$out/tp1_${tag}_plain.txt" 2>"$out/tp1_${tag}_plain.log"
+        timeout 180 "${mpi[@]}" "$kite" "${gen[@]}" --tensor-parallel-size 1 \
+          >"$out/tp1_${tag}_mpi.txt" 2>"$out/tp1_${tag}_mpi.log"
+        rc=$?
+        nccl=$(grep -o 'nccl: rank 0 of 1[^)]*)' "$out/tp1_${tag}_mpi.log" | head -1)
+        if [ "$rc" = 0 ] && [ -s "$out/tp1_${tag}_plain.txt" ] &&
+           cmp -s "$out/tp1_${tag}_plain.txt" "$out/tp1_${tag}_mpi.txt"; then
+          row "tp1 greedy $tag" "mpirun -np 1 == plain (200 tokens; ${nccl:-NO nccl line})"
+        else
+          row "tp1 greedy $tag" "DIFFER or failed (rc=$rc; ${nccl:-no nccl line}): see tp1_${tag}_*"
+        fi
+      done
+      # W5 and W1 (128,128), 8B shape, dummy weights: plain, then the worker path, in this call.
+      shape="$out/tp1-llama-3-8b"
+      mkdir -p "$shape" && cp tests/data/configs/llama-3-8b/config.json "$shape/"
+      for f in tokenizer.json tokenizer_config.json; do
+        gzip -dc "tests/data/tokenizers/llama3.1/$f.gz" >"$shape/$f"
+      done
+      rm -rf "$out/tp1-results" && mkdir -p "$out/tp1-results"
+      for w in "W5:${KITE_TP1_W5_PROMPTS:-8}" "W1:${KITE_TP1_W1_PROMPTS:-512},0,0,0"; do
+        for how in plain mpi; do
+          launch=()
+          extra=()
+          if [ "$how" = mpi ]; then launch=("${mpi[@]}"); extra=(--tensor-parallel-size 1); fi
+          timeout 300 "${launch[@]}" "$kite" bench throughput "$shape" --load-format dummy \
+            --dtype bfloat16 --device cuda --workload "${w%%:*}" --preset-prompts "${w#*:}" \
+            "${extra[@]}" --result-dir "$out/tp1-results/$how" --no-progress \
+            >"$out/tp1_${w%%:*}_$how.log" 2>&1
+          row "tp1 ${w%%:*} $how" "rc=$?"
+        done
+      done
+      python3 - "$out/tp1-results" <<'PY' | tee -a "$summary"
+import glob, json, os, sys
+root = sys.argv[1]
+def metric(how, name, key):
+    files = glob.glob(os.path.join(root, how, name))
+    if not files:
+        return None
+    m = json.load(open(files[0]))["metrics"]
+    v = m[key]
+    return v["mean"] if isinstance(v, dict) else v
+for label, name, key, better in [("W5 TPOT mean (ms)", "*W5*.json", "tpot_ms", "lower"),
+                                 ("W1 (128,128) output tok/s", "*W1-128x128*.json",
+                                  "output_throughput", "higher")]:
+    p, w = metric("plain", name, key), metric("mpi", name, key)
+    if p is None or w is None:
+        print(f"tp1 {label}: missing a result (plain {p}, mpirun -np 1 {w})")
+        continue
+    r = w / p
+    ok = r <= 1.02 if better == "lower" else r >= 0.98
+    print(f"tp1 {label}: plain {p:.3f}, mpirun -np 1 {w:.3f}, ratio {r:.4f} "
+          f"({'within' if ok else 'OUTSIDE'} 2%)")
+PY
+      ;;
+    tp2)
+      kite="$bin/kite"
+      n="${KITE_TP:-2}"
+      gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')
+      if [ "$gpus" -lt "$n" ]; then
+        row "tp2" "SKIPPED: $gpus GPU(s), TP $n needs $n"
+        continue
+      fi
+      if ! find_mpirun; then
+        row "tp2" "SKIPPED: no mpirun here or in the bundle"
+        continue
+      fi
+      mpi=("$mpirun" -np "$n" --oversubscribe -x NCCL_NVLS_ENABLE)
+      [ "$(id -u)" = 0 ] && mpi+=(--allow-run-as-root)
+      # Greedy tokens, one GPU vs N (float32-mode tiny models: equal up to the sums' order).
+      shape="$out/tp2-llama-3-8b"
+      mkdir -p "$shape" && cp tests/data/configs/llama-3-8b/config.json "$shape/"
+      for pair in "$models/tinystories-656k:1,80,147,201,282,57:" \
+                  "$shape:128000,791,1917,374:--load-format dummy --dtype bfloat16"; do
+        IFS=: read -r m ids flags <<<"$pair"
+        tag=$(basename "$m")
+        # shellcheck disable=SC2206  # flags: word-split on purpose
+        gen=(generate "$m" --device cuda --prompt-ids "$ids" --max-tokens 64 --temperature 0
+             --ignore-eos --print-ids --no-progress $flags)
+        timeout 300 "$kite" "${gen[@]}" >"$out/tp2_${tag}_one.txt" 2>"$out/tp2_${tag}_one.log"
+        timeout 300 "${mpi[@]}" "$kite" "${gen[@]}" --tensor-parallel-size "$n" \
+          >"$out/tp2_${tag}_tp.txt" 2>"$out/tp2_${tag}_tp.log"
+        rc=$?
+        if [ "$rc" = 0 ] && cmp -s "$out/tp2_${tag}_one.txt" "$out/tp2_${tag}_tp.txt"; then
+          row "tp$n greedy $tag" "TP $n == one GPU (64 tokens)"
+        else
+          row "tp$n greedy $tag" "DIFFER or failed (rc=$rc): see tp2_${tag}_*"
+        fi
+      done
+      # A worker killed at its 3rd step: every rank ends with an error, within the bound.
+      start=$(date +%s)
+      KITE_TEST_FAIL_RANK_AT_STEP=1:3:kill timeout 300 "${mpi[@]}" -x KITE_TEST_FAIL_RANK_AT_STEP \
+        "$kite" generate "$models/tinystories-656k" --device cuda --prompt-ids 1 --max-tokens 32 \
+        --ignore-eos --print-ids --no-progress --tensor-parallel-size "$n" \
+        >/dev/null 2>"$out/tp2_killed.log"
+      rc=$?
+      row "tp$n rank killed mid-run" "rc=$rc (non-zero expected) after $(( $(date +%s) - start )) s"
+      for f in tokenizer.json tokenizer_config.json; do
+        gzip -dc "tests/data/tokenizers/llama3.1/$f.gz" >"$shape/$f"
+      done
+      for w in "W5:${KITE_TP1_W5_PROMPTS:-8}" "W1:${KITE_TP1_W1_PROMPTS:-512},0,0,0"; do
+        timeout 300 "${mpi[@]}" "$kite" bench throughput "$shape" --load-format dummy \
+          --dtype bfloat16 --device cuda --workload "${w%%:*}" --preset-prompts "${w#*:}" \
+          --tensor-parallel-size "$n" --no-progress >"$out/tp2_${w%%:*}.log" 2>&1
+        row "tp$n ${w%%:*}" "rc=$? $(grep -E '^(Mean TPOT|Output token throughput)' \
+          "$out/tp2_${w%%:*}.log" | tr -s ' ' | tr '\n' ' ')"
       done
       ;;
     attnref)  # torch SDPA on kite_cuda_bench's prefill shapes (a reference, not a test)

@@ -1,6 +1,7 @@
 // kite: the command-line entry point. Subcommands live in cmd_*.cpp (see command.h).
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <string>
 #include <vector>
@@ -24,6 +25,9 @@ std::vector<Command>& command_registry() {
 }  // namespace kite::cli
 
 int main(int argc, char** argv) {
+  // Never NVLink multicast, in this process (NCCL) and every process it starts (mpirun's ranks,
+  // `kite bench`'s servers): it can put a host's shared GPUs out of service.
+  setenv("NCCL_NVLS_ENABLE", "0", 0);
   CLI::App app{"kite: LLM inference and serving engine"};
   app.set_version_flag("--version", std::string("kite ") + KITE_VERSION_STRING + " (" +
                                         KITE_GIT_COMMIT + ")");

@@ -54,8 +54,10 @@ Result<LoadedModel> create_local_runner(const EngineConfig& config,
   LoadedModel m;
   m.weights = std::move(store);
 #ifdef KITE_WITH_CUDA
-  if (config.device != "cpu" && comm == nullptr) {
-    auto runner = create_cuda_model_runner(m.weights, config);
+  // A world reaches the CUDA runner only with --device cuda; "auto" with several ranks runs on
+  // the CPU.
+  if (config.device == "cuda" || (config.device == "auto" && comm == nullptr)) {
+    auto runner = create_cuda_model_runner(m.weights, config, comm);
     if (runner.ok()) {
       m.runner = std::move(*runner);
       return m;
@@ -66,7 +68,7 @@ Result<LoadedModel> create_local_runner(const EngineConfig& config,
     KITE_LOG_INFO("no usable GPU ({}); running on the CPU", runner.status().message());
   }
 #else
-  if (config.device == "cuda" && comm == nullptr) {
+  if (config.device == "cuda") {
     return unavailable("this kite build has no CUDA backend (build with the cuda preset)");
   }
 #endif
@@ -95,11 +97,20 @@ Result<LoadedModel> create_local_runner(const EngineConfig& config,
   return m;
 }
 
-// The world of a tensor-parallel config (nullptr for one rank).
+// The world of a tensor-parallel config (nullptr for one rank). A one-rank process started by
+// an MPI launcher with --device cuda gets its world too: the CUDA runner then takes the worker
+// path's set-up (its local rank's GPU, a NCCL communicator of one rank), so that `mpirun -np 1`
+// exercises it on one GPU; on the CPU one rank stays the plain path.
 Result<std::shared_ptr<parallel::Communicator>> tensor_parallel_world(const EngineConfig& config) {
   const int tp = config.tensor_parallel_size;
   const int pp = parallel::pipeline_parallel_size();
-  if (tp * pp == 1) return std::shared_ptr<parallel::Communicator>();
+  if (tp * pp == 1) {
+    std::shared_ptr<parallel::Communicator> w = parallel::world();
+    if (config.device == "cuda" && w != nullptr && w->world_size() == 1 && w->name() == "mpi") {
+      return w;
+    }
+    return std::shared_ptr<parallel::Communicator>();
+  }
   std::shared_ptr<parallel::Communicator> comm = parallel::world();
   if (comm == nullptr || comm->world_size() != tp * pp) {
     return invalid_argument(fmt::format(
@@ -107,8 +118,11 @@ Result<std::shared_ptr<parallel::Communicator>> tensor_parallel_world(const Engi
         "... --tensor-parallel-size {}` (docs/parallel.md)",
         tp, tp, tp, tp));
   }
-  if (config.device == "cuda") {
-    return unimplemented("tensor parallelism runs on the CPU backend only for now (--device cpu)");
+  if (config.device == "cuda" && pp > 1) {
+    // Refused before any rank loads the model (docs/parallel.md "CUDA and NCCL").
+    return unimplemented(
+        "pipeline parallelism is not implemented yet on the CUDA backend (tensor parallelism "
+        "is); several stages run with --device cpu");
   }
   return comm;
 }
@@ -122,7 +136,9 @@ Result<LoadedModel> create_model_runner(const EngineConfig& config) {
   if (comm == nullptr) return m;
   // Every rank learns whether every rank loaded its shard, so that all of them can report and
   // exit instead of waiting for a peer that failed.
-  const Status all = parallel::agree(*comm, m.status(), "loading the model");
+  Status all = parallel::agree(*comm, m.status(), "loading the model");
+  // Then the backend's own collectives (CUDA: NCCL), set up by every rank, and agreed on again.
+  if (all.ok()) all = parallel::agree(*comm, m->runner->connect_ranks(), "connecting the ranks");
   if (!all.ok()) {
     parallel::set_workers_released(true);  // every rank knows: none waits for another
     return all;
@@ -132,9 +148,7 @@ Result<LoadedModel> create_model_runner(const EngineConfig& config) {
 
 Status run_model_worker(const EngineConfig& config) {
   KITE_ASSIGN_OR_RETURN(LoadedModel m, create_model_runner(config));
-  auto* runner = dynamic_cast<CpuModelRunner*>(m.runner.get());
-  if (runner == nullptr) return internal_error("a tensor-parallel worker without a CPU runner");
-  return runner->run_worker();
+  return m.runner->run_worker();
 }
 
 }  // namespace kite

@@ -22,10 +22,13 @@ struct LoadedModel {
 
 // Errors: load_model's (kNotFound, kInvalidArgument, kDataLoss, kUnimplemented), an unknown
 // device or dtype (kInvalidArgument), a device this build or machine lacks (kUnavailable),
-// tensor_parallel_size > 1 without a parallel::world() of that size (kInvalidArgument) or with
-// device cuda (kUnimplemented). With tensor_parallel_size > 1 every rank calls this (collective):
-// the runner holds the rank's shard (backend/cpu/tensor_parallel.h), and a rank that fails makes
-// every rank fail (kAborted on the others).
+// tensor_parallel_size > 1 without a parallel::world() of that size (kInvalidArgument),
+// pipeline_parallel_size > 1 with device cuda (kUnimplemented). With device cuda under an MPI
+// launcher (one rank too) the CUDA runner takes its world: its local rank's GPU, its shard, and
+// a NCCL communicator (ModelRunner::connect_ranks, after every rank loaded). With
+// tensor_parallel_size > 1 every rank calls this (collective): the runner holds the rank's shard
+// (backend/cpu/tensor_parallel.h), and a rank that fails makes every rank fail (kAborted on the
+// others).
 Result<LoadedModel> create_model_runner(const EngineConfig& config);
 
 // Ranks other than 0 of a tensor-parallel world: loads the rank's shard and runs rank 0's steps

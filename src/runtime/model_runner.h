@@ -67,6 +67,17 @@ class ModelRunner {
     (void)out;
     return unimplemented("this backend does not run pooling (embedding) models");
   }
+
+  // Several ranks (docs/parallel.md). Every rank's runner is created first (no collective in
+  // creation, so a rank that fails to load leaves no peer waiting), the ranks agree that all
+  // loaded, and then every rank calls connect_ranks(): a backend whose collectives need their
+  // own set-up (CUDA: the NCCL communicator) makes it here (collective, bounded). Default: none.
+  virtual Status connect_ranks() { return ok_status(); }
+  // Ranks other than 0: replays rank 0's calls (KV sizing and allocation, forward steps) until
+  // rank 0's runner is destroyed. Errors: a collective's (kUnavailable), a step's.
+  virtual Status run_worker() {
+    return unimplemented("this backend runs no tensor-parallel worker");
+  }
 };
 
 }  // namespace kite

@@ -167,6 +167,35 @@ def test_world_size_other_than_tp_fails_on_every_rank():
     assert_every_rank_says(run(cmd), 2, "needs 4 (mpirun -np 4)")
 
 
+def test_pp_on_cuda_is_refused_on_every_rank():
+    """Pipeline stages on the CUDA backend are not built yet: every rank refuses before loading
+    (in any build)."""
+    cmd = mpirun_args(2) + [KITE, "generate", TINY, "--device", "cuda", *PROMPT,
+                           "--pipeline-parallel-size", "2"]
+    assert_every_rank_says(run(cmd), 2, "pipeline parallelism is not implemented yet on the CUDA")
+
+
+def test_tp_on_cuda_without_cuda_fails_on_every_rank():
+    backends = run([KITE, "version"]).stdout
+    if "cuda" in backends:
+        pytest.skip("this kite has the CUDA backend: TP on CUDA needs several GPUs")
+    cmd = mpirun_args(2) + [KITE, "generate", TINY, "--device", "cuda", *PROMPT,
+                           "--tensor-parallel-size", "2"]
+    assert_every_rank_says(run(cmd), 2, "no CUDA backend")
+
+
+def test_one_rank_under_mpirun_on_cuda_without_cuda_is_an_error():
+    """`mpirun -np 1 kite ... --device cuda` takes the CUDA worker path; a build without CUDA
+    says so and exits non-zero (a CUDA build runs it: scripts/gpu-check.sh tp1)."""
+    backends = run([KITE, "version"]).stdout
+    if "cuda" in backends:
+        pytest.skip("this kite has the CUDA backend: gpu-check.sh tp1 runs this on a GPU")
+    cmd = mpirun_args(1) + [KITE, "generate", TINY, "--device", "cuda", *PROMPT]
+    r = run(cmd)
+    assert r.returncode != 0
+    assert "no CUDA backend" in r.stderr, r.stderr[-3000:]
+
+
 def test_ranks_of_different_builds_are_refused_on_every_rank():
     """Two ranks that report different builds (KITE_TEST_BUILD_ID stands in for a node with
     another kite binary; mpirun's MPMD form gives each its own environment)."""

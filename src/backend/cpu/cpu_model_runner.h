@@ -73,7 +73,7 @@ class CpuModelRunner final : public ModelRunner {
 
   // Ranks other than 0: runs rank 0's calls (KV sizing and allocation, forward steps) until
   // rank 0's runner is destroyed. Errors: a collective's (kUnavailable), a step's.
-  Status run_worker();
+  Status run_worker() override;
   const cpu::TpLayout& tp_layout() const { return tp_; }
 
   ~CpuModelRunner() override;

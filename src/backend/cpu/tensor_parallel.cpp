@@ -84,64 +84,6 @@ Status keep_cols(int64_t begin, int64_t count, bool keep_bias, CpuWeight* w) {
 
 }  // namespace
 
-Result<TpLayout> make_tp_layout(const ModelConfig& c, int rank, int size) {
-  TpLayout t;
-  t.rank = rank;
-  t.size = size;
-  if (c.is_moe()) {
-    return unimplemented("tensor parallelism of mixture-of-experts models is not implemented yet");
-  }
-  const int64_t hq = c.num_attention_heads, hkv = c.num_key_value_heads;
-  if (hq % size != 0) {
-    return invalid_argument(fmt::format(
-        "tensor_parallel_size {} does not divide the model's {} attention heads", size, hq));
-  }
-  if (hkv % size != 0 && size % hkv != 0) {
-    return invalid_argument(fmt::format(
-        "tensor_parallel_size {} neither divides the model's {} KV heads nor is a multiple of "
-        "them (KV heads are split, or replicated when there are fewer than ranks)",
-        size, hkv));
-  }
-  if (c.intermediate_size % size != 0) {
-    return invalid_argument(
-        fmt::format("tensor_parallel_size {} does not divide the model's intermediate_size {}",
-                    size, c.intermediate_size));
-  }
-  if (c.vocab_size < size) {
-    return invalid_argument(
-        fmt::format("tensor_parallel_size {} exceeds the vocabulary ({})", size, c.vocab_size));
-  }
-  t.num_q_heads = hq / size;
-  t.q_head_begin = rank * t.num_q_heads;
-  if (hkv % size == 0) {
-    t.num_kv_heads = hkv / size;
-    t.kv_head_begin = rank * t.num_kv_heads;
-  } else {
-    t.num_kv_heads = 1;  // the KV head of this rank's query heads (all in one GQA group)
-    t.kv_head_begin = t.q_head_begin / (hq / hkv);
-  }
-  t.intermediate = c.intermediate_size / size;
-  t.inter_begin = rank * t.intermediate;
-  t.vocab_stride = (c.vocab_size + size - 1) / size;
-  t.vocab_begin = std::min<int64_t>(rank * t.vocab_stride, c.vocab_size);
-  t.vocab_rows = std::min<int64_t>(t.vocab_stride, c.vocab_size - t.vocab_begin);
-  if (t.vocab_rows <= 0) {
-    return invalid_argument(fmt::format(
-        "tensor_parallel_size {} leaves rank {} no vocabulary rows (vocab {}, {} per rank)", size,
-        rank, c.vocab_size, t.vocab_stride));
-  }
-  return t;
-}
-
-ModelConfig local_config(const ModelConfig& c, const TpLayout& t) {
-  ModelConfig l = c;
-  l.num_attention_heads = t.num_q_heads;
-  l.num_key_value_heads = t.num_kv_heads;
-  l.intermediate_size = t.intermediate;
-  l.vocab_size = t.vocab_stride;
-  return l;
-}
-
 Status shard_weights(const ModelGraph& graph, const ModelConfig& c, const TpLayout& t,
                      std::vector<CpuWeight>* weights) {
   const int64_t hd = c.head_dim;

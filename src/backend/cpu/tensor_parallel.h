@@ -21,27 +21,15 @@
 #include "checkpoint/config.h"
 #include "kite/status.h"
 #include "models/model_graph.h"
+#include "models/tensor_parallel.h"
 
 namespace kite::cpu {
 
-struct TpLayout {
-  int rank = 0;
-  int size = 1;
-  int64_t q_head_begin = 0, num_q_heads = 0;    // this rank's query heads
-  int64_t kv_head_begin = 0, num_kv_heads = 0;  // this rank's KV heads
-  int64_t inter_begin = 0, intermediate = 0;    // this rank's MLP rows
-  int64_t vocab_begin = 0, vocab_rows = 0;      // this rank's vocabulary rows
-  int64_t vocab_stride = 0;                     // ceil(vocab / size): every rank's logits width
-};
-
-// Errors (kInvalidArgument, naming the sizes): tp not dividing the query heads, the KV heads
-// (unless tp is a multiple of them) or the intermediate size; a vocabulary smaller than tp;
-// (kUnimplemented) mixture-of-experts models.
-Result<TpLayout> make_tp_layout(const ModelConfig& c, int rank, int size);
-
-// The config a rank's graph is built from: its head counts, intermediate size and vocab_stride
-// as the vocabulary (head_dim stays the model's).
-ModelConfig local_config(const ModelConfig& c, const TpLayout& t);
+// The layout and the local config live in the model layer (models/tensor_parallel.h), shared
+// with the CUDA backend.
+using kite::local_config;
+using kite::make_tp_layout;
+using kite::TpLayout;
 
 // Cuts `weights` (parallel to the full model's `graph.weights`) down to the rank's shard.
 // kUnimplemented for a column/row-parallel weight this layout does not know.

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <string>
 #include <type_traits>
 
@@ -24,6 +25,8 @@
 #include "models/fusion.h"
 #include "models/model_weights.h"
 #include "models/registry.h"
+#include "models/tensor_parallel.h"
+#include "parallel/communicator.h"
 
 namespace kite::cuda {
 
@@ -39,9 +42,9 @@ Status CudaModelRunner::Impl::forward_eager(const ForwardBatch& b, float** logit
   KITE_RETURN_IF_ERROR(ensure_inputs(plan.layout.total(static_cast<int>(b.block_table.size()))));
   prof_mark(StepPhase::kOther, "inputs");
   KITE_RETURN_IF_ERROR(upload(b, plan));
-  float* out = static_cast<float*>(mem.values[static_cast<size_t>(graph.logits)]);
+  float* out = step_logits();
   if (b.num_logits() > mem.cap.logits) {
-    const size_t need = static_cast<size_t>(b.num_logits()) * cfg.vocab_size * 4;
+    const size_t need = static_cast<size_t>(b.num_logits()) * full_cfg.vocab_size * 4;
     if (mem.logits_big.size() < need) {
       KITE_LOG_WARN("cuda: allocating {} logits rows ({:.2f} GiB) for one step", b.num_logits(),
                     static_cast<double>(need) / (1u << 30));
@@ -50,6 +53,9 @@ Status CudaModelRunner::Impl::forward_eager(const ForwardBatch& b, float** logit
       KITE_ASSIGN_OR_RETURN(mem.logits_big, DeviceBuffer::allocate(need, "prompt logits"));
     }
     out = mem.logits_big.as<float>();
+  }
+  if (tensor_parallel() && b.num_logits() > mem.cap.logits) {
+    KITE_RETURN_IF_ERROR(ensure_tp_logits(b.num_logits(), /*big=*/true));
   }
   KITE_RETURN_IF_ERROR(run_model(plan.layout, plan.dims, plan.fi_ctas, plan.fi_works, out));
   *logits_out = out;
@@ -95,15 +101,36 @@ Result<DType> choose_compute_dtype(const ModelConfig& cfg, const WeightLookup& w
 
 CudaModelRunner::CudaModelRunner(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 CudaModelRunner::~CudaModelRunner() {
+  if (impl_ != nullptr) impl_->release_workers();
   if (impl_ != nullptr && impl_->stream != nullptr) {
     KITE_CUDA_WARN(cudaStreamSynchronize(impl_->stream));
   }
 }
 
-Result<std::unique_ptr<CudaModelRunner>> CudaModelRunner::create(const ModelConfig& cfg,
+Result<std::unique_ptr<CudaModelRunner>> CudaModelRunner::create(const ModelConfig& model_cfg,
                                                                  const WeightLookup& weights,
                                                                  const CudaRunnerOptions& opts) {
-  KITE_RETURN_IF_ERROR(cfg.validate());
+  KITE_RETURN_IF_ERROR(model_cfg.validate());
+  // Several ranks: this rank's part of the model (its heads, intermediate rows, vocabulary rows);
+  // the kernels see its local config. No collective here (connect_ranks() makes NCCL).
+  TpLayout tp;
+  tp.num_q_heads = model_cfg.num_attention_heads;
+  tp.num_kv_heads = model_cfg.num_key_value_heads;
+  tp.intermediate = model_cfg.intermediate_size;
+  tp.vocab_rows = tp.vocab_stride = model_cfg.vocab_size;
+  ModelConfig cfg = model_cfg;
+  const bool tp_path = opts.comm != nullptr &&
+                       (opts.comm->world_size() > 1 || opts.force_tensor_parallel_path);
+  if (tp_path) {
+    if (opts.pipeline_parallel_size != 1) {
+      return unimplemented(
+          "pipeline parallelism on the CUDA backend is not implemented yet (tensor parallelism "
+          "is; several stages run with --device cpu)");
+    }
+    KITE_ASSIGN_OR_RETURN(tp,
+                          make_tp_layout(model_cfg, opts.comm->rank(), opts.comm->world_size()));
+    cfg = local_config(model_cfg, tp);
+  }
   KITE_ASSIGN_OR_RETURN(std::unique_ptr<DeviceContext> dev, DeviceContext::create(opts.device));
   KITE_ASSIGN_OR_RETURN(
       AttentionPath path,
@@ -128,6 +155,9 @@ Result<std::unique_ptr<CudaModelRunner>> CudaModelRunner::create(const ModelConf
   }
   auto impl = std::make_unique<Impl>();
   impl->cfg = cfg;
+  impl->full_cfg = model_cfg;
+  impl->tp = tp;
+  impl->tp_path = tp_path;
   impl->opts = opts;
   if (opts.kv_cache_dtype == DType::kF8E4M3) {
     KITE_RETURN_IF_ERROR(complete_kv_cache_scales(&impl->opts.kv_scales, cfg.num_hidden_layers));
@@ -169,15 +199,32 @@ Result<std::unique_ptr<CudaModelRunner>> CudaModelRunner::create(const ModelConf
     }
     return &fetched.emplace(std::string(name), *t).first->second;
   };
-  Result<ModelWeights> bound = bind_weights(impl->graph, lookup);
+  // The checkpoint binds to the full model's declarations; several ranks then cut their shard
+  // (row views, or F32 copies of the row-parallel columns, kept in `owned` until uploaded),
+  // shaped as the rank's graph declares.
+  ModelGraph full_graph;
+  if (tp.size > 1) {
+    KITE_ASSIGN_OR_RETURN(full_graph, build_model_graph(model_cfg));
+  }
+  Result<ModelWeights> bound = bind_weights(tp.size > 1 ? full_graph : impl->graph, lookup);
   KITE_RETURN_IF_ERROR(lookup_error);
   KITE_RETURN_IF_ERROR(bound.status());
+  std::deque<std::vector<float>> owned;
+  if (tp.size > 1) {
+    if (full_graph.weights.size() != impl->graph.weights.size()) {
+      return internal_error("a rank's graph declares other weights than the model's");
+    }
+    KITE_RETURN_IF_ERROR(shard_model_weights(full_graph, model_cfg, tp, &*bound, &owned));
+  }
   FusionOptions plain;
   plain.silu_epilogue = true;  // the GEMV's SiLU epilogue where a step fits it, else two kernels
   impl->plain_ops = fuse_ops(impl->graph, plain);
   impl->final_hidden = lm_head_input(impl->graph, impl->plain_ops);
   FusionOptions all;
-  all.residual_epilogue = all.norm_prologue = all.silu_epilogue = true;
+  all.norm_prologue = all.silu_epilogue = true;
+  // Several ranks: the row-parallel linears' partial sums are all-reduced before the residual
+  // add, so the add stays in the next norm (no residual epilogue in the GEMV).
+  all.residual_epilogue = !tp_path;
   // The GEMV's RoPE epilogue rotates whole heads without LongRoPE's tables or factor.
   all.rope_epilogue = true;
   for (const RopeDecl& r : impl->graph.ropes) {
@@ -271,6 +318,13 @@ Result<std::unique_ptr<CudaModelRunner>> CudaModelRunner::create(const ModelConf
     }
     KITE_ASSIGN_OR_RETURN(impl->moe_weight_ptrs, upload_table(ptrs, "MoE expert pointers"));
   }
+  if (tp.size > 1) {
+    KITE_LOG_INFO(
+        "cuda: rank {} of {}: {} of {} query heads, {} KV heads, {} MLP rows, "
+        "vocabulary rows {}..{}",
+        tp.rank, tp.size, tp.num_q_heads, model_cfg.num_attention_heads, tp.num_kv_heads,
+        tp.intermediate, tp.vocab_begin, tp.vocab_begin + tp.vocab_rows);
+  }
   KITE_LOG_INFO("cuda: {} on device {} ({} SMs), {} compute, {} KV cache, attention path {}",
                 cfg.architecture, opts.device, impl->dev->num_sms(), dtype_name(opts.dtype),
                 dtype_name(impl->opts.kv_cache_dtype),
@@ -280,16 +334,26 @@ Result<std::unique_ptr<CudaModelRunner>> CudaModelRunner::create(const ModelConf
   return std::unique_ptr<CudaModelRunner>(new CudaModelRunner(std::move(impl)));
 }
 
-const ModelConfig& CudaModelRunner::config() const { return impl_->cfg; }
+const ModelConfig& CudaModelRunner::config() const { return impl_->full_cfg; }
 
 DType CudaModelRunner::kv_cache_dtype() const { return impl_->opts.kv_cache_dtype; }
 
 int64_t CudaModelRunner::kv_block_bytes(int block_size) const {
-  return 2 * impl_->cfg.num_hidden_layers * impl_->kv_elems_per_block(block_size) * impl_->kv_es();
+  return impl_->kv_bytes_per_block(block_size);
 }
 
 Result<int64_t> CudaModelRunner::determine_num_kv_blocks(const KvCacheConfig& c) {
   Impl& m = *impl_;
+  if (!m.tensor_parallel()) return m.local_num_kv_blocks(c);
+  KITE_RETURN_IF_ERROR(m.send_kv_call(/*kNumKvBlocks*/ 1, 0, c));
+  return m.min_over_ranks(m.local_num_kv_blocks(c));
+}
+
+Result<int64_t> CudaModelRunner::Impl::local_num_kv_blocks(const KvCacheConfig& c) {
+  Impl& m = *this;
+  if (m.tensor_parallel() && m.nccl == nullptr) {
+    return failed_precondition("several ranks: connect_ranks() first");
+  }
   KITE_RETURN_IF_ERROR(m.dev->make_current());
   if (!(c.gpu_memory_utilization > 0.0 && c.gpu_memory_utilization <= 1.0)) {
     return invalid_argument("gpu_memory_utilization must be in (0, 1], got " +
@@ -303,11 +367,12 @@ Result<int64_t> CudaModelRunner::determine_num_kv_blocks(const KvCacheConfig& c)
   const int64_t tmp_blocks = (T + c.block_size - 1) / c.block_size + 1;
   m.num_blocks = tmp_blocks;
   KITE_ASSIGN_OR_RETURN(
-      m.kv, DeviceBuffer::allocate(static_cast<size_t>(kv_block_bytes(c.block_size)) * tmp_blocks,
-                                   "profiling KV cache"));
+      m.kv,
+      DeviceBuffer::allocate(static_cast<size_t>(m.kv_bytes_per_block(c.block_size)) * tmp_blocks,
+                             "profiling KV cache"));
   ForwardBatch b;
   for (int t = 0; t < T; ++t) {
-    b.token_ids.push_back(t % static_cast<int>(m.cfg.vocab_size));
+    b.token_ids.push_back(t % static_cast<int>(m.full_cfg.vocab_size));
     b.positions.push_back(t);
     b.slot_mapping.push_back(c.block_size + t);
   }
@@ -320,7 +385,11 @@ Result<int64_t> CudaModelRunner::determine_num_kv_blocks(const KvCacheConfig& c)
   b.max_seq_len = T;
   float* out = nullptr;
   Status st = m.forward_eager(b, &out);
-  if (st.ok()) st = cuda_status(cudaStreamSynchronize(m.stream), "profiling forward");
+  if (st.ok()) {
+    // Several ranks: bounded (the profiling forward all-reduces with the peers).
+    st = m.tensor_parallel() ? m.nccl->synchronize()
+                             : cuda_status(cudaStreamSynchronize(m.stream), "profiling forward");
+  }
   m.kv.reset();
   m.num_blocks = 0;
   KITE_RETURN_IF_ERROR(st.with_context("profiling forward"));
@@ -334,7 +403,7 @@ Result<int64_t> CudaModelRunner::determine_num_kv_blocks(const KvCacheConfig& c)
                               static_cast<int64_t>(free_b) - kGraphReserveBytes)
           : static_cast<int64_t>(static_cast<double>(total_b) * c.gpu_memory_utilization) - used -
                 kGraphReserveBytes;
-  const int64_t blocks = budget / kv_block_bytes(c.block_size);
+  const int64_t blocks = budget / m.kv_bytes_per_block(c.block_size);
   KITE_LOG_INFO(
       "cuda: {:.2f} GiB of {:.2f} GiB in use after profiling (weights {:.2f} GiB); "
       "KV budget {:.2f} GiB = {} blocks of {} tokens",
@@ -352,6 +421,14 @@ Result<int64_t> CudaModelRunner::determine_num_kv_blocks(const KvCacheConfig& c)
 
 Status CudaModelRunner::allocate_kv_cache(int64_t num_blocks, const KvCacheConfig& c) {
   Impl& m = *impl_;
+  if (!m.tensor_parallel()) return m.local_allocate_kv_cache(num_blocks, c);
+  KITE_RETURN_IF_ERROR(m.send_kv_call(/*kAllocateKv*/ 2, num_blocks, c));
+  return parallel::agree(*m.opts.comm, m.local_allocate_kv_cache(num_blocks, c),
+                         "allocate_kv_cache");
+}
+
+Status CudaModelRunner::Impl::local_allocate_kv_cache(int64_t num_blocks, const KvCacheConfig& c) {
+  Impl& m = *this;
   KITE_RETURN_IF_ERROR(m.dev->make_current());
   // The cache holds CudaRunnerOptions::kv_cache_dtype (the compute dtype or FP8 E4M3) whatever
   // c.dtype says.
@@ -363,8 +440,8 @@ Status CudaModelRunner::allocate_kv_cache(int64_t num_blocks, const KvCacheConfi
   m.kv.reset();
   m.num_blocks = 0;
   KITE_ASSIGN_OR_RETURN(
-      m.kv, DeviceBuffer::allocate(static_cast<size_t>(kv_block_bytes(c.block_size)) * num_blocks,
-                                   "KV cache"));
+      m.kv, DeviceBuffer::allocate(
+                static_cast<size_t>(m.kv_bytes_per_block(c.block_size)) * num_blocks, "KV cache"));
   KITE_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(m.kv.data(), 0, m.kv.size(), m.stream));
   m.num_blocks = num_blocks;
   // Block-table capacity: every sequence at the model's full length (or all blocks).
@@ -386,8 +463,11 @@ Status CudaModelRunner::forward(const ForwardBatch& b, TensorView* logits) {
   Impl& m = *impl_;
   KITE_RETURN_IF_ERROR(m.dev->make_current());
   if (m.num_blocks == 0) return failed_precondition("forward before allocate_kv_cache");
+  if (m.tensor_parallel() && b.num_pooling_rows > 0) {
+    return unimplemented("pooling (embeddings) with tensor parallelism on the CUDA backend");
+  }
   BatchLimits limits;
-  limits.vocab_size = m.cfg.vocab_size;
+  limits.vocab_size = m.full_cfg.vocab_size;
   limits.num_blocks = m.num_blocks;
   limits.block_size = m.block_size;
   limits.max_tokens = m.mem.cap.tokens;
@@ -395,13 +475,24 @@ Status CudaModelRunner::forward(const ForwardBatch& b, TensorView* logits) {
   limits.max_block_table = m.mem.cap.block_table;
   limits.planned = true;
   KITE_RETURN_IF_ERROR(validate_batch(b, limits));
+  // Several ranks: the workers run the same step (before this rank's, so that they overlap).
+  if (m.tensor_parallel()) KITE_RETURN_IF_ERROR(m.send_forward(b));
+  float* out = nullptr;
+  KITE_RETURN_IF_ERROR(m.local_forward(b, &out));
+  *logits = TensorView(out, DType::kF32,
+                       {b.num_logits() - b.num_pooling_rows, m.full_cfg.vocab_size}, Device::kCuda);
+  return ok_status();
+}
+
+Status CudaModelRunner::Impl::local_forward(const ForwardBatch& b, float** logits_out) {
+  Impl& m = *this;
   if (b.num_pooling_rows > 0 && m.final_hidden == kNoValue) {
     return unimplemented("pooling: this model's LM head has no separate final-norm output");
   }
   m.pool_rows = b.num_pooling_rows;
   m.pool_host.resize(static_cast<size_t>(
       dtype_bytes(m.opts.dtype, static_cast<int64_t>(m.pool_rows) * m.cfg.hidden_size)));
-  float* out = static_cast<float*>(m.mem.values[static_cast<size_t>(m.graph.logits)]);
+  float* out = m.step_logits();
   if (m.auto_profile_every > 0) {
     // The previous profiled step had no sample(): log it now.
     if (m.auto_profiling) KITE_RETURN_IF_ERROR(m.log_auto_profile());
@@ -437,8 +528,10 @@ Status CudaModelRunner::forward(const ForwardBatch& b, TensorView* logits) {
           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
     }
   }
-  *logits = TensorView(out, DType::kF32, {b.num_logits() - b.num_pooling_rows, m.cfg.vocab_size},
-                       Device::kCuda);
+  // Several ranks: the step's collectives complete within KITE_COLLECTIVE_TIMEOUT_S, or the
+  // step fails (a dead or hung peer), never a hang in a later stream synchronization.
+  if (m.tensor_parallel()) KITE_RETURN_IF_ERROR(m.nccl->synchronize());
+  *logits_out = out;
   return ok_status();
 }
 
@@ -447,7 +540,7 @@ Status CudaModelRunner::sample(const TensorView& logits, const SamplingBatch& pa
   Impl& m = *impl_;
   KITE_RETURN_IF_ERROR(m.dev->make_current());
   if (logits.device != Device::kCuda || logits.dtype != DType::kF32 || logits.ndim != 2 ||
-      logits.dim(1) != m.cfg.vocab_size) {
+      logits.dim(1) != m.full_cfg.vocab_size) {
     return invalid_argument(
         "sample: logits must be the F32 [rows, vocab] device tensor of "
         "forward(), got " +
@@ -530,7 +623,9 @@ std::vector<int> CudaModelRunner::decode_graph_sizes() const {
   return s;
 }
 
-bool CudaModelRunner::supports_pooling() const { return impl_->final_hidden != kNoValue; }
+bool CudaModelRunner::supports_pooling() const {
+  return impl_->final_hidden != kNoValue && !impl_->tensor_parallel();
+}
 
 Status CudaModelRunner::hidden_states_to_host(int64_t first, int64_t num_rows, float* out) {
   Impl& m = *impl_;
@@ -560,5 +655,7 @@ const char* CudaModelRunner::attention_path_name() const {
 }
 
 bool CudaModelRunner::last_forward_used_graph() const { return impl_->last_used_graph; }
+
+parallel::Communicator* CudaModelRunner::device_communicator() const { return impl_->nccl.get(); }
 
 }  // namespace kite::cuda

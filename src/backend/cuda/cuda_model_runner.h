@@ -20,6 +20,7 @@
 #include "backend/cuda/cuda_weights.h"
 #include "backend/cuda/step_profiler.h"
 #include "models/kv_cache_scales.h"
+#include "parallel/communicator.h"
 #include "runtime/model_runner.h"
 
 namespace kite::cuda {
@@ -47,6 +48,19 @@ struct CudaRunnerOptions {
   // layer for the expert offsets; when hidden and the expert width are multiples of 256 bytes);
   // every other step, decode graphs included, runs the grouped kernel (moe.h), no host sync.
   int moe_grouped_max_tokens = 64;
+  // Tensor parallelism (docs/parallel.md "CUDA and NCCL"): the ranks' host world
+  // (parallel/world.h: MPI) when launched by an MPI launcher. With several ranks the runner holds
+  // rank comm->rank()'s shard (models/tensor_parallel.h); rank 0's runner is the engine's and
+  // sends its calls (KV sizing and allocation, each forward's batch) over `comm` to the others'
+  // run_worker(). connect_ranks() makes the NCCL communicator (nccl_communicator.h) over `comm` on
+  // `device` and the runner's stream; the activations' all-reduces and the logits' all-gather
+  // run on it. nullptr: no communicator (the plain single-GPU path).
+  std::shared_ptr<parallel::Communicator> comm = nullptr;
+  int pipeline_parallel_size = 1;  // of comm's world; > 1 is refused on CUDA for now
+  // Tests: a comm of one rank takes the several-ranks path all the same (a shard of the whole
+  // model, collectives that do nothing, the logits gathered, rank 0's call protocol), so one GPU
+  // checks that path's plumbing against the plain one.
+  bool force_tensor_parallel_path = false;
 };
 
 // The compute dtype for `requested` ("auto", "bfloat16", "float32"; EngineConfig::dtype):
@@ -80,6 +94,11 @@ class CudaModelRunner final : public ModelRunner {
   // copied to the host during the forward and converted to F32 here.
   bool supports_pooling() const override;
   Status hidden_states_to_host(int64_t first, int64_t num_rows, float* out) override;
+  // With CudaRunnerOptions::comm: the NCCL communicator over it (every rank calls this after
+  // every rank's create() succeeded; bounded by KITE_PARALLEL_INIT_TIMEOUT_S).
+  Status connect_ranks() override;
+  // Ranks other than 0 of several: replays rank 0's calls until its runner is destroyed.
+  Status run_worker() override;
 
   // Batch sizes with a captured decode graph (empty before allocate_kv_cache or when off).
   std::vector<int> decode_graph_sizes() const;
@@ -102,6 +121,9 @@ class CudaModelRunner final : public ModelRunner {
   // Ends the profiled step (one sync) and returns its per-phase device times.
   // kFailedPrecondition when profiling is off or no forward() ran since the last call.
   Result<StepProfile> take_step_profile();
+
+  // The runner's NCCL communicator (after connect_ranks()), or nullptr.
+  parallel::Communicator* device_communicator() const;
 
  private:
   struct Impl;

@@ -8,13 +8,16 @@
 
 #include "backend/cuda/cuda_model_runner.h"
 #include "backend/cuda/graph_support.h"
+#include "backend/cuda/nccl_communicator.h"
 #include "models/kv_cache_scales.h"
 #include "models/registry.h"
+#include "parallel/world.h"
 
 namespace kite {
 
 Result<std::unique_ptr<ModelRunner>> create_cuda_model_runner(
-    std::shared_ptr<const WeightStore> weights, const EngineConfig& config) {
+    std::shared_ptr<const WeightStore> weights, const EngineConfig& config,
+    std::shared_ptr<parallel::Communicator> comm) {
   // A family whose ops the kernels lack is refused before anything touches the GPU.
   KITE_ASSIGN_OR_RETURN(ModelGraph graph, build_model_graph(weights->config()));
   KITE_RETURN_IF_ERROR(cuda::check_graph_support(graph, weights->config()));
@@ -42,6 +45,13 @@ Result<std::unique_ptr<ModelRunner>> create_cuda_model_runner(
   options.max_graph_batch = config.max_num_seqs;  // decode of every batch size replays a graph
   options.dtype = dtype;
   options.fp8_online = config.quantization == "fp8" && !weights->config().quantization.enabled();
+  if (comm != nullptr) {
+    // One GPU per rank of a node: the launcher's local rank picks it.
+    KITE_ASSIGN_OR_RETURN(options.device,
+                          cuda::device_for_local_rank(cuda::local_rank_from_env(comm->rank())));
+    options.comm = std::move(comm);
+    options.pipeline_parallel_size = parallel::pipeline_parallel_size();
+  }
   KITE_ASSIGN_OR_RETURN(std::unique_ptr<cuda::CudaModelRunner> runner,
                         cuda::CudaModelRunner::create(weights->config(), lookup, options));
   return std::unique_ptr<ModelRunner>(std::move(runner));

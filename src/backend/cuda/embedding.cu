@@ -12,7 +12,7 @@ __global__ void embedding_kernel(EmbeddingParams p) {
   pdl_launch_dependents();
   pdl_wait();
   const int t = blockIdx.x;
-  const int id = p.token_ids[t];
+  const int id = p.token_ids[t] - p.vocab_begin;
   const bool valid = id >= 0 && id < p.vocab;
   if constexpr (kVec) {
     const int n = p.hidden / static_cast<int>(16 / sizeof(T));

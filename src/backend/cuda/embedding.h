@@ -15,14 +15,16 @@ namespace kite::cuda {
 class DeviceContext;
 
 struct EmbeddingParams {
-  const int32_t* token_ids = nullptr;  // [num_tokens]; ids outside [0, vocab) give zero rows
-  const void* table = nullptr;         // [vocab, hidden] of dtype
-  void* out = nullptr;                 // [num_tokens, hidden] of dtype
+  // [num_tokens]; ids outside [vocab_begin, vocab_begin + vocab) give zero rows
+  const int32_t* token_ids = nullptr;
+  const void* table = nullptr;  // [vocab, hidden] of dtype: rows vocab_begin.. of the vocabulary
+  void* out = nullptr;          // [num_tokens, hidden] of dtype
   int num_tokens = 0;
   int hidden = 0;
   int vocab = 0;
   DType dtype = DType::kBF16;  // ElementwiseDTypes (kernel_support.h)
   float scale = 1.f;
+  int vocab_begin = 0;  // tensor parallelism: the first vocabulary row of this rank's table
 };
 
 void embedding(const EmbeddingParams& p, const DeviceContext& dev, cudaStream_t stream);

@@ -64,7 +64,7 @@ Status CudaModelRunner::Impl::capture_graphs() {
     g.splits = decode_num_splits(B, static_cast<int>(cfg.num_key_value_heads), 0, dev->num_sms());
     const StepPlan plan = decode_plan(B, g.splits, attn_path == AttentionPath::kGeneric, g.layout);
     KITE_RETURN_IF_ERROR(upload(b, plan));
-    float* logits = static_cast<float*>(mem.values[static_cast<size_t>(graph.logits)]);
+    float* logits = step_logits();
     // Warm-up outside the capture: cuBLASLt plans, lazily loaded kernels.
     KITE_RETURN_IF_ERROR(run_model(g.layout, plan.dims, 0, 0, logits));
     KITE_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream));

@@ -182,6 +182,21 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
   auto val = [&](ValueId v) { return mem.values[static_cast<size_t>(v)]; };
   auto width = [&](ValueId v) { return graph.value(v).width; };
   auto logit_rows = [&](ValueId v) { return graph.value(v).rows == RowSpace::kLogits; };
+  // Several ranks: the LM head writes this rank's [rows, vocab_stride] columns (cfg.vocab_size
+  // is the stride here) to lm_out, gathered into logits_out after the last chunk.
+  float* lm_out = logits_out;
+  float* gathered = nullptr;
+  if (tensor_parallel()) {
+    const bool big = d.logits > mem.cap.logits;
+    lm_out = (big ? tp_logits_big : tp_logits).as<float>();
+    gathered = (big ? tp_gathered_big : tp_gathered).as<float>();
+  }
+  // Several ranks: the sum over ranks of a row-parallel linear's or the vocab-parallel
+  // embedding's partial output, in place on the compute stream (nothing with one rank).
+  auto all_reduce = [&](ValueId v, int rows) -> Status {
+    if (!tensor_parallel()) return ok_status();
+    return nccl->all_reduce_sum(val(v), static_cast<int64_t>(rows) * width(v), opts.dtype);
+  };
 
   AttentionParams ap;
   ap.query_start_loc = in + L.query_start_loc;
@@ -233,11 +248,12 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
         ep.out = val(op.out);
         ep.num_tokens = rows;
         ep.hidden = static_cast<int>(width(op.out));
-        ep.vocab = static_cast<int>(cfg.vocab_size);
+        ep.vocab = static_cast<int>(tp.vocab_rows);  // the whole vocabulary with one rank
+        ep.vocab_begin = static_cast<int>(tp.vocab_begin);
         ep.dtype = opts.dtype;
         ep.scale = op.scale;
         embedding(ep, *dev, stream);
-        return ok_status();
+        return all_reduce(op.out, rows);  // one rank holds each token's row
       }
       case OpKind::kRmsNorm: {
         prof_mark(StepPhase::kNorm, op.delta != kNoValue ? "add_rms_norm" : "rms_norm");
@@ -262,6 +278,9 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
         if (op.prologue_norm != kNoWeight || op.epilogue == Epilogue::kResidualAdd ||
             op.epilogue == Epilogue::kRopeKv) {
           fused_linear(op, L, rows);
+          // Several ranks fuse no residual add (cuda_model_runner.cpp), so a row-parallel
+          // linear here has only a prologue: its product is summed over ranks as below.
+          if (graph.weight(op.weight).shard == ShardDim::kRow) return all_reduce(op.out, rows);
           return ok_status();
         }
         if (op.epilogue == Epilogue::kSiluMul) {
@@ -296,11 +315,13 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
           return ok_status();
         }
         const bool to_logits = op.out == graph.logits;
-        void* y = to_logits
-                      ? static_cast<void*>(logits_out + static_cast<int64_t>(r0) * cfg.vocab_size)
-                      : val(op.out);
-        return linear(val(op.in), width(op.in), w[op.weight], y, width(op.out), rows,
-                      graph.value(op.out).f32, &pre);
+        void* y = to_logits ? static_cast<void*>(lm_out + static_cast<int64_t>(r0) * cfg.vocab_size)
+                            : val(op.out);
+        KITE_RETURN_IF_ERROR(linear(val(op.in), width(op.in), w[op.weight], y, width(op.out), rows,
+                                    graph.value(op.out).f32, &pre));
+        // Row-parallel (o_proj, down_proj): partial sums over this rank's input columns.
+        if (graph.weight(op.weight).shard == ShardDim::kRow) return all_reduce(op.out, rows);
+        return ok_status();
       }
       case OpKind::kRopeKvWrite: {
         prof_mark(StepPhase::kRopeKv, "rope_kv_write");
@@ -374,7 +395,7 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
         // In place (Gemma 2's final logits); the logits live in logits_out.
         KITE_CHECK_EQ(op.in, op.out) << "softcap out of place";
         prof_mark(StepPhase::kOther, "softcap");
-        float* x = op.out == graph.logits ? logits_out + static_cast<int64_t>(r0) * cfg.vocab_size
+        float* x = op.out == graph.logits ? lm_out + static_cast<int64_t>(r0) * cfg.vocab_size
                                           : static_cast<float*>(val(op.out));
         KITE_CHECK(graph.value(op.out).f32) << "softcap of a non-F32 value";
         softcap_inplace(x, static_cast<int64_t>(rows) * width(op.out), op.softcap, *dev, stream);
@@ -414,6 +435,9 @@ Status CudaModelRunner::Impl::run_model(const StepLayout& L, const StepDims& d, 
             static_cast<size_t>((r0 + rows - from) * row_bytes), cudaMemcpyDeviceToHost, stream));
       }
     }
+  }
+  if (tensor_parallel() && first_pool_row > 0) {
+    KITE_RETURN_IF_ERROR(gather_logits(lm_out, gathered, first_pool_row, logits_out));
   }
   return ok_status();
 }

@@ -22,10 +22,12 @@
 #include "backend/cuda/device_context.h"
 #include "backend/cuda/fp8_quant.h"
 #include "backend/cuda/gemv.h"
+#include "backend/cuda/nccl_communicator.h"
 #include "backend/cuda/sampling.h"
 #include "backend/cuda/step_inputs.h"
 #include "backend/cuda/step_profiler.h"
 #include "models/model_graph.h"
+#include "models/tensor_parallel.h"
 
 namespace kite::cuda {
 
@@ -119,6 +121,46 @@ struct CudaModelRunner::Impl {
   // runs on our kernel). Eager steps only: graphs are decode-only.
   bool use_flashinfer = false;
   std::unique_ptr<GpuSampler> sampler;
+  // Tensor parallelism (tensor_parallel.cpp). `cfg` above is this rank's (local_config: its
+  // heads, intermediate rows, vocab_stride as the vocabulary); full_cfg is the model's.
+  ModelConfig full_cfg;
+  TpLayout tp;  // the whole model with one rank
+  // CudaRunnerOptions::comm's NCCL communicator on `stream`, made by connect_ranks() (nullptr
+  // before and without one).
+  std::shared_ptr<NcclCommunicator> nccl;
+  bool workers_released = false;  // rank 0: its workers have left run_worker()
+  // Several ranks: the rank's logits [cap.logits, vocab_stride], every rank's all-gathered
+  // [tp, cap.logits, vocab_stride] and the full [cap.logits, vocab] (F32; the graphs' buffers),
+  // and the first two again for eager steps of more logits rows (grown as needed).
+  DeviceBuffer tp_logits, tp_gathered, tp_full_logits;
+  DeviceBuffer tp_logits_big, tp_gathered_big;
+  // The step's full-vocabulary logits buffer (graphs and eager steps of at most cap.logits rows).
+  float* step_logits() const {
+    return tensor_parallel() ? tp_full_logits.as<float>()
+                             : static_cast<float*>(mem.values[static_cast<size_t>(graph.logits)]);
+  }
+  // The several-ranks path: tp.size > 1, or one rank with force_tensor_parallel_path (tests).
+  bool tp_path = false;
+  bool tensor_parallel() const { return tp_path; }
+  bool is_worker() const { return tensor_parallel() && tp.rank != 0; }
+  // Rank 0: lets the workers leave run_worker() (the runner's destructor).
+  void release_workers();
+  // Rank 0: sends a call to the workers (tensor_parallel.cpp).
+  Status send_kv_call(int32_t call, int64_t num_blocks, const KvCacheConfig& c);
+  Status send_forward(const ForwardBatch& b);
+  // All ranks: the KV blocks every rank can hold (min over ranks of `local`).
+  Result<int64_t> min_over_ranks(const Result<int64_t>& local);
+  // Several ranks: tp_logits, tp_gathered, tp_full_logits for cap.logits rows (ensure_buffers),
+  // or the big pair for `rows` rows.
+  Status ensure_tp_logits(int rows, bool big);
+  // The step's full-vocabulary logits [rows, full vocab] from every rank's local ones
+  // [rows, vocab_stride]: all-gather into `gathered`, then each rank's columns into place (the
+  // last rank's padding dropped). On the stream, so graphs capture it.
+  Status gather_logits(const float* local, float* gathered, int rows, float* full);
+  // The per-rank halves of the runner's public calls.
+  Result<int64_t> local_num_kv_blocks(const KvCacheConfig& c);
+  Status local_allocate_kv_cache(int64_t num_blocks, const KvCacheConfig& c);
+  Status local_forward(const ForwardBatch& b, float** logits_out);
 
   KvCacheConfig kv_cfg;
   StepMemory mem;
@@ -182,6 +224,10 @@ struct CudaModelRunner::Impl {
     return kv_fp8() ? opts.kv_scales.v[static_cast<size_t>(layer)] : 1.f;
   }
   int64_t kv_elems_per_block(int bs) const { return cfg.num_key_value_heads * bs * cfg.head_dim; }
+  // Bytes of one block (K and V of every layer) of this rank's cache.
+  int64_t kv_bytes_per_block(int bs) const {
+    return 2 * cfg.num_hidden_layers * kv_elems_per_block(bs) * kv_es();
+  }
   void* k_cache(int layer) const;
   void* v_cache(int layer) const;
 

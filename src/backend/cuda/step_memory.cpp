@@ -74,7 +74,11 @@ Status CudaModelRunner::Impl::ensure_buffers(const KvCacheConfig& c) {
           "decode split-KV counters"));
   KITE_CUDA_RETURN_IF_ERROR(
       cudaMemsetAsync(mem.split_counters.data(), 0, mem.split_counters.size(), stream));
-  KITE_ASSIGN_OR_RETURN(sampler, GpuSampler::create(cap.logits, cfg.vocab_size));
+  KITE_ASSIGN_OR_RETURN(sampler, GpuSampler::create(cap.logits, full_cfg.vocab_size));
+  if (tensor_parallel()) {
+    tp_logits.reset();  // sized anew for cap.logits
+    KITE_RETURN_IF_ERROR(ensure_tp_logits(cap.logits, /*big=*/false));
+  }
   if (use_flashinfer) {
     const size_t ints = flashinfer_plan_capacity(cap.tokens, cap.seqs, nq,
                                                  static_cast<int>(cfg.head_dim), dev->num_sms());

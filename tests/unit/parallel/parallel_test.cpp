@@ -8,6 +8,7 @@
 #include <barrier>
 #include <cmath>
 #include <cstring>
+#include <deque>
 #include <memory>
 #include <string>
 #include <thread>
@@ -16,7 +17,11 @@
 #include "backend/cpu/cpu_model_runner.h"
 #include "backend/cpu/sequence_runner.h"
 #include "backend/cpu/tensor_parallel.h"
+#include "checkpoint/dequant.h"
 #include "models/load.h"
+#include "models/model_weights.h"
+#include "models/registry.h"
+#include "models/tensor_parallel.h"
 #include "parallel/communicator.h"
 #include "parallel/launch.h"
 
@@ -144,6 +149,67 @@ TEST(TpLayout, SplitsAndReplicatesHeads) {
   c.num_key_value_heads = 12;
   c.intermediate_size = 201;
   EXPECT_EQ(cpu::make_tp_layout(c, 0, 2).status().code(), StatusCode::kInvalidArgument);
+}
+
+// The model layer's cut of bound weights (the CUDA backend's shard): every weight gets the
+// shape a graph of the rank's local config declares, and the ranks' row-parallel columns put side
+// by side are the full matrix.
+TEST(ModelShard, BoundWeightsTakeTheLocalGraphsShapes) {
+  auto store = load_model(kTiny, {});
+  ASSERT_TRUE(store.ok()) << store.status().to_string();
+  const WeightStore& ws = **store;
+  const ModelConfig& c = ws.config();
+  auto graph = build_model_graph(c);
+  ASSERT_TRUE(graph.ok());
+  TensorLookup lookup = [&ws](std::string_view name) { return ws.find(name); };
+  std::vector<std::vector<float>> o_proj_cols(2);
+  int64_t o_rows = 0, o_cols = 0;
+  WeightId o_id = kNoWeight;
+  for (int rank = 0; rank < 2; ++rank) {
+    auto bound = bind_weights(*graph, lookup);
+    ASSERT_TRUE(bound.ok()) << bound.status().to_string();
+    auto t = make_tp_layout(c, rank, 2);
+    ASSERT_TRUE(t.ok()) << t.status().to_string();
+    std::deque<std::vector<float>> owned;
+    ASSERT_TRUE(shard_model_weights(*graph, c, *t, &*bound, &owned).ok());
+    auto local = build_model_graph(local_config(c, *t));
+    ASSERT_TRUE(local.ok());
+    ASSERT_EQ(local->weights.size(), graph->weights.size());
+    for (size_t i = 0; i < local->weights.size(); ++i) {
+      const Weight& w = bound->weights[i];
+      if (!w.present()) continue;
+      int64_t rows = 0;
+      for (const TensorView& p : w.parts) rows += p.dim(0);
+      EXPECT_EQ(rows, local->weights[i].rows) << local->weights[i].name;
+      if (w.parts[0].ndim == 2) {
+        EXPECT_EQ(w.parts[0].dim(1), local->weights[i].cols) << local->weights[i].name;
+      }
+      if (o_id == kNoWeight && graph->weights[i].shard == ShardDim::kRow) {
+        o_id = static_cast<WeightId>(i);
+      }
+    }
+    ASSERT_NE(o_id, kNoWeight);
+    const TensorView& part = bound->weights[static_cast<size_t>(o_id)].parts[0];
+    ASSERT_EQ(part.dtype, DType::kF32);
+    o_rows = part.dim(0);
+    o_cols = part.dim(1);
+    o_proj_cols[static_cast<size_t>(rank)].assign(part.as<float>(),
+                                                  part.as<float>() + o_rows * o_cols);
+  }
+  // Rank 0's columns then rank 1's, row by row, are the checkpoint's rows.
+  auto full = bind_weights(*graph, lookup);
+  ASSERT_TRUE(full.ok());
+  auto whole = dequantize_to_f32(full->weights[static_cast<size_t>(o_id)].parts[0]);
+  ASSERT_TRUE(whole.ok());
+  for (int64_t r = 0; r < o_rows; ++r) {
+    for (int rank = 0; rank < 2; ++rank) {
+      for (int64_t k = 0; k < o_cols; ++k) {
+        ASSERT_EQ(o_proj_cols[static_cast<size_t>(rank)][static_cast<size_t>(r * o_cols + k)],
+                  (*whole)[static_cast<size_t>(r * 2 * o_cols + rank * o_cols + k)])
+            << r << " " << rank << " " << k;
+      }
+    }
+  }
 }
 
 // Prefill then decode through rank 0's runner while the other ranks run run_worker().
