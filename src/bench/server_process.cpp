@@ -10,11 +10,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <thread>
 
@@ -150,13 +153,60 @@ bool ServerProcess::running() {
   return true;
 }
 
-int64_t ServerProcess::peak_rss_bytes() const {
-  std::ifstream in(fmt::format("/proc/{}/status", pid_));
+namespace {
+
+// VmHWM of /proc/<pid>/status in bytes, -1 when the process is gone.
+int64_t process_peak_rss(pid_t pid) {
+  std::ifstream in(fmt::format("/proc/{}/status", pid));
   std::string line;
   while (std::getline(in, line)) {
     if (line.rfind("VmHWM:", 0) == 0) return std::atoll(line.c_str() + 6) * 1024;
   }
-  return exit_.peak_rss_bytes;
+  return -1;
+}
+
+// The parent of every process in /proc (field 4 of /proc/<pid>/stat, after the parenthesised
+// command name, which may itself hold spaces and parentheses).
+std::multimap<pid_t, pid_t> children_by_parent() {
+  std::multimap<pid_t, pid_t> out;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream in(e.path() / "stat");
+    std::string stat;
+    std::getline(in, stat);
+    const size_t close = stat.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream rest(stat.substr(close + 1));
+    char state = 0;
+    long ppid = 0;
+    if (rest >> state >> ppid) out.emplace(static_cast<pid_t>(ppid), std::stoi(name));
+  }
+  return out;
+}
+
+}  // namespace
+
+int64_t ServerProcess::peak_rss_bytes() const {
+  // The server and its descendants: a `kite serve` of several ranks replaces itself with mpirun,
+  // whose children are the ranks, so the footprint is the tree's (the sum of each process's
+  // peak: an upper bound of the peak of the sum, equal to it when the peaks coincide, as at
+  // the end of loading).
+  const int64_t own = process_peak_rss(pid_);
+  if (own < 0) return exit_.peak_rss_bytes;
+  int64_t total = own;
+  const std::multimap<pid_t, pid_t> kids = children_by_parent();
+  std::vector<pid_t> todo{pid_};
+  while (!todo.empty()) {
+    const pid_t p = todo.back();
+    todo.pop_back();
+    for (auto [it, end] = kids.equal_range(p); it != end; ++it) {
+      if (it->second != pid_) total += std::max<int64_t>(0, process_peak_rss(it->second));
+      todo.push_back(it->second);
+    }
+  }
+  return total;
 }
 
 Result<double> ServerProcess::wait_healthy(const HttpUrl& url, const std::string& target,

@@ -42,7 +42,9 @@ class ServerProcess {
   pid_t pid() const { return pid_; }
   BenchClock::time_point started() const { return started_; }
   bool running();
-  // Peak resident set so far (VmHWM of /proc/<pid>/status), bytes; 0 if unknown.
+  // Peak resident set so far of the server and its descendants (the sum of VmHWM of
+  // /proc/<pid>/status over the tree: mpirun and its ranks for a server of several ranks),
+  // bytes; after exit, the child's own ru_maxrss; 0 if unknown.
   int64_t peak_rss_bytes() const;
 
   // Polls GET `target` every 50 ms until a 2xx answer (returns the time since spawn, seconds),

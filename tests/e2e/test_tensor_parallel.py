@@ -361,3 +361,24 @@ def test_bench_w1_preset_over_ranks_shares_one_engine(tmp_path):
     for name, n in (("kite-W1-128x128.json", 2), ("kite-W1-2048x128.json", 1)):
         with open(tmp_path / "out" / name) as f:
             assert json.load(f)["metrics"]["completed"] == n
+
+
+def test_bench_startup_launches_a_server_of_several_ranks(tmp_path):
+    # `kite bench startup MODEL -- --tensor-parallel-size 2` spawns `kite serve`, which starts its
+    # ranks under mpirun (replacing itself, so the spawned pid is mpirun's): the server answers
+    # and its footprint is the whole process tree's. Counting mpirun alone (tens of MB) would
+    # read below one rank's server; the ranks together read above it.
+    def startup(name, *serve_flags):
+        out = tmp_path / f"{name}.json"
+        cmd = [KITE, "bench", "startup", TINY, "--no-progress", "--output-json", str(out),
+               "--server-log", str(tmp_path / f"{name}.log"), "--", "--device", "cpu", *serve_flags]
+        result = run(cmd)
+        assert result.returncode == 0, result.stderr[-3000:]
+        with open(out) as f:
+            return json.load(f)["startup"]
+
+    one = startup("one")
+    two = startup("two", "--tensor-parallel-size", "2")
+    assert (tmp_path / "two.log").read_text().count("] loaded ") == 2  # one load per rank
+    assert two["first_request_ttft_ms"] > 0
+    assert two["peak_rss_bytes"] > one["peak_rss_bytes"] > 0
