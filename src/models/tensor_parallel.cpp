@@ -24,10 +24,6 @@ TensorView row_slice(const TensorView& m, int64_t begin, int64_t rows) {
   return v;
 }
 
-struct RowRange {
-  int64_t begin = 0, count = 0;  // rows of the stacked weight
-};
-
 // The stacked weight's rows a rank keeps: for each range, the part it falls in (a range never
 // crosses a part: parts are whole q/k/v or gate/up blocks, or one part holding all of them).
 Status keep_rows(const std::vector<RowRange>& ranges, Weight* w) {
@@ -136,9 +132,48 @@ ModelConfig local_config(const ModelConfig& c, const TpLayout& t) {
   return l;
 }
 
+Result<ShardCut> shard_cut(const WeightDecl& d, const ModelConfig& c, const TpLayout& t) {
+  const int64_t hd = c.head_dim;
+  ShardCut cut;
+  switch (d.shard) {
+    case ShardDim::kReplicated:
+      return internal_error(d.name + ": a replicated weight has no tensor-parallel cut");
+    case ShardDim::kVocab:
+      cut.rows = {{t.vocab_begin, t.vocab_rows}};
+      return cut;
+    case ShardDim::kColumn:
+      if (ends_with(d.name, "qkv_proj")) {
+        const int64_t q = c.q_size(), kv = c.kv_size();
+        cut.rows = {{t.q_head_begin * hd, t.num_q_heads * hd},
+                    {q + t.kv_head_begin * hd, t.num_kv_heads * hd},
+                    {q + kv + t.kv_head_begin * hd, t.num_kv_heads * hd}};
+        return cut;
+      }
+      if (ends_with(d.name, "gate_up_proj")) {
+        cut.rows = {{t.inter_begin, t.intermediate},
+                    {c.intermediate_size + t.inter_begin, t.intermediate}};
+        return cut;
+      }
+      return unimplemented(d.name + ": no tensor-parallel column split for this weight");
+    case ShardDim::kRow:
+      cut.keep_bias = t.rank == 0;
+      if (ends_with(d.name, "o_proj")) {
+        cut.col_begin = t.q_head_begin * hd;
+        cut.cols = t.num_q_heads * hd;
+        return cut;
+      }
+      if (ends_with(d.name, "down_proj")) {
+        cut.col_begin = t.inter_begin;
+        cut.cols = t.intermediate;
+        return cut;
+      }
+      return unimplemented(d.name + ": no tensor-parallel row split for this weight");
+  }
+  return internal_error(d.name + ": unknown shard dimension");
+}
+
 Status shard_model_weights(const ModelGraph& graph, const ModelConfig& c, const TpLayout& t,
                            ModelWeights* weights, std::deque<std::vector<float>>* owned) {
-  const int64_t hd = c.head_dim;
   for (size_t i = 0; i < graph.weights.size(); ++i) {
     const WeightDecl& d = graph.weights[i];
     Weight& w = weights->weights[i];
@@ -146,38 +181,9 @@ Status shard_model_weights(const ModelGraph& graph, const ModelConfig& c, const 
     if (w.quantized()) {
       return unimplemented(d.name + ": tensor parallelism over FP8 checkpoint weights");
     }
-    Status s;
-    switch (d.shard) {
-      case ShardDim::kReplicated:
-        break;
-      case ShardDim::kVocab:
-        s = keep_rows({{t.vocab_begin, t.vocab_rows}}, &w);
-        break;
-      case ShardDim::kColumn:
-        if (ends_with(d.name, "qkv_proj")) {
-          const int64_t q = c.q_size(), kv = c.kv_size();
-          s = keep_rows({{t.q_head_begin * hd, t.num_q_heads * hd},
-                         {q + t.kv_head_begin * hd, t.num_kv_heads * hd},
-                         {q + kv + t.kv_head_begin * hd, t.num_kv_heads * hd}},
-                        &w);
-        } else if (ends_with(d.name, "gate_up_proj")) {
-          s = keep_rows({{t.inter_begin, t.intermediate},
-                         {c.intermediate_size + t.inter_begin, t.intermediate}},
-                        &w);
-        } else {
-          s = unimplemented("no tensor-parallel column split for this weight");
-        }
-        break;
-      case ShardDim::kRow:
-        if (ends_with(d.name, "o_proj")) {
-          s = keep_cols(t.q_head_begin * hd, t.num_q_heads * hd, t.rank == 0, &w, owned);
-        } else if (ends_with(d.name, "down_proj")) {
-          s = keep_cols(t.inter_begin, t.intermediate, t.rank == 0, &w, owned);
-        } else {
-          s = unimplemented("no tensor-parallel row split for this weight");
-        }
-        break;
-    }
+    KITE_ASSIGN_OR_RETURN(ShardCut cut, shard_cut(d, c, t));
+    const Status s = cut.rows.empty() ? keep_cols(cut.col_begin, cut.cols, cut.keep_bias, &w, owned)
+                                      : keep_rows(cut.rows, &w);
     if (!s.ok()) return s.with_context(d.name);
   }
   return ok_status();

@@ -47,6 +47,21 @@ Result<TpLayout> make_tp_layout(const ModelConfig& c, int rank, int size);
 // as the vocabulary (head_dim stays the model's).
 ModelConfig local_config(const ModelConfig& c, const TpLayout& t);
 
+// What a rank keeps of one declared weight (a column-, row- or vocab-parallel WeightDecl; the
+// rows of the stacked weight, i.e. across its parts): row ranges for column- and vocab-parallel
+// weights (and their biases), or one column range for row-parallel ones (the bias on rank 0
+// only). Both backends' cuts apply it to their weight form. kUnimplemented for a column/row
+// split this layout does not know; replicated weights have no cut.
+struct RowRange {
+  int64_t begin = 0, count = 0;  // rows of the stacked weight
+};
+struct ShardCut {
+  std::vector<RowRange> rows;  // non-empty: keep these rows
+  int64_t col_begin = 0, cols = 0;  // else keep these columns
+  bool keep_bias = true;
+};
+Result<ShardCut> shard_cut(const WeightDecl& d, const ModelConfig& c, const TpLayout& t);
+
 // Cuts `weights` (bound to the full model's `graph`) down to the rank's shard, in place: row
 // views for column- and vocab-parallel weights (and their biases), F32 copies of the rank's
 // columns for row-parallel ones (kept in `owned`, which must outlive `weights`; the bias on rank

@@ -4,20 +4,11 @@
 
 #include <algorithm>
 #include <cstring>
-#include <string_view>
 
 #include "checkpoint/dequant.h"
 
 namespace kite::cpu {
 namespace {
-
-bool ends_with(std::string_view s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
-}
-
-struct RowRange {
-  int64_t begin = 0, count = 0;  // rows of the stacked weight
-};
 
 // Rows [begin, begin + rows) of a row-major matrix: a view of the same memory.
 TensorView row_slice(const TensorView& m, int64_t begin, int64_t rows) {
@@ -86,43 +77,13 @@ Status keep_cols(int64_t begin, int64_t count, bool keep_bias, CpuWeight* w) {
 
 Status shard_weights(const ModelGraph& graph, const ModelConfig& c, const TpLayout& t,
                      std::vector<CpuWeight>* weights) {
-  const int64_t hd = c.head_dim;
   for (size_t i = 0; i < graph.weights.size(); ++i) {
     const WeightDecl& d = graph.weights[i];
     CpuWeight& w = (*weights)[i];
     if (!w.present || d.shard == ShardDim::kReplicated) continue;
-    Status s;
-    switch (d.shard) {
-      case ShardDim::kReplicated:
-        break;
-      case ShardDim::kVocab:
-        s = keep_rows({{t.vocab_begin, t.vocab_rows}}, &w);
-        break;
-      case ShardDim::kColumn:
-        if (ends_with(d.name, "qkv_proj")) {
-          const int64_t q = c.q_size(), kv = c.kv_size();
-          s = keep_rows({{t.q_head_begin * hd, t.num_q_heads * hd},
-                         {q + t.kv_head_begin * hd, t.num_kv_heads * hd},
-                         {q + kv + t.kv_head_begin * hd, t.num_kv_heads * hd}},
-                        &w);
-        } else if (ends_with(d.name, "gate_up_proj")) {
-          s = keep_rows({{t.inter_begin, t.intermediate},
-                         {c.intermediate_size + t.inter_begin, t.intermediate}},
-                        &w);
-        } else {
-          s = unimplemented("no tensor-parallel column split for this weight");
-        }
-        break;
-      case ShardDim::kRow:
-        if (ends_with(d.name, "o_proj")) {
-          s = keep_cols(t.q_head_begin * hd, t.num_q_heads * hd, t.rank == 0, &w);
-        } else if (ends_with(d.name, "down_proj")) {
-          s = keep_cols(t.inter_begin, t.intermediate, t.rank == 0, &w);
-        } else {
-          s = unimplemented("no tensor-parallel row split for this weight");
-        }
-        break;
-    }
+    KITE_ASSIGN_OR_RETURN(ShardCut cut, shard_cut(d, c, t));
+    const Status s = cut.rows.empty() ? keep_cols(cut.col_begin, cut.cols, cut.keep_bias, &w)
+                                      : keep_rows(cut.rows, &w);
     if (!s.ok()) return s.with_context(d.name);
   }
   return ok_status();
