@@ -4,17 +4,15 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <chrono>
-#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <string>
-#include <thread>
 
 #include "backend/cpu/cpu_model_runner.h"
 #include "backend/cpu/ops.h"
 #include "core/logging.h"
 #include "parallel/world.h"
+#include "runtime/worker_protocol.h"
 
 namespace kite {
 namespace {
@@ -26,17 +24,9 @@ struct TpCall0 {
   TpCall call = TpCall::kShutdown;
   int32_t block_size = 0;
   int32_t kv_dtype = 0;
-  int32_t num_pooling_rows = 0;
-  int32_t max_query_len = 0;
-  int32_t max_seq_len = 0;
-  int64_t value = 0;      // kNumKvBlocks: memory budget (bytes); kAllocateKv: blocks
-  int32_t sizes[8] = {};  // kForward: the batch's vectors, in batch_vectors() order
+  int64_t value = 0;  // kNumKvBlocks: memory budget (bytes); kAllocateKv: blocks
+  BatchHeader batch;  // kForward
 };
-
-std::array<std::vector<int32_t>*, 8> batch_vectors(ForwardBatch& b) {
-  return {&b.token_ids,    &b.positions,          &b.query_start_loc, &b.seq_lens,
-          &b.slot_mapping, &b.block_table_indptr, &b.block_table,     &b.logits_indices};
-}
 
 KvCacheConfig kv_config(const TpCall0& c) {
   KvCacheConfig cfg;
@@ -44,27 +34,6 @@ KvCacheConfig kv_config(const TpCall0& c) {
   cfg.dtype = static_cast<DType>(c.kv_dtype);
   cfg.memory_budget_bytes = c.value;
   return cfg;
-}
-
-// Fault injection for the tests of a failing rank: KITE_TEST_FAIL_RANK_AT_STEP=rank:step:how
-// makes that worker, when its step-th forward arrives, kill itself (how = kill: SIGKILL) or stop
-// answering (how = hang: sleeps, so that its peers' collectives time out). Unset: none.
-struct InjectedFault {
-  int step = -1;
-  bool hang = false;
-};
-
-InjectedFault injected_fault(int rank) {
-  InjectedFault f;
-  const char* v = std::getenv("KITE_TEST_FAIL_RANK_AT_STEP");
-  if (v == nullptr) return f;
-  const std::string s(v);
-  const size_t a = s.find(':');
-  const size_t b = a == std::string::npos ? a : s.find(':', a + 1);
-  if (b == std::string::npos || std::atoi(s.substr(0, a).c_str()) != rank) return f;
-  f.step = std::atoi(s.substr(a + 1, b - a - 1).c_str());
-  f.hang = s.substr(b + 1) == "hang";
-  return f;
 }
 
 }  // namespace
@@ -109,18 +78,9 @@ Status CpuModelRunner::allocate_kv_cache(int64_t num_blocks, const KvCacheConfig
 Status CpuModelRunner::send_forward(const ForwardBatch& batch) {
   TpCall0 c;
   c.call = TpCall::kForward;
-  c.num_pooling_rows = batch.num_pooling_rows;
-  c.max_query_len = batch.max_query_len;
-  c.max_seq_len = batch.max_seq_len;
-  auto vectors = batch_vectors(const_cast<ForwardBatch&>(batch));
-  std::vector<int32_t> payload;
-  for (size_t i = 0; i < vectors.size(); ++i) {
-    c.sizes[i] = static_cast<int32_t>(vectors[i]->size());
-    payload.insert(payload.end(), vectors[i]->begin(), vectors[i]->end());
-  }
+  c.batch = batch_header(batch);
   KITE_RETURN_IF_ERROR(comm_->broadcast(&c, sizeof(c), 0));
-  return comm_->broadcast(payload.data(), static_cast<int64_t>(payload.size() * sizeof(int32_t)),
-                          0);
+  return send_batch_vectors(*comm_, batch);
 }
 
 CpuModelRunner::~CpuModelRunner() {
@@ -162,24 +122,8 @@ Status CpuModelRunner::run_worker() {
         break;
       }
       case TpCall::kForward: {
-        if (++step == fault.step) {
-          if (!fault.hang) std::raise(SIGKILL);
-          for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
-        }
-        int64_t total = 0;
-        for (int32_t n : c.sizes) total += n;
-        payload.resize(static_cast<size_t>(total));
-        KITE_RETURN_IF_ERROR(comm_->broadcast(
-            payload.data(), static_cast<int64_t>(payload.size() * sizeof(int32_t)), 0));
-        auto vectors = batch_vectors(batch);
-        const int32_t* at = payload.data();
-        for (size_t i = 0; i < vectors.size(); ++i) {
-          vectors[i]->assign(at, at + c.sizes[i]);
-          at += c.sizes[i];
-        }
-        batch.num_pooling_rows = c.num_pooling_rows;
-        batch.max_query_len = c.max_query_len;
-        batch.max_seq_len = c.max_seq_len;
+        apply_injected_fault(fault, ++step);
+        KITE_RETURN_IF_ERROR(receive_batch(*comm_, c.batch, &batch, &payload));
         KITE_RETURN_IF_ERROR(local_forward(batch));
         break;
       }

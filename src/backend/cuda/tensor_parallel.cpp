@@ -8,18 +8,16 @@
 
 #include <algorithm>
 #include <array>
-#include <chrono>
-#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <string>
-#include <thread>
 #include <type_traits>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/runner_state.h"
 #include "core/logging.h"
 #include "parallel/world.h"
+#include "runtime/worker_protocol.h"
 
 namespace kite::cuda {
 namespace {
@@ -29,40 +27,11 @@ enum Call : int32_t { kShutdown = 0, kNumKvBlocks = 1, kAllocateKv = 2, kForward
 // What rank 0 broadcasts first for each call: fixed size, so that workers can wait for it.
 struct Call0 {
   int32_t call = kShutdown;
-  int32_t num_pooling_rows = 0;
-  int32_t max_query_len = 0;
-  int32_t max_seq_len = 0;
   int64_t num_blocks = 0;  // kAllocateKv
   KvCacheConfig kv;        // kNumKvBlocks, kAllocateKv
-  int32_t sizes[8] = {};   // kForward: the batch's vectors, in batch_vectors() order
+  BatchHeader batch;       // kForward
 };
 static_assert(std::is_trivially_copyable_v<Call0>);
-
-// Fault injection for the tests of a failing rank, as on the CPU backend (docs/parallel.md):
-// KITE_TEST_FAIL_RANK_AT_STEP=rank:step:how makes that worker, when its step-th forward arrives,
-// kill itself (how = kill) or stop answering (how = hang). Unset: none.
-struct InjectedFault {
-  int step = -1;
-  bool hang = false;
-};
-
-InjectedFault injected_fault(int rank) {
-  InjectedFault f;
-  const char* v = std::getenv("KITE_TEST_FAIL_RANK_AT_STEP");
-  if (v == nullptr) return f;
-  const std::string s(v);
-  const size_t a = s.find(':');
-  const size_t b = a == std::string::npos ? a : s.find(':', a + 1);
-  if (b == std::string::npos || std::atoi(s.substr(0, a).c_str()) != rank) return f;
-  f.step = std::atoi(s.substr(a + 1, b - a - 1).c_str());
-  f.hang = s.substr(b + 1) == "hang";
-  return f;
-}
-
-std::array<std::vector<int32_t>*, 8> batch_vectors(ForwardBatch& b) {
-  return {&b.token_ids,    &b.positions,          &b.query_start_loc, &b.seq_lens,
-          &b.slot_mapping, &b.block_table_indptr, &b.block_table,     &b.logits_indices};
-}
 
 }  // namespace
 
@@ -104,18 +73,9 @@ Status CudaModelRunner::Impl::send_forward(const ForwardBatch& b) {
   if (nccl == nullptr) return failed_precondition("several ranks: connect_ranks() first");
   Call0 h;
   h.call = kForward;
-  h.num_pooling_rows = b.num_pooling_rows;
-  h.max_query_len = b.max_query_len;
-  h.max_seq_len = b.max_seq_len;
-  auto vectors = batch_vectors(const_cast<ForwardBatch&>(b));
-  std::vector<int32_t> payload;
-  for (size_t i = 0; i < vectors.size(); ++i) {
-    h.sizes[i] = static_cast<int32_t>(vectors[i]->size());
-    payload.insert(payload.end(), vectors[i]->begin(), vectors[i]->end());
-  }
+  h.batch = batch_header(b);
   KITE_RETURN_IF_ERROR(opts.comm->broadcast(&h, sizeof(h), 0));
-  return opts.comm->broadcast(payload.data(),
-                              static_cast<int64_t>(payload.size() * sizeof(int32_t)), 0);
+  return send_batch_vectors(*opts.comm, b);
 }
 
 Result<int64_t> CudaModelRunner::Impl::min_over_ranks(const Result<int64_t>& local) {
@@ -160,24 +120,8 @@ Status CudaModelRunner::run_worker() {
                                              "allocate_kv_cache"));
         break;
       case kForward: {
-        if (++step == fault.step) {
-          if (!fault.hang) std::raise(SIGKILL);
-          for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
-        }
-        int64_t total = 0;
-        for (int32_t n : h.sizes) total += n;
-        payload.resize(static_cast<size_t>(total));
-        KITE_RETURN_IF_ERROR(comm.broadcast(
-            payload.data(), static_cast<int64_t>(payload.size() * sizeof(int32_t)), 0));
-        auto vectors = batch_vectors(batch);
-        const int32_t* at = payload.data();
-        for (size_t i = 0; i < vectors.size(); ++i) {
-          vectors[i]->assign(at, at + h.sizes[i]);
-          at += h.sizes[i];
-        }
-        batch.num_pooling_rows = h.num_pooling_rows;
-        batch.max_query_len = h.max_query_len;
-        batch.max_seq_len = h.max_seq_len;
+        apply_injected_fault(fault, ++step);
+        KITE_RETURN_IF_ERROR(receive_batch(comm, h.batch, &batch, &payload));
         float* out = nullptr;
         KITE_RETURN_IF_ERROR(m.dev->make_current());
         KITE_RETURN_IF_ERROR(m.local_forward(batch, &out));
