@@ -412,8 +412,10 @@ def test_connections_are_capped_and_idle_ones_time_out(tmp_path):
         probe = b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
         replies = []
         # The four are registered as the server accepts them; then a fifth is refused.
-        assert wait_for(lambda: replies.append(raw(server.port, probe)) or
-                        replies[-1].startswith(b"HTTP/1.1 503"))
+        refused = wait_for(lambda: replies.append(raw(server.port, probe)) or
+                           replies[-1].startswith(b"HTTP/1.1 503"))
+        assert refused, (f"{len(replies)} probes, none refused; the last: {replies[-1][:300]!r}; "
+                         f"log: {server.log()[-3000:]}")
         assert b"Retry-After: 1" in replies[-1] and b"too many open connections" in replies[-1]
         # A keep-alive connection that sends nothing after its first request is closed.
         k = held[0]
