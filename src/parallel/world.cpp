@@ -21,14 +21,6 @@ std::shared_ptr<Communicator> g_world;
 std::atomic<bool> g_released{false};
 int g_pipeline_parallel_size = 1;
 
-std::chrono::milliseconds seconds_from_env(const char* name, int64_t fallback) {
-  const char* v = std::getenv(name);
-  int64_t s = fallback;
-  if (v != nullptr && *v != '\0') s = std::atoll(v);
-  if (s <= 0) s = fallback;
-  return std::chrono::milliseconds(s * 1000);
-}
-
 // mpirun ends the other ranks with SIGTERM when one dies: say so on each of them (write(2) only:
 // async-signal-safe), then exit as SIGTERM would.
 char g_term_message[160];
@@ -54,6 +46,18 @@ void install_sigterm_message(int rank, int size) {
 
 }  // namespace
 
+CommTimeouts timeouts_from_env() {
+  auto seconds = [](const char* name, std::chrono::milliseconds fallback) {
+    const char* v = std::getenv(name);
+    const int64_t s = v != nullptr && *v != '\0' ? std::atoll(v) : 0;
+    return s > 0 ? std::chrono::milliseconds(s * 1000) : fallback;
+  };
+  CommTimeouts t;
+  t.init = seconds("KITE_PARALLEL_INIT_TIMEOUT_S", t.init);
+  t.collective = seconds("KITE_COLLECTIVE_TIMEOUT_S", t.collective);
+  return t;
+}
+
 Result<std::shared_ptr<Communicator>> init_world(const WorldConfig& config) {
   const int tp = config.tensor_parallel_size;
   const int pp = config.pipeline_parallel_size;
@@ -72,8 +76,9 @@ Result<std::shared_ptr<Communicator>> init_world(const WorldConfig& config) {
     return g_world;
   }
   MpiOptions options;
-  options.init_timeout = seconds_from_env("KITE_PARALLEL_INIT_TIMEOUT_S", 120);
-  options.collective_timeout = seconds_from_env("KITE_COLLECTIVE_TIMEOUT_S", 300);
+  const CommTimeouts timeouts = timeouts_from_env();
+  options.init_timeout = timeouts.init;
+  options.collective_timeout = timeouts.collective;
   KITE_ASSIGN_OR_RETURN(std::shared_ptr<Communicator> comm, create_mpi_communicator(options));
   g_pipeline_parallel_size = pp;
   g_world = comm;     // set first, so that finish_world finalizes MPI after an error below

@@ -8,12 +8,22 @@
 //   tensor_parallel_size * pipeline_parallel_size.
 #pragma once
 
+#include <chrono>
 #include <memory>
 
 #include "kite/status.h"
 #include "parallel/communicator.h"
 
 namespace kite::parallel {
+
+// The bounds every communicator takes from the environment (MPI's and NCCL's alike):
+// KITE_PARALLEL_INIT_TIMEOUT_S (default 120) for set-up, KITE_COLLECTIVE_TIMEOUT_S (default 300)
+// for each collective; unset, empty or not positive: the default.
+struct CommTimeouts {
+  std::chrono::milliseconds init{120'000};
+  std::chrono::milliseconds collective{300'000};
+};
+CommTimeouts timeouts_from_env();
 
 struct WorldConfig {
   int tensor_parallel_size = 1;

@@ -88,6 +88,20 @@ __device__ __forceinline__ float block_sum(float v, float* scratch) {
   return warp_sum(t);
 }
 
+// Max over the whole block; every thread receives it. `scratch` holds >= 32 floats.
+// REQUIRES: blockDim.x is a multiple of 32; every thread of the block calls it.
+__device__ __forceinline__ float block_max(float v, float* scratch) {
+  const int lane = threadIdx.x & 31;
+  const int warp = threadIdx.x >> 5;
+  const int num_warps = blockDim.x >> 5;
+  v = warp_max(v);
+  __syncthreads();  // scratch may still be read by a previous reduction
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  const float t = lane < num_warps ? scratch[lane] : 0.f;
+  return warp_max(t);
+}
+
 // ---- programmatic dependent launch (sm_90+) -----------------------------------------------------
 // A kernel launched with PDL may start while the previous kernel of the stream still runs.
 // pdl_wait() blocks until that kernel has finished and its writes are visible: call it before

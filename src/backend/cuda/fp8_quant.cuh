@@ -25,20 +25,6 @@ __device__ __forceinline__ float fp8_scale_of(float amax) {
   return amax > 0.f ? amax / 448.f : 1.f;
 }
 
-// Max over the whole block; every thread receives it. `scratch` holds >= 32 floats.
-// REQUIRES: blockDim.x is a multiple of 32; every thread of the block calls it.
-__device__ __forceinline__ float block_max(float v, float* scratch) {
-  const int lane = threadIdx.x & 31;
-  const int warp = threadIdx.x >> 5;
-  const int num_warps = blockDim.x >> 5;
-  v = warp_max(v);
-  __syncthreads();  // scratch may still be read by a previous reduction
-  if (lane == 0) scratch[warp] = v;
-  __syncthreads();
-  const float t = lane < num_warps ? scratch[lane] : 0.f;
-  return warp_max(t);
-}
-
 // E4M3 bytes of x / s, packed little-endian (element 0 in the lowest byte).
 __device__ __forceinline__ uint32_t e4m3x4(const float* x, float s) {
   return static_cast<uint32_t>(to_e4m3(x[0] / s)) | static_cast<uint32_t>(to_e4m3(x[1] / s)) << 8 |

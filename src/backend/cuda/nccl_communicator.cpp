@@ -14,6 +14,7 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "core/logging.h"
+#include "parallel/world.h"
 
 namespace kite::cuda {
 
@@ -97,14 +98,6 @@ Status load_nccl() {
 
 using Clock = std::chrono::steady_clock;
 
-std::chrono::milliseconds seconds_from_env(const char* name, int64_t fallback) {
-  const char* v = std::getenv(name);
-  int64_t s = fallback;
-  if (v != nullptr && *v != '\0') s = std::atoll(v);
-  if (s <= 0) s = fallback;
-  return std::chrono::milliseconds(s * 1000);
-}
-
 // Before NCCL reads its environment (at its first communicator): never NVLink multicast.
 void disable_nvls() {
   const char* v = std::getenv("NCCL_NVLS_ENABLE");
@@ -147,8 +140,9 @@ ncclDataType_t nccl_type(DType t) {
 
 NcclOptions nccl_options_from_env() {
   NcclOptions o;
-  o.init_timeout = seconds_from_env("KITE_PARALLEL_INIT_TIMEOUT_S", 120);
-  o.collective_timeout = seconds_from_env("KITE_COLLECTIVE_TIMEOUT_S", 300);
+  const parallel::CommTimeouts t = parallel::timeouts_from_env();
+  o.init_timeout = t.init;
+  o.collective_timeout = t.collective;
   return o;
 }
 
