@@ -81,18 +81,21 @@ tiny_families() {
   export KITE_TINY_FAMILY_DIR="$out/tiny-families"
 }
 
-# Open MPI for the tp steps: the machine's, else the bundle's (gpu-bundle.sh carries one),
-# relocated, with Debian's component choices (its openmpi-mca-params.conf stays behind): no
-# InfiniBand/UCX/OFI transports. Sets $mpirun; fails when there is none.
+# Open MPI for the tp steps: the bundle's (gpu-bundle.sh carries the Open MPI that kite's ranks
+# are linked against, and the launcher must be of the same Open MPI: a machine's other mpirun
+# loads its own PMIx plugins against the bundle's libpmix and fails), relocated, with Debian's
+# component choices (its openmpi-mca-params.conf stays behind): no InfiniBand/UCX/OFI transports.
+# The machine's mpirun only when the bundle has none. Sets $mpirun; fails when there is none.
 find_mpirun() {
   export NCCL_NVLS_ENABLE=0
-  mpirun=$(command -v mpirun || true)
-  if [ -z "$mpirun" ] && [ -x "${unpacked:-}/mpi/bin/mpirun" ]; then
+  if [ -x "${unpacked:-}/mpi/bin/mpirun" ]; then
     export OPAL_PREFIX="$unpacked/mpi" PATH="$unpacked/mpi/bin:$PATH"
     export PMIX_MCA_mca_base_component_path="$unpacked/mpi/pmix"
     export OMPI_MCA_btl='^uct,openib,ofi' OMPI_MCA_pml='^ucx' OMPI_MCA_mtl='^ofi'
     export OMPI_MCA_osc='^ucx,pt2pt' OMPI_MCA_btl_base_warn_component_unused=0
     mpirun="$unpacked/mpi/bin/mpirun"
+  else
+    mpirun=$(command -v mpirun || true)
   fi
   [ -n "$mpirun" ]
 }

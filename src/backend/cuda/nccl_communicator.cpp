@@ -268,12 +268,13 @@ Status NcclCommunicator::all_reduce_sum(float* data, int64_t count) {
 }
 
 Status NcclCommunicator::all_reduce_sum(void* data, int64_t count, DType dtype) {
-  if (size_ == 1 || count == 0) return ok_status();
-  if (aborted_) return unavailable("NCCL communicator aborted after an earlier error");
+  // The type is checked first: a misuse is an error on one rank as on several.
   const ncclDataType_t t = nccl_type(dtype);
   if (t == ncclNumTypes) {
     return invalid_argument(fmt::format("NCCL all-reduce of {}", dtype_name(dtype)));
   }
+  if (size_ == 1 || count == 0) return ok_status();
+  if (aborted_) return unavailable("NCCL communicator aborted after an earlier error");
   return wait_ready(
       g_nccl.AllReduce(data, data, static_cast<size_t>(count), t, ncclSum, comm_->comm, stream_),
       "ncclAllReduce", options_.collective_timeout);
@@ -333,11 +334,35 @@ Result<std::shared_ptr<parallel::Communicator>> NcclCommunicator::split(int colo
   c->stream_ = stream_;
   c->options_ = options_;
   KITE_CUDA_RETURN_IF_ERROR(cudaEventCreateWithFlags(&c->done_, cudaEventDisableTiming));
+  // A non-blocking split runs on NCCL's own thread, which writes the new communicator into
+  // *slot only when it is complete (the parent's state may say success a moment earlier). So the
+  // slot outlives this call until NCCL has written it: on a failure or a timeout it is leaked
+  // (8 bytes) rather than freed under NCCL's late write.
+  auto* slot = new ncclComm_t(nullptr);
   ncclConfig_t config = nonblocking_config();
-  const ncclResult_t r = g_nccl.CommSplit(comm_->comm, color, key, &c->comm_->comm, &config);
-  // The split is this communicator's operation until the new one exists.
-  KITE_RETURN_IF_ERROR(wait_ready(r, "ncclCommSplit", options_.init_timeout));
-  if (c->comm_->comm == nullptr) return internal_error("ncclCommSplit made no communicator");
+  const ncclResult_t r = g_nccl.CommSplit(comm_->comm, color, key, slot, &config);
+  if (r != ncclSuccess && r != ncclInProgress) return fail("ncclCommSplit", g_nccl.GetErrorString(r));
+  const auto deadline = Clock::now() + options_.init_timeout;
+  int polls = 0;
+  ncclComm_t child = nullptr;
+  for (;;) {
+    child = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+    ncclResult_t parent = ncclSuccess;
+    if (g_nccl.CommGetAsyncError(comm_->comm, &parent) != ncclSuccess) parent = ncclInternalError;
+    if (parent != ncclSuccess && parent != ncclInProgress) {
+      return fail("ncclCommSplit", g_nccl.GetErrorString(parent));
+    }
+    if (child != nullptr && parent == ncclSuccess) break;
+    if (Clock::now() > deadline) {
+      Status s = fail("ncclCommSplit",
+                      fmt::format("did not complete within {} s{}", options_.init_timeout.count() / 1000,
+                                  child == nullptr ? " (no new communicator)" : ""));
+      return aborted(s.message());
+    }
+    backoff(&polls);
+  }
+  delete slot;
+  c->comm_->comm = child;
   KITE_RETURN_IF_ERROR(
       c->wait_ready(ncclInProgress, "ncclCommSplit (new group)", options_.init_timeout));
   if (g_nccl.CommUserRank(c->comm_->comm, &c->rank_) != ncclSuccess ||
