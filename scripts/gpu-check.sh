@@ -271,7 +271,7 @@ PY
         row "tp1" "SKIPPED: no mpirun here or in the bundle"
         continue
       fi
-      mpi=("$mpirun" -np 1 --oversubscribe)
+      mpi=("$mpirun" -np 1 --oversubscribe --bind-to none)
       [ "$(id -u)" = 0 ] && mpi+=(--allow-run-as-root)
       # Greedy tokens: the plain path vs the worker path (its log names the NCCL communicator).
       for pair in "tinystories-656k:1,80,147,201,282,57" "stories260k/stories260K.gguf:1"; do
@@ -345,7 +345,7 @@ PY
         row "tp2" "SKIPPED: no mpirun here or in the bundle"
         continue
       fi
-      mpi=("$mpirun" -np "$n" --oversubscribe -x NCCL_NVLS_ENABLE)
+      mpi=("$mpirun" -np "$n" --oversubscribe --bind-to none -x NCCL_NVLS_ENABLE)
       [ "$(id -u)" = 0 ] && mpi+=(--allow-run-as-root)
       # Greedy tokens, one GPU vs N (float32-mode tiny models: equal up to the sums' order).
       shape="$out/tp2-llama-3-8b"

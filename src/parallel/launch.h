@@ -10,7 +10,7 @@
 namespace kite::parallel {
 
 // The command line that starts `ranks` copies of this process's command: `MPIRUN -np RANKS
-// --oversubscribe [--allow-run-as-root when root] EXE ARGS...`, where args are this process's
+// --oversubscribe --bind-to none [--allow-run-as-root when root] EXE ARGS...`, where args are this process's
 // arguments without argv[0]. Exposed for tests.
 std::vector<std::string> self_launch_command(const std::string& mpirun, int ranks,
                                              const std::string& exe,

@@ -100,8 +100,9 @@ TEST(SingleCommunicator, CollectivesOfOneRank) {
 TEST(SelfLaunch, CommandStartsTheRanksOfThisCommandLine) {
   const std::vector<std::string> args = {"serve", "m", "--tensor-parallel-size", "2"};
   EXPECT_EQ(parallel::self_launch_command("/usr/bin/mpirun", 2, "/opt/kite", args, false),
-            (std::vector<std::string>{"/usr/bin/mpirun", "-np", "2", "--oversubscribe", "/opt/kite",
-                                      "serve", "m", "--tensor-parallel-size", "2"}));
+            (std::vector<std::string>{"/usr/bin/mpirun", "-np", "2", "--oversubscribe", "--bind-to",
+                                      "none", "/opt/kite", "serve", "m", "--tensor-parallel-size",
+                                      "2"}));
   // Root (containers) adds the flag mpirun demands, and only then.
   const auto root = parallel::self_launch_command("mpirun", 4, "/opt/kite", args, true);
   EXPECT_EQ(std::count(root.begin(), root.end(), "--allow-run-as-root"), 1);
