@@ -6,7 +6,7 @@
 // 0): every NCCL call returns at once and its completion is polled (ncclCommGetAsyncError) against
 // a deadline, so a peer that is dead or unreachable ends in an error (the communicator aborted
 // with ncclCommAbort), never in a hang:
-//   - set-up (ncclCommInitRankConfig, ncclCommSplit): init_timeout;
+//   - set-up (ncclCommInitRankConfig): init_timeout;
 //   - enqueueing a collective (NCCL may connect to peers lazily there): collective_timeout;
 //   - the completion of what was enqueued: synchronize(), bounded by collective_timeout.
 // Collectives are enqueued on the stream given at creation (the runner's compute stream), so
@@ -35,7 +35,7 @@
 namespace kite::cuda {
 
 struct NcclOptions {
-  std::chrono::milliseconds init_timeout{120'000};        // ncclCommInitRankConfig / split
+  std::chrono::milliseconds init_timeout{120'000};        // ncclCommInitRankConfig
   std::chrono::milliseconds collective_timeout{300'000};  // enqueue, and synchronize()
 };
 
@@ -84,7 +84,7 @@ class NcclCommunicator final : public parallel::Communicator {
   Status all_gather(const void* in, int64_t bytes, void* out) override;
   Status send(const void* data, int64_t bytes, int dst) override;
   Status recv(void* data, int64_t bytes, int src) override;
-  // ncclCommSplit (bounded by init_timeout); the group shares this one's stream and bootstrap.
+  // kUnimplemented: no CUDA path needs a sub-group (pipeline stages are refused on CUDA).
   Result<std::shared_ptr<parallel::Communicator>> split(int color, int key) override;
   // ncclCommAbort, then the bootstrap's abort (every rank of the world ends). Does not return.
   [[noreturn]] void abort(int code) override;
