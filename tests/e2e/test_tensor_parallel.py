@@ -129,17 +129,21 @@ MIXED_PROMPTS = [[1, 5, 9, 200, 31, 7], [1, *range(100, 160)], [1, 44, 45], [1, 
                  [1, 7, 7, 7, 7]]
 
 
-def generate_mixed(tmp_path, model, *extra, tp=1, pp=1, micro=None):
-    """`kite generate --input` of MIXED_PROMPTS (greedy): each request's token ids, and stderr."""
+def mixed_input(tmp_path):
     inp = tmp_path / "mixed.jsonl"
     if not inp.exists():
         inp.write_text("".join(json.dumps({"id": f"r{i}", "prompt_token_ids": p,
                                            "max_tokens": 10 + 3 * i, "temperature": 0,
                                            "ignore_eos": True}) + "\n"
                                for i, p in enumerate(MIXED_PROMPTS)))
+    return str(inp)
+
+
+def generate_mixed(tmp_path, model, *extra, tp=1, pp=1, micro=None):
+    """`kite generate --input` of MIXED_PROMPTS (greedy): each request's token ids, and stderr."""
     out = tmp_path / f"out-tp{tp}-pp{pp}-m{micro}.jsonl"
-    args = ["--input", str(inp), "--output", str(out), "--max-num-batched-tokens", "16",
-            "--no-progress", *extra]
+    args = ["--input", mixed_input(tmp_path), "--output", str(out), "--max-num-batched-tokens",
+            "16", "--no-progress", *extra]
     if micro is not None:
         args += ["--pipeline-micro-batches", str(micro)]
     r = generate(model, *args, tp=tp, pp=pp)
@@ -181,6 +185,18 @@ def test_pp2_micro_batches_of_mixed_steps_equal_one_rank(tmp_path, model):
     assert got == one
     steps, parts = micro_batches_per_step(err, 2)
     assert steps < parts
+
+
+def test_stage_hung_between_micro_batches_times_out_every_rank(tmp_path):
+    """The last stage stops answering at its 5th step, while stage 0 hands it micro-batches:
+    rank 0's send or receive outlives KITE_COLLECTIVE_TIMEOUT_S and its watchdog ends it."""
+    env = {"KITE_TEST_FAIL_RANK_AT_STEP": "1:5:hang", "KITE_COLLECTIVE_TIMEOUT_S": "2"}
+    r = generate(TINY, "--input", mixed_input(tmp_path), "--output", str(tmp_path / "out.jsonl"),
+                 "--max-num-batched-tokens", "16", "--no-progress", "--pipeline-micro-batches",
+                 "2", pp=2, env=env)
+    assert r.returncode != 0
+    assert "kite: rank 0: MPI_" in r.stderr and "did not complete within its timeout" in r.stderr, \
+        r.stderr[-3000:]
 
 
 def test_bad_micro_batch_counts_are_refused():
