@@ -77,8 +77,8 @@ Status validate_batch(const ForwardBatch& b, const BatchLimits& lim) {
                             lim.max_tokens));
   }
   if (b.num_pooling_rows < 0 || b.num_pooling_rows > b.num_logits()) {
-    return bad(
-        fmt::format("{} pooling rows for {} logits rows", b.num_pooling_rows, b.num_logits()));
+    return bad(fmt::format("{} pooling rows for {} logits rows", b.num_pooling_rows,
+                           b.num_logits()));
   }
   for (int32_t idx : b.logits_indices) {
     if (idx < 0 || idx >= n) return bad(fmt::format("logits index {} is not a token row", idx));
@@ -101,7 +101,7 @@ std::vector<int32_t> micro_batch_bounds(const ForwardBatch& batch, int max_parts
     }
     bounds.push_back(cut);
   }
-  bounds.push_back(std::max(s, int32_t{0}));
+  bounds.push_back(s);
   return bounds;
 }
 

@@ -60,9 +60,10 @@ struct BatchLimits {
 Status validate_batch(const ForwardBatch& batch, const BatchLimits& limits);
 
 // Pipeline micro-batches (docs/parallel.md): the sequence boundaries that cut `batch` into
-// min(max_parts, num_seqs) parts (at least 1) of whole, contiguous sequences with about equal
-// token counts: part i is sequences [bounds[i], bounds[i + 1]), every part has at least one
-// sequence. Depends on the batch only, so every pipeline stage computes the same split.
+// min(max_parts, num_seqs) parts (at least 1) of whole, contiguous sequences: part i is sequences
+// [bounds[i], bounds[i + 1]). Cut i is the first boundary at or past i / parts of the tokens,
+// moved so that every part keeps at least one sequence. Depends on the batch only, so every
+// pipeline stage computes the same split.
 std::vector<int32_t> micro_batch_bounds(const ForwardBatch& batch, int max_parts);
 // Sequences [seq_begin, seq_end) of a valid `batch` as a batch of their own (token rows, block
 // table and logits rows rebased; max_query_len / max_seq_len those of the part), valid whenever
