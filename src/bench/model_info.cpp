@@ -114,6 +114,11 @@ bj::object engine_config_json(const EngineConfig& c) {
   o["enforce_eager"] = c.enforce_eager;
   o["tensor_parallel_size"] = c.tensor_parallel_size;
   o["pipeline_parallel_size"] = parallel::pipeline_parallel_size();  // 1 without a world
+  // At most this many micro-batches per step (docs/parallel.md); 1 with one stage.
+  const int micro = parallel::pipeline_micro_batches();
+  o["pipeline_micro_batches"] = parallel::pipeline_parallel_size() == 1 ? 1
+                                : micro > 0                             ? micro
+                                            : parallel::pipeline_parallel_size();
   o["num_threads"] = c.num_threads;
   o["seed"] = c.seed;
   return o;

@@ -185,6 +185,7 @@ struct State {
   bench::ThroughputCommand throughput;
   Given throughput_given;
   int throughput_pp = 1;  // pipeline stages of `bench throughput` (ranks = tensor x pipeline)
+  int throughput_micro_batches = 0;  // its --pipeline-micro-batches (0: the number of stages)
   bench::ServeCommand serve;
   Given serve_given;
   bench::SweepCommand sweep;
@@ -214,7 +215,7 @@ int run_throughput_ranks(State& st) {
   if (tp == 1 && pp == 1 && !parallel::launched_by_mpi()) {
     return bench::run_throughput_command(st.throughput);
   }
-  auto world = parallel::init_world({tp, pp});
+  auto world = parallel::init_world({tp, pp, st.throughput_micro_batches});
   if (!world.ok()) {
     fmt::print(stderr, "kite bench throughput: error: {}\n", world.status().to_string());
     return parallel::finish_world(1);
@@ -243,6 +244,7 @@ std::function<int()> setup_bench(CLI::App& bench_app) {
   tp->add_option("--pipeline-parallel-size", st->throughput_pp,
                  "Pipeline stages; ranks = tensor x pipeline, started under mpirun "
                  "(docs/parallel.md)");
+  add_pipeline_micro_batches(*tp, &st->throughput_micro_batches);
   st->throughput.run.ignore_eos = false;
   add_output_options(tp, st->throughput.out);
   tp->add_option("--max-concurrency", st->throughput.run.max_concurrency,

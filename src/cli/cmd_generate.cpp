@@ -146,7 +146,7 @@ Status run(GenerateArgs& a) {
   if (tp != 1 || pp != 1 || parallel::launched_by_mpi()) {
     // Every rank loads its shard; rank 0 runs the engine, the others its steps (docs/parallel.md).
     KITE_ASSIGN_OR_RETURN(std::shared_ptr<parallel::Communicator> world,
-                          parallel::init_world({tp, pp}));
+                          parallel::init_world({tp, pp, a.engine.pipeline_micro_batches}));
     if (world->rank() != 0) return run_model_worker(a.engine.config);
   }
   KITE_ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, Engine::create(a.engine.config));

@@ -76,7 +76,8 @@ int run_serve(ServeOptions& o) {
   }
   if (ecfg.tensor_parallel_size != 1 || pp != 1 || parallel::launched_by_mpi()) {
     // Every rank loads its shard; rank 0 serves HTTP, the others run its steps (docs/parallel.md).
-    auto world = parallel::init_world({ecfg.tensor_parallel_size, pp});
+    auto world =
+        parallel::init_world({ecfg.tensor_parallel_size, pp, o.engine.pipeline_micro_batches});
     if (!world.ok()) {
       std::fprintf(stderr, "kite serve: error: %s\n", world.status().to_string().c_str());
       return 1;

@@ -31,6 +31,25 @@ Result<int64_t> parse_byte_size(const std::string& text) {
   return static_cast<int64_t>(value * scale);
 }
 
+CLI::Option* add_pipeline_micro_batches(CLI::App& app, int* micro_batches) {
+  const CLI::Validator at_least_one(
+      [](std::string& value) -> std::string {
+        char* end = nullptr;
+        const long n = std::strtol(value.c_str(), &end, 10);
+        if (value.empty() || *end != '\0' || n < 1 || n > 1 << 20) {
+          return "must be an integer >= 1 (1: the whole batch at once), got '" + value + "'";
+        }
+        return "";
+      },
+      "INT>=1");
+  return app
+      .add_option("--pipeline-micro-batches", *micro_batches,
+                  "parts of each step's batch kept in flight across the pipeline stages, whole "
+                  "sequences each (default: the number of stages; 1: the whole batch at once; "
+                  "accepted and unused with one stage)")
+      ->check(at_least_one);
+}
+
 void add_engine_args(CLI::App& app, EngineArgs* a) {
   EngineConfig& c = a->config;
   app.add_option("--tokenizer", c.tokenizer,
@@ -85,6 +104,7 @@ void add_engine_args(CLI::App& app, EngineArgs* a) {
                  "ranks per pipeline stage (default 1; docs/parallel.md)");
   app.add_option("--pipeline-parallel-size", a->pipeline_parallel_size,
                  "pipeline stages, each of --tensor-parallel-size ranks (default 1)");
+  add_pipeline_micro_batches(app, &a->pipeline_micro_batches);
   app.add_option("--threads", c.num_threads, "CPU backend threads (0: all cores)");
   app.add_option("--seed", c.seed, "seed for requests without one (and dummy weights)");
 }

@@ -18,15 +18,21 @@ struct EngineArgs {
   bool enable_prefix_caching = true;
   bool enable_chunked_prefill = true;
   int pipeline_parallel_size = 1;  // stages; ranks = tensor x pipeline (docs/parallel.md)
+  int pipeline_micro_batches = 0;  // per step; 0 = the number of stages
 };
 
-// Adds --tokenizer, --revision, --tokenizer-revision, --download-dir, --served-model-name, --load-format, --dtype, --device, --max-model-len,
+// Adds --tokenizer, --revision, --tokenizer-revision, --download-dir, --served-model-name,
+// --load-format, --dtype, --device, --max-model-len,
 // --max-num-seqs, --max-num-batched-tokens, --block-size, --kv-cache-memory,
 // --gpu-memory-utilization, --kv-cache-dtype, --enable-prefix-caching /
 // --no-enable-prefix-caching, --enable-chunked-prefill / --no-enable-chunked-prefill,
 // --runner, --scheduling-policy, --max-waiting-requests, --enforce-eager, --tensor-parallel-size,
-// --pipeline-parallel-size, --threads, --seed. The positional MODEL is the caller's (args->config.model).
+// --pipeline-parallel-size, --pipeline-micro-batches, --threads, --seed. The positional MODEL is
+// the caller's (args->config.model).
 void add_engine_args(CLI::App& app, EngineArgs* args);
+// --pipeline-micro-batches: its help text and its check (an integer >= 1), shared with `kite
+// bench`.
+CLI::Option* add_pipeline_micro_batches(CLI::App& app, int* micro_batches);
 // Resolves the parsed flags into args->config. kInvalidArgument for a bad --kv-cache-memory.
 Status finish_engine_args(EngineArgs* args);
 

@@ -91,6 +91,7 @@ Result<LoadedModel> create_local_runner(const EngineConfig& config,
   options.num_threads = config.num_threads;
   options.fp8_online = config.quantization == "fp8" && !q.enabled();
   options.pipeline_parallel_size = comm != nullptr ? parallel::pipeline_parallel_size() : 1;
+  options.pipeline_micro_batches = parallel::pipeline_micro_batches();
   options.comm = std::move(comm);
   KITE_ASSIGN_OR_RETURN(auto runner, CpuModelRunner::create(m.weights, options));
   m.runner = std::move(runner);

@@ -20,6 +20,7 @@ namespace {
 std::shared_ptr<Communicator> g_world;
 std::atomic<bool> g_released{false};
 int g_pipeline_parallel_size = 1;
+int g_pipeline_micro_batches = 0;
 
 // mpirun ends the other ranks with SIGTERM when one dies: say so on each of them (write(2) only:
 // async-signal-safe), then exit as SIGTERM would.
@@ -65,6 +66,10 @@ Result<std::shared_ptr<Communicator>> init_world(const WorldConfig& config) {
     return invalid_argument(fmt::format(
         "tensor_parallel_size ({}) and pipeline_parallel_size ({}) must be >= 1", tp, pp));
   }
+  if (config.pipeline_micro_batches < 0) {
+    return invalid_argument(
+        fmt::format("pipeline_micro_batches must be >= 1, got {}", config.pipeline_micro_batches));
+  }
   if (!launched_by_mpi()) {
     if (tp * pp > 1) {
       return invalid_argument(fmt::format(
@@ -81,6 +86,7 @@ Result<std::shared_ptr<Communicator>> init_world(const WorldConfig& config) {
   options.collective_timeout = timeouts.collective;
   KITE_ASSIGN_OR_RETURN(std::shared_ptr<Communicator> comm, create_mpi_communicator(options));
   g_pipeline_parallel_size = pp;
+  g_pipeline_micro_batches = config.pipeline_micro_batches;
   g_world = comm;     // set first, so that finish_world finalizes MPI after an error below
   g_released = true;  // the errors below are every rank's: none waits for another
   if (comm->world_size() != tp * pp) {
@@ -116,6 +122,8 @@ Result<std::shared_ptr<Communicator>> init_world(const WorldConfig& config) {
 std::shared_ptr<Communicator> world() { return g_world; }
 
 int pipeline_parallel_size() { return g_pipeline_parallel_size; }
+
+int pipeline_micro_batches() { return g_pipeline_micro_batches; }
 
 void set_workers_released(bool released) { g_released = released; }
 

@@ -28,6 +28,9 @@ CommTimeouts timeouts_from_env();
 struct WorldConfig {
   int tensor_parallel_size = 1;
   int pipeline_parallel_size = 1;
+  // Micro-batches in flight across the stages within a step (docs/parallel.md): >= 1, or 0 =
+  // the number of stages.
+  int pipeline_micro_batches = 0;
 };
 
 // Errors (the same on every rank, so every rank reports it and exits): a size < 1
@@ -41,6 +44,8 @@ Result<std::shared_ptr<Communicator>> init_world(const WorldConfig& config);
 std::shared_ptr<Communicator> world();
 // Its pipeline stages (world size / tensor_parallel_size); 1 before init_world.
 int pipeline_parallel_size();
+// Its micro-batches per step (WorldConfig::pipeline_micro_batches); 0 before init_world.
+int pipeline_micro_batches();
 
 // Rank 0 records that its workers have left their step loop (or never entered it because every
 // rank agreed on a failure), so an error exit need not abort them.

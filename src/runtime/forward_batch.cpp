@@ -86,4 +86,61 @@ Status validate_batch(const ForwardBatch& b, const BatchLimits& lim) {
   return ok_status();
 }
 
+std::vector<int32_t> micro_batch_bounds(const ForwardBatch& batch, int max_parts) {
+  const int32_t s = batch.num_seqs();
+  const int32_t parts = std::max(1, std::min(max_parts, s));
+  std::vector<int32_t> bounds = {0};
+  const int64_t n = batch.num_tokens();
+  for (int32_t i = 1; i < parts; ++i) {
+    // The first sequence boundary at or past i / parts of the tokens, leaving at least one
+    // sequence to each part before and after it.
+    const int64_t target = n * i / parts;
+    int32_t cut = bounds.back() + 1;
+    while (cut < s - (parts - i) && batch.query_start_loc[static_cast<size_t>(cut)] < target) {
+      ++cut;
+    }
+    bounds.push_back(cut);
+  }
+  bounds.push_back(s);
+  return bounds;
+}
+
+void slice_batch(const ForwardBatch& batch, int32_t seq_begin, int32_t seq_end, ForwardBatch* part,
+                 std::vector<int32_t>* logits_rows) {
+  const auto sb = static_cast<size_t>(seq_begin), se = static_cast<size_t>(seq_end);
+  const int32_t t0 = batch.query_start_loc[sb], t1 = batch.query_start_loc[se];
+  auto tokens = [&](const std::vector<int32_t>& v, std::vector<int32_t>* out) {
+    out->assign(v.begin() + t0, v.begin() + t1);
+  };
+  tokens(batch.token_ids, &part->token_ids);
+  tokens(batch.positions, &part->positions);
+  tokens(batch.slot_mapping, &part->slot_mapping);
+  part->query_start_loc.clear();
+  part->max_query_len = 0;
+  for (size_t i = sb; i <= se; ++i) {
+    part->query_start_loc.push_back(batch.query_start_loc[i] - t0);
+    if (i > sb) {
+      part->max_query_len =
+          std::max(part->max_query_len, batch.query_start_loc[i] - batch.query_start_loc[i - 1]);
+    }
+  }
+  part->seq_lens.assign(batch.seq_lens.begin() + seq_begin, batch.seq_lens.begin() + seq_end);
+  part->max_seq_len = 0;
+  for (int32_t len : part->seq_lens) part->max_seq_len = std::max(part->max_seq_len, len);
+  const int32_t b0 = batch.block_table_indptr[sb], b1 = batch.block_table_indptr[se];
+  part->block_table_indptr.clear();
+  for (size_t i = sb; i <= se; ++i)
+    part->block_table_indptr.push_back(batch.block_table_indptr[i] - b0);
+  part->block_table.assign(batch.block_table.begin() + b0, batch.block_table.begin() + b1);
+  part->logits_indices.clear();
+  logits_rows->clear();
+  for (int32_t r = 0; r < batch.num_logits(); ++r) {
+    const int32_t t = batch.logits_indices[static_cast<size_t>(r)];
+    if (t < t0 || t >= t1) continue;
+    part->logits_indices.push_back(t - t0);
+    logits_rows->push_back(r);
+  }
+  part->num_pooling_rows = 0;
+}
+
 }  // namespace kite

@@ -59,4 +59,17 @@ struct BatchLimits {
 // ..."), kOutOfRange beyond the capacities.
 Status validate_batch(const ForwardBatch& batch, const BatchLimits& limits);
 
+// Pipeline micro-batches (docs/parallel.md): the sequence boundaries that cut `batch` into
+// min(max_parts, num_seqs) parts (at least 1) of whole, contiguous sequences: part i is sequences
+// [bounds[i], bounds[i + 1]). Cut i is the first boundary at or past i / parts of the tokens,
+// moved so that every part keeps at least one sequence. Depends on the batch only, so every
+// pipeline stage computes the same split.
+std::vector<int32_t> micro_batch_bounds(const ForwardBatch& batch, int max_parts);
+// Sequences [seq_begin, seq_end) of a valid `batch` as a batch of their own (token rows, block
+// table and logits rows rebased; max_query_len / max_seq_len those of the part), valid whenever
+// `batch` is. logits_rows[j] = the row of `batch`'s logits that the part's logits row j is.
+// REQUIRES: batch.num_pooling_rows == 0 (pooling rows are not split).
+void slice_batch(const ForwardBatch& batch, int32_t seq_begin, int32_t seq_end, ForwardBatch* part,
+                 std::vector<int32_t>* logits_rows);
+
 }  // namespace kite

@@ -2,11 +2,13 @@
 ... --tensor-parallel-size N` gives one rank's greedy tokens, token for token, on the shipped
 models and on dummy models with awkward head counts (KV heads replicated, a vocabulary no rank
 count divides); bad sizes fail on every rank; a rank that dies or hangs mid-run ends every rank
-with an error; `kite generate|serve` started without mpirun start their ranks under it. Each run
-waits on process exit (a generous timeout), never on the clock."""
+with an error; `kite generate|serve` started without mpirun start their ranks under it; pipeline
+stages with micro-batches in flight give one rank's tokens on steps that mix prefill chunks and
+decodes. Each run waits on process exit (a generous timeout), never on the clock."""
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -119,6 +121,94 @@ def test_awkward_dummy_models_equal_one_rank(tmp_path, base, overrides, sizes):
     for tp, pp in sizes:
         got = tokens(generate(model, "--load-format", "dummy", *PROMPT, tp=tp, pp=pp))
         assert got == one, (tp, pp)
+
+
+# Five sequences of 3 to 61 prompt tokens and a 16-token step budget: the long prompts prefill in
+# chunks in the same steps as the short ones' decodes, and requests finish at different steps.
+MIXED_PROMPTS = [[1, 5, 9, 200, 31, 7], [1, *range(100, 160)], [1, 44, 45], [1, *range(300, 337)],
+                 [1, 7, 7, 7, 7]]
+
+
+def mixed_input(tmp_path):
+    inp = tmp_path / "mixed.jsonl"
+    if not inp.exists():
+        inp.write_text("".join(json.dumps({"id": f"r{i}", "prompt_token_ids": p,
+                                           "max_tokens": 10 + 3 * i, "temperature": 0,
+                                           "ignore_eos": True}) + "\n"
+                               for i, p in enumerate(MIXED_PROMPTS)))
+    return str(inp)
+
+
+def generate_mixed(tmp_path, model, *extra, tp=1, pp=1, micro=None):
+    """`kite generate --input` of MIXED_PROMPTS (greedy): each request's token ids, and stderr."""
+    out = tmp_path / f"out-tp{tp}-pp{pp}-m{micro}.jsonl"
+    args = ["--input", mixed_input(tmp_path), "--output", str(out), "--max-num-batched-tokens",
+            "16", "--no-progress", *extra]
+    if micro is not None:
+        args += ["--pipeline-micro-batches", str(micro)]
+    r = generate(model, *args, tp=tp, pp=pp)
+    assert r.returncode == 0, r.stderr[-3000:]
+    with open(out) as f:
+        return [[o["token_ids"] for o in json.loads(line)["outputs"]] for line in f], r.stderr
+
+
+def micro_batches_per_step(stderr, pp):
+    """The last stage's count at exit: (steps, micro-batches)."""
+    m = re.search(rf"pipeline stage {pp} of {pp}: (\d+) steps in (\d+) micro-batches", stderr)
+    assert m, stderr[-3000:]
+    return int(m[1]), int(m[2])
+
+
+@pytest.mark.parametrize("model", ["tiny", "dummy"])
+def test_pp2_micro_batches_of_mixed_steps_equal_one_rank(tmp_path, model):
+    """PP 2 with 2 micro-batches, with 7 (more than the 5 sequences: one sequence each), with the
+    default (the number of stages) and with 1 (the whole batch), and TP 2 x PP 2 on 4 ranks with
+    3: one rank's tokens, request for request, on the shipped model and on a dummy Qwen2 (12
+    query heads over 2 KV heads, vocab 1001) of 3 layers split 2 + 1."""
+    extra = []
+    if model == "tiny":
+        path = TINY
+    else:
+        path = dummy_model(tmp_path, "qwen2.5-0.5b", **dict(QWEN2_AWKWARD, num_hidden_layers=3))
+        extra = ["--load-format", "dummy"]
+    one, _ = generate_mixed(tmp_path, path, *extra)
+    assert [len(t[0]) for t in one] == [10 + 3 * i for i in range(len(MIXED_PROMPTS))]
+    for micro in (2, 7, None, 1):
+        got, err = generate_mixed(tmp_path, path, *extra, pp=2, micro=micro)
+        assert got == one, micro
+        steps, parts = micro_batches_per_step(err, 2)
+        if micro == 1:
+            assert parts == steps
+        else:  # every step of several sequences was cut
+            assert steps < parts <= steps * min(micro or 2, len(MIXED_PROMPTS)), (micro, err[-2000:])
+    got, err = generate_mixed(tmp_path, path, *extra, tp=2, pp=2, micro=3)
+    assert got == one
+    steps, parts = micro_batches_per_step(err, 2)
+    assert steps < parts
+
+
+def test_stage_hung_between_micro_batches_times_out_every_rank(tmp_path):
+    """The last stage stops answering at its 5th step, while stage 0 hands it micro-batches:
+    rank 0's send or receive outlives KITE_COLLECTIVE_TIMEOUT_S and its watchdog ends it."""
+    env = {"KITE_TEST_FAIL_RANK_AT_STEP": "1:5:hang", "KITE_COLLECTIVE_TIMEOUT_S": "2"}
+    r = generate(TINY, "--input", mixed_input(tmp_path), "--output", str(tmp_path / "out.jsonl"),
+                 "--max-num-batched-tokens", "16", "--no-progress", "--pipeline-micro-batches",
+                 "2", pp=2, env=env)
+    assert r.returncode != 0
+    assert "kite: rank 0: MPI_" in r.stderr and "did not complete within its timeout" in r.stderr, \
+        r.stderr[-3000:]
+
+
+def test_bad_micro_batch_counts_are_refused():
+    """--pipeline-micro-batches below 1 is a usage error; with one stage a valid count is
+    accepted and changes nothing."""
+    for bad in ("0", "-2"):
+        r = run([KITE, "generate", TINY, "--device", "cpu", *PROMPT,
+                 "--pipeline-micro-batches", bad])
+        assert r.returncode != 0
+        assert "--pipeline-micro-batches: must be an integer >= 1" in r.stderr, r.stderr
+    assert tokens(generate(TINY, *PROMPT, "--pipeline-micro-batches", "3")) == \
+        tokens(generate(TINY, *PROMPT))
 
 
 def assert_every_rank_says(result, n, text):
@@ -347,6 +437,8 @@ def test_bench_throughput_over_ranks_matches_one_rank(tmp_path, tp, pp):
     assert split["config"]["tensor_parallel_size"] == tp
     assert split["config"]["pipeline_parallel_size"] == pp
     assert one["config"]["pipeline_parallel_size"] == 1
+    assert split["config"]["pipeline_micro_batches"] == pp  # the default: one per stage
+    assert one["config"]["pipeline_micro_batches"] == 1
 
 
 def test_bench_w1_preset_over_ranks_shares_one_engine(tmp_path):

@@ -425,6 +425,16 @@ Status CpuModelRunner::local_forward(const ForwardBatch& batch) {
         "pooling needs the final norm's output, which the fused op list folds "
         "into the LM head");
   }
+  num_pooling_rows_ = batch.num_pooling_rows;
+  first_pooling_row_ = m - batch.num_pooling_rows;
+  if (num_stages_ > 1) return pipeline_forward(batch);
+  KITE_RETURN_IF_ERROR(run_stage(batch));
+  if (tp_split()) KITE_RETURN_IF_ERROR(gather_logits(first_pooling_row_));
+  return ok_status();
+}
+
+Status CpuModelRunner::run_stage(const ForwardBatch& batch) {
+  const int64_t n = batch.num_tokens();
   if (stage_ > 0) KITE_RETURN_IF_ERROR(exchange_stage_values(batch, /*receive=*/true));
   for (size_t i = op_begin_; i < op_end_; ++i) {
     const Op& op = ops_[i];
@@ -432,16 +442,53 @@ Status CpuModelRunner::local_forward(const ForwardBatch& batch) {
     if (n == 0 && graph_.value(op.out).rows == RowSpace::kTokens) continue;
     run_op(op, batch);
   }
-  num_pooling_rows_ = batch.num_pooling_rows;
-  first_pooling_row_ = m - batch.num_pooling_rows;
   KITE_RETURN_IF_ERROR(step_status_);
   if (stage_ < num_stages_ - 1) return exchange_stage_values(batch, /*receive=*/false);
-  if (tp_split()) KITE_RETURN_IF_ERROR(gather_logits(first_pooling_row_));
-  if (num_stages_ > 1 && tp_comm_->rank() == 0) {
-    const float* out = tp_split() ? logits_full_.data() : buf(graph_.logits);
-    return comm_->send(out, first_pooling_row_ * config().vocab_size * int64_t{sizeof(float)}, 0);
-  }
   return ok_status();
+}
+
+// Micro-batch i goes to the next stage before this stage runs i + 1, so stage s + 1 computes i
+// while stage s computes i + 1. Every wait is on the previous stage (a receive) or the next (a
+// send, which returns once that stage has received), and the logits go to rank 0 only after
+// the last part, which rank 0 (stage 0) waits for after sending all of its own: no stage ever
+// waits on a later one that waits on it.
+Status CpuModelRunner::pipeline_forward(const ForwardBatch& batch) {
+  const bool last = stage_ == num_stages_ - 1;
+  const bool sends_logits = last && tp_comm_->rank() == 0;
+  const int64_t vocab = config().vocab_size;
+  const int64_t rows = first_pooling_row_;  // the step's logits rows
+  const int64_t row_bytes = vocab * int64_t{sizeof(float)};
+  const int max_parts = batch.num_pooling_rows > 0            ? 1
+                        : options_.pipeline_micro_batches > 0 ? options_.pipeline_micro_batches
+                                                              : num_stages_;
+  const std::vector<int32_t> bounds = micro_batch_bounds(batch, max_parts);
+  const size_t parts = bounds.size() - 1;
+  ++num_steps_;
+  num_micro_batches_ += static_cast<int64_t>(parts);
+  if (parts == 1) {
+    KITE_RETURN_IF_ERROR(run_stage(batch));
+    if (!last) return ok_status();
+    if (tp_split()) KITE_RETURN_IF_ERROR(gather_logits(rows));
+    if (!sends_logits) return ok_status();
+    const float* out = tp_split() ? logits_full_.data() : buf(graph_.logits);
+    return comm_->send(out, rows * row_bytes, 0);
+  }
+  if (sends_logits) stage_logits_.resize(static_cast<size_t>(rows * vocab));
+  for (size_t i = 0; i < parts; ++i) {
+    slice_batch(batch, bounds[i], bounds[i + 1], &micro_, &micro_logits_rows_);
+    KITE_RETURN_IF_ERROR(run_stage(micro_));
+    if (!last) continue;
+    const int64_t part_rows = micro_.num_logits();
+    if (tp_split()) KITE_RETURN_IF_ERROR(gather_logits(part_rows));
+    if (!sends_logits) continue;
+    const float* out = tp_split() ? logits_full_.data() : buf(graph_.logits);
+    for (int64_t j = 0; j < part_rows; ++j) {
+      std::memcpy(stage_logits_.data() + micro_logits_rows_[static_cast<size_t>(j)] * vocab,
+                  out + j * vocab, static_cast<size_t>(row_bytes));
+    }
+  }
+  if (!sends_logits) return ok_status();
+  return comm_->send(stage_logits_.data(), rows * row_bytes, 0);
 }
 
 Status CpuModelRunner::sample(const TensorView& logits, const SamplingBatch& params,

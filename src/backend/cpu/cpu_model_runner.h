@@ -38,6 +38,11 @@ struct CpuRunnerOptions {
   // Pipeline stages of that world (layers split across them, cpu_tensor_parallel.cpp): world
   // rank = stage * tensor_parallel_size + tp_rank; each stage is a tensor-parallel group.
   int pipeline_parallel_size = 1;
+  // Micro-batches in flight across the stages within a step (docs/parallel.md): each stage cuts
+  // the step's batch into up to this many parts of whole sequences (runtime/forward_batch.h
+  // micro_batch_bounds) and hands part i to the next stage before it runs part i + 1.
+  // 0 = the number of stages; 1 = the whole batch at once. Ignored with one stage.
+  int pipeline_micro_batches = 0;
   // KV cache element type: kF32, or kF8E4M3 (--kv-cache-dtype fp8: E4M3 bytes with
   // kv_scales' per-layer scales, ops.h's FP8 cache).
   DType kv_cache_dtype = DType::kF32;
@@ -91,6 +96,11 @@ class CpuModelRunner final : public ModelRunner {
   // Pipeline parallel: this stage's ops, what it receives and sends, its KV layers.
   Status plan_stages();
   Status exchange_stage_values(const ForwardBatch& batch, bool receive);
+  // Several stages: the step's micro-batches through this stage's ops; the last stage's first
+  // rank sends the step's logits to rank 0 after the last micro-batch.
+  Status pipeline_forward(const ForwardBatch& batch);
+  // This stage's ops over one (micro-)batch: receive, run, send to the next stage.
+  Status run_stage(const ForwardBatch& batch);
   // Tensor parallelism (cpu_tensor_parallel.cpp). Rank 0: sends a forward to the workers.
   Status send_forward(const ForwardBatch& batch);
   Status local_num_kv_blocks(const KvCacheConfig& cfg, int64_t* blocks);
@@ -122,6 +132,12 @@ class CpuModelRunner final : public ModelRunner {
   std::vector<float> local_rows_;
   bool workers_released_ = false;
   Status step_status_;  // the first failed collective of the current step
+  // Pipeline micro-batches: the current part, its rows of the step's logits, and (last stage,
+  // first rank) the step's logits [rows, vocab] assembled from the parts.
+  ForwardBatch micro_;
+  std::vector<int32_t> micro_logits_rows_;
+  std::vector<float> stage_logits_;
+  int64_t num_steps_ = 0, num_micro_batches_ = 0;  // run so far (logged at exit)
   ThreadPool pool_;
   CpuRunnerOptions options_;
   ModelGraph graph_;

@@ -84,6 +84,10 @@ Status CpuModelRunner::send_forward(const ForwardBatch& batch) {
 }
 
 CpuModelRunner::~CpuModelRunner() {
+  if (num_stages_ > 1 && stage_ == num_stages_ - 1 && tp_comm_->rank() == 0 && num_steps_ > 0) {
+    KITE_LOG_INFO("pipeline stage {} of {}: {} steps in {} micro-batches", stage_ + 1, num_stages_,
+                  num_steps_, num_micro_batches_);
+  }
   if (tensor_parallel() && comm_->rank() == 0 && !workers_released_) {
     TpCall0 c;  // kShutdown
     const Status s = comm_->broadcast(&c, sizeof(c), 0);

@@ -1,10 +1,12 @@
 // CpuModelRunner on the shipped TinyStories model: the logits of a token do not depend on how
-// the sequence was split into steps or what else shares the batch (bit for bit), bad batches
-// are errors, and the KV sizing follows the budget.
+// the sequence was split into steps or what else shares the batch (bit for bit), a step's
+// pipeline micro-batches give its logits, bad batches are errors, and the KV sizing follows the
+// budget.
 #include "backend/cpu/cpu_model_runner.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -66,6 +68,30 @@ TEST(CpuModelRunnerTest, ChunkingAndThreadsDoNotChangeLogits) {
   EXPECT_EQ(chunked(single_thread.get(), 7), whole);
 }
 
+// Appends a sequence to `b`: `tokens` at positions start.., written to the slots of `blocks`.
+void add_seq(ForwardBatch* b, const std::vector<int32_t>& tokens, int start,
+             const std::vector<int32_t>& blocks) {
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    const int pos = start + static_cast<int>(i);
+    b->token_ids.push_back(tokens[i]);
+    b->positions.push_back(pos);
+    b->slot_mapping.push_back(blocks[pos / 16] * 16 + pos % 16);
+  }
+  if (b->query_start_loc.empty()) b->query_start_loc.push_back(0);
+  b->query_start_loc.push_back(b->query_start_loc.back() + static_cast<int32_t>(tokens.size()));
+  b->seq_lens.push_back(start + static_cast<int32_t>(tokens.size()));
+  if (b->block_table_indptr.empty()) b->block_table_indptr.push_back(0);
+  b->block_table.insert(b->block_table.end(), blocks.begin(), blocks.end());
+  b->block_table_indptr.push_back(static_cast<int32_t>(b->block_table.size()));
+  b->max_query_len = std::max<int32_t>(b->max_query_len, static_cast<int32_t>(tokens.size()));
+  b->max_seq_len = std::max(b->max_seq_len, b->seq_lens.back());
+}
+
+std::vector<int32_t> prompt_slice(size_t a, size_t b) {
+  return std::vector<int32_t>(kPrompt.begin() + static_cast<int64_t>(a),
+                              kPrompt.begin() + static_cast<int64_t>(b));
+}
+
 // One step holding a decode of sequence A, a prefill chunk of B over its cached prefix, and a
 // fresh prefill of C (blocks interleaved in the cache) gives each the logits it gets alone.
 TEST(CpuModelRunnerTest, MixedBatchEqualsSequencesAlone) {
@@ -75,26 +101,7 @@ TEST(CpuModelRunnerTest, MixedBatchEqualsSequencesAlone) {
   auto r = runner(32);
   // Step 1: A's first 10 tokens in blocks {3}, {5}; B's first 5 tokens in block {4}.
   ForwardBatch s1;
-  auto add_seq = [](ForwardBatch* b, const std::vector<int32_t>& tokens, int start,
-                    const std::vector<int32_t>& blocks) {
-    for (size_t i = 0; i < tokens.size(); ++i) {
-      const int pos = start + static_cast<int>(i);
-      b->token_ids.push_back(tokens[i]);
-      b->positions.push_back(pos);
-      b->slot_mapping.push_back(blocks[pos / 16] * 16 + pos % 16);
-    }
-    if (b->query_start_loc.empty()) b->query_start_loc.push_back(0);
-    b->query_start_loc.push_back(b->query_start_loc.back() + static_cast<int32_t>(tokens.size()));
-    b->seq_lens.push_back(start + static_cast<int32_t>(tokens.size()));
-    if (b->block_table_indptr.empty()) b->block_table_indptr.push_back(0);
-    b->block_table.insert(b->block_table.end(), blocks.begin(), blocks.end());
-    b->block_table_indptr.push_back(static_cast<int32_t>(b->block_table.size()));
-    b->max_query_len = std::max<int32_t>(b->max_query_len, static_cast<int32_t>(tokens.size()));
-  };
-  auto prefix = [](size_t a, size_t b) {
-    return std::vector<int32_t>(kPrompt.begin() + static_cast<int64_t>(a),
-                                kPrompt.begin() + static_cast<int64_t>(b));
-  };
+  auto prefix = prompt_slice;
   add_seq(&s1, prefix(0, 20), 0, {3, 5});
   add_seq(&s1, prefix(0, 5), 0, {4});
   TensorView logits;
@@ -116,6 +123,56 @@ TEST(CpuModelRunnerTest, MixedBatchEqualsSequencesAlone) {
   EXPECT_TRUE(std::equal(row(1), row(1) + vocab, want_row(12))) << "B chunk";
   for (int64_t p = 0; p < 7; ++p) {
     EXPECT_TRUE(std::equal(row(2 + p), row(2 + p) + vocab, want_row(p))) << "C position " << p;
+  }
+}
+
+// Pipeline micro-batches (forward_batch.h): the parts of a mixed step are valid batches of whole
+// sequences with about equal token counts, and the parts run one after another give each
+// logits row of the whole step, bit for bit, at the row slice_batch names.
+TEST(CpuModelRunnerTest, MicroBatchesOfAMixedStepGiveTheStepsLogits) {
+  auto r = runner(32);
+  ForwardBatch s1;  // A's first 20 tokens, B's first 5
+  add_seq(&s1, prompt_slice(0, 20), 0, {3, 5});
+  add_seq(&s1, prompt_slice(0, 5), 0, {4});
+  TensorView logits;
+  ASSERT_TRUE(r->forward(s1, &logits).ok());
+  ForwardBatch step;  // A decodes (1 token), B prefills 8, C prefills 7: 16 tokens
+  add_seq(&step, prompt_slice(20, 21), 20, {3, 5});
+  add_seq(&step, prompt_slice(5, 13), 5, {4});
+  add_seq(&step, prompt_slice(0, 7), 0, {7});
+  step.logits_indices = {0, 8, 9, 10, 11, 12, 13, 14, 15};
+  ASSERT_TRUE(r->forward(step, &logits).ok());
+  const int64_t vocab = 2048;
+  const std::vector<float> whole(logits.as<float>(), logits.as<float>() + logits.numel());
+  // Token-balanced cuts: 2 parts are {A, B} (9 tokens) and {C} (7); more parts than sequences
+  // give one sequence each.
+  EXPECT_EQ(micro_batch_bounds(step, 1), (std::vector<int32_t>{0, 3}));
+  EXPECT_EQ(micro_batch_bounds(step, 2), (std::vector<int32_t>{0, 2, 3}));
+  EXPECT_EQ(micro_batch_bounds(step, 3), (std::vector<int32_t>{0, 1, 2, 3}));
+  EXPECT_EQ(micro_batch_bounds(step, 8), (std::vector<int32_t>{0, 1, 2, 3}));
+  BatchLimits limits;
+  limits.vocab_size = vocab;
+  limits.num_blocks = 32;
+  limits.block_size = 16;
+  limits.planned = true;  // exact max_query_len / max_seq_len
+  for (int parts : {2, 3}) {
+    const std::vector<int32_t> bounds = micro_batch_bounds(step, parts);
+    std::vector<bool> seen(whole.size() / vocab, false);
+    for (size_t i = 0; i + 1 < bounds.size(); ++i) {
+      ForwardBatch part;
+      std::vector<int32_t> rows;
+      slice_batch(step, bounds[i], bounds[i + 1], &part, &rows);
+      ASSERT_TRUE(validate_batch(part, limits).ok()) << parts << " parts, part " << i;
+      ASSERT_TRUE(r->forward(part, &logits).ok());
+      ASSERT_EQ(logits.dim(0), static_cast<int64_t>(rows.size()));
+      for (size_t j = 0; j < rows.size(); ++j) {
+        const float* want = whole.data() + rows[j] * vocab;
+        EXPECT_TRUE(std::equal(want, want + vocab, logits.as<float>() + j * vocab))
+            << parts << " parts, step row " << rows[j];
+        seen[static_cast<size_t>(rows[j])] = true;
+      }
+    }
+    EXPECT_EQ(std::count(seen.begin(), seen.end(), true), static_cast<int64_t>(seen.size()));
   }
 }
 
