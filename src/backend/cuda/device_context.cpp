@@ -37,6 +37,8 @@ Result<std::unique_ptr<DeviceContext>> DeviceContext::create(int device, bool ma
   c->max_smem_optin_ = static_cast<size_t>(smem);
   const char* env = std::getenv("KITE_CUDA_PDL");
   c->pdl_ = c->cc_major_ >= 9 && !(env != nullptr && std::strcmp(env, "0") == 0);
+  const char* moe_tc = std::getenv("KITE_MOE_TC");
+  c->moe_tc_ = moe_tc != nullptr && std::strcmp(moe_tc, "1") == 0;
   if (make_stream) {
     KITE_CUDA_RETURN_IF_ERROR(cudaStreamCreateWithFlags(&c->stream_, cudaStreamNonBlocking));
     KITE_ASSIGN_OR_RETURN(c->gemm_, GemmRunner::create());

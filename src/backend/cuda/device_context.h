@@ -39,6 +39,9 @@ class DeviceContext {
   int cc_minor() const { return cc_minor_; }
   // Programmatic dependent launch: compute capability >= 9.0 unless KITE_CUDA_PDL=0.
   bool pdl() const { return pdl_; }
+  // MoE experts with more than 4 rows on the bf16 tensor-core grouped GEMM (moe.h) instead of the
+  // CUDA-core one: off unless KITE_MOE_TC=1 (built, not yet measured on a GPU).
+  bool moe_tensor_cores() const { return moe_tc_; }
   size_t max_smem_per_block_optin() const { return max_smem_optin_; }
 
   cudaStream_t stream() const { return stream_; }
@@ -62,6 +65,7 @@ class DeviceContext {
   int num_sms_ = 1;
   int cc_major_ = 0, cc_minor_ = 0;
   bool pdl_ = false;
+  bool moe_tc_ = false;
   size_t max_smem_optin_ = 0;
   cudaStream_t stream_ = nullptr;
   std::unique_ptr<GemmRunner> gemm_;

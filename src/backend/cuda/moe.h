@@ -52,6 +52,13 @@ struct MoePermuteParams {
 // One CTA (a few microseconds at decode sizes).
 void moe_permute(const MoePermuteParams& p, const DeviceContext& dev, cudaStream_t stream);
 
+// Which kernel runs the experts with more than 4 rows (those with at most 4 always take the
+// GEMV). kDefault: the tensor-core kernel where the DeviceContext says so (KITE_MOE_TC=1),
+// else the CUDA-core one. The tensor-core kernel is bf16 only and needs k and x_stride multiples
+// of 8 and x 16-byte aligned (the weights too, as the GEMV already assumes); anything else runs
+// the CUDA-core kernel whatever the path asks.
+enum class MoeGemmPath { kDefault, kCudaCore, kTensorCore };
+
 struct MoeGemmParams {
   const void* x = nullptr;               // rows of dtype; permuted row r reads row x_rows[r] (or r)
   int64_t x_stride = 0;                  // elements
@@ -64,13 +71,23 @@ struct MoeGemmParams {
   int n = 0;
   int k = 0;
   DType dtype = DType::kBF16;  // ElementwiseDTypes: bf16 (F32 accumulation, rounded once) or f32
+  MoeGemmPath path = MoeGemmPath::kDefault;
 };
 
 // y[r] = x[x_rows[r]] @ W_e^T for every permuted row r of every expert e, one launch: a CTA per
-// (64 output columns, expert); an expert with at most 4 rows (decode) runs as a GEMV streaming its
-// weight rows in 16-byte vectors (bf16), larger ones walk their rows in tiles of 64 (CUDA-core
-// FMA tiles; the tensor-core grouped GEMM is future work). Experts with no rows exit at once.
+// (64 output columns, expert), so the grid depends on n and the expert count only; an expert with
+// at most 4 rows (decode) runs as a GEMV streaming its weight rows in 16-byte vectors (bf16),
+// larger ones walk their rows in 64 x 64 output tiles: CUDA-core FMA tiles with the operands
+// staged as F32, or (MoeGemmPath above) bf16 tensor-core tiles — mma.sync m16n8k16 with F32
+// accumulators over k-steps of 32 double-buffered by cp.async, rows past the expert's end and
+// columns past n zero-filled. Both round each output to the dtype once. Experts with no rows exit
+// at once. The tensor-core kernel is built and checked against the CPU reference by the GPU
+// tests (CudaMoe.GroupedGemm*, the op table's moe_grouped_gemm cases) but has not yet run on a
+// GPU, so it stays off by default until measured (docs/gpu-notes.md, "Waiting for a GPU").
 void moe_grouped_gemm(const MoeGemmParams& p, const DeviceContext& dev, cudaStream_t stream);
+
+// Whether moe_grouped_gemm(p, dev, ...) runs the tensor-core kernel.
+bool moe_gemm_uses_tensor_cores(const MoeGemmParams& p, const DeviceContext& dev);
 
 struct MoeCombineParams {
   const void* y = nullptr;              // [num_tokens * top_k, hidden] permuted expert outputs
