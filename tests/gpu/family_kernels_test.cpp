@@ -1,7 +1,8 @@
 // The kernels the Gemma 2/3, Phi-3 and mixture-of-experts families add, against the CPU
 // reference ops (backend/cpu/ops.h, backend/cpu/moe.h) on awkward sizes: GeGLU, soft-capping,
 // scaled embeddings, partial-rotary / LongRoPE RoPE, and the MoE route / permute / grouped GEMM /
-// combine kernels (tokens 1, 7, 33 and a few hundred; 4 to 128 experts, top 2 to 8). Bounds:
+// combine kernels (tokens 1, 7, 33 and a few hundred; 4 to 128 experts, top 2 to 8), the grouped
+// GEMM on both of its multi-row kernels (CUDA-core and bf16 tensor-core tiles). Bounds:
 // gpu_test_util.h (bf16: the number of roundings the kernel adds; f32: summation order only).
 #include <gtest/gtest.h>
 
@@ -479,6 +480,129 @@ TEST(CudaMoe, BlockMatchesCpu) {
       EXPECT_LE(s.rel_l2, f32 ? 1e-5 : 5 * kBf16Roundoff) << s.to_string();
     }
   }
+}
+
+// One grouped GEMM launch over experts of 0, 1, 3 (the GEMV), 5, 17, 64, 65 and 200 rows, with n
+// and k not multiples of the 64 x 64 x 32 tile, rows gathered through x_rows (gate_up) or read in
+// place with a padded stride (down), and a padded y stride whose padding must stay untouched.
+// Both multi-row kernels (CUDA-core FMA tiles, bf16 tensor cores) against a float64 reference:
+// one bf16 rounding (each output is rounded once from its F32 sum); against each other: two.
+// k % 8 != 0 and f32 fall back to the CUDA-core kernel whatever the path asks.
+TEST(CudaMoe, GroupedGemmTensorCoresMatchCpu) {
+  KITE_REQUIRE_GPU();
+  struct GemmCase {
+    int n, k;
+    bool gather;
+  };
+  const GemmCase cases[] = {{100, 72, true},    {130, 264, false},  {8, 8, true},
+                            {2048, 768, false}, {1536, 2048, true}, {67, 36, true}};
+  const std::vector<int> counts = {0, 1, 5, 17, 64, 65, 200, 3, 0};
+  const int E = static_cast<int>(counts.size());
+  std::vector<int32_t> offsets(static_cast<size_t>(E) + 1, 0);
+  for (int e = 0; e < E; ++e) offsets[e + 1] = offsets[e] + counts[static_cast<size_t>(e)];
+  const int rows = offsets[E];
+  std::mt19937 rng(109);
+  for (const GemmCase& c : cases) {
+    SCOPED_TRACE("n " + std::to_string(c.n) + " k " + std::to_string(c.k) +
+                 (c.gather ? " gathered" : " in place"));
+    const int src_rows = c.gather ? 37 : rows;
+    const int64_t x_stride = c.gather ? c.k : c.k + 8;
+    const int64_t y_stride = c.n + 3;
+    std::vector<uint16_t> x = random_bf16(static_cast<size_t>(src_rows) * x_stride, rng);
+    std::vector<int32_t> x_rows(static_cast<size_t>(rows));
+    for (auto& r : x_rows) r = std::uniform_int_distribution<int>(0, src_rows - 1)(rng);
+    const float ws = 1.7f / std::sqrt(static_cast<float>(c.k));
+    std::vector<std::vector<uint16_t>> w;
+    for (int e = 0; e < E; ++e)
+      w.push_back(random_bf16(static_cast<size_t>(c.n) * c.k, rng, -ws, ws));
+
+    std::vector<float> ref(static_cast<size_t>(rows) * c.n);
+    const std::vector<float> xf = to_float(x);
+    for (int e = 0; e < E; ++e) {
+      const std::vector<float> wf = to_float(w[static_cast<size_t>(e)]);
+      for (int r = offsets[e]; r < offsets[e + 1]; ++r) {
+        const float* xr =
+            xf.data() +
+            static_cast<int64_t>(c.gather ? x_rows[static_cast<size_t>(r)] : r) * x_stride;
+        for (int col = 0; col < c.n; ++col) {
+          const float* wr = wf.data() + static_cast<int64_t>(col) * c.k;
+          double acc = 0;
+          for (int i = 0; i < c.k; ++i) acc += static_cast<double>(xr[i]) * wr[i];
+          ref[static_cast<size_t>(r) * c.n + col] = static_cast<float>(acc);
+        }
+      }
+    }
+
+    DeviceArray<uint16_t> d_x(x);
+    DeviceArray<int32_t> d_rows(x_rows), d_off(offsets);
+    std::vector<DeviceArray<uint16_t>> d_w;
+    std::vector<const void*> ptrs;
+    for (const auto& we : w) d_w.emplace_back(we);
+    for (const auto& d : d_w) ptrs.push_back(d.get());
+    DeviceArray<const void*> d_ptrs(ptrs);
+    auto run = [&](MoeGemmPath path) {
+      DeviceArray<uint16_t> d_y(static_cast<size_t>(rows) * y_stride);
+      d_y.poison();
+      MoeGemmParams gp;
+      gp.x = d_x.get();
+      gp.x_stride = x_stride;
+      gp.x_rows = c.gather ? d_rows.get() : nullptr;
+      gp.weights = d_ptrs.get();
+      gp.expert_offsets = d_off.get();
+      gp.y = d_y.get();
+      gp.y_stride = y_stride;
+      gp.num_experts = E;
+      gp.n = c.n;
+      gp.k = c.k;
+      gp.dtype = DType::kBF16;
+      gp.path = path;
+      EXPECT_EQ(moe_gemm_uses_tensor_cores(gp, test_device()),
+                path == MoeGemmPath::kTensorCore && c.k % 8 == 0);
+      moe_grouped_gemm(gp, test_device(), nullptr);
+      EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+      const std::vector<uint16_t> raw = d_y.download();
+      std::vector<uint16_t> got(static_cast<size_t>(rows) * c.n);
+      size_t written_pad = 0;
+      for (int r = 0; r < rows; ++r) {
+        for (int col = 0; col < y_stride; ++col) {
+          const uint16_t b = raw[static_cast<size_t>(r) * y_stride + col];
+          if (col < c.n) {
+            got[static_cast<size_t>(r) * c.n + col] = b;
+          } else if (b != 0xffff) {
+            ++written_pad;
+          }
+        }
+      }
+      EXPECT_EQ(written_pad, 0u) << "wrote past n";
+      return got;
+    };
+    const std::vector<uint16_t> cc = run(MoeGemmPath::kCudaCore);
+    const std::vector<uint16_t> tc = run(MoeGemmPath::kTensorCore);
+    EXPECT_TRUE(close_bf16(cc, ref, 1)) << "CUDA-core";
+    EXPECT_TRUE(close_bf16(tc, ref, 1)) << "tensor-core";
+    EXPECT_TRUE(close_bf16(tc, to_float(cc), 2)) << "tensor-core vs CUDA-core";
+  }
+}
+
+// Whatever the path asks, f32 runs the CUDA-core kernel (the tensor-core one is bf16 only), and
+// kDefault follows the context (KITE_MOE_TC=1).
+TEST(CudaMoe, GroupedGemmPathSelection) {
+  KITE_REQUIRE_GPU();
+  MoeGemmParams gp;
+  gp.k = 64;
+  gp.x_stride = 64;
+  gp.dtype = DType::kF32;
+  gp.path = MoeGemmPath::kTensorCore;
+  EXPECT_FALSE(moe_gemm_uses_tensor_cores(gp, test_device()));
+  gp.dtype = DType::kBF16;
+  EXPECT_TRUE(moe_gemm_uses_tensor_cores(gp, test_device()));
+  gp.x_stride = 68;
+  EXPECT_FALSE(moe_gemm_uses_tensor_cores(gp, test_device()));
+  gp.x_stride = 64;
+  gp.path = MoeGemmPath::kCudaCore;
+  EXPECT_FALSE(moe_gemm_uses_tensor_cores(gp, test_device()));
+  gp.path = MoeGemmPath::kDefault;
+  EXPECT_EQ(moe_gemm_uses_tensor_cores(gp, test_device()), test_device().moe_tensor_cores());
 }
 
 }  // namespace

@@ -1,7 +1,8 @@
 // The op table's cases of the ops the Gemma 2/3 and mixture-of-experts families add: GeLU-tanh·mul
 // (Gemma's GeGLU), final-logit soft-capping, and the MoE block (route, permute, the two grouped
 // expert GEMMs with SiLU·mul between, combine) at Qwen3-30B-A3B's shape for decode-sized token
-// counts and at small awkward shapes. The MoE cases' bytes are those of the experts the routing
+// counts and at small awkward shapes, and the grouped expert GEMM alone on both of its multi-row
+// kernels (CUDA-core and tensor-core). The MoE cases' bytes are those of the experts the routing
 // actually touches (plus activations): the decode roofline the issue asks for.
 #include <algorithm>
 #include <cmath>
@@ -83,7 +84,8 @@ struct MoeShape {
 // token's choices with cpu::linear, as cpu::moe does per expert.
 class MoeRun : public OpRun {
  public:
-  MoeRun(DType dtype, MoeShape s, uint32_t seed) : dtype_(dtype), s_(s) {
+  MoeRun(DType dtype, MoeShape s, MoeGemmPath path, uint32_t seed)
+      : dtype_(dtype), s_(s), path_(path) {
     std::mt19937 rng(seed);
     const int n = s.tokens, E = s.experts, H = s.hidden, I = s.inter, k = s.top_k;
     x_ = random_tensor(dtype, static_cast<size_t>(n) * H, rng);
@@ -152,6 +154,7 @@ class MoeRun : public OpRun {
     gp.n = 2 * I;
     gp.k = H;
     gp.dtype = dtype_;
+    gp.path = path_;
     moe_grouped_gemm(gp, dev, stream);
     SiluMulParams sp;
     sp.gate_up = gu_out_.data();
@@ -213,12 +216,117 @@ class MoeRun : public OpRun {
  private:
   DType dtype_;
   MoeShape s_;
+  MoeGemmPath path_;
   int touched_ = 0;
   HostDeviceTensor x_, logits_;
   std::vector<HostDeviceTensor> gate_up_, down_;
   DeviceBuffer ptrs_, experts_, weights_, offsets_, row_token_, slot_row_, gu_out_, act_, y_, out_;
 };
 
+// One grouped expert GEMM (moe_grouped_gemm) on a routing fixed on the host: `counts` rows per
+// expert (or, with counts empty, `tokens` tokens routed top_k of `experts` by random logits, as
+// moe_block), x rows gathered through x_rows as the gate_up GEMM does. bf16: 1 rounding (each
+// output rounded once from its F32 sum). The path names the multi-row kernel (the "_tc" cases:
+// tensor cores; "_cc": CUDA-core FMA tiles), so one `kite_cuda_bench --ops moe_grouped_gemm`
+// times both. Bytes: the touched experts' weights, the gathered x rows and y.
+class MoeGemmRun : public OpRun {
+ public:
+  MoeGemmRun(int n, int k, int experts, int tokens, int top_k, std::vector<int> counts,
+             MoeGemmPath path, uint32_t seed)
+      : n_(n), k_(k), experts_(experts), path_(path) {
+    std::mt19937 rng(seed);
+    if (counts.empty()) {
+      std::vector<float> logits(static_cast<size_t>(tokens) * experts);
+      std::uniform_real_distribution<float> d(-4.f, 4.f);
+      for (auto& l : logits) l = d(rng);
+      std::vector<int32_t> chosen(static_cast<size_t>(tokens) * top_k);
+      std::vector<float> w(chosen.size());
+      cpu::moe_route(logits.data(), tokens, experts, top_k, true, chosen.data(), w.data());
+      counts.assign(static_cast<size_t>(experts), 0);
+      for (int32_t e : chosen) ++counts[static_cast<size_t>(e)];
+    } else {
+      tokens = 37;
+    }
+    offsets_host_.assign(static_cast<size_t>(experts) + 1, 0);
+    for (int e = 0; e < experts; ++e) {
+      offsets_host_[e + 1] = offsets_host_[e] + counts[static_cast<size_t>(e)];
+      if (counts[static_cast<size_t>(e)] > 0) ++touched_;
+    }
+    rows_ = offsets_host_[experts];
+    x_ = random_tensor(DType::kBF16, static_cast<size_t>(tokens) * k, rng);
+    x_rows_host_.resize(static_cast<size_t>(rows_));
+    for (auto& r : x_rows_host_) r = std::uniform_int_distribution<int>(0, tokens - 1)(rng);
+    const float ws = 1.7f / std::sqrt(static_cast<float>(k));
+    std::vector<const void*> ptrs;
+    for (int e = 0; e < experts; ++e) {
+      // Untouched experts' weights are never read: one shared buffer stands in for them.
+      if (counts[static_cast<size_t>(e)] > 0 || w_.empty()) {
+        w_.push_back(random_tensor(DType::kBF16, static_cast<size_t>(n) * k, rng, -ws, ws));
+        w_index_.push_back(static_cast<int>(w_.size()) - 1);
+      } else {
+        w_index_.push_back(0);
+      }
+      ptrs.push_back(w_[static_cast<size_t>(w_index_.back())].ptr());
+    }
+    Result<DeviceBuffer> p = DeviceBuffer::allocate(ptrs.size() * sizeof(void*), "moe ptrs");
+    KITE_CHECK(p.ok());
+    ptrs_ = std::move(*p);
+    KITE_CUDA_CHECK(
+        cudaMemcpy(ptrs_.data(), ptrs.data(), ptrs.size() * sizeof(void*), cudaMemcpyHostToDevice));
+    offsets_ = device_ints(offsets_host_);
+    x_rows_ = device_ints(x_rows_host_);
+    y_ = poisoned(DType::kBF16, static_cast<size_t>(std::max(rows_, 1)) * n);
+  }
+  void launch(const DeviceContext& dev, cudaStream_t stream) override {
+    MoeGemmParams gp;
+    gp.x = x_.ptr();
+    gp.x_stride = k_;
+    gp.x_rows = x_rows_.as<int32_t>();
+    gp.weights = ptrs_.as<const void*>();
+    gp.expert_offsets = offsets_.as<int32_t>();
+    gp.y = y_.data();
+    gp.y_stride = n_;
+    gp.num_experts = experts_;
+    gp.n = n_;
+    gp.k = k_;
+    gp.dtype = DType::kBF16;
+    gp.path = path_;
+    moe_grouped_gemm(gp, dev, stream);
+  }
+  OpCheck check() override {
+    // Per expert: its gathered x rows times its weight (cpu::linear, F32 sums).
+    std::vector<float> ref(static_cast<size_t>(rows_) * n_), xe;
+    for (int e = 0; e < experts_; ++e) {
+      const int begin = offsets_host_[e], count = offsets_host_[e + 1] - begin;
+      if (count == 0) continue;
+      xe.resize(static_cast<size_t>(count) * k_);
+      for (int r = 0; r < count; ++r) {
+        const float* src =
+            x_.host.data() + static_cast<size_t>(x_rows_host_[static_cast<size_t>(begin + r)]) * k_;
+        std::copy(src, src + k_, xe.begin() + static_cast<int64_t>(r) * k_);
+      }
+      const TensorView w(
+          const_cast<float*>(w_[static_cast<size_t>(w_index_[static_cast<size_t>(e)])].host.data()),
+          DType::kF32, {n_, k_});
+      cpu::linear(xe.data(), count, w, nullptr, ref.data() + static_cast<size_t>(begin) * n_,
+                  nullptr);
+    }
+    return check_within(download(y_.data(), DType::kBF16, ref.size()), ref, kBf16Unit, "y");
+  }
+  double bytes() const override {
+    return 2.0 * (static_cast<double>(touched_) * n_ * k_ + static_cast<double>(rows_) * (k_ + n_));
+  }
+
+ private:
+  int n_, k_, experts_;
+  MoeGemmPath path_;
+  int rows_ = 0, touched_ = 0;
+  std::vector<int32_t> offsets_host_, x_rows_host_;
+  std::vector<int> w_index_;
+  HostDeviceTensor x_;
+  std::vector<HostDeviceTensor> w_;
+  DeviceBuffer ptrs_, offsets_, x_rows_, y_;
+};
 }  // namespace
 
 void add_family_cases(std::vector<OpCase>& cases) {
@@ -242,13 +350,17 @@ void add_family_cases(std::vector<OpCase>& cases) {
   const MoeShape bf16_shapes[] = {{1, 128, 8, 2048, 768},  {8, 128, 8, 2048, 768},
                                   {64, 128, 8, 2048, 768}, {33, 8, 2, 1024, 1792},
                                   {7, 8, 2, 64, 40},       {300, 4, 2, 48, 72}};
+  // Each bf16 shape twice: the path the context picks (KITE_MOE_TC=1: tensor cores, else CUDA
+  // cores) and "_tc", the tensor-core grouped GEMM whatever the context says.
   for (const MoeShape& s : bf16_shapes) {
-    cases.push_back(
-        {"moe_block", DType::kBF16,
-         cat("t", s.tokens, "_e", s.experts, "_k", s.top_k, "_h", s.hidden, "_i", s.inter),
-         [=](const DeviceContext&, uint32_t seed) -> std::unique_ptr<OpRun> {
-           return std::make_unique<MoeRun>(DType::kBF16, s, seed);
-         }});
+    for (MoeGemmPath path : {MoeGemmPath::kDefault, MoeGemmPath::kTensorCore}) {
+      cases.push_back({"moe_block", DType::kBF16,
+                       cat("t", s.tokens, "_e", s.experts, "_k", s.top_k, "_h", s.hidden, "_i",
+                           s.inter, path == MoeGemmPath::kTensorCore ? "_tc" : ""),
+                       [=](const DeviceContext&, uint32_t seed) -> std::unique_ptr<OpRun> {
+                         return std::make_unique<MoeRun>(DType::kBF16, s, path, seed);
+                       }});
+    }
   }
   const MoeShape f32_shapes[] = {{7, 8, 2, 64, 40}, {33, 6, 2, 32, 16}, {300, 4, 2, 48, 72}};
   for (const MoeShape& s : f32_shapes) {
@@ -256,8 +368,40 @@ void add_family_cases(std::vector<OpCase>& cases) {
         {"moe_block", DType::kF32,
          cat("t", s.tokens, "_e", s.experts, "_k", s.top_k, "_h", s.hidden, "_i", s.inter),
          [=](const DeviceContext&, uint32_t seed) -> std::unique_ptr<OpRun> {
-           return std::make_unique<MoeRun>(DType::kF32, s, seed);
+           return std::make_unique<MoeRun>(DType::kF32, s, MoeGemmPath::kDefault, seed);
          }});
+  }
+  // The grouped expert GEMM alone, both multi-row kernels: Qwen3-30B-A3B's gate_up (n 1536,
+  // k 2048) and down (n 2048, k 768) GEMMs over 128 experts top 8 at 16 and 64 tokens (decode
+  // batches: a few rows per expert) and 512 (prefill: ~32), and an awkward fixed routing (experts
+  // of 0, 1, 5, 17, 64, 65, 200 rows; n and k not multiples of the tile).
+  struct GemmShape {
+    int n, k, tokens;
+    const char* what;
+  };
+  const GemmShape gemm_shapes[] = {{1536, 2048, 16, "gate_up"},
+                                   {1536, 2048, 64, "gate_up"},
+                                   {1536, 2048, 512, "gate_up"},
+                                   {2048, 768, 64, "down"},
+                                   {2048, 768, 512, "down"}};
+  for (MoeGemmPath path : {MoeGemmPath::kCudaCore, MoeGemmPath::kTensorCore}) {
+    const char* tag = path == MoeGemmPath::kTensorCore ? "_tc" : "_cc";
+    for (const GemmShape& g : gemm_shapes) {
+      cases.push_back({"moe_grouped_gemm", DType::kBF16,
+                       cat(g.what, "_t", g.tokens, "_e128_k8_n", g.n, "_k", g.k, tag),
+                       [=](const DeviceContext&, uint32_t seed) -> std::unique_ptr<OpRun> {
+                         return std::make_unique<MoeGemmRun>(g.n, g.k, 128, g.tokens, 8,
+                                                             std::vector<int>{}, path, seed);
+                       }});
+    }
+    for (auto [n, k] : std::vector<std::pair<int, int>>{{100, 72}, {130, 264}}) {
+      cases.push_back({"moe_grouped_gemm", DType::kBF16,
+                       cat("rows0_1_5_17_64_65_200_n", n, "_k", k, tag),
+                       [=](const DeviceContext&, uint32_t seed) -> std::unique_ptr<OpRun> {
+                         return std::make_unique<MoeGemmRun>(
+                             n, k, 7, 0, 0, std::vector<int>{0, 1, 5, 17, 64, 65, 200}, path, seed);
+                       }});
+    }
   }
 }
 
