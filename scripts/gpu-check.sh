@@ -20,6 +20,8 @@
 #           --device cuda --tensor-parallel-size N` greedy tokens vs one GPU on the tiny models
 #           and an 8B-shape dummy model, a worker killed mid-run ending every rank, and W5 /
 #           W1 (128,128) on the 8B shape at TP N
+#   moe     Qwen3-30B-A3B at its published shape (dummy weights): W5 and W1 through the engine
+#           with sampled step profiles, the MoE op cases, W5 on 8 layers against its roofline
 #   startup `kite generate` of the transformers-written Llama-3.1-8B files that
 #           `models` kept (KITE_HF_KEEP, page cache warm): process start to exit after 1 token
 # Writes logs under $OUT (default ./gpu-out) and prints a short table last.
@@ -409,6 +411,30 @@ PY
         grep -E 'loaded|profil|KV cache|captured|engine:' "$out/startup_1.log" | tee -a "$summary"
         rm -rf "$m"
       fi
+      ;;
+    moe)
+      # The MoE family at its published shape (Qwen3-30B-A3B, 48 layers, dummy BF16 weights,
+      # ~57 GiB): W5 through the engine with every 20th step profiled (the log's "cuda step
+      # profile" lines: where a decode step's time goes), then W1 (128,128); the MoE block's op
+      # cases timed and checked; W5 on 8 layers against its roofline (kite_cuda_bench).
+      kite="$bin/kite"
+      m=tests/data/configs/qwen3-30b-a3b
+      for wl in "W5 4" "W1 ${KITE_MOE_W1:-128,0,0,0}"; do
+        set -- $wl
+        rm -rf "$out/moe_$1" && mkdir -p "$out/moe_$1"
+        KITE_STEP_PROFILE=20 timeout "${KITE_MOE_TIMEOUT:-240}" "$kite" bench throughput "$m" \
+          --load-format dummy --dtype bfloat16 --device cuda --workload "$1" --preset-prompts "$2" \
+          --result-dir "$out/moe_$1" --no-progress >"$out/moe_$1.log" 2>&1
+        row "qwen3-30b-a3b $1" "rc=$? $(grep -o 'TPOT (ms): *[0-9.]*' "$out/moe_$1.log" | head -1) $(grep -o 'Output token throughput (tok/s): *[0-9.]*' "$out/moe_$1.log" | head -1)"
+        grep -m 3 'cuda step profile' "$out/moe_$1.log" | cut -c1-400 | tee -a "$summary"
+      done
+      timeout 120 "$bin/kite_cuda_bench" --ops moe --check --out "$out/bench_moe.jsonl" \
+        >"$out/bench_moe.log" 2>&1
+      row "kite_cuda_bench --ops moe --check" "rc=$? cases=$(grep -c '^op ' "$out/bench_moe.log")"
+      timeout 180 "$bin/kite_cuda_bench" --w5-family "qwen3-30b-a3b:${KITE_MOE_LAYERS:-8}" \
+        --out "$out/bench_moe.jsonl" >>"$out/bench_moe.log" 2>&1
+      row "kite_cuda_bench --w5-family qwen3-30b-a3b" "rc=$?"
+      grep -E 'W5 qwen3' "$out/bench_moe.log" | tee -a "$summary"
       ;;
     *)
       echo "unknown step $step" >&2
