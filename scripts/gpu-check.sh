@@ -20,10 +20,10 @@
 #           --device cuda --tensor-parallel-size N` greedy tokens vs one GPU on the tiny models
 #           and an 8B-shape dummy model, a worker killed mid-run ending every rank, and W5 /
 #           W1 (128,128) on the 8B shape at TP N
-#   moe     the MoE grouped GEMM's two multi-row kernels (CUDA-core FMA tiles vs bf16 tensor
-#           cores, KITE_MOE_TC=1): the op table's moe cases checked and timed both ways, then
-#           Qwen3-30B-A3B (48 layers, dummy weights) W1 (128,128) and W5 through `kite bench
-#           throughput` with KITE_MOE_TC=1 and =0 (KITE_MOE_PROMPTS: W1's count, default 256)
+#   moe     Qwen3-30B-A3B at its published shape (dummy weights): W5 and W1 through the engine
+#           with sampled step profiles, with the MoE grouped GEMM's tensor-core kernel
+#           (KITE_MOE_TC=1) and its CUDA-core one (=0; KITE_MOE_TC_VALUES picks, default "1 0"),
+#           the MoE op cases (both kernels), W5 on 8 layers against its roofline
 #   startup `kite generate` of the transformers-written Llama-3.1-8B files that
 #           `models` kept (KITE_HF_KEEP, page cache warm): process start to exit after 1 token
 # Writes logs under $OUT (default ./gpu-out) and prints a short table last.
@@ -199,47 +199,6 @@ for step in "${steps[@]}"; do
       timeout "${KITE_BENCH_TIMEOUT:-300}" "$bin/kite_cuda_bench" --ops ${KITE_OPS_FILTER:-} \
         --out "$out/bench_ops.jsonl" >"$out/bench_ops.log" 2>&1
       row "kite_cuda_bench --ops" "rc=$? cases=$(grep -c '^op ' "$out/bench_ops.log")"
-      ;;
-    moe)
-      # The op table's moe_block / moe_grouped_gemm cases, default context then KITE_MOE_TC=1
-      # (the "_cc" / "_tc" grouped-GEMM cases pick their kernel themselves).
-      for tc in 0 1; do
-        rm -f "$out/moe_ops_tc$tc.jsonl"
-        KITE_MOE_TC=$tc timeout "${KITE_BENCH_TIMEOUT:-300}" "$bin/kite_cuda_bench" --ops moe \
-          --check --out "$out/moe_ops_tc$tc.jsonl" >"$out/moe_ops_tc$tc.log" 2>&1
-        row "moe ops KITE_MOE_TC=$tc" "rc=$? cases=$(grep -c '^op ' "$out/moe_ops_tc$tc.log") failed=$(grep -c 'CHECK FAILED' "$out/moe_ops_tc$tc.log")"
-      done
-      grep -h '^op moe_grouped_gemm' "$out/moe_ops_tc0.log" | tee -a "$summary"
-      # Qwen3-30B-A3B shape (48 layers, dummy weights): tensor cores first, then the CUDA-core
-      # kernel (the slow one: W1 (128,128) x 256 did not finish in 95 s on it).
-      kite="$bin/kite"
-      shape="$out/qwen3-30b-a3b"
-      mkdir -p "$shape" && cp tests/data/configs/qwen3-30b-a3b/config.json "$shape/"
-      gzip -dc tests/data/tokenizers/qwen3/tokenizer.json.gz >"$shape/tokenizer.json"
-      cp tests/data/tokenizers/qwen3/tokenizer_config.json "$shape/"
-      rm -rf "$out/moe-results" && mkdir -p "$out/moe-results"
-      for w in "W1:${KITE_MOE_PROMPTS:-256},0,0,0" "W5:${KITE_MOE_W5_PROMPTS:-8}"; do
-        for tc in 1 0; do
-          KITE_MOE_TC=$tc timeout "${KITE_MOE_TIMEOUT:-240}" "$kite" bench throughput "$shape" \
-            --load-format dummy --dtype bfloat16 --device cuda --workload "${w%%:*}" \
-            --preset-prompts "${w#*:}" --result-dir "$out/moe-results/tc$tc" --no-progress \
-            >"$out/moe_${w%%:*}_tc$tc.log" 2>&1
-          row "moe ${w%%:*} KITE_MOE_TC=$tc" "rc=$?"
-        done
-      done
-      python3 - "$out/moe-results" <<'PY' | tee -a "$summary"
-import glob, json, os, sys
-root = sys.argv[1]
-for label, name, key in [("W1 (128,128) output tok/s", "*W1-128x128*.json", "output_throughput"),
-                         ("W5 TPOT mean (ms)", "*W5*.json", "tpot_ms")]:
-    vals = []
-    for tc in (1, 0):
-        files = glob.glob(os.path.join(root, f"tc{tc}", name))
-        v = json.load(open(files[0]))["metrics"][key] if files else None
-        v = v["mean"] if isinstance(v, dict) else v
-        vals.append(f"KITE_MOE_TC={tc} " + ("missing" if v is None else f"{v:.3f}"))
-    print(f"qwen3-30b-a3b {label}: " + ", ".join(vals))
-PY
       ;;
     engine)
       kite="$bin/kite"
@@ -454,6 +413,38 @@ PY
         grep -E 'loaded|profil|KV cache|captured|engine:' "$out/startup_1.log" | tee -a "$summary"
         rm -rf "$m"
       fi
+      ;;
+    moe)
+      # The MoE family at its published shape (Qwen3-30B-A3B, 48 layers, dummy BF16 weights,
+      # ~57 GiB): W5 through the engine with every 20th step profiled (the log's "cuda step
+      # profile" lines: where a decode step's time goes), then W1 (128,128); the MoE block's op
+      # cases timed and checked; W5 on 8 layers against its roofline (kite_cuda_bench). The
+      # model runs go once per KITE_MOE_TC value: the tensor-core grouped GEMM first (built, not
+      # yet measured), then the CUDA-core one (256 W1 requests did not finish in 95 s on it).
+      kite="$bin/kite"
+      m=tests/data/configs/qwen3-30b-a3b
+      for tc in ${KITE_MOE_TC_VALUES:-1 0}; do
+        for wl in "W5 4" "W1 ${KITE_MOE_W1:-128,0,0,0}"; do
+          set -- $wl
+          rm -rf "$out/moe_tc${tc}_$1" && mkdir -p "$out/moe_tc${tc}_$1"
+          KITE_MOE_TC=$tc KITE_STEP_PROFILE=20 timeout "${KITE_MOE_TIMEOUT:-240}" "$kite" bench \
+            throughput "$m" --load-format dummy --dtype bfloat16 --device cuda --workload "$1" \
+            --preset-prompts "$2" --result-dir "$out/moe_tc${tc}_$1" --no-progress \
+            >"$out/moe_tc${tc}_$1.log" 2>&1
+          row "qwen3-30b-a3b $1 KITE_MOE_TC=$tc" "rc=$? $(grep -o 'TPOT (ms): *[0-9.]*' "$out/moe_tc${tc}_$1.log" | head -1) $(grep -o 'Output token throughput (tok/s): *[0-9.]*' "$out/moe_tc${tc}_$1.log" | head -1)"
+          grep -m 3 'cuda step profile' "$out/moe_tc${tc}_$1.log" | cut -c1-400 | tee -a "$summary"
+        done
+      done
+      # The op cases: moe_grouped_gemm "_cc" / "_tc" and moe_block "_tc" pick their kernel;
+      # the other moe_block cases follow KITE_MOE_TC as the caller's environment sets it.
+      timeout 300 "$bin/kite_cuda_bench" --ops moe --check --out "$out/bench_moe.jsonl" \
+        >"$out/bench_moe.log" 2>&1
+      row "kite_cuda_bench --ops moe --check" "rc=$? cases=$(grep -c '^op ' "$out/bench_moe.log") failed=$(grep -c 'CHECK FAILED' "$out/bench_moe.log")"
+      grep '^op moe_grouped_gemm' "$out/bench_moe.log" | tee -a "$summary"
+      timeout 180 "$bin/kite_cuda_bench" --w5-family "qwen3-30b-a3b:${KITE_MOE_LAYERS:-8}" \
+        --out "$out/bench_moe.jsonl" >>"$out/bench_moe.log" 2>&1
+      row "kite_cuda_bench --w5-family qwen3-30b-a3b" "rc=$?"
+      grep -E 'W5 qwen3' "$out/bench_moe.log" | tee -a "$summary"
       ;;
     *)
       echo "unknown step $step" >&2
