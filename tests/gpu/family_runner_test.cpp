@@ -184,11 +184,13 @@ TEST_P(CudaFamilyRunnerTest, MatchesCpuRunnerThroughChunkedPrefillAndGraphDecode
 }
 
 // A Qwen3-MoE of 256-byte rows (hidden 128, experts of 128, bf16; head_dim 64: the tensor-core
-// attention path) with dummy weights, three ways: the CPU runner, a CUDA runner whose MoE layers
-// always take the grouped kernel, and one whose prefill steps (more than 0 tokens) take the
-// per-expert cuBLASLt path. Both CUDA runners stay within the bf16 MoE bound of the CPU, and
-// the two paths agree within 0.1 of each other (the same roundings, other summation orders).
-TEST(CudaMoeRunner, PerExpertPrefillPathEqualsGroupedKernelAndCpu) {
+// attention path) with dummy weights, four ways: the CPU runner, a CUDA runner whose MoE layers
+// always take the grouped kernel, one whose prefill steps (more than 0 tokens) take the
+// per-expert cuBLASLt path, and the first again with KITE_MOE_TC=1 when its DeviceContext is
+// made (the grouped kernel's multi-row experts — the prefill step's ~28 rows each — on tensor
+// cores). Every CUDA runner stays within the bf16 MoE bound of the CPU, and the other paths agree
+// with the grouped CUDA-core one within 0.1 (the same roundings, other summation orders).
+TEST(CudaMoeRunner, PerExpertPrefillPathAndTensorCoresEqualGroupedKernelAndCpu) {
   KITE_REQUIRE_GPU();
   kite::testing::TempDir dir;
   {
@@ -220,10 +222,20 @@ TEST(CudaMoeRunner, PerExpertPrefillPathEqualsGroupedKernelAndCpu) {
   WeightLookup lookup = [&](std::string_view name) { return ws->get(name); };
   kc.dtype = DType::kBF16;
   std::vector<std::unique_ptr<CudaModelRunner>> gpus;
-  for (int max_tokens : {1 << 20, 0}) {
+  for (auto [max_tokens, tensor_cores] :
+       std::vector<std::pair<int, bool>>{{1 << 20, false}, {0, false}, {1 << 20, true}}) {
     CudaRunnerOptions opts;
     opts.moe_grouped_max_tokens = max_tokens;
+    // The switch is read once, when the runner makes its DeviceContext.
+    const char* was = std::getenv("KITE_MOE_TC");
+    const std::string saved = was != nullptr ? was : "";
+    setenv("KITE_MOE_TC", tensor_cores ? "1" : "0", 1);
     auto gpu = CudaModelRunner::create(cfg, lookup, opts);
+    if (was != nullptr) {
+      setenv("KITE_MOE_TC", saved.c_str(), 1);
+    } else {
+      unsetenv("KITE_MOE_TC");
+    }
     ASSERT_TRUE(gpu.ok()) << gpu.status().to_string();
     ASSERT_STREQ((*gpu)->attention_path_name(), "tensor-core");
     ASSERT_TRUE((*gpu)->allocate_kv_cache(32, kc).ok());
@@ -255,6 +267,9 @@ TEST(CudaMoeRunner, PerExpertPrefillPathEqualsGroupedKernelAndCpu) {
     const ErrorStats between = compare(got[1], got[0]);
     EXPECT_LT(between.rel_l2, 0.1)
         << "step " << s << " grouped vs per-expert " << between.to_string();
+    const ErrorStats tc = compare(got[2], got[0]);
+    EXPECT_LT(tc.rel_l2, 0.1) << "step " << s << " grouped: tensor cores vs CUDA cores "
+                              << tc.to_string();
     a.ids.push_back(cpu::argmax(want.data(), V));
     b.ids.push_back(cpu::argmax(want.data() + V, V));
   }
