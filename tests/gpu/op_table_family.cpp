@@ -388,7 +388,7 @@ void add_family_cases(std::vector<OpCase>& cases) {
     const char* tag = path == MoeGemmPath::kTensorCore ? "_tc" : "_cc";
     for (const GemmShape& g : gemm_shapes) {
       cases.push_back({"moe_grouped_gemm", DType::kBF16,
-                       cat(g.what, "_t", g.tokens, "_e128_k8_n", g.n, "_k", g.k, tag),
+                       cat(g.what, "_t", g.tokens, "_e128_top8_n", g.n, "_k", g.k, tag),
                        [=](const DeviceContext&, uint32_t seed) -> std::unique_ptr<OpRun> {
                          return std::make_unique<MoeGemmRun>(g.n, g.k, 128, g.tokens, 8,
                                                              std::vector<int>{}, path, seed);
