@@ -96,6 +96,10 @@ class LLM:
                              "with per-channel scales made at load); FP8 checkpoints and GGUF "
                              "files are read in their own format without it")
         pipeline_parallel_size = int(kwargs.pop("pipeline_parallel_size", 1))  # vLLM's kwarg
+        if kwargs.pop("enable_expert_parallel", False):  # vLLM's kwarg
+            raise ValueError("enable_expert_parallel=True: expert parallelism is not implemented "
+                             "in kite: every rank that holds a mixture-of-experts layer holds all "
+                             "its experts (docs/parallel.md)")
         if int(tensor_parallel_size) != 1 or pipeline_parallel_size != 1:
             # The engine runs in this process; its ranks would have to be processes of one MPI
             # world with it, which only `kite serve` / `kite generate` set up (docs/parallel.md).

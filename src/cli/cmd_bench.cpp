@@ -245,6 +245,7 @@ std::function<int()> setup_bench(CLI::App& bench_app) {
                  "Pipeline stages; ranks = tensor x pipeline, started under mpirun "
                  "(docs/parallel.md)");
   add_pipeline_micro_batches(*tp, &st->throughput_micro_batches);
+  add_expert_parallel_refusal(*tp);
   st->throughput.run.ignore_eos = false;
   add_output_options(tp, st->throughput.out);
   tp->add_option("--max-concurrency", st->throughput.run.max_concurrency,

@@ -50,6 +50,19 @@ CLI::Option* add_pipeline_micro_batches(CLI::App& app, int* micro_batches) {
       ->check(at_least_one);
 }
 
+void add_expert_parallel_refusal(CLI::App& app) {
+  app.add_flag_callback(
+      "--enable-expert-parallel",
+      [] {
+        throw CLI::ValidationError(
+            "--enable-expert-parallel",
+            "expert parallelism is not implemented: every rank that holds a mixture-of-experts "
+            "layer holds all its experts; split a MoE model over ranks with "
+            "--pipeline-parallel-size (docs/parallel.md)");
+      },
+      "vLLM's expert parallelism: not implemented (refused with an error)");
+}
+
 void add_engine_args(CLI::App& app, EngineArgs* a) {
   EngineConfig& c = a->config;
   app.add_option("--tokenizer", c.tokenizer,
@@ -105,6 +118,7 @@ void add_engine_args(CLI::App& app, EngineArgs* a) {
   app.add_option("--pipeline-parallel-size", a->pipeline_parallel_size,
                  "pipeline stages, each of --tensor-parallel-size ranks (default 1)");
   add_pipeline_micro_batches(app, &a->pipeline_micro_batches);
+  add_expert_parallel_refusal(app);
   app.add_option("--threads", c.num_threads, "CPU backend threads (0: all cores)");
   app.add_option("--seed", c.seed, "seed for requests without one (and dummy weights)");
 }

@@ -27,12 +27,15 @@ struct EngineArgs {
 // --gpu-memory-utilization, --kv-cache-dtype, --enable-prefix-caching /
 // --no-enable-prefix-caching, --enable-chunked-prefill / --no-enable-chunked-prefill,
 // --runner, --scheduling-policy, --max-waiting-requests, --enforce-eager, --tensor-parallel-size,
-// --pipeline-parallel-size, --pipeline-micro-batches, --threads, --seed. The positional MODEL is
-// the caller's (args->config.model).
+// --pipeline-parallel-size, --pipeline-micro-batches, --enable-expert-parallel (refused),
+// --threads, --seed. The positional MODEL is the caller's (args->config.model).
 void add_engine_args(CLI::App& app, EngineArgs* args);
 // --pipeline-micro-batches: its help text and its check (an integer >= 1), shared with `kite
 // bench`.
 CLI::Option* add_pipeline_micro_batches(CLI::App& app, int* micro_batches);
+// --enable-expert-parallel (vLLM's flag): accepted by the parser so that a vLLM command line
+// gets a clear usage error naming what kite does instead, not "argument was not expected".
+void add_expert_parallel_refusal(CLI::App& app);
 // Resolves the parsed flags into args->config. kInvalidArgument for a bad --kv-cache-memory.
 Status finish_engine_args(EngineArgs* args);
 

@@ -211,6 +211,18 @@ def test_bad_micro_batch_counts_are_refused():
         tokens(generate(TINY, *PROMPT))
 
 
+def test_expert_parallelism_is_refused_with_a_clear_error():
+    """vLLM's --enable-expert-parallel is a usage error that says what kite does instead, on
+    every command that builds an engine, before anything loads."""
+    for cmd in (["generate", TINY, "--device", "cpu", *PROMPT], ["serve", TINY, "--device", "cpu"],
+                ["bench", "throughput", TINY, "--device", "cpu"]):
+        r = run([KITE, *cmd, "--enable-expert-parallel"])
+        assert r.returncode != 0, cmd
+        assert "--enable-expert-parallel: expert parallelism is not implemented" in r.stderr, \
+            r.stderr
+        assert "--pipeline-parallel-size" in r.stderr
+
+
 def assert_every_rank_says(result, n, text):
     assert result.returncode != 0
     for rank in range(n):

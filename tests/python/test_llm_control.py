@@ -97,6 +97,10 @@ def test_engine_creation_errors():
         kite.LLM(TINY, tensor_parallel_size=2)
     with pytest.raises(ValueError, match="pipeline_parallel_size=2"):
         kite.LLM(TINY, pipeline_parallel_size=2)
+    with pytest.raises(ValueError, match="expert parallelism is not implemented"):
+        kite.LLM(TINY, enable_expert_parallel=True)
+    with kite.LLM(TINY, enable_expert_parallel=False):  # vLLM's default: accepted
+        pass
 
 
 def test_ctrl_c_aborts_the_batch_and_reraises(llama3_llm):
