@@ -307,6 +307,12 @@ void add_attention_cases(std::vector<OpCase>& cases) {
       {32, 8, 128, 16, std::vector<int>(64, 4096), std::vector<int>(64, 1)});
   add(cases, bf16, "decode_b256_ctx1024_hd128",
       {32, 8, 128, 16, std::vector<int>(256, 1024), std::vector<int>(256, 1)});
+  // The step profile's W1 (2048,128) decode shapes (docs/benchmarks.md: attention at 64% of HBM
+  // inside a profiled step): the kernel alone at the same batch and context.
+  for (int batch : {64, 128}) {
+    add(cases, bf16, cat("decode_b", batch, "_ctx2112_hd128"),
+        {32, 8, 128, 16, std::vector<int>(batch, 2112), std::vector<int>(batch, 1)});
+  }
   // GQA groups (1, 2, 4 on the 4-kernel, 7 on the 8-kernel) x forced split counts.
   const std::vector<int> glens = {1, 17, 4097, 1000, 16};
   for (auto [nq, nkv] :
