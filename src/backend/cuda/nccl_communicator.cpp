@@ -31,12 +31,9 @@ struct NcclApi {
   decltype(&::ncclGetVersion) GetVersion = nullptr;
   decltype(&::ncclGetUniqueId) GetUniqueId = nullptr;
   decltype(&::ncclCommInitRankConfig) CommInitRankConfig = nullptr;
-  decltype(&::ncclCommSplit) CommSplit = nullptr;
   decltype(&::ncclCommGetAsyncError) CommGetAsyncError = nullptr;
   decltype(&::ncclCommAbort) CommAbort = nullptr;
   decltype(&::ncclCommDestroy) CommDestroy = nullptr;
-  decltype(&::ncclCommCount) CommCount = nullptr;
-  decltype(&::ncclCommUserRank) CommUserRank = nullptr;
   decltype(&::ncclGetErrorString) GetErrorString = nullptr;
   decltype(&::ncclGetLastError) GetLastError = nullptr;
   decltype(&::ncclAllReduce) AllReduce = nullptr;
@@ -77,12 +74,9 @@ Status load_nccl() {
     sym(&api.GetVersion, "ncclGetVersion");
     sym(&api.GetUniqueId, "ncclGetUniqueId");
     sym(&api.CommInitRankConfig, "ncclCommInitRankConfig");
-    sym(&api.CommSplit, "ncclCommSplit");
     sym(&api.CommGetAsyncError, "ncclCommGetAsyncError");
     sym(&api.CommAbort, "ncclCommAbort");
     sym(&api.CommDestroy, "ncclCommDestroy");
-    sym(&api.CommCount, "ncclCommCount");
-    sym(&api.CommUserRank, "ncclCommUserRank");
     sym(&api.GetErrorString, "ncclGetErrorString");
     sym(&api.GetLastError, "ncclGetLastError");
     sym(&api.AllReduce, "ncclAllReduce");
