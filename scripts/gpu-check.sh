@@ -149,7 +149,11 @@ for step in "${steps[@]}"; do
           cat "$out/tiny_fam.log" >>"$out/tiny.log"
           agree=$(grep -o 'agree on [0-9]* of [0-9]*' "$out/tiny_fam.log" | tr '\n' ';')
           path=$(grep -o 'attention path [a-z-]*' "$out/tiny_fam.log" | tail -1)
-          row "tiny $fam" "rc=$rc $agree $path"
+          # Where GPU and CPU part, the CPU's top-2 logit gap at that step (a bf16 model may
+          # part at a near-tie; a wide gap is a real difference).
+          gaps=$(sed -n 's/.*cpu top-2 \[[0-9-]* \([0-9.e+-]*\) [0-9-]* \([0-9.e+-]*\)\].*/\1 \2/p' \
+                   "$out/tiny_fam.log" | awk '{printf "%s%.4f", (NR > 1 ? "," : ""), $1 - $2}')
+          row "tiny $fam" "rc=$rc $agree $path${gaps:+ (parts where the CPU top-2 gap is $gaps)}"
         done
         rm -f "$out/tiny_prompts_fam.txt" "$out/tiny_fam.log"
       fi
