@@ -167,10 +167,10 @@ class QuantizeRun : public OpRun {
     p.x_stride = cols_;
     p.rows = rows_;
     p.cols = cols_;
-    p.group = group_;
-    p.q = q_.as<uint8_t>();
-    p.q_stride = cols_;
-    p.scale = scale_.as<float>();
+    p.out.group = group_;
+    p.out.q = q_.as<uint8_t>();
+    p.out.q_stride = cols_;
+    p.out.scale = scale_.as<float>();
     quantize_fp8(p, dev, stream);
   }
   OpCheck check() override {
@@ -301,11 +301,11 @@ class Fp8GemmRun : public OpRun {
     q.x_stride = k_;
     q.rows = m_;
     q.cols = k_;
-    q.group = block_ == 0 ? 0 : kFp8Group;
-    q.group_major = block_ != 0;  // the GEMM's VEC128_32F layout
-    q.q = xq_.as<uint8_t>();
-    q.q_stride = k_;
-    q.scale = xs_.as<float>();
+    q.out.group = block_ == 0 ? 0 : kFp8Group;
+    q.out.group_major = block_ != 0;  // the GEMM's VEC128_32F layout
+    q.out.q = xq_.as<uint8_t>();
+    q.out.q_stride = k_;
+    q.out.scale = xs_.as<float>();
     quantize_fp8(q, dev, stream);
     GemmArgs a;
     a.x = xq_.data();
@@ -395,11 +395,7 @@ struct Fp8Copy {
     p.x_stride = cols;
     p.rows = rows;
     p.cols = cols;
-    p.group = group;
-    p.group_major = group != 0;
-    p.q = q.as<uint8_t>();
-    p.q_stride = cols;
-    p.scale = scale.as<float>();
+    p.out = output();
     quantize_fp8(p, dev, stream);
   }
   std::vector<uint8_t> bytes() const {

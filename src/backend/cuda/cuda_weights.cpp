@@ -335,9 +335,9 @@ Result<DeviceWeights> load_device_weights(const ModelGraph& graph, const ModelWe
       qp.x_stride = graph.weights[i].cols;
       qp.rows = static_cast<int>(graph.weights[i].rows);
       qp.cols = static_cast<int>(graph.weights[i].cols);
-      qp.q = reinterpret_cast<uint8_t*>(base + o.data);
-      qp.q_stride = graph.weights[i].cols;
-      qp.scale = reinterpret_cast<float*>(base + o.scale);
+      qp.out.q = reinterpret_cast<uint8_t*>(base + o.data);
+      qp.out.q_stride = graph.weights[i].cols;
+      qp.out.scale = reinterpret_cast<float*>(base + o.scale);
       quantize_fp8(qp, dev, stream);
     }
     KITE_RETURN_IF_ERROR(cuda_status(cudaStreamSynchronize(stream), "quantizing weights"));

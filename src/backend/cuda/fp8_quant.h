@@ -21,32 +21,29 @@ class DeviceContext;
 
 constexpr int kFp8Group = 128;  // column group of block-scaled activations and weights
 
+// Where E4M3 bytes and their scales go: quantize_fp8's output, and the FP8 copy a producing
+// kernel writes next to its bf16 output (RmsNormParams::fp8, SiluMulParams::fp8), which then
+// equals quantize_fp8 of that output bit for bit. q == nullptr: no FP8 copy.
+struct Fp8Output {
+  uint8_t* q = nullptr;  // [rows, cols] E4M3, row stride q_stride (bytes)
+  int64_t q_stride = 0;
+  float* scale = nullptr;  // [rows] (group 0) or per group, laid out as group_major says
+  int group = 0;           // 0: one scale per row; kFp8Group: per 128 columns
+  // Group scales stored [ceil(cols / 128), rows] (scale[g * rows + r], the token index
+  // contiguous): the layout cuBLASLt's VEC128_32F operand scales take ("outer-dim-major");
+  // false: [rows, ceil(cols / 128)].
+  bool group_major = false;
+  bool enabled() const { return q != nullptr; }
+};
+
 struct QuantizeFp8Params {
   const void* x = nullptr;  // [rows, cols] bf16, row stride x_stride
   int64_t x_stride = 0;     // elements
   int rows = 0, cols = 0;
-  int group = 0;           // 0: one scale per row; kFp8Group: per 128 columns
-  uint8_t* q = nullptr;    // [rows, cols] E4M3, row stride q_stride
-  int64_t q_stride = 0;    // bytes
-  float* scale = nullptr;  // [rows] or [rows, ceil(cols / 128)]
-  // Group scales stored [ceil(cols / 128), rows] (scale[g * rows + r], the token index
-  // contiguous): the layout cuBLASLt's VEC128_32F operand scales take ("outer-dim-major").
-  bool group_major = false;
+  Fp8Output out;
 };
 
 void quantize_fp8(const QuantizeFp8Params& p, const DeviceContext& dev, cudaStream_t stream);
-
-// The FP8 copy a producing kernel writes next to its bf16 output (RmsNormParams::fp8,
-// SiluMulParams::fp8): what quantize_fp8 would write for that output with the same group,
-// q_stride and scale layout. q == nullptr: no FP8 copy.
-struct Fp8Output {
-  uint8_t* q = nullptr;  // [rows, cols] E4M3, row stride q_stride (bytes)
-  int64_t q_stride = 0;
-  float* scale = nullptr;  // as QuantizeFp8Params::scale
-  int group = 0;           // 0 or kFp8Group
-  bool group_major = false;
-  bool enabled() const { return q != nullptr; }
-};
 
 struct DequantizeFp8Params {
   const uint8_t* w = nullptr;    // [rows, cols] E4M3

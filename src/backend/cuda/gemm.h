@@ -39,7 +39,7 @@ enum class Fp8Scaling : uint8_t {
              // k-block index contiguous, so ceil(k/128) must be a multiple of 4 for the
              // 16-byte-aligned stride cuBLASLt takes), x_scale per token and 128-column group
              // stored [ceil(k/128), m], the token index contiguous (VEC128_32F, "outer-dim-major";
-             // QuantizeFp8Params::group_major writes it)
+             // Fp8Output::group_major writes it)
 };
 
 struct GemmArgs {

@@ -28,6 +28,17 @@ void set_gemv_weight(GemvParams* g, const DeviceWeight& wt) {
   }
 }
 
+Fp8Output CudaModelRunner::Impl::fp8_activations_for(const DeviceWeight& wt) const {
+  const bool block = wt.scale_block != 0;
+  Fp8Output o;
+  o.q = mem.fp8_x.as<uint8_t>();
+  o.q_stride = wt.cols;
+  o.scale = mem.fp8_x_scale.as<float>();
+  o.group = block ? kFp8Group : 0;
+  o.group_major = block;  // VEC128_32F's layout (gemm.h)
+  return o;
+}
+
 Status CudaModelRunner::Impl::fp8_gemm(const void* x, int64_t ldx, const DeviceWeight& wt, void* y,
                                        int64_t ldy, int m, const Fp8Input* pre) {
   const int n = static_cast<int>(wt.rows), k = static_cast<int>(wt.cols);
@@ -38,17 +49,13 @@ Status CudaModelRunner::Impl::fp8_gemm(const void* x, int64_t ldx, const DeviceW
     qp.x_stride = ldx;
     qp.rows = m;
     qp.cols = k;
-    qp.group = block ? kFp8Group : 0;
-    qp.group_major = block;  // VEC128_32F's layout (gemm.h)
-    qp.q = mem.fp8_x.as<uint8_t>();
-    qp.q_stride = k;
-    qp.scale = mem.fp8_x_scale.as<float>();
+    qp.out = fp8_activations_for(wt);
     // The producer of x already wrote this quantization (the same rule, the same layout).
     const bool quantized =
         pre != nullptr && pre->x == x && pre->m == m && pre->k == k && pre->block == block;
     if (!quantized) quantize_fp8(qp, *dev, stream);
     GemmArgs a;
-    a.x = qp.q;
+    a.x = qp.out.q;
     a.ldx = k;
     a.w = wt.data;
     a.ldw = k;
@@ -62,7 +69,7 @@ Status CudaModelRunner::Impl::fp8_gemm(const void* x, int64_t ldx, const DeviceW
     a.out_dtype = DType::kBF16;
     a.fp8_scaling = block ? Fp8Scaling::kBlock : Fp8Scaling::kRowwise;
     a.w_scale = wt.scale;
-    a.x_scale = qp.scale;
+    a.x_scale = qp.out.scale;
     const Status st = dev->gemm().gemm(a, stream);
     if (st.code() != StatusCode::kUnimplemented) return st;
     KITE_LOG_WARN("cuda: {}; FP8 linears larger than the GEMV run as dequantized bf16 GEMMs",

@@ -42,18 +42,11 @@ Fp8Output CudaModelRunner::Impl::fp8_output_for(const std::vector<Op>& ops, size
   }
   const DeviceWeight& wt = w[next.weight];
   if (!wt.fp8() || wt.cols != graph.value(op.out).width || rows > mem.cap.tokens) return {};
-  const bool block = wt.scale_block != 0;
-  Fp8Output o;
-  o.q = mem.fp8_x.as<uint8_t>();
-  o.q_stride = wt.cols;
-  o.scale = mem.fp8_x_scale.as<float>();
-  o.group = block ? kFp8Group : 0;
-  o.group_major = block;  // fp8_gemm's layout
   pre->x = mem.values[static_cast<size_t>(op.out)];
   pre->m = rows;
   pre->k = static_cast<int>(wt.cols);
-  pre->block = block;
-  return o;
+  pre->block = wt.scale_block != 0;
+  return fp8_activations_for(wt);
 }
 
 Status CudaModelRunner::Impl::run_moe(const Op& op, int rows, bool may_sync) {

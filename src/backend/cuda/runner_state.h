@@ -264,6 +264,9 @@ struct CudaModelRunner::Impl {
   // rows) writes for ops[i + 1], an FP8 linear reading its output through the scaled FP8 GEMM;
   // disabled (q == nullptr) otherwise. Fills *pre for that linear.
   Fp8Output fp8_output_for(const std::vector<Op>& ops, size_t i, int rows, Fp8Input* pre) const;
+  // mem.fp8_x / mem.fp8_x_scale laid out for FP8 weight wt's scaled GEMM (gemm.h): q_stride
+  // wt.cols, per-token scales, or (block-scaled weights) 1x128 group scales stored group-major.
+  Fp8Output fp8_activations_for(const DeviceWeight& wt) const;
   bool fp8_gemm_fallback = false;  // no scaled FP8 GEMM here (or KITE_FP8_GEMM=dequant)
   bool fp8_fused_quant = true;     // producers write FP8 copies (KITE_FP8_FUSED_QUANT=0: off)
   size_t fp8_w_bf16_bytes = 0;     // the largest FP8 linear as bf16
