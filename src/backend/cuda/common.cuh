@@ -74,32 +74,28 @@ __device__ __forceinline__ float warp_max(float v) {
   return v;
 }
 
-// Sum over the whole block; every thread receives it. `scratch` holds >= 32 floats.
+// A reduction over the whole block; every thread receives it. warp_op reduces over a warp
+// (warp_sum, warp_max); identity is its neutral element. `scratch` holds >= 32 floats.
 // REQUIRES: blockDim.x is a multiple of 32; every thread of the block calls it.
-__device__ __forceinline__ float block_sum(float v, float* scratch) {
+template <typename WarpOp>
+__device__ __forceinline__ float block_reduce(float v, float* scratch, WarpOp warp_op,
+                                              float identity) {
   const int lane = threadIdx.x & 31;
   const int warp = threadIdx.x >> 5;
   const int num_warps = blockDim.x >> 5;
-  v = warp_sum(v);
-  __syncthreads();  // scratch may still be read by a previous call
-  if (lane == 0) scratch[warp] = v;
-  __syncthreads();
-  float t = lane < num_warps ? scratch[lane] : 0.f;
-  return warp_sum(t);
-}
-
-// Max over the whole block; every thread receives it. `scratch` holds >= 32 floats.
-// REQUIRES: blockDim.x is a multiple of 32; every thread of the block calls it.
-__device__ __forceinline__ float block_max(float v, float* scratch) {
-  const int lane = threadIdx.x & 31;
-  const int warp = threadIdx.x >> 5;
-  const int num_warps = blockDim.x >> 5;
-  v = warp_max(v);
+  v = warp_op(v);
   __syncthreads();  // scratch may still be read by a previous reduction
   if (lane == 0) scratch[warp] = v;
   __syncthreads();
-  const float t = lane < num_warps ? scratch[lane] : 0.f;
-  return warp_max(t);
+  return warp_op(lane < num_warps ? scratch[lane] : identity);
+}
+
+__device__ __forceinline__ float block_sum(float v, float* scratch) {
+  return block_reduce(v, scratch, [](float x) { return warp_sum(x); }, 0.f);
+}
+
+__device__ __forceinline__ float block_max(float v, float* scratch) {
+  return block_reduce(v, scratch, [](float x) { return warp_max(x); }, -INFINITY);
 }
 
 // ---- programmatic dependent launch (sm_90+) -----------------------------------------------------
