@@ -684,6 +684,30 @@ TEST(CudaRunner, StepProfilerTimesEveryPhaseWithoutChangingTheStep) {
   EXPECT_EQ((*ap)->take_step_profile().status().code(), StatusCode::kFailedPrecondition);
 }
 
+// One step of two runners over the same sequences (a ran s1's batch into l1, b s2's into l2):
+// the same path (graph replays from step 4 on), bit-identical logits, and every sequence of
+// `which` extended in both by a's greedy token.
+void expect_identical_step(CudaModelRunner& a, const TensorView& l1, CudaModelRunner& b,
+                           const TensorView& l2, int num_logits, int64_t V, int step,
+                           const std::vector<int>& which, Seqs* s1, Seqs* s2) {
+  std::vector<float> g1(static_cast<size_t>(num_logits) * V), g2(g1.size());
+  ASSERT_TRUE(a.logits_to_host(l1, g1.data()).ok());
+  ASSERT_TRUE(b.logits_to_host(l2, g2.data()).ok());
+  EXPECT_EQ(a.last_forward_used_graph(), b.last_forward_used_graph()) << "step " << step;
+  if (step >= 4) {
+    EXPECT_TRUE(a.last_forward_used_graph()) << "step " << step;
+    EXPECT_TRUE(b.last_forward_used_graph()) << "step " << step;
+  }
+  ASSERT_EQ(g1.size(), g2.size());
+  EXPECT_EQ(std::memcmp(g1.data(), g2.data(), g1.size() * sizeof(float)), 0)
+      << "step " << step << ": " << compare(g2, g1).to_string();
+  for (int i : which) {
+    const int32_t next = cpu::argmax(g1.data() + static_cast<int64_t>(i) * V, V);
+    s1->tokens[i].push_back(next);
+    s2->tokens[i].push_back(next);
+  }
+}
+
 // Two runners in one process, each with its own DeviceContext (on one GPU here; on N GPUs each
 // holds its own device): the per-device state (PDL, SM count, the prefill kernel's shared-memory
 // opt-in, GEMV occupancy, cuBLASLt handle and plans, streams) lives in the contexts, so the
@@ -728,21 +752,8 @@ TEST(CudaRunner, TwoRunnersInOneProcessGiveIdenticalLogits) {
     if (step % 2 == 1) {
       ASSERT_TRUE((*b)->forward(b2, &l2).ok());
     }
-    std::vector<float> g1(static_cast<size_t>(b1.num_logits()) * V), g2(g1.size());
-    ASSERT_TRUE((*a)->logits_to_host(l1, g1.data()).ok());
-    ASSERT_TRUE((*b)->logits_to_host(l2, g2.data()).ok());
-    EXPECT_EQ((*a)->last_forward_used_graph(), (*b)->last_forward_used_graph()) << "step " << step;
-    if (step >= 4) {
-      EXPECT_TRUE((*a)->last_forward_used_graph()) << "step " << step;
-    }
-    ASSERT_EQ(g1.size(), g2.size());
-    EXPECT_EQ(std::memcmp(g1.data(), g2.data(), g1.size() * sizeof(float)), 0)
-        << "step " << step << ": " << compare(g2, g1).to_string();
-    for (int i : which) {
-      const int32_t next = cpu::argmax(g1.data() + static_cast<int64_t>(i) * V, V);
-      s1.tokens[i].push_back(next);
-      s2.tokens[i].push_back(next);
-    }
+    ASSERT_NO_FATAL_FAILURE(
+        expect_identical_step(**a, l1, **b, l2, b1.num_logits(), V, step, which, &s1, &s2));
   }
 }
 
@@ -849,22 +860,8 @@ void expect_fused_fp8_quantization_bit_identical(const ModelConfig& cfg, const W
     TensorView l1, l2;
     ASSERT_TRUE((*unfused)->forward(b1, &l1).ok());
     ASSERT_TRUE((*fused)->forward(b2, &l2).ok());
-    std::vector<float> g1(static_cast<size_t>(b1.num_logits()) * V), g2(g1.size());
-    ASSERT_TRUE((*unfused)->logits_to_host(l1, g1.data()).ok());
-    ASSERT_TRUE((*fused)->logits_to_host(l2, g2.data()).ok());
-    EXPECT_EQ((*fused)->last_forward_used_graph(), (*unfused)->last_forward_used_graph())
-        << "step " << step;
-    if (step >= 4) {
-      EXPECT_TRUE((*fused)->last_forward_used_graph()) << "step " << step;
-    }
-    ASSERT_EQ(g1.size(), g2.size());
-    EXPECT_EQ(std::memcmp(g1.data(), g2.data(), g1.size() * sizeof(float)), 0)
-        << "step " << step << ": " << compare(g2, g1).to_string();
-    for (int i : which) {
-      const int32_t next = cpu::argmax(g1.data() + static_cast<int64_t>(i) * V, V);
-      s1.tokens[i].push_back(next);
-      s2.tokens[i].push_back(next);
-    }
+    ASSERT_NO_FATAL_FAILURE(expect_identical_step(**unfused, l1, **fused, l2, b1.num_logits(), V,
+                                                  step, which, &s1, &s2));
   }
 }
 
