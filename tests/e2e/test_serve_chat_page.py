@@ -14,12 +14,22 @@ sync_api = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
                                 reason=f"no chromium at {CHROMIUM} (apt-get install chromium)")
 
-# Counts every change of the assistant's text, so the test sees streaming, not one final blob.
+# Records every state the assistant's text passed through, from the mutation records themselves:
+# the page sets the text once per streamed event (`textContent +=`, a new text node each time),
+# and each record keeps its node, so every state is seen however many events one network read
+# or one observer callback delivers (the states do not depend on timing).
 WATCH = """
 window.__pieces = [];
-new MutationObserver(() => {
-  const last = document.querySelector('.msg.assistant:last-of-type .text');
-  if (last) window.__pieces.push(last.textContent);
+new MutationObserver((records) => {
+  for (const r of records) {
+    const el = r.type === 'characterData' ? r.target.parentElement : r.target;
+    if (!el || !el.matches || !el.matches('.msg.assistant .text')) continue;
+    if (r.type === 'characterData') {
+      window.__pieces.push(r.target.data);
+    } else {
+      for (const n of r.addedNodes) window.__pieces.push(n.textContent);
+    }
+  }
 }).observe(document.getElementById('messages'),
            {subtree: true, childList: true, characterData: true});
 """
@@ -64,9 +74,7 @@ def test_chat_page_completion_mode(tiny_server, tmp_path):
     assert r["model"] == "tiny"
     assert r["mode"] == "completion"  # TinyStories has no chat template
     assert r["user"] == "Once upon a time"
-    # The page shows the prompt and then exactly the API's greedy continuation. (TinyStories
-    # writes 48 tokens faster than the browser reads them, so the pieces may arrive as one; the
-    # chat-mode test below sees them stream.)
+    # The page shows the prompt and then exactly the API's greedy continuation.
     api = OpenAI(base_url=tiny_server.url + "/v1", api_key="x").completions.create(
         model="tiny", prompt="Once upon a time", max_tokens=48, temperature=0)
     assert r["reply"] == "Once upon a time" + api.choices[0].text
