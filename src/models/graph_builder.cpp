@@ -140,33 +140,29 @@ int GraphBuilder::moe(MoeDecl m) {
   return static_cast<int>(graph_.moes.size() - 1);
 }
 
-void GraphBuilder::moe_op(ValueId in, int moe_index, ValueId out) {
-  Op op;
-  op.kind = OpKind::kMoe;
+Op& GraphBuilder::push_op(OpKind kind, ValueId in, ValueId out) {
+  Op& op = graph_.ops.emplace_back();
+  op.kind = kind;
   op.in = in;
   op.out = out;
-  op.moe = moe_index;
-  graph_.ops.push_back(op);
+  return op;
+}
+
+void GraphBuilder::moe_op(ValueId in, int moe_index, ValueId out) {
+  push_op(OpKind::kMoe, in, out).moe = moe_index;
 }
 
 void GraphBuilder::embed(WeightId table, ValueId out, float scale) {
-  Op op;
-  op.kind = OpKind::kEmbedding;
+  Op& op = push_op(OpKind::kEmbedding, kNoValue, out);
   op.scale = scale;
   op.weight = table;
-  op.out = out;
-  graph_.ops.push_back(op);
 }
 
 void GraphBuilder::rms_norm(ValueId residual, ValueId delta, WeightId weight, ValueId out) {
-  Op op;
-  op.kind = OpKind::kRmsNorm;
-  op.in = residual;
+  Op& op = push_op(OpKind::kRmsNorm, residual, out);
   op.delta = delta;
   op.weight = weight;
-  op.out = out;
   op.eps = static_cast<float>(config_.rms_norm_eps);
-  graph_.ops.push_back(op);
 }
 
 void GraphBuilder::final_norm(ValueId residual, ValueId delta, WeightId weight,
@@ -176,64 +172,38 @@ void GraphBuilder::final_norm(ValueId residual, ValueId delta, WeightId weight,
 }
 
 void GraphBuilder::linear_op(ValueId in, WeightId weight, ValueId out) {
-  Op op;
-  op.kind = OpKind::kLinear;
-  op.in = in;
-  op.weight = weight;
-  op.out = out;
-  graph_.ops.push_back(op);
+  push_op(OpKind::kLinear, in, out).weight = weight;
 }
 
 void GraphBuilder::rope_kv_write(ValueId qkv, int layer, WeightId q_norm, WeightId k_norm,
                                  int rope_index) {
-  Op op;
+  Op& op = push_op(OpKind::kRopeKvWrite, qkv, qkv);
   op.rope = rope_index;
-  op.kind = OpKind::kRopeKvWrite;
-  op.in = qkv;
-  op.out = qkv;
   op.layer = layer;
   op.weight = q_norm;
   op.weight2 = k_norm;
   op.eps = static_cast<float>(config_.rms_norm_eps);
-  graph_.ops.push_back(op);
 }
 
 void GraphBuilder::attention(ValueId qkv, int layer, ValueId out, float scale, int sliding_window,
                              float logit_softcap) {
-  Op op;
+  Op& op = push_op(OpKind::kAttention, qkv, out);
   op.softcap = logit_softcap;
-  op.kind = OpKind::kAttention;
-  op.in = qkv;
-  op.out = out;
   op.layer = layer;
   op.scale = scale;
   op.sliding_window = sliding_window;
-  graph_.ops.push_back(op);
 }
 
 void GraphBuilder::silu_mul(ValueId gate_up, ValueId out) {
-  Op op;
-  op.kind = OpKind::kSiluMul;
-  op.in = gate_up;
-  op.out = out;
-  graph_.ops.push_back(op);
+  push_op(OpKind::kSiluMul, gate_up, out);
 }
 
 void GraphBuilder::gelu_tanh_mul(ValueId gate_up, ValueId out) {
-  Op op;
-  op.kind = OpKind::kGeluTanhMul;
-  op.in = gate_up;
-  op.out = out;
-  graph_.ops.push_back(op);
+  push_op(OpKind::kGeluTanhMul, gate_up, out);
 }
 
 void GraphBuilder::softcap(ValueId in, ValueId out, float cap) {
-  Op op;
-  op.kind = OpKind::kSoftcap;
-  op.in = in;
-  op.out = out;
-  op.softcap = cap;
-  graph_.ops.push_back(op);
+  push_op(OpKind::kSoftcap, in, out).softcap = cap;
 }
 
 Result<ModelGraph> GraphBuilder::finish() {

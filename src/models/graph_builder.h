@@ -71,6 +71,8 @@ class GraphBuilder {
 
  private:
   WeightId add(WeightDecl w);
+  // Appends an op of `kind` reading `in` and writing `out`; the caller sets the rest.
+  Op& push_op(OpKind kind, ValueId in, ValueId out);
 
   const ModelConfig& config_;
   ModelGraph graph_;
